@@ -1,0 +1,100 @@
+import type { DriverInfo, Logger, WorkloadKind, WorkloadSpec, WorkloadState } from '@virtfleet/shared';
+
+/** What a driver found when probing its backend. */
+export interface DriverFingerprint extends DriverInfo {
+  /** What the backend itself says the host offers, if it knows. */
+  capacity?: { vcpus: number; memoryMiB: number };
+}
+
+/** One workload as the backend sees it. */
+export interface DriverWorkload {
+  workloadId: string;
+  name: string;
+  kind: WorkloadKind;
+  /** Mapped onto virtfleet's states: running, paused, stopped, failed, creating. */
+  state: WorkloadState;
+  /** The backend's handle: Docker container id, libvirt domain UUID. */
+  ref: string;
+  message?: string;
+}
+
+/** Cumulative counters; telemetry turns successive samples into rates. */
+export interface WorkloadUsage {
+  /** CPU time consumed since the workload started, in nanoseconds. */
+  cpuTimeNs: number;
+  memoryUsedMiB: number;
+}
+
+export interface StopOptions {
+  /** Seconds to wait for a graceful shutdown before forcing it. */
+  timeoutSeconds: number;
+  /** Skip the graceful shutdown. */
+  force: boolean;
+}
+
+/** Everything a driver factory receives. */
+export interface DriverContext {
+  /** The agent's host id. A driver touches only workloads tagged with it. */
+  hostId: string;
+  log: Logger;
+}
+
+/**
+ * A Driver runs one kind of workload on one backend (Docker Engine, libvirt).
+ *
+ * Ownership: a driver sees and touches only workloads it tagged with its
+ * host id (Docker labels, libvirt domain metadata), so several agents can share
+ * one backend.
+ *
+ * Errors: NotFoundError when the workload does not exist or belongs to another
+ * host; FailedPreconditionError for a transition the current state forbids
+ * (pausing a stopped workload); UnavailableError when the backend cannot be
+ * reached; InvalidArgumentError when the spec cannot run here (image missing).
+ * Every method that changes state is idempotent: asking for the state a
+ * workload already has succeeds without doing anything.
+ */
+export interface Driver {
+  readonly name: string;
+  readonly kinds: readonly WorkloadKind[];
+
+  /** Probes the backend. Never throws: an unreachable backend reports `healthy: false` with the reason in `detail`. */
+  fingerprint(): Promise<DriverFingerprint>;
+
+  /**
+   * Creates the workload and starts it. Idempotent by workload id: if this host
+   * already owns a workload with that id (say, created before a crash), it is
+   * returned as it is and nothing new is created.
+   */
+  create(workloadId: string, spec: WorkloadSpec): Promise<DriverWorkload>;
+  /** Starts a stopped workload; running or paused ones are returned as they are. */
+  start(workloadId: string): Promise<DriverWorkload>;
+  /** Stops gracefully, forcing after `timeoutSeconds`. Stopping a stopped workload succeeds. */
+  stop(workloadId: string, options: StopOptions): Promise<DriverWorkload>;
+  /** Freezes a running workload. Pausing a paused one succeeds; a stopped one fails with FailedPreconditionError. */
+  pause(workloadId: string): Promise<DriverWorkload>;
+  /** Thaws a paused workload. Resuming a running one succeeds; a stopped one fails with FailedPreconditionError. */
+  resume(workloadId: string): Promise<DriverWorkload>;
+  /** Removes the workload whatever its state. Deleting an absent workload succeeds. */
+  delete(workloadId: string): Promise<void>;
+
+  /** The workload's current state, or undefined if this host does not own it. */
+  inspect(workloadId: string): Promise<DriverWorkload | undefined>;
+  /** Every workload this host owns on this backend. */
+  list(): Promise<DriverWorkload[]>;
+  /** Usage counters, or undefined when the workload is not running or absent. */
+  usage(workloadId: string): Promise<WorkloadUsage | undefined>;
+
+  /** Releases connections. Leaves workloads running. */
+  close(): Promise<void>;
+}
+
+/** Builds a driver from its config section. Registered by name in catalog.ts. */
+export type DriverFactory<Config> = (config: Config, context: DriverContext) => Promise<Driver>;
+
+/** Resource name used in NotFoundError messages. */
+export const WORKLOAD_RESOURCE = 'workload';
+
+/** Name of the container or domain that holds a workload; unique per workload id. */
+export function backendName(workloadId: string): string {
+  return `virtfleet-${workloadId}`;
+}

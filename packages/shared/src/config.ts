@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { InvalidArgumentError, errorMessage } from './errors.js';
+import { parseOrThrow } from './validation.js';
+
+/**
+ * Reads a YAML or JSON document (JSON is YAML) from `path`.
+ * @throws InvalidArgumentError naming the file and, for syntax errors, the line.
+ */
+export function readDocument(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(path, `cannot read file: ${errorMessage(err)}`, { cause: err });
+  }
+  return parseDocument(text, path);
+}
+
+export function parseDocument(text: string, source: string): unknown {
+  try {
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const line = err.linePos?.[0]?.line;
+      throw new InvalidArgumentError(source, `malformed YAML/JSON${line ? ` at line ${line}` : ''}: ${err.message.split('\n')[0]}`, { cause: err });
+    }
+    throw new InvalidArgumentError(source, `malformed YAML/JSON: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+/** Loads and validates a config file; an absent path yields the schema's defaults. */
+export function loadConfig<T extends z.ZodType>(schema: T, path: string | undefined, overrides: Record<string, unknown> = {}): z.output<T> {
+  const fromFile = path ? readDocument(path) : {};
+  if (fromFile !== null && typeof fromFile !== 'object') throw new InvalidArgumentError(path ?? 'config', 'must be a mapping');
+  return parseOrThrow(schema, deepMerge((fromFile ?? {}) as Record<string, unknown>, overrides), path ? `${path}:` : 'config:');
+}
+
+function deepMerge(base: Record<string, unknown>, override: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    out[key] =
+      isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,137 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+
+/**
+ * Base of every virtfleet error. `retryable` says whether the same call may
+ * succeed later without any change (Nomad's RecoverableError).
+ */
+export abstract class VirtfleetError extends Error {
+  abstract readonly code: status;
+  readonly retryable: boolean = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A request field is malformed. `field` is a dotted path such as `spec.memory_mib`. */
+export class InvalidArgumentError extends VirtfleetError {
+  readonly code = status.INVALID_ARGUMENT;
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(field ? `${field}: ${reason}` : reason, options);
+  }
+}
+
+export class NotFoundError extends VirtfleetError {
+  readonly code = status.NOT_FOUND;
+  constructor(
+    readonly resource: string,
+    readonly id: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${resource} ${JSON.stringify(id)} not found`, options);
+  }
+}
+
+export class AlreadyExistsError extends VirtfleetError {
+  readonly code = status.ALREADY_EXISTS;
+}
+
+/** The request is well formed but the system is not in a state to carry it out. */
+export class FailedPreconditionError extends VirtfleetError {
+  readonly code = status.FAILED_PRECONDITION;
+}
+
+/** A dependency (host, agent, NATS, driver daemon) cannot be reached now. */
+export class UnavailableError extends VirtfleetError {
+  readonly code = status.UNAVAILABLE;
+  override readonly retryable = true;
+}
+
+export class DeadlineExceededError extends VirtfleetError {
+  readonly code = status.DEADLINE_EXCEEDED;
+  override readonly retryable = true;
+}
+
+export class ResourceExhaustedError extends VirtfleetError {
+  readonly code = status.RESOURCE_EXHAUSTED;
+  override readonly retryable = true;
+}
+
+/** A driver or backend failed in a way the caller cannot fix by changing the request. */
+export class InternalError extends VirtfleetError {
+  readonly code = status.INTERNAL;
+}
+
+const retryableKey = 'virtfleet-retryable';
+const fieldKey = 'virtfleet-field';
+
+/** Converts any thrown value into a grpc-js ServiceError for a handler callback. */
+export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
+  const metadata = new Metadata();
+  if (err instanceof VirtfleetError) {
+    metadata.set(retryableKey, String(err.retryable));
+    if (err instanceof InvalidArgumentError) metadata.set(fieldKey, err.field);
+    return { code: err.code, details: err.message, metadata };
+  }
+  if (isServiceError(err)) return { code: err.code, details: err.details, metadata: err.metadata };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: status.INTERNAL, details: message, metadata };
+}
+
+export function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && 'details' in err;
+}
+
+/** Converts a grpc-js client error back into the matching virtfleet error class. */
+export function fromServiceError(err: ServiceError, context = ''): VirtfleetError {
+  const prefix = context ? `${context}: ` : '';
+  const details = prefix + err.details;
+  switch (err.code) {
+    case status.INVALID_ARGUMENT: {
+      const field = String(err.metadata?.get(fieldKey)[0] ?? '');
+      const reason = field && err.details.startsWith(`${field}: `) ? err.details.slice(field.length + 2) : err.details;
+      return new InvalidArgumentError(field, prefix + reason, { cause: err });
+    }
+    case status.NOT_FOUND: {
+      const remote = new NotFoundError('', '', { cause: err });
+      remote.message = details;
+      return remote;
+    }
+    case status.ALREADY_EXISTS:
+      return new AlreadyExistsError(details, { cause: err });
+    case status.FAILED_PRECONDITION:
+      return new FailedPreconditionError(details, { cause: err });
+    case status.UNAVAILABLE:
+      return new UnavailableError(details, { cause: err });
+    case status.DEADLINE_EXCEEDED:
+      return new DeadlineExceededError(details, { cause: err });
+    case status.RESOURCE_EXHAUSTED:
+      return new ResourceExhaustedError(details, { cause: err });
+    default:
+      return new InternalError(details, { cause: err });
+  }
+}
+
+/** Walks the `.cause` chain looking for an error that matches. */
+export function findCause<T>(err: unknown, match: (e: unknown) => e is T): T | undefined {
+  const seen = new Set<unknown>();
+  let current: unknown = err;
+  while (current !== undefined && current !== null && !seen.has(current)) {
+    if (match(current)) return current;
+    seen.add(current);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+export function isRetryable(err: unknown): boolean {
+  return findCause(err, (e): e is VirtfleetError => e instanceof VirtfleetError && e.retryable) !== undefined;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

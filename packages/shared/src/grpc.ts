@@ -1,0 +1,54 @@
+import type { sendUnaryData, ServerUnaryCall, Server, ServerWritableStream } from '@grpc/grpc-js';
+import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
+import { toServiceError } from './errors.js';
+import type { Logger } from './logger.js';
+
+/**
+ * Adapts an async handler to grpc-js's callback style. Thrown errors become
+ * gRPC statuses through the error table in errors.ts.
+ */
+export function unary<Req, Res>(log: Logger, method: string, handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    handler(call.request, call).then(
+      (response) => callback(null, response),
+      (err: unknown) => {
+        const serviceError = toServiceError(err);
+        log.debug({ method, code: serviceError.code, err: serviceError.details }, 'request failed');
+        callback(serviceError);
+      },
+    );
+  };
+}
+
+export function serverStream<Req, Res>(log: Logger, method: string, handler: (call: ServerWritableStream<Req, Res>) => Promise<void>) {
+  return (call: ServerWritableStream<Req, Res>): void => {
+    handler(call).then(
+      () => call.end(),
+      (err: unknown) => {
+        const serviceError = toServiceError(err);
+        log.debug({ method, code: serviceError.code, err: serviceError.details }, 'stream failed');
+        call.emit('error', serviceError);
+      },
+    );
+  };
+}
+
+/** Registers grpc.health.v1.Health, reporting SERVING for the overall server and each named service. */
+export function addHealthService(server: Server, services: string[]): HealthImplementation {
+  const statusMap: ServingStatusMap = { '': 'SERVING' };
+  for (const s of services) statusMap[s] = 'SERVING';
+  const health = new HealthImplementation(statusMap);
+  health.addToServer(server);
+  return health;
+}
+
+/** Binds a server and resolves to the port actually bound (useful with port 0). */
+export function bindServer(server: Server, address: string, creds: Parameters<Server['bindAsync']>[1]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+export function deadlineIn(ms: number): Date {
+  return new Date(Date.now() + ms);
+}

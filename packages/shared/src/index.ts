@@ -1,0 +1,11 @@
+export * from './errors.js';
+export * from './validation.js';
+export * from './spec.js';
+export * from './telemetry.js';
+export * from './events.js';
+export * from './logger.js';
+export * from './proto.js';
+export * from './grpc.js';
+export * from './config.js';
+export * from './nats.js';
+export type * as pb from './pb.js';

@@ -1,0 +1,25 @@
+// Generated message and client types, re-exported under short names.
+export type { WorkloadSpec, WorkloadSpec__Output } from './generated/virtfleet/v1/WorkloadSpec.js';
+export type { WorkloadStatus, WorkloadStatus__Output } from './generated/virtfleet/v1/WorkloadStatus.js';
+export type { DriverInfo, DriverInfo__Output } from './generated/virtfleet/v1/DriverInfo.js';
+export type { Resources, Resources__Output } from './generated/virtfleet/v1/Resources.js';
+export type { HostInfo, HostInfo__Output } from './generated/virtfleet/v1/HostInfo.js';
+export type { PingRequest__Output } from './generated/virtfleet/v1/PingRequest.js';
+export type { PingResponse, PingResponse__Output } from './generated/virtfleet/v1/PingResponse.js';
+export type { CreateWorkloadRequest, CreateWorkloadRequest__Output } from './generated/virtfleet/v1/CreateWorkloadRequest.js';
+export type { WorkloadCommand, WorkloadCommand__Output } from './generated/virtfleet/v1/WorkloadCommand.js';
+export type { GetAgentWorkloadRequest__Output } from './generated/virtfleet/v1/GetAgentWorkloadRequest.js';
+export type { ListAgentWorkloadsResponse, ListAgentWorkloadsResponse__Output } from './generated/virtfleet/v1/ListAgentWorkloadsResponse.js';
+export type { AgentClient, AgentHandlers } from './generated/virtfleet/v1/Agent.js';
+export type { CoordinatorClient, CoordinatorHandlers } from './generated/virtfleet/v1/Coordinator.js';
+export type { Workload, Workload__Output } from './generated/virtfleet/v1/Workload.js';
+export type { Host, Host__Output } from './generated/virtfleet/v1/Host.js';
+export type { HostUsage } from './generated/virtfleet/v1/HostUsage.js';
+export type { Event, Event__Output } from './generated/virtfleet/v1/Event.js';
+export type { SubmitWorkloadRequest, SubmitWorkloadRequest__Output } from './generated/virtfleet/v1/SubmitWorkloadRequest.js';
+export type { WorkloadActionRequest, WorkloadActionRequest__Output } from './generated/virtfleet/v1/WorkloadActionRequest.js';
+export type { ListWorkloadsRequest__Output } from './generated/virtfleet/v1/ListWorkloadsRequest.js';
+export type { ListWorkloadsResponse, ListWorkloadsResponse__Output } from './generated/virtfleet/v1/ListWorkloadsResponse.js';
+export type { ListHostsResponse, ListHostsResponse__Output } from './generated/virtfleet/v1/ListHostsResponse.js';
+export type { WatchEventsRequest__Output } from './generated/virtfleet/v1/WatchEventsRequest.js';
+export type { GetWorkloadRequest__Output } from './generated/virtfleet/v1/GetWorkloadRequest.js';

@@ -1,0 +1,88 @@
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { DNS_LABEL, parseOrThrow } from './validation.js';
+
+export const WORKLOAD_KINDS = ['vm', 'container'] as const;
+export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
+
+/** Upper bounds that no real host reaches; anything above is a typo, not a request. */
+export const SPEC_LIMITS = {
+  maxVcpus: 1024,
+  minMemoryMiB: 6, // Docker's own minimum
+  maxMemoryMiB: 16 * 1024 * 1024,
+  maxDiskGiB: 1024 * 1024,
+  maxCommandArgs: 256,
+  maxArgLength: 4096,
+  maxEnv: 256,
+  maxLabels: 64,
+} as const;
+
+// Docker reference: [registry[:port]/]path[:tag][@digest], lower-case path components.
+const IMAGE_REFERENCE =
+  /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const DISK_PATH = /^\/[A-Za-z0-9._+/-]+$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9_./-]{0,61}[A-Za-z0-9])?$/;
+// eslint-disable-next-line no-control-regex
+const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
+
+const printable = (max: number) => z.string().max(max, `must be at most ${max} characters`).regex(NO_CONTROL, 'must not contain control characters');
+
+const workloadSpecShape = z
+  .object({
+    name: z.string().regex(DNS_LABEL, 'must be a DNS label: 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit'),
+    kind: z.enum(WORKLOAD_KINDS, { error: `must be one of ${WORKLOAD_KINDS.join(', ')}` }),
+    image: z.string().default(''),
+    vcpus: z
+      .number({ error: 'must be a number' })
+      .gt(0, 'must be greater than 0')
+      .max(SPEC_LIMITS.maxVcpus, `must be at most ${SPEC_LIMITS.maxVcpus}`),
+    memory_mib: z
+      .number({ error: 'must be a number' })
+      .int('must be a whole number of MiB')
+      .min(SPEC_LIMITS.minMemoryMiB, `must be at least ${SPEC_LIMITS.minMemoryMiB}`)
+      .max(SPEC_LIMITS.maxMemoryMiB, `must be at most ${SPEC_LIMITS.maxMemoryMiB}`),
+    disk_gib: z
+      .number({ error: 'must be a number' })
+      .int('must be a whole number of GiB')
+      .min(0, 'must not be negative')
+      .max(SPEC_LIMITS.maxDiskGiB, `must be at most ${SPEC_LIMITS.maxDiskGiB}`)
+      .default(0),
+    command: z.array(z.string().max(SPEC_LIMITS.maxArgLength).refine((s) => !s.includes('\0'), 'must not contain NUL')).max(SPEC_LIMITS.maxCommandArgs).default([]),
+    env: z
+      .record(z.string().regex(ENV_NAME, 'environment names must match [A-Za-z_][A-Za-z0-9_]*'), z.string().max(SPEC_LIMITS.maxArgLength).refine((s) => !s.includes('\0'), 'must not contain NUL'))
+      .default({})
+      .refine((e) => Object.keys(e).length <= SPEC_LIMITS.maxEnv, `at most ${SPEC_LIMITS.maxEnv} variables`),
+    labels: z
+      .record(z.string().regex(LABEL_KEY, 'label keys must be 1-63 characters of letters, digits, "-", "_", "." or "/"'), printable(253))
+      .default({})
+      .refine((l) => Object.keys(l).length <= SPEC_LIMITS.maxLabels, `at most ${SPEC_LIMITS.maxLabels} labels`),
+  })
+  .strict();
+
+export const workloadSpecSchema = workloadSpecShape.superRefine((spec, ctx) => {
+  if (spec.kind === 'container') {
+    if (!spec.image) ctx.addIssue({ code: 'custom', path: ['image'], message: 'is required for a container' });
+    else if (!IMAGE_REFERENCE.test(spec.image) || spec.image.length > 255)
+      ctx.addIssue({ code: 'custom', path: ['image'], message: 'must be a Docker image reference such as busybox:latest' });
+  } else {
+    if (!Number.isInteger(spec.vcpus)) ctx.addIssue({ code: 'custom', path: ['vcpus'], message: 'must be a whole number for a vm' });
+    if (spec.image && (!DISK_PATH.test(spec.image) || posix.normalize(spec.image) !== spec.image || spec.image.split('/').includes('..')))
+      ctx.addIssue({ code: 'custom', path: ['image'], message: 'must be an absolute, normalised disk image path of letters, digits and ._+-/' });
+    if (spec.command.length > 0) ctx.addIssue({ code: 'custom', path: ['command'], message: 'applies to containers only' });
+    if (Object.keys(spec.env).length > 0) ctx.addIssue({ code: 'custom', path: ['env'], message: 'applies to containers only' });
+  }
+});
+
+export type WorkloadSpec = z.output<typeof workloadSpecSchema>;
+
+/**
+ * Validates a workload spec from any source (API, spec file, agent request).
+ * @throws InvalidArgumentError naming the first bad field, e.g. `spec.memory_mib`.
+ */
+export function parseWorkloadSpec(input: unknown, fieldPrefix = 'spec'): WorkloadSpec {
+  return parseOrThrow(workloadSpecSchema, input, fieldPrefix);
+}
+
+export const WORKLOAD_STATES = ['pending', 'creating', 'running', 'paused', 'stopped', 'failed', 'deleting', 'deleted', 'unknown'] as const;
+export type WorkloadState = (typeof WORKLOAD_STATES)[number];
