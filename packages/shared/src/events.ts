@@ -27,6 +27,8 @@ export interface CloudEvent<T = unknown> {
   time: string;
   datacontenttype: 'application/json';
   data: T;
+  /** Extension attribute: position in the coordinator's event log. */
+  sequence?: number;
 }
 
 export function makeEvent<T>(source: string, type: EventType, subject: string, data: T): CloudEvent<T> {

@@ -17,7 +17,9 @@ export const opaqueIdSchema = z.string().regex(OPAQUE_ID, 'must be 1-128 charact
 export function zodToInvalidArgument(error: z.ZodError, prefix = ''): InvalidArgumentError {
   const issue = error.issues[0];
   if (!issue) return new InvalidArgumentError(prefix, 'invalid');
-  const path = [prefix, ...issue.path.map(String)].filter((p) => p !== '').join('.');
+  // A prefix ending in ':' names a file ("agent.yaml: grpc.listen"); otherwise it is a parent field.
+  const inner = issue.path.map(String).join('.');
+  const path = prefix.endsWith(':') ? `${prefix} ${inner || '(document)'}` : [prefix, inner].filter((p) => p !== '').join('.');
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem${error.issues.length > 2 ? 's' : ''})` : '';
   return new InvalidArgumentError(path, issue.message + more, { cause: error });
 }

@@ -1,0 +1,150 @@
+import { Server } from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { cpus, hostname } from 'node:os';
+import { join } from 'node:path';
+import {
+  addHealthService,
+  bindServer,
+  connectNats,
+  loadAgentProto,
+  serverCredentials,
+  type DriverInfo,
+  type Logger,
+  type NatsConnection,
+  type pb,
+  type Telemetry,
+} from '@virtfleet/shared';
+import { agentHandlers } from './agent-service.js';
+import { CommandLedger } from './command-ledger.js';
+import type { AgentConfig } from './config.js';
+import { createDriver, DRIVER_NAMES, type DriverName } from './drivers/catalog.js';
+import type { Driver, DriverFingerprint } from './drivers/driver.js';
+import { HostSampler } from './telemetry/host-sampler.js';
+import { TelemetryPublisher } from './telemetry/telemetry-publisher.js';
+import { WorkloadSampler } from './telemetry/workload-sampler.js';
+import { WorkloadManager } from './workload-manager.js';
+import { WorkloadRecords } from './workload-records.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+/** How often drivers are probed again, so a backend that comes back is noticed. */
+const REFINGERPRINT_INTERVAL_MS = 30_000;
+
+export interface RunningAgent {
+  hostId: string;
+  /** The gRPC address the coordinator dials. */
+  address: string;
+  port: number;
+  manager: WorkloadManager;
+  /** Stops serving and publishing. Workloads keep running. */
+  stop(): Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, log: Logger): Promise<RunningAgent> {
+  mkdirSync(config.stateDir, { recursive: true });
+  const ledger = new CommandLedger(join(config.stateDir, 'commands.jsonl'));
+  const records = new WorkloadRecords(config.stateDir);
+
+  const drivers: Driver[] = [];
+  for (const name of DRIVER_NAMES) {
+    const section = config.drivers[name];
+    if (!section?.enabled) continue;
+    const driverConfig = { ...section, stopTimeoutSeconds: config.stopTimeoutSeconds };
+    drivers.push(await createDriver(name as DriverName, driverConfig as never, { hostId: config.hostId, log: log.child({ driver: name }) }));
+  }
+  let fingerprints = await fingerprintAll(drivers, log);
+
+  let publisher: TelemetryPublisher | undefined;
+  const manager = new WorkloadManager(drivers, records, ledger, log, config.stopTimeoutSeconds, () => publisher?.nudge());
+  const recovered = await manager.recover();
+  log.info({ ...recovered, owned: records.all().length }, 'recovered workload records');
+
+  const hostSampler = new HostSampler(config.telemetry.storagePaths);
+  const capacity = async (): Promise<Pick<Telemetry, 'drivers' | 'capacity'>> => {
+    const host = await hostSampler.sample();
+    const simulated = fingerprints.find((f) => f.name === 'fake')?.capacity;
+    return {
+      drivers: fingerprints.map(toDriverInfo),
+      capacity: {
+        vcpus: simulated?.vcpus ?? cpus().length,
+        memory_mib: simulated?.memoryMiB ?? host.memory_total_mib,
+        disk_gib: host.storage[0]?.total_gib ?? 0,
+      },
+    };
+  };
+
+  const server = new Server();
+  const proto = loadAgentProto();
+  const hostInfo = async (): Promise<pb.HostInfo> => {
+    const c = await capacity();
+    return { host_id: config.hostId, hostname: hostname(), agent_version: AGENT_VERSION, drivers: c.drivers, capacity: c.capacity, labels: config.labels };
+  };
+  server.addService(proto.Agent.service, agentHandlers(manager, hostInfo, config.hostId, log));
+  addHealthService(server, ['virtfleet.v1.Agent']);
+  const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
+  const address = config.grpc.advertise ?? advertiseAddress(config.grpc.listen, port);
+  log.info({ listen: config.grpc.listen, port, address }, 'agent gRPC listening');
+
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats(config.nats.servers, `virtfleet-agent-${config.hostId}`, log);
+  } catch (err) {
+    server.forceShutdown();
+    await Promise.all(drivers.map((d) => d.close()));
+    throw err;
+  }
+  publisher = new TelemetryPublisher(
+    nc,
+    { host_id: config.hostId, hostname: hostname(), address, agent_version: AGENT_VERSION, boot_id: randomUUID(), labels: config.labels },
+    capacity,
+    hostSampler,
+    new WorkloadSampler(manager),
+    config.telemetry.intervalMs,
+    log,
+  );
+  publisher.start();
+  const refingerprint = setInterval(() => {
+    void fingerprintAll(drivers, log).then((f) => (fingerprints = f));
+  }, REFINGERPRINT_INTERVAL_MS);
+
+  return {
+    hostId: config.hostId,
+    address,
+    port,
+    manager,
+    async stop() {
+      clearInterval(refingerprint);
+      await publisher?.stop();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 5_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      await nc.drain().catch(() => undefined);
+      await Promise.all(drivers.map((d) => d.close().catch(() => undefined)));
+    },
+  };
+}
+
+async function fingerprintAll(drivers: Driver[], log: Logger): Promise<DriverFingerprint[]> {
+  const fingerprints = await Promise.all(drivers.map((d) => d.fingerprint()));
+  for (const f of fingerprints) if (!f.healthy) log.warn({ driver: f.name, detail: f.detail }, 'driver unhealthy');
+  return fingerprints;
+}
+
+function toDriverInfo(f: DriverFingerprint): DriverInfo {
+  return { name: f.name, version: f.version, kinds: f.kinds, domain_types: f.domain_types, healthy: f.healthy, detail: f.detail };
+}
+
+/** A listen address of 0.0.0.0 or [::] cannot be dialled; advertise the host name instead. */
+export function advertiseAddress(listen: string, port: number): string {
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  const dialable = host === '0.0.0.0' || host === '[::]' || host === '' ? hostname() : host;
+  return `${dialable}:${port}`;
+}

@@ -1,0 +1,88 @@
+import { hostname } from 'node:os';
+import { hostIdSchema, loadConfig, type TlsFiles } from '@virtfleet/shared';
+import { z } from 'zod';
+
+const tlsSchema = z
+  .object({ cert: z.string().optional(), key: z.string().optional(), ca: z.string().optional() })
+  .strict()
+  .refine((t) => Boolean(t.cert) === Boolean(t.key), 'cert and key go together');
+
+const address = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'must be host:port');
+
+/** Default host id: the machine's short hostname, if it is a valid id. */
+export function defaultHostId(): string {
+  return (hostname().split('.')[0] ?? 'localhost').toLowerCase();
+}
+
+export const agentConfigSchema = z
+  .object({
+    /** @default the short hostname */
+    hostId: hostIdSchema.default(defaultHostId),
+    /** Where the agent keeps its workload records and command ledger. @default '/var/lib/virtfleet/agent' */
+    stateDir: z.string().min(1).default('/var/lib/virtfleet/agent'),
+    /** Host labels, reported with telemetry for placement constraints. */
+    labels: z.record(z.string().max(63), z.string().max(253)).default({}),
+    grpc: z
+      .object({
+        /** @default '0.0.0.0:7101' */
+        listen: address.default('0.0.0.0:7101'),
+        /** The address the coordinator dials. @default listen, with the host's name for 0.0.0.0 */
+        advertise: address.optional(),
+        tls: tlsSchema.optional(),
+      })
+      .strict()
+      .default({ listen: '0.0.0.0:7101' }),
+    nats: z
+      .object({ servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']) })
+      .strict()
+      .default({ servers: ['nats://127.0.0.1:4222'] }),
+    telemetry: z
+      .object({
+        /** @default 1000 */
+        intervalMs: z.number().int().min(100).max(60_000).default(1000),
+        /** Filesystems to report; the first one holds workload disks and sets disk capacity. @default ['/'] */
+        storagePaths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1).default(['/']),
+      })
+      .strict()
+      .default({ intervalMs: 1000, storagePaths: ['/'] }),
+    drivers: z
+      .object({
+        docker: z
+          .object({
+            enabled: z.boolean().default(true),
+            socketPath: z.string().default('/var/run/docker.sock'),
+            network: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('none'),
+          })
+          .strict()
+          .optional(),
+        libvirt: z
+          .object({
+            enabled: z.boolean().default(true),
+            uri: z.string().regex(/^[a-z+]+:\/\/[^\s]*$/, 'must be a libvirt URI such as qemu:///system').default('qemu:///system'),
+            domainType: z.enum(['auto', 'kvm', 'qemu', 'test']).default('auto'),
+          })
+          .strict()
+          .optional(),
+        fake: z
+          .object({
+            enabled: z.boolean().default(true),
+            kinds: z.array(z.enum(['vm', 'container'])).min(1).default(['vm', 'container']),
+            vcpus: z.number().positive().default(64),
+            memoryMiB: z.number().int().positive().default(262_144),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({}),
+    /** Default for stop requests that give no timeout. @default 10 */
+    stopTimeoutSeconds: z.number().int().min(0).max(3600).default(10),
+  })
+  .strict();
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type { TlsFiles };
+
+export function loadAgentConfig(path: string | undefined, overrides: Record<string, unknown> = {}): AgentConfig {
+  return loadConfig(agentConfigSchema, path, overrides);
+}

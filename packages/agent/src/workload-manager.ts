@@ -1,0 +1,208 @@
+import {
+  FailedPreconditionError,
+  NotFoundError,
+  UnavailableError,
+  type Logger,
+  type pb,
+  type WorkloadKind,
+  type WorkloadSpec,
+} from '@virtfleet/shared';
+import type { CommandLedger } from './command-ledger.js';
+import { WORKLOAD_RESOURCE, type Driver, type DriverWorkload } from './drivers/driver.js';
+import { KeyedLock } from './keyed-lock.js';
+import type { WorkloadRecords } from './workload-records.js';
+
+export type LifecycleAction = 'start' | 'stop' | 'pause' | 'resume' | 'delete';
+
+export interface ActionOptions {
+  /** Stop only; 0 means the configured default. */
+  timeoutSeconds?: number;
+  force?: boolean;
+}
+
+/** A workload's state plus the driver that holds it. */
+export interface ObservedWorkload {
+  driver: Driver;
+  workload: DriverWorkload;
+}
+
+/**
+ * Carries out lifecycle commands on the workloads this host owns. Every
+ * command runs at most once per command id (through the ledger) and one at a
+ * time per workload (through a keyed lock).
+ */
+export class WorkloadManager {
+  private readonly lock = new KeyedLock();
+  private readonly driversByName: Map<string, Driver>;
+
+  constructor(
+    private readonly drivers: readonly Driver[],
+    private readonly records: WorkloadRecords,
+    private readonly ledger: CommandLedger,
+    private readonly log: Logger,
+    /** Stop timeout when a request gives none. */
+    private readonly stopTimeoutSeconds: number,
+    /** Called after any command changed a workload, to publish telemetry early. */
+    private readonly onChange: () => void = () => undefined,
+  ) {
+    this.driversByName = new Map(drivers.map((d) => [d.name, d]));
+  }
+
+  /**
+   * Makes the records match what the backends hold after a restart: adopts
+   * owned workloads that have no record (a crash between create and record),
+   * and forgets records whose workload is gone. A backend that cannot be
+   * listed is left alone, so an outage does not erase records.
+   */
+  async recover(): Promise<{ adopted: number; forgotten: number }> {
+    let adopted = 0;
+    let forgotten = 0;
+    for (const driver of this.drivers) {
+      let owned: DriverWorkload[];
+      try {
+        owned = await driver.list();
+      } catch (err) {
+        this.log.warn({ driver: driver.name, err }, 'cannot list workloads; keeping records as they are');
+        continue;
+      }
+      const present = new Set(owned.map((w) => w.workloadId));
+      for (const w of owned) {
+        if (this.records.get(w.workloadId)) continue;
+        this.records.put({ workloadId: w.workloadId, name: w.name, kind: w.kind, driver: driver.name, createdAt: new Date().toISOString() });
+        adopted++;
+      }
+      for (const record of this.records.all()) {
+        if (record.driver === driver.name && !present.has(record.workloadId)) {
+          this.records.remove(record.workloadId);
+          forgotten++;
+        }
+      }
+    }
+    return { adopted, forgotten };
+  }
+
+  create(commandId: string, workloadId: string, spec: WorkloadSpec): Promise<pb.WorkloadStatus> {
+    return this.ledger.run(commandId, 'create', { workloadId, spec }, () =>
+      this.lock.run(workloadId, async () => {
+        const existing = this.records.get(workloadId);
+        if (existing && (existing.name !== spec.name || existing.kind !== spec.kind))
+          throw new FailedPreconditionError(`workload id ${workloadId} already holds ${existing.kind} ${existing.name}`);
+        const driver = existing ? this.driverNamed(existing.driver) : this.driverFor(spec.kind);
+        // Record the intent first: after a crash, recover() reconciles it with the backend.
+        if (!existing) this.records.put({ workloadId, name: spec.name, kind: spec.kind, driver: driver.name, createdAt: new Date().toISOString() });
+        try {
+          const created = await driver.create(workloadId, spec);
+          return this.changed(driver, created);
+        } catch (err) {
+          if (!existing && !(await driver.inspect(workloadId).catch(() => undefined))) this.records.remove(workloadId);
+          throw err;
+        }
+      }),
+    );
+  }
+
+  act(action: LifecycleAction, commandId: string, workloadId: string, options: ActionOptions = {}): Promise<pb.WorkloadStatus> {
+    return this.ledger.run(commandId, action, { workloadId, ...options }, () =>
+      this.lock.run(workloadId, async () => {
+        const record = this.records.get(workloadId);
+        if (!record) {
+          if (action === 'delete') return deletedStatus(workloadId);
+          throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+        }
+        const driver = this.driverNamed(record.driver);
+        switch (action) {
+          case 'start':
+            return this.changed(driver, await driver.start(workloadId));
+          case 'stop':
+            return this.changed(
+              driver,
+              await driver.stop(workloadId, { timeoutSeconds: options.timeoutSeconds || this.stopTimeoutSeconds, force: options.force ?? false }),
+            );
+          case 'pause':
+            return this.changed(driver, await driver.pause(workloadId));
+          case 'resume':
+            return this.changed(driver, await driver.resume(workloadId));
+          case 'delete':
+            await driver.delete(workloadId);
+            this.records.remove(workloadId);
+            this.onChange();
+            return { ...deletedStatus(workloadId), name: record.name, kind: record.kind, driver: driver.name };
+        }
+      }),
+    );
+  }
+
+  async get(workloadId: string): Promise<pb.WorkloadStatus> {
+    const observed = await this.observe(workloadId);
+    if (!observed) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+    return toStatus(observed.driver, observed.workload);
+  }
+
+  /** The workload as its backend sees it now; undefined if this host does not own it. */
+  async observe(workloadId: string): Promise<ObservedWorkload | undefined> {
+    const record = this.records.get(workloadId);
+    if (!record) return undefined;
+    const driver = this.driverNamed(record.driver);
+    const workload = await driver.inspect(workloadId);
+    if (!workload) {
+      return { driver, workload: { workloadId, name: record.name, kind: record.kind, state: 'failed', ref: '', message: 'missing from its backend' } };
+    }
+    return { driver, workload };
+  }
+
+  /** Every owned workload; one that cannot be inspected shows as `unknown` with the reason. */
+  async observeAll(): Promise<ObservedWorkload[]> {
+    return Promise.all(
+      this.records.all().map(async (record) => {
+        try {
+          const observed = await this.observe(record.workloadId);
+          if (observed) return observed;
+        } catch (err) {
+          const driver = this.driverNamed(record.driver);
+          return { driver, workload: { workloadId: record.workloadId, name: record.name, kind: record.kind, state: 'unknown' as const, ref: '', message: String(err) } };
+        }
+        const driver = this.driverNamed(record.driver);
+        return { driver, workload: { workloadId: record.workloadId, name: record.name, kind: record.kind, state: 'deleted' as const, ref: '' } };
+      }),
+    );
+  }
+
+  async list(): Promise<pb.WorkloadStatus[]> {
+    return (await this.observeAll()).map((o) => toStatus(o.driver, o.workload));
+  }
+
+  private changed(driver: Driver, workload: DriverWorkload): pb.WorkloadStatus {
+    this.onChange();
+    return toStatus(driver, workload);
+  }
+
+  private driverFor(kind: WorkloadKind): Driver {
+    const driver = this.drivers.find((d) => d.kinds.includes(kind));
+    if (!driver) throw new FailedPreconditionError(`this host has no driver for kind ${kind}`);
+    return driver;
+  }
+
+  private driverNamed(name: string): Driver {
+    const driver = this.driversByName.get(name);
+    if (!driver) throw new UnavailableError(`driver ${name} is not enabled on this host`);
+    return driver;
+  }
+}
+
+export function toStatus(driver: Driver, w: DriverWorkload, usage?: { cpuPercent: number; memoryUsedMiB: number }): pb.WorkloadStatus {
+  return {
+    workload_id: w.workloadId,
+    name: w.name,
+    kind: w.kind,
+    state: w.state,
+    driver: driver.name,
+    driver_ref: w.ref,
+    message: w.message ?? '',
+    cpu_percent: usage?.cpuPercent ?? 0,
+    memory_used_mib: usage?.memoryUsedMiB ?? 0,
+  };
+}
+
+function deletedStatus(workloadId: string): pb.WorkloadStatus {
+  return { workload_id: workloadId, state: 'deleted', name: '', kind: '', driver: '', driver_ref: '', message: '', cpu_percent: 0, memory_used_mib: 0 };
+}

@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { loadAgentConfig, startAgent } from '@virtfleet/agent';
+import { loadCoordinatorConfig, startCoordinator } from '@virtfleet/coordinator';
+import { createLogger, type Logger } from '@virtfleet/shared';
+
+/** Runs a daemon until SIGTERM or SIGINT, then stops it cleanly. */
+async function runUntilSignal(log: Logger, start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+  const daemon = await start();
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down');
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      daemon.stop().then(resolve, (err: unknown) => {
+        log.error({ err }, 'unclean shutdown');
+        resolve();
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`${name} must be a whole number`);
+  return n;
+};
+
+export function registerDaemonCommands(program: Command): void {
+  program
+    .command('agent')
+    .description('run the host agent: drivers, lifecycle commands over gRPC, telemetry over NATS')
+    .option('-c, --config <file>', 'agent config file (YAML or JSON)')
+    .option('--host-id <id>', 'host id (default: the short hostname)')
+    .option('--listen <host:port>', 'gRPC listen address')
+    .option('--advertise <host:port>', 'gRPC address the coordinator dials')
+    .option('--nats <urls>', 'comma-separated NATS server URLs')
+    .option('--state-dir <dir>', 'state directory')
+    .option('--telemetry-interval-ms <ms>', 'telemetry interval', int('--telemetry-interval-ms'))
+    .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; stateDir?: string; telemetryIntervalMs?: number }) => {
+      const config = loadAgentConfig(opts.config, {
+        hostId: opts.hostId,
+        stateDir: opts.stateDir,
+        grpc: { listen: opts.listen, advertise: opts.advertise },
+        nats: opts.nats ? { servers: opts.nats.split(',') } : undefined,
+        telemetry: opts.telemetryIntervalMs ? { intervalMs: opts.telemetryIntervalMs } : undefined,
+      });
+      const log = createLogger('agent').child({ host: config.hostId });
+      await runUntilSignal(log, () => startAgent(config, log));
+    });
+
+  program
+    .command('coordinator')
+    .description('run the coordinator: cluster state, scheduling and the operator API')
+    .option('-c, --config <file>', 'coordinator config file (YAML or JSON)')
+    .option('--listen <host:port>', 'API listen address')
+    .option('--nats <urls>', 'comma-separated NATS server URLs')
+    .option('--host-ttl-ms <ms>', 'mark a host down after this much silence', int('--host-ttl-ms'))
+    .action(async (opts: { config?: string; listen?: string; nats?: string; hostTtlMs?: number }) => {
+      const config = loadCoordinatorConfig(opts.config, {
+        grpc: { listen: opts.listen },
+        nats: opts.nats ? { servers: opts.nats.split(',') } : undefined,
+        hosts: opts.hostTtlMs ? { ttlMs: opts.hostTtlMs } : undefined,
+      });
+      const log = createLogger('coordinator');
+      await runUntilSignal(log, () => startCoordinator(config, log));
+    });
+}

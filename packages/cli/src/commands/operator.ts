@@ -1,0 +1,203 @@
+import { randomUUID } from 'node:crypto';
+import { Option, type Command } from 'commander';
+import { InvalidArgumentError, parseWorkloadSpec, readDocument, type pb } from '@virtfleet/shared';
+import { CoordinatorApi } from '../coordinator-client.js';
+import { age, mib, print, table, type OutputFormat } from '../output.js';
+
+interface GlobalOptions {
+  coordinator: string;
+  output: OutputFormat;
+  timeout: number;
+}
+
+function api(cmd: Command): { api: CoordinatorApi; format: OutputFormat } {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  return { api: new CoordinatorApi({ address: g.coordinator, timeoutMs: g.timeout * 1000 }), format: g.output };
+}
+
+async function withApi(cmd: Command, run: (api: CoordinatorApi, format: OutputFormat) => Promise<void>): Promise<void> {
+  const { api: client, format } = api(cmd);
+  try {
+    await run(client, format);
+  } finally {
+    client.close();
+  }
+}
+
+function workloadRows(ws: pb.Workload__Output[]): string {
+  return table(
+    ['id', 'name', 'kind', 'host', 'state', 'desired', 'cpu', 'memory', 'age', 'message'],
+    ws.map((w) => [w.id, w.spec?.name ?? '', w.spec?.kind ?? '', w.host_id || '-', w.state, w.desired_state, String(w.spec?.vcpus ?? ''), mib(w.spec?.memory_mib ?? 0), age(w.created_at), w.message]),
+  );
+}
+
+function workloadDetail(w: pb.Workload__Output): string {
+  const s = w.spec;
+  const lines: [string, string][] = [
+    ['id', w.id],
+    ['name', s?.name ?? ''],
+    ['kind', s?.kind ?? ''],
+    ['state', w.state],
+    ['desired', w.desired_state],
+    ['host', w.host_id || '-'],
+    ['driver ref', w.driver_ref || '-'],
+    ['image', s?.image || '-'],
+    ['vcpus', String(s?.vcpus ?? '')],
+    ['memory', mib(s?.memory_mib ?? 0)],
+    ['disk', `${s?.disk_gib ?? 0}Gi`],
+    ['labels', Object.entries(s?.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '-'],
+    ['created', w.created_at],
+    ['updated', w.updated_at],
+    ['message', w.message || '-'],
+  ];
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(12)}${v}`).join('\n');
+}
+
+const TERMINAL_FOR_WAIT = new Set(['running', 'failed']);
+
+export function registerOperatorCommands(program: Command): void {
+  const host = program.command('host').description('hosts in the cluster');
+  host
+    .command('ls')
+    .description('list hosts with capacity, allocation and live usage')
+    .action(async (_o, cmd: Command) =>
+      withApi(cmd, async (client, format) => {
+        const { hosts } = await client.hosts();
+        print(format, hosts, () =>
+          table(
+            ['id', 'status', 'address', 'drivers', 'cpus', 'alloc cpu', 'mem used/total', 'alloc mem', 'storage used/total', 'workloads', 'last seen'],
+            hosts.map((h) => [
+              h.id,
+              h.status,
+              h.address,
+              h.drivers.map((d) => `${d.name}${d.healthy ? '' : '(down)'}`).join(','),
+              String(h.capacity?.vcpus ?? 0),
+              String(h.allocated?.vcpus ?? 0),
+              `${mib(h.usage?.memory_used_mib ?? 0)}/${mib(h.usage?.memory_total_mib ?? 0)}`,
+              mib(h.allocated?.memory_mib ?? 0),
+              h.usage?.storage[0] ? `${h.usage.storage[0].used_gib.toFixed(1)}/${h.usage.storage[0].total_gib.toFixed(1)}Gi` : '-',
+              String(h.workload_count),
+              age(h.last_seen),
+            ]),
+          ),
+        );
+      }),
+    );
+
+  const workload = program.command('workload').alias('wl').description('VMs and containers');
+  workload
+    .command('create')
+    .description('submit a workload from a spec file (YAML or JSON)')
+    .requiredOption('-f, --file <file>', 'spec file')
+    .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)')
+    .option('--wait', 'wait until the workload is running or failed')
+    .action(async (opts: { file: string; requestId?: string; wait?: boolean }, cmd: Command) => {
+      const spec = parseWorkloadSpec(readDocument(opts.file), `${opts.file}:`);
+      await withApi(cmd, async (client, format) => {
+        let w = await client.submit({ request_id: opts.requestId ?? randomUUID(), spec });
+        if (opts.wait) {
+          const timeoutMs = cmd.optsWithGlobals<GlobalOptions>().timeout * 1000;
+          const until = Date.now() + timeoutMs;
+          while (!TERMINAL_FOR_WAIT.has(w.state) && Date.now() < until) {
+            await new Promise((r) => setTimeout(r, 250));
+            w = await client.get(w.id);
+          }
+        }
+        print(format, w, () => workloadDetail(w));
+        if (opts.wait && w.state !== 'running') process.exitCode = 1;
+      });
+    });
+  workload
+    .command('ls')
+    .description('list workloads (deleted ones only with --state deleted)')
+    .option('--host <id>', 'only workloads on this host')
+    .option('--state <state>', 'only workloads in this state')
+    .action(async (opts: { host?: string; state?: string }, cmd: Command) =>
+      withApi(cmd, async (client, format) => {
+        const { workloads } = await client.list({ host_id: opts.host ?? '', state: opts.state ?? '' });
+        print(format, workloads, () => workloadRows(workloads));
+      }),
+    );
+  workload
+    .command('get')
+    .description('show one workload, by id or name')
+    .argument('<workload>', 'workload id or name')
+    .action(async (ref: string, _o, cmd: Command) =>
+      withApi(cmd, async (client, format) => {
+        const w = await client.get(ref);
+        print(format, w, () => workloadDetail(w));
+      }),
+    );
+
+  const actions = [
+    ['start', 'StartWorkload', 'start a stopped workload'],
+    ['stop', 'StopWorkload', 'stop a workload (graceful, then forced after the timeout)'],
+    ['pause', 'PauseWorkload', 'freeze a running workload'],
+    ['resume', 'ResumeWorkload', 'thaw a paused workload'],
+    ['delete', 'DeleteWorkload', 'remove a workload from its host'],
+  ] as const;
+  for (const [verb, method, description] of actions) {
+    const c = workload
+      .command(verb)
+      .description(description)
+      .argument('<workload>', 'workload id or name')
+      .option('--request-id <id>', 'idempotency key');
+    if (verb === 'stop') {
+      c.addOption(new Option('--timeout-seconds <n>', 'graceful shutdown time before forcing').argParser(parseSeconds));
+      c.option('--force', 'skip the graceful shutdown');
+    }
+    c.action(async (ref: string, opts: { requestId?: string; timeoutSeconds?: number; force?: boolean }, cmd: Command) =>
+      withApi(cmd, async (client, format) => {
+        const w = await client.act(method, { id: ref, request_id: opts.requestId ?? '', timeout_seconds: opts.timeoutSeconds ?? 0, force: opts.force ?? false });
+        print(format, w, () => `${w.id} ${w.state}`);
+      }),
+    );
+  }
+
+  program
+    .command('events')
+    .description('print cluster events: retained history, or new ones with --follow')
+    .option('--follow', 'keep streaming new events')
+    .option('--since <seq|time>', 'start at this sequence number or RFC 3339 time')
+    .option('--type <prefix>', 'only event types starting with this, e.g. io.virtfleet.host')
+    .action(async (opts: { follow?: boolean; since?: string; type?: string }, cmd: Command) => {
+      const since = parseSince(opts.since);
+      const { api: client, format } = api(cmd);
+      const stream = client.watch({ type_prefix: opts.type ?? '', follow: opts.follow ?? false, from_start: !opts.follow && !opts.since, ...since });
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (e: pb.Event__Output) => {
+          if (format === 'json') process.stdout.write(`${JSON.stringify({ ...e, data: safeJson(e.data) })}\n`);
+          else process.stdout.write(`${e.sequence.padStart(6)}  ${e.time}  ${e.type.replace('io.virtfleet.', '').padEnd(24)} ${e.subject}  ${e.data}\n`);
+        });
+        stream.on('end', resolve);
+        stream.on('error', reject);
+        const stop = () => {
+          stream.cancel();
+          resolve();
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      }).finally(() => client.close());
+    });
+}
+
+function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 3600) throw new InvalidArgumentError('--timeout-seconds', 'must be a whole number from 0 to 3600');
+  return n;
+}
+
+function parseSince(v: string | undefined): { since_seq?: string; since_time?: string } {
+  if (v === undefined) return {};
+  if (/^\d+$/.test(v)) return { since_seq: v };
+  if (!Number.isNaN(Date.parse(v))) return { since_time: new Date(v).toISOString() };
+  throw new InvalidArgumentError('--since', 'must be a sequence number or an RFC 3339 time');
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

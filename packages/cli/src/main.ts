@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { errorMessage } from '@virtfleet/shared';
+import { registerDaemonCommands } from './commands/daemons.js';
+import { registerOperatorCommands } from './commands/operator.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+
+const program = new Command('virtfleet')
+  .description('virtfleet: VMs and containers across a fleet of hosts')
+  .version('0.1.0')
+  .addOption(new Option('--coordinator <host:port>', 'coordinator API address').env('VIRTFLEET_COORDINATOR').default('127.0.0.1:7100'))
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .addOption(
+    new Option('--timeout <seconds>', 'deadline for each API call')
+      .default(60)
+      .argParser((v) => {
+        const n = Number(v);
+        if (!Number.isFinite(n) || n <= 0) throw new CommanderError(EXIT.invalidInput, 'virtfleet.invalidTimeout', '--timeout must be a positive number of seconds');
+        return n;
+      }),
+  )
+  .showHelpAfterError()
+  .exitOverride();
+
+registerDaemonCommands(program);
+registerOperatorCommands(program);
+for (const cmd of program.commands) {
+  cmd.exitOverride();
+  for (const sub of cmd.commands) sub.exitOverride();
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Help and version exit 0; usage errors were already printed by commander.
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.invalidInput;
+  } else {
+    process.stderr.write(`error: ${errorMessage(err)}\n`);
+    process.exitCode = exitCodeFor(err);
+  }
+}

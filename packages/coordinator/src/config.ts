@@ -1,0 +1,58 @@
+import { hostname } from 'node:os';
+import { loadConfig } from '@virtfleet/shared';
+import { z } from 'zod';
+
+const tlsSchema = z
+  .object({ cert: z.string().optional(), key: z.string().optional(), ca: z.string().optional() })
+  .strict()
+  .refine((t) => Boolean(t.cert) === Boolean(t.key), 'cert and key go together');
+
+export const coordinatorConfigSchema = z
+  .object({
+    /** Names this coordinator in event sources and logs. @default the hostname */
+    id: z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/).default(() => hostname().split('.')[0] ?? 'coordinator'),
+    grpc: z
+      .object({
+        /** Operator API address. @default '0.0.0.0:7100' */
+        listen: z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'must be host:port').default('0.0.0.0:7100'),
+        tls: tlsSchema.optional(),
+      })
+      .strict()
+      .default({ listen: '0.0.0.0:7100' }),
+    nats: z
+      .object({ servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']) })
+      .strict()
+      .default({ servers: ['nats://127.0.0.1:4222'] }),
+    hosts: z
+      .object({
+        /** A host with no telemetry for this long is down. @default 10_000 */
+        ttlMs: z.number().int().min(500).max(600_000).default(10_000),
+      })
+      .strict()
+      .default({ ttlMs: 10_000 }),
+    dispatch: z
+      .object({
+        /** Deadline for one agent call; stops add their own timeout. @default 30_000 */
+        deadlineMs: z.number().int().min(100).max(600_000).default(30_000),
+        /** Attempts per agent call on UNAVAILABLE, the first included. @default 4 */
+        maxAttempts: z.number().int().min(1).max(5).default(4),
+        /** TLS toward agents: `ca` verifies them, `cert`/`key` identify the coordinator. */
+        tls: tlsSchema.optional(),
+      })
+      .strict()
+      .default({ deadlineMs: 30_000, maxAttempts: 4 }),
+    scheduler: z
+      .object({
+        /** How often pending workloads are tried again. @default 1000 */
+        retryIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+      })
+      .strict()
+      .default({ retryIntervalMs: 1000 }),
+  })
+  .strict();
+
+export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
+
+export function loadCoordinatorConfig(path: string | undefined, overrides: Record<string, unknown> = {}): CoordinatorConfig {
+  return loadConfig(coordinatorConfigSchema, path, overrides);
+}

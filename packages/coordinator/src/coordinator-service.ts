@@ -1,0 +1,148 @@
+import {
+  InvalidArgumentError,
+  opaqueIdSchema,
+  parseWorkloadSpec,
+  requireId,
+  serverStream,
+  unary,
+  WORKLOAD_STATES,
+  type CloudEvent,
+  type Logger,
+  type pb,
+} from '@virtfleet/shared';
+import { z } from 'zod';
+import type { AgentAction } from './dispatch/agent-client.js';
+import type { EventBus } from './events/event-bus.js';
+import type { HostRegistry } from './hosts/host-registry.js';
+import type { Workload } from './workloads/workload.js';
+import type { WorkloadController } from './workloads/workload-controller.js';
+
+const MAX_STOP_TIMEOUT_SECONDS = 3600;
+/** A workload reference: its id or its name. */
+const workloadRefSchema = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,78}[a-z0-9])?$/, 'must be a workload id or name');
+
+function optionalRequestId(value: string): string {
+  return value ? requireId(opaqueIdSchema, value, 'request_id') : '';
+}
+
+export function toProtoWorkload(w: Workload): pb.Workload {
+  return {
+    id: w.id,
+    spec: w.spec,
+    host_id: w.hostId,
+    desired_state: w.desiredState,
+    state: w.state,
+    message: w.message,
+    created_at: w.createdAt,
+    updated_at: w.updatedAt,
+    driver_ref: w.driverRef,
+  };
+}
+
+export function toProtoEvent(e: CloudEvent): pb.Event {
+  return { ...e, data: JSON.stringify(e.data), sequence: e.sequence ?? 0 };
+}
+
+/** Implements virtfleet.v1.Coordinator. Every request is validated before it reaches the controller. */
+export function coordinatorHandlers(
+  controller: WorkloadController,
+  hosts: HostRegistry,
+  events: EventBus,
+  log: Logger,
+): pb.CoordinatorHandlers {
+  const action = (name: AgentAction) =>
+    unary<pb.WorkloadActionRequest__Output, pb.Workload>(log, name, async (req) => {
+      const ref = requireId(workloadRefSchema, req.id, 'id');
+      const requestId = optionalRequestId(req.request_id);
+      if (req.timeout_seconds < 0 || req.timeout_seconds > MAX_STOP_TIMEOUT_SECONDS)
+        throw new InvalidArgumentError('timeout_seconds', `must be between 0 and ${MAX_STOP_TIMEOUT_SECONDS}`);
+      return toProtoWorkload(await controller.act(name, ref, requestId, { timeoutSeconds: req.timeout_seconds, force: req.force }));
+    });
+
+  return {
+    SubmitWorkload: unary<pb.SubmitWorkloadRequest__Output, pb.Workload>(log, 'SubmitWorkload', (req) => {
+      const requestId = optionalRequestId(req.request_id);
+      const spec = parseWorkloadSpec(req.spec, 'spec');
+      return Promise.resolve(toProtoWorkload(controller.submit(requestId, spec)));
+    }),
+    GetWorkload: unary<pb.GetWorkloadRequest__Output, pb.Workload>(log, 'GetWorkload', (req) =>
+      Promise.resolve(toProtoWorkload(controller.get(requireId(workloadRefSchema, req.id, 'id')))),
+    ),
+    ListWorkloads: unary<pb.ListWorkloadsRequest__Output, pb.ListWorkloadsResponse>(log, 'ListWorkloads', (req) => {
+      if (req.state && !(WORKLOAD_STATES as readonly string[]).includes(req.state))
+        throw new InvalidArgumentError('state', `must be one of ${WORKLOAD_STATES.join(', ')}`);
+      return Promise.resolve({ workloads: controller.list({ hostId: req.host_id, state: req.state }).map(toProtoWorkload) });
+    }),
+    ListHosts: unary(log, 'ListHosts', () => {
+      const snapshots = new Map(controller.snapshots().map((s) => [s.id, s]));
+      const counts = new Map<string, number>();
+      for (const w of controller.list()) if (w.hostId) counts.set(w.hostId, (counts.get(w.hostId) ?? 0) + 1);
+      const out: pb.Host[] = hosts.list().map((h) => {
+        const t = h.telemetry;
+        const allocated = snapshots.get(h.id)?.allocated ?? { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
+        return {
+          id: h.id,
+          hostname: t.hostname,
+          status: h.status,
+          address: t.address,
+          last_seen: new Date(h.lastSeenMs).toISOString(),
+          capacity: { vcpus: t.capacity.vcpus, memory_mib: Math.round(t.capacity.memory_mib), disk_gib: t.capacity.disk_gib },
+          allocated: { vcpus: allocated.vcpus, memory_mib: allocated.memoryMiB, disk_gib: allocated.diskGiB },
+          usage: {
+            cpu_utilisation: t.host.cpu_utilisation,
+            load1: t.host.load1,
+            memory_total_mib: Math.round(t.host.memory_total_mib),
+            memory_used_mib: Math.round(t.host.memory_used_mib),
+            memory_available_mib: Math.round(t.host.memory_available_mib),
+            storage: t.host.storage,
+          },
+          drivers: t.drivers,
+          labels: t.labels,
+          workload_count: counts.get(h.id) ?? 0,
+          agent_version: t.agent_version,
+        };
+      });
+      return Promise.resolve({ hosts: out });
+    }),
+    StartWorkload: action('start'),
+    StopWorkload: action('stop'),
+    PauseWorkload: action('pause'),
+    ResumeWorkload: action('resume'),
+    DeleteWorkload: action('delete'),
+    WatchEvents: serverStream<pb.WatchEventsRequest__Output, pb.Event>(log, 'WatchEvents', (call) => {
+      const req = call.request;
+      const prefix = req.type_prefix;
+      if (prefix.length > 128) throw new InvalidArgumentError('type_prefix', 'must be at most 128 characters');
+      const sinceSeq = req.since_seq === '0' || req.since_seq === '' ? undefined : Number(req.since_seq);
+      if (sinceSeq !== undefined && !Number.isSafeInteger(sinceSeq)) throw new InvalidArgumentError('since_seq', 'must be a whole number');
+      const sinceTimeMs = req.since_time ? Date.parse(req.since_time) : undefined;
+      if (sinceTimeMs !== undefined && Number.isNaN(sinceTimeMs)) throw new InvalidArgumentError('since_time', 'must be an RFC 3339 time');
+      const matches = (e: CloudEvent) => !prefix || e.type.startsWith(prefix);
+      // Subscribe before replaying so nothing emitted in between is lost; the sequence check drops repeats.
+      let lastSent = 0;
+      const send = (e: CloudEvent) => {
+        if ((e.sequence ?? 0) <= lastSent) return;
+        lastSent = e.sequence ?? lastSent;
+        if (matches(e)) call.write(toProtoEvent(e));
+      };
+      const pending: CloudEvent[] = [];
+      let replaying = true;
+      const unsubscribe = req.follow ? events.subscribe((e) => (replaying ? pending.push(e) : send(e))) : () => undefined;
+      if (req.from_start || sinceSeq !== undefined || sinceTimeMs !== undefined) {
+        for (const e of events.replay({ sinceSeq, sinceTimeMs })) send(e);
+      }
+      replaying = false;
+      for (const e of pending) send(e);
+      if (!req.follow) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const end = () => {
+          unsubscribe();
+          resolve();
+        };
+        call.on('cancelled', end);
+        call.on('close', end);
+        call.on('error', end);
+      });
+    }),
+  };
+}

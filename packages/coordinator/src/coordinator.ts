@@ -1,0 +1,88 @@
+import { Server } from '@grpc/grpc-js';
+import {
+  addHealthService,
+  bindServer,
+  connectNats,
+  EVENT_TYPES,
+  loadCoordinatorProto,
+  serverCredentials,
+  type Logger,
+  type NatsConnection,
+} from '@virtfleet/shared';
+import type { CoordinatorConfig } from './config.js';
+import { coordinatorHandlers } from './coordinator-service.js';
+import { AgentClientPool } from './dispatch/agent-client.js';
+import { EventBus } from './events/event-bus.js';
+import { HostRegistry } from './hosts/host-registry.js';
+import { FirstFitScheduler } from './scheduler/first-fit-scheduler.js';
+import { WorkloadController } from './workloads/workload-controller.js';
+import { InMemoryWorkloadStore } from './workloads/workload-store.js';
+
+export interface RunningCoordinator {
+  port: number;
+  controller: WorkloadController;
+  hosts: HostRegistry;
+  events: EventBus;
+  stop(): Promise<void>;
+}
+
+export async function startCoordinator(config: CoordinatorConfig, log: Logger): Promise<RunningCoordinator> {
+  const events = new EventBus(`virtfleet/coordinator/${config.id}`, log);
+  const agents = new AgentClientPool(config.dispatch);
+  let controller: WorkloadController | undefined;
+  const hosts = new HostRegistry(
+    config.hosts.ttlMs,
+    {
+      onStatusChange(host) {
+        events.emit(host.status === 'up' ? EVENT_TYPES.hostUp : EVENT_TYPES.hostDown, host.id, {
+          id: host.id,
+          status: host.status,
+          address: host.telemetry.address,
+          last_seen: new Date(host.lastSeenMs).toISOString(),
+        });
+        log.info({ host: host.id, status: host.status }, 'host status changed');
+        controller?.onHostStatus(host);
+      },
+      onTelemetry(host) {
+        controller?.onTelemetry(host);
+      },
+    },
+    log,
+  );
+  controller = new WorkloadController(new InMemoryWorkloadStore(), hosts, new FirstFitScheduler(), agents, events, log);
+
+  const nc: NatsConnection = await connectNats(config.nats.servers, `virtfleet-coordinator-${config.id}`, log);
+  events.attach(nc);
+  hosts.start(nc);
+  controller.start(config.scheduler.retryIntervalMs);
+
+  const server = new Server();
+  server.addService(loadCoordinatorProto().Coordinator.service, coordinatorHandlers(controller, hosts, events, log));
+  addHealthService(server, ['virtfleet.v1.Coordinator']);
+  const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
+  log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
+
+  const running = controller;
+  return {
+    port,
+    controller: running,
+    hosts,
+    events,
+    async stop() {
+      hosts.stop();
+      await running.stop();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 5_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      agents.closeAll();
+      await nc.drain().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import type { ServiceError } from '@grpc/grpc-js';
+import {
+  channelCredentials,
+  deadlineIn,
+  fromServiceError,
+  InternalError,
+  isServiceError,
+  loadAgentProto,
+  WORKLOAD_KINDS,
+  WORKLOAD_STATES,
+  type pb,
+  type TlsFiles,
+  type WorkloadSpec,
+} from '@virtfleet/shared';
+import { z } from 'zod';
+
+export type AgentAction = 'start' | 'stop' | 'pause' | 'resume' | 'delete';
+
+export interface AgentClientOptions {
+  /** @default 30_000 */
+  deadlineMs: number;
+  /** Attempts on UNAVAILABLE, the first included. @default 4 */
+  maxAttempts: number;
+  tls?: TlsFiles | undefined;
+}
+
+/** Agent replies are input from outside: checked before they touch state. */
+const workloadStatusSchema = z.object({
+  workload_id: z.string(),
+  name: z.string(),
+  kind: z.union([z.enum(WORKLOAD_KINDS), z.literal('')]),
+  state: z.enum(WORKLOAD_STATES),
+  driver: z.string(),
+  driver_ref: z.string(),
+  message: z.string(),
+  cpu_percent: z.number(),
+  memory_used_mib: z.number(),
+});
+
+const rpcByAction = {
+  start: 'StartWorkload',
+  stop: 'StopWorkload',
+  pause: 'PauseWorkload',
+  resume: 'ResumeWorkload',
+  delete: 'DeleteWorkload',
+} as const;
+
+/**
+ * Calls one agent. Every call carries a deadline. Retries on UNAVAILABLE are
+ * left to grpc-js's retry policy, which is safe here because every Agent
+ * method is idempotent: reads by nature, commands by their command id.
+ */
+export class AgentClient {
+  private readonly client: pb.AgentClient;
+
+  constructor(
+    readonly hostId: string,
+    readonly address: string,
+    private readonly options: AgentClientOptions,
+  ) {
+    const proto = loadAgentProto();
+    const serviceConfig = {
+      methodConfig: [
+        {
+          name: [{ service: 'virtfleet.v1.Agent' }],
+          retryPolicy: {
+            maxAttempts: Math.max(2, options.maxAttempts),
+            initialBackoff: '0.2s',
+            maxBackoff: '2s',
+            backoffMultiplier: 2,
+            retryableStatusCodes: ['UNAVAILABLE'],
+          },
+        },
+      ],
+    };
+    this.client = new proto.Agent(address, channelCredentials(options.tls), {
+      'grpc.service_config': JSON.stringify(serviceConfig),
+      'grpc.enable_retries': options.maxAttempts > 1 ? 1 : 0,
+      'grpc.keepalive_time_ms': 30_000,
+    });
+  }
+
+  ping(payload: Buffer = Buffer.alloc(0)): Promise<pb.PingResponse__Output> {
+    return this.call('Ping', { payload }, this.options.deadlineMs);
+  }
+
+  hostInfo(): Promise<pb.HostInfo__Output> {
+    return this.call('GetHostInfo', {}, this.options.deadlineMs);
+  }
+
+  async create(commandId: string, workloadId: string, spec: WorkloadSpec): Promise<pb.WorkloadStatus__Output> {
+    const status = await this.call<pb.WorkloadStatus__Output>('CreateWorkload', { command_id: commandId, workload_id: workloadId, spec }, this.options.deadlineMs);
+    return this.checkStatus(status, workloadId);
+  }
+
+  async act(action: AgentAction, commandId: string, workloadId: string, stop: { timeoutSeconds?: number; force?: boolean } = {}): Promise<pb.WorkloadStatus__Output> {
+    // A graceful stop may take its whole timeout before the agent answers.
+    const deadline = this.options.deadlineMs + (action === 'stop' ? (stop.timeoutSeconds ?? 0) * 1000 + 15_000 : 0);
+    const status = await this.call<pb.WorkloadStatus__Output>(
+      rpcByAction[action],
+      { command_id: commandId, workload_id: workloadId, timeout_seconds: stop.timeoutSeconds ?? 0, force: stop.force ?? false },
+      deadline,
+    );
+    return this.checkStatus(status, workloadId);
+  }
+
+  async get(workloadId: string): Promise<pb.WorkloadStatus__Output> {
+    return this.checkStatus(await this.call('GetWorkload', { workload_id: workloadId }, this.options.deadlineMs), workloadId);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private checkStatus(status: pb.WorkloadStatus__Output, workloadId: string): pb.WorkloadStatus__Output {
+    const parsed = workloadStatusSchema.safeParse(status);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new InternalError(`host ${this.hostId} sent an invalid reply: ${issue?.path.join('.')}: ${issue?.message}`);
+    }
+    if (parsed.data.workload_id !== workloadId) throw new InternalError(`host ${this.hostId} replied about workload ${parsed.data.workload_id}, not ${workloadId}`);
+    return status;
+  }
+
+  private call<Res>(method: string, request: object, deadlineMs: number): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const fn = (this.client as unknown as Record<string, (req: object, opts: { deadline: Date }, cb: (err: ServiceError | null, res?: Res) => void) => void>)[method];
+      if (!fn) {
+        reject(new InternalError(`unknown agent method ${method}`));
+        return;
+      }
+      fn.call(this.client, request, { deadline: deadlineIn(deadlineMs) }, (err, res) => {
+        if (err) reject(isServiceError(err) ? fromServiceError(err, `host ${this.hostId}`) : err);
+        else resolve(res as Res);
+      });
+    });
+  }
+}
+
+/** One client per host, replaced when the host's advertised address changes. */
+export class AgentClientPool {
+  private readonly clients = new Map<string, AgentClient>();
+
+  constructor(private readonly options: AgentClientOptions) {}
+
+  for(hostId: string, address: string): AgentClient {
+    const existing = this.clients.get(hostId);
+    if (existing?.address === address) return existing;
+    existing?.close();
+    const client = new AgentClient(hostId, address, this.options);
+    this.clients.set(hostId, client);
+    return client;
+  }
+
+  closeAll(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

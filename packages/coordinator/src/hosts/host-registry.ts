@@ -1,0 +1,97 @@
+import { telemetrySchema, TELEMETRY_WILDCARD, type Logger, type NatsConnection, type Subscription, type Telemetry } from '@virtfleet/shared';
+import type { Host, HostStatus } from './host.js';
+
+export interface HostRegistryEvents {
+  /** A host went up (first telemetry, or back after being down) or down (silent past the TTL). */
+  onStatusChange(host: Host, previous: HostStatus | undefined): void;
+  /** Every accepted telemetry message, after the host's record was updated. */
+  onTelemetry(host: Host): void;
+}
+
+/**
+ * Tracks hosts from their telemetry. A host is `up` while telemetry keeps
+ * arriving and `down` once none has arrived for `ttlMs`. Messages that fail
+ * validation are counted and dropped; they never change state.
+ */
+export class HostRegistry {
+  private readonly hosts = new Map<string, Host>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private subscription: Subscription | undefined;
+  /** Telemetry messages dropped because they failed validation. */
+  rejected = 0;
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly events: HostRegistryEvents,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Subscribes to every host's telemetry and starts the TTL sweep. */
+  start(nc: NatsConnection): void {
+    this.subscription = nc.subscribe(TELEMETRY_WILDCARD, {
+      callback: (err, msg) => {
+        if (err) return;
+        let body: unknown;
+        try {
+          body = msg.json();
+        } catch {
+          this.reject(msg.subject, 'not JSON');
+          return;
+        }
+        this.ingest(msg.subject, body);
+      },
+    });
+    this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(1000, this.ttlMs / 4)));
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+    this.subscription?.unsubscribe();
+  }
+
+  /** Validates and applies one telemetry message. Returns false when it was dropped. */
+  ingest(subject: string, body: unknown): boolean {
+    const parsed = telemetrySchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      this.reject(subject, `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+      return false;
+    }
+    const telemetry = parsed.data;
+    if (!subject.endsWith(`.${telemetry.host_id}`)) {
+      this.reject(subject, `host_id ${telemetry.host_id} does not match the subject`);
+      return false;
+    }
+    const previous = this.hosts.get(telemetry.host_id);
+    const host: Host = { id: telemetry.host_id, status: 'up', lastSeenMs: this.now(), telemetry };
+    this.hosts.set(host.id, host);
+    if (previous?.status !== 'up') this.events.onStatusChange(host, previous?.status);
+    this.events.onTelemetry(host);
+    return true;
+  }
+
+  /** Marks hosts down whose telemetry is older than the TTL. */
+  sweep(): void {
+    const now = this.now();
+    for (const host of this.hosts.values()) {
+      if (host.status === 'up' && now - host.lastSeenMs > this.ttlMs) {
+        host.status = 'down';
+        this.events.onStatusChange(host, 'up');
+      }
+    }
+  }
+
+  get(id: string): Host | undefined {
+    return this.hosts.get(id);
+  }
+
+  list(): Host[] {
+    return [...this.hosts.values()].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  private reject(subject: string, reason: string): void {
+    this.rejected++;
+    this.log.warn({ subject, reason }, 'dropped invalid telemetry');
+  }
+}

@@ -1,0 +1,17 @@
+import type { Telemetry } from '@virtfleet/shared';
+
+export type HostStatus = 'up' | 'down';
+
+/** The coordinator's view of one host, built from its telemetry. */
+export interface Host {
+  id: string;
+  status: HostStatus;
+  /** Milliseconds since the epoch when the last telemetry arrived. */
+  lastSeenMs: number;
+  /** The last telemetry message, as validated. */
+  telemetry: Telemetry;
+}
+
+export function hostCanRun(host: Host, kind: string): boolean {
+  return host.telemetry.drivers.some((d) => d.healthy && (d.kinds as string[]).includes(kind));
+}
