@@ -8,6 +8,7 @@ const alias = {
   '@virtfleet/shared': pkg('shared'),
   '@virtfleet/agent': pkg('agent'),
   '@virtfleet/coordinator': pkg('coordinator'),
+  '@virtfleet/cli': pkg('cli'),
 };
 
 export default defineConfig({

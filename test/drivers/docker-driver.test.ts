@@ -148,6 +148,21 @@ describe('Docker driver against the real Docker Engine', () => {
       expect((await a.start(id)).ref).toBe(ref);
     });
 
+    it('lets concurrent pauses and resumes all succeed (Docker answers the losers with 409 and 500)', async () => {
+      const pauses = await Promise.all([1, 2, 3].map(() => a.pause(id)));
+      expect(pauses.map((w) => w.state)).toEqual(['paused', 'paused', 'paused']);
+      const resumes = await Promise.all([1, 2, 3].map(() => a.resume(id)));
+      expect(resumes.map((w) => w.state)).toEqual(['running', 'running', 'running']);
+    });
+
+    it('lets concurrent stops and starts all succeed (Docker answers the losers with 304)', async () => {
+      const stops = await Promise.all([1, 2, 3].map(() => a.stop(id, { timeoutSeconds: 0, force: true })));
+      expect(stops.map((w) => w.state)).toEqual(['stopped', 'stopped', 'stopped']);
+      const starts = await Promise.all([1, 2, 3].map(() => a.start(id)));
+      expect(starts.map((w) => w.state)).toEqual(['running', 'running', 'running']);
+      expect((await inspectByName(id)).State.Running).toBe(true);
+    });
+
     it('stops a paused workload when forced, without waiting', async () => {
       await a.pause(id);
       const before = Date.now();

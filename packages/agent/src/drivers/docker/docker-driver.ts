@@ -252,6 +252,7 @@ class DockerDriver implements Driver {
         // container can be inspected, so the winner may not be visible yet: look again,
         // and try to create again in case the winner failed and released the name.
         const winner = await this.inspectByName(workloadId);
+        if (winner) return this.ownedOrConflict(workloadId, winner);
         if (Date.now() > deadline) throw new UnavailableError(`container name ${backendName(workloadId)} is held by a create still in progress`, { cause: err });
         await delay(NAME_RACE_POLL_MS);
       }

@@ -1,0 +1,70 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import {
+  AlreadyExistsError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  findCause,
+  fromServiceError,
+  InternalError,
+  InvalidArgumentError,
+  isRetryable,
+  NotFoundError,
+  ResourceExhaustedError,
+  toServiceError,
+  UnavailableError,
+  type VirtfleetError,
+} from './errors.js';
+
+function serviceError(code: status, details: string, metadata = new Metadata()): ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata });
+}
+
+describe('error table', () => {
+  const cases: { error: VirtfleetError; code: status; retryable: boolean }[] = [
+    { error: new InvalidArgumentError('spec.name', 'bad'), code: status.INVALID_ARGUMENT, retryable: false },
+    { error: new NotFoundError('workload', 'w1'), code: status.NOT_FOUND, retryable: false },
+    { error: new AlreadyExistsError('exists'), code: status.ALREADY_EXISTS, retryable: false },
+    { error: new FailedPreconditionError('paused'), code: status.FAILED_PRECONDITION, retryable: false },
+    { error: new UnavailableError('down'), code: status.UNAVAILABLE, retryable: true },
+    { error: new DeadlineExceededError('slow'), code: status.DEADLINE_EXCEEDED, retryable: true },
+    { error: new ResourceExhaustedError('full'), code: status.RESOURCE_EXHAUSTED, retryable: true },
+    { error: new InternalError('boom'), code: status.INTERNAL, retryable: false },
+  ];
+
+  it.each(cases)('maps $error.name to code $code and back', ({ error, code, retryable }) => {
+    const wire = toServiceError(error);
+    expect(wire.code).toBe(code);
+    expect(wire.details).toBe(error.message);
+    expect(error.retryable).toBe(retryable);
+    const back = fromServiceError(serviceError(wire.code, wire.details, wire.metadata as Metadata));
+    expect(back.code).toBe(code);
+    expect(back.message).toBe(error.message);
+    expect(back.constructor).toBe(error.constructor);
+    expect(isRetryable(back)).toBe(retryable);
+  });
+
+  it('keeps the field of an InvalidArgumentError across the wire', () => {
+    const wire = toServiceError(new InvalidArgumentError('spec.memory_mib', 'must be at least 6'));
+    const back = fromServiceError(serviceError(wire.code, wire.details, wire.metadata as Metadata)) as InvalidArgumentError;
+    expect(back.field).toBe('spec.memory_mib');
+    expect(back.reason).toBe('must be at least 6');
+  });
+
+  it('turns unknown throws into INTERNAL', () => {
+    expect(toServiceError(new Error('oops'))).toMatchObject({ code: status.INTERNAL, details: 'oops' });
+    expect(toServiceError('text')).toMatchObject({ code: status.INTERNAL, details: 'text' });
+  });
+
+  it('prefixes context on relayed errors', () => {
+    expect(fromServiceError(serviceError(status.UNAVAILABLE, 'connect refused'), 'host h1').message).toBe('host h1: connect refused');
+  });
+
+  it('follows cause chains', () => {
+    const inner = new UnavailableError('nats down');
+    const outer = new Error('wrapped', { cause: new Error('middle', { cause: inner }) });
+    expect(findCause(outer, (e): e is UnavailableError => e instanceof UnavailableError)).toBe(inner);
+    expect(isRetryable(outer)).toBe(true);
+    expect(isRetryable(new Error('plain'))).toBe(false);
+  });
+});

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from './errors.js';
+import { parseWorkloadSpec } from './spec.js';
+
+const container = { name: 'web', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.5, memory_mib: 64 };
+const vm = { name: 'db', kind: 'vm', vcpus: 2, memory_mib: 1024, disk_gib: 10 };
+
+describe('parseWorkloadSpec', () => {
+  const accepted: { name: string; input: Record<string, unknown> }[] = [
+    { name: 'a minimal container', input: container },
+    { name: 'a minimal vm', input: vm },
+    { name: 'a vm with a qcow2 disk', input: { ...vm, image: '/var/lib/virtfleet/images/db.qcow2' } },
+    { name: 'a registry image with port, tag and digest', input: { ...container, image: `registry.local:5000/team/app:1.2@sha256:${'a'.repeat(64)}` } },
+    { name: 'a 63-character name', input: { ...container, name: `a${'-'.repeat(61)}b` } },
+    { name: 'env and labels', input: { ...container, env: { PATH_X: '/bin', _A: '' }, labels: { 'team.io/owner': 'ops', tier: 'web' } } },
+  ];
+  it.each(accepted)('accepts $name', ({ input }) => {
+    expect(() => parseWorkloadSpec(input)).not.toThrow();
+  });
+
+  it('fills defaults', () => {
+    expect(parseWorkloadSpec(container)).toEqual({ ...container, disk_gib: 0, command: [], env: {}, labels: {} });
+  });
+
+  const rejected: { name: string; input: unknown; field: string; reason: RegExp }[] = [
+    { name: 'no spec at all', input: undefined, field: 'spec', reason: /object/ },
+    { name: 'XML in the name', input: { ...container, name: 'x</name><devices>' }, field: 'spec.name', reason: /DNS label/ },
+    { name: 'a name with a quote', input: { ...container, name: "a'b" }, field: 'spec.name', reason: /DNS label/ },
+    { name: 'a leading hyphen', input: { ...container, name: '-web' }, field: 'spec.name', reason: /DNS label/ },
+    { name: 'a 64-character name', input: { ...container, name: 'a'.repeat(64) }, field: 'spec.name', reason: /DNS label/ },
+    { name: 'an unknown kind', input: { ...container, kind: 'pod' }, field: 'spec.kind', reason: /vm, container/ },
+    { name: 'memory as a string', input: { ...container, memory_mib: '64' }, field: 'spec.memory_mib', reason: /number/ },
+    { name: 'fractional memory', input: { ...container, memory_mib: 64.5 }, field: 'spec.memory_mib', reason: /whole/ },
+    { name: 'memory below Docker minimum', input: { ...container, memory_mib: 5 }, field: 'spec.memory_mib', reason: /at least 6/ },
+    { name: 'absurd memory', input: { ...container, memory_mib: 1e12 }, field: 'spec.memory_mib', reason: /at most/ },
+    { name: 'zero vcpus', input: { ...container, vcpus: 0 }, field: 'spec.vcpus', reason: /greater than 0/ },
+    { name: 'NaN vcpus', input: { ...container, vcpus: Number.NaN }, field: 'spec.vcpus', reason: /number/ },
+    { name: 'half a vcpu for a vm', input: { ...vm, vcpus: 1.5 }, field: 'spec.vcpus', reason: /whole number for a vm/ },
+    { name: 'negative disk', input: { ...vm, disk_gib: -1 }, field: 'spec.disk_gib', reason: /negative/ },
+    { name: 'a container without image', input: { ...container, image: '' }, field: 'spec.image', reason: /required/ },
+    { name: 'an image with spaces', input: { ...container, image: 'busybox latest' }, field: 'spec.image', reason: /reference/ },
+    { name: 'an image with a shell substitution', input: { ...container, image: '$(reboot)' }, field: 'spec.image', reason: /reference/ },
+    { name: 'a relative disk path', input: { ...vm, image: 'disk.qcow2' }, field: 'spec.image', reason: /absolute/ },
+    { name: 'a disk path with ..', input: { ...vm, image: '/var/../etc/shadow' }, field: 'spec.image', reason: /normalised/ },
+    { name: 'a disk path with a quote', input: { ...vm, image: "/var/x'.img" }, field: 'spec.image', reason: /absolute/ },
+    { name: 'a command for a vm', input: { ...vm, command: ['/bin/sh'] }, field: 'spec.command', reason: /containers only/ },
+    { name: 'env for a vm', input: { ...vm, env: { A: '1' } }, field: 'spec.env', reason: /containers only/ },
+    { name: 'an env name with =', input: { ...container, env: { 'A=B': '1' } }, field: 'spec.env.A=B', reason: /environment names/ },
+    { name: 'NUL in a command argument', input: { ...container, command: ['a\0b'] }, field: 'spec.command.0', reason: /NUL/ },
+    { name: 'a control character in a label', input: { ...container, labels: { a: 'x\ny' } }, field: 'spec.labels.a', reason: /control/ },
+    { name: 'an unknown field', input: { ...container, memroy: 64 }, field: 'spec', reason: /memroy/ },
+  ];
+  it.each(rejected)('rejects $name naming $field', ({ input, field, reason }) => {
+    let caught: unknown;
+    try {
+      parseWorkloadSpec(input);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(InvalidArgumentError);
+    const e = caught as InvalidArgumentError;
+    expect(e.field).toBe(field);
+    expect(e.reason).toMatch(reason);
+  });
+
+  it('names the file when given a file prefix', () => {
+    expect(() => parseWorkloadSpec({ ...container, vcpus: -1 }, 'web.yaml:')).toThrow(/^web\.yaml: vcpus: /);
+  });
+});

@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoordinatorApi } from '@virtfleet/cli';
+import { startNatsServer, type NatsServer } from './nats-server.js';
+import { CLI_ENTRY, freePort, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
+import { waitFor } from './wait.js';
+
+export interface AgentOptions {
+  hostId?: string;
+  /** Driver sections of the agent config. @default docker + libvirt on qemu:///system */
+  drivers?: Record<string, unknown>;
+  labels?: Record<string, string>;
+  telemetryIntervalMs?: number;
+}
+
+export interface TestAgent {
+  hostId: string;
+  port: number;
+  stateDir: string;
+  configFile: string;
+  process: ManagedProcess;
+  /** Starts the agent again with the same config and state directory. */
+  restart(): Promise<void>;
+}
+
+export interface TestCluster {
+  nats: NatsServer;
+  coordinator: ManagedProcess;
+  coordinatorAddress: string;
+  api: CoordinatorApi;
+  agents: TestAgent[];
+  addAgent(options?: AgentOptions): Promise<TestAgent>;
+  /** Output of every process, for assertion messages. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+export const REAL_DRIVERS = {
+  docker: { enabled: true },
+  libvirt: { enabled: true, uri: 'qemu:///system' },
+};
+
+/** A host id no other test run uses, so agents sharing Docker and libvirtd never see each other's workloads. */
+export function uniqueHostId(prefix = 'e2e'): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Starts nats-server, a coordinator and the given agents as separate
+ * processes on free loopback ports, each with its own config file.
+ */
+export async function startCluster(options: { hostTtlMs?: number; agents?: AgentOptions[] } = {}): Promise<TestCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'virtfleet-e2e-'));
+  const nats = await startNatsServer();
+  const coordinatorPort = await freePort();
+  const coordinatorConfig = join(dir, 'coordinator.json');
+  writeFileSync(
+    coordinatorConfig,
+    JSON.stringify({
+      id: 'e2e',
+      grpc: { listen: `127.0.0.1:${coordinatorPort}` },
+      nats: { servers: [nats.url] },
+      hosts: { ttlMs: options.hostTtlMs ?? 3000 },
+      dispatch: { deadlineMs: 30_000, maxAttempts: 3 },
+      scheduler: { retryIntervalMs: 250 },
+    }),
+  );
+  const coordinator = spawnProcess('coordinator', process.execPath, [CLI_ENTRY, 'coordinator', '--config', coordinatorConfig], { VIRTFLEET_LOG_LEVEL: 'debug' });
+  await waitForPort(coordinatorPort).catch((err: Error) => {
+    throw new Error(`${err.message}\n${coordinator.tail()}`);
+  });
+  const coordinatorAddress = `127.0.0.1:${coordinatorPort}`;
+  const api = new CoordinatorApi({ address: coordinatorAddress, timeoutMs: 60_000 });
+  const agents: TestAgent[] = [];
+
+  const addAgent = async (agentOptions: AgentOptions = {}): Promise<TestAgent> => {
+    const hostId = agentOptions.hostId ?? uniqueHostId();
+    const port = await freePort();
+    const stateDir = join(dir, `agent-${hostId}`);
+    const configFile = join(dir, `agent-${hostId}.json`);
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        hostId,
+        stateDir,
+        labels: agentOptions.labels ?? {},
+        grpc: { listen: `127.0.0.1:${port}` },
+        nats: { servers: [nats.url] },
+        telemetry: { intervalMs: agentOptions.telemetryIntervalMs ?? 500, storagePaths: ['/'] },
+        drivers: agentOptions.drivers ?? REAL_DRIVERS,
+        stopTimeoutSeconds: 2,
+      }),
+    );
+    const launch = () => spawnProcess(`agent ${hostId}`, process.execPath, [CLI_ENTRY, 'agent', '--config', configFile], { VIRTFLEET_LOG_LEVEL: 'debug' });
+    const agent: TestAgent = {
+      hostId,
+      port,
+      stateDir,
+      configFile,
+      process: launch(),
+      async restart() {
+        await agent.process.stop('SIGTERM');
+        agent.process = launch();
+        await waitForPort(port);
+      },
+    };
+    agents.push(agent);
+    await waitForPort(port, 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${agent.process.tail()}`);
+    });
+    return agent;
+  };
+
+  for (const a of options.agents ?? []) await addAgent(a);
+
+  const cluster: TestCluster = {
+    nats,
+    coordinator,
+    coordinatorAddress,
+    api,
+    agents,
+    addAgent,
+    logs: () => [coordinator, ...agents.map((a) => a.process)].map((p) => `--- ${p.name}\n${p.tail(40)}`).join('\n'),
+    async stop() {
+      api.close();
+      await Promise.all(agents.map((a) => a.process.stop('SIGTERM')));
+      await coordinator.stop('SIGTERM');
+      await nats.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return cluster;
+}
+
+/** Waits until every agent of the cluster is listed as up. */
+export async function waitForHostsUp(cluster: TestCluster, timeoutMs = 10_000): Promise<void> {
+  await waitFor(
+    `hosts ${cluster.agents.map((a) => a.hostId).join(', ')} to be up`,
+    async () => {
+      const { hosts } = await cluster.api.hosts();
+      return cluster.agents.every((a) => hosts.some((h) => h.id === a.hostId && h.status === 'up'));
+    },
+    timeoutMs,
+  );
+}
+
+/** Waits until the workload reaches `state`; fails early if it fails. */
+export async function waitForState(cluster: TestCluster, id: string, state: string, timeoutMs = 30_000) {
+  return waitFor(
+    `workload ${id} to be ${state}`,
+    async () => {
+      const w = await cluster.api.get(id);
+      if (w.state === 'failed' && state !== 'failed') throw new Error(`workload ${id} failed: ${w.message}`);
+      return w.state === state ? w : undefined;
+    },
+    timeoutMs,
+  );
+}
