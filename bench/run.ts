@@ -1,0 +1,6 @@
+// npm run bench: every benchmark, each against a baseline measured in the same run.
+import { benchDispatch, reportDispatch } from './dispatch.bench.js';
+
+const n = Number(process.env.BENCH_N ?? 2000);
+const dispatch = await benchDispatch(n);
+console.log(reportDispatch(dispatch));
