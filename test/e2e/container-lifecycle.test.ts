@@ -1,3 +1,4 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
@@ -7,14 +8,25 @@ const IMAGE = 'virtfleet-test/busybox:latest';
 
 describe('container lifecycle through the coordinator API, checked against Docker', () => {
   let cluster: TestCluster;
+  let nc: NatsConnection;
+  const natsEvents: { type: string; subject: string; data: { to?: string } }[] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster({ agents: [{}] });
+    cluster = await startCluster();
+    nc = await connect({ servers: cluster.nats.url });
+    nc.subscribe('virtfleet.events.>', {
+      callback: (_err, msg) => {
+        natsEvents.push(msg.json());
+      },
+    });
+    await nc.flush();
+    await cluster.addAgent();
     await waitForHostsUp(cluster);
   });
 
   afterAll(async () => {
     const hostId = cluster?.agents[0]?.hostId;
+    await nc?.close();
     await cluster?.stop();
     if (hostId) {
       for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) {
@@ -67,6 +79,16 @@ describe('container lifecycle through the coordinator API, checked against Docke
     await expect(inspect(ref)).rejects.toMatchObject({ statusCode: 404 });
     const listed = await cluster.api.list();
     expect(listed.workloads.map((w) => w.id)).not.toContain(submitted.id);
+
+    // Every state change also went out on NATS as a CloudEvent.
+    await nc.flush();
+    const mine = natsEvents.filter((e) => e.subject === submitted.id);
+    expect(mine.map((e) => e.type)).toEqual(
+      expect.arrayContaining(['io.virtfleet.workload.submitted', 'io.virtfleet.workload.placed', 'io.virtfleet.workload.deleted']),
+    );
+    const transitions = mine.filter((e) => e.type === 'io.virtfleet.workload.state_changed').map((e) => e.data.to);
+    expect(transitions).toEqual(expect.arrayContaining(['creating', 'running', 'paused', 'stopped']));
+    expect(natsEvents.some((e) => e.type === 'io.virtfleet.host.up' && e.subject === cluster.agents[0]?.hostId)).toBe(true);
   });
 
   it('runs a submit with the same request id once', async () => {

@@ -55,8 +55,9 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   }
   let fingerprints = await fingerprintAll(drivers, log);
 
-  let publisher: TelemetryPublisher | undefined;
-  const manager = new WorkloadManager(drivers, records, ledger, log, config.stopTimeoutSeconds, () => publisher?.nudge());
+  // Commands may arrive before telemetry starts; changes before then need no early publish.
+  const onChange: (() => void)[] = [];
+  const manager = new WorkloadManager(drivers, records, ledger, log, config.stopTimeoutSeconds, () => onChange.forEach((f) => f()));
   const recovered = await manager.recover();
   log.info({ ...recovered, owned: records.all().length }, 'recovered workload records');
 
@@ -94,7 +95,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     await Promise.all(drivers.map((d) => d.close()));
     throw err;
   }
-  publisher = new TelemetryPublisher(
+  const publisher = new TelemetryPublisher(
     nc,
     { host_id: config.hostId, hostname: hostname(), address, agent_version: AGENT_VERSION, boot_id: randomUUID(), labels: config.labels },
     capacity,
@@ -104,6 +105,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     log,
   );
   publisher.start();
+  onChange.push(() => publisher.nudge());
   const refingerprint = setInterval(() => {
     void fingerprintAll(drivers, log).then((f) => (fingerprints = f));
   }, REFINGERPRINT_INTERVAL_MS);
@@ -115,7 +117,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     manager,
     async stop() {
       clearInterval(refingerprint);
-      await publisher?.stop();
+      await publisher.stop();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();

@@ -29,7 +29,6 @@ export interface RunningCoordinator {
 export async function startCoordinator(config: CoordinatorConfig, log: Logger): Promise<RunningCoordinator> {
   const events = new EventBus(`virtfleet/coordinator/${config.id}`, log);
   const agents = new AgentClientPool(config.dispatch);
-  let controller: WorkloadController | undefined;
   const hosts = new HostRegistry(
     config.hosts.ttlMs,
     {
@@ -41,15 +40,16 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
           last_seen: new Date(host.lastSeenMs).toISOString(),
         });
         log.info({ host: host.id, status: host.status }, 'host status changed');
-        controller?.onHostStatus(host);
+        controller.onHostStatus(host);
       },
       onTelemetry(host) {
-        controller?.onTelemetry(host);
+        controller.onTelemetry(host);
       },
     },
     log,
   );
-  controller = new WorkloadController(new InMemoryWorkloadStore(), hosts, new FirstFitScheduler(), agents, events, log);
+  // The registry's callbacks run only after hosts.start(), below, by which time controller exists.
+  const controller = new WorkloadController(new InMemoryWorkloadStore(), hosts, new FirstFitScheduler(), agents, events, log);
 
   const nc: NatsConnection = await connectNats(config.nats.servers, `virtfleet-coordinator-${config.id}`, log);
   events.attach(nc);
@@ -62,15 +62,14 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
 
-  const running = controller;
   return {
     port,
-    controller: running,
+    controller,
     hosts,
     events,
     async stop() {
       hosts.stop();
-      await running.stop();
+      await controller.stop();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();

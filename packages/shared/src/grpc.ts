@@ -9,7 +9,8 @@ import type { Logger } from './logger.js';
  */
 export function unary<Req, Res>(log: Logger, method: string, handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    handler(call.request, call).then(
+    // Through an async function so that a synchronous throw becomes a rejection too.
+    (async () => handler(call.request, call))().then(
       (response) => callback(null, response),
       (err: unknown) => {
         const serviceError = toServiceError(err);
@@ -22,7 +23,7 @@ export function unary<Req, Res>(log: Logger, method: string, handler: (request: 
 
 export function serverStream<Req, Res>(log: Logger, method: string, handler: (call: ServerWritableStream<Req, Res>) => Promise<void>) {
   return (call: ServerWritableStream<Req, Res>): void => {
-    handler(call).then(
+    (async () => handler(call))().then(
       () => call.end(),
       (err: unknown) => {
         const serviceError = toServiceError(err);

@@ -20,8 +20,10 @@ export function zodToInvalidArgument(error: z.ZodError, prefix = ''): InvalidArg
   // A prefix ending in ':' names a file ("agent.yaml: grpc.listen"); otherwise it is a parent field.
   const inner = issue.path.map(String).join('.');
   const path = prefix.endsWith(':') ? `${prefix} ${inner || '(document)'}` : [prefix, inner].filter((p) => p !== '').join('.');
+  // zod reports a bad record key as "Invalid key in record" with the key's own issue nested inside.
+  const message = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem${error.issues.length > 2 ? 's' : ''})` : '';
-  return new InvalidArgumentError(path, issue.message + more, { cause: error });
+  return new InvalidArgumentError(path, message + more, { cause: error });
 }
 
 /** Parses `input` with `schema`, throwing InvalidArgumentError that names the offending field. */

@@ -71,7 +71,7 @@ export class HostSampler {
       load5,
       load15,
       memory_total_mib: Math.round(memory.totalMiB),
-      memory_used_mib: Math.round(memory.totalMiB - memory.availableMiB),
+      memory_used_mib: Math.round(memory.totalMiB) - Math.round(memory.availableMiB),
       memory_available_mib: Math.round(memory.availableMiB),
       storage,
     };

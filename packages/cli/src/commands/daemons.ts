@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { loadAgentConfig, startAgent } from '@virtfleet/agent';
-import { loadCoordinatorConfig, startCoordinator } from '@virtfleet/coordinator';
 import { createLogger, type Logger } from '@virtfleet/shared';
+
+// The daemons are imported on demand so operator commands start fast.
 
 /** Runs a daemon until SIGTERM or SIGINT, then stops it cleanly. */
 async function runUntilSignal(log: Logger, start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
@@ -39,6 +39,7 @@ export function registerDaemonCommands(program: Command): void {
     .option('--state-dir <dir>', 'state directory')
     .option('--telemetry-interval-ms <ms>', 'telemetry interval', int('--telemetry-interval-ms'))
     .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; stateDir?: string; telemetryIntervalMs?: number }) => {
+      const { loadAgentConfig, startAgent } = await import('@virtfleet/agent');
       const config = loadAgentConfig(opts.config, {
         hostId: opts.hostId,
         stateDir: opts.stateDir,
@@ -58,6 +59,7 @@ export function registerDaemonCommands(program: Command): void {
     .option('--nats <urls>', 'comma-separated NATS server URLs')
     .option('--host-ttl-ms <ms>', 'mark a host down after this much silence', int('--host-ttl-ms'))
     .action(async (opts: { config?: string; listen?: string; nats?: string; hostTtlMs?: number }) => {
+      const { loadCoordinatorConfig, startCoordinator } = await import('@virtfleet/coordinator');
       const config = loadCoordinatorConfig(opts.config, {
         grpc: { listen: opts.listen },
         nats: opts.nats ? { servers: opts.nats.split(',') } : undefined,

@@ -1,4 +1,4 @@
-import { telemetrySchema, TELEMETRY_WILDCARD, type Logger, type NatsConnection, type Subscription, type Telemetry } from '@virtfleet/shared';
+import { telemetrySchema, TELEMETRY_WILDCARD, type Logger, type NatsConnection, type Subscription } from '@virtfleet/shared';
 import type { Host, HostStatus } from './host.js';
 
 export interface HostRegistryEvents {

@@ -1,0 +1,145 @@
+import { InvalidArgumentError, parseWorkloadSpec, type WorkloadSpec } from '@virtfleet/shared';
+import { parseStringPromise } from 'xml2js';
+import { describe, expect, it } from 'vitest';
+import { VIRTFLEET_XMLNS, buildDomainXml, parseGuestDomainTypes, parseOwnership } from './domain-xml.js';
+
+const HOSTILE = `a'"<>&`;
+const baseSpec: WorkloadSpec = parseWorkloadSpec({ name: 'web', kind: 'vm', vcpus: 2, memory_mib: 64 });
+const spec = (overrides: Partial<WorkloadSpec>): WorkloadSpec => ({ ...baseSpec, ...overrides });
+
+/** Parses without namespace handling, to look at the XML as libvirt's own parser would. */
+async function plain(xml: string): Promise<{ domain: Record<string, unknown[]> & { $: Record<string, string> } }> {
+  return (await parseStringPromise(xml)) as { domain: Record<string, unknown[]> & { $: Record<string, string> } };
+}
+
+describe('buildDomainXml', () => {
+  it('describes a diskless VM with no network', async () => {
+    const xml = buildDomainXml('web-0a1b2c3d', baseSpec, 'host-1', 'kvm');
+    const { domain } = await plain(xml);
+    expect(domain.$.type).toBe('kvm');
+    expect(domain.name).toEqual(['virtfleet-web-0a1b2c3d']);
+    expect(domain.memory).toEqual([{ _: '64', $: { unit: 'MiB' } }]);
+    expect(domain.vcpu).toEqual(['2']);
+    expect(domain.os).toEqual([{ type: [{ _: 'hvm', $: { arch: 'x86_64' } }] }]);
+    expect(domain.on_poweroff).toEqual(['destroy']);
+    expect(domain.devices, 'a spec without image has no devices at all').toBeUndefined();
+    expect(xml).not.toContain('<interface');
+  });
+
+  it.each([
+    { name: 'qcow2 image', image: '/var/lib/virtfleet/disks/web.qcow2', driverType: 'qcow2' },
+    { name: 'raw image', image: '/var/lib/virtfleet/disks/web.img', driverType: 'raw' },
+    { name: 'image without extension', image: '/dev/vg0/web', driverType: 'raw' },
+  ])('adds a virtio disk for a $name', async ({ image, driverType }) => {
+    const { domain } = await plain(buildDomainXml('web-1', spec({ image }), 'host-1', 'qemu'));
+    expect(domain.devices).toEqual([
+      {
+        disk: [
+          {
+            $: { type: 'file', device: 'disk' },
+            driver: [{ $: { name: 'qemu', type: driverType } }],
+            source: [{ $: { file: image } }],
+            target: [{ $: { dev: 'vda', bus: 'virtio' } }],
+          },
+        ],
+      },
+    ]);
+    expect(JSON.stringify(domain.devices)).not.toContain('interface');
+  });
+
+  it.each<{ name: string; hostId: string; labels: Record<string, string> }>([
+    { name: 'hostile host id', hostId: HOSTILE, labels: {} },
+    { name: 'hostile label values', hostId: 'host-1', labels: { team: HOSTILE, 'app.kubernetes.io/name': '</virtfleet:workload></metadata><devices><interface type="network"/></devices>' } },
+    { name: 'markup in the host id', hostId: '</virtfleet:host-id><virtfleet:host-id>other', labels: { x: ']]><!-- -->' } },
+    { name: 'non-ASCII values', hostId: 'hôte-☃', labels: { emoji: '🚀 "quoted" & \'single\'' } },
+  ])('escapes a $name so it round-trips as data', async ({ hostId, labels }) => {
+    const xml = buildDomainXml('web-1', spec({ labels }), hostId, 'test');
+    const { domain } = await plain(xml);
+    expect(domain.name, 'exactly one <name>').toEqual(['virtfleet-web-1']);
+    expect(domain.devices, 'no element was injected').toBeUndefined();
+    expect(await parseOwnership(xml)).toEqual({ hostId, workloadId: 'web-1', name: 'web' });
+    const record = ((domain.metadata?.[0] as Record<string, unknown[]>)['virtfleet:workload']?.[0] ?? {}) as Record<string, unknown[]>;
+    const stored = (record['virtfleet:labels']?.[0] as Record<string, { _: string; $: { key: string } }[]> | undefined)?.['virtfleet:label'] ?? [];
+    expect(Object.fromEntries(stored.map((l) => [l.$.key, l._]))).toEqual(labels);
+  });
+
+  it.each([
+    { name: 'markup in the name', workloadId: 'web-1', spec: spec({ name: 'x</name><devices>' }), field: 'spec.name' },
+    { name: 'upper case name', workloadId: 'web-1', spec: spec({ name: 'Web' }), field: 'spec.name' },
+    { name: 'empty name', workloadId: 'web-1', spec: spec({ name: '' }), field: 'spec.name' },
+    { name: 'name with a quote', workloadId: 'web-1', spec: spec({ name: "a'b" }), field: 'spec.name' },
+    { name: 'markup in the workload id', workloadId: 'x</name><devices>', spec: baseSpec, field: 'workload_id' },
+    { name: 'workload id with a slash', workloadId: 'a/b', spec: baseSpec, field: 'workload_id' },
+    { name: 'workload id too long', workloadId: 'a'.repeat(81), spec: baseSpec, field: 'workload_id' },
+    { name: 'container kind', workloadId: 'web-1', spec: spec({ kind: 'container', image: 'busybox' }), field: 'spec.kind' },
+    { name: 'fractional vcpus', workloadId: 'web-1', spec: spec({ vcpus: 0.5 }), field: 'spec.vcpus' },
+    { name: 'relative image path', workloadId: 'web-1', spec: spec({ image: 'disk.img' }), field: 'spec.image' },
+    { name: 'control character in a label', workloadId: 'web-1', spec: spec({ labels: { x: 'bell\u0007' } }), field: 'spec' },
+  ])('rejects a $name with InvalidArgumentError on $field', ({ workloadId, spec: s, field }) => {
+    const build = () => buildDomainXml(workloadId, s, 'host-1', 'kvm');
+    expect(build).toThrow(InvalidArgumentError);
+    try {
+      build();
+    } catch (err) {
+      expect((err as InvalidArgumentError).field).toBe(field);
+    }
+  });
+});
+
+describe('parseOwnership', () => {
+  const record = (body: string, ns = VIRTFLEET_XMLNS, prefix = 'vf') =>
+    `<domain type='kvm'><name>virtfleet-web-1</name><metadata><${prefix}:workload xmlns:${prefix}="${ns}">${body}</${prefix}:workload></metadata></domain>`;
+  const full = '<vf:host-id>h1</vf:host-id><vf:workload-id>web-1</vf:workload-id><vf:name>web</vf:name>';
+
+  it.each([
+    { name: 'our own record', xml: record(full), want: { hostId: 'h1', workloadId: 'web-1', name: 'web' } },
+    {
+      name: 'a record under another prefix, as libvirt may rewrite it',
+      xml: record('<x:host-id>h1</x:host-id><x:workload-id>web-1</x:workload-id><x:name>web</x:name>', VIRTFLEET_XMLNS, 'x'),
+      want: { hostId: 'h1', workloadId: 'web-1', name: 'web' },
+    },
+    {
+      name: 'a record beside other applications’ metadata',
+      xml: `<domain><metadata><app:info xmlns:app="urn:other"><app:host-id>evil</app:host-id></app:info>${record(full).match(/<vf:workload.*<\/vf:workload>/)?.[0] ?? ''}</metadata></domain>`,
+      want: { hostId: 'h1', workloadId: 'web-1', name: 'web' },
+    },
+    { name: 'escaped values', xml: record('<vf:host-id>a&apos;&quot;&lt;&gt;&amp;</vf:host-id><vf:workload-id>web-1</vf:workload-id><vf:name>web</vf:name>'), want: { hostId: HOSTILE, workloadId: 'web-1', name: 'web' } },
+    { name: 'no metadata', xml: "<domain type='kvm'><name>virtfleet-web-1</name></domain>", want: undefined },
+    { name: 'another namespace', xml: record(full.replaceAll('vf:', 'o:'), 'urn:other', 'o'), want: undefined },
+    { name: 'unprefixed elements outside the namespace', xml: "<domain><metadata><workload><host-id>h1</host-id><workload-id>web-1</workload-id><name>web</name></workload></metadata></domain>", want: undefined },
+    { name: 'a missing host id', xml: record('<vf:workload-id>web-1</vf:workload-id><vf:name>web</vf:name>'), want: undefined },
+    { name: 'an empty host id', xml: record('<vf:host-id></vf:host-id><vf:workload-id>web-1</vf:workload-id><vf:name>web</vf:name>'), want: undefined },
+    { name: 'an invalid workload id', xml: record('<vf:host-id>h1</vf:host-id><vf:workload-id>../x</vf:workload-id><vf:name>web</vf:name>'), want: undefined },
+    { name: 'an invalid name', xml: record('<vf:host-id>h1</vf:host-id><vf:workload-id>web-1</vf:workload-id><vf:name>&lt;b&gt;</vf:name>'), want: undefined },
+    { name: 'malformed XML', xml: '<domain><metadata>', want: undefined },
+    { name: 'an empty string', xml: '', want: undefined },
+    { name: 'a different root element', xml: `<network>${record(full)}</network>`, want: undefined },
+  ])('reads $name', async ({ xml, want }) => {
+    expect(await parseOwnership(xml)).toEqual(want);
+  });
+
+  it.each([
+    { hostId: 'h1', workloadId: 'web-0a1b2c3d', name: 'web' },
+    { hostId: HOSTILE, workloadId: 'a', name: 'a' },
+    { hostId: ' spaced ', workloadId: 'x'.repeat(80), name: 'n'.repeat(63) },
+  ])('round-trips $hostId / $workloadId through buildDomainXml', async (want) => {
+    expect(await parseOwnership(buildDomainXml(want.workloadId, spec({ name: want.name }), want.hostId, 'qemu'))).toEqual(want);
+  });
+});
+
+describe('parseGuestDomainTypes', () => {
+  const guest = (osType: string, arch: string, types: string[]) =>
+    `<guest><os_type>${osType}</os_type><arch name='${arch}'><wordsize>64</wordsize>${types.map((t) => `<domain type='${t}'/>`).join('')}</arch></guest>`;
+  const caps = (...guests: string[]) => `<capabilities><host><cpu><arch>x86_64</arch></cpu></host>${guests.join('')}</capabilities>`;
+
+  it.each([
+    { name: 'qemu with kvm', xml: caps(guest('hvm', 'i686', ['qemu', 'kvm']), guest('hvm', 'x86_64', ['qemu', 'kvm'])), want: ['qemu', 'kvm'] },
+    { name: 'qemu without kvm', xml: caps(guest('hvm', 'x86_64', ['qemu'])), want: ['qemu'] },
+    { name: 'only other architectures', xml: caps(guest('hvm', 'i686', ['test']), guest('xen', 'i686', ['test'])), want: [] },
+    { name: 'x86_64 paravirt only', xml: caps(guest('xen', 'x86_64', ['xen'])), want: [] },
+    { name: 'no guests', xml: caps(), want: [] },
+    { name: 'malformed XML', xml: '<capabilities><guest>', want: [] },
+  ])('lists x86_64 hvm types for $name', async ({ xml, want }) => {
+    expect(await parseGuestDomainTypes(xml)).toEqual(want);
+  });
+});

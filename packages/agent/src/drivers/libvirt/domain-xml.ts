@@ -1,0 +1,149 @@
+import { DNS_LABEL, InvalidArgumentError, WORKLOAD_ID, errorMessage, type WorkloadSpec } from '@virtfleet/shared';
+import { Builder, parseStringPromise } from 'xml2js';
+import { backendName } from '../driver.js';
+
+/** Namespace of the metadata element that marks a domain as a virtfleet workload. */
+export const VIRTFLEET_XMLNS = 'https://virtfleet.dev/xmlns/domain/v1';
+const PREFIX = 'virtfleet';
+
+/** The `type` attribute of `<domain>`: hardware virtualisation, emulation, or libvirt's test driver. */
+export type DomainType = 'kvm' | 'qemu' | 'test';
+
+/** Who a domain belongs to, as recorded in its metadata. */
+export interface DomainOwnership {
+  hostId: string;
+  workloadId: string;
+  /** The workload's name from its spec. */
+  name: string;
+}
+
+const builder = new Builder({ headless: true, renderOpts: { pretty: false } });
+
+/**
+ * Builds the XML that defines a workload's domain. Every value goes through the
+ * XML builder, which escapes it; ids and names are also re-validated here
+ * because they end up as the domain name.
+ * @throws InvalidArgumentError when the id, name or image is unusable.
+ */
+export function buildDomainXml(workloadId: string, spec: WorkloadSpec, hostId: string, domainType: DomainType): string {
+  if (!WORKLOAD_ID.test(workloadId)) throw new InvalidArgumentError('workload_id', 'must be 1-80 characters of a-z, 0-9 and "-", starting and ending with a letter or digit');
+  if (!DNS_LABEL.test(spec.name)) throw new InvalidArgumentError('spec.name', 'must be a DNS label: 1-63 characters of a-z, 0-9 and "-"');
+  if (spec.kind !== 'vm') throw new InvalidArgumentError('spec.kind', 'the libvirt driver runs vms only');
+  if (!Number.isInteger(spec.vcpus) || spec.vcpus < 1) throw new InvalidArgumentError('spec.vcpus', 'must be a whole number of at least 1');
+  if (!Number.isInteger(spec.memory_mib) || spec.memory_mib < 1) throw new InvalidArgumentError('spec.memory_mib', 'must be a whole number of at least 1');
+  if (spec.image && !spec.image.startsWith('/')) throw new InvalidArgumentError('spec.image', 'must be an absolute disk image path');
+
+  const labels = Object.entries(spec.labels).map(([key, value]) => ({ $: { key }, _: value }));
+  const domain = {
+    $: { type: domainType },
+    name: backendName(workloadId),
+    metadata: {
+      [`${PREFIX}:workload`]: {
+        $: { [`xmlns:${PREFIX}`]: VIRTFLEET_XMLNS },
+        [`${PREFIX}:host-id`]: hostId,
+        [`${PREFIX}:workload-id`]: workloadId,
+        [`${PREFIX}:name`]: spec.name,
+        ...(labels.length > 0 ? { [`${PREFIX}:labels`]: { [`${PREFIX}:label`]: labels } } : {}),
+      },
+    },
+    memory: { $: { unit: 'MiB' }, _: String(spec.memory_mib) },
+    vcpu: String(spec.vcpus),
+    os: { type: { $: { arch: 'x86_64' }, _: 'hvm' } },
+    on_poweroff: 'destroy',
+    // No <interface>: guests get no network unless a later feature adds one deliberately.
+    ...(spec.image
+      ? {
+          devices: {
+            disk: {
+              $: { type: 'file', device: 'disk' },
+              driver: { $: { name: 'qemu', type: spec.image.endsWith('.qcow2') ? 'qcow2' : 'raw' } },
+              source: { $: { file: spec.image } },
+              target: { $: { dev: 'vda', bus: 'virtio' } },
+            },
+          },
+        }
+      : {}),
+  };
+  try {
+    return builder.buildObject({ domain });
+  } catch (err) {
+    // xmlbuilder refuses characters XML cannot carry, such as control characters.
+    throw new InvalidArgumentError('spec', `cannot be written as domain XML: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+// Shapes produced by xml2js with `xmlns: true`: every element carries its namespace in `$ns`.
+interface XmlElement {
+  $ns?: { uri: string; local: string };
+  _?: string;
+  [child: string]: unknown;
+}
+
+function children(parent: XmlElement | undefined, uri: string, local: string): XmlElement[] {
+  if (!parent) return [];
+  const found: XmlElement[] = [];
+  for (const [key, value] of Object.entries(parent)) {
+    if (key === '$' || key === '$ns' || key === '_' || !Array.isArray(value)) continue;
+    for (const item of value as unknown[]) {
+      const element: XmlElement = typeof item === 'string' ? { _: item } : (item as XmlElement);
+      const ns = element.$ns ?? { uri: '', local: key };
+      if (ns.uri === uri && ns.local === local) found.push(element);
+    }
+  }
+  return found;
+}
+
+function text(parent: XmlElement | undefined, uri: string, local: string): string | undefined {
+  const value = children(parent, uri, local)[0]?._;
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+async function parseXml(xml: string): Promise<XmlElement | undefined> {
+  try {
+    const root = (await parseStringPromise(xml, { xmlns: true, explicitArray: true })) as Record<string, XmlElement> | null;
+    // A parent for the root element, so that it is found like any other child.
+    return root ? Object.fromEntries(Object.entries(root).map(([key, element]) => [key, [element]])) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads the virtfleet metadata from a domain's XML. Returns undefined when the
+ * domain carries none, or carries something that is not a well-formed record
+ * (a domain someone else defined, or a hand-edited one).
+ */
+export async function parseOwnership(xml: string): Promise<DomainOwnership | undefined> {
+  const document = await parseXml(xml);
+  const domain = children(document, '', 'domain')[0];
+  const metadata = children(domain, '', 'metadata')[0];
+  const record = children(metadata, VIRTFLEET_XMLNS, 'workload')[0];
+  const hostId = text(record, VIRTFLEET_XMLNS, 'host-id');
+  const workloadId = text(record, VIRTFLEET_XMLNS, 'workload-id');
+  const name = text(record, VIRTFLEET_XMLNS, 'name');
+  if (hostId === undefined || workloadId === undefined || name === undefined) return undefined;
+  if (!WORKLOAD_ID.test(workloadId) || !DNS_LABEL.test(name)) return undefined;
+  return { hostId, workloadId, name };
+}
+
+/**
+ * The domain types libvirt's capabilities XML offers for x86_64 hvm guests,
+ * such as ['qemu', 'kvm']. Empty when the XML lists none or cannot be parsed.
+ */
+export async function parseGuestDomainTypes(capabilitiesXml: string, arch = 'x86_64'): Promise<string[]> {
+  const document = await parseXml(capabilitiesXml);
+  const capabilities = children(document, '', 'capabilities')[0];
+  const types = new Set<string>();
+  for (const guest of children(capabilities, '', 'guest')) {
+    if (text(guest, '', 'os_type') !== 'hvm') continue;
+    for (const archElement of children(guest, '', 'arch')) {
+      const name = (archElement.$ as Record<string, { value: string }> | undefined)?.name?.value;
+      if (name !== arch) continue;
+      for (const domain of children(archElement, '', 'domain')) {
+        const type = (domain.$ as Record<string, { value: string }> | undefined)?.type?.value;
+        if (type) types.add(type);
+      }
+    }
+  }
+  return [...types];
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# npm run cluster: a one-host virtfleet cluster on this machine, for trying it out.
+#
+#   bash scripts/cluster.sh        # (or: npm run cluster) install, build, start; safe to repeat
+#   bash scripts/cluster.sh stop   # stop nats-server, coordinator and agent; workloads keep running
+#
+# Starts, each only if it is not running yet: dockerd and libvirtd (left running by `stop`),
+# nats-server on 127.0.0.1:4222, the coordinator (API 127.0.0.1:7100) and the agent
+# (gRPC 127.0.0.1:7101), configured by deploy/config/*.yaml. Pid files are in /run/virtfleet,
+# logs in /var/log/virtfleet. Installs /usr/local/bin/virtfleet, a wrapper for this checkout's CLI.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NATS_PORT=4222
+API_ADDR=127.0.0.1:7100
+AGENT_ADDR=127.0.0.1:7101
+COORDINATOR_CONFIG="$VIRTFLEET_ROOT/deploy/config/coordinator.yaml"
+AGENT_CONFIG="$VIRTFLEET_ROOT/deploy/config/agent.yaml"
+WRAPPER=/usr/local/bin/virtfleet
+
+# start_daemon NAME CONFIG: `virtfleet NAME --config CONFIG`, detached, unless its pid file names a live one.
+start_daemon() {
+  local name=$1 config=$2
+  local pidfile="$VIRTFLEET_RUN_DIR/$name.pid" logfile="$VIRTFLEET_LOG_DIR/$name.log"
+  pid_running "$pidfile" "$VIRTFLEET_CLI $name" && return 0
+  step "starting the $name (log: $logfile)"
+  start_detached "$pidfile" "$logfile" node "$VIRTFLEET_CLI" "$name" --config "$config"
+}
+
+# fail_with_log NAME MESSAGE: prints the tail of NAME's log, then fails.
+fail_with_log() {
+  local logfile="$VIRTFLEET_LOG_DIR/$1.log"
+  if [[ -f $logfile ]]; then
+    printf -- '--- last lines of %s ---\n' "$logfile" >&2
+    tail -n 20 "$logfile" >&2
+  fi
+  die "$2"
+}
+
+# hosts_up: the coordinator lists at least one host whose status is up.
+hosts_up() {
+  local json
+  json=$(node "$VIRTFLEET_CLI" --coordinator "$API_ADDR" --timeout 5 -o json host ls 2>/dev/null) || return 1
+  node -e 'process.exit(JSON.parse(process.argv[1]).some((h) => h.status === "up") ? 0 : 1)' "$json"
+}
+
+install_wrapper() {
+  local content
+  content=$(printf '#!/bin/sh\n# Installed by %s: the virtfleet CLI of that checkout.\nexec node %q "$@"\n' \
+    "$VIRTFLEET_ROOT/scripts/cluster.sh" "$VIRTFLEET_CLI")
+  [[ -f $WRAPPER && $(<"$WRAPPER") == "$content" ]] && return 0
+  step "installing $WRAPPER (runs $VIRTFLEET_CLI)"
+  printf '%s\n' "$content" >"$WRAPPER"
+  chmod 755 "$WRAPPER"
+}
+
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# stop_daemon PIDNAME LABEL PATTERN: TERM, then wait; KILL only if it ignores TERM for 30 s.
+stop_daemon() {
+  local pidfile="$VIRTFLEET_RUN_DIR/$1.pid" name=$2 pattern=$3 pid
+  if ! pid_running "$pidfile" "$pattern"; then
+    rm -f "$pidfile"
+    return 0
+  fi
+  pid=$(<"$pidfile")
+  step "stopping the $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_until 30 pid_gone "$pid"; then
+    warn "the $name (pid $pid) did not exit within 30 s of SIGTERM; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_until 10 pid_gone "$pid" || die "could not stop the $name (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+cluster_stop() {
+  # The agent first: it leaves its workloads running (containers and domains are owned by
+  # dockerd and libvirtd) and picks them up again at its next start.
+  stop_daemon agent agent "$VIRTFLEET_CLI agent"
+  stop_daemon coordinator coordinator "$VIRTFLEET_CLI coordinator"
+  stop_daemon nats nats-server nats-server
+  echo "stopped. dockerd and libvirtd are still running, and so are the workloads."
+}
+
+cluster_start() {
+  ensure_apt_packages
+  ensure_node_modules
+  ensure_build
+  ensure_dockerd
+  ensure_libvirtd
+  ensure_test_image
+  mkdir -p "$VIRTFLEET_RUN_DIR" "$VIRTFLEET_LOG_DIR" "$VIRTFLEET_STATE_DIR"
+
+  ensure_nats_server "$NATS_PORT" "$VIRTFLEET_STATE_DIR/nats" "$VIRTFLEET_LOG_DIR/nats.log"
+  start_daemon coordinator "$COORDINATOR_CONFIG"
+  start_daemon agent "$AGENT_CONFIG"
+
+  wait_for_tcp "${API_ADDR%:*}" "${API_ADDR##*:}" 30 ||
+    fail_with_log coordinator "the coordinator did not listen on $API_ADDR within 30 s"
+  if ! wait_until 30 hosts_up; then
+    pid_running "$VIRTFLEET_RUN_DIR/agent.pid" "$VIRTFLEET_CLI agent" ||
+      fail_with_log agent "the agent is not running"
+    fail_with_log agent "no host is up after 30 s: the coordinator hears no telemetry from the agent"
+  fi
+  install_wrapper
+
+  node "$VIRTFLEET_CLI" --coordinator "$API_ADDR" host ls
+  cat <<EOF
+
+virtfleet is running on this machine.
+  operator API (coordinator)  $API_ADDR
+  NATS with JetStream         nats://127.0.0.1:$NATS_PORT   (store: $VIRTFLEET_STATE_DIR/nats)
+  agent gRPC                  $AGENT_ADDR   (state: $VIRTFLEET_STATE_DIR/agent)
+  configs                     $COORDINATOR_CONFIG
+                              $AGENT_CONFIG
+  logs                        $VIRTFLEET_LOG_DIR/{nats,coordinator,agent,dockerd}.log
+  pid files                   $VIRTFLEET_RUN_DIR/{nats,coordinator,agent}.pid
+
+Try:
+  virtfleet host ls
+  virtfleet workload create -f deploy/examples/container.yaml --wait
+  virtfleet workload create -f deploy/examples/vm.yaml --wait
+  virtfleet workload ls
+  virtfleet workload delete demo-web
+  virtfleet events --follow
+  virtfleet --help
+
+Stop it with: bash scripts/cluster.sh stop   (workloads keep running; dockerd and libvirtd stay up)
+EOF
+}
+
+require_root
+case "${1:-start}" in
+  start) cluster_start ;;
+  stop) cluster_stop ;;
+  *) die "usage: bash scripts/cluster.sh [start|stop]" ;;
+esac
