@@ -6,12 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_root
-ensure_apt_packages
-ensure_node_modules
-ensure_build
-ensure_dockerd
-ensure_libvirtd
-ensure_test_image
+ensure_environment
 cd "$VIRTFLEET_ROOT"
 
 [[ -f bench/run.ts ]] || die "there are no benchmarks to run: bench/run.ts does not exist"

@@ -85,12 +85,7 @@ cluster_stop() {
 }
 
 cluster_start() {
-  ensure_apt_packages
-  ensure_node_modules
-  ensure_build
-  ensure_dockerd
-  ensure_libvirtd
-  ensure_test_image
+  ensure_environment
   mkdir -p "$VIRTFLEET_RUN_DIR" "$VIRTFLEET_LOG_DIR" "$VIRTFLEET_STATE_DIR"
 
   ensure_nats_server "$NATS_PORT" "$VIRTFLEET_STATE_DIR/nats" "$VIRTFLEET_LOG_DIR/nats.log"

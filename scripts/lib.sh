@@ -14,7 +14,7 @@ VIRTFLEET_TEST_IMAGE="virtfleet-test/busybox:latest"
 VIRTFLEET_CLI="$VIRTFLEET_ROOT/packages/cli/dist/main.js"
 VIRTFLEET_APT_PACKAGES=(
   nats-server docker.io libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-  libvirt-dev qemu-system-x86 busybox-static iproute2
+  libvirt-dev qemu-system-x86 busybox-static iproute2 openssl
 )
 
 step() { printf '==> %s\n' "$*"; }
@@ -183,4 +183,14 @@ ensure_nats_server() {
   mkdir -p "$store"
   start_detached "$VIRTFLEET_RUN_DIR/nats.pid" "$logfile" nats-server -a 127.0.0.1 -p "$port" -js -sd "$store"
   wait_for_tcp 127.0.0.1 "$port" 30 || die "nats-server did not listen on 127.0.0.1:$port within 30 s; see $logfile"
+}
+
+# Everything the cluster, the tests and the benchmarks need on this machine.
+ensure_environment() {
+  ensure_apt_packages
+  ensure_node_modules
+  ensure_build
+  ensure_dockerd
+  ensure_libvirtd
+  ensure_test_image
 }

@@ -15,12 +15,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_root
-ensure_apt_packages
-ensure_node_modules
-ensure_build
-ensure_dockerd
-ensure_libvirtd
-ensure_test_image
+ensure_environment
 cd "$VIRTFLEET_ROOT"
 
 lint_rc=0

@@ -13,6 +13,8 @@ export interface AgentOptions {
   drivers?: Record<string, unknown>;
   labels?: Record<string, string>;
   telemetryIntervalMs?: number;
+  /** PEM files for the agent's gRPC server. */
+  tls?: { cert: string; key: string; ca?: string };
 }
 
 export interface TestAgent {
@@ -51,7 +53,9 @@ export function uniqueHostId(prefix = 'e2e'): string {
  * Starts nats-server, a coordinator and the given agents as separate
  * processes on free loopback ports, each with its own config file.
  */
-export async function startCluster(options: { hostTtlMs?: number; agents?: AgentOptions[] } = {}): Promise<TestCluster> {
+export async function startCluster(
+  options: { hostTtlMs?: number; agents?: AgentOptions[]; dispatchTls?: { ca?: string; cert?: string; key?: string } } = {},
+): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-e2e-'));
   const nats = await startNatsServer();
   const coordinatorPort = await freePort();
@@ -63,7 +67,7 @@ export async function startCluster(options: { hostTtlMs?: number; agents?: Agent
       grpc: { listen: `127.0.0.1:${coordinatorPort}` },
       nats: { servers: [nats.url] },
       hosts: { ttlMs: options.hostTtlMs ?? 3000 },
-      dispatch: { deadlineMs: 30_000, maxAttempts: 3 },
+      dispatch: { deadlineMs: 30_000, maxAttempts: 3, ...(options.dispatchTls ? { tls: options.dispatchTls } : {}) },
       scheduler: { retryIntervalMs: 250 },
     }),
   );
@@ -86,7 +90,7 @@ export async function startCluster(options: { hostTtlMs?: number; agents?: Agent
         hostId,
         stateDir,
         labels: agentOptions.labels ?? {},
-        grpc: { listen: `127.0.0.1:${port}` },
+        grpc: { listen: `127.0.0.1:${port}`, ...(agentOptions.tls ? { tls: agentOptions.tls } : {}) },
         nats: { servers: [nats.url] },
         telemetry: { intervalMs: agentOptions.telemetryIntervalMs ?? 500, storagePaths: ['/'] },
         drivers: agentOptions.drivers ?? REAL_DRIVERS,

@@ -9,6 +9,7 @@ import {
   connectNats,
   loadAgentProto,
   serverCredentials,
+  shutdownServer,
   type DriverInfo,
   type Logger,
   type NatsConnection,
@@ -118,16 +119,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     async stop() {
       clearInterval(refingerprint);
       await publisher.stop();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 5_000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      await shutdownServer(server);
       await nc.drain().catch(() => undefined);
       await Promise.all(drivers.map((d) => d.close().catch(() => undefined)));
     },

@@ -1,13 +1,7 @@
 import { hostname } from 'node:os';
-import { hostIdSchema, loadConfig, type TlsFiles } from '@virtfleet/shared';
+import { hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
 import { z } from 'zod';
 
-const tlsSchema = z
-  .object({ cert: z.string().optional(), key: z.string().optional(), ca: z.string().optional() })
-  .strict()
-  .refine((t) => Boolean(t.cert) === Boolean(t.key), 'cert and key go together');
-
-const address = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'must be host:port');
 
 /** Default host id: the machine's short hostname, if it is a valid id. */
 export function defaultHostId(): string {
@@ -25,17 +19,14 @@ export const agentConfigSchema = z
     grpc: z
       .object({
         /** @default '0.0.0.0:7101' */
-        listen: address.default('0.0.0.0:7101'),
+        listen: hostPortSchema.default('0.0.0.0:7101'),
         /** The address the coordinator dials. @default listen, with the host's name for 0.0.0.0 */
-        advertise: address.optional(),
-        tls: tlsSchema.optional(),
+        advertise: hostPortSchema.optional(),
+        tls: tlsFilesSchema.optional(),
       })
       .strict()
       .default({ listen: '0.0.0.0:7101' }),
-    nats: z
-      .object({ servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']) })
-      .strict()
-      .default({ servers: ['nats://127.0.0.1:4222'] }),
+    nats: natsConfigSchema,
     telemetry: z
       .object({
         /** @default 1000 */

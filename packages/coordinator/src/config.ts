@@ -1,11 +1,7 @@
 import { hostname } from 'node:os';
-import { loadConfig } from '@virtfleet/shared';
+import { hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 
-const tlsSchema = z
-  .object({ cert: z.string().optional(), key: z.string().optional(), ca: z.string().optional() })
-  .strict()
-  .refine((t) => Boolean(t.cert) === Boolean(t.key), 'cert and key go together');
 
 export const coordinatorConfigSchema = z
   .object({
@@ -14,15 +10,12 @@ export const coordinatorConfigSchema = z
     grpc: z
       .object({
         /** Operator API address. @default '0.0.0.0:7100' */
-        listen: z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'must be host:port').default('0.0.0.0:7100'),
-        tls: tlsSchema.optional(),
+        listen: hostPortSchema.default('0.0.0.0:7100'),
+        tls: tlsFilesSchema.optional(),
       })
       .strict()
       .default({ listen: '0.0.0.0:7100' }),
-    nats: z
-      .object({ servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']) })
-      .strict()
-      .default({ servers: ['nats://127.0.0.1:4222'] }),
+    nats: natsConfigSchema,
     hosts: z
       .object({
         /** A host with no telemetry for this long is down. @default 10_000 */
@@ -37,7 +30,7 @@ export const coordinatorConfigSchema = z
         /** Attempts per agent call on UNAVAILABLE, the first included. @default 4 */
         maxAttempts: z.number().int().min(1).max(5).default(4),
         /** TLS toward agents: `ca` verifies them, `cert`/`key` identify the coordinator. */
-        tls: tlsSchema.optional(),
+        tls: tlsFilesSchema.optional(),
       })
       .strict()
       .default({ deadlineMs: 30_000, maxAttempts: 4 }),

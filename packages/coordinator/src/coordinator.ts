@@ -6,6 +6,7 @@ import {
   EVENT_TYPES,
   loadCoordinatorProto,
   serverCredentials,
+  shutdownServer,
   type Logger,
   type NatsConnection,
 } from '@virtfleet/shared';
@@ -70,16 +71,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     async stop() {
       hosts.stop();
       await controller.stop();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 5_000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      await shutdownServer(server);
       agents.closeAll();
       await nc.drain().catch(() => undefined);
     },

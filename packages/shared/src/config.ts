@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { InvalidArgumentError, errorMessage } from './errors.js';
 import { parseOrThrow } from './validation.js';
 
@@ -51,3 +51,18 @@ function deepMerge(base: Record<string, unknown>, override: Record<string, unkno
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** TLS material as PEM file paths; `cert` and `key` go together. */
+export const tlsFilesSchema = z
+  .object({ cert: z.string().optional(), key: z.string().optional(), ca: z.string().optional() })
+  .strict()
+  .refine((t) => Boolean(t.cert) === Boolean(t.key), 'cert and key go together');
+
+export const hostPortSchema = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'must be host:port');
+
+const DEFAULT_NATS_SERVERS = ['nats://127.0.0.1:4222'];
+/** The `nats` section both daemons share. */
+export const natsConfigSchema = z
+  .object({ servers: z.array(z.string().min(1)).min(1).default(DEFAULT_NATS_SERVERS) })
+  .strict()
+  .default({ servers: DEFAULT_NATS_SERVERS });

@@ -53,3 +53,17 @@ export function bindServer(server: Server, address: string, creds: Parameters<Se
 export function deadlineIn(ms: number): Date {
   return new Date(Date.now() + ms);
 }
+
+/** Stops accepting calls, lets running ones finish for up to `graceMs`, then cuts the rest off. */
+export function shutdownServer(server: Server, graceMs = 5_000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
