@@ -82,6 +82,9 @@ describe('the virtfleet CLI against a real cluster', () => {
     { name: 'an unknown workload', args: () => ['workload', 'get', 'no-such-thing'], code: 3, stderr: /no-such-thing.*not found/ },
     { name: 'an unknown verb', args: () => ['workload', 'explode', 'x'], code: 2, stderr: /unknown command/ },
     { name: 'a bad output format', args: () => ['-o', 'yaml', 'host', 'ls'], code: 2, stderr: /yaml/ },
+    { name: 'an agent config with a bad address', args: () => ['agent', '--config', file('agent.yaml', 'grpc:\n  listen: nowhere\n')], code: 2, stderr: /agent\.yaml: grpc\.listen: must be host:port/ },
+    { name: 'an agent config with an unknown key', args: () => ['agent', '--config', file('agent2.yaml', 'hostid: x\n')], code: 2, stderr: /agent2\.yaml: .*hostid/ },
+    { name: 'a coordinator TTL that is not a number', args: () => ['coordinator', '--host-ttl-ms', 'soon'], code: 2, stderr: /--host-ttl-ms must be a whole number/ },
     { name: 'a bad stop timeout', args: () => ['workload', 'stop', 'x', '--timeout-seconds', '-5'], code: 2, stderr: /--timeout-seconds/ },
   ];
 

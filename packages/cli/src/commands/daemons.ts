@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError as InvalidOptionError, type Command } from 'commander';
 import { createLogger, type Logger } from '@virtfleet/shared';
 
 // The daemons are imported on demand so operator commands start fast.
@@ -23,7 +23,7 @@ async function runUntilSignal(log: Logger, start: () => Promise<{ stop(): Promis
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`${name} must be a whole number`);
+  if (!Number.isInteger(n)) throw new InvalidOptionError(`${name} must be a whole number`);
   return n;
 };
 
