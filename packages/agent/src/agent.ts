@@ -98,7 +98,18 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   }
   const publisher = new TelemetryPublisher(
     nc,
-    { host_id: config.hostId, hostname: hostname(), address, agent_version: AGENT_VERSION, boot_id: randomUUID(), labels: config.labels },
+    {
+      host_id: config.hostId,
+      hostname: hostname(),
+      address,
+      agent_version: AGENT_VERSION,
+      boot_id: randomUUID(),
+      labels: config.labels,
+      trust_level: config.trustLevel,
+      features: config.features,
+      overcommit: config.overcommit,
+      reserved: { vcpus: config.reserved.vcpus, memory_mib: config.reserved.memoryMiB, disk_gib: config.reserved.diskGiB },
+    },
     capacity,
     hostSampler,
     new WorkloadSampler(manager),

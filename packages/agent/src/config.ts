@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
+import { MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
 import { z } from 'zod';
 
 
@@ -16,6 +16,20 @@ export const agentConfigSchema = z
     stateDir: z.string().min(1).default('/var/lib/virtfleet/agent'),
     /** Host labels, reported with telemetry for placement constraints. */
     labels: z.record(z.string().max(63), z.string().max(253)).default({}),
+    /** How far workloads may trust this host, 0-10. @default 0 */
+    trustLevel: z.number().int().min(0).max(MAX_TRUST_LEVEL).default(0),
+    /** Features workloads may require, e.g. encrypted-storage, secure-boot. @default [] */
+    features: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/, 'must be 1-63 characters of a-z, 0-9, "-" and "."')).max(64).default([]),
+    /** Allocation ratios over capacity minus reserved. @default { cpu: 4, memory: 1 } */
+    overcommit: z
+      .object({ cpu: z.number().min(0.1).max(64).default(4), memory: z.number().min(0.1).max(8).default(1) })
+      .strict()
+      .default({ cpu: 4, memory: 1 }),
+    /** Resources held back for the host itself. @default { vcpus: 0, memoryMiB: 512, diskGiB: 0 } */
+    reserved: z
+      .object({ vcpus: z.number().min(0).default(0), memoryMiB: z.number().int().min(0).default(512), diskGiB: z.number().min(0).default(0) })
+      .strict()
+      .default({ vcpus: 0, memoryMiB: 512, diskGiB: 0 }),
     grpc: z
       .object({
         /** @default '0.0.0.0:7101' */

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
+import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
 
 
 export const coordinatorConfigSchema = z
@@ -38,9 +39,23 @@ export const coordinatorConfigSchema = z
       .object({
         /** How often pending workloads are tried again. @default 1000 */
         retryIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+        /** Admission order: fcfs, sjf or priority; changeable at runtime. @default 'fcfs' */
+        queuePolicy: z.enum(QUEUE_POLICIES).default('fcfs'),
+        /** Priority points a waiting request gains per minute (priority policy). @default 1 */
+        agingPerMinute: z.number().min(0).max(100).default(1),
+        /** Place smaller requests past a blocked head of the queue. @default true */
+        backfill: z.boolean().default(true),
+        /** binpack fills hosts; spread balances them. @default 'binpack' */
+        placement: z.enum(PLACEMENT_POLICIES).default('binpack'),
+        /** Scorer weights, over the placement policy's defaults. */
+        weights: z.record(z.string(), z.number().min(0).max(100)).default({}),
+        /** Feasible hosts to find before scoring; 0 evaluates all. @default 16 */
+        candidateLimit: z.number().int().min(0).max(100_000).default(16),
+        /** Weight of the newest sample in smoothed host CPU utilisation. @default 0.3 */
+        utilisationSmoothing: z.number().gt(0).max(1).default(0.3),
       })
       .strict()
-      .default({ retryIntervalMs: 1000 }),
+      .default({ retryIntervalMs: 1000, queuePolicy: 'fcfs', agingPerMinute: 1, backfill: true, placement: 'binpack', weights: {}, candidateLimit: 16, utilisationSmoothing: 0.3 }),
   })
   .strict();
 

@@ -14,8 +14,10 @@ import { z } from 'zod';
 import type { AgentAction } from './dispatch/agent-client.js';
 import type { EventBus } from './events/event-bus.js';
 import type { HostRegistry } from './hosts/host-registry.js';
+import { QUEUE_POLICIES, type QueuePolicy } from './scheduler/catalog.js';
+import type { PlacementRecord } from './scheduler/scheduler.js';
 import type { Workload } from './workloads/workload.js';
-import type { WorkloadController } from './workloads/workload-controller.js';
+import type { DecisionRecord, QueueView, WorkloadController } from './workloads/workload-controller.js';
 
 const MAX_STOP_TIMEOUT_SECONDS = 3600;
 /** A workload reference: its id or its name. */
@@ -36,6 +38,49 @@ export function toProtoWorkload(w: Workload): pb.Workload {
     created_at: w.createdAt,
     updated_at: w.updatedAt,
     driver_ref: w.driverRef,
+  };
+}
+
+export function toProtoDecision(d: PlacementRecord | DecisionRecord): pb.PlacementDecision {
+  return {
+    workload_id: d.workloadId,
+    host_id: d.hostId ?? '',
+    summary: d.summary,
+    candidates: d.candidates.map((c) => ({
+      host_id: c.hostId,
+      feasible: c.feasible,
+      filters: c.filters.map((f) => ({ plugin: f.plugin, status: f.status, reason: f.reason ?? '' })),
+      scores: c.scores,
+      total: c.total,
+    })),
+    runner_up: d.runnerUp ?? '',
+    margin: d.margin ?? 0,
+    hosts_total: d.hostsTotal,
+    hosts_evaluated: d.hostsEvaluated,
+    rejections: d.rejections,
+    unresolvable: d.unresolvable,
+    decided_at: d.decidedAt,
+    queue_policy: 'queuePolicy' in d ? d.queuePolicy : '',
+    waited_seconds: 'waitedMs' in d ? d.waitedMs / 1000 : 0,
+  };
+}
+
+export function toProtoQueue(q: QueueView): pb.QueueState {
+  return {
+    policy: q.policy,
+    backfill: q.backfill,
+    aging_per_minute: q.agingPerMinute,
+    entries: q.entries.map((e) => ({
+      workload_id: e.workload.id,
+      name: e.workload.spec.name,
+      position: e.position,
+      priority: e.workload.spec.priority,
+      effective_priority: e.effectivePriority,
+      expected_runtime_seconds: e.expectedRuntimeSeconds,
+      waited_seconds: e.waitedMs / 1000,
+      reason: e.workload.message,
+      tenant: e.workload.spec.tenant,
+    })),
   };
 }
 
@@ -79,7 +124,8 @@ export function coordinatorHandlers(
       for (const w of controller.list()) if (w.hostId) counts.set(w.hostId, (counts.get(w.hostId) ?? 0) + 1);
       const out: pb.Host[] = hosts.list().map((h) => {
         const t = h.telemetry;
-        const allocated = snapshots.get(h.id)?.allocated ?? { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
+        const snapshot = snapshots.get(h.id);
+        const allocated = snapshot?.allocated ?? { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
         return {
           id: h.id,
           hostname: t.hostname,
@@ -100,6 +146,12 @@ export function coordinatorHandlers(
           labels: t.labels,
           workload_count: counts.get(h.id) ?? 0,
           agent_version: t.agent_version,
+          allocatable: snapshot
+            ? { vcpus: snapshot.allocatable.vcpus, memory_mib: Math.round(snapshot.allocatable.memoryMiB), disk_gib: snapshot.allocatable.diskGiB }
+            : { vcpus: 0, memory_mib: 0, disk_gib: 0 },
+          trust_level: t.trust_level,
+          features: t.features,
+          cpu_utilisation_smoothed: h.cpuUtilisationSmoothed,
         };
       });
       return Promise.resolve({ hosts: out });
@@ -109,6 +161,17 @@ export function coordinatorHandlers(
     PauseWorkload: action('pause'),
     ResumeWorkload: action('resume'),
     DeleteWorkload: action('delete'),
+    ExplainWorkload: unary<pb.ExplainWorkloadRequest__Output, pb.PlacementDecision>(log, 'ExplainWorkload', (req) =>
+      Promise.resolve(toProtoDecision(controller.explain(requireId(workloadRefSchema, req.id, 'id')))),
+    ),
+    PlanWorkload: unary<pb.PlanWorkloadRequest__Output, pb.PlacementDecision>(log, 'PlanWorkload', (req) =>
+      Promise.resolve(toProtoDecision(controller.plan(parseWorkloadSpec(req.spec, 'spec')))),
+    ),
+    GetQueue: unary(log, 'GetQueue', () => Promise.resolve(toProtoQueue(controller.queueView()))),
+    SetQueuePolicy: unary<pb.SetQueuePolicyRequest__Output, pb.QueueState>(log, 'SetQueuePolicy', (req) => {
+      if (!(QUEUE_POLICIES as readonly string[]).includes(req.policy)) throw new InvalidArgumentError('policy', `must be one of ${QUEUE_POLICIES.join(', ')}`);
+      return Promise.resolve(toProtoQueue(controller.configureQueue({ policy: req.policy as QueuePolicy, ...(req.backfill === undefined ? {} : { backfill: req.backfill }) })));
+    }),
     WatchEvents: serverStream<pb.WatchEventsRequest__Output, pb.Event>(log, 'WatchEvents', (call) => {
       const req = call.request;
       const prefix = req.type_prefix;

@@ -15,7 +15,8 @@ import { coordinatorHandlers } from './coordinator-service.js';
 import { AgentClientPool } from './dispatch/agent-client.js';
 import { EventBus } from './events/event-bus.js';
 import { HostRegistry } from './hosts/host-registry.js';
-import { FirstFitScheduler } from './scheduler/first-fit-scheduler.js';
+import { AdmissionQueue } from './scheduler/admission-queue.js';
+import { createScheduler } from './scheduler/create-scheduler.js';
 import { WorkloadController } from './workloads/workload-controller.js';
 import { InMemoryWorkloadStore } from './workloads/workload-store.js';
 
@@ -48,9 +49,13 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       },
     },
     log,
+    Date.now,
+    config.scheduler.utilisationSmoothing,
   );
   // The registry's callbacks run only after hosts.start(), below, by which time controller exists.
-  const controller = new WorkloadController(new InMemoryWorkloadStore(), hosts, new FirstFitScheduler(), agents, events, log);
+  const scheduler = createScheduler(config.scheduler);
+  const queue = new AdmissionQueue({ policy: config.scheduler.queuePolicy, agingPerMinute: config.scheduler.agingPerMinute, backfill: config.scheduler.backfill });
+  const controller = new WorkloadController(new InMemoryWorkloadStore(), hosts, scheduler, queue, agents, events, log);
 
   const nc: NatsConnection = await connectNats(config.nats.servers, `virtfleet-coordinator-${config.id}`, log);
   events.attach(nc);

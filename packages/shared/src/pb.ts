@@ -23,3 +23,8 @@ export type { ListWorkloadsResponse, ListWorkloadsResponse__Output } from './gen
 export type { ListHostsResponse, ListHostsResponse__Output } from './generated/virtfleet/v1/ListHostsResponse.js';
 export type { WatchEventsRequest__Output } from './generated/virtfleet/v1/WatchEventsRequest.js';
 export type { GetWorkloadRequest__Output } from './generated/virtfleet/v1/GetWorkloadRequest.js';
+export type { PlacementDecision, PlacementDecision__Output } from './generated/virtfleet/v1/PlacementDecision.js';
+export type { QueueState, QueueState__Output } from './generated/virtfleet/v1/QueueState.js';
+export type { SetQueuePolicyRequest__Output } from './generated/virtfleet/v1/SetQueuePolicyRequest.js';
+export type { ExplainWorkloadRequest__Output } from './generated/virtfleet/v1/ExplainWorkloadRequest.js';
+export type { PlanWorkloadRequest__Output } from './generated/virtfleet/v1/PlanWorkloadRequest.js';

@@ -19,7 +19,41 @@ describe('parseWorkloadSpec', () => {
   });
 
   it('fills defaults', () => {
-    expect(parseWorkloadSpec(container)).toEqual({ ...container, disk_gib: 0, command: [], env: {}, labels: {} });
+    expect(parseWorkloadSpec(container)).toEqual({
+      ...container,
+      disk_gib: 0,
+      command: [],
+      env: {},
+      labels: {},
+      priority: 50,
+      expected_runtime_seconds: 0,
+      tenant: 'default',
+      performance: { memory_headroom_mib: 0, latency_class: 'standard' },
+      security: { isolation: 'shared', min_trust_level: 0, required_features: [] },
+      host_selector: {},
+    });
+  });
+
+  it('reads a proto-decoded spec: empty strings and null messages are unset, optional markers dropped', () => {
+    const decoded = {
+      ...container,
+      disk_gib: 0,
+      command: [],
+      env: {},
+      labels: {},
+      priority: 0,
+      _priority: 'priority',
+      expected_runtime_seconds: 0,
+      tenant: '',
+      performance: null,
+      security: { isolation: '', min_trust_level: 2, required_features: ['secure-boot'], anti_affinity_group: '' },
+      host_selector: {},
+    };
+    const spec = parseWorkloadSpec(decoded);
+    expect(spec.priority).toBe(0);
+    expect(spec.tenant).toBe('default');
+    expect(spec.performance).toEqual({ memory_headroom_mib: 0, latency_class: 'standard' });
+    expect(spec.security).toEqual({ isolation: 'shared', min_trust_level: 2, required_features: ['secure-boot'] });
   });
 
   const rejected: { name: string; input: unknown; field: string; reason: RegExp }[] = [
@@ -49,6 +83,17 @@ describe('parseWorkloadSpec', () => {
     { name: 'NUL in a command argument', input: { ...container, command: ['a\0b'] }, field: 'spec.command.0', reason: /NUL/ },
     { name: 'a control character in a label', input: { ...container, labels: { a: 'x\ny' } }, field: 'spec.labels.a', reason: /control/ },
     { name: 'an unknown field', input: { ...container, memroy: 64 }, field: 'spec', reason: /memroy/ },
+    { name: 'priority above 100', input: { ...container, priority: 101 }, field: 'spec.priority', reason: /at most 100/ },
+    { name: 'a fractional priority', input: { ...container, priority: 1.5 }, field: 'spec.priority', reason: /whole/ },
+    { name: 'a negative run time', input: { ...container, expected_runtime_seconds: -1 }, field: 'spec.expected_runtime_seconds', reason: /negative/ },
+    { name: 'a tenant with a dot', input: { ...container, tenant: 'a.b' }, field: 'spec.tenant', reason: /DNS label/ },
+    { name: 'an unknown isolation', input: { ...container, security: { isolation: 'private' } }, field: 'spec.security.isolation', reason: /shared, tenant, dedicated/ },
+    { name: 'a trust level above 10', input: { ...container, security: { min_trust_level: 11 } }, field: 'spec.security.min_trust_level', reason: /at most 10/ },
+    { name: 'a feature with spaces', input: { ...container, security: { required_features: ['secure boot'] } }, field: 'spec.security.required_features.0', reason: /features/ },
+    { name: 'utilisation above 1', input: { ...container, performance: { max_host_cpu_utilisation: 1.5 } }, field: 'spec.performance.max_host_cpu_utilisation', reason: /at most 1/ },
+    { name: 'zero tolerated utilisation', input: { ...container, performance: { max_host_cpu_utilisation: 0 } }, field: 'spec.performance.max_host_cpu_utilisation', reason: /greater than 0/ },
+    { name: 'an unknown latency class', input: { ...container, performance: { latency_class: 'ultra' } }, field: 'spec.performance.latency_class', reason: /standard, low, batch/ },
+    { name: 'an unknown performance field', input: { ...container, performance: { cpu: 1 } }, field: 'spec.performance', reason: /cpu/ },
   ];
   it.each(rejected)('rejects $name naming $field', ({ input, field, reason }) => {
     let caught: unknown;

@@ -26,6 +26,41 @@ const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9_./-]{0,61}[A-Za-z0-9])?$/;
 // eslint-disable-next-line no-control-regex
 const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
 
+const FEATURE = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
+
+/** SJF's run time for a workload that gives none. */
+export const DEFAULT_EXPECTED_RUNTIME_SECONDS = 3600;
+export const DEFAULT_PRIORITY = 50;
+export const DEFAULT_TENANT = 'default';
+export const MAX_TRUST_LEVEL = 10;
+/** The host CPU utilisation a `low` latency workload tolerates at most. */
+export const LOW_LATENCY_MAX_CPU_UTILISATION = 0.6;
+
+export const ISOLATION_LEVELS = ['shared', 'tenant', 'dedicated'] as const;
+export type IsolationLevel = (typeof ISOLATION_LEVELS)[number];
+export const LATENCY_CLASSES = ['standard', 'low', 'batch'] as const;
+export type LatencyClass = (typeof LATENCY_CLASSES)[number];
+
+/** proto3 sends '' for an unset string; treat it like an absent field so defaults apply. */
+const unsetIfEmpty = (v: unknown) => (v === '' || v === null ? undefined : v);
+
+const performanceSchema = z
+  .object({
+    max_host_cpu_utilisation: z.number({ error: 'must be a number' }).gt(0, 'must be greater than 0').max(1, 'must be at most 1 (100%)').optional(),
+    memory_headroom_mib: z.number({ error: 'must be a number' }).int('must be a whole number of MiB').min(0, 'must not be negative').max(16 * 1024 * 1024).default(0),
+    latency_class: z.preprocess(unsetIfEmpty, z.enum(LATENCY_CLASSES, { error: `must be one of ${LATENCY_CLASSES.join(', ')}` }).default('standard')),
+  })
+  .strict();
+
+const securitySchema = z
+  .object({
+    isolation: z.preprocess(unsetIfEmpty, z.enum(ISOLATION_LEVELS, { error: `must be one of ${ISOLATION_LEVELS.join(', ')}` }).default('shared')),
+    min_trust_level: z.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must not be negative').max(MAX_TRUST_LEVEL, `must be at most ${MAX_TRUST_LEVEL}`).default(0),
+    required_features: z.array(z.string().regex(FEATURE, 'features are 1-63 characters of a-z, 0-9, "-" and "."')).max(32).default([]),
+    anti_affinity_group: z.preprocess(unsetIfEmpty, z.string().regex(DNS_LABEL, 'must be a DNS label').optional()),
+  })
+  .strict();
+
 const printable = (max: number) => z.string().max(max, `must be at most ${max} characters`).regex(NO_CONTROL, 'must not contain control characters');
 
 const workloadSpecShape = z
@@ -57,6 +92,15 @@ const workloadSpecShape = z
       .record(z.string().regex(LABEL_KEY, 'label keys must be 1-63 characters of letters, digits, "-", "_", "." or "/"'), printable(253))
       .default({})
       .refine((l) => Object.keys(l).length <= SPEC_LIMITS.maxLabels, `at most ${SPEC_LIMITS.maxLabels} labels`),
+    priority: z.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be at least 0').max(100, 'must be at most 100').default(DEFAULT_PRIORITY),
+    expected_runtime_seconds: z.number({ error: 'must be a number' }).min(0, 'must not be negative').max(10 * 365 * 86400, 'must be at most ten years').default(0),
+    tenant: z.preprocess(unsetIfEmpty, z.string().regex(DNS_LABEL, 'must be a DNS label').default(DEFAULT_TENANT)),
+    performance: z.preprocess(unsetIfEmpty, performanceSchema.default({ memory_headroom_mib: 0, latency_class: 'standard' })),
+    security: z.preprocess(unsetIfEmpty, securitySchema.default({ isolation: 'shared', min_trust_level: 0, required_features: [] })),
+    host_selector: z
+      .record(z.string().regex(LABEL_KEY, 'label keys must be 1-63 characters of letters, digits, "-", "_", "." or "/"'), printable(253))
+      .default({})
+      .refine((l) => Object.keys(l).length <= SPEC_LIMITS.maxLabels, `at most ${SPEC_LIMITS.maxLabels} labels`),
   })
   .strict();
 
@@ -81,8 +125,28 @@ export type WorkloadSpec = z.output<typeof workloadSpecSchema>;
  * @throws InvalidArgumentError naming the first bad field, e.g. `spec.memory_mib`.
  */
 export function parseWorkloadSpec(input: unknown, fieldPrefix = 'spec'): WorkloadSpec {
-  return parseOrThrow(workloadSpecSchema, input, fieldPrefix);
+  return parseOrThrow(workloadSpecSchema, withoutSyntheticOneofs(input), fieldPrefix);
 }
 
 export const WORKLOAD_STATES = ['pending', 'creating', 'running', 'paused', 'stopped', 'failed', 'deleting', 'deleted', 'unknown'] as const;
 export type WorkloadState = (typeof WORKLOAD_STATES)[number];
+
+/**
+ * proto-loader marks each proto3 `optional` field that is set with a key
+ * `_<field>: "<field>"`; those are wire artefacts, not spec fields.
+ */
+function withoutSyntheticOneofs(input: unknown, nested = ['performance', 'security']): unknown {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(input)) {
+    if (key.startsWith('_') && value === key.slice(1)) continue;
+    // Only message fields can hold optionals; maps such as labels are user data and pass untouched.
+    out[key] = nested.includes(key) ? withoutSyntheticOneofs(value, []) : value;
+  }
+  return out;
+}
+
+/** The run time SJF orders by. */
+export function expectedRuntimeSeconds(spec: WorkloadSpec): number {
+  return spec.expected_runtime_seconds > 0 ? spec.expected_runtime_seconds : DEFAULT_EXPECTED_RUNTIME_SECONDS;
+}

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { WORKLOAD_KINDS, WORKLOAD_STATES } from './spec.js';
+import { MAX_TRUST_LEVEL, WORKLOAD_KINDS, WORKLOAD_STATES } from './spec.js';
 import { hostIdSchema } from './validation.js';
 
 /**
@@ -52,6 +52,14 @@ export const telemetrySchema = z.object({
   labels: z.record(z.string().max(63), z.string().max(253)),
   drivers: z.array(driverInfoSchema).max(8),
   capacity: z.object({ vcpus: nonNegative, memory_mib: nonNegative, disk_gib: nonNegative }),
+  /** Held back for the host itself; not offered to workloads. */
+  reserved: z.object({ vcpus: nonNegative, memory_mib: nonNegative, disk_gib: nonNegative }).default({ vcpus: 0, memory_mib: 0, disk_gib: 0 }),
+  /** Allocation ratios: allocatable = (capacity - reserved) * ratio. */
+  overcommit: z.object({ cpu: z.number().finite().min(0.1).max(64), memory: z.number().finite().min(0.1).max(8) }).default({ cpu: 1, memory: 1 }),
+  /** 0-10; workloads may demand a minimum. */
+  trust_level: z.number().int().min(0).max(MAX_TRUST_LEVEL).default(0),
+  /** Host features such as encrypted-storage or secure-boot. */
+  features: z.array(z.string().max(63)).max(64).default([]),
   host: z.object({
     cpu_count: z.number().int().min(1),
     cpu_utilisation: fraction,

@@ -3,7 +3,10 @@ import type { HostSampler } from './host-sampler.js';
 import type { WorkloadSampler } from './workload-sampler.js';
 
 /** The parts of a telemetry message that do not change between samples. */
-export type TelemetryIdentity = Pick<Telemetry, 'host_id' | 'hostname' | 'address' | 'agent_version' | 'boot_id' | 'labels'>;
+export type TelemetryIdentity = Pick<
+  Telemetry,
+  'host_id' | 'hostname' | 'address' | 'agent_version' | 'boot_id' | 'labels' | 'trust_level' | 'features' | 'overcommit' | 'reserved'
+>;
 
 /**
  * Publishes one telemetry message per interval, and one soon after any

@@ -25,6 +25,8 @@ export class HostRegistry {
     private readonly events: HostRegistryEvents,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    /** Weight of the newest sample in the smoothed CPU utilisation. @default 0.3 */
+    private readonly smoothing = 0.3,
   ) {}
 
   /** Subscribes to every host's telemetry and starts the TTL sweep. */
@@ -64,7 +66,9 @@ export class HostRegistry {
       return false;
     }
     const previous = this.hosts.get(telemetry.host_id);
-    const host: Host = { id: telemetry.host_id, status: 'up', lastSeenMs: this.now(), telemetry };
+    const sample = telemetry.host.cpu_utilisation;
+    const smoothed = previous ? this.smoothing * sample + (1 - this.smoothing) * previous.cpuUtilisationSmoothed : sample;
+    const host: Host = { id: telemetry.host_id, status: 'up', lastSeenMs: this.now(), telemetry, cpuUtilisationSmoothed: smoothed };
     this.hosts.set(host.id, host);
     if (previous?.status !== 'up') this.events.onStatusChange(host, previous?.status);
     this.events.onTelemetry(host);

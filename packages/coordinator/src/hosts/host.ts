@@ -10,8 +10,7 @@ export interface Host {
   lastSeenMs: number;
   /** The last telemetry message, as validated. */
   telemetry: Telemetry;
+  /** Host CPU utilisation smoothed over telemetry samples (EWMA), 0-1. */
+  cpuUtilisationSmoothed: number;
 }
 
-export function hostCanRun(host: Host, kind: string): boolean {
-  return host.telemetry.drivers.some((d) => d.healthy && (d.kinds as string[]).includes(kind));
-}

@@ -1,4 +1,4 @@
-import type { DriverInfo, WorkloadSpec } from '@virtfleet/shared';
+import type { DriverInfo, IsolationLevel, WorkloadKind, WorkloadSpec } from '@virtfleet/shared';
 
 export interface ResourceVector {
   vcpus: number;
@@ -6,15 +6,40 @@ export interface ResourceVector {
   diskGiB: number;
 }
 
-/** A host as the scheduler sees it: a snapshot, never the live record. */
+/**
+ * A host as the scheduler sees it during one pass. Built from telemetry and
+ * the store; `assume` updates it as the pass places workloads, so two
+ * placements in one pass never book the same capacity.
+ */
 export interface HostSnapshot {
   id: string;
-  up: boolean;
+  /** Up and accepting new workloads. */
+  schedulable: boolean;
+  /** Why not schedulable, e.g. "down". */
+  unschedulableReason?: string;
   capacity: ResourceVector;
+  /** (capacity - reserved) * overcommit ratio; disk is never overcommitted. */
+  allocatable: ResourceVector;
   /** Sum of the demands of workloads placed on the host. */
   allocated: ResourceVector;
+  overcommit: { cpu: number; memory: number };
   drivers: readonly DriverInfo[];
+  /** Kinds with a healthy driver. */
+  kinds: ReadonlySet<WorkloadKind>;
   labels: Readonly<Record<string, string>>;
+  trustLevel: number;
+  features: ReadonlySet<string>;
+  /** Host CPU utilisation from telemetry, smoothed (EWMA), 0-1. */
+  cpuUtilisation: number;
+  /** Memory the host reports available, minus what placements since that report took. */
+  memoryAvailableMiB: number;
+  workloadCount: number;
+  /** Workloads per tenant on the host. */
+  tenants: Map<string, number>;
+  /** Anti-affinity groups with a member on the host. */
+  antiAffinityGroups: Set<string>;
+  /** The strongest isolation any workload on the host asked for, and its tenant. */
+  isolation: { level: IsolationLevel; tenant: string } | undefined;
 }
 
 export interface PlacementRequest {
@@ -22,43 +47,102 @@ export interface PlacementRequest {
   spec: WorkloadSpec;
 }
 
-/** One host's verdict: feasible, or the reason it was filtered out. */
-export interface CandidateVerdict {
-  hostId: string;
-  feasible: boolean;
-  /** Set when not feasible: one of the scheduler's reason constants, with detail. */
+export function demandOf(spec: WorkloadSpec): ResourceVector {
+  return { vcpus: spec.vcpus, memoryMiB: spec.memory_mib, diskGiB: spec.disk_gib };
+}
+
+/** Books `spec` on the snapshot, as if placed. */
+export function assume(host: HostSnapshot, spec: WorkloadSpec): void {
+  const d = demandOf(spec);
+  host.allocated = { vcpus: host.allocated.vcpus + d.vcpus, memoryMiB: host.allocated.memoryMiB + d.memoryMiB, diskGiB: host.allocated.diskGiB + d.diskGiB };
+  host.memoryAvailableMiB -= d.memoryMiB;
+  host.workloadCount++;
+  host.tenants.set(spec.tenant, (host.tenants.get(spec.tenant) ?? 0) + 1);
+  if (spec.security.anti_affinity_group) host.antiAffinityGroups.add(spec.security.anti_affinity_group);
+  const level = spec.security.isolation;
+  if (level !== 'shared' && (host.isolation === undefined || host.isolation.level === 'tenant')) host.isolation = { level, tenant: spec.tenant };
+}
+
+/** Undoes `assume`, when a workload leaves the host (the simulator's completions). */
+export function release(host: HostSnapshot, spec: WorkloadSpec, remaining: readonly WorkloadSpec[]): void {
+  const d = demandOf(spec);
+  host.allocated = { vcpus: host.allocated.vcpus - d.vcpus, memoryMiB: host.allocated.memoryMiB - d.memoryMiB, diskGiB: host.allocated.diskGiB - d.diskGiB };
+  host.memoryAvailableMiB += d.memoryMiB;
+  host.workloadCount--;
+  const left = (host.tenants.get(spec.tenant) ?? 1) - 1;
+  if (left > 0) host.tenants.set(spec.tenant, left);
+  else host.tenants.delete(spec.tenant);
+  host.antiAffinityGroups = new Set(remaining.map((s) => s.security.anti_affinity_group).filter((g): g is string => Boolean(g)));
+  host.isolation = undefined;
+  for (const s of remaining) if (s.security.isolation !== 'shared' && (host.isolation === undefined || host.isolation.level === 'tenant')) host.isolation = { level: s.security.isolation, tenant: s.tenant };
+}
+
+/** One filter's verdict on one host. */
+export interface FilterVerdict {
+  plugin: string;
+  status: FilterStatus;
   reason?: string;
 }
 
-export interface PlacementDecision {
+/**
+ * ok: the host passes. unschedulable: not now (resources, co-tenants), perhaps
+ * later. unresolvable: never, whatever runs there (no driver, trust level).
+ */
+export type FilterStatus = 'ok' | 'unschedulable' | 'unresolvable';
+
+export interface ScoreDetail {
+  plugin: string;
+  /** 0-100. */
+  score: number;
+  weight: number;
+}
+
+export interface CandidateRecord {
+  hostId: string;
+  feasible: boolean;
+  /** Filters in the order they ran; a rejected host's last verdict is the one that rejected it. */
+  filters: FilterVerdict[];
+  /** Feasible hosts only. */
+  scores: ScoreDetail[];
+  /** Weighted mean of the scores, 0-100. */
+  total: number;
+}
+
+/** Everything needed to explain one placement decision. */
+export interface PlacementRecord {
   workloadId: string;
   /** The chosen host; absent when nothing fits. */
   hostId?: string;
-  candidates: CandidateVerdict[];
-  /** One line for operators, e.g. "placed on h1" or "3 hosts: 2 insufficient memory, 1 down". */
+  /** One line: "placed on h1: score 72.5, 4.1 ahead of h2" or "5 hosts: 3 insufficient memory, 2 trust level below 2". */
   summary: string;
+  candidates: CandidateRecord[];
+  runnerUp?: string;
+  /** Winner's total minus the runner-up's. */
+  margin?: number;
+  hostsTotal: number;
+  /** Hosts the filters ran on; fewer than hostsTotal when enough feasible hosts were found early. */
+  hostsEvaluated: number;
+  /** Rejected hosts per reason. */
+  rejections: Record<string, number>;
+  /** True when no host could ever run the workload, even empty. */
+  unresolvable: boolean;
   decidedAt: string;
 }
 
 /**
- * Chooses a host for a workload. `place` is pure: it reads the snapshot and
- * changes nothing, so the same call serves real placement and dry runs.
- * It throws only for bugs; "nothing fits" is a decision without `hostId`.
+ * Chooses a host. `place` reads the snapshots and changes nothing, so one
+ * implementation serves placement, dry runs and the simulator. It throws only
+ * for bugs: "nothing fits" is a record without `hostId`.
  */
 export interface Scheduler {
-  readonly name: string;
-  place(request: PlacementRequest, hosts: readonly HostSnapshot[]): PlacementDecision;
+  place(request: PlacementRequest, hosts: readonly HostSnapshot[]): PlacementRecord;
 }
 
-/** "3 hosts: 2 insufficient memory, 1 down" from the rejected candidates. */
-export function summariseRejections(candidates: readonly CandidateVerdict[]): string {
-  if (candidates.length === 0) return 'no hosts are registered';
-  const counts = new Map<string, number>();
-  for (const c of candidates) if (!c.feasible && c.reason) counts.set(c.reason, (counts.get(c.reason) ?? 0) + 1);
-  const parts = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([reason, n]) => `${n} ${reason}`);
-  return `${candidates.length} host${candidates.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
-}
-
-export function demandOf(spec: WorkloadSpec): ResourceVector {
-  return { vcpus: spec.vcpus, memoryMiB: spec.memory_mib, diskGiB: spec.disk_gib };
+/** "5 hosts: 3 insufficient memory, 2 trust level below 2". */
+export function summariseRejections(hostsTotal: number, rejections: Readonly<Record<string, number>>): string {
+  if (hostsTotal === 0) return 'no hosts are registered';
+  const parts = Object.entries(rejections)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([reason, n]) => `${n} ${reason}`);
+  return `${hostsTotal} host${hostsTotal === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }

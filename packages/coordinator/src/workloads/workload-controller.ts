@@ -15,9 +15,27 @@ import type { AgentAction, AgentClient, AgentClientPool } from '../dispatch/agen
 import type { EventBus } from '../events/event-bus.js';
 import type { Host } from '../hosts/host.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
-import { demandOf, type HostSnapshot, type PlacementDecision, type Scheduler } from '../scheduler/scheduler.js';
-import { holdsResources, type DesiredState, type Workload } from './workload.js';
+import type { AdmissionQueue } from '../scheduler/admission-queue.js';
+import type { QueuePolicy } from '../scheduler/catalog.js';
+import { effectivePriority } from '../scheduler/queue/priority.js';
+import type { HostSnapshot, PlacementRecord, Scheduler } from '../scheduler/scheduler.js';
+import { buildSnapshots } from '../scheduler/snapshots.js';
+import type { DesiredState, Workload } from './workload.js';
 import type { WorkloadStore } from './workload-store.js';
+
+/** A placement decision as kept for `explain`. */
+export interface DecisionRecord extends PlacementRecord {
+  queuePolicy: QueuePolicy;
+  /** Time the request had waited in the queue when this decision was made. */
+  waitedMs: number;
+}
+
+export interface QueueView {
+  policy: QueuePolicy;
+  backfill: boolean;
+  agingPerMinute: number;
+  entries: { workload: Workload; position: number; effectivePriority: number; expectedRuntimeSeconds: number; waitedMs: number }[];
+}
 
 export interface StopOptions {
   timeoutSeconds?: number;
@@ -43,6 +61,8 @@ export class WorkloadController {
   private readonly busy = new Set<string>();
   /** When each workload's last command finished (ms); older telemetry samples are ignored. */
   private readonly lastCommandAt = new Map<string, number>();
+  /** The latest placement decision per workload. */
+  private readonly decisions = new Map<string, DecisionRecord>();
   private placing: Promise<void> | undefined;
   private placeAgain = false;
   private timer: NodeJS.Timeout | undefined;
@@ -51,6 +71,7 @@ export class WorkloadController {
     private readonly store: WorkloadStore,
     private readonly hosts: HostRegistry,
     private readonly scheduler: Scheduler,
+    private readonly queue: AdmissionQueue,
     private readonly agents: AgentClientPool,
     private readonly events: EventBus,
     private readonly log: Logger,
@@ -96,6 +117,7 @@ export class WorkloadController {
       updatedAt: now,
     };
     this.store.put(workload);
+    this.queue.add(workload.id, spec, Date.parse(now));
     this.events.emit(EVENT_TYPES.workloadSubmitted, workload.id, { id: workload.id, name: spec.name, kind: spec.kind });
     this.kick();
     return workload;
@@ -124,6 +146,7 @@ export class WorkloadController {
     }
     if (!w.hostId) {
       if (action !== 'delete') throw new FailedPreconditionError(`workload ${w.id} is not placed yet: ${w.message}`);
+      this.queue.remove(w.id);
       return this.update(w, { desiredState: 'deleted', state: 'deleted', message: 'deleted before placement' });
     }
     const client = this.clientFor(w, action);
@@ -133,7 +156,10 @@ export class WorkloadController {
       w = this.update(w, { desiredState: desiredByAction[action] });
       const status = await client.act(action, commandId(w.id, action, requestId), w.id, stop);
       this.lastCommandAt.set(w.id, Date.now());
-      return this.update(this.get(w.id), { state: status.state as WorkloadState, message: status.message, driverRef: status.driver_ref || w.driverRef });
+      const updated = this.update(this.get(w.id), { state: status.state as WorkloadState, message: status.message, driverRef: status.driver_ref || w.driverRef });
+      // A deleted workload frees its capacity for the queue.
+      if (action === 'delete') this.kick();
+      return updated;
     } finally {
       this.busy.delete(w.id);
     }
@@ -157,30 +183,39 @@ export class WorkloadController {
   }
 
   /** What the scheduler would decide for `spec` now. Changes nothing. */
-  plan(spec: WorkloadSpec): PlacementDecision {
-    return this.scheduler.place({ workloadId: '(plan)', spec }, this.snapshots());
+  plan(spec: WorkloadSpec): PlacementRecord {
+    return this.scheduler.place({ workloadId: '(plan)', spec }, buildSnapshots(this.hosts.list(), this.store.list()));
   }
 
-  /** Host snapshots for the scheduler, with allocations from the store. */
+  /** Every host as the scheduler sees it now. */
   snapshots(): HostSnapshot[] {
-    const allocated = new Map<string, { vcpus: number; memoryMiB: number; diskGiB: number }>();
-    for (const w of this.store.list()) {
-      if (!holdsResources(w)) continue;
-      const a = allocated.get(w.hostId) ?? { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
-      const d = demandOf(w.spec);
-      a.vcpus += d.vcpus;
-      a.memoryMiB += d.memoryMiB;
-      a.diskGiB += d.diskGiB;
-      allocated.set(w.hostId, a);
-    }
-    return this.hosts.list().map((h) => ({
-      id: h.id,
-      up: h.status === 'up',
-      capacity: { vcpus: h.telemetry.capacity.vcpus, memoryMiB: h.telemetry.capacity.memory_mib, diskGiB: h.telemetry.capacity.disk_gib },
-      allocated: allocated.get(h.id) ?? { vcpus: 0, memoryMiB: 0, diskGiB: 0 },
-      drivers: h.telemetry.drivers,
-      labels: h.telemetry.labels,
-    }));
+    return buildSnapshots(this.hosts.list(), this.store.list());
+  }
+
+  /** The latest placement decision for a workload, by id or name. */
+  explain(ref: string): DecisionRecord {
+    const w = this.get(ref);
+    const decision = this.decisions.get(w.id);
+    if (!decision) throw new FailedPreconditionError(`workload ${w.id} has no placement decision yet`);
+    return decision;
+  }
+
+  queueView(nowMs = Date.now()): QueueView {
+    const entries = this.queue.ordered(nowMs).flatMap((e, i) => {
+      const workload = this.store.get(e.workloadId);
+      return workload
+        ? [{ workload, position: i + 1, effectivePriority: effectivePriority(e, nowMs, this.queue.agingPerMinute), expectedRuntimeSeconds: e.expectedRuntimeSeconds, waitedMs: nowMs - e.arrivalMs }]
+        : [];
+    });
+    return { policy: this.queue.policy, backfill: this.queue.backfill, agingPerMinute: this.queue.agingPerMinute, entries };
+  }
+
+  /** Switches the queue's order (and head-of-queue behaviour) from the next pass on. */
+  configureQueue(change: { policy?: QueuePolicy; backfill?: boolean }): QueueView {
+    this.queue.configure(change);
+    this.log.info(change, 'queue reconfigured');
+    this.kick();
+    return this.queueView();
   }
 
   /** Folds one host's telemetry into the workloads placed on it. */
@@ -207,29 +242,33 @@ export class WorkloadController {
   }
 
   private async placePending(): Promise<void> {
-    let snapshots: HostSnapshot[] | undefined;
     for (const w of this.store.list()) {
-      if (w.state === 'creating' && w.hostId && !this.busy.has(w.id)) {
-        void this.dispatchCreate(w);
-        continue;
+      if (w.state === 'creating' && w.hostId && !this.busy.has(w.id)) void this.dispatchCreate(w);
+    }
+    if (this.queue.size === 0) return;
+    const now = Date.now();
+    const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.store.list()), now);
+    for (const { entry, record } of result.waiting) {
+      this.decisions.set(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
+      const w = this.store.get(entry.workloadId);
+      if (w && w.message !== record.summary) {
+        this.update(w, { message: record.summary });
+        this.events.emit(EVENT_TYPES.workloadUnplaceable, w.id, { id: w.id, reason: record.summary, unresolvable: record.unresolvable });
       }
-      if (w.state !== 'pending') continue;
-      snapshots ??= this.snapshots();
-      const decision = this.scheduler.place({ workloadId: w.id, spec: w.spec }, snapshots);
-      if (decision.hostId === undefined) {
-        if (w.message !== decision.summary) {
-          this.update(w, { message: decision.summary });
-          this.events.emit(EVENT_TYPES.workloadUnplaceable, w.id, { id: w.id, reason: decision.summary });
-        }
-        continue;
+    }
+    if (result.blockedBehind) {
+      for (const e of this.queue.ordered(now)) {
+        const w = this.store.get(e.workloadId);
+        const message = `queued behind ${result.blockedBehind} (strict order)`;
+        if (w && e.workloadId !== result.blockedBehind && w.message !== message) this.update(w, { message });
       }
-      const chosen = snapshots.find((s) => s.id === decision.hostId);
-      if (chosen) {
-        const d = demandOf(w.spec);
-        chosen.allocated = { vcpus: chosen.allocated.vcpus + d.vcpus, memoryMiB: chosen.allocated.memoryMiB + d.memoryMiB, diskGiB: chosen.allocated.diskGiB + d.diskGiB };
-      }
-      const placed = this.update(w, { hostId: decision.hostId, state: 'creating', message: decision.summary });
-      this.events.emit(EVENT_TYPES.workloadPlaced, w.id, { id: w.id, host_id: decision.hostId, reason: decision.summary });
+    }
+    for (const { entry, record } of result.placed) {
+      this.decisions.set(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
+      const w = this.store.get(entry.workloadId);
+      if (!w || w.state !== 'pending' || record.hostId === undefined) continue;
+      const placed = this.update(w, { hostId: record.hostId, state: 'creating', message: record.summary });
+      this.events.emit(EVENT_TYPES.workloadPlaced, w.id, { id: w.id, host_id: record.hostId, reason: record.summary });
       void this.dispatchCreate(placed);
     }
   }

@@ -1,0 +1,14 @@
+import type { FilterPlugin } from '../plugins.js';
+import { OK } from '../plugins.js';
+
+export const DRIVER = 'driver';
+
+/** A healthy driver for the workload's kind. A driver that exists but is unhealthy may recover. */
+export const driverFilter: FilterPlugin = {
+  name: DRIVER,
+  filter({ spec }, host) {
+    if (host.kinds.has(spec.kind)) return OK;
+    const present = host.drivers.some((d) => (d.kinds as readonly string[]).includes(spec.kind));
+    return present ? { status: 'unschedulable', reason: `${spec.kind} driver unhealthy` } : { status: 'unresolvable', reason: `no ${spec.kind} driver` };
+  },
+};

@@ -1,0 +1,116 @@
+import type { FilterPlugin, ScorePlugin } from './plugins.js';
+import {
+  summariseRejections,
+  type CandidateRecord,
+  type FilterVerdict,
+  type HostSnapshot,
+  type PlacementRecord,
+  type PlacementRequest,
+  type ScoreDetail,
+  type Scheduler,
+} from './scheduler.js';
+
+export interface PipelineOptions {
+  filters: readonly FilterPlugin[];
+  /** Scorers with their weights; weight 0 disables one. */
+  scorers: readonly { plugin: ScorePlugin; weight: number }[];
+  /**
+   * Stop filtering once this many feasible hosts are found, and score only
+   * those (Kubernetes' percentageOfNodesToScore, Nomad's limit iterator).
+   * Each placement starts where the last one stopped, so every host gets its
+   * turn. 0 evaluates every host. @default 16
+   */
+  candidateLimit: number;
+}
+
+/**
+ * Filter then score. Filters run in the given order and a host's evaluation
+ * stops at its first rejection. When nothing fits, every host is evaluated so
+ * the summary counts them all.
+ */
+export class PipelineScheduler implements Scheduler {
+  private nextStart = 0;
+  private readonly scorers: readonly { plugin: ScorePlugin; weight: number }[];
+  private readonly weightSum: number;
+
+  constructor(private readonly options: PipelineOptions) {
+    this.scorers = options.scorers.filter((s) => s.weight > 0);
+    this.weightSum = this.scorers.reduce((a, s) => a + s.weight, 0);
+  }
+
+  place(request: PlacementRequest, hosts: readonly HostSnapshot[]): PlacementRecord {
+    const n = hosts.length;
+    const limit = this.options.candidateLimit > 0 ? this.options.candidateLimit : n;
+    const start = n > 0 ? this.nextStart % n : 0;
+    const candidates: CandidateRecord[] = [];
+    const rejections: Record<string, number> = {};
+    let feasible = 0;
+    let unresolvable = 0;
+    let evaluated = 0;
+    for (; evaluated < n && feasible < limit; evaluated++) {
+      const host = hosts[(start + evaluated) % n]!;
+      const record = this.evaluate(request, host);
+      candidates.push(record);
+      if (record.feasible) feasible++;
+      else {
+        const last = record.filters[record.filters.length - 1]!;
+        const reason = last.reason ?? last.plugin;
+        rejections[reason] = (rejections[reason] ?? 0) + 1;
+        if (last.status === 'unresolvable') unresolvable++;
+      }
+    }
+    this.nextStart = start + evaluated;
+
+    const decidedAt = new Date().toISOString();
+    const ranked = candidates.filter((c) => c.feasible).sort((a, b) => b.total - a.total || a.hostId.localeCompare(b.hostId));
+    const winner = ranked[0];
+    if (!winner) {
+      return {
+        workloadId: request.workloadId,
+        summary: summariseRejections(n, rejections),
+        candidates,
+        hostsTotal: n,
+        hostsEvaluated: evaluated,
+        rejections,
+        unresolvable: n > 0 && unresolvable === n,
+        decidedAt,
+      };
+    }
+    const runnerUp = ranked[1];
+    const margin = runnerUp ? winner.total - runnerUp.total : undefined;
+    const sampled = evaluated < n ? ` (evaluated ${evaluated} of ${n} hosts)` : '';
+    return {
+      workloadId: request.workloadId,
+      hostId: winner.hostId,
+      summary:
+        `placed on ${winner.hostId}: score ${winner.total.toFixed(1)}` +
+        (runnerUp && margin !== undefined ? `, ${margin.toFixed(1)} ahead of ${runnerUp.hostId}` : ', the only feasible host') +
+        sampled,
+      candidates,
+      ...(runnerUp ? { runnerUp: runnerUp.hostId } : {}),
+      ...(margin !== undefined ? { margin } : {}),
+      hostsTotal: n,
+      hostsEvaluated: evaluated,
+      rejections,
+      unresolvable: false,
+      decidedAt,
+    };
+  }
+
+  private evaluate(request: PlacementRequest, host: HostSnapshot): CandidateRecord {
+    const filters: FilterVerdict[] = [];
+    for (const f of this.options.filters) {
+      const result = f.filter(request, host);
+      filters.push(result.reason === undefined ? { plugin: f.name, status: result.status } : { plugin: f.name, status: result.status, reason: result.reason });
+      if (result.status !== 'ok') return { hostId: host.id, feasible: false, filters, scores: [], total: 0 };
+    }
+    const scores: ScoreDetail[] = [];
+    let weighted = 0;
+    for (const { plugin, weight } of this.scorers) {
+      const score = plugin.score(request, host);
+      scores.push({ plugin: plugin.name, score, weight });
+      weighted += score * weight;
+    }
+    return { hostId: host.id, feasible: true, filters, scores, total: this.weightSum > 0 ? weighted / this.weightSum : 0 };
+  }
+}

@@ -1,0 +1,54 @@
+import type { WorkloadKind } from '@virtfleet/shared';
+import type { Host } from '../hosts/host.js';
+import { holdsResources, type Workload } from '../workloads/workload.js';
+import { assume, type HostSnapshot } from './scheduler.js';
+
+/**
+ * Builds the scheduler's view of every host: capacity and measured load from
+ * telemetry, and bookings from the workloads the store places on it.
+ */
+export function buildSnapshots(hosts: readonly Host[], workloads: readonly Workload[]): HostSnapshot[] {
+  const snapshots = hosts.map(snapshotOf);
+  const byId = new Map(snapshots.map((s) => [s.id, s]));
+  for (const w of workloads) {
+    if (!holdsResources(w)) continue;
+    const s = byId.get(w.hostId);
+    if (!s) continue;
+    // Measured availability already includes running workloads; assume() would count them twice.
+    const available = s.memoryAvailableMiB;
+    assume(s, w.spec);
+    s.memoryAvailableMiB = available;
+  }
+  return snapshots;
+}
+
+export function snapshotOf(host: Host): HostSnapshot {
+  const t = host.telemetry;
+  const ratio = t.overcommit;
+  const kinds = new Set<WorkloadKind>();
+  for (const d of t.drivers) if (d.healthy) for (const k of d.kinds) kinds.add(k);
+  return {
+    id: host.id,
+    schedulable: host.status === 'up',
+    ...(host.status === 'up' ? {} : { unschedulableReason: 'down' }),
+    capacity: { vcpus: t.capacity.vcpus, memoryMiB: t.capacity.memory_mib, diskGiB: t.capacity.disk_gib },
+    allocatable: {
+      vcpus: Math.max(0, t.capacity.vcpus - t.reserved.vcpus) * ratio.cpu,
+      memoryMiB: Math.max(0, t.capacity.memory_mib - t.reserved.memory_mib) * ratio.memory,
+      diskGiB: Math.max(0, t.capacity.disk_gib - t.reserved.disk_gib),
+    },
+    allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 0 },
+    overcommit: { cpu: ratio.cpu, memory: ratio.memory },
+    drivers: t.drivers,
+    kinds,
+    labels: t.labels,
+    trustLevel: t.trust_level,
+    features: new Set(t.features),
+    cpuUtilisation: host.cpuUtilisationSmoothed,
+    memoryAvailableMiB: t.host.memory_available_mib,
+    workloadCount: 0,
+    tenants: new Map(),
+    antiAffinityGroups: new Set(),
+    isolation: undefined,
+  };
+}
