@@ -15,6 +15,8 @@ export interface AgentOptions {
   telemetryIntervalMs?: number;
   /** PEM files for the agent's gRPC server. */
   tls?: { cert: string; key: string; ca?: string };
+  /** More agent config keys, e.g. trustLevel, features, overcommit. */
+  extra?: Record<string, unknown>;
 }
 
 export interface TestAgent {
@@ -95,6 +97,7 @@ export async function startCluster(
         telemetry: { intervalMs: agentOptions.telemetryIntervalMs ?? 500, storagePaths: ['/'] },
         drivers: agentOptions.drivers ?? REAL_DRIVERS,
         stopTimeoutSeconds: 2,
+        ...agentOptions.extra,
       }),
     );
     const launch = () => spawnProcess(`agent ${hostId}`, process.execPath, [CLI_ENTRY, 'agent', '--config', configFile], { VIRTFLEET_LOG_LEVEL: 'debug' });

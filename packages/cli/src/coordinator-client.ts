@@ -33,6 +33,18 @@ export class CoordinatorApi {
   act(method: 'StartWorkload' | 'StopWorkload' | 'PauseWorkload' | 'ResumeWorkload' | 'DeleteWorkload', req: pb.WorkloadActionRequest): Promise<pb.Workload__Output> {
     return this.unary(method, req);
   }
+  explain(id: string): Promise<pb.PlacementDecision__Output> {
+    return this.unary('ExplainWorkload', { id });
+  }
+  plan(spec: pb.WorkloadSpec): Promise<pb.PlacementDecision__Output> {
+    return this.unary('PlanWorkload', { spec });
+  }
+  queue(): Promise<pb.QueueState__Output> {
+    return this.unary('GetQueue', {});
+  }
+  setQueuePolicy(policy: string, backfill?: boolean): Promise<pb.QueueState__Output> {
+    return this.unary('SetQueuePolicy', backfill === undefined ? { policy } : { policy, backfill });
+  }
   watch(req: { type_prefix?: string; since_seq?: string; since_time?: string; from_start?: boolean; follow?: boolean }): ClientReadableStream<pb.Event__Output> {
     return this.client.WatchEvents(req);
   }

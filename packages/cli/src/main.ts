@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { errorMessage } from '@virtfleet/shared';
 import { registerDaemonCommands } from './commands/daemons.js';
 import { registerOperatorCommands } from './commands/operator.js';
+import { registerSchedulingCommands } from './commands/scheduling.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 const program = new Command('virtfleet')
@@ -24,6 +25,7 @@ const program = new Command('virtfleet')
 
 registerDaemonCommands(program);
 registerOperatorCommands(program);
+registerSchedulingCommands(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

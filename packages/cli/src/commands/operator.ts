@@ -15,7 +15,7 @@ function api(cmd: Command): { api: CoordinatorApi; format: OutputFormat } {
   return { api: new CoordinatorApi({ address: g.coordinator, timeoutMs: g.timeout * 1000 }), format: g.output };
 }
 
-async function withApi(cmd: Command, run: (api: CoordinatorApi, format: OutputFormat) => Promise<void>): Promise<void> {
+export async function withApi(cmd: Command, run: (api: CoordinatorApi, format: OutputFormat) => Promise<void>): Promise<void> {
   const { api: client, format } = api(cmd);
   try {
     await run(client, format);

@@ -1,0 +1,89 @@
+import type { Command } from 'commander';
+import { InvalidArgumentError, parseWorkloadSpec, readDocument, type pb } from '@virtfleet/shared';
+import { EXIT } from '../exit-codes.js';
+import { print, table } from '../output.js';
+import { withApi } from './operator.js';
+
+const QUEUE_POLICIES = ['fcfs', 'sjf', 'priority'];
+
+/** Renders a placement decision: the verdict, then one row per candidate host. */
+export function renderDecision(d: pb.PlacementDecision__Output, title: string): string {
+  const head = [`${title}: ${d.summary}`];
+  if (d.queue_policy) head.push(`queue: ${d.queue_policy}, waited ${d.waited_seconds.toFixed(1)}s, decided ${d.decided_at}`);
+  const rejected = Object.entries(d.rejections)
+    .sort((a, b) => b[1] - a[1])
+    .map(([reason, n]) => `${n} ${reason}`)
+    .join(', ');
+  head.push(`hosts: ${d.hosts_total} registered, ${d.hosts_evaluated} evaluated${rejected ? `; rejected: ${rejected}` : ''}${d.unresolvable ? ' (no host can ever run it)' : ''}`);
+  const ranked = [...d.candidates].sort((a, b) => Number(b.feasible) - Number(a.feasible) || b.total - a.total || a.host_id.localeCompare(b.host_id));
+  const rows = ranked.map((c) => {
+    const role = c.host_id === d.host_id ? 'chosen' : c.host_id === d.runner_up ? 'runner-up' : c.feasible ? 'feasible' : 'rejected';
+    const last = c.filters[c.filters.length - 1];
+    const verdict = c.feasible ? `all ${c.filters.length} filters ok` : `${last?.plugin ?? '?'}: ${last?.reason ?? last?.status ?? ''} (${last?.status ?? ''})`;
+    const scores = c.scores.filter((s) => s.weight > 0).map((s) => `${s.plugin} ${s.score.toFixed(0)}×${s.weight}`).join(', ');
+    return [c.host_id, role, c.feasible ? c.total.toFixed(1) : '-', scores || '-', verdict];
+  });
+  const margin = d.runner_up ? `margin over ${d.runner_up}: ${d.margin.toFixed(1)}` : '';
+  return [...head, ...(margin ? [margin] : []), '', table(['host', 'result', 'score', 'scores (score×weight)', 'filters'], rows)].join('\n');
+}
+
+export function registerSchedulingCommands(program: Command): void {
+  program
+    .command('explain')
+    .description('why a workload was placed where it is, or why it waits')
+    .argument('<workload>', 'workload id or name')
+    .action(async (ref: string, _o, cmd: Command) =>
+      withApi(cmd, async (client, format) => {
+        const d = await client.explain(ref);
+        print(format, d, () => renderDecision(d, d.workload_id));
+      }),
+    );
+
+  program
+    .command('plan')
+    .description('show where a workload would be placed and why, changing nothing')
+    .requiredOption('-f, --file <file>', 'spec file (YAML or JSON)')
+    .action(async (opts: { file: string }, cmd: Command) => {
+      const spec = parseWorkloadSpec(readDocument(opts.file), `${opts.file}:`);
+      await withApi(cmd, async (client, format) => {
+        const d = await client.plan(spec);
+        print(format, d, () => renderDecision(d, `plan for ${spec.name}`));
+        if (!d.host_id) process.exitCode = EXIT.conflict;
+      });
+    });
+
+  const queue = program.command('queue').description('the admission queue');
+  queue
+    .command('ls')
+    .description('pending workloads in the order they will be tried')
+    .action(async (_o, cmd: Command) =>
+      withApi(cmd, async (client, format) => {
+        const q = await client.queue();
+        print(format, q, () => renderQueue(q));
+      }),
+    );
+  queue
+    .command('policy')
+    .description('switch the queue order at runtime: fcfs, sjf or priority')
+    .argument('<policy>', QUEUE_POLICIES.join(' | '))
+    .option('--strict', 'strict order: nothing passes a blocked head')
+    .option('--backfill', 'let smaller requests pass a blocked head')
+    .action(async (policy: string, opts: { strict?: boolean; backfill?: boolean }, cmd: Command) => {
+      if (!QUEUE_POLICIES.includes(policy)) throw new InvalidArgumentError('policy', `must be one of ${QUEUE_POLICIES.join(', ')}`);
+      if (opts.strict && opts.backfill) throw new InvalidArgumentError('--strict', 'cannot be combined with --backfill');
+      const backfill = opts.strict ? false : opts.backfill ? true : undefined;
+      await withApi(cmd, async (client, format) => {
+        const q = await client.setQueuePolicy(policy, backfill);
+        print(format, q, () => renderQueue(q));
+      });
+    });
+}
+
+function renderQueue(q: pb.QueueState__Output): string {
+  const head = `policy ${q.policy}, ${q.backfill ? 'backfill' : 'strict order'}${q.policy === 'priority' ? `, aging ${q.aging_per_minute}/min` : ''}; ${q.entries.length} waiting`;
+  if (q.entries.length === 0) return head;
+  return `${head}\n${table(
+    ['pos', 'workload', 'tenant', 'priority', 'effective', 'runtime', 'waited', 'reason'],
+    q.entries.map((e) => [String(e.position), e.workload_id, e.tenant, String(e.priority), e.effective_priority.toFixed(1), `${e.expected_runtime_seconds}s`, `${e.waited_seconds.toFixed(0)}s`, e.reason]),
+  )}`;
+}
