@@ -4,6 +4,7 @@ import { errorMessage } from '@virtfleet/shared';
 import { registerDaemonCommands } from './commands/daemons.js';
 import { registerOperatorCommands } from './commands/operator.js';
 import { registerSchedulingCommands } from './commands/scheduling.js';
+import { registerSimulateCommand } from './commands/simulate.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 const program = new Command('virtfleet')
@@ -26,6 +27,7 @@ const program = new Command('virtfleet')
 registerDaemonCommands(program);
 registerOperatorCommands(program);
 registerSchedulingCommands(program);
+registerSimulateCommand(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

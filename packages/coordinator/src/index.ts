@@ -7,3 +7,7 @@ export { createScheduler, type SchedulerSettings } from './scheduler/create-sche
 export { AdmissionQueue, type AdmissionQueueOptions, type QueueEntry, type PassResult } from './scheduler/admission-queue.js';
 export { QUEUE_POLICIES, PLACEMENT_POLICIES, type QueuePolicy, type PlacementPolicy } from './scheduler/catalog.js';
 export { snapshotOf } from './scheduler/snapshots.js';
+export { simulate, type SimulationOptions, type SimulationResult, type JobResult, type Distribution, type UtilisationBucket } from './simulator/simulator.js';
+export { parseTrace, readTrace, type Arrival } from './simulator/trace.js';
+export { parseHosts, readHosts, type SimHost } from './simulator/hosts-file.js';
+export { formatReport, comparisonTable, utilisationTable, type ReportTable, type TableRenderer } from './simulator/report.js';

@@ -65,16 +65,17 @@ export function registerOperatorCommands(program: Command): void {
         const { hosts } = await client.hosts();
         print(format, hosts, () =>
           table(
-            ['id', 'status', 'address', 'drivers', 'cpus', 'alloc cpu', 'mem used/total', 'alloc mem', 'storage used/total', 'workloads', 'last seen'],
+            ['id', 'status', 'address', 'drivers', 'trust', 'cpu util', 'alloc/allocatable cpu', 'mem used/total', 'alloc/allocatable mem', 'storage used/total', 'workloads', 'last seen'],
             hosts.map((h) => [
               h.id,
               h.status,
               h.address,
               h.drivers.map((d) => `${d.name}${d.healthy ? '' : '(down)'}`).join(','),
-              String(h.capacity?.vcpus ?? 0),
-              String(h.allocated?.vcpus ?? 0),
+              String(h.trust_level),
+              `${Math.round(h.cpu_utilisation_smoothed * 100)}%`,
+              `${h.allocated?.vcpus ?? 0}/${h.allocatable?.vcpus ?? 0}`,
               `${mib(h.usage?.memory_used_mib ?? 0)}/${mib(h.usage?.memory_total_mib ?? 0)}`,
-              mib(h.allocated?.memory_mib ?? 0),
+              `${mib(h.allocated?.memory_mib ?? 0)}/${mib(h.allocatable?.memory_mib ?? 0)}`,
               h.usage?.storage[0] ? `${h.usage.storage[0].used_gib.toFixed(1)}/${h.usage.storage[0].total_gib.toFixed(1)}Gi` : '-',
               String(h.workload_count),
               age(h.last_seen),

@@ -22,6 +22,8 @@ export const performanceFilter: FilterPlugin = {
     const tolerated = toleratedCpuUtilisation(spec);
     if (host.cpuUtilisation > tolerated) return { status: 'unschedulable', reason: `cpu utilisation above ${tolerated}` };
     const headroom = spec.performance.memory_headroom_mib;
+    // Headroom beyond what even an idle host has can never be met there.
+    if (headroom > 0 && host.capacity.memoryMiB - spec.memory_mib < headroom) return { status: 'unresolvable', reason: 'insufficient memory headroom' };
     if (headroom > 0 && host.memoryAvailableMiB - spec.memory_mib < headroom) return { status: 'unschedulable', reason: 'insufficient memory headroom' };
     return OK;
   },
