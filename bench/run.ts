@@ -1,6 +1,10 @@
 // npm run bench: every benchmark, each against a baseline measured in the same run.
 import { benchDispatch, reportDispatch } from './dispatch.bench.js';
+import { benchPlacement, reportPlacement } from './placement.bench.js';
 
 const n = Number(process.env.BENCH_N ?? 2000);
 const dispatch = await benchDispatch(n);
 console.log(reportDispatch(dispatch));
+
+const placement = benchPlacement();
+console.log(reportPlacement(placement));

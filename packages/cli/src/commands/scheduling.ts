@@ -24,7 +24,9 @@ export function renderDecision(d: pb.PlacementDecision__Output, title: string): 
     return [c.host_id, role, c.feasible ? c.total.toFixed(1) : '-', scores || '-', verdict];
   });
   const margin = d.runner_up ? `margin over ${d.runner_up}: ${d.margin.toFixed(1)}` : '';
-  return [...head, ...(margin ? [margin] : []), '', table(['host', 'result', 'score', 'scores (score×weight)', 'filters'], rows)].join('\n');
+  const unlisted = d.hosts_evaluated - d.candidates.length;
+  const more = unlisted > 0 ? [`(+${unlisted} more rejected hosts, counted above)`] : [];
+  return [...head, ...(margin ? [margin] : []), '', table(['host', 'result', 'score', 'scores (score×weight)', 'filters'], rows), ...more].join('\n');
 }
 
 export function registerSchedulingCommands(program: Command): void {

@@ -21,6 +21,11 @@ export interface PipelineOptions {
    * turn. 0 evaluates every host. @default 16
    */
   candidateLimit: number;
+  /**
+   * Rejected hosts listed in a record; `rejections` still counts them all.
+   * Keeps records small when a request is checked against thousands of hosts. @default 32
+   */
+  maxRejectedInRecord?: number;
 }
 
 /**
@@ -32,10 +37,16 @@ export class PipelineScheduler implements Scheduler {
   private nextStart = 0;
   private readonly scorers: readonly { plugin: ScorePlugin; weight: number }[];
   private readonly weightSum: number;
+  /** passedPrefix[k]: the verdicts of the first k filters passing. Shared by every record, never mutated. */
+  private readonly passedPrefix: readonly (readonly FilterVerdict[])[];
+  private readonly maxRejected: number;
 
   constructor(private readonly options: PipelineOptions) {
     this.scorers = options.scorers.filter((s) => s.weight > 0);
     this.weightSum = this.scorers.reduce((a, s) => a + s.weight, 0);
+    const ok = options.filters.map((f): FilterVerdict => Object.freeze({ plugin: f.name, status: 'ok' }));
+    this.passedPrefix = ok.map((_, k) => Object.freeze(ok.slice(0, k))).concat([Object.freeze(ok)]);
+    this.maxRejected = options.maxRejectedInRecord ?? 32;
   }
 
   place(request: PlacementRequest, hosts: readonly HostSnapshot[]): PlacementRecord {
@@ -45,19 +56,22 @@ export class PipelineScheduler implements Scheduler {
     const candidates: CandidateRecord[] = [];
     const rejections: Record<string, number> = {};
     let feasible = 0;
+    let rejected = 0;
     let unresolvable = 0;
     let evaluated = 0;
     for (; evaluated < n && feasible < limit; evaluated++) {
       const host = hosts[(start + evaluated) % n]!;
       const record = this.evaluate(request, host);
-      candidates.push(record);
-      if (record.feasible) feasible++;
-      else {
-        const last = record.filters[record.filters.length - 1]!;
-        const reason = last.reason ?? last.plugin;
-        rejections[reason] = (rejections[reason] ?? 0) + 1;
-        if (last.status === 'unresolvable') unresolvable++;
+      if (record.feasible) {
+        feasible++;
+        candidates.push(record);
+        continue;
       }
+      const last = record.filters[record.filters.length - 1]!;
+      const reason = last.reason ?? last.plugin;
+      rejections[reason] = (rejections[reason] ?? 0) + 1;
+      if (last.status === 'unresolvable') unresolvable++;
+      if (rejected++ < this.maxRejected) candidates.push(record);
     }
     this.nextStart = start + evaluated;
 
@@ -98,12 +112,15 @@ export class PipelineScheduler implements Scheduler {
   }
 
   private evaluate(request: PlacementRequest, host: HostSnapshot): CandidateRecord {
-    const filters: FilterVerdict[] = [];
-    for (const f of this.options.filters) {
+    const all = this.options.filters;
+    for (let k = 0; k < all.length; k++) {
+      const f = all[k]!;
       const result = f.filter(request, host);
-      filters.push(result.reason === undefined ? { plugin: f.name, status: result.status } : { plugin: f.name, status: result.status, reason: result.reason });
-      if (result.status !== 'ok') return { hostId: host.id, feasible: false, filters, scores: [], total: 0 };
+      if (result.status === 'ok') continue;
+      const verdict: FilterVerdict = result.reason === undefined ? { plugin: f.name, status: result.status } : { plugin: f.name, status: result.status, reason: result.reason };
+      return { hostId: host.id, feasible: false, filters: [...this.passedPrefix[k]!, verdict], scores: [], total: 0 };
     }
+    const filters = this.passedPrefix[all.length]!;
     const scores: ScoreDetail[] = [];
     let weighted = 0;
     for (const { plugin, weight } of this.scorers) {

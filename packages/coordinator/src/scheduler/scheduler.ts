@@ -100,8 +100,8 @@ export interface ScoreDetail {
 export interface CandidateRecord {
   hostId: string;
   feasible: boolean;
-  /** Filters in the order they ran; a rejected host's last verdict is the one that rejected it. */
-  filters: FilterVerdict[];
+  /** Filters in the order they ran; a rejected host's last verdict is the one that rejected it. Read-only: shared between records. */
+  filters: readonly FilterVerdict[];
   /** Feasible hosts only. */
   scores: ScoreDetail[];
   /** Weighted mean of the scores, 0-100. */
@@ -115,6 +115,7 @@ export interface PlacementRecord {
   hostId?: string;
   /** One line: "placed on h1: score 72.5, 4.1 ahead of h2" or "5 hosts: 3 insufficient memory, 2 trust level below 2". */
   summary: string;
+  /** Every feasible host evaluated, and the first rejected ones (up to the scheduler's limit; `rejections` counts all). */
   candidates: CandidateRecord[];
   runnerUp?: string;
   /** Winner's total minus the runner-up's. */

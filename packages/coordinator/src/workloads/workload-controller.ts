@@ -61,7 +61,7 @@ export class WorkloadController {
   private readonly busy = new Set<string>();
   /** When each workload's last command finished (ms); older telemetry samples are ignored. */
   private readonly lastCommandAt = new Map<string, number>();
-  /** The latest placement decision per workload. */
+  /** The latest placement decision per workload, oldest first; trimmed to `maxDecisions`. */
   private readonly decisions = new Map<string, DecisionRecord>();
   private placing: Promise<void> | undefined;
   private placeAgain = false;
@@ -75,6 +75,8 @@ export class WorkloadController {
     private readonly agents: AgentClientPool,
     private readonly events: EventBus,
     private readonly log: Logger,
+    /** Decision records kept for `explain`; the oldest go first. @default 10_000 */
+    private readonly maxDecisions = 10_000,
   ) {}
 
   /** Retries pending and half-created workloads every `intervalMs`. */
@@ -187,6 +189,15 @@ export class WorkloadController {
     return this.scheduler.place({ workloadId: '(plan)', spec }, buildSnapshots(this.hosts.list(), this.store.list()));
   }
 
+  private recordDecision(workloadId: string, decision: DecisionRecord): void {
+    this.decisions.delete(workloadId);
+    this.decisions.set(workloadId, decision);
+    if (this.decisions.size > this.maxDecisions) {
+      const oldest = this.decisions.keys().next();
+      if (!oldest.done) this.decisions.delete(oldest.value);
+    }
+  }
+
   /** Every host as the scheduler sees it now. */
   snapshots(): HostSnapshot[] {
     return buildSnapshots(this.hosts.list(), this.store.list());
@@ -249,7 +260,7 @@ export class WorkloadController {
     const now = Date.now();
     const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.store.list()), now);
     for (const { entry, record } of result.waiting) {
-      this.decisions.set(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
+      this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
       const w = this.store.get(entry.workloadId);
       if (w && w.message !== record.summary) {
         this.update(w, { message: record.summary });
@@ -264,7 +275,7 @@ export class WorkloadController {
       }
     }
     for (const { entry, record } of result.placed) {
-      this.decisions.set(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
+      this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
       const w = this.store.get(entry.workloadId);
       if (!w || w.state !== 'pending' || record.hostId === undefined) continue;
       const placed = this.update(w, { hostId: record.hostId, state: 'creating', message: record.summary });

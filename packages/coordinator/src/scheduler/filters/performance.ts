@@ -19,11 +19,11 @@ export function toleratedCpuUtilisation(spec: WorkloadSpec): number {
 export const performanceFilter: FilterPlugin = {
   name: PERFORMANCE,
   filter({ spec }, host) {
+    const headroom = spec.performance.memory_headroom_mib;
+    // Headroom beyond what even an idle host has can never be met there; checked before the load, which may pass.
+    if (headroom > 0 && host.capacity.memoryMiB - spec.memory_mib < headroom) return { status: 'unresolvable', reason: 'insufficient memory headroom' };
     const tolerated = toleratedCpuUtilisation(spec);
     if (host.cpuUtilisation > tolerated) return { status: 'unschedulable', reason: `cpu utilisation above ${tolerated}` };
-    const headroom = spec.performance.memory_headroom_mib;
-    // Headroom beyond what even an idle host has can never be met there.
-    if (headroom > 0 && host.capacity.memoryMiB - spec.memory_mib < headroom) return { status: 'unresolvable', reason: 'insufficient memory headroom' };
     if (headroom > 0 && host.memoryAvailableMiB - spec.memory_mib < headroom) return { status: 'unschedulable', reason: 'insufficient memory headroom' };
     return OK;
   },

@@ -15,8 +15,13 @@ export const resourcesFilter: FilterPlugin = {
   filter({ spec }, host) {
     const a = host.allocatable;
     const u = host.allocated;
-    const check = (demand: number, allocated: number, allocatable: number, reason: string) =>
-      demand > allocatable ? { status: 'unresolvable' as const, reason } : allocated + demand > allocatable ? { status: 'unschedulable' as const, reason } : undefined;
-    return check(spec.vcpus, u.vcpus, a.vcpus, INSUFFICIENT.cpu) ?? check(spec.memory_mib, u.memoryMiB, a.memoryMiB, INSUFFICIENT.memory) ?? check(spec.disk_gib, u.diskGiB, a.diskGiB, INSUFFICIENT.disk) ?? OK;
+    // "Never" before "not now": a host whose CPU is merely full must still say so when the memory could never fit.
+    if (spec.vcpus > a.vcpus) return { status: 'unresolvable', reason: INSUFFICIENT.cpu };
+    if (spec.memory_mib > a.memoryMiB) return { status: 'unresolvable', reason: INSUFFICIENT.memory };
+    if (spec.disk_gib > a.diskGiB) return { status: 'unresolvable', reason: INSUFFICIENT.disk };
+    if (u.vcpus + spec.vcpus > a.vcpus) return { status: 'unschedulable', reason: INSUFFICIENT.cpu };
+    if (u.memoryMiB + spec.memory_mib > a.memoryMiB) return { status: 'unschedulable', reason: INSUFFICIENT.memory };
+    if (u.diskGiB + spec.disk_gib > a.diskGiB) return { status: 'unschedulable', reason: INSUFFICIENT.disk };
+    return OK;
   },
 };
