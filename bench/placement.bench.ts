@@ -113,7 +113,7 @@ export function simulatedHosts(count: number, seed = 1): Host[] {
       },
       workloads: [],
     };
-    hosts.push({ id, status: rand() < 0.01 ? 'down' : 'up', lastSeenMs: 0, telemetry, cpuUtilisationSmoothed: utilisation });
+    hosts.push({ id, status: rand() < 0.01 ? 'down' : 'up', lastSeenMs: 0, telemetry, cpuUtilisationSmoothed: utilisation, cordoned: false });
   }
   return hosts;
 }

@@ -135,6 +135,22 @@ describe('placement by security and performance demands across two real agents',
     await cluster.api.act('DeleteWorkload', { id: w.id });
   });
 
+  it('places nothing new on a cordoned host until it is uncordoned', async () => {
+    const specFile = join(dir, 'trusted.yaml');
+    writeFileSync(specFile, JSON.stringify({ name: 'needs-b', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, tenant: 'acme', security: { min_trust_level: 3 } }));
+    const cordoned = await cli('host', 'cordon', hostB);
+    expect(cordoned.code, cordoned.stderr).toBe(0);
+    expect(cordoned.stdout.trim()).toBe(`${hostB} cordoned`);
+    expect((await cli('host', 'ls')).stdout).toMatch(new RegExp(`${hostB}\\s+up,cordoned`));
+    const refused = await cli('plan', '-f', specFile);
+    expect(refused.code).toBe(5);
+    expect(refused.stdout).toContain('2 hosts: 1 cordoned, 1 trust level below 3');
+    expect((await cli('host', 'uncordon', hostB)).stdout.trim()).toBe(`${hostB} schedulable`);
+    expect((await cli('plan', '-f', specFile)).code).toBe(0);
+    const unknown = await cli('host', 'cordon', 'no-such-host');
+    expect(unknown.code).toBe(3);
+  });
+
   it('switches the queue policy at runtime and rejects an unknown one', async () => {
     const switched = await cli('queue', 'policy', 'sjf', '--strict');
     expect(switched.code, switched.stderr).toBe(0);

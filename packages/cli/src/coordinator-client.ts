@@ -33,6 +33,9 @@ export class CoordinatorApi {
   act(method: 'StartWorkload' | 'StopWorkload' | 'PauseWorkload' | 'ResumeWorkload' | 'DeleteWorkload', req: pb.WorkloadActionRequest): Promise<pb.Workload__Output> {
     return this.unary(method, req);
   }
+  cordon(hostId: string, cordon: boolean): Promise<pb.Host__Output> {
+    return this.unary('CordonHost', { host_id: hostId, cordon });
+  }
   explain(id: string): Promise<pb.PlacementDecision__Output> {
     return this.unary('ExplainWorkload', { id });
   }

@@ -1,5 +1,7 @@
 import {
+  hostIdSchema,
   InvalidArgumentError,
+  NotFoundError,
   opaqueIdSchema,
   parseWorkloadSpec,
   requireId,
@@ -13,9 +15,10 @@ import {
 import { z } from 'zod';
 import type { AgentAction } from './dispatch/agent-client.js';
 import type { EventBus } from './events/event-bus.js';
+import type { Host } from './hosts/host.js';
 import type { HostRegistry } from './hosts/host-registry.js';
 import { QUEUE_POLICIES, type QueuePolicy } from './scheduler/catalog.js';
-import type { PlacementRecord } from './scheduler/scheduler.js';
+import type { HostSnapshot, PlacementRecord } from './scheduler/scheduler.js';
 import type { Workload } from './workloads/workload.js';
 import type { DecisionRecord, QueueView, WorkloadController } from './workloads/workload-controller.js';
 
@@ -84,6 +87,45 @@ export function toProtoQueue(q: QueueView): pb.QueueState {
   };
 }
 
+function workloadCounts(controller: WorkloadController): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const w of controller.list()) if (w.hostId) counts.set(w.hostId, (counts.get(w.hostId) ?? 0) + 1);
+  return counts;
+}
+
+export function toProtoHost(h: Host, snapshot: HostSnapshot | undefined, workloadCount: number): pb.Host {
+  const t = h.telemetry;
+  const allocated = snapshot?.allocated ?? { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
+  return {
+    id: h.id,
+    hostname: t.hostname,
+    status: h.status,
+    address: t.address,
+    last_seen: new Date(h.lastSeenMs).toISOString(),
+    capacity: { vcpus: t.capacity.vcpus, memory_mib: Math.round(t.capacity.memory_mib), disk_gib: t.capacity.disk_gib },
+    allocated: { vcpus: allocated.vcpus, memory_mib: Math.round(allocated.memoryMiB), disk_gib: allocated.diskGiB },
+    usage: {
+      cpu_utilisation: t.host.cpu_utilisation,
+      load1: t.host.load1,
+      memory_total_mib: Math.round(t.host.memory_total_mib),
+      memory_used_mib: Math.round(t.host.memory_used_mib),
+      memory_available_mib: Math.round(t.host.memory_available_mib),
+      storage: t.host.storage,
+    },
+    drivers: t.drivers,
+    labels: t.labels,
+    workload_count: workloadCount,
+    agent_version: t.agent_version,
+    allocatable: snapshot
+      ? { vcpus: snapshot.allocatable.vcpus, memory_mib: Math.round(snapshot.allocatable.memoryMiB), disk_gib: snapshot.allocatable.diskGiB }
+      : { vcpus: 0, memory_mib: 0, disk_gib: 0 },
+    trust_level: t.trust_level,
+    features: t.features,
+    cpu_utilisation_smoothed: h.cpuUtilisationSmoothed,
+    cordoned: h.cordoned,
+  };
+}
+
 export function toProtoEvent(e: CloudEvent): pb.Event {
   return { ...e, data: JSON.stringify(e.data), sequence: e.sequence ?? 0 };
 }
@@ -119,42 +161,16 @@ export function coordinatorHandlers(
       return Promise.resolve({ workloads: controller.list({ hostId: req.host_id, state: req.state }).map(toProtoWorkload) });
     }),
     ListHosts: unary(log, 'ListHosts', () => {
-      const snapshots = new Map(controller.snapshots().map((s) => [s.id, s]));
-      const counts = new Map<string, number>();
-      for (const w of controller.list()) if (w.hostId) counts.set(w.hostId, (counts.get(w.hostId) ?? 0) + 1);
-      const out: pb.Host[] = hosts.list().map((h) => {
-        const t = h.telemetry;
-        const snapshot = snapshots.get(h.id);
-        const allocated = snapshot?.allocated ?? { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
-        return {
-          id: h.id,
-          hostname: t.hostname,
-          status: h.status,
-          address: t.address,
-          last_seen: new Date(h.lastSeenMs).toISOString(),
-          capacity: { vcpus: t.capacity.vcpus, memory_mib: Math.round(t.capacity.memory_mib), disk_gib: t.capacity.disk_gib },
-          allocated: { vcpus: allocated.vcpus, memory_mib: allocated.memoryMiB, disk_gib: allocated.diskGiB },
-          usage: {
-            cpu_utilisation: t.host.cpu_utilisation,
-            load1: t.host.load1,
-            memory_total_mib: Math.round(t.host.memory_total_mib),
-            memory_used_mib: Math.round(t.host.memory_used_mib),
-            memory_available_mib: Math.round(t.host.memory_available_mib),
-            storage: t.host.storage,
-          },
-          drivers: t.drivers,
-          labels: t.labels,
-          workload_count: counts.get(h.id) ?? 0,
-          agent_version: t.agent_version,
-          allocatable: snapshot
-            ? { vcpus: snapshot.allocatable.vcpus, memory_mib: Math.round(snapshot.allocatable.memoryMiB), disk_gib: snapshot.allocatable.diskGiB }
-            : { vcpus: 0, memory_mib: 0, disk_gib: 0 },
-          trust_level: t.trust_level,
-          features: t.features,
-          cpu_utilisation_smoothed: h.cpuUtilisationSmoothed,
-        };
-      });
-      return Promise.resolve({ hosts: out });
+      const snapshots = new Map(controller.snapshots().map((snap) => [snap.id, snap]));
+      const counts = workloadCounts(controller);
+      return Promise.resolve({ hosts: hosts.list().map((h) => toProtoHost(h, snapshots.get(h.id), counts.get(h.id) ?? 0)) });
+    }),
+    CordonHost: unary<pb.CordonHostRequest__Output, pb.Host>(log, 'CordonHost', (req) => {
+      const hostId = requireId(hostIdSchema, req.host_id, 'host_id');
+      controller.cordon(hostId, req.cordon);
+      const host = hosts.get(hostId);
+      if (!host) throw new NotFoundError('host', hostId);
+      return Promise.resolve(toProtoHost(host, controller.snapshots().find((snap) => snap.id === hostId), workloadCounts(controller).get(hostId) ?? 0));
     }),
     StartWorkload: action('start'),
     StopWorkload: action('stop'),

@@ -15,6 +15,8 @@ export const EVENT_TYPES = {
   workloadDeleted: 'io.virtfleet.workload.deleted',
   hostUp: 'io.virtfleet.host.up',
   hostDown: 'io.virtfleet.host.down',
+  hostCordoned: 'io.virtfleet.host.cordoned',
+  hostUncordoned: 'io.virtfleet.host.uncordoned',
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
 

@@ -28,3 +28,4 @@ export type { QueueState, QueueState__Output } from './generated/virtfleet/v1/Qu
 export type { SetQueuePolicyRequest__Output } from './generated/virtfleet/v1/SetQueuePolicyRequest.js';
 export type { ExplainWorkloadRequest__Output } from './generated/virtfleet/v1/ExplainWorkloadRequest.js';
 export type { PlanWorkloadRequest__Output } from './generated/virtfleet/v1/PlanWorkloadRequest.js';
+export type { CordonHostRequest__Output } from './generated/virtfleet/v1/CordonHostRequest.js';

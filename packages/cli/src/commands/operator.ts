@@ -68,7 +68,7 @@ export function registerOperatorCommands(program: Command): void {
             ['id', 'status', 'address', 'drivers', 'trust', 'cpu util', 'alloc/allocatable cpu', 'mem used/total', 'alloc/allocatable mem', 'storage used/total', 'workloads', 'last seen'],
             hosts.map((h) => [
               h.id,
-              h.status,
+              h.cordoned ? `${h.status},cordoned` : h.status,
               h.address,
               h.drivers.map((d) => `${d.name}${d.healthy ? '' : '(down)'}`).join(','),
               String(h.trust_level),
@@ -84,6 +84,22 @@ export function registerOperatorCommands(program: Command): void {
         );
       }),
     );
+
+  for (const [verb, cordon, description] of [
+    ['cordon', true, 'stop placing new workloads on a host; running ones stay'],
+    ['uncordon', false, 'let the scheduler place workloads on a host again'],
+  ] as const) {
+    host
+      .command(verb)
+      .description(description)
+      .argument('<host>', 'host id')
+      .action(async (hostId: string, _o, cmd: Command) =>
+        withApi(cmd, async (client, format) => {
+          const h = await client.cordon(hostId, cordon);
+          print(format, h, () => `${h.id} ${h.cordoned ? 'cordoned' : 'schedulable'}`);
+        }),
+      );
+  }
 
   const workload = program.command('workload').alias('wl').description('VMs and containers');
   workload

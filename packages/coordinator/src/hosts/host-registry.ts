@@ -1,4 +1,4 @@
-import { telemetrySchema, TELEMETRY_WILDCARD, type Logger, type NatsConnection, type Subscription } from '@virtfleet/shared';
+import { NotFoundError, telemetrySchema, TELEMETRY_WILDCARD, type Logger, type NatsConnection, type Subscription } from '@virtfleet/shared';
 import type { Host, HostStatus } from './host.js';
 
 export interface HostRegistryEvents {
@@ -68,7 +68,7 @@ export class HostRegistry {
     const previous = this.hosts.get(telemetry.host_id);
     const sample = telemetry.host.cpu_utilisation;
     const smoothed = previous ? this.smoothing * sample + (1 - this.smoothing) * previous.cpuUtilisationSmoothed : sample;
-    const host: Host = { id: telemetry.host_id, status: 'up', lastSeenMs: this.now(), telemetry, cpuUtilisationSmoothed: smoothed };
+    const host: Host = { id: telemetry.host_id, status: 'up', lastSeenMs: this.now(), telemetry, cpuUtilisationSmoothed: smoothed, cordoned: previous?.cordoned ?? false };
     this.hosts.set(host.id, host);
     if (previous?.status !== 'up') this.events.onStatusChange(host, previous?.status);
     this.events.onTelemetry(host);
@@ -84,6 +84,18 @@ export class HostRegistry {
         this.events.onStatusChange(host, 'up');
       }
     }
+  }
+
+  /**
+   * Cordons or uncordons a known host. Returns false when nothing changed.
+   * @throws NotFoundError for a host that never reported.
+   */
+  setCordoned(id: string, cordoned: boolean): boolean {
+    const host = this.hosts.get(id);
+    if (!host) throw new NotFoundError('host', id);
+    if (host.cordoned === cordoned) return false;
+    host.cordoned = cordoned;
+    return true;
   }
 
   get(id: string): Host | undefined {

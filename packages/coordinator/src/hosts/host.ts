@@ -12,5 +12,7 @@ export interface Host {
   telemetry: Telemetry;
   /** Host CPU utilisation smoothed over telemetry samples (EWMA), 0-1. */
   cpuUtilisationSmoothed: number;
+  /** An operator stopped new placements here. */
+  cordoned: boolean;
 }
 

@@ -104,6 +104,7 @@ function hostOf(d: HostDef): Host {
     id: d.id,
     status: d.up ? 'up' : 'down',
     lastSeenMs: 0,
+    cordoned: false,
     cpuUtilisationSmoothed: d.cpuUtilisation,
     telemetry: {
       version: 1,

@@ -37,6 +37,7 @@ const hostOf = (id: string, fields: Partial<Host> = {}, t: Partial<Telemetry> = 
   lastSeenMs: 0,
   telemetry: telemetry(id, t),
   cpuUtilisationSmoothed: 0.25,
+  cordoned: false,
   ...fields,
 });
 
@@ -132,6 +133,15 @@ describe('buildSnapshots', () => {
     expect(s!.schedulable).toBe(false);
     expect(s!.unschedulableReason).toBe('down');
     expect(schedulableFilter.filter({ workloadId: 'w', spec: workload('h1', 'pending').spec }, s!)).toEqual({ status: 'unschedulable', reason: 'down' });
+  });
+
+  it.each([
+    [{ status: 'up', cordoned: true }, 'cordoned'],
+    [{ status: 'down', cordoned: true }, 'down'],
+  ] as const)('makes host %o unschedulable as %s', (fields, reason) => {
+    const [s] = buildSnapshots([hostOf('h1', fields)], []);
+    expect(s!.schedulable).toBe(false);
+    expect(s!.unschedulableReason).toBe(reason);
   });
 
   it('keeps each host separate: building does not share mutable state between snapshots', () => {

@@ -29,8 +29,8 @@ export function snapshotOf(host: Host): HostSnapshot {
   for (const d of t.drivers) if (d.healthy) for (const k of d.kinds) kinds.add(k);
   return {
     id: host.id,
-    schedulable: host.status === 'up',
-    ...(host.status === 'up' ? {} : { unschedulableReason: 'down' }),
+    schedulable: host.status === 'up' && !host.cordoned,
+    ...(host.status !== 'up' ? { unschedulableReason: 'down' } : host.cordoned ? { unschedulableReason: 'cordoned' } : {}),
     capacity: { vcpus: t.capacity.vcpus, memoryMiB: t.capacity.memory_mib, diskGiB: t.capacity.disk_gib },
     allocatable: {
       vcpus: Math.max(0, t.capacity.vcpus - t.reserved.vcpus) * ratio.cpu,

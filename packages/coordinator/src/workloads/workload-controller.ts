@@ -198,6 +198,14 @@ export class WorkloadController {
     }
   }
 
+  /** Cordons or uncordons a host; uncordoning may let queued work in. */
+  cordon(hostId: string, cordon: boolean): void {
+    if (!this.hosts.setCordoned(hostId, cordon)) return;
+    this.events.emit(cordon ? EVENT_TYPES.hostCordoned : EVENT_TYPES.hostUncordoned, hostId, { id: hostId, cordoned: cordon });
+    this.log.info({ host: hostId, cordon }, cordon ? 'host cordoned' : 'host uncordoned');
+    if (!cordon) this.kick();
+  }
+
   /** Every host as the scheduler sees it now. */
   snapshots(): HostSnapshot[] {
     return buildSnapshots(this.hosts.list(), this.store.list());
