@@ -3,30 +3,20 @@ import { InvalidArgumentError, parseWorkloadSpec } from '@virtfleet/shared';
 import { AdmissionQueue, type AdmissionQueueOptions } from './admission-queue.js';
 import type { QueuePolicy } from './catalog.js';
 import { createScheduler } from './create-scheduler.js';
+import { hostSnapshot } from './host-snapshot.test-support.js';
 import type { HostSnapshot } from './scheduler.js';
 
 const MINUTE = 60_000;
 
 function host(id: string, vcpus: number, usedVcpus = 0): HostSnapshot {
-  return {
-    id,
-    schedulable: true,
+  return hostSnapshot(id, {
     capacity: { vcpus, memoryMiB: 65536, diskGiB: 1000 },
     allocatable: { vcpus, memoryMiB: 65536, diskGiB: 1000 },
     allocated: { vcpus: usedVcpus, memoryMiB: 0, diskGiB: 0 },
-    overcommit: { cpu: 1, memory: 1 },
-    drivers: [{ name: 'fake', version: '1', kinds: ['vm', 'container'], domain_types: [], healthy: true, detail: '' }],
-    kinds: new Set(['vm', 'container']),
-    labels: {},
-    trustLevel: 0,
-    features: new Set(),
-    cpuUtilisation: 0,
     memoryAvailableMiB: 65536,
     workloadCount: usedVcpus > 0 ? 1 : 0,
     tenants: usedVcpus > 0 ? new Map([['default', 1]]) : new Map(),
-    antiAffinityGroups: new Set(),
-    isolation: undefined,
-  };
+  });
 }
 
 const spec = (fields: Record<string, unknown> = {}) => parseWorkloadSpec({ name: 'w', kind: 'vm', vcpus: 1, memory_mib: 512, ...fields });

@@ -3,30 +3,10 @@ import { InvalidArgumentError, parseWorkloadSpec } from '@virtfleet/shared';
 import { createScheduler } from './create-scheduler.js';
 import { PipelineScheduler } from './pipeline-scheduler.js';
 import type { FilterPlugin, FilterResult, ScorePlugin } from './plugins.js';
-import type { HostSnapshot, PlacementRequest } from './scheduler.js';
+import { hostSnapshot } from './host-snapshot.test-support.js';
+import type { PlacementRequest } from './scheduler.js';
 
-function host(id: string, overrides: Partial<HostSnapshot> = {}): HostSnapshot {
-  return {
-    id,
-    schedulable: true,
-    capacity: { vcpus: 8, memoryMiB: 8192, diskGiB: 100 },
-    allocatable: { vcpus: 8, memoryMiB: 8192, diskGiB: 100 },
-    allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 0 },
-    overcommit: { cpu: 1, memory: 1 },
-    drivers: [{ name: 'fake', version: '1', kinds: ['vm', 'container'], domain_types: [], healthy: true, detail: '' }],
-    kinds: new Set(['vm', 'container']),
-    labels: {},
-    trustLevel: 0,
-    features: new Set(),
-    cpuUtilisation: 0,
-    memoryAvailableMiB: 8192,
-    workloadCount: 0,
-    tenants: new Map(),
-    antiAffinityGroups: new Set(),
-    isolation: undefined,
-    ...overrides,
-  };
-}
+const host = hostSnapshot;
 
 const hostsNamed = (...ids: string[]) => ids.map((id) => host(id));
 const request = (overrides: Record<string, unknown> = {}): PlacementRequest => ({

@@ -12,30 +12,19 @@ import { performanceFilter } from './performance.js';
 import { resourcesFilter } from './resources.js';
 import { schedulableFilter } from './schedulable.js';
 import { trustLevelFilter } from './trust-level.js';
+import { hostSnapshot } from '../host-snapshot.test-support.js';
 
 const driver = (name: string, kind: 'vm' | 'container', healthy = true): DriverInfo => ({ name, version: '1', kinds: [kind], domain_types: [], healthy, detail: '' });
 
 function host(overrides: Partial<HostSnapshot> = {}): HostSnapshot {
-  return {
-    id: 'h1',
-    schedulable: true,
+  return hostSnapshot('h1', {
     capacity: { vcpus: 8, memoryMiB: 16384, diskGiB: 100 },
     allocatable: { vcpus: 8, memoryMiB: 16384, diskGiB: 100 },
-    allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 0 },
-    overcommit: { cpu: 1, memory: 1 },
     drivers: [driver('libvirt', 'vm'), driver('docker', 'container')],
-    kinds: new Set(['vm', 'container']),
     labels: { zone: 'a' },
-    trustLevel: 0,
-    features: new Set(),
-    cpuUtilisation: 0,
     memoryAvailableMiB: 16384,
-    workloadCount: 0,
-    tenants: new Map(),
-    antiAffinityGroups: new Set(),
-    isolation: undefined,
     ...overrides,
-  };
+  });
 }
 
 const spec = (overrides: Record<string, unknown> = {}) => parseWorkloadSpec({ name: 'w', kind: 'vm', vcpus: 1, memory_mib: 1024, ...overrides });

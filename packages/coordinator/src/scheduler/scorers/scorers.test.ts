@@ -7,31 +7,11 @@ import type { ScorePlugin } from '../plugins.js';
 import type { HostSnapshot, ResourceVector } from '../scheduler.js';
 import { binpackScorer } from './binpack.js';
 import { performanceHeadroomScorer } from './performance-headroom.js';
+import { hostSnapshot } from '../host-snapshot.test-support.js';
 import { spreadScorer } from './spread.js';
 import { tenantAffinityScorer } from './tenant-affinity.js';
 
-function host(overrides: Partial<HostSnapshot> = {}): HostSnapshot {
-  return {
-    id: 'h1',
-    schedulable: true,
-    capacity: { vcpus: 8, memoryMiB: 8192, diskGiB: 100 },
-    allocatable: { vcpus: 8, memoryMiB: 8192, diskGiB: 100 },
-    allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 0 },
-    overcommit: { cpu: 1, memory: 1 },
-    drivers: [{ name: 'fake', version: '1', kinds: ['vm', 'container'], domain_types: [], healthy: true, detail: '' }],
-    kinds: new Set(['vm', 'container']),
-    labels: {},
-    trustLevel: 0,
-    features: new Set(),
-    cpuUtilisation: 0,
-    memoryAvailableMiB: 8192,
-    workloadCount: 0,
-    tenants: new Map(),
-    antiAffinityGroups: new Set(),
-    isolation: undefined,
-    ...overrides,
-  };
-}
+const host = (overrides: Partial<HostSnapshot> = {}): HostSnapshot => hostSnapshot('h1', overrides);
 
 const spec = (overrides: Record<string, unknown> = {}) => parseWorkloadSpec({ name: 'w', kind: 'vm', vcpus: 2, memory_mib: 2048, ...overrides });
 const used = (vcpus: number, memoryMiB: number): ResourceVector => ({ vcpus, memoryMiB, diskGiB: 0 });
