@@ -36,6 +36,8 @@ export interface TestCluster {
   api: CoordinatorApi;
   agents: TestAgent[];
   addAgent(options?: AgentOptions): Promise<TestAgent>;
+  /** Stops the coordinator with `signal` and starts it again with the same config. */
+  restartCoordinator(signal?: NodeJS.Signals): Promise<void>;
   /** Output of every process, for assertion messages. */
   logs(): string;
   stop(): Promise<void>;
@@ -73,10 +75,14 @@ export async function startCluster(
       scheduler: { retryIntervalMs: 250 },
     }),
   );
-  const coordinator = spawnProcess('coordinator', process.execPath, [CLI_ENTRY, 'coordinator', '--config', coordinatorConfig], { VIRTFLEET_LOG_LEVEL: 'debug' });
-  await waitForPort(coordinatorPort).catch((err: Error) => {
-    throw new Error(`${err.message}\n${coordinator.tail()}`);
-  });
+  const launchCoordinator = async () => {
+    const p = spawnProcess('coordinator', process.execPath, [CLI_ENTRY, 'coordinator', '--config', coordinatorConfig], { VIRTFLEET_LOG_LEVEL: 'debug' });
+    await waitForPort(coordinatorPort).catch((err: Error) => {
+      throw new Error(`${err.message}\n${p.tail()}`);
+    });
+    return p;
+  };
+  const coordinator = await launchCoordinator();
   const coordinatorAddress = `127.0.0.1:${coordinatorPort}`;
   const api = new CoordinatorApi({ address: coordinatorAddress, timeoutMs: 60_000 });
   const agents: TestAgent[] = [];
@@ -129,11 +135,15 @@ export async function startCluster(
     api,
     agents,
     addAgent,
-    logs: () => [coordinator, ...agents.map((a) => a.process)].map((p) => `--- ${p.name}\n${p.tail(40)}`).join('\n'),
+    async restartCoordinator(signal: NodeJS.Signals = 'SIGKILL') {
+      await cluster.coordinator.stop(signal);
+      cluster.coordinator = await launchCoordinator();
+    },
+    logs: () => [cluster.coordinator, ...agents.map((a) => a.process)].map((p) => `--- ${p.name}\n${p.tail(40)}`).join('\n'),
     async stop() {
       api.close();
       await Promise.all(agents.map((a) => a.process.stop('SIGTERM')));
-      await coordinator.stop('SIGTERM');
+      await cluster.coordinator.stop('SIGTERM');
       await nats.stop();
       rmSync(dir, { recursive: true, force: true });
     },

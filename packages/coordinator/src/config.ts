@@ -35,6 +35,19 @@ export const coordinatorConfigSchema = z
       })
       .strict()
       .default({ deadlineMs: 30_000, maxAttempts: 4 }),
+    events: z
+      .object({
+        /** JetStream stream for the durable event log. @default 'VIRTFLEET_EVENTS' */
+        stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('VIRTFLEET_EVENTS'),
+        /** Events older than this are dropped. @default 168 (7 days) */
+        maxAgeHours: z.number().positive().max(24 * 3650).default(168),
+        /** At most this many events are kept. @default 1_000_000 */
+        maxMessages: z.number().int().positive().default(1_000_000),
+        /** Stream replicas: 3 on a three-node NATS cluster. @default 1 */
+        replicas: z.number().int().min(1).max(5).default(1),
+      })
+      .strict()
+      .default({ stream: 'VIRTFLEET_EVENTS', maxAgeHours: 168, maxMessages: 1_000_000, replicas: 1 }),
     scheduler: z
       .object({
         /** How often pending workloads are tried again. @default 1000 */

@@ -1,5 +1,7 @@
 import {
+  errorMessage,
   hostIdSchema,
+  UnavailableError,
   InvalidArgumentError,
   NotFoundError,
   opaqueIdSchema,
@@ -14,7 +16,7 @@ import {
 } from '@virtfleet/shared';
 import { z } from 'zod';
 import type { AgentAction } from './dispatch/agent-client.js';
-import type { EventBus } from './events/event-bus.js';
+import type { EventLog } from './events/event-log.js';
 import type { Host } from './hosts/host.js';
 import type { HostRegistry } from './hosts/host-registry.js';
 import { QUEUE_POLICIES, type QueuePolicy } from './scheduler/catalog.js';
@@ -134,7 +136,7 @@ export function toProtoEvent(e: CloudEvent): pb.Event {
 export function coordinatorHandlers(
   controller: WorkloadController,
   hosts: HostRegistry,
-  events: EventBus,
+  events: EventLog,
   log: Logger,
 ): pb.CoordinatorHandlers {
   const action = (name: AgentAction) =>
@@ -188,7 +190,7 @@ export function coordinatorHandlers(
       if (!(QUEUE_POLICIES as readonly string[]).includes(req.policy)) throw new InvalidArgumentError('policy', `must be one of ${QUEUE_POLICIES.join(', ')}`);
       return Promise.resolve(toProtoQueue(controller.configureQueue({ policy: req.policy as QueuePolicy, ...(req.backfill === undefined ? {} : { backfill: req.backfill }) })));
     }),
-    WatchEvents: serverStream<pb.WatchEventsRequest__Output, pb.Event>(log, 'WatchEvents', (call) => {
+    WatchEvents: serverStream<pb.WatchEventsRequest__Output, pb.Event>(log, 'WatchEvents', async (call) => {
       const req = call.request;
       const prefix = req.type_prefix;
       if (prefix.length > 128) throw new InvalidArgumentError('type_prefix', 'must be at most 128 characters');
@@ -196,32 +198,18 @@ export function coordinatorHandlers(
       if (sinceSeq !== undefined && !Number.isSafeInteger(sinceSeq)) throw new InvalidArgumentError('since_seq', 'must be a whole number');
       const sinceTimeMs = req.since_time ? Date.parse(req.since_time) : undefined;
       if (sinceTimeMs !== undefined && Number.isNaN(sinceTimeMs)) throw new InvalidArgumentError('since_time', 'must be an RFC 3339 time');
-      const matches = (e: CloudEvent) => !prefix || e.type.startsWith(prefix);
-      // Subscribe before replaying so nothing emitted in between is lost; the sequence check drops repeats.
-      let lastSent = 0;
-      const send = (e: CloudEvent) => {
-        if ((e.sequence ?? 0) <= lastSent) return;
-        lastSent = e.sequence ?? lastSent;
-        if (matches(e)) call.write(toProtoEvent(e));
-      };
-      const pending: CloudEvent[] = [];
-      let replaying = true;
-      const unsubscribe = req.follow ? events.subscribe((e) => (replaying ? pending.push(e) : send(e))) : () => undefined;
-      if (req.from_start || sinceSeq !== undefined || sinceTimeMs !== undefined) {
-        for (const e of events.replay({ sinceSeq, sinceTimeMs })) send(e);
+      const abort = new AbortController();
+      const stop = () => abort.abort();
+      call.on('cancelled', stop);
+      call.on('close', stop);
+      call.on('error', stop);
+      try {
+        for await (const e of events.read({ sinceSeq, sinceTimeMs, fromStart: req.from_start, follow: req.follow }, abort.signal)) {
+          if (!prefix || e.type.startsWith(prefix)) call.write(toProtoEvent(e));
+        }
+      } catch (err) {
+        if (!abort.signal.aborted) throw new UnavailableError(`event stream unavailable: ${errorMessage(err)}`, { cause: err });
       }
-      replaying = false;
-      for (const e of pending) send(e);
-      if (!req.follow) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const end = () => {
-          unsubscribe();
-          resolve();
-        };
-        call.on('cancelled', end);
-        call.on('close', end);
-        call.on('error', end);
-      });
     }),
   };
 }

@@ -3,7 +3,9 @@ import {
   addHealthService,
   bindServer,
   connectNats,
+  errorMessage,
   EVENT_TYPES,
+  UnavailableError,
   loadCoordinatorProto,
   serverCredentials,
   shutdownServer,
@@ -13,7 +15,7 @@ import {
 import type { CoordinatorConfig } from './config.js';
 import { coordinatorHandlers } from './coordinator-service.js';
 import { AgentClientPool } from './dispatch/agent-client.js';
-import { EventBus } from './events/event-bus.js';
+import { EventLog } from './events/event-log.js';
 import { HostRegistry } from './hosts/host-registry.js';
 import { AdmissionQueue } from './scheduler/admission-queue.js';
 import { createScheduler } from './scheduler/create-scheduler.js';
@@ -24,12 +26,24 @@ export interface RunningCoordinator {
   port: number;
   controller: WorkloadController;
   hosts: HostRegistry;
-  events: EventBus;
+  events: EventLog;
   stop(): Promise<void>;
 }
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger): Promise<RunningCoordinator> {
-  const events = new EventBus(`virtfleet/coordinator/${config.id}`, log);
+  const nc: NatsConnection = await connectNats(config.nats.servers, `virtfleet-coordinator-${config.id}`, log);
+  let events: EventLog;
+  try {
+    events = await EventLog.open(
+      nc,
+      { stream: config.events.stream, maxAgeMs: config.events.maxAgeHours * 3_600_000, maxMessages: config.events.maxMessages, replicas: config.events.replicas },
+      `virtfleet/coordinator/${config.id}`,
+      log,
+    );
+  } catch (err) {
+    await nc.close();
+    throw new UnavailableError(`cannot open the event stream ${config.events.stream} on JetStream: ${errorMessage(err)}`, { cause: err });
+  }
   const agents = new AgentClientPool(config.dispatch);
   const hosts = new HostRegistry(
     config.hosts.ttlMs,
@@ -57,8 +71,6 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const queue = new AdmissionQueue({ policy: config.scheduler.queuePolicy, agingPerMinute: config.scheduler.agingPerMinute, backfill: config.scheduler.backfill });
   const controller = new WorkloadController(new InMemoryWorkloadStore(), hosts, scheduler, queue, agents, events, log);
 
-  const nc: NatsConnection = await connectNats(config.nats.servers, `virtfleet-coordinator-${config.id}`, log);
-  events.attach(nc);
   hosts.start(nc);
   controller.start(config.scheduler.retryIntervalMs);
 
@@ -78,6 +90,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       await controller.stop();
       await shutdownServer(server);
       agents.closeAll();
+      await events.close();
       await nc.drain().catch(() => undefined);
     },
   };

@@ -12,7 +12,7 @@ import {
   type WorkloadState,
 } from '@virtfleet/shared';
 import type { AgentAction, AgentClient, AgentClientPool } from '../dispatch/agent-client.js';
-import type { EventBus } from '../events/event-bus.js';
+import type { EventSink } from '../events/event-log.js';
 import type { Host } from '../hosts/host.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
 import type { AdmissionQueue } from '../scheduler/admission-queue.js';
@@ -73,7 +73,7 @@ export class WorkloadController {
     private readonly scheduler: Scheduler,
     private readonly queue: AdmissionQueue,
     private readonly agents: AgentClientPool,
-    private readonly events: EventBus,
+    private readonly events: EventSink,
     private readonly log: Logger,
     /** Decision records kept for `explain`; the oldest go first. @default 10_000 */
     private readonly maxDecisions = 10_000,
@@ -286,8 +286,9 @@ export class WorkloadController {
       this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
       const w = this.store.get(entry.workloadId);
       if (!w || w.state !== 'pending' || record.hostId === undefined) continue;
-      const placed = this.update(w, { hostId: record.hostId, state: 'creating', message: record.summary });
+      // placed, then the state change it causes
       this.events.emit(EVENT_TYPES.workloadPlaced, w.id, { id: w.id, host_id: record.hostId, reason: record.summary });
+      const placed = this.update(w, { hostId: record.hostId, state: 'creating', message: record.summary });
       void this.dispatchCreate(placed);
     }
   }

@@ -1,0 +1,168 @@
+import { DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, StorageType, type JetStreamClient, type OrderedConsumerOptions } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { EVENT_SUBJECT_PREFIX, eventSubject, makeEvent, type CloudEvent, type EventType, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { z } from 'zod';
+
+/** Where components report state changes. */
+export interface EventSink {
+  emit<T>(type: EventType, subject: string, data: T): CloudEvent<T>;
+}
+
+export interface EventLogOptions {
+  /** JetStream stream holding the events. @default 'VIRTFLEET_EVENTS' */
+  stream: string;
+  /** Events older than this are dropped. @default 7 days */
+  maxAgeMs: number;
+  /** At most this many events are kept, the oldest dropped first. @default 1_000_000 */
+  maxMessages: number;
+  /** Stream replicas; 3 on a three-node NATS cluster. @default 1 */
+  replicas: number;
+}
+
+export interface ReadFrom {
+  /** Events with sequence >= this. */
+  sinceSeq?: number;
+  /** Events at or after this time (ms since the epoch). */
+  sinceTimeMs?: number;
+  /** Every retained event. */
+  fromStart?: boolean;
+  /** Keep going with new events until `signal` aborts. Without a start, only new events. */
+  follow: boolean;
+}
+
+/** Events read back from the stream are checked like any other input. */
+const storedEventSchema = z.object({
+  specversion: z.literal('1.0'),
+  id: z.string(),
+  source: z.string(),
+  type: z.string(),
+  subject: z.string(),
+  time: z.string(),
+  datacontenttype: z.literal('application/json'),
+  data: z.unknown(),
+});
+
+const PUBLISH_RETRY_MS = 500;
+
+/**
+ * The durable, replayable event log: every state change as a CloudEvent in a
+ * JetStream stream on `virtfleet.events.>`. The stream's sequence numbers are
+ * the events' `sequence`, so a reader resumes exactly where it stopped, by
+ * sequence or by time. Plain NATS subscribers on the same subjects see every
+ * event too.
+ *
+ * `emit` never blocks the caller: events go through an in-process outbox,
+ * published in order, one at a time, retried until JetStream acknowledges
+ * them (a NATS outage delays them; the message id makes a retried publish
+ * land once).
+ */
+export class EventLog implements EventSink {
+  private readonly outbox: CloudEvent[] = [];
+  private draining: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly js: JetStreamClient,
+    private readonly nc: NatsConnection,
+    private readonly options: EventLogOptions,
+    private readonly source: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Creates the stream, or updates its limits to `options`. */
+  static async open(nc: NatsConnection, options: EventLogOptions, source: string, log: Logger): Promise<EventLog> {
+    const jsm = await jetstreamManager(nc);
+    const config = {
+      name: options.stream,
+      subjects: [`${EVENT_SUBJECT_PREFIX}.>`],
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(options.maxAgeMs),
+      max_msgs: options.maxMessages,
+      num_replicas: options.replicas,
+      duplicate_window: nanos(120_000),
+    };
+    try {
+      await jsm.streams.info(options.stream);
+      await jsm.streams.update(options.stream, config);
+    } catch (err) {
+      if (!String(err).includes('stream not found')) throw err;
+      await jsm.streams.add(config);
+    }
+    return new EventLog(jetstream(nc), nc, options, source, log);
+  }
+
+  emit<T>(type: EventType, subject: string, data: T): CloudEvent<T> {
+    const event = makeEvent(this.source, type, subject, data);
+    if (this.closed) {
+      this.log.warn({ type, subject }, 'event emitted after close; dropped');
+      return event;
+    }
+    this.outbox.push(event);
+    this.draining ??= this.drain().finally(() => (this.draining = undefined));
+    return event;
+  }
+
+  /** Resolves once every event emitted so far is stored, or `timeoutMs` passes. */
+  async flush(timeoutMs = 5_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.outbox.length > 0 && Date.now() < deadline) await (this.draining ?? Promise.resolve());
+    return this.outbox.length === 0;
+  }
+
+  async close(timeoutMs = 5_000): Promise<void> {
+    await this.flush(timeoutMs);
+    this.closed = true;
+  }
+
+  /** Events from a starting point, oldest first, each with its stream sequence. */
+  async *read(from: ReadFrom, signal: AbortSignal): AsyncGenerator<CloudEvent> {
+    const jsm = await jetstreamManager(this.nc);
+    const lastSeq = (await jsm.streams.info(this.options.stream)).state.last_seq;
+    const start: Partial<OrderedConsumerOptions> =
+      from.sinceSeq !== undefined
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from.sinceSeq) }
+        : from.sinceTimeMs !== undefined
+          ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from.sinceTimeMs).toISOString() }
+          : from.fromStart
+            ? { deliver_policy: DeliverPolicy.All }
+            : { deliver_policy: DeliverPolicy.New };
+    if (!from.follow && (start.deliver_policy === DeliverPolicy.New || lastSeq === 0 || (from.sinceSeq ?? 0) > lastSeq)) return;
+
+    const consumer = await this.js.consumers.get(this.options.stream, start);
+    const messages = await consumer.consume();
+    const stop = () => void messages.close();
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const m of messages) {
+        const parsed = storedEventSchema.safeParse(m.json());
+        if (parsed.success) yield { ...(parsed.data as CloudEvent), sequence: m.seq };
+        else this.log.warn({ seq: m.seq }, 'skipping a malformed event in the stream');
+        if (!from.follow && m.seq >= lastSeq) break;
+        if (signal.aborted) break;
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      await messages.close();
+      await consumer.delete().catch(() => undefined);
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.outbox.length > 0) {
+      const event = this.outbox[0]!;
+      try {
+        await this.js.publish(eventSubject(event), JSON.stringify(event), { msgID: event.id });
+        this.outbox.shift();
+      } catch (err) {
+        if (this.nc.isClosed()) {
+          this.log.error({ lost: this.outbox.length }, 'NATS connection closed with events unpublished');
+          this.outbox.length = 0;
+          return;
+        }
+        this.log.warn({ err: String(err), pending: this.outbox.length }, 'event publish failed; retrying');
+        await new Promise((r) => setTimeout(r, PUBLISH_RETRY_MS));
+      }
+    }
+  }
+}
