@@ -35,6 +35,15 @@ export const coordinatorConfigSchema = z
       })
       .strict()
       .default({ deadlineMs: 30_000, maxAttempts: 4 }),
+    state: z
+      .object({
+        /** JetStream KV bucket for workloads, the queue, decisions and cordons. @default 'virtfleet_state' */
+        bucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('virtfleet_state'),
+        /** Bucket replicas: 3 on a three-node NATS cluster. @default 1 */
+        replicas: z.number().int().min(1).max(5).default(1),
+      })
+      .strict()
+      .default({ bucket: 'virtfleet_state', replicas: 1 }),
     events: z
       .object({
         /** JetStream stream for the durable event log. @default 'VIRTFLEET_EVENTS' */

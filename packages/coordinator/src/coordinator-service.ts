@@ -152,7 +152,7 @@ export function coordinatorHandlers(
     SubmitWorkload: unary<pb.SubmitWorkloadRequest__Output, pb.Workload>(log, 'SubmitWorkload', (req) => {
       const requestId = optionalRequestId(req.request_id);
       const spec = parseWorkloadSpec(req.spec, 'spec');
-      return Promise.resolve(toProtoWorkload(controller.submit(requestId, spec)));
+      return controller.submit(requestId, spec).then(toProtoWorkload);
     }),
     GetWorkload: unary<pb.GetWorkloadRequest__Output, pb.Workload>(log, 'GetWorkload', (req) =>
       Promise.resolve(toProtoWorkload(controller.get(requireId(workloadRefSchema, req.id, 'id')))),
@@ -179,8 +179,8 @@ export function coordinatorHandlers(
     PauseWorkload: action('pause'),
     ResumeWorkload: action('resume'),
     DeleteWorkload: action('delete'),
-    ExplainWorkload: unary<pb.ExplainWorkloadRequest__Output, pb.PlacementDecision>(log, 'ExplainWorkload', (req) =>
-      Promise.resolve(toProtoDecision(controller.explain(requireId(workloadRefSchema, req.id, 'id')))),
+    ExplainWorkload: unary<pb.ExplainWorkloadRequest__Output, pb.PlacementDecision>(log, 'ExplainWorkload', async (req) =>
+      toProtoDecision(await controller.explain(requireId(workloadRefSchema, req.id, 'id'))),
     ),
     PlanWorkload: unary<pb.PlanWorkloadRequest__Output, pb.PlacementDecision>(log, 'PlanWorkload', (req) =>
       Promise.resolve(toProtoDecision(controller.plan(parseWorkloadSpec(req.spec, 'spec')))),

@@ -20,7 +20,7 @@ import { HostRegistry } from './hosts/host-registry.js';
 import { AdmissionQueue } from './scheduler/admission-queue.js';
 import { createScheduler } from './scheduler/create-scheduler.js';
 import { WorkloadController } from './workloads/workload-controller.js';
-import { InMemoryWorkloadStore } from './workloads/workload-store.js';
+import { KvStateStore } from './state/kv-state-store.js';
 
 export interface RunningCoordinator {
   port: number;
@@ -69,7 +69,16 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   // The registry's callbacks run only after hosts.start(), below, by which time controller exists.
   const scheduler = createScheduler(config.scheduler);
   const queue = new AdmissionQueue({ policy: config.scheduler.queuePolicy, agingPerMinute: config.scheduler.agingPerMinute, backfill: config.scheduler.backfill });
-  const controller = new WorkloadController(new InMemoryWorkloadStore(), hosts, scheduler, queue, agents, events, log);
+  let store: KvStateStore;
+  try {
+    store = await KvStateStore.open(nc, { bucket: config.state.bucket, replicas: config.state.replicas }, log);
+  } catch (err) {
+    await events.close(1_000);
+    await nc.close();
+    throw new UnavailableError(`cannot open the state bucket ${config.state.bucket} on JetStream: ${errorMessage(err)}`, { cause: err });
+  }
+  const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log);
+  log.info(controller.restore(), 'restored state');
 
   hosts.start(nc);
   controller.start(config.scheduler.retryIntervalMs);
@@ -90,6 +99,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       await controller.stop();
       await shutdownServer(server);
       agents.closeAll();
+      await store.close();
       await events.close();
       await nc.drain().catch(() => undefined);
     },

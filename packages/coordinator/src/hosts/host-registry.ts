@@ -15,6 +15,7 @@ export interface HostRegistryEvents {
  */
 export class HostRegistry {
   private readonly hosts = new Map<string, Host>();
+  private readonly cordonedIds = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
   private subscription: Subscription | undefined;
   /** Telemetry messages dropped because they failed validation. */
@@ -68,7 +69,7 @@ export class HostRegistry {
     const previous = this.hosts.get(telemetry.host_id);
     const sample = telemetry.host.cpu_utilisation;
     const smoothed = previous ? this.smoothing * sample + (1 - this.smoothing) * previous.cpuUtilisationSmoothed : sample;
-    const host: Host = { id: telemetry.host_id, status: 'up', lastSeenMs: this.now(), telemetry, cpuUtilisationSmoothed: smoothed, cordoned: previous?.cordoned ?? false };
+    const host: Host = { id: telemetry.host_id, status: 'up', lastSeenMs: this.now(), telemetry, cpuUtilisationSmoothed: smoothed, cordoned: this.cordonedIds.has(telemetry.host_id) };
     this.hosts.set(host.id, host);
     if (previous?.status !== 'up') this.events.onStatusChange(host, previous?.status);
     this.events.onTelemetry(host);
@@ -95,7 +96,18 @@ export class HostRegistry {
     if (!host) throw new NotFoundError('host', id);
     if (host.cordoned === cordoned) return false;
     host.cordoned = cordoned;
+    if (cordoned) this.cordonedIds.add(id);
+    else this.cordonedIds.delete(id);
     return true;
+  }
+
+  /** Cordons hosts from stored state, including ones that have not reported yet. */
+  restoreCordons(ids: Iterable<string>): void {
+    for (const id of ids) {
+      this.cordonedIds.add(id);
+      const host = this.hosts.get(id);
+      if (host) host.cordoned = true;
+    }
   }
 
   get(id: string): Host | undefined {

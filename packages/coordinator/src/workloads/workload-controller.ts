@@ -21,7 +21,7 @@ import { effectivePriority } from '../scheduler/queue/priority.js';
 import type { HostSnapshot, PlacementRecord, Scheduler } from '../scheduler/scheduler.js';
 import { buildSnapshots } from '../scheduler/snapshots.js';
 import type { DesiredState, Workload } from './workload.js';
-import type { WorkloadStore } from './workload-store.js';
+import type { StateStore } from './workload-store.js';
 
 /** A placement decision as kept for `explain`. */
 export interface DecisionRecord extends PlacementRecord {
@@ -64,11 +64,15 @@ export class WorkloadController {
   /** The latest placement decision per workload, oldest first; trimmed to `maxDecisions`. */
   private readonly decisions = new Map<string, DecisionRecord>();
   private placing: Promise<void> | undefined;
+  private nextArrivalSeq = 0;
+  /** Submissions being stored, by request id and by name, so concurrent duplicates wait or clash. */
+  private readonly submitting = new Map<string, Promise<Workload>>();
+  private readonly admittingNames = new Set<string>();
   private placeAgain = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly store: WorkloadStore,
+    private readonly store: StateStore,
     private readonly hosts: HostRegistry,
     private readonly scheduler: Scheduler,
     private readonly queue: AdmissionQueue,
@@ -78,6 +82,25 @@ export class WorkloadController {
     /** Decision records kept for `explain`; the oldest go first. @default 10_000 */
     private readonly maxDecisions = 10_000,
   ) {}
+
+  /**
+   * Picks up where the last coordinator stopped: pending workloads return to
+   * the queue in their original order, cordons are re-applied, and workloads
+   * caught mid-create are sent again (same command id, so never twice).
+   */
+  restore(): { queued: number; creating: number } {
+    let queued = 0;
+    let creating = 0;
+    for (const w of this.store.list()) {
+      this.nextArrivalSeq = Math.max(this.nextArrivalSeq, w.arrivalSeq + 1);
+      if (w.state === 'pending') {
+        this.queue.add(w.id, w.spec, w.arrivalMs, w.arrivalSeq);
+        queued++;
+      } else if (w.state === 'creating') creating++;
+    }
+    this.hosts.restoreCordons(this.store.cordoned());
+    return { queued, creating };
+  }
 
   /** Retries pending and half-created workloads every `intervalMs`. */
   start(intervalMs: number): void {
@@ -92,19 +115,34 @@ export class WorkloadController {
   /**
    * Accepts a workload. It is placed asynchronously; until then it is
    * `pending` with the scheduler's reason in `message`.
-   * Idempotent by `requestId`.
+   * Idempotent by `requestId`. Resolves once the workload is durable.
+   * @throws UnavailableError when it cannot be stored; nothing changed then.
    */
-  submit(requestId: string, spec: WorkloadSpec): Workload {
+  async submit(requestId: string, spec: WorkloadSpec): Promise<Workload> {
     if (requestId) {
+      const inFlight = this.submitting.get(requestId);
+      if (inFlight) return this.sameRequest(requestId, await inFlight, spec);
       const earlier = this.store.getByRequestId(requestId);
-      if (earlier) {
-        if (JSON.stringify(earlier.spec) !== JSON.stringify(spec))
-          throw new FailedPreconditionError(`request_id ${requestId} was already used for a different workload (${earlier.id})`);
-        return earlier;
-      }
+      if (earlier) return this.sameRequest(requestId, earlier, spec);
     }
     const clash = this.store.getByName(spec.name);
-    if (clash) throw new AlreadyExistsError(`a workload named ${spec.name} already exists (${clash.id})`);
+    if (clash || this.admittingNames.has(spec.name)) throw new AlreadyExistsError(`a workload named ${spec.name} already exists${clash ? ` (${clash.id})` : ''}`);
+    this.admittingNames.add(spec.name);
+    const admitted = this.admit(requestId, spec).finally(() => {
+      this.admittingNames.delete(spec.name);
+      if (requestId) this.submitting.delete(requestId);
+    });
+    if (requestId) this.submitting.set(requestId, admitted);
+    return admitted;
+  }
+
+  private sameRequest(requestId: string, earlier: Workload, spec: WorkloadSpec): Workload {
+    if (JSON.stringify(earlier.spec) !== JSON.stringify(spec))
+      throw new FailedPreconditionError(`request_id ${requestId} was already used for a different workload (${earlier.id})`);
+    return earlier;
+  }
+
+  private async admit(requestId: string, spec: WorkloadSpec): Promise<Workload> {
     const now = new Date().toISOString();
     const workload: Workload = {
       id: `${spec.name.slice(0, 71)}-${randomBytes(4).toString('hex')}`,
@@ -115,11 +153,13 @@ export class WorkloadController {
       message: 'waiting for placement',
       driverRef: '',
       requestId,
+      arrivalSeq: this.nextArrivalSeq++,
+      arrivalMs: Date.parse(now),
       createdAt: now,
       updatedAt: now,
     };
-    this.store.put(workload);
-    this.queue.add(workload.id, spec, Date.parse(now));
+    await this.store.insert(workload);
+    this.queue.add(workload.id, spec, workload.arrivalMs, workload.arrivalSeq);
     this.events.emit(EVENT_TYPES.workloadSubmitted, workload.id, { id: workload.id, name: spec.name, kind: spec.kind });
     this.kick();
     return workload;
@@ -190,6 +230,8 @@ export class WorkloadController {
   }
 
   private recordDecision(workloadId: string, decision: DecisionRecord): void {
+    // A waiting request is re-decided every pass; store it only when the verdict changes.
+    if (this.decisions.get(workloadId)?.summary !== decision.summary) this.store.putDecision(workloadId, decision);
     this.decisions.delete(workloadId);
     this.decisions.set(workloadId, decision);
     if (this.decisions.size > this.maxDecisions) {
@@ -201,6 +243,7 @@ export class WorkloadController {
   /** Cordons or uncordons a host; uncordoning may let queued work in. */
   cordon(hostId: string, cordon: boolean): void {
     if (!this.hosts.setCordoned(hostId, cordon)) return;
+    this.store.setCordoned(hostId, cordon);
     this.events.emit(cordon ? EVENT_TYPES.hostCordoned : EVENT_TYPES.hostUncordoned, hostId, { id: hostId, cordoned: cordon });
     this.log.info({ host: hostId, cordon }, cordon ? 'host cordoned' : 'host uncordoned');
     if (!cordon) this.kick();
@@ -212,9 +255,9 @@ export class WorkloadController {
   }
 
   /** The latest placement decision for a workload, by id or name. */
-  explain(ref: string): DecisionRecord {
+  async explain(ref: string): Promise<DecisionRecord> {
     const w = this.get(ref);
-    const decision = this.decisions.get(w.id);
+    const decision = this.decisions.get(w.id) ?? (await this.store.getDecision<DecisionRecord>(w.id));
     if (!decision) throw new FailedPreconditionError(`workload ${w.id} has no placement decision yet`);
     return decision;
   }

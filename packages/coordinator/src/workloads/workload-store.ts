@@ -1,8 +1,8 @@
 import type { Workload } from './workload.js';
 
 /**
- * Where the coordinator keeps workloads. Implementations must return copies
- * or frozen values: callers change a workload only through `put`.
+ * Where the coordinator keeps workloads. Reads come from memory and return
+ * copies: callers change a workload only through `insert` or `put`.
  */
 export interface WorkloadStore {
   get(id: string): Workload | undefined;
@@ -12,39 +12,23 @@ export interface WorkloadStore {
   getByName(name: string): Workload | undefined;
   /** All workloads, oldest first. */
   list(): Workload[];
-  /** Inserts or replaces. */
+  /**
+   * Adds a new workload and resolves once it is durable.
+   * @throws UnavailableError when it could not be stored; nothing changed then.
+   */
+  insert(workload: Workload): Promise<void>;
+  /** Replaces a workload now in memory; it becomes durable shortly, in order with other writes. */
   put(workload: Workload): void;
 }
 
-/** Process-memory store: state is lost when the coordinator exits. */
-export class InMemoryWorkloadStore implements WorkloadStore {
-  private readonly byId = new Map<string, Workload>();
-  private readonly byRequest = new Map<string, string>();
-
-  get(id: string): Workload | undefined {
-    return clone(this.byId.get(id));
-  }
-
-  getByRequestId(requestId: string): Workload | undefined {
-    const id = this.byRequest.get(requestId);
-    return id ? this.get(id) : undefined;
-  }
-
-  getByName(name: string): Workload | undefined {
-    for (const w of this.byId.values()) if (w.spec.name === name && w.state !== 'deleted') return clone(w);
-    return undefined;
-  }
-
-  list(): Workload[] {
-    return [...this.byId.values()].map((w) => structuredClone(w));
-  }
-
-  put(workload: Workload): void {
-    this.byId.set(workload.id, structuredClone(workload));
-    if (workload.requestId) this.byRequest.set(workload.requestId, workload.id);
-  }
-}
-
-function clone(w: Workload | undefined): Workload | undefined {
-  return w ? structuredClone(w) : undefined;
+/** The workload store plus the rest of the coordinator's durable state. */
+export interface StateStore extends WorkloadStore {
+  /** Stores the latest decision record of a workload. */
+  putDecision(workloadId: string, record: unknown): void;
+  getDecision<T>(workloadId: string): Promise<T | undefined>;
+  /** Hosts an operator cordoned. */
+  cordoned(): string[];
+  setCordoned(hostId: string, cordoned: boolean): void;
+  /** Resolves true once every write so far is durable, false after `timeoutMs`. */
+  flush(timeoutMs?: number): Promise<boolean>;
 }

@@ -16,6 +16,9 @@ export interface Workload {
   driverRef: string;
   /** The submit request id, for idempotent submission. */
   requestId: string;
+  /** Arrival order and time in the admission queue, kept so a restart restores the queue as it was. */
+  arrivalSeq: number;
+  arrivalMs: number;
   createdAt: string;
   updatedAt: string;
 }

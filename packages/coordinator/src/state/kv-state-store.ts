@@ -1,0 +1,181 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import { UnavailableError, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
+import type { Workload } from '../workloads/workload.js';
+import type { StateStore } from '../workloads/workload-store.js';
+
+export interface KvStateOptions {
+  /** JetStream KV bucket. @default 'virtfleet_state' */
+  bucket: string;
+  /** Bucket replicas; 3 on a three-node NATS cluster. @default 1 */
+  replicas: number;
+  /** How long `insert` waits for the bucket before giving up. @default 5_000 */
+  writeTimeoutMs?: number;
+}
+
+const WORKLOAD = 'workload.';
+const DECISION = 'decision.';
+const CORDON = 'cordon.';
+const RETRY_MS = 500;
+
+interface PendingWrite {
+  key: string;
+  /** undefined deletes the key. */
+  value: string | undefined;
+}
+
+/**
+ * The coordinator's state in a JetStream KV bucket: workloads (with their
+ * queue position), decision records and cordoned hosts. Everything is read
+ * into memory when the coordinator starts and served from there.
+ *
+ * Writes keep their order: `put` and friends queue a write that one writer
+ * applies after the ones before it, retrying while NATS is away. `insert`
+ * (new workloads) goes straight to the bucket and resolves only once stored,
+ * so an accepted request survives a crash.
+ */
+export class KvStateStore implements StateStore {
+  private readonly workloads = new Map<string, Workload>();
+  private readonly byRequest = new Map<string, string>();
+  private readonly cordons = new Set<string>();
+  private readonly queue: PendingWrite[] = [];
+  private writing: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly log: Logger,
+    private readonly writeTimeoutMs: number,
+  ) {}
+
+  static async open(nc: NatsConnection, options: KvStateOptions, log: Logger): Promise<KvStateStore> {
+    const kv = await new Kvm(nc).create(options.bucket, { replicas: options.replicas, history: 1 });
+    const store = new KvStateStore(kv, log, options.writeTimeoutMs ?? 5_000);
+    await store.load();
+    return store;
+  }
+
+  private async load(): Promise<void> {
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys()) keys.push(k);
+    const workloadKeys = keys.filter((k) => k.startsWith(WORKLOAD));
+    for (let i = 0; i < workloadKeys.length; i += 200) {
+      const entries = await Promise.all(workloadKeys.slice(i, i + 200).map((k) => this.kv.get(k)));
+      for (const e of entries) {
+        if (!e || e.operation !== 'PUT') continue;
+        try {
+          this.remember(e.json<Workload>());
+        } catch (err) {
+          this.log.error({ key: e.key, err: errorMessage(err) }, 'unreadable workload record; skipped');
+        }
+      }
+    }
+    for (const k of keys) if (k.startsWith(CORDON)) this.cordons.add(k.slice(CORDON.length));
+    this.log.info({ workloads: this.workloads.size, cordoned: this.cordons.size }, 'state loaded');
+  }
+
+  get(id: string): Workload | undefined {
+    const w = this.workloads.get(id);
+    return w ? structuredClone(w) : undefined;
+  }
+
+  getByRequestId(requestId: string): Workload | undefined {
+    const id = this.byRequest.get(requestId);
+    return id ? this.get(id) : undefined;
+  }
+
+  getByName(name: string): Workload | undefined {
+    for (const w of this.workloads.values()) if (w.spec.name === name && w.state !== 'deleted') return structuredClone(w);
+    return undefined;
+  }
+
+  list(): Workload[] {
+    return [...this.workloads.values()].map((w) => structuredClone(w));
+  }
+
+  async insert(workload: Workload): Promise<void> {
+    try {
+      await withTimeout(this.kv.put(WORKLOAD + workload.id, JSON.stringify(workload)), this.writeTimeoutMs);
+    } catch (err) {
+      throw new UnavailableError(`cannot store the workload: state store unavailable (${errorMessage(err)})`, { cause: err });
+    }
+    this.remember(workload);
+  }
+
+  put(workload: Workload): void {
+    this.remember(workload);
+    this.write(WORKLOAD + workload.id, JSON.stringify(workload));
+  }
+
+  /** Stores a decision record (large; written only when it changes). */
+  putDecision(workloadId: string, record: unknown): void {
+    this.write(DECISION + workloadId, JSON.stringify(record));
+  }
+
+  async getDecision<T>(workloadId: string): Promise<T | undefined> {
+    const e = await this.kv.get(DECISION + workloadId);
+    return e && e.operation === 'PUT' ? e.json<T>() : undefined;
+  }
+
+  cordoned(): string[] {
+    return [...this.cordons];
+  }
+
+  setCordoned(hostId: string, cordoned: boolean): void {
+    if (cordoned) this.cordons.add(hostId);
+    else this.cordons.delete(hostId);
+    this.write(CORDON + hostId, cordoned ? '1' : undefined);
+  }
+
+  /** Resolves once every queued write is stored, or after `timeoutMs`. */
+  async flush(timeoutMs = 5_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.queue.length > 0 && Date.now() < deadline) await Promise.race([this.writing, new Promise((r) => setTimeout(r, 100))]);
+    return this.queue.length === 0;
+  }
+
+  /** Flushes what it can, then stops writing. */
+  async close(timeoutMs = 5_000): Promise<void> {
+    await this.flush(timeoutMs);
+    this.closed = true;
+  }
+
+  private remember(w: Workload): void {
+    this.workloads.set(w.id, structuredClone(w));
+    if (w.requestId) this.byRequest.set(w.requestId, w.id);
+  }
+
+  private write(key: string, value: string | undefined): void {
+    this.queue.push({ key, value });
+    this.writing ??= this.drain().finally(() => (this.writing = undefined));
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0 && !this.closed) {
+      const next = this.queue[0]!;
+      try {
+        if (next.value === undefined) await this.kv.delete(next.key);
+        else await this.kv.put(next.key, next.value);
+        this.queue.shift();
+      } catch (err) {
+        this.log.warn({ key: next.key, pending: this.queue.length, err: errorMessage(err) }, 'state write failed; retrying');
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+      }
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err as Error);
+      },
+    );
+  });
+}
