@@ -53,6 +53,8 @@ function workload(hostId: string, state: WorkloadState, spec: Record<string, unk
     message: '',
     driverRef: '',
     requestId: `r${n}`,
+    arrivalSeq: n,
+    arrivalMs: 0,
     createdAt: '',
     updatedAt: '',
   };
