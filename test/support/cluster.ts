@@ -38,6 +38,8 @@ export interface TestCluster {
   addAgent(options?: AgentOptions): Promise<TestAgent>;
   /** Stops the coordinator with `signal` and starts it again with the same config. */
   restartCoordinator(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts another coordinator on the same NATS, for high availability. */
+  addCoordinator(id: string): Promise<{ process: ManagedProcess; address: string }>;
   /** Output of every process, for assertion messages. */
   logs(): string;
   stop(): Promise<void>;
@@ -63,25 +65,31 @@ export async function startCluster(
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-e2e-'));
   const nats = await startNatsServer();
   const coordinatorPort = await freePort();
-  const coordinatorConfig = join(dir, 'coordinator.json');
-  writeFileSync(
-    coordinatorConfig,
-    JSON.stringify({
-      id: 'e2e',
-      grpc: { listen: `127.0.0.1:${coordinatorPort}` },
+  const coordinatorConfigFor = (id: string, port: number) => {
+    const file = join(dir, `coordinator-${id}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        id,
+        grpc: { listen: `127.0.0.1:${port}` },
       nats: { servers: [nats.url] },
       hosts: { ttlMs: options.hostTtlMs ?? 3000 },
       dispatch: { deadlineMs: 30_000, maxAttempts: 3, ...(options.dispatchTls ? { tls: options.dispatchTls } : {}) },
-      scheduler: { retryIntervalMs: 250 },
-    }),
-  );
-  const launchCoordinator = async () => {
-    const p = spawnProcess('coordinator', process.execPath, [CLI_ENTRY, 'coordinator', '--config', coordinatorConfig], { VIRTFLEET_LOG_LEVEL: 'debug' });
-    await waitForPort(coordinatorPort).catch((err: Error) => {
+        scheduler: { retryIntervalMs: 250 },
+        ha: { leaseTtlMs: 3000 },
+      }),
+    );
+    return file;
+  };
+  const launchCoordinatorOn = async (id: string, port: number) => {
+    const p = spawnProcess(`coordinator ${id}`, process.execPath, [CLI_ENTRY, 'coordinator', '--config', coordinatorConfigFor(id, port)], { VIRTFLEET_LOG_LEVEL: 'debug' });
+    await waitForPort(port).catch((err: Error) => {
       throw new Error(`${err.message}\n${p.tail()}`);
     });
     return p;
   };
+  const launchCoordinator = () => launchCoordinatorOn('e2e', coordinatorPort);
+  const extraCoordinators: ManagedProcess[] = [];
   const coordinator = await launchCoordinator();
   const coordinatorAddress = `127.0.0.1:${coordinatorPort}`;
   const api = new CoordinatorApi({ address: coordinatorAddress, timeoutMs: 60_000 });
@@ -135,6 +143,12 @@ export async function startCluster(
     api,
     agents,
     addAgent,
+    async addCoordinator(id: string) {
+      const port = await freePort();
+      const p = await launchCoordinatorOn(id, port);
+      extraCoordinators.push(p);
+      return { process: p, address: `127.0.0.1:${port}` };
+    },
     async restartCoordinator(signal: NodeJS.Signals = 'SIGKILL') {
       await cluster.coordinator.stop(signal);
       cluster.coordinator = await launchCoordinator();
@@ -143,7 +157,7 @@ export async function startCluster(
     async stop() {
       api.close();
       await Promise.all(agents.map((a) => a.process.stop('SIGTERM')));
-      await cluster.coordinator.stop('SIGTERM');
+      await Promise.all([cluster.coordinator, ...extraCoordinators].map((c) => c.stop('SIGTERM')));
       await nats.stop();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -7,6 +7,7 @@ import {
   addHealthService,
   bindServer,
   connectNats,
+  dialableAddress,
   loadAgentProto,
   serverCredentials,
   shutdownServer,
@@ -85,7 +86,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   server.addService(proto.Agent.service, agentHandlers(manager, hostInfo, config.hostId, log));
   addHealthService(server, ['virtfleet.v1.Agent']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
-  const address = config.grpc.advertise ?? advertiseAddress(config.grpc.listen, port);
+  const address = config.grpc.advertise ?? dialableAddress(config.grpc.listen, port);
   log.info({ listen: config.grpc.listen, port, address }, 'agent gRPC listening');
 
   let nc: NatsConnection;
@@ -145,11 +146,4 @@ async function fingerprintAll(drivers: Driver[], log: Logger): Promise<DriverFin
 
 function toDriverInfo(f: DriverFingerprint): DriverInfo {
   return { name: f.name, version: f.version, kinds: f.kinds, domain_types: f.domain_types, healthy: f.healthy, detail: f.detail };
-}
-
-/** A listen address of 0.0.0.0 or [::] cannot be dialled; advertise the host name instead. */
-export function advertiseAddress(listen: string, port: number): string {
-  const host = listen.slice(0, listen.lastIndexOf(':'));
-  const dialable = host === '0.0.0.0' || host === '[::]' || host === '' ? hostname() : host;
-  return `${dialable}:${port}`;
 }

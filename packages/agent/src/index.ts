@@ -1,4 +1,4 @@
-export { startAgent, advertiseAddress, AGENT_VERSION, type RunningAgent } from './agent.js';
+export { startAgent, AGENT_VERSION, type RunningAgent } from './agent.js';
 export { agentConfigSchema, loadAgentConfig, defaultHostId, type AgentConfig } from './config.js';
 export type { Driver, DriverFingerprint, DriverWorkload, DriverContext, DriverFactory, StopOptions, WorkloadUsage } from './drivers/driver.js';
 export { createDriver, DRIVER_NAMES, type DriverConfigs, type DriverName } from './drivers/catalog.js';

@@ -1,8 +1,9 @@
 import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
-import { channelCredentials, deadlineIn, fromServiceError, isServiceError, loadCoordinatorProto, type pb, type TlsFiles } from '@virtfleet/shared';
+import { status } from '@grpc/grpc-js';
+import { channelCredentials, ERROR_METADATA, fromServiceError, isServiceError, loadCoordinatorProto, NotLeaderError, UnavailableError, type pb, type TlsFiles } from '@virtfleet/shared';
 
 export interface ConnectionOptions {
-  /** host:port of the coordinator's API. */
+  /** host:port of the coordinator's API; several, comma-separated, for a highly available set. */
   address: string;
   /** Per-call deadline in ms. */
   timeoutMs: number;
@@ -11,11 +12,18 @@ export interface ConnectionOptions {
 
 /** Promise wrapper over the generated Coordinator client; errors come back as virtfleet error classes. */
 export class CoordinatorApi {
-  private readonly client: pb.CoordinatorClient;
+  private readonly clients: pb.CoordinatorClient[];
+  /** The client that answered last; tried first next time. */
+  private current = 0;
 
   constructor(private readonly options: ConnectionOptions) {
     const proto = loadCoordinatorProto();
-    this.client = new proto.Coordinator(options.address, channelCredentials(options.tls));
+    const addresses = options.address.split(',').map((a) => a.trim()).filter(Boolean);
+    this.clients = addresses.map((a) => new proto.Coordinator(a, channelCredentials(options.tls)));
+  }
+
+  private get client(): pb.CoordinatorClient {
+    return this.clients[this.current]!;
   }
 
   submit(req: pb.SubmitWorkloadRequest): Promise<pb.Workload__Output> {
@@ -52,17 +60,48 @@ export class CoordinatorApi {
     return this.client.WatchEvents(req);
   }
   close(): void {
-    this.client.close();
+    for (const c of this.clients) c.close();
   }
 
-  private unary<Res>(method: string, req: object): Promise<Res> {
+  /**
+   * One call, with failover: UNAVAILABLE (a coordinator down, or a follower
+   * that does not take changes) moves on to the next address until the
+   * deadline. Every call the CLI makes is safe to repeat.
+   */
+  private async unary<Res>(method: string, req: object): Promise<Res> {
+    const deadline = Date.now() + this.options.timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once<Res>(this.client, method, req, deadline);
+      } catch (err) {
+        if (!isFailover(err) || Date.now() >= deadline) throw err;
+        this.current = (this.current + 1) % this.clients.length;
+        // A full round of refusals: give an election time to finish.
+        if (this.current === 0 || this.clients.length === 1) await new Promise((r) => setTimeout(r, Math.min(1000, 100 * (attempt + 1))));
+        if (Date.now() >= deadline) throw err;
+      }
+    }
+  }
+
+  private once<Res>(client: pb.CoordinatorClient, method: string, req: object, deadline: number): Promise<Res> {
     return new Promise((resolve, reject) => {
-      const fn = (this.client as unknown as Record<string, (r: object, o: { deadline: Date }, cb: (e: ServiceError | null, r?: Res) => void) => void>)[method];
+      const fn = (client as unknown as Record<string, (r: object, o: { deadline: Date }, cb: (e: ServiceError | null, r?: Res) => void) => void>)[method];
       if (!fn) return reject(new Error(`unknown method ${method}`));
-      fn.call(this.client, req, { deadline: deadlineIn(this.options.timeoutMs) }, (err, res) => {
-        if (err) reject(isServiceError(err) ? fromServiceError(err) : err);
-        else resolve(res as Res);
+      fn.call(client, req, { deadline: new Date(deadline) }, (err, res) => {
+        if (!err) return resolve(res as Res);
+        if (!isServiceError(err)) return reject(err);
+        // No virtfleet trailers: the transport failed, not the coordinator.
+        if (err.code === status.UNAVAILABLE && err.metadata.get(ERROR_METADATA.retryable).length === 0) reject(new NoConnectionError(err.details, { cause: err }));
+        else reject(fromServiceError(err));
       });
     });
   }
+}
+
+/** The coordinator could not be reached at all. */
+class NoConnectionError extends UnavailableError {}
+
+/** Errors after which another coordinator may answer: a follower's refusal, or no connection. */
+function isFailover(err: unknown): boolean {
+  return err instanceof NotLeaderError || err instanceof NoConnectionError;
 }

@@ -35,6 +35,15 @@ export const coordinatorConfigSchema = z
       })
       .strict()
       .default({ deadlineMs: 30_000, maxAttempts: 4 }),
+    ha: z
+      .object({
+        /** A leader that has not renewed its lease for this long is replaced. @default 3000 */
+        leaseTtlMs: z.number().int().min(500).max(60_000).default(3000),
+        /** The API address other coordinators tell clients to use while this one leads. @default the listen address */
+        advertise: hostPortSchema.optional(),
+      })
+      .strict()
+      .default({ leaseTtlMs: 3000 }),
     state: z
       .object({
         /** JetStream KV bucket for workloads, the queue, decisions and cordons. @default 'virtfleet_state' */

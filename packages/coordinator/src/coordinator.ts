@@ -1,8 +1,10 @@
 import { Server } from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
 import {
   addHealthService,
   bindServer,
   connectNats,
+  dialableAddress,
   errorMessage,
   EVENT_TYPES,
   UnavailableError,
@@ -20,6 +22,7 @@ import { HostRegistry } from './hosts/host-registry.js';
 import { AdmissionQueue } from './scheduler/admission-queue.js';
 import { createScheduler } from './scheduler/create-scheduler.js';
 import { WorkloadController } from './workloads/workload-controller.js';
+import { LeaderLease } from './ha/leader-lease.js';
 import { KvStateStore } from './state/kv-state-store.js';
 
 export interface RunningCoordinator {
@@ -77,17 +80,36 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     await nc.close();
     throw new UnavailableError(`cannot open the state bucket ${config.state.bucket} on JetStream: ${errorMessage(err)}`, { cause: err });
   }
-  const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log);
-  log.info(controller.restore(), 'restored state');
-
+  // Requests can arrive before the lease exists (between bind and campaign).
+  const leadership: { lease?: LeaderLease } = {};
+  const leaderHint = () => {
+    const l = leadership.lease?.leader;
+    return l && l.expiresAtMs > Date.now() ? ` (the leader is ${l.coordinatorId} at ${l.address})` : ' (no leader is elected right now)';
+  };
+  const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint);
+  // Every coordinator starts as a follower; the lease decides who leads.
+  await controller.follow();
   hosts.start(nc);
-  controller.start(config.scheduler.retryIntervalMs);
 
   const server = new Server();
   server.addService(loadCoordinatorProto().Coordinator.service, coordinatorHandlers(controller, hosts, events, log));
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
+
+  const address = config.ha.advertise ?? dialableAddress(config.grpc.listen, port);
+  const lease = new LeaderLease(
+    store.kv,
+    { holder: `${config.id}-${randomUUID().slice(0, 8)}`, coordinatorId: config.id, address },
+    { ttlMs: config.ha.leaseTtlMs },
+    {
+      onElected: () => controller.lead(config.scheduler.retryIntervalMs),
+      onDeposed: () => void controller.follow(),
+    },
+    log,
+  );
+  leadership.lease = lease;
+  lease.start();
 
   return {
     port,
@@ -97,6 +119,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     async stop() {
       hosts.stop();
       await controller.stop();
+      await lease.stop();
       await shutdownServer(server);
       agents.closeAll();
       await store.close();
@@ -105,3 +128,4 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     },
   };
 }
+

@@ -51,6 +51,9 @@ export class UnavailableError extends VirtfleetError {
   override readonly retryable = true;
 }
 
+/** A follower coordinator refused a change; the leader (or another coordinator) will take it. */
+export class NotLeaderError extends UnavailableError {}
+
 export class DeadlineExceededError extends VirtfleetError {
   readonly code = status.DEADLINE_EXCEEDED;
   override readonly retryable = true;
@@ -66,8 +69,10 @@ export class InternalError extends VirtfleetError {
   readonly code = status.INTERNAL;
 }
 
-const retryableKey = 'virtfleet-retryable';
-const fieldKey = 'virtfleet-field';
+/** Trailer keys a virtfleet server sets on every error it returns. */
+export const ERROR_METADATA = { retryable: 'virtfleet-retryable', field: 'virtfleet-field', notLeader: 'virtfleet-not-leader' } as const;
+const retryableKey = ERROR_METADATA.retryable;
+const fieldKey = ERROR_METADATA.field;
 
 /** Converts any thrown value into a grpc-js ServiceError for a handler callback. */
 export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
@@ -75,6 +80,7 @@ export function toServiceError(err: unknown): Partial<ServiceError> & { code: st
   if (err instanceof VirtfleetError) {
     metadata.set(retryableKey, String(err.retryable));
     if (err instanceof InvalidArgumentError) metadata.set(fieldKey, err.field);
+    if (err instanceof NotLeaderError) metadata.set(ERROR_METADATA.notLeader, 'true');
     return { code: err.code, details: err.message, metadata };
   }
   if (isServiceError(err)) return { code: err.code, details: err.details, metadata: err.metadata };
@@ -106,7 +112,7 @@ export function fromServiceError(err: ServiceError, context = ''): VirtfleetErro
     case status.FAILED_PRECONDITION:
       return new FailedPreconditionError(details, { cause: err });
     case status.UNAVAILABLE:
-      return new UnavailableError(details, { cause: err });
+      return err.metadata?.get(ERROR_METADATA.notLeader).length ? new NotLeaderError(details, { cause: err }) : new UnavailableError(details, { cause: err });
     case status.DEADLINE_EXCEEDED:
       return new DeadlineExceededError(details, { cause: err });
     case status.RESOURCE_EXHAUSTED:

@@ -1,4 +1,5 @@
 import type { sendUnaryData, ServerUnaryCall, Server, ServerWritableStream } from '@grpc/grpc-js';
+import { hostname } from 'node:os';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
 import { toServiceError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -66,4 +67,10 @@ export function shutdownServer(server: Server, graceMs = 5_000): Promise<void> {
       resolve();
     });
   });
+}
+
+/** The address to give others for a server listening on `listen`: 0.0.0.0 and [::] cannot be dialled, so the host's name stands in. */
+export function dialableAddress(listen: string, port: number): string {
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  return `${host === '0.0.0.0' || host === '[::]' || host === '' ? hostname() : host}:${port}`;
 }

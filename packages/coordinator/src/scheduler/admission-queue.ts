@@ -81,6 +81,11 @@ export class AdmissionQueue {
     return entry;
   }
 
+  /** Empties the queue (a coordinator that stops leading hands it to the next leader). */
+  clear(): void {
+    this.entries.clear();
+  }
+
   remove(workloadId: string): boolean {
     return this.entries.delete(workloadId);
   }

@@ -1,4 +1,4 @@
-import { Kvm, type KV } from '@nats-io/kv';
+import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import { UnavailableError, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
 import type { Workload } from '../workloads/workload.js';
 import type { StateStore } from '../workloads/workload-store.js';
@@ -40,9 +40,13 @@ export class KvStateStore implements StateStore {
   private readonly queue: PendingWrite[] = [];
   private writing: Promise<void> | undefined;
   private closed = false;
+  /** A follower mirrors the leader's writes from the bucket; the leader is the only writer. */
+  private following = false;
+  private watcher: { stop(): void } | undefined;
 
   private constructor(
-    private readonly kv: KV,
+    /** The bucket; the leader lease lives in it too. */
+    readonly kv: KV,
     private readonly log: Logger,
     private readonly writeTimeoutMs: number,
   ) {}
@@ -133,10 +137,48 @@ export class KvStateStore implements StateStore {
     return this.queue.length === 0;
   }
 
+  /**
+   * Follower mode: apply every change other coordinators write, and write
+   * nothing. Leader mode (false): reload everything once, then write.
+   */
+  async setFollowing(following: boolean): Promise<void> {
+    this.following = following;
+    if (following) {
+      // Writes this coordinator queued as leader would overwrite the new leader's.
+      this.queue.length = 0;
+      if (!this.watcher) await this.watch();
+    }
+    await this.reload();
+  }
+
+  private async watch(): Promise<void> {
+    const updates = await this.kv.watch({ key: `${WORKLOAD}>`, include: KvWatchInclude.UpdatesOnly });
+    this.watcher = updates;
+    void (async () => {
+      for await (const e of updates) {
+        if (!this.following) continue;
+        try {
+          if (e.operation === 'PUT') this.remember(e.json<Workload>());
+        } catch (err) {
+          this.log.warn({ key: e.key, err: errorMessage(err) }, 'unreadable workload update; skipped');
+        }
+      }
+    })();
+  }
+
+  /** Re-reads the whole bucket into memory. */
+  async reload(): Promise<void> {
+    this.workloads.clear();
+    this.byRequest.clear();
+    this.cordons.clear();
+    await this.load();
+  }
+
   /** Flushes what it can, then stops writing. */
   async close(timeoutMs = 5_000): Promise<void> {
     await this.flush(timeoutMs);
     this.closed = true;
+    this.watcher?.stop();
   }
 
   private remember(w: Workload): void {
@@ -145,6 +187,10 @@ export class KvStateStore implements StateStore {
   }
 
   private write(key: string, value: string | undefined): void {
+    if (this.following) {
+      this.log.warn({ key }, 'write attempted while following; dropped');
+      return;
+    }
     this.queue.push({ key, value });
     this.writing ??= this.drain().finally(() => (this.writing = undefined));
   }

@@ -5,6 +5,7 @@ import {
   FailedPreconditionError,
   isRetryable,
   NotFoundError,
+  NotLeaderError,
   UnavailableError,
   errorMessage,
   type Logger,
@@ -15,7 +16,7 @@ import type { AgentAction, AgentClient, AgentClientPool } from '../dispatch/agen
 import type { EventSink } from '../events/event-log.js';
 import type { Host } from '../hosts/host.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
-import type { AdmissionQueue } from '../scheduler/admission-queue.js';
+import { AdmissionQueue } from '../scheduler/admission-queue.js';
 import type { QueuePolicy } from '../scheduler/catalog.js';
 import { effectivePriority } from '../scheduler/queue/priority.js';
 import type { HostSnapshot, PlacementRecord, Scheduler } from '../scheduler/scheduler.js';
@@ -65,6 +66,8 @@ export class WorkloadController {
   private readonly decisions = new Map<string, DecisionRecord>();
   private placing: Promise<void> | undefined;
   private nextArrivalSeq = 0;
+  /** Only the leader places, dispatches and writes; followers serve reads. */
+  private leading = false;
   /** Submissions being stored, by request id and by name, so concurrent duplicates wait or clash. */
   private readonly submitting = new Map<string, Promise<Workload>>();
   private readonly admittingNames = new Set<string>();
@@ -81,6 +84,8 @@ export class WorkloadController {
     private readonly log: Logger,
     /** Decision records kept for `explain`; the oldest go first. @default 10_000 */
     private readonly maxDecisions = 10_000,
+    /** Says who leads, for errors on followers, e.g. " (the leader is c2 at 10.0.0.2:7100)". */
+    private readonly leaderHint: () => string = () => '',
   ) {}
 
   /**
@@ -102,14 +107,38 @@ export class WorkloadController {
     return { queued, creating };
   }
 
-  /** Retries pending and half-created workloads every `intervalMs`. */
-  start(intervalMs: number): void {
+  /**
+   * Takes over as leader: reloads the state the previous leader left, restores
+   * the queue, and retries pending and half-created workloads every `intervalMs`.
+   */
+  async lead(intervalMs: number): Promise<void> {
+    await this.store.setFollowing(false);
+    this.queue.clear();
+    this.log.info(this.restore(), 'leading: state restored');
+    this.leading = true;
+    clearInterval(this.timer);
     this.timer = setInterval(() => this.kick(), intervalMs);
+    this.kick();
+  }
+
+  /** Stops leading at once: no more placements, dispatches or writes. Reads go on. */
+  async follow(): Promise<void> {
+    this.leading = false;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.queue.clear();
+    await this.store.setFollowing(true);
+    this.hosts.restoreCordons(this.store.cordoned());
   }
 
   async stop(): Promise<void> {
+    this.leading = false;
     clearInterval(this.timer);
     await this.placing;
+  }
+
+  private requireLeader(): void {
+    if (!this.leading) throw new NotLeaderError(`this coordinator is not the leader${this.leaderHint()}; send changes to the leader`);
   }
 
   /**
@@ -119,6 +148,7 @@ export class WorkloadController {
    * @throws UnavailableError when it cannot be stored; nothing changed then.
    */
   async submit(requestId: string, spec: WorkloadSpec): Promise<Workload> {
+    this.requireLeader();
     if (requestId) {
       const inFlight = this.submitting.get(requestId);
       if (inFlight) return this.sameRequest(requestId, await inFlight, spec);
@@ -181,6 +211,7 @@ export class WorkloadController {
 
   /** Carries out a lifecycle action on the workload's agent and returns the new state. */
   async act(action: AgentAction, ref: string, requestId: string, stop: StopOptions = {}): Promise<Workload> {
+    this.requireLeader();
     let w = this.get(ref);
     if (w.state === 'deleted') {
       if (action === 'delete') return w;
@@ -209,6 +240,7 @@ export class WorkloadController {
 
   /** Asks for a placement pass soon. Passes never overlap. */
   kick(): void {
+    if (!this.leading) return;
     if (this.placing) {
       this.placeAgain = true;
       return;
@@ -242,6 +274,7 @@ export class WorkloadController {
 
   /** Cordons or uncordons a host; uncordoning may let queued work in. */
   cordon(hostId: string, cordon: boolean): void {
+    this.requireLeader();
     if (!this.hosts.setCordoned(hostId, cordon)) return;
     this.store.setCordoned(hostId, cordon);
     this.events.emit(cordon ? EVENT_TYPES.hostCordoned : EVENT_TYPES.hostUncordoned, hostId, { id: hostId, cordoned: cordon });
@@ -263,7 +296,8 @@ export class WorkloadController {
   }
 
   queueView(nowMs = Date.now()): QueueView {
-    const entries = this.queue.ordered(nowMs).flatMap((e, i) => {
+    const entries = this.currentQueue()
+      .ordered(nowMs).flatMap((e, i) => {
       const workload = this.store.get(e.workloadId);
       return workload
         ? [{ workload, position: i + 1, effectivePriority: effectivePriority(e, nowMs, this.queue.agingPerMinute), expectedRuntimeSeconds: e.expectedRuntimeSeconds, waitedMs: nowMs - e.arrivalMs }]
@@ -272,8 +306,17 @@ export class WorkloadController {
     return { policy: this.queue.policy, backfill: this.queue.backfill, agingPerMinute: this.queue.agingPerMinute, entries };
   }
 
+  /** The leader's queue; a follower rebuilds it from the stored pending workloads. */
+  private currentQueue(): AdmissionQueue {
+    if (this.leading) return this.queue;
+    const view = new AdmissionQueue({ policy: this.queue.policy, agingPerMinute: this.queue.agingPerMinute, backfill: this.queue.backfill });
+    for (const w of this.store.list()) if (w.state === 'pending') view.add(w.id, w.spec, w.arrivalMs, w.arrivalSeq);
+    return view;
+  }
+
   /** Switches the queue's order (and head-of-queue behaviour) from the next pass on. */
   configureQueue(change: { policy?: QueuePolicy; backfill?: boolean }): QueueView {
+    this.requireLeader();
     this.queue.configure(change);
     this.log.info(change, 'queue reconfigured');
     this.kick();
@@ -282,6 +325,7 @@ export class WorkloadController {
 
   /** Folds one host's telemetry into the workloads placed on it. */
   onTelemetry(host: Host): void {
+    if (!this.leading) return;
     const sampledAt = Date.parse(host.telemetry.time);
     for (const t of host.telemetry.workloads) {
       const w = this.store.get(t.workload_id);
@@ -293,6 +337,7 @@ export class WorkloadController {
 
   /** A host that goes down leaves its workloads in an unknown state; one that comes back may free a queue. */
   onHostStatus(host: Host): void {
+    if (!this.leading) return;
     if (host.status === 'down') {
       for (const w of this.store.list()) {
         if (w.hostId === host.id && w.state !== 'deleted' && w.state !== 'failed')
@@ -343,6 +388,7 @@ export class WorkloadController {
    * be sent again; any other failure marks it failed.
    */
   private async dispatchCreate(w: Workload): Promise<void> {
+    if (!this.leading) return;
     const host = this.hosts.get(w.hostId);
     if (!host || host.status !== 'up') return;
     this.busy.add(w.id);

@@ -29,6 +29,8 @@ export interface StateStore extends WorkloadStore {
   /** Hosts an operator cordoned. */
   cordoned(): string[];
   setCordoned(hostId: string, cordoned: boolean): void;
+  /** Follow other coordinators' writes (true), or reload and become the writer (false). */
+  setFollowing(following: boolean): Promise<void>;
   /** Resolves true once every write so far is durable, false after `timeoutMs`. */
   flush(timeoutMs?: number): Promise<boolean>;
 }
