@@ -1,5 +1,6 @@
 // npm run bench: every benchmark, each against a baseline measured in the same run.
 import { benchDispatch, reportDispatch } from './dispatch.bench.js';
+import { benchFailover, reportFailover } from './failover.bench.js';
 import { benchPlacement, reportPlacement } from './placement.bench.js';
 
 const n = Number(process.env.BENCH_N ?? 2000);
@@ -8,3 +9,6 @@ console.log(reportDispatch(dispatch));
 
 const placement = benchPlacement();
 console.log(reportPlacement(placement));
+
+const failover = await benchFailover(Number(process.env.BENCH_FAILOVER_TRIALS ?? 10));
+console.log(reportFailover(failover));

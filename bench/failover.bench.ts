@@ -1,0 +1,90 @@
+import { CoordinatorApi } from '@virtfleet/cli';
+import { startCluster, waitForHostsUp } from '../test/support/cluster.js';
+import type { ManagedProcess } from '../test/support/processes.js';
+import { waitFor } from '../test/support/wait.js';
+
+export interface FailoverResult {
+  trials: number;
+  leaseTtlMs: number;
+  /** ms from the leader's SIGKILL to the next submitted workload running, per trial. */
+  samplesMs: number[];
+}
+
+interface Member {
+  id: string;
+  address: string;
+  process: () => ManagedProcess;
+  restart: () => Promise<void>;
+}
+
+/**
+ * Coordinator failover: two coordinators on one NATS, an agent with the fake
+ * driver (so the figure is the control plane's, not Docker's). Each trial
+ * SIGKILLs whichever coordinator leads and times how long until a workload
+ * submitted through the CLI's failover client is running; the killed one is
+ * then started again as a follower.
+ */
+export async function benchFailover(trials = 10): Promise<FailoverResult> {
+  const cluster = await startCluster({ agents: [{ drivers: { fake: { enabled: true } } }] });
+  const members: Member[] = [
+    { id: 'e2e', address: cluster.coordinatorAddress, process: () => cluster.coordinator, restart: () => cluster.restartCoordinator('SIGKILL') },
+  ];
+  const addStandby = async (n: number) => {
+    const s = await cluster.addCoordinator(`standby-${n}`);
+    const member: Member = {
+      id: `standby-${n}`,
+      address: s.address,
+      process: () => s.process,
+      restart: async () => {
+        const replacement = await cluster.addCoordinator(`standby-${n}-r`);
+        member.address = replacement.address;
+        member.process = () => replacement.process;
+      },
+    };
+    return member;
+  };
+  members.push(await addStandby(0));
+  const samplesMs: number[] = [];
+  try {
+    await waitForHostsUp(cluster);
+    for (let trial = 0; trial < trials; trial++) {
+      const leader = await waitFor('a leader', async () => {
+        for (const m of members) {
+          const api = new CoordinatorApi({ address: m.address, timeoutMs: 1000 });
+          try {
+            await api.setQueuePolicy('fcfs');
+            return m;
+          } catch {
+            // a follower, or not up yet
+          } finally {
+            api.close();
+          }
+        }
+        return undefined;
+      }, 15_000, 100);
+      const client = new CoordinatorApi({ address: members.map((m) => m.address).join(','), timeoutMs: 30_000 });
+      leader.process().signal('SIGKILL');
+      const killedAt = Date.now();
+      const w = await client.submit({ request_id: `failover-${trial}`, spec: { name: `failover-${trial}`, kind: 'vm', vcpus: 1, memory_mib: 64 } });
+      await waitFor('the workload to run', async () => (await client.get(w.id)).state === 'running', 30_000, 20);
+      samplesMs.push(Date.now() - killedAt);
+      client.close();
+      await leader.process().waitExit();
+      await leader.restart();
+    }
+  } finally {
+    await cluster.stop();
+  }
+  return { trials, leaseTtlMs: 3000, samplesMs };
+}
+
+export function reportFailover(r: FailoverResult): string {
+  const sorted = [...r.samplesMs].sort((a, b) => a - b);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+  const max = sorted[sorted.length - 1] ?? 0;
+  return [
+    `coordinator failover (${r.trials} trials, lease TTL ${r.leaseTtlMs} ms): leader SIGKILL → next placement running on the new leader`,
+    `  median ${median} ms, max ${max} ms, ratio to the lease TTL: median ${(median / r.leaseTtlMs).toFixed(2)}x, max ${(max / r.leaseTtlMs).toFixed(2)}x`,
+    `  samples: ${r.samplesMs.join(', ')} ms`,
+  ].join('\n');
+}
