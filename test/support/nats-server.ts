@@ -9,6 +9,9 @@ export interface NatsServer {
   process: ManagedProcess;
   /** Restarts on the same port and store, as after a crash or upgrade. */
   restart(): Promise<void>;
+  /** Stops the server, keeping its store, until `up`. */
+  down(): Promise<void>;
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -27,6 +30,12 @@ export async function startNatsServer(): Promise<NatsServer> {
     process: await launch(),
     async restart() {
       await server.process.stop();
+      server.process = await launch();
+    },
+    async down() {
+      await server.process.stop();
+    },
+    async up() {
       server.process = await launch();
     },
     async stop() {

@@ -108,6 +108,12 @@ export class AgentClient {
     return this.checkStatus(await this.call('GetWorkload', { workload_id: workloadId }, this.options.deadlineMs), workloadId);
   }
 
+  /** Every workload the agent owns. */
+  async list(): Promise<pb.WorkloadStatus__Output[]> {
+    const res = await this.call<pb.ListAgentWorkloadsResponse__Output>('ListWorkloads', {}, this.options.deadlineMs);
+    return res.workloads.map((w) => this.checkStatus(w, w.workload_id));
+  }
+
   close(): void {
     this.client.close();
   }

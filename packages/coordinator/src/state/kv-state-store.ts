@@ -21,6 +21,8 @@ interface PendingWrite {
   key: string;
   /** undefined deletes the key. */
   value: string | undefined;
+  /** Settled once this write is stored, or dropped. */
+  done: { resolve(): void; reject(err: Error): void };
 }
 
 /**
@@ -105,14 +107,14 @@ export class KvStateStore implements StateStore {
     this.remember(workload);
   }
 
-  put(workload: Workload): void {
+  put(workload: Workload): Promise<void> {
     this.remember(workload);
-    this.write(WORKLOAD + workload.id, JSON.stringify(workload));
+    return this.write(WORKLOAD + workload.id, JSON.stringify(workload));
   }
 
   /** Stores a decision record (large; written only when it changes). */
   putDecision(workloadId: string, record: unknown): void {
-    this.write(DECISION + workloadId, JSON.stringify(record));
+    void this.write(DECISION + workloadId, JSON.stringify(record)).catch(() => undefined);
   }
 
   async getDecision<T>(workloadId: string): Promise<T | undefined> {
@@ -127,7 +129,7 @@ export class KvStateStore implements StateStore {
   setCordoned(hostId: string, cordoned: boolean): void {
     if (cordoned) this.cordons.add(hostId);
     else this.cordons.delete(hostId);
-    this.write(CORDON + hostId, cordoned ? '1' : undefined);
+    void this.write(CORDON + hostId, cordoned ? '1' : undefined).catch(() => undefined);
   }
 
   /** Resolves once every queued write is stored, or after `timeoutMs`. */
@@ -145,7 +147,7 @@ export class KvStateStore implements StateStore {
     this.following = following;
     if (following) {
       // Writes this coordinator queued as leader would overwrite the new leader's.
-      this.queue.length = 0;
+      for (const w of this.queue.splice(0)) w.done.reject(new UnavailableError('no longer the leader; write dropped'));
       if (!this.watcher) await this.watch();
     }
     await this.reload();
@@ -186,13 +188,14 @@ export class KvStateStore implements StateStore {
     if (w.requestId) this.byRequest.set(w.requestId, w.id);
   }
 
-  private write(key: string, value: string | undefined): void {
+  private write(key: string, value: string | undefined): Promise<void> {
     if (this.following) {
       this.log.warn({ key }, 'write attempted while following; dropped');
-      return;
+      return Promise.reject(new UnavailableError('not the leader; write dropped'));
     }
-    this.queue.push({ key, value });
+    const stored = new Promise<void>((resolve, reject) => this.queue.push({ key, value, done: { resolve, reject } }));
     this.writing ??= this.drain().finally(() => (this.writing = undefined));
+    return stored;
   }
 
   private async drain(): Promise<void> {
@@ -202,6 +205,7 @@ export class KvStateStore implements StateStore {
         if (next.value === undefined) await this.kv.delete(next.key);
         else await this.kv.put(next.key, next.value);
         this.queue.shift();
+        next.done.resolve();
       } catch (err) {
         this.log.warn({ key: next.key, pending: this.queue.length, err: errorMessage(err) }, 'state write failed; retrying');
         await new Promise((r) => setTimeout(r, RETRY_MS));

@@ -377,7 +377,19 @@ export class WorkloadController {
       // placed, then the state change it causes
       this.events.emit(EVENT_TYPES.workloadPlaced, w.id, { id: w.id, host_id: record.hostId, reason: record.summary });
       const placed = this.update(w, { hostId: record.hostId, state: 'creating', message: record.summary });
-      void this.dispatchCreate(placed);
+      // The placement must be durable before the agent acts on it: a leader that dies in between
+      // would otherwise leave a successor that places the workload again, elsewhere.
+      this.busy.add(placed.id);
+      this.store.put(placed).then(
+        () => {
+          this.busy.delete(placed.id);
+          return this.dispatchCreate(placed);
+        },
+        (err: unknown) => {
+          this.busy.delete(placed.id);
+          this.log.warn({ workload: w.id, err: errorMessage(err) }, 'placement not stored; not dispatched');
+        },
+      );
     }
   }
 
@@ -418,7 +430,7 @@ export class WorkloadController {
 
   private update(w: Workload, patch: Partial<Workload>): Workload {
     const next: Workload = { ...w, ...patch, updatedAt: new Date().toISOString() };
-    this.store.put(next);
+    this.store.put(next).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'state write not stored'));
     if (patch.state !== undefined && patch.state !== w.state) {
       this.events.emit(patch.state === 'deleted' ? EVENT_TYPES.workloadDeleted : EVENT_TYPES.workloadStateChanged, w.id, {
         id: w.id,

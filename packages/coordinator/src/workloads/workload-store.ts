@@ -17,8 +17,12 @@ export interface WorkloadStore {
    * @throws UnavailableError when it could not be stored; nothing changed then.
    */
   insert(workload: Workload): Promise<void>;
-  /** Replaces a workload now in memory; it becomes durable shortly, in order with other writes. */
-  put(workload: Workload): void;
+  /**
+   * Replaces a workload in memory at once; the returned promise settles when
+   * the change is durable (writes land in order). Callers that must not act
+   * before it is stored await it; others may ignore it.
+   */
+  put(workload: Workload): Promise<void>;
 }
 
 /** The workload store plus the rest of the coordinator's durable state. */
