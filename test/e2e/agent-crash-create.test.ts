@@ -1,0 +1,63 @@
+import { Hypervisor } from '@unraid/libvirt';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
+
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+describe('an agent SIGKILLed in the middle of a create', () => {
+  let cluster: TestCluster;
+  const hypervisor = new Hypervisor({ uri: 'qemu:///system' });
+  const domains: string[] = [];
+
+  beforeAll(async () => {
+    await hypervisor.connectOpen();
+    cluster = await startCluster({ agents: [{}] });
+    await waitForHostsUp(cluster);
+  });
+  afterAll(async () => {
+    const hostId = cluster?.agents[0]?.hostId;
+    await cluster?.stop();
+    if (hostId) for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    for (const name of domains) {
+      const d = await hypervisor.domainLookupByName(name).catch(() => undefined);
+      if (!d) continue;
+      await hypervisor.domainDestroy(d).catch(() => undefined);
+      await hypervisor.domainUndefine(d).catch(() => undefined);
+    }
+    await hypervisor.connectClose();
+  });
+
+  it.each([
+    ['container', { kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] }],
+    ['vm', { kind: 'vm', vcpus: 1, memory_mib: 64 }],
+  ] as const)('ends with exactly one running %s, no duplicate and no orphan', async (kind, spec) => {
+    const agent = cluster.agents[0]!;
+    const w = await cluster.api.submit({ request_id: `crash-${kind}`, spec: { name: `crash-${kind}`, ...spec } });
+    if (kind === 'vm') domains.push(`virtfleet-${w.id}`);
+    await waitFor('the create to be dispatched', async () => (await cluster.api.get(w.id)).state !== 'pending', 10_000, 10);
+    agent.process.signal('SIGKILL');
+    await agent.process.waitExit();
+    const stateAtKill = (await cluster.api.get(w.id)).state;
+    await agent.restart();
+
+    const running = await waitForState(cluster, w.id, 'running', 60_000);
+    expect(running.host_id).toBe(agent.hostId);
+    let copies: number;
+    if (kind === 'container') {
+      copies = (await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.workload=${w.id}`] } })).length;
+      const owned = await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${agent.hostId}`] } });
+      expect(owned.map((c) => c.Labels['io.virtfleet.workload'])).toEqual([w.id]);
+    } else {
+      const all = await hypervisor.connectListAllDomains();
+      const names = await Promise.all(all.map((d) => hypervisor.domainGetName(d)));
+      copies = names.filter((n) => n === `virtfleet-${w.id}`).length;
+      const domain = await hypervisor.domainLookupByName(`virtfleet-${w.id}`);
+      expect((await hypervisor.domainGetInfo(domain)).state).toBe(1);
+    }
+    console.log(`${kind}: state when the agent died: ${stateAtKill}; copies after restart: ${copies}`);
+    expect(copies).toBe(1);
+    await cluster.api.act('DeleteWorkload', { id: w.id });
+  });
+});
