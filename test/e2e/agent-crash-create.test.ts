@@ -1,6 +1,7 @@
 import { Hypervisor } from '@unraid/libvirt';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
 
@@ -32,7 +33,7 @@ describe('an agent SIGKILLed in the middle of a create', () => {
   it.each([
     ['container', { kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] }],
     ['vm', { kind: 'vm', vcpus: 1, memory_mib: 64 }],
-  ] as const)('ends with exactly one running %s, no duplicate and no orphan', async (kind, spec) => {
+  ] satisfies [string, pb.WorkloadSpec][])('ends with exactly one running %s, no duplicate and no orphan', async (kind, spec) => {
     const agent = cluster.agents[0]!;
     const w = await cluster.api.submit({ request_id: `crash-${kind}`, spec: { name: `crash-${kind}`, ...spec } });
     if (kind === 'vm') domains.push(`virtfleet-${w.id}`);
