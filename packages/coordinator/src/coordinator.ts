@@ -98,13 +98,20 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
 
   const address = config.ha.advertise ?? dialableAddress(config.grpc.listen, port);
+  // Following needs the store; while it does not answer, keep trying rather than serve stale reads for ever.
+  const followUntilDone = (): void => {
+    controller.follow().catch((err: unknown) => {
+      log.warn({ err: errorMessage(err) }, 'could not switch to following; retrying');
+      setTimeout(followUntilDone, 1000);
+    });
+  };
   const lease = new LeaderLease(
     store.kv,
     { holder: `${config.id}-${randomUUID().slice(0, 8)}`, coordinatorId: config.id, address },
     { ttlMs: config.ha.leaseTtlMs },
     {
       onElected: () => controller.lead(config.scheduler.retryIntervalMs),
-      onDeposed: () => void controller.follow(),
+      onDeposed: () => followUntilDone(),
     },
     log,
   );

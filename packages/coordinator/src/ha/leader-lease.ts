@@ -143,7 +143,15 @@ export class LeaderLease {
     this.current = record;
     this.leading = true;
     this.log.info({ term: record.term }, 'elected leader');
-    await this.events.onElected(record.term);
+    try {
+      await this.events.onElected(record.term);
+    } catch (err) {
+      // Could not take over (the store did not answer): hand the lease back for someone who can.
+      this.log.warn({ err: errorMessage(err) }, 'could not take over as leader; stepping down');
+      this.leading = false;
+      this.events.onDeposed('take-over failed');
+      await this.kv.update(LEADER_KEY, JSON.stringify({ ...record, expiresAtMs: 0 }), this.revision).catch(() => undefined);
+    }
   }
 
   private depose(reason: string): void {

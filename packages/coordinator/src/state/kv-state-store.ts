@@ -157,13 +157,19 @@ export class KvStateStore implements StateStore {
     const updates = await this.kv.watch({ key: `${WORKLOAD}>`, include: KvWatchInclude.UpdatesOnly });
     this.watcher = updates;
     void (async () => {
-      for await (const e of updates) {
-        if (!this.following) continue;
-        try {
-          if (e.operation === 'PUT') this.remember(e.json<Workload>());
-        } catch (err) {
-          this.log.warn({ key: e.key, err: errorMessage(err) }, 'unreadable workload update; skipped');
+      try {
+        for await (const e of updates) {
+          if (!this.following) continue;
+          try {
+            if (e.operation === 'PUT') this.remember(e.json<Workload>());
+          } catch (err) {
+            this.log.warn({ key: e.key, err: errorMessage(err) }, 'unreadable workload update; skipped');
+          }
         }
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'state watch ended; it restarts on the next switch to following');
+      } finally {
+        if (this.watcher === updates) this.watcher = undefined;
       }
     })();
   }

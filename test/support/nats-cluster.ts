@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
+
+export interface NatsClusterNode {
+  name: string;
+  url: string;
+  process: ManagedProcess;
+  /** Names of the clients connected to this node, from its monitoring endpoint. */
+  clientNames(): Promise<string[]>;
+}
+
+export interface NatsCluster {
+  nodes: NatsClusterNode[];
+  urls: string[];
+  stop(): Promise<void>;
+}
+
+/** Three (or `size`) nats-server processes on loopback, routed to each other, with clustered JetStream. */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'virtfleet-natscluster-'));
+  const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), route: await freePort(), monitor: await freePort() })));
+  const routes = ports.map((p) => `nats://127.0.0.1:${p.route}`).join(',');
+  const nodes = ports.map((p, i) => {
+    const name = `n${i + 1}`;
+    const args = ['-a', '127.0.0.1', '-p', String(p.client), '-m', String(p.monitor), '-js', '-sd', join(dir, name), '--server_name', name, '--cluster_name', 'virtfleet-test', '--cluster', `nats://127.0.0.1:${p.route}`, '--routes', routes];
+    return {
+      name,
+      url: `nats://127.0.0.1:${p.client}`,
+      process: spawnProcess(`nats ${name}`, 'nats-server', args),
+      async clientNames() {
+        const res = await fetch(`http://127.0.0.1:${p.monitor}/connz`);
+        const body = (await res.json()) as { connections?: { name?: string }[] };
+        return (body.connections ?? []).map((c) => c.name ?? '');
+      },
+    };
+  });
+  await Promise.all(ports.map((p) => waitForPort(p.client)));
+  return {
+    nodes,
+    urls: nodes.map((n) => n.url),
+    async stop() {
+      await Promise.all(nodes.map((n) => n.process.stop()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
