@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
+import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -20,13 +21,8 @@ describe('an agent SIGKILLed in the middle of a create', () => {
   afterAll(async () => {
     const hostId = cluster?.agents[0]?.hostId;
     await cluster?.stop();
-    if (hostId) for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
-    for (const name of domains) {
-      const d = await hypervisor.domainLookupByName(name).catch(() => undefined);
-      if (!d) continue;
-      await hypervisor.domainDestroy(d).catch(() => undefined);
-      await hypervisor.domainUndefine(d).catch(() => undefined);
-    }
+    if (hostId) await removeContainersOf([hostId]);
+    await removeDomains(hypervisor, domains);
     await hypervisor.connectClose();
   });
 

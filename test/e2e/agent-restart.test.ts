@@ -4,6 +4,7 @@ import { AgentClient } from '@virtfleet/coordinator';
 import { parseWorkloadSpec } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
+import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const spec = parseWorkloadSpec({ name: 'survivor', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.2, memory_mib: 32, command: ['/bin/sleep', '1000'] });
@@ -22,7 +23,7 @@ describe('agent restarts', () => {
     agentClient?.close();
     const hostId = cluster?.agents[0]?.hostId;
     await cluster?.stop();
-    if (hostId) for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    if (hostId) await removeContainersOf([hostId]);
   });
 
   const ownedContainers = async () =>

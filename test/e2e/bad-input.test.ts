@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
+import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const valid = { name: 'ok', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] };
@@ -18,7 +19,7 @@ describe('bad input to the coordinator API', () => {
   afterAll(async () => {
     const hostId = cluster?.agents[0]?.hostId;
     await cluster?.stop();
-    if (hostId) for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    if (hostId) await removeContainersOf([hostId]);
   });
 
   const cases: { name: string; spec: Record<string, unknown>; field: string }[] = [

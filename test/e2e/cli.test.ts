@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
 import { freePort, runCli } from '../support/processes.js';
+import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -27,7 +28,7 @@ describe('the virtfleet CLI against a real cluster', () => {
     const hostId = cluster?.agents[0]?.hostId;
     await cluster?.stop();
     rmSync(dir, { recursive: true, force: true });
-    if (hostId) for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    if (hostId) await removeContainersOf([hostId]);
   });
 
   it('creates a container from a YAML spec, lists, gets, stops and deletes it', async () => {

@@ -2,6 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
+import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const IMAGE = 'virtfleet-test/busybox:latest';
@@ -28,11 +29,7 @@ describe('container lifecycle through the coordinator API, checked against Docke
     const hostId = cluster?.agents[0]?.hostId;
     await nc?.close();
     await cluster?.stop();
-    if (hostId) {
-      for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) {
-        await docker.getContainer(c.Id).remove({ force: true });
-      }
-    }
+    if (hostId) await removeContainersOf([hostId]);
   });
 
   const inspect = (ref: string) => docker.getContainer(ref).inspect();

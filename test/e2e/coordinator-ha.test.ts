@@ -5,6 +5,7 @@ import { CoordinatorApi } from '@virtfleet/cli';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const spec = (name: string) => ({ name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] });
@@ -24,7 +25,7 @@ describe('two coordinators: one leader by lease, a follower that takes over', ()
     both?.close();
     const hostId = cluster?.agents[0]?.hostId;
     await cluster?.stop();
-    if (hostId) for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    if (hostId) await removeContainersOf([hostId]);
   });
 
   it('refuses changes on the follower, serves reads there, and fails over within the lease after the leader is killed', async () => {

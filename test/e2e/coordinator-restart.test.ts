@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, uniqueHostId, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { runCli } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const container = (name: string, extra: Record<string, unknown> = {}) => ({
@@ -26,7 +27,7 @@ describe('coordinator state on JetStream survives SIGKILL', () => {
   afterAll(async () => {
     const hostIds = cluster?.agents.map((a) => a.hostId) ?? [];
     await cluster?.stop();
-    for (const hostId of hostIds) for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    await removeContainersOf(hostIds);
   });
 
   it('keeps placed workloads, the queue in its order, cordons and decisions; no request is lost or run twice', async () => {

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
-import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { CLI_ENTRY, runCli } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+import { removeContainersOf } from '../support/cleanup.js';
 
-const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 interface EventJson {
   id: string;
@@ -36,7 +35,7 @@ describe('durable, replayable events on JetStream', () => {
   afterAll(async () => {
     const hostId = cluster?.agents[0]?.hostId;
     await cluster?.stop();
-    if (hostId) for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    if (hostId) await removeContainersOf([hostId]);
   });
 
   it('numbers events without gaps, and replays them after a coordinator SIGKILL and a NATS restart', async () => {

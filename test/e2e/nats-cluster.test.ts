@@ -1,15 +1,14 @@
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorApi } from '@virtfleet/cli';
 import { uniqueHostId } from '../support/cluster.js';
 import { startNatsCluster, type NatsCluster } from '../support/nats-cluster.js';
 import { CLI_ENTRY, freePort, spawnProcess, waitForPort, type ManagedProcess } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+import { removeContainersOf } from '../support/cleanup.js';
 
-const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 describe('a three-node NATS cluster with JetStream replicas 3', () => {
   let nats: NatsCluster;
@@ -54,7 +53,7 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
     await coordinator?.stop();
     await nats?.stop();
     rmSync(dir, { recursive: true, force: true });
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    await removeContainersOf([hostId]);
   });
 
   const submitAndRun = async (name: string) => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, uniqueHostId, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { runCli } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -34,15 +35,8 @@ describe('placement by security and performance demands across two real agents',
 
   afterAll(async () => {
     await cluster?.stop();
-    for (const hostId of [hostA, hostB]) {
-      for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
-    }
-    for (const name of domains) {
-      const d = await hypervisor.domainLookupByName(name).catch(() => undefined);
-      if (!d) continue;
-      await hypervisor.domainDestroy(d).catch(() => undefined);
-      await hypervisor.domainUndefine(d).catch(() => undefined);
-    }
+    await removeContainersOf([hostA, hostB]);
+    await removeDomains(hypervisor, domains);
     await hypervisor.connectClose();
     rmSync(dir, { recursive: true, force: true });
   });

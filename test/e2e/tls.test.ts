@@ -2,12 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '@virtfleet/coordinator';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
+import { removeContainersOf } from '../support/cleanup.js';
 
-const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 describe('coordinator to agent over TLS', () => {
   let cluster: TestCluster;
@@ -28,7 +27,7 @@ describe('coordinator to agent over TLS', () => {
   afterAll(async () => {
     const hostId = cluster?.agents[0]?.hostId;
     await cluster?.stop();
-    if (hostId) for (const c of await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    if (hostId) await removeContainersOf([hostId]);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -2,6 +2,7 @@ import { Hypervisor } from '@unraid/libvirt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
+import { removeDomains } from '../support/cleanup.js';
 
 // virDomainState values
 const RUNNING = 1;
@@ -21,12 +22,7 @@ describe('VM lifecycle on qemu:///system through the coordinator API, checked ag
 
   afterAll(async () => {
     await cluster?.stop();
-    for (const name of created) {
-      const domain = await hypervisor.domainLookupByName(name).catch(() => undefined);
-      if (!domain) continue;
-      await hypervisor.domainDestroy(domain).catch(() => undefined);
-      await hypervisor.domainUndefine(domain).catch(() => undefined);
-    }
+    await removeDomains(hypervisor, created);
     await hypervisor.connectClose();
   });
 
