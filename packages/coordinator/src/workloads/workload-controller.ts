@@ -376,11 +376,11 @@ export class WorkloadController {
       if (!w || w.state !== 'pending' || record.hostId === undefined) continue;
       // placed, then the state change it causes
       this.events.emit(EVENT_TYPES.workloadPlaced, w.id, { id: w.id, host_id: record.hostId, reason: record.summary });
-      const placed = this.update(w, { hostId: record.hostId, state: 'creating', message: record.summary });
+      const { workload: placed, stored } = this.updateStored(w, { hostId: record.hostId, state: 'creating', message: record.summary });
       // The placement must be durable before the agent acts on it: a leader that dies in between
       // would otherwise leave a successor that places the workload again, elsewhere.
       this.busy.add(placed.id);
-      this.store.put(placed).then(
+      stored.then(
         () => {
           this.busy.delete(placed.id);
           return this.dispatchCreate(placed);
@@ -429,8 +429,14 @@ export class WorkloadController {
   }
 
   private update(w: Workload, patch: Partial<Workload>): Workload {
+    return this.updateStored(w, patch).workload;
+  }
+
+  /** Like update, and also says when the change is durable. */
+  private updateStored(w: Workload, patch: Partial<Workload>): { workload: Workload; stored: Promise<void> } {
     const next: Workload = { ...w, ...patch, updatedAt: new Date().toISOString() };
-    this.store.put(next).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'state write not stored'));
+    const stored = this.store.put(next);
+    stored.catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'state write not stored'));
     if (patch.state !== undefined && patch.state !== w.state) {
       this.events.emit(patch.state === 'deleted' ? EVENT_TYPES.workloadDeleted : EVENT_TYPES.workloadStateChanged, w.id, {
         id: w.id,
@@ -441,7 +447,7 @@ export class WorkloadController {
         message: next.message,
       });
     }
-    return next;
+    return { workload: next, stored };
   }
 }
 
