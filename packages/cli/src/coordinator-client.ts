@@ -1,6 +1,6 @@
-import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import type { ClientReadableStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { channelCredentials, ERROR_METADATA, fromServiceError, isServiceError, loadCoordinatorProto, NotLeaderError, UnavailableError, type pb, type TlsFiles } from '@virtfleet/shared';
+import { callUnary, channelCredentials, ERROR_METADATA, fromServiceError, loadCoordinatorProto, NotLeaderError, UnavailableError, type pb, type TlsFiles } from '@virtfleet/shared';
 
 export interface ConnectionOptions {
   /** host:port of the coordinator's API; several, comma-separated, for a highly available set. */
@@ -84,18 +84,12 @@ export class CoordinatorApi {
   }
 
   private once<Res>(client: pb.CoordinatorClient, method: string, req: object, deadline: number): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      const fn = (client as unknown as Record<string, (r: object, o: { deadline: Date }, cb: (e: ServiceError | null, r?: Res) => void) => void>)[method];
-      if (!fn) return reject(new Error(`unknown method ${method}`));
-      fn.call(client, req, { deadline: new Date(deadline) }, (err, res) => {
-        if (!err) return resolve(res as Res);
-        if (!isServiceError(err)) return reject(err);
-        // No virtfleet trailers: the transport failed, not the coordinator.
-        if (err.code === status.UNAVAILABLE && err.metadata.get(ERROR_METADATA.retryable).length === 0) reject(new NoConnectionError(err.details, { cause: err }));
-        else reject(fromServiceError(err));
-      });
-    });
+    return callUnary<Res>(client, method, req, new Date(deadline), (err) =>
+      // No virtfleet trailers: the transport failed, not the coordinator.
+      err.code === status.UNAVAILABLE && err.metadata.get(ERROR_METADATA.retryable).length === 0 ? new NoConnectionError(err.details, { cause: err }) : fromServiceError(err),
+    );
   }
+
 }
 
 /** The coordinator could not be reached at all. */

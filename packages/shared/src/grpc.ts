@@ -1,7 +1,7 @@
-import type { sendUnaryData, ServerUnaryCall, Server, ServerWritableStream } from '@grpc/grpc-js';
+import type { Client, sendUnaryData, ServerUnaryCall, Server, ServerWritableStream, ServiceError } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
-import { toServiceError } from './errors.js';
+import { InternalError, isServiceError, toServiceError } from './errors.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -73,4 +73,24 @@ export function shutdownServer(server: Server, graceMs = 5_000): Promise<void> {
 export function dialableAddress(listen: string, port: number): string {
   const host = listen.slice(0, listen.lastIndexOf(':'));
   return `${host === '0.0.0.0' || host === '[::]' || host === '' ? hostname() : host}:${port}`;
+}
+
+type UnaryMethod<Res> = (request: object, options: { deadline: Date }, callback: (err: ServiceError | null, res?: Res) => void) => void;
+
+/**
+ * Calls a unary method of a generated client by name, with a deadline.
+ * `mapError` turns the client's ServiceError into the error the caller throws.
+ */
+export function callUnary<Res>(client: Client, method: string, request: object, deadline: Date, mapError: (err: ServiceError) => Error): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const fn = (client as unknown as Record<string, UnaryMethod<Res> | undefined>)[method];
+    if (!fn) {
+      reject(new InternalError(`unknown method ${method}`));
+      return;
+    }
+    fn.call(client, request, { deadline }, (err, res) => {
+      if (!err) resolve(res as Res);
+      else reject(isServiceError(err) ? mapError(err) : err);
+    });
+  });
 }

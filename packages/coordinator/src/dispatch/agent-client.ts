@@ -1,10 +1,9 @@
-import type { ServiceError } from '@grpc/grpc-js';
 import {
+  callUnary,
   channelCredentials,
   deadlineIn,
   fromServiceError,
   InternalError,
-  isServiceError,
   loadAgentProto,
   WORKLOAD_KINDS,
   WORKLOAD_STATES,
@@ -129,18 +128,9 @@ export class AgentClient {
   }
 
   private call<Res>(method: string, request: object, deadlineMs: number): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      const fn = (this.client as unknown as Record<string, (req: object, opts: { deadline: Date }, cb: (err: ServiceError | null, res?: Res) => void) => void>)[method];
-      if (!fn) {
-        reject(new InternalError(`unknown agent method ${method}`));
-        return;
-      }
-      fn.call(this.client, request, { deadline: deadlineIn(deadlineMs) }, (err, res) => {
-        if (err) reject(isServiceError(err) ? fromServiceError(err, `host ${this.hostId}`) : err);
-        else resolve(res as Res);
-      });
-    });
+    return callUnary<Res>(this.client, method, request, deadlineIn(deadlineMs), (err) => fromServiceError(err, `host ${this.hostId}`));
   }
+
 }
 
 /** One client per host, replaced when the host's advertised address changes. */
