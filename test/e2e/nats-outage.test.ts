@@ -12,7 +12,10 @@ describe('NATS outages', () => {
     cluster = await startCluster({ hostTtlMs: TTL_MS, agents: [{ drivers: { docker: { enabled: true } } }] });
     await waitForHostsUp(cluster);
   });
-  afterAll(async () => cluster?.stop());
+  afterAll(async () => {
+    if (cluster && !cluster.coordinator.running) console.log(`coordinator exited:\n${cluster.coordinator.tail(60)}`);
+    await cluster?.stop();
+  });
 
   it('a NATS restart shorter than the TTL marks no host down, and telemetry resumes', async () => {
     const hostId = cluster.agents[0]!.hostId;

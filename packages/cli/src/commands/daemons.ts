@@ -5,6 +5,9 @@ import { createLogger, type Logger } from '@virtfleet/shared';
 
 /** Runs a daemon until SIGTERM or SIGINT, then stops it cleanly. */
 async function runUntilSignal(log: Logger, start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+  // A rejected background promise (a NATS call during an outage, say) must not take the daemon
+  // and every workload's control down with it: log it loudly and keep serving.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   const daemon = await start();
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
