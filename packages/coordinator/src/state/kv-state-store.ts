@@ -1,3 +1,4 @@
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import { UnavailableError, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
 import type { Workload } from '../workloads/workload.js';
@@ -49,20 +50,33 @@ export class KvStateStore implements StateStore {
   private constructor(
     /** The bucket; the leader lease lives in it too. */
     readonly kv: KV,
+    private readonly jsm: JetStreamManager,
+    private readonly bucket: string,
     private readonly log: Logger,
     private readonly writeTimeoutMs: number,
   ) {}
 
   static async open(nc: NatsConnection, options: KvStateOptions, log: Logger): Promise<KvStateStore> {
     const kv = await new Kvm(nc).create(options.bucket, { replicas: options.replicas, history: 1 });
-    const store = new KvStateStore(kv, log, options.writeTimeoutMs ?? 5_000);
+    const store = new KvStateStore(kv, await jetstreamManager(nc), options.bucket, log, options.writeTimeoutMs ?? 5_000);
     await store.load();
     return store;
   }
 
+  /**
+   * The bucket's keys, from the stream's subject list rather than `kv.keys()`:
+   * that creates a consumer, and nats-server 2.9 may place it on a replica
+   * that is down, so it times out while any node of the cluster is lost.
+   * Deleted keys are listed too; their `get` says so.
+   */
+  private async keys(): Promise<string[]> {
+    const prefix = `$KV.${this.bucket}.`;
+    const info = await this.jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${prefix}>` });
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+  }
+
   private async load(): Promise<void> {
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys()) keys.push(k);
+    const keys = await this.keys();
     const workloadKeys = keys.filter((k) => k.startsWith(WORKLOAD));
     for (let i = 0; i < workloadKeys.length; i += 200) {
       const entries = await Promise.all(workloadKeys.slice(i, i + 200).map((k) => this.kv.get(k)));
@@ -75,7 +89,9 @@ export class KvStateStore implements StateStore {
         }
       }
     }
-    for (const k of keys) if (k.startsWith(CORDON)) this.cordons.add(k.slice(CORDON.length));
+    const cordonKeys = keys.filter((k) => k.startsWith(CORDON));
+    const cordons = await Promise.all(cordonKeys.map((k) => this.kv.get(k)));
+    for (const e of cordons) if (e && e.operation === 'PUT') this.cordons.add(e.key.slice(CORDON.length));
     this.log.info({ workloads: this.workloads.size, cordoned: this.cordons.size }, 'state loaded');
   }
 
@@ -200,8 +216,17 @@ export class KvStateStore implements StateStore {
       return Promise.reject(new UnavailableError('not the leader; write dropped'));
     }
     const stored = new Promise<void>((resolve, reject) => this.queue.push({ key, value, done: { resolve, reject } }));
-    this.writing ??= this.drain().finally(() => (this.writing = undefined));
+    this.startWriter();
     return stored;
+  }
+
+  private startWriter(): void {
+    if (this.writing) return;
+    this.writing = this.drain().finally(() => {
+      this.writing = undefined;
+      // A write queued between the drain's last check and here would otherwise wait for the next one.
+      if (this.queue.length > 0 && !this.closed && !this.following) this.startWriter();
+    });
   }
 
   private async drain(): Promise<void> {

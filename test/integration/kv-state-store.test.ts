@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createLogger, parseWorkloadSpec } from '@virtfleet/shared';
+import { KvStateStore } from '../../packages/coordinator/src/state/kv-state-store.js';
+import type { Workload } from '../../packages/coordinator/src/workloads/workload.js';
+import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { startNatsCluster, type NatsCluster } from '../support/nats-cluster.js';
+import { waitFor } from '../support/wait.js';
+
+const log = createLogger('kv-state-store-test', 'silent');
+
+function workload(n: number): Workload {
+  const now = new Date().toISOString();
+  return {
+    id: `w-${n}`,
+    spec: parseWorkloadSpec({ name: `w-${n}`, kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64 }),
+    hostId: '',
+    desiredState: 'running',
+    state: 'pending',
+    message: '',
+    driverRef: '',
+    requestId: `req-${n}`,
+    arrivalSeq: n,
+    arrivalMs: n,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+describe('KvStateStore against a real nats-server', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  const open = async (servers: string[], replicas = 1): Promise<{ nc: NatsConnection; store: KvStateStore }> => {
+    const nc = await connect({ servers, maxReconnectAttempts: -1 });
+    cleanups.push(() => nc.close());
+    // A fresh cluster answers JetStream requests only once it has elected a meta leader.
+    const store = await waitFor('the state bucket to open', () => KvStateStore.open(nc, { bucket: 'state_test', replicas }, log), 30_000, 500);
+    cleanups.push(() => store.close(1_000));
+    return { nc, store };
+  };
+
+  it('reloads workloads, request ids and cordons as written, and forgets what was deleted', async () => {
+    const nats: NatsServer = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    const { store } = await open([nats.url]);
+    await store.setFollowing(false);
+    for (let n = 0; n < 250; n++) await store.insert(workload(n));
+    await store.put({ ...workload(7), state: 'running', hostId: 'h1' });
+    store.setCordoned('h1', true);
+    store.setCordoned('h2', true);
+    store.setCordoned('h2', false);
+    // The last writes of a burst must be stored without a later write to push them.
+    expect(await store.flush()).toBe(true);
+
+    const { store: reopened } = await open([nats.url]);
+    expect(reopened.list()).toHaveLength(250);
+    expect(reopened.get('w-7')).toMatchObject({ state: 'running', hostId: 'h1' });
+    expect(reopened.getByRequestId('req-249')?.id).toBe('w-249');
+    expect(reopened.cordoned()).toEqual(['h1']);
+  });
+
+  it('reloads every time while one node of a three-node cluster is down', async () => {
+    const cluster: NatsCluster = await startNatsCluster(3);
+    cleanups.push(() => cluster.stop());
+    const { store } = await open(cluster.urls, 3);
+    await store.setFollowing(false);
+    for (let n = 0; n < 20; n++) await store.insert(workload(n));
+    const lost = cluster.nodes[2]!;
+    lost.process.signal('SIGKILL');
+    await lost.process.waitExit();
+    // The stream's replicas elect a new leader if the lost node led it; allow for that once.
+    await waitFor('the bucket to answer again', () => store.reload().then(() => true), 30_000, 500);
+    const timings: number[] = [];
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const started = Date.now();
+      await store.reload();
+      timings.push(Date.now() - started);
+      expect(store.list()).toHaveLength(20);
+    }
+    console.log(`reloads with a node down: ${timings.join(', ')} ms`);
+  });
+});
