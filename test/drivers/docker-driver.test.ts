@@ -10,7 +10,7 @@ import {
   parseWorkloadSpec,
   type WorkloadSpec,
 } from '@virtfleet/shared';
-import type { Driver } from '../../packages/agent/src/drivers/driver.js';
+import { backendName, type Driver } from '../../packages/agent/src/drivers/driver.js';
 import { createDockerDriver } from '../../packages/agent/src/drivers/docker/docker-driver.js';
 
 // Runs against the real Docker Engine on this machine; see /work/shared/ENVIRONMENT.md for the setup.
@@ -48,7 +48,7 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined>, tim
 }
 
 const containersNamed = (name: string) => docker.listContainers({ all: true, filters: { name: [`^/${name}$`] } });
-const inspectByName = (workloadId: string) => docker.getContainer(`virtfleet-${workloadId}`).inspect();
+const inspectByName = (workloadId: string, hostId = hostA) => docker.getContainer(backendName(hostId, workloadId)).inspect();
 
 describe('Docker driver against the real Docker Engine', () => {
   let a: Driver;
@@ -104,7 +104,7 @@ describe('Docker driver against the real Docker Engine', () => {
     it('returns the same container when created again with the same id', async () => {
       const again = await a.create(id, spec());
       expect(again.ref).toBe(ref);
-      expect(await containersNamed(`virtfleet-${id}`)).toHaveLength(1);
+      expect(await containersNamed(backendName(hostA, id))).toHaveLength(1);
     });
 
     it('reports usage while running', async () => {
@@ -173,7 +173,7 @@ describe('Docker driver against the real Docker Engine', () => {
     it('deletes, idempotently', async () => {
       await a.delete(id);
       expect(await a.inspect(id)).toBeUndefined();
-      expect(await containersNamed(`virtfleet-${id}`)).toHaveLength(0);
+      expect(await containersNamed(backendName(hostA, id))).toHaveLength(0);
       await a.delete(id);
       await expect(a.start(id)).rejects.toBeInstanceOf(NotFoundError);
       expect(await a.usage(id)).toBeUndefined();
@@ -184,7 +184,7 @@ describe('Docker driver against the real Docker Engine', () => {
     const id = newId('race');
     const [first, second] = await Promise.all([a.create(id, spec()), a.create(id, spec())]);
     expect(second.ref).toBe(first.ref);
-    expect(await containersNamed(`virtfleet-${id}`)).toHaveLength(1);
+    expect(await containersNamed(backendName(hostA, id))).toHaveLength(1);
     await waitFor('the race winner to be running', async () => ((await a.inspect(id))?.state === 'running' ? true : undefined));
   });
 
@@ -206,9 +206,12 @@ describe('Docker driver against the real Docker Engine', () => {
     await expect(a.delete(idB)).rejects.toBeInstanceOf(NotFoundError);
     await expect(a.stop(idB, { timeoutSeconds: 0, force: true })).rejects.toBeInstanceOf(NotFoundError);
     await expect(a.pause(idB)).rejects.toBeInstanceOf(NotFoundError);
-    await expect(a.create(idB, spec())).rejects.toBeInstanceOf(FailedPreconditionError);
+    // A rescheduled workload: a gets its own copy of the same workload id, in its own container.
+    const copy = await a.create(idB, spec());
+    expect(copy.ref).not.toBe(theirs.ref);
+    await a.delete(idB);
     // B's container survived all of that, untouched.
-    expect((await inspectByName(idB)).State.Running).toBe(true);
+    expect((await inspectByName(idB, hostB)).State.Running).toBe(true);
     expect((await b.inspect(idB))?.state).toBe('running');
   });
 
@@ -218,7 +221,7 @@ describe('Docker driver against the real Docker Engine', () => {
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect((err as InvalidArgumentError).field).toBe('spec.image');
     expect((err as InvalidArgumentError).message).toMatch(/not present on this host/);
-    expect(await containersNamed(`virtfleet-${id}`)).toHaveLength(0);
+    expect(await containersNamed(backendName(hostA, id))).toHaveLength(0);
   });
 
   it('rejects a command the image does not have, leaving nothing behind', async () => {
@@ -226,7 +229,7 @@ describe('Docker driver against the real Docker Engine', () => {
     const err = await a.create(id, spec({ command: ['/bin/does-not-exist'] })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect((err as InvalidArgumentError).field).toBe('spec.command');
-    expect(await containersNamed(`virtfleet-${id}`)).toHaveLength(0);
+    expect(await containersNamed(backendName(hostA, id))).toHaveLength(0);
   });
 
   it('reports an unreachable engine as unhealthy and its calls as unavailable', async () => {

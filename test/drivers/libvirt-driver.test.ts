@@ -35,9 +35,10 @@ describe('libvirt driver against the real libvirtd', () => {
   let usedType = '';
 
   /** libvirt's own view of a workload's domain, not the driver's. */
-  const domainState = async (workloadId: string) => (await hv.domainGetInfo(await hv.domainLookupByName(backendName(workloadId)))).state;
+  const domainName = (workloadId: string) => backendName(workloadId === idB ? hostB : hostA, workloadId);
+  const domainState = async (workloadId: string) => (await hv.domainGetInfo(await hv.domainLookupByName(domainName(workloadId)))).state;
   const waitForState = (workloadId: string, want: number) =>
-    waitFor(`libvirt state ${want} for ${backendName(workloadId)}`, async () => (await domainState(workloadId)) === want, 30_000);
+    waitFor(`libvirt state ${want} for ${domainName(workloadId)}`, async () => (await domainState(workloadId)) === want, 30_000);
 
   beforeAll(async () => {
     hv = new Hypervisor({ uri: URI });
@@ -47,8 +48,8 @@ describe('libvirt driver against the real libvirtd', () => {
   });
 
   afterAll(async () => {
-    for (const id of [idA, idB]) {
-      const dom = await hv.domainLookupByName(backendName(id)).catch(() => undefined);
+    for (const [host, id] of [[hostA, idA], [hostB, idB]] as const) {
+      const dom = await hv.domainLookupByName(backendName(host, id)).catch(() => undefined);
       if (!dom) continue;
       await hv.domainDestroy(dom).catch(() => undefined);
       await hv.domainUndefine(dom).catch(() => undefined);
@@ -63,7 +64,7 @@ describe('libvirt driver against the real libvirtd', () => {
       created = await a.create(idA, spec('vm-a'));
       expect(created).toMatchObject({ workloadId: idA, name: 'vm-a', kind: 'vm', state: 'running' });
       await waitForState(idA, VIR_RUNNING);
-      const dom = await hv.domainLookupByName(backendName(idA));
+      const dom = await hv.domainLookupByName(backendName(hostA, idA));
       expect(await hv.domainGetUUIDString(dom)).toBe(created.ref);
       const xml = await hv.domainGetXMLDesc(dom);
       expect(await parseOwnership(xml)).toEqual({ hostId: hostA, workloadId: idA, name: 'vm-a' });
@@ -78,7 +79,7 @@ describe('libvirt driver against the real libvirtd', () => {
   it('returns the same domain when asked to create it again', async () => {
     const again = await a.create(idA, spec('vm-a'));
     expect(again.ref).toBe(created.ref);
-    expect(await hv.domainGetUUIDString(await hv.domainLookupByName(backendName(idA)))).toBe(created.ref);
+    expect(await hv.domainGetUUIDString(await hv.domainLookupByName(backendName(hostA, idA)))).toBe(created.ref);
   });
 
   it('pauses and resumes in libvirt', async () => {
@@ -135,7 +136,7 @@ describe('libvirt driver against the real libvirtd', () => {
       expect(await domainState(idA), 'b deleting a’s workload left it running').toBe(VIR_RUNNING);
 
       await b.delete(idB);
-      await expect(hv.domainLookupByName(backendName(idB))).rejects.toThrow(/Domain not found/);
+      await expect(hv.domainLookupByName(backendName(hostB, idB))).rejects.toThrow(/Domain not found/);
     },
     SLOW,
   );
@@ -144,7 +145,7 @@ describe('libvirt driver against the real libvirtd', () => {
     'deletes a running VM, and deleting it again succeeds',
     async () => {
       await a.delete(idA);
-      await expect(hv.domainLookupByName(backendName(idA)), 'the domain is gone from libvirt').rejects.toThrow(/Domain not found/);
+      await expect(hv.domainLookupByName(backendName(hostA, idA)), 'the domain is gone from libvirt').rejects.toThrow(/Domain not found/);
       await a.delete(idA);
       expect(await a.inspect(idA)).toBeUndefined();
       expect(await a.list()).toEqual([]);

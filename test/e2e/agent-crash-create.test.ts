@@ -5,6 +5,7 @@ import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
 import { removeContainersOf, removeDomains } from '../support/cleanup.js';
+import { backendName } from '../../packages/agent/src/drivers/driver.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -32,7 +33,7 @@ describe('an agent SIGKILLed in the middle of a create', () => {
   ] satisfies [string, pb.WorkloadSpec][])('ends with exactly one running %s, no duplicate and no orphan', async (kind, spec) => {
     const agent = cluster.agents[0]!;
     const w = await cluster.api.submit({ request_id: `crash-${kind}`, spec: { name: `crash-${kind}`, ...spec } });
-    if (kind === 'vm') domains.push(`virtfleet-${w.id}`);
+    if (kind === 'vm') domains.push(backendName(agent.hostId, w.id));
     await waitFor('the create to be dispatched', async () => (await cluster.api.get(w.id)).state !== 'pending', 10_000, 10);
     agent.process.signal('SIGKILL');
     await agent.process.waitExit();
@@ -49,8 +50,8 @@ describe('an agent SIGKILLed in the middle of a create', () => {
     } else {
       const all = await hypervisor.connectListAllDomains();
       const names = await Promise.all(all.map((d) => hypervisor.domainGetName(d)));
-      copies = names.filter((n) => n === `virtfleet-${w.id}`).length;
-      const domain = await hypervisor.domainLookupByName(`virtfleet-${w.id}`);
+      copies = names.filter((n) => n === backendName(agent.hostId, w.id)).length;
+      const domain = await hypervisor.domainLookupByName(backendName(agent.hostId, w.id));
       expect((await hypervisor.domainGetInfo(domain)).state).toBe(1);
     }
     console.log(`${kind}: state when the agent died: ${stateAtKill}; copies after restart: ${copies}`);

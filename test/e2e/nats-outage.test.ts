@@ -57,6 +57,8 @@ describe('NATS outages', () => {
     10_000, 250);
     expect(w.spec?.name).toBe('after-outage');
     await waitFor('it to run', async () => (await cluster.api.get(w.id)).state === 'running', 20_000);
-    await cluster.api.act('DeleteWorkload', { id: w.id });
+    await cluster.api.act('DeleteWorkload', { id: w.id }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cluster.logs()}`);
+    });
   });
 });

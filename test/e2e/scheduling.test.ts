@@ -9,6 +9,7 @@ import { startCluster, uniqueHostId, waitForHostsUp, waitForState, type TestClus
 import { runCli } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { removeContainersOf, removeDomains } from '../support/cleanup.js';
+import { backendName } from '../../packages/agent/src/drivers/driver.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -78,10 +79,10 @@ describe('placement by security and performance demands across two real agents',
       request_id: 'sched-vm',
       spec: { name: 'bootguard', kind: 'vm', vcpus: 1, memory_mib: 64, security: { required_features: ['secure-boot'] }, performance: { latency_class: 'batch', memory_headroom_mib: 256 } },
     });
-    domains.push(`virtfleet-${w.id}`);
+    domains.push(backendName(hostA, w.id));
     const running = await waitForState(cluster, w.id, 'running', 60_000);
     expect(running.host_id, cluster.logs()).toBe(hostA);
-    const domain = await hypervisor.domainLookupByName(`virtfleet-${w.id}`);
+    const domain = await hypervisor.domainLookupByName(backendName(hostA, w.id));
     expect(await hypervisor.domainGetXMLDesc(domain)).toContain(hostA);
     const decision = await cluster.api.explain('bootguard');
     expect(decision.summary).toMatch(new RegExp(`^placed on ${hostA}: score [\\d.]+, the only feasible host$`));

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
 import { removeDomains } from '../support/cleanup.js';
+import { backendName } from '../../packages/agent/src/drivers/driver.js';
 
 // virDomainState values
 const RUNNING = 1;
@@ -33,7 +34,7 @@ describe('VM lifecycle on qemu:///system through the coordinator API, checked ag
 
   it('creates a 64 MiB diskless guest, pauses, resumes, stops, starts and deletes it', async () => {
     const submitted = await cluster.api.submit({ request_id: 'vm-lifecycle-1', spec: { name: 'tiny-vm', kind: 'vm', vcpus: 1, memory_mib: 64 } });
-    const domainName = `virtfleet-${submitted.id}`;
+    const domainName = backendName(cluster.agents[0]!.hostId, submitted.id);
     created.push(domainName);
     const running = await waitForState(cluster, submitted.id, 'running', 60_000);
     expect(running.driver_ref, cluster.logs()).toMatch(/^[0-9a-f-]{36}$/);

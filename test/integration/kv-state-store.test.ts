@@ -49,9 +49,10 @@ describe('KvStateStore against a real nats-server', () => {
     await store.setFollowing(false);
     for (let n = 0; n < 250; n++) await store.insert(workload(n));
     await store.put({ ...workload(7), state: 'running', hostId: 'h1' });
-    store.setCordoned('h1', true);
-    store.setCordoned('h2', true);
-    store.setCordoned('h2', false);
+    store.setHostMark('cordon', 'h1', true);
+    store.setHostMark('cordon', 'h2', true);
+    store.setHostMark('cordon', 'h2', false);
+    store.setHostMark('dead', 'h3', true);
     // The last writes of a burst must be stored without a later write to push them.
     expect(await store.flush()).toBe(true);
 
@@ -59,7 +60,8 @@ describe('KvStateStore against a real nats-server', () => {
     expect(reopened.list()).toHaveLength(250);
     expect(reopened.get('w-7')).toMatchObject({ state: 'running', hostId: 'h1' });
     expect(reopened.getByRequestId('req-249')?.id).toBe('w-249');
-    expect(reopened.cordoned()).toEqual(['h1']);
+    expect(reopened.hostsMarked('cordon')).toEqual(['h1']);
+    expect(reopened.hostsMarked('dead')).toEqual(['h3']);
   });
 
   it('reloads every time while one node of a three-node cluster is down', async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorApi } from '@virtfleet/cli';
 import { startNatsServer, type NatsServer } from './nats-server.js';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 import { CLI_ENTRY, freePort, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
 import { waitFor } from './wait.js';
 
@@ -17,7 +18,15 @@ export interface AgentOptions {
   tls?: { cert: string; key: string; ca?: string };
   /** More agent config keys, e.g. trustLevel, features, overcommit. */
   extra?: Record<string, unknown>;
+  /**
+   * Route the agent's NATS connection and the coordinator's gRPC calls to it
+   * through TCP proxies the test controls, to cut the host off while it runs.
+   */
+  proxied?: boolean;
 }
+
+/** The agents' self-fencing timeout in tests: below the cluster's host TTL, as in production. */
+export const TEST_FENCE_TIMEOUT_MS = 2000;
 
 export interface TestAgent {
   hostId: string;
@@ -27,6 +36,8 @@ export interface TestAgent {
   process: ManagedProcess;
   /** Starts the agent again with the same config and state directory. */
   restart(): Promise<void>;
+  /** With `proxied`: cut() both to partition the host, restore() both to heal it. */
+  proxies?: { nats: TcpProxy; grpc: TcpProxy };
 }
 
 export interface TestCluster {
@@ -60,7 +71,13 @@ export function uniqueHostId(prefix = 'e2e'): string {
  * processes on free loopback ports, each with its own config file.
  */
 export async function startCluster(
-  options: { hostTtlMs?: number; agents?: AgentOptions[]; dispatchTls?: { ca?: string; cert?: string; key?: string } } = {},
+  options: {
+    hostTtlMs?: number;
+    agents?: AgentOptions[];
+    dispatchTls?: { ca?: string; cert?: string; key?: string };
+    /** More coordinator config sections, e.g. failover, reconcile. */
+    coordinatorExtra?: Record<string, unknown>;
+  } = {},
 ): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-e2e-'));
   const nats = await startNatsServer();
@@ -77,6 +94,7 @@ export async function startCluster(
       dispatch: { deadlineMs: 30_000, maxAttempts: 3, ...(options.dispatchTls ? { tls: options.dispatchTls } : {}) },
         scheduler: { retryIntervalMs: 250 },
         ha: { leaseTtlMs: 3000 },
+        ...options.coordinatorExtra,
       }),
     );
     return file;
@@ -94,20 +112,26 @@ export async function startCluster(
   const coordinatorAddress = `127.0.0.1:${coordinatorPort}`;
   const api = new CoordinatorApi({ address: coordinatorAddress, timeoutMs: 60_000 });
   const agents: TestAgent[] = [];
+  const proxyList: TcpProxy[] = [];
 
   const addAgent = async (agentOptions: AgentOptions = {}): Promise<TestAgent> => {
     const hostId = agentOptions.hostId ?? uniqueHostId();
     const port = await freePort();
     const stateDir = join(dir, `agent-${hostId}`);
     const configFile = join(dir, `agent-${hostId}.json`);
+    const proxies = agentOptions.proxied
+      ? { nats: await startTcpProxy({ host: '127.0.0.1', port: nats.port }), grpc: await startTcpProxy({ host: '127.0.0.1', port }) }
+      : undefined;
+    if (proxies) proxyList.push(proxies.nats, proxies.grpc);
     writeFileSync(
       configFile,
       JSON.stringify({
         hostId,
         stateDir,
         labels: agentOptions.labels ?? {},
-        grpc: { listen: `127.0.0.1:${port}`, ...(agentOptions.tls ? { tls: agentOptions.tls } : {}) },
-        nats: { servers: [nats.url] },
+        grpc: { listen: `127.0.0.1:${port}`, ...(proxies ? { advertise: proxies.grpc.url() } : {}), ...(agentOptions.tls ? { tls: agentOptions.tls } : {}) },
+        nats: { servers: [proxies ? proxies.nats.url('nats') : nats.url] },
+        fencing: { timeoutMs: TEST_FENCE_TIMEOUT_MS },
         telemetry: { intervalMs: agentOptions.telemetryIntervalMs ?? 500, storagePaths: ['/'] },
         drivers: agentOptions.drivers ?? REAL_DRIVERS,
         stopTimeoutSeconds: 2,
@@ -120,6 +144,7 @@ export async function startCluster(
       port,
       stateDir,
       configFile,
+      ...(proxies ? { proxies } : {}),
       process: launch(),
       async restart() {
         await agent.process.stop('SIGTERM');
@@ -158,6 +183,7 @@ export async function startCluster(
       api.close();
       await Promise.all(agents.map((a) => a.process.stop('SIGTERM')));
       await Promise.all([cluster.coordinator, ...extraCoordinators].map((c) => c.stop('SIGTERM')));
+      await Promise.all(proxyList.map((p) => p.close()));
       await nats.stop();
       rmSync(dir, { recursive: true, force: true });
     },

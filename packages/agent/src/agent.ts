@@ -25,6 +25,7 @@ import type { Driver, DriverFingerprint } from './drivers/driver.js';
 import { HostSampler } from './telemetry/host-sampler.js';
 import { TelemetryPublisher } from './telemetry/telemetry-publisher.js';
 import { WorkloadSampler } from './telemetry/workload-sampler.js';
+import { HostLease } from './fencing/host-lease.js';
 import { WorkloadManager } from './workload-manager.js';
 import { WorkloadRecords } from './workload-records.js';
 
@@ -60,6 +61,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   // Commands may arrive before telemetry starts; changes before then need no early publish.
   const onChange: (() => void)[] = [];
   const manager = new WorkloadManager(drivers, records, ledger, log, config.stopTimeoutSeconds, () => onChange.forEach((f) => f()));
+  // Fence-first workloads wait for the first host lease renewal.
+  manager.setLeaseHeld(false);
   const recovered = await manager.recover();
   log.info({ ...recovered, owned: records.all().length }, 'recovered workload records');
 
@@ -97,6 +100,16 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     await Promise.all(drivers.map((d) => d.close()));
     throw err;
   }
+  const bootId = randomUUID();
+  const lease = new HostLease(
+    nc,
+    config.hostId,
+    bootId,
+    { bucket: config.fencing.bucket, fenceTimeoutMs: config.fencing.timeoutMs, renewIntervalMs: config.fencing.renewIntervalMs ?? Math.floor(config.fencing.timeoutMs / 4) },
+    manager,
+    log.child({ component: 'host-lease' }),
+  );
+  await lease.start();
   const publisher = new TelemetryPublisher(
     nc,
     {
@@ -104,7 +117,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
       hostname: hostname(),
       address,
       agent_version: AGENT_VERSION,
-      boot_id: randomUUID(),
+      boot_id: bootId,
       labels: config.labels,
       trust_level: config.trustLevel,
       features: config.features,
@@ -130,6 +143,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     manager,
     async stop() {
       clearInterval(refingerprint);
+      lease.stop();
       await publisher.stop();
       await shutdownServer(server);
       await nc.drain().catch(() => undefined);

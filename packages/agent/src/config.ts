@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
 import { z } from 'zod';
 
 
@@ -80,6 +80,24 @@ export const agentConfigSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * Self-fencing. The agent renews its host lease in NATS every
+     * `renewIntervalMs`; when none is confirmed for `timeoutMs` it stops its
+     * fence-first workloads (VMs by default). Keep `timeoutMs` well below the
+     * coordinator's `hosts.ttlMs` (default 10000).
+     */
+    fencing: z
+      .object({
+        /** @default 'virtfleet_hosts' (must match the coordinator's hosts.leaseBucket) */
+        bucket: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, "-" or "_"').default(DEFAULT_HOST_LEASE_BUCKET),
+        /** @default 6000 */
+        timeoutMs: z.number().int().min(500).max(600_000).default(6000),
+        /** @default timeoutMs / 4 */
+        renewIntervalMs: z.number().int().min(100).max(120_000).optional(),
+      })
+      .strict()
+      .refine((f) => f.renewIntervalMs === undefined || f.renewIntervalMs * 2 <= f.timeoutMs, { message: 'renewIntervalMs must be at most half of timeoutMs', path: ['renewIntervalMs'] })
+      .default({ bucket: DEFAULT_HOST_LEASE_BUCKET, timeoutMs: 6000 }),
     /** Default for stop requests that give no timeout. @default 10 */
     stopTimeoutSeconds: z.number().int().min(0).max(3600).default(10),
   })

@@ -67,4 +67,40 @@ describe('WorkloadManager with the fake driver', () => {
     expect(await manager.recover()).toEqual({ adopted: 1, forgotten: 1 });
     expect((await manager.list()).map((s) => s.workload_id).sort()).toEqual(['keep-1', 'orphan-1']);
   });
+
+  describe('self-fencing', () => {
+    const reschedulable = parseWorkloadSpec({ name: 'vm2', kind: 'vm', vcpus: 1, memory_mib: 64, failover: 'reschedule' });
+
+    it('stops fence-first workloads only, reports them failed, and counts what it stopped', async () => {
+      await manager.create('c1', 'fenced-1', vmSpec);
+      await manager.create('c2', 'paused-1', { ...vmSpec, name: 'paused' });
+      await manager.act('pause', 'c3', 'paused-1');
+      await manager.create('c4', 'stays-1', reschedulable);
+      expect(await manager.fence('test')).toEqual({ stopped: 2, failed: 0 });
+      const states = Object.fromEntries((await manager.list()).map((s) => [s.workload_id, s.state]));
+      expect(states).toEqual({ 'fenced-1': 'failed', 'paused-1': 'failed', 'stays-1': 'running' });
+      expect((await manager.get('fenced-1')).message).toMatch(/stopped by self-fencing/);
+      expect(await manager.fence('again'), 'fencing twice stops nothing more').toEqual({ stopped: 0, failed: 0 });
+    });
+
+    it('refuses to create, start or resume fence-first workloads without the lease, and allows them with it', async () => {
+      await manager.create('c1', 'fenced-1', vmSpec);
+      await manager.fence('test');
+      manager.setLeaseHeld(false);
+      await expect(manager.act('start', 'c2', 'fenced-1')).rejects.toThrow(/does not hold its lease/);
+      await expect(manager.create('c3', 'new-1', { ...vmSpec, name: 'new' })).rejects.toThrow(/does not hold its lease/);
+      expect((await manager.create('c4', 'other-1', reschedulable)).state, 'reschedule workloads need no lease').toBe('running');
+      manager.setLeaseHeld(true);
+      expect((await manager.act('start', 'c5', 'fenced-1')).state).toBe('running');
+      await manager.act('stop', 'c6', 'fenced-1');
+      expect((await manager.get('fenced-1')).state, 'a later stop is a plain stop again').toBe('stopped');
+    });
+
+    it('remembers fenced workloads across a restart', async () => {
+      await manager.create('c1', 'fenced-1', vmSpec);
+      await manager.fence('test');
+      await build(driver);
+      expect((await manager.get('fenced-1')).state).toBe('failed');
+    });
+  });
 });

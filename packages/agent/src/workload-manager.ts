@@ -1,4 +1,6 @@
 import {
+  defaultFailoverMode,
+  errorMessage,
   FailedPreconditionError,
   NotFoundError,
   UnavailableError,
@@ -10,7 +12,8 @@ import {
 import type { CommandLedger } from './command-ledger.js';
 import { WORKLOAD_RESOURCE, type Driver, type DriverWorkload } from './drivers/driver.js';
 import { KeyedLock } from './keyed-lock.js';
-import type { WorkloadRecords } from './workload-records.js';
+import type { Fenceable } from './fencing/host-lease.js';
+import type { WorkloadRecord, WorkloadRecords } from './workload-records.js';
 
 export type LifecycleAction = 'start' | 'stop' | 'pause' | 'resume' | 'delete';
 
@@ -31,9 +34,11 @@ export interface ObservedWorkload {
  * command runs at most once per command id (through the ledger) and one at a
  * time per workload (through a keyed lock).
  */
-export class WorkloadManager {
+export class WorkloadManager implements Fenceable {
   private readonly lock = new KeyedLock();
   private readonly driversByName: Map<string, Driver>;
+  /** Whether this host holds its lease; without it, fence-first workloads may not run. No lease kept: always. */
+  private leaseHeld = true;
 
   constructor(
     private readonly drivers: readonly Driver[],
@@ -88,8 +93,10 @@ export class WorkloadManager {
         if (existing && (existing.name !== spec.name || existing.kind !== spec.kind))
           throw new FailedPreconditionError(`workload id ${workloadId} already holds ${existing.kind} ${existing.name}`);
         const driver = existing ? this.driverNamed(existing.driver) : this.driverFor(spec.kind);
+        this.requireLease(spec.failover, workloadId);
         // Record the intent first: after a crash, recover() reconciles it with the backend.
-        if (!existing) this.records.put({ workloadId, name: spec.name, kind: spec.kind, driver: driver.name, createdAt: new Date().toISOString() });
+        if (!existing) this.records.put({ workloadId, name: spec.name, kind: spec.kind, driver: driver.name, createdAt: new Date().toISOString(), failover: spec.failover });
+        else if (existing.fencedAt) this.records.put({ ...existing, fencedAt: undefined });
         try {
           const created = await driver.create(workloadId, spec);
           return this.changed(driver, created);
@@ -110,6 +117,10 @@ export class WorkloadManager {
           throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
         }
         const driver = this.driverNamed(record.driver);
+        if (action === 'start' || action === 'resume') {
+          this.requireLease(failoverOf(record), workloadId);
+          if (record.fencedAt) this.records.put({ ...record, fencedAt: undefined });
+        }
         switch (action) {
           case 'start':
             return this.changed(driver, await driver.start(workloadId));
@@ -147,7 +158,53 @@ export class WorkloadManager {
     if (!workload) {
       return { driver, workload: { workloadId, name: record.name, kind: record.kind, state: 'failed', ref: '', message: 'missing from its backend' } };
     }
+    // Stopped by fencing is a failure, not an exit: restart policies treat it so.
+    if (record.fencedAt && workload.state === 'stopped') return { driver, workload: { ...workload, state: 'failed', message: `stopped by self-fencing at ${record.fencedAt}` } };
     return { driver, workload };
+  }
+
+  setLeaseHeld(held: boolean): void {
+    this.leaseHeld = held;
+  }
+
+  /**
+   * Self-fencing: force-stops every fence-first workload, each under its own
+   * lock so a command in progress finishes first. Workloads stay stopped;
+   * only a later start (from the coordinator) runs them again.
+   */
+  async fence(reason: string): Promise<{ stopped: number; failed: number }> {
+    let stopped = 0;
+    let failed = 0;
+    await Promise.all(
+      this.records
+        .all()
+        .filter((r) => failoverOf(r) === 'fence-first')
+        .map((r) =>
+          this.lock.run(r.workloadId, async () => {
+            const record = this.records.get(r.workloadId);
+            if (!record) return;
+            try {
+              const driver = this.driverNamed(record.driver);
+              const current = await driver.inspect(record.workloadId);
+              if (current && (current.state === 'running' || current.state === 'paused' || current.state === 'creating')) {
+                await driver.stop(record.workloadId, { timeoutSeconds: 0, force: true });
+                this.records.put({ ...record, fencedAt: new Date().toISOString() });
+                stopped++;
+              }
+            } catch (err) {
+              failed++;
+              this.log.error({ workload: record.workloadId, reason, err: errorMessage(err) }, 'could not stop a fence-first workload');
+            }
+          }),
+        ),
+    );
+    if (stopped > 0) this.onChange();
+    return { stopped, failed };
+  }
+
+  private requireLease(failover: WorkloadRecord['failover'] | undefined, workloadId: string): void {
+    if (failover === 'fence-first' && !this.leaseHeld)
+      throw new UnavailableError(`workload ${workloadId} is fence-first and this host does not hold its lease (NATS unreachable or fenced); not started`);
   }
 
   /** Every owned workload; one that cannot be inspected shows as `unknown` with the reason. */
@@ -189,6 +246,10 @@ export class WorkloadManager {
   }
 }
 
+function failoverOf(record: WorkloadRecord): NonNullable<WorkloadRecord['failover']> {
+  return record.failover ?? defaultFailoverMode(record.kind);
+}
+
 export function toStatus(driver: Driver, w: DriverWorkload, usage?: { cpuPercent: number; memoryUsedMiB: number }): pb.WorkloadStatus {
   return {
     workload_id: w.workloadId,
@@ -200,6 +261,7 @@ export function toStatus(driver: Driver, w: DriverWorkload, usage?: { cpuPercent
     message: w.message ?? '',
     cpu_percent: usage?.cpuPercent ?? 0,
     memory_used_mib: usage?.memoryUsedMiB ?? 0,
+    ...(w.exitCode !== undefined ? { exit_code: w.exitCode } : {}),
   };
 }
 

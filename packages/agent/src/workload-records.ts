@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WORKLOAD_ID, type WorkloadKind } from '@virtfleet/shared';
+import { WORKLOAD_ID, type FailoverMode, type WorkloadKind } from '@virtfleet/shared';
 
 /** What the agent remembers about a workload it owns, independent of the backend. */
 export interface WorkloadRecord {
@@ -9,6 +9,10 @@ export interface WorkloadRecord {
   kind: WorkloadKind;
   driver: string;
   createdAt: string;
+  /** From the spec; absent in records written before failover modes existed (the kind's default applies). */
+  failover?: FailoverMode;
+  /** Set when self-fencing stopped the workload; cleared when it is started again. */
+  fencedAt?: string;
 }
 
 /**

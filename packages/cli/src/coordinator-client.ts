@@ -41,6 +41,10 @@ export class CoordinatorApi {
   act(method: 'StartWorkload' | 'StopWorkload' | 'PauseWorkload' | 'ResumeWorkload' | 'DeleteWorkload', req: pb.WorkloadActionRequest): Promise<pb.Workload__Output> {
     return this.unary(method, req);
   }
+  confirmDead(hostId: string): Promise<pb.ConfirmHostDeadResponse__Output> {
+    return this.unary('ConfirmHostDead', { host_id: hostId });
+  }
+
   cordon(hostId: string, cordon: boolean): Promise<pb.Host__Output> {
     return this.unary('CordonHost', { host_id: hostId, cordon });
   }

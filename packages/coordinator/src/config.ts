@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
 
@@ -21,9 +21,32 @@ export const coordinatorConfigSchema = z
       .object({
         /** A host with no telemetry for this long is down. @default 10_000 */
         ttlMs: z.number().int().min(500).max(600_000).default(10_000),
+        /** JetStream KV bucket where agents renew their host leases; created with state.replicas. @default 'virtfleet_hosts' */
+        leaseBucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(DEFAULT_HOST_LEASE_BUCKET),
       })
       .strict()
-      .default({ ttlMs: 10_000 }),
+      .default({ ttlMs: 10_000, leaseBucket: DEFAULT_HOST_LEASE_BUCKET }),
+    failover: z
+      .object({
+        /** reschedule mode: how long a host stays down before its workloads are placed elsewhere. @default 2000 */
+        graceMs: z.number().int().min(0).max(3_600_000).default(2000),
+        /**
+         * fence-first mode: added to the agent's fence timeout before its host counts as fenced,
+         * to cover the time the agent takes to stop its workloads. @default 2000
+         */
+        fenceMarginMs: z.number().int().min(0).max(600_000).default(2000),
+        /** How often lost hosts are checked. @default 1000 */
+        checkIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+      })
+      .strict()
+      .default({ graceMs: 2000, fenceMarginMs: 2000, checkIntervalMs: 1000 }),
+    reconcile: z
+      .object({
+        /** How often every host's workloads are compared with their desired state. @default 10_000 */
+        intervalMs: z.number().int().min(100).max(3_600_000).default(10_000),
+      })
+      .strict()
+      .default({ intervalMs: 10_000 }),
     dispatch: z
       .object({
         /** Deadline for one agent call; stops add their own timeout. @default 30_000 */

@@ -174,6 +174,11 @@ export function coordinatorHandlers(
       if (!host) throw new NotFoundError('host', hostId);
       return Promise.resolve(toProtoHost(host, controller.snapshots().find((snap) => snap.id === hostId), workloadCounts(controller).get(hostId) ?? 0));
     }),
+    ConfirmHostDead: unary<pb.ConfirmHostDeadRequest__Output, pb.ConfirmHostDeadResponse>(log, 'ConfirmHostDead', (req) => {
+      const hostId = requireId(hostIdSchema, req.host_id, 'host_id');
+      const { fenceFirstWorkloads } = controller.confirmDead(hostId);
+      return Promise.resolve({ host_id: hostId, fence_first_workloads: fenceFirstWorkloads });
+    }),
     StartWorkload: action('start'),
     StopWorkload: action('stop'),
     PauseWorkload: action('pause'),

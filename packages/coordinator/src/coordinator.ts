@@ -24,6 +24,10 @@ import { createScheduler } from './scheduler/create-scheduler.js';
 import { WorkloadController } from './workloads/workload-controller.js';
 import { LeaderLease } from './ha/leader-lease.js';
 import { KvStateStore } from './state/kv-state-store.js';
+import { HostLeaseMonitor } from './hosts/host-lease-monitor.js';
+import { HostSupervisor } from './workloads/host-supervisor.js';
+
+const HOST_STATUS_EVENTS = { up: EVENT_TYPES.hostUp, down: EVENT_TYPES.hostDown, recovering: EVENT_TYPES.hostRecovering } as const;
 
 export interface RunningCoordinator {
   port: number;
@@ -52,7 +56,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     config.hosts.ttlMs,
     {
       onStatusChange(host) {
-        events.emit(host.status === 'up' ? EVENT_TYPES.hostUp : EVENT_TYPES.hostDown, host.id, {
+        events.emit(HOST_STATUS_EVENTS[host.status], host.id, {
           id: host.id,
           status: host.status,
           address: host.telemetry.address,
@@ -60,16 +64,18 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         });
         log.info({ host: host.id, status: host.status }, 'host status changed');
         controller.onHostStatus(host);
+        supervisor.onHostStatus(host);
       },
       onTelemetry(host) {
         controller.onTelemetry(host);
+        supervisor.onTelemetry(host);
       },
     },
     log,
     Date.now,
     config.scheduler.utilisationSmoothing,
   );
-  // The registry's callbacks run only after hosts.start(), below, by which time controller exists.
+  // The registry's callbacks run only after hosts.start(), below, by which time controller and supervisor exist.
   const scheduler = createScheduler(config.scheduler);
   const queue = new AdmissionQueue({ policy: config.scheduler.queuePolicy, agingPerMinute: config.scheduler.agingPerMinute, backfill: config.scheduler.backfill });
   let store: KvStateStore;
@@ -87,6 +93,24 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     return l && l.expiresAtMs > Date.now() ? ` (the leader is ${l.coordinatorId} at ${l.address})` : ' (no leader is elected right now)';
   };
   const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint);
+  let leases: HostLeaseMonitor;
+  try {
+    leases = await HostLeaseMonitor.open(nc, config.id, { bucket: config.hosts.leaseBucket, replicas: config.state.replicas, fenceMarginMs: config.failover.fenceMarginMs }, log);
+  } catch (err) {
+    await store.close(1_000);
+    await events.close(1_000);
+    await nc.close();
+    throw new UnavailableError(`cannot open the host lease bucket ${config.hosts.leaseBucket} on JetStream: ${errorMessage(err)}`, { cause: err });
+  }
+  const supervisor = new HostSupervisor(
+    controller,
+    hosts,
+    leases,
+    agents,
+    events,
+    { ttlMs: config.hosts.ttlMs, graceMs: config.failover.graceMs, checkIntervalMs: config.failover.checkIntervalMs, reconcileIntervalMs: config.reconcile.intervalMs },
+    log.child({ component: 'supervisor' }),
+  );
   // Every coordinator starts as a follower; the lease decides who leads.
   await controller.follow();
   hosts.start(nc);
@@ -110,8 +134,14 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     { holder: `${config.id}-${randomUUID().slice(0, 8)}`, coordinatorId: config.id, address },
     { ttlMs: config.ha.leaseTtlMs },
     {
-      onElected: () => controller.lead(config.scheduler.retryIntervalMs),
-      onDeposed: () => followUntilDone(),
+      onElected: async () => {
+        await controller.lead(config.scheduler.retryIntervalMs);
+        supervisor.start();
+      },
+      onDeposed: () => {
+        supervisor.stop();
+        followUntilDone();
+      },
     },
     log,
   );
@@ -125,6 +155,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     events,
     async stop() {
       hosts.stop();
+      supervisor.stop();
+      leases.stop();
       await controller.stop();
       await lease.stop();
       await shutdownServer(server);

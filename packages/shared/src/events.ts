@@ -13,8 +13,15 @@ export const EVENT_TYPES = {
   workloadUnplaceable: 'io.virtfleet.workload.unplaceable',
   workloadStateChanged: 'io.virtfleet.workload.state_changed',
   workloadDeleted: 'io.virtfleet.workload.deleted',
+  /** Its host was lost; the workload goes back to the queue to be placed elsewhere. */
+  workloadRescheduled: 'io.virtfleet.workload.rescheduled',
+  /** Reconciliation found the host's copy differs from the desired state; data says how and what was done. */
+  workloadDrift: 'io.virtfleet.workload.drift',
   hostUp: 'io.virtfleet.host.up',
   hostDown: 'io.virtfleet.host.down',
+  /** Back after being down; not schedulable until its stale copies are cleaned up. */
+  hostRecovering: 'io.virtfleet.host.recovering',
+  hostConfirmedDead: 'io.virtfleet.host.confirmed_dead',
   hostCordoned: 'io.virtfleet.host.cordoned',
   hostUncordoned: 'io.virtfleet.host.uncordoned',
 } as const;

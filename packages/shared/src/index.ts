@@ -9,3 +9,4 @@ export * from './grpc.js';
 export * from './config.js';
 export * from './nats.js';
 export type * as pb from './pb.js';
+export * from './host-lease.js';

@@ -29,3 +29,5 @@ export type { SetQueuePolicyRequest__Output } from './generated/virtfleet/v1/Set
 export type { ExplainWorkloadRequest__Output } from './generated/virtfleet/v1/ExplainWorkloadRequest.js';
 export type { PlanWorkloadRequest__Output } from './generated/virtfleet/v1/PlanWorkloadRequest.js';
 export type { CordonHostRequest__Output } from './generated/virtfleet/v1/CordonHostRequest.js';
+export type { ConfirmHostDeadRequest__Output } from './generated/virtfleet/v1/ConfirmHostDeadRequest.js';
+export type { ConfirmHostDeadResponse, ConfirmHostDeadResponse__Output } from './generated/virtfleet/v1/ConfirmHostDeadResponse.js';

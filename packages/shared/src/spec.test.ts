@@ -31,7 +31,27 @@ describe('parseWorkloadSpec', () => {
       performance: { memory_headroom_mib: 0, latency_class: 'standard' },
       security: { isolation: 'shared', min_trust_level: 0, required_features: [] },
       host_selector: {},
+      restart_policy: 'always',
+      failover: 'reschedule',
     });
+  });
+
+  it.each([
+    { kind: 'container', extra: { image: 'busybox' }, want: 'reschedule' },
+    { kind: 'vm', extra: {}, want: 'fence-first' },
+  ])('defaults a $kind to failover $want, and takes an explicit mode', ({ kind, extra, want }) => {
+    const base = { name: 'w', kind, vcpus: 1, memory_mib: 64, ...extra };
+    expect(parseWorkloadSpec(base).failover).toBe(want);
+    expect(parseWorkloadSpec({ ...base, failover: '' }).failover, 'proto sends "" for unset').toBe(want);
+    const other = want === 'reschedule' ? 'fence-first' : 'reschedule';
+    expect(parseWorkloadSpec({ ...base, failover: other }).failover).toBe(other);
+  });
+
+  it.each([
+    { field: 'restart_policy', value: 'sometimes', message: /spec\.restart_policy: must be one of always, on-failure, never/ },
+    { field: 'failover', value: 'migrate', message: /spec\.failover: must be one of reschedule, fence-first/ },
+  ])('rejects $field $value naming the field', ({ field, value, message }) => {
+    expect(() => parseWorkloadSpec({ ...container, [field]: value })).toThrow(message);
   });
 
   it('reads a proto-decoded spec: empty strings and null messages are unset, optional markers dropped', () => {

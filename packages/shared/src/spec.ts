@@ -41,6 +41,16 @@ export type IsolationLevel = (typeof ISOLATION_LEVELS)[number];
 export const LATENCY_CLASSES = ['standard', 'low', 'batch'] as const;
 export type LatencyClass = (typeof LATENCY_CLASSES)[number];
 
+export const RESTART_POLICIES = ['always', 'on-failure', 'never'] as const;
+export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+export const FAILOVER_MODES = ['reschedule', 'fence-first'] as const;
+export type FailoverMode = (typeof FAILOVER_MODES)[number];
+
+/** VMs fence first: their disks must never have two writers. Containers are rescheduled. */
+export function defaultFailoverMode(kind: WorkloadKind): FailoverMode {
+  return kind === 'vm' ? 'fence-first' : 'reschedule';
+}
+
 /** proto3 sends '' for an unset string; treat it like an absent field so defaults apply. */
 const unsetIfEmpty = (v: unknown) => (v === '' || v === null ? undefined : v);
 
@@ -101,6 +111,8 @@ const workloadSpecShape = z
       .record(z.string().regex(LABEL_KEY, 'label keys must be 1-63 characters of letters, digits, "-", "_", "." or "/"'), printable(253))
       .default({})
       .refine((l) => Object.keys(l).length <= SPEC_LIMITS.maxLabels, `at most ${SPEC_LIMITS.maxLabels} labels`),
+    restart_policy: z.preprocess(unsetIfEmpty, z.enum(RESTART_POLICIES, { error: `must be one of ${RESTART_POLICIES.join(', ')}` }).default('always')),
+    failover: z.preprocess(unsetIfEmpty, z.enum(FAILOVER_MODES, { error: `must be one of ${FAILOVER_MODES.join(', ')}` }).optional()),
   })
   .strict();
 
@@ -116,7 +128,7 @@ export const workloadSpecSchema = workloadSpecShape.superRefine((spec, ctx) => {
     if (spec.command.length > 0) ctx.addIssue({ code: 'custom', path: ['command'], message: 'applies to containers only' });
     if (Object.keys(spec.env).length > 0) ctx.addIssue({ code: 'custom', path: ['env'], message: 'applies to containers only' });
   }
-});
+}).transform((spec) => ({ ...spec, failover: spec.failover ?? defaultFailoverMode(spec.kind) }));
 
 export type WorkloadSpec = z.output<typeof workloadSpecSchema>;
 
@@ -144,6 +156,16 @@ function withoutSyntheticOneofs(input: unknown, nested = ['performance', 'securi
     out[key] = nested.includes(key) ? withoutSyntheticOneofs(value, []) : value;
   }
   return out;
+}
+
+/** The spec's failover mode; records stored before the field existed get their kind's default. */
+export function failoverModeOf(spec: Pick<WorkloadSpec, 'kind'> & { failover?: FailoverMode }): FailoverMode {
+  return spec.failover ?? defaultFailoverMode(spec.kind);
+}
+
+/** The spec's restart policy; `always` for records stored before the field existed. */
+export function restartPolicyOf(spec: { restart_policy?: RestartPolicy }): RestartPolicy {
+  return spec.restart_policy ?? 'always';
 }
 
 /** The run time SJF orders by. */

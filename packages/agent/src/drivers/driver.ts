@@ -16,6 +16,8 @@ export interface DriverWorkload {
   /** The backend's handle: Docker container id, libvirt domain UUID. */
   ref: string;
   message?: string;
+  /** A container that exited: its exit code, which tells on-failure restarts from clean exits. */
+  exitCode?: number;
 }
 
 /** Cumulative counters; telemetry turns successive samples into rates. */
@@ -94,7 +96,12 @@ export type DriverFactory<Config> = (config: Config, context: DriverContext) => 
 /** Resource name used in NotFoundError messages. */
 export const WORKLOAD_RESOURCE = 'workload';
 
-/** Name of the container or domain that holds a workload; unique per workload id. */
-export function backendName(workloadId: string): string {
-  return `virtfleet-${workloadId}`;
+/**
+ * Name of the container or domain that holds a host's copy of a workload.
+ * The host id is part of it because a rescheduled workload gets a second copy
+ * on another host, and hosts may share a backend. Neither id contains ".", so
+ * the pair is unambiguous.
+ */
+export function backendName(hostId: string, workloadId: string): string {
+  return `virtfleet-${hostId}.${workloadId}`;
 }

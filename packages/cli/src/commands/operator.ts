@@ -101,6 +101,17 @@ export function registerOperatorCommands(program: Command): void {
       );
   }
 
+  host
+    .command('confirm-dead')
+    .description('vouch that a down host is dead (powered off or isolated), so its fence-first workloads (VMs) move at once')
+    .argument('<host>', 'host id')
+    .action(async (hostId: string, _o, cmd: Command) =>
+      withApi(cmd, async (client, format) => {
+        const r = await client.confirmDead(hostId);
+        print(format, r, () => `${r.host_id} confirmed dead; ${r.fence_first_workloads} fence-first workload(s) will be placed elsewhere`);
+      }),
+    );
+
   const workload = program.command('workload').alias('wl').description('VMs and containers');
   workload
     .command('create')

@@ -34,6 +34,7 @@ const workloadStatusSchema = z.object({
   message: z.string(),
   cpu_percent: z.number(),
   memory_used_mib: z.number(),
+  exit_code: z.number().int().optional(),
 });
 
 const rpcByAction = {

@@ -41,7 +41,7 @@ function registry(ttlMs = 1000) {
 }
 
 describe('HostRegistry', () => {
-  it('brings a host up on telemetry, down after the TTL, and up again', () => {
+  it('brings a host up on telemetry, down after the TTL, recovering when it returns, and up once marked ready', () => {
     const { r, changes, advance } = registry(1000);
     expect(r.ingest('virtfleet.telemetry.h1', telemetry('h1'))).toBe(true);
     advance(1000);
@@ -52,7 +52,24 @@ describe('HostRegistry', () => {
     expect(r.get('h1')?.status).toBe('down');
     r.sweep();
     r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
-    expect(changes).toEqual(['h1 new->up', 'h1 up->down', 'h1 down->up']);
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+    expect(r.get('h1')?.status, 'more telemetry does not make it ready').toBe('recovering');
+    r.markReady('h1');
+    r.markReady('h1');
+    expect(changes).toEqual(['h1 new->up', 'h1 up->down', 'h1 down->recovering', 'h1 recovering->up']);
+  });
+
+  it('takes a recovering host down again when it falls silent', () => {
+    const { r, changes, advance } = registry(1000);
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+    advance(1001);
+    r.sweep();
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+    advance(1001);
+    r.sweep();
+    r.markReady('h1');
+    expect(r.get('h1')?.status).toBe('down');
+    expect(changes).toEqual(['h1 new->up', 'h1 up->down', 'h1 down->recovering', 'h1 recovering->down']);
   });
 
   const bad: { name: string; subject: string; body: unknown }[] = [

@@ -2,7 +2,7 @@ import { NotFoundError, telemetrySchema, TELEMETRY_WILDCARD, type Logger, type N
 import type { Host, HostStatus } from './host.js';
 
 export interface HostRegistryEvents {
-  /** A host went up (first telemetry, or back after being down) or down (silent past the TTL). */
+  /** A host went up (first telemetry, or ready again), recovering (back after being down) or down (silent past the TTL). */
   onStatusChange(host: Host, previous: HostStatus | undefined): void;
   /** Every accepted telemetry message, after the host's record was updated. */
   onTelemetry(host: Host): void;
@@ -69,9 +69,11 @@ export class HostRegistry {
     const previous = this.hosts.get(telemetry.host_id);
     const sample = telemetry.host.cpu_utilisation;
     const smoothed = previous ? this.smoothing * sample + (1 - this.smoothing) * previous.cpuUtilisationSmoothed : sample;
-    const host: Host = { id: telemetry.host_id, status: 'up', lastSeenMs: this.now(), telemetry, cpuUtilisationSmoothed: smoothed, cordoned: this.cordonedIds.has(telemetry.host_id) };
+    // A host that was down may still run copies placed elsewhere since: it waits in `recovering` for markReady.
+    const status = previous && previous.status !== 'up' ? 'recovering' : 'up';
+    const host: Host = { id: telemetry.host_id, status, lastSeenMs: this.now(), telemetry, cpuUtilisationSmoothed: smoothed, cordoned: this.cordonedIds.has(telemetry.host_id) };
     this.hosts.set(host.id, host);
-    if (previous?.status !== 'up') this.events.onStatusChange(host, previous?.status);
+    if (previous?.status !== status) this.events.onStatusChange(host, previous?.status);
     this.events.onTelemetry(host);
     return true;
   }
@@ -80,11 +82,20 @@ export class HostRegistry {
   sweep(): void {
     const now = this.now();
     for (const host of this.hosts.values()) {
-      if (host.status === 'up' && now - host.lastSeenMs > this.ttlMs) {
+      if (host.status !== 'down' && now - host.lastSeenMs > this.ttlMs) {
+        const previous = host.status;
         host.status = 'down';
-        this.events.onStatusChange(host, 'up');
+        this.events.onStatusChange(host, previous);
       }
     }
+  }
+
+  /** A recovering host is clean again: it becomes `up` and schedulable. */
+  markReady(id: string): void {
+    const host = this.hosts.get(id);
+    if (host?.status !== 'recovering') return;
+    host.status = 'up';
+    this.events.onStatusChange(host, 'recovering');
   }
 
   /**

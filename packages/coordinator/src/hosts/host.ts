@@ -1,6 +1,11 @@
 import type { Telemetry } from '@virtfleet/shared';
 
-export type HostStatus = 'up' | 'down';
+/**
+ * `up`: reporting and schedulable. `down`: silent past the TTL.
+ * `recovering`: reporting again after being down, but not schedulable until
+ * the leader has stopped the copies it no longer should run.
+ */
+export type HostStatus = 'up' | 'down' | 'recovering';
 
 /** The coordinator's view of one host, built from its telemetry. */
 export interface Host {

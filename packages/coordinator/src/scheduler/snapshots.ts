@@ -30,7 +30,7 @@ export function snapshotOf(host: Host): HostSnapshot {
   return {
     id: host.id,
     schedulable: host.status === 'up' && !host.cordoned,
-    ...(host.status !== 'up' ? { unschedulableReason: 'down' } : host.cordoned ? { unschedulableReason: 'cordoned' } : {}),
+    ...(host.status !== 'up' ? { unschedulableReason: host.status } : host.cordoned ? { unschedulableReason: 'cordoned' } : {}),
     capacity: { vcpus: t.capacity.vcpus, memoryMiB: t.capacity.memory_mib, diskGiB: t.capacity.disk_gib },
     allocatable: {
       vcpus: Math.max(0, t.capacity.vcpus - t.reserved.vcpus) * ratio.cpu,

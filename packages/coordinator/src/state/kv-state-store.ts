@@ -2,7 +2,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import { UnavailableError, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
 import type { Workload } from '../workloads/workload.js';
-import type { StateStore } from '../workloads/workload-store.js';
+import { HOST_MARKS, type HostMark, type StateStore } from '../workloads/workload-store.js';
 
 export interface KvStateOptions {
   /** JetStream KV bucket. @default 'virtfleet_state' */
@@ -15,7 +15,6 @@ export interface KvStateOptions {
 
 const WORKLOAD = 'workload.';
 const DECISION = 'decision.';
-const CORDON = 'cordon.';
 const RETRY_MS = 500;
 
 interface PendingWrite {
@@ -39,7 +38,7 @@ interface PendingWrite {
 export class KvStateStore implements StateStore {
   private readonly workloads = new Map<string, Workload>();
   private readonly byRequest = new Map<string, string>();
-  private readonly cordons = new Set<string>();
+  private readonly marks = new Map<HostMark, Set<string>>(HOST_MARKS.map((m) => [m, new Set<string>()]));
   private readonly queue: PendingWrite[] = [];
   private writing: Promise<void> | undefined;
   private closed = false;
@@ -89,10 +88,12 @@ export class KvStateStore implements StateStore {
         }
       }
     }
-    const cordonKeys = keys.filter((k) => k.startsWith(CORDON));
-    const cordons = await Promise.all(cordonKeys.map((k) => this.kv.get(k)));
-    for (const e of cordons) if (e && e.operation === 'PUT') this.cordons.add(e.key.slice(CORDON.length));
-    this.log.info({ workloads: this.workloads.size, cordoned: this.cordons.size }, 'state loaded');
+    for (const [mark, hosts] of this.marks) {
+      const prefix = `${mark}.`;
+      const entries = await Promise.all(keys.filter((k) => k.startsWith(prefix)).map((k) => this.kv.get(k)));
+      for (const e of entries) if (e && e.operation === 'PUT') hosts.add(e.key.slice(prefix.length));
+    }
+    this.log.info({ workloads: this.workloads.size, cordoned: this.hostsMarked('cordon').length, confirmedDead: this.hostsMarked('dead').length }, 'state loaded');
   }
 
   get(id: string): Workload | undefined {
@@ -138,14 +139,16 @@ export class KvStateStore implements StateStore {
     return e && e.operation === 'PUT' ? e.json<T>() : undefined;
   }
 
-  cordoned(): string[] {
-    return [...this.cordons];
+  hostsMarked(mark: HostMark): string[] {
+    return [...(this.marks.get(mark) ?? [])];
   }
 
-  setCordoned(hostId: string, cordoned: boolean): void {
-    if (cordoned) this.cordons.add(hostId);
-    else this.cordons.delete(hostId);
-    void this.write(CORDON + hostId, cordoned ? '1' : undefined).catch(() => undefined);
+  setHostMark(mark: HostMark, hostId: string, on: boolean): void {
+    const hosts = this.marks.get(mark);
+    if (!hosts || hosts.has(hostId) === on) return;
+    if (on) hosts.add(hostId);
+    else hosts.delete(hostId);
+    void this.write(`${mark}.${hostId}`, on ? '1' : undefined).catch(() => undefined);
   }
 
   /** Resolves once every queued write is stored, or after `timeoutMs`. */
@@ -194,7 +197,7 @@ export class KvStateStore implements StateStore {
   async reload(): Promise<void> {
     this.workloads.clear();
     this.byRequest.clear();
-    this.cordons.clear();
+    for (const hosts of this.marks.values()) hosts.clear();
     await this.load();
   }
 

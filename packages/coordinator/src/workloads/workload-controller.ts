@@ -8,6 +8,7 @@ import {
   NotLeaderError,
   UnavailableError,
   errorMessage,
+  failoverModeOf,
   type Logger,
   type WorkloadSpec,
   type WorkloadState,
@@ -103,7 +104,7 @@ export class WorkloadController {
         queued++;
       } else if (w.state === 'creating') creating++;
     }
-    this.hosts.restoreCordons(this.store.cordoned());
+    this.hosts.restoreCordons(this.store.hostsMarked('cordon'));
     return { queued, creating };
   }
 
@@ -128,7 +129,7 @@ export class WorkloadController {
     this.timer = undefined;
     this.queue.clear();
     await this.store.setFollowing(true);
-    this.hosts.restoreCordons(this.store.cordoned());
+    this.hosts.restoreCordons(this.store.hostsMarked('cordon'));
   }
 
   async stop(): Promise<void> {
@@ -222,6 +223,10 @@ export class WorkloadController {
       this.queue.remove(w.id);
       return this.update(w, { desiredState: 'deleted', state: 'deleted', message: 'deleted before placement' });
     }
+    if (action === 'delete' && this.hosts.get(w.hostId)?.status !== 'up' && !this.busy.has(w.id)) {
+      // Its host is away: forget it now; reconciliation removes the copy if the host comes back.
+      return this.update(w, { desiredState: 'deleted', state: 'deleted', message: `deleted while host ${w.hostId} was unreachable; its copy is removed when the host returns` });
+    }
     const client = this.clientFor(w, action);
     if (this.busy.has(w.id)) throw new FailedPreconditionError(`workload ${w.id} has a command in progress; try again`);
     this.busy.add(w.id);
@@ -276,7 +281,7 @@ export class WorkloadController {
   cordon(hostId: string, cordon: boolean): void {
     this.requireLeader();
     if (!this.hosts.setCordoned(hostId, cordon)) return;
-    this.store.setCordoned(hostId, cordon);
+    this.store.setHostMark('cordon', hostId, cordon);
     this.events.emit(cordon ? EVENT_TYPES.hostCordoned : EVENT_TYPES.hostUncordoned, hostId, { id: hostId, cordoned: cordon });
     this.log.info({ host: hostId, cordon }, cordon ? 'host cordoned' : 'host uncordoned');
     if (!cordon) this.kick();
@@ -335,16 +340,117 @@ export class WorkloadController {
     }
   }
 
-  /** A host that goes down leaves its workloads in an unknown state; one that comes back may free a queue. */
+  /**
+   * A host that goes down leaves its workloads in an unknown state (the host
+   * supervisor decides when they move); one that is back and clean may free
+   * a queue. A host that returns is alive, so an operator's "confirmed dead"
+   * no longer holds.
+   */
   onHostStatus(host: Host): void {
     if (!this.leading) return;
     if (host.status === 'down') {
       for (const w of this.store.list()) {
-        if (w.hostId === host.id && w.state !== 'deleted' && w.state !== 'failed')
+        if (w.hostId === host.id && w.state !== 'deleted' && w.state !== 'failed' && w.state !== 'pending')
           this.update(w, { state: 'unknown', message: `host ${host.id} is down` });
       }
+    } else if (host.status === 'recovering') {
+      this.store.setHostMark('dead', host.id, false);
     } else {
       this.kick();
+    }
+  }
+
+  /**
+   * An operator vouches that a down host is dead (powered off, fenced by
+   * hand): its fence-first workloads may run elsewhere at once.
+   * @throws FailedPreconditionError when the host is reporting.
+   */
+  confirmDead(hostId: string): { fenceFirstWorkloads: number } {
+    this.requireLeader();
+    const host = this.hosts.get(hostId);
+    const placedThere = this.store.list().filter((w) => w.hostId === hostId && w.state !== 'deleted');
+    if (!host && placedThere.length === 0) throw new NotFoundError('host', hostId);
+    if (host && host.status !== 'down')
+      throw new FailedPreconditionError(`host ${hostId} is ${host.status}: it reported ${Math.round((Date.now() - host.lastSeenMs) / 1000)} s ago, so it is not dead`);
+    this.store.setHostMark('dead', hostId, true);
+    this.events.emit(EVENT_TYPES.hostConfirmedDead, hostId, { id: hostId });
+    this.log.warn({ host: hostId }, 'host confirmed dead by an operator');
+    return { fenceFirstWorkloads: placedThere.filter((w) => failoverModeOf(w.spec) === 'fence-first').length };
+  }
+
+  /** Hosts an operator confirmed dead and that have not reported since. */
+  confirmedDead(): Set<string> {
+    return new Set(this.store.hostsMarked('dead'));
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** The workload, or undefined; no lookup by name. */
+  find(id: string): Workload | undefined {
+    return this.store.get(id);
+  }
+
+  workloads(): Workload[] {
+    return this.store.list();
+  }
+
+  /** True while a command for the workload is on its way to an agent. */
+  isBusy(id: string): boolean {
+    return this.busy.has(id);
+  }
+
+  /** When the workload's last agent command finished (ms since the epoch), or 0. */
+  commandFinishedAt(id: string): number {
+    return this.lastCommandAt.get(id) ?? 0;
+  }
+
+  /** Changes a workload's observed state or message, when different, without any command. */
+  note(w: Workload, patch: Pick<Partial<Workload>, 'state' | 'message'>): void {
+    if ((patch.state === undefined || patch.state === w.state) && (patch.message === undefined || patch.message === w.message)) return;
+    this.update(w, patch);
+  }
+
+  /**
+   * Sends a workload whose host was lost back to the queue, keeping its place
+   * in line. Resolves once that is durable; only then may it be placed again.
+   */
+  async reschedule(w: Workload, reason: string): Promise<void> {
+    if (!this.leading || this.busy.has(w.id)) return;
+    const fromHost = w.hostId;
+    const { workload, stored } = this.updateStored(w, { hostId: '', state: 'pending', driverRef: '', generation: (w.generation ?? 0) + 1, message: `rescheduling: ${reason}` });
+    await stored;
+    this.events.emit(EVENT_TYPES.workloadRescheduled, w.id, { id: w.id, from_host: fromHost, failover: failoverModeOf(w.spec), reason });
+    this.log.warn({ workload: w.id, from: fromHost, reason }, 'rescheduling workload');
+    if (!this.leading) return;
+    this.queue.add(workload.id, workload.spec, workload.arrivalMs, workload.arrivalSeq);
+    this.kick();
+  }
+
+  /** Creates a workload again on its own host (its copy vanished there). */
+  async recreate(w: Workload, reason: string): Promise<void> {
+    if (!this.leading || this.busy.has(w.id)) return;
+    const { workload, stored } = this.updateStored(w, { state: 'creating', generation: (w.generation ?? 0) + 1, message: reason });
+    await stored;
+    await this.dispatchCreate(workload);
+  }
+
+  /**
+   * Brings a workload back to its desired state with one agent command;
+   * the desired state itself does not change.
+   */
+  async repair(w: Workload, action: Exclude<AgentAction, 'delete'>): Promise<void> {
+    if (!this.leading || this.busy.has(w.id)) return;
+    const host = this.hosts.get(w.hostId);
+    if (!host || host.status === 'down') return;
+    this.busy.add(w.id);
+    try {
+      const status = await this.agents.for(host.id, host.telemetry.address).act(action, commandId(w.id, action, ''), w.id);
+      this.lastCommandAt.set(w.id, Date.now());
+      this.update(this.get(w.id), { state: status.state as WorkloadState, message: status.message });
+    } finally {
+      this.busy.delete(w.id);
     }
   }
 
@@ -406,7 +512,7 @@ export class WorkloadController {
     this.busy.add(w.id);
     try {
       const client = this.agents.for(host.id, host.telemetry.address);
-      const status = await client.create(`${w.id}.create`, w.id, w.spec);
+      const status = await client.create(createCommandId(w), w.id, w.spec);
       this.lastCommandAt.set(w.id, Date.now());
       this.update(this.get(w.id), { state: status.state as WorkloadState, driverRef: status.driver_ref, message: status.message || `running on ${host.id}` });
     } catch (err) {
@@ -449,6 +555,11 @@ export class WorkloadController {
     }
     return { workload: next, stored };
   }
+}
+
+/** Each placement of a workload (first, rescheduled, re-created) is its own create command. */
+export function createCommandId(w: Pick<Workload, 'id' | 'generation'>): string {
+  return w.generation ? `${w.id}.create.${w.generation}` : `${w.id}.create`;
 }
 
 /** The agent command id for an operator request: the same request always maps to the same command. */

@@ -25,14 +25,18 @@ export interface WorkloadStore {
   put(workload: Workload): Promise<void>;
 }
 
+/** Durable marks an operator puts on hosts. */
+export const HOST_MARKS = ['cordon', 'dead'] as const;
+export type HostMark = (typeof HOST_MARKS)[number];
+
 /** The workload store plus the rest of the coordinator's durable state. */
 export interface StateStore extends WorkloadStore {
   /** Stores the latest decision record of a workload. */
   putDecision(workloadId: string, record: unknown): void;
   getDecision<T>(workloadId: string): Promise<T | undefined>;
-  /** Hosts an operator cordoned. */
-  cordoned(): string[];
-  setCordoned(hostId: string, cordoned: boolean): void;
+  /** Hosts carrying an operator's mark: cordoned, or confirmed dead. */
+  hostsMarked(mark: HostMark): string[];
+  setHostMark(mark: HostMark, hostId: string, on: boolean): void;
   /** Follow other coordinators' writes (true), or reload and become the writer (false). */
   setFollowing(following: boolean): Promise<void>;
   /** Resolves true once every write so far is durable, false after `timeoutMs`. */

@@ -19,6 +19,8 @@ export interface Workload {
   /** Arrival order and time in the admission queue, kept so a restart restores the queue as it was. */
   arrivalSeq: number;
   arrivalMs: number;
+  /** Counts placements after the first (reschedules, re-creates); gives each copy its own create command. Absent: 0. */
+  generation?: number;
   createdAt: string;
   updatedAt: string;
 }

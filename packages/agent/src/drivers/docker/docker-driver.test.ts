@@ -162,7 +162,7 @@ describe('buildCreateOptions', () => {
       labels: { tier: 'front' },
     });
     expect(buildCreateOptions('h1', 'web-0a1b2c3d', spec, config)).toEqual({
-      name: 'virtfleet-web-0a1b2c3d',
+      name: 'virtfleet-h1.web-0a1b2c3d',
       Image: 'busybox:latest',
       Cmd: ['/bin/sleep', '1000'],
       Env: ['A=1', 'B=x=y'],

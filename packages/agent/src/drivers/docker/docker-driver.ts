@@ -182,7 +182,7 @@ export function buildCreateOptions(
 ): Docker.ContainerCreateOptions {
   const memory = spec.memory_mib * MIB;
   return {
-    name: backendName(workloadId),
+    name: backendName(hostId, workloadId),
     Image: spec.image,
     ...(spec.command.length > 0 ? { Cmd: spec.command } : {}),
     Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
@@ -253,7 +253,7 @@ class DockerDriver implements Driver {
         // and try to create again in case the winner failed and released the name.
         const winner = await this.inspectByName(workloadId);
         if (winner) return this.ownedOrConflict(workloadId, winner);
-        if (Date.now() > deadline) throw new UnavailableError(`container name ${backendName(workloadId)} is held by a create still in progress`, { cause: err });
+        if (Date.now() > deadline) throw new UnavailableError(`container name ${backendName(this.hostId, workloadId)} is held by a create still in progress`, { cause: err });
         await delay(NAME_RACE_POLL_MS);
       }
     }
@@ -328,7 +328,7 @@ class DockerDriver implements Driver {
     for (const c of containers) {
       const workloadId = c.Labels[DOCKER_LABELS.workload];
       // Skip anything carrying our host label that we did not create under our naming scheme.
-      if (!workloadId || !c.Names.includes(`/${backendName(workloadId)}`)) continue;
+      if (!workloadId || !c.Names.includes(`/${backendName(this.hostId, workloadId)}`)) continue;
       workloads.push({
         workloadId,
         name: c.Labels[DOCKER_LABELS.name] ?? '',
@@ -366,7 +366,7 @@ class DockerDriver implements Driver {
   /** The container named after the workload, whoever owns it; undefined when there is none. */
   private async inspectByName(workloadId: string): Promise<Docker.ContainerInspectInfo | undefined> {
     try {
-      return await this.docker.getContainer(backendName(workloadId)).inspect();
+      return await this.docker.getContainer(backendName(this.hostId, workloadId)).inspect();
     } catch (err) {
       if (statusCodeOf(err) === 404) return undefined;
       throw mapDockerError(err, workloadId);
@@ -388,7 +388,7 @@ class DockerDriver implements Driver {
     if (isOwnedBy(info.Config.Labels, this.hostId, workloadId)) return toDriverWorkload(info);
     const owner = info.Config.Labels?.[DOCKER_LABELS.host];
     throw new FailedPreconditionError(
-      `container ${backendName(workloadId)} already exists and belongs to ${owner ? `host ${JSON.stringify(owner)}` : 'no virtfleet host'}`,
+      `container ${backendName(this.hostId, workloadId)} already exists and belongs to ${owner ? `host ${JSON.stringify(owner)}` : 'no virtfleet host'}`,
     );
   }
 
@@ -458,6 +458,7 @@ function toDriverWorkload(info: Docker.ContainerInspectInfo): DriverWorkload {
   };
   const message = stateMessage(info.State);
   if (message) workload.message = message;
+  if (info.State.Status === 'exited') workload.exitCode = info.State.ExitCode;
   return workload;
 }
 

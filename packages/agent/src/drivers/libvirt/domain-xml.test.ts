@@ -17,7 +17,7 @@ describe('buildDomainXml', () => {
     const xml = buildDomainXml('web-0a1b2c3d', baseSpec, 'host-1', 'kvm');
     const { domain } = await plain(xml);
     expect(domain.$.type).toBe('kvm');
-    expect(domain.name).toEqual(['virtfleet-web-0a1b2c3d']);
+    expect(domain.name).toEqual(['virtfleet-host-1.web-0a1b2c3d']);
     expect(domain.memory).toEqual([{ _: '64', $: { unit: 'MiB' } }]);
     expect(domain.vcpu).toEqual(['2']);
     expect(domain.os).toEqual([{ type: [{ _: 'hvm', $: { arch: 'x86_64' } }] }]);
@@ -55,7 +55,7 @@ describe('buildDomainXml', () => {
   ])('escapes a $name so it round-trips as data', async ({ hostId, labels }) => {
     const xml = buildDomainXml('web-1', spec({ labels }), hostId, 'test');
     const { domain } = await plain(xml);
-    expect(domain.name, 'exactly one <name>').toEqual(['virtfleet-web-1']);
+    expect(domain.name, 'exactly one <name>').toEqual([`virtfleet-${hostId}.web-1`]);
     expect(domain.devices, 'no element was injected').toBeUndefined();
     expect(await parseOwnership(xml)).toEqual({ hostId, workloadId: 'web-1', name: 'web' });
     const record = ((domain.metadata?.[0] as Record<string, unknown[]>)['virtfleet:workload']?.[0] ?? {}) as Record<string, unknown[]>;

@@ -36,7 +36,7 @@ export function buildDomainXml(workloadId: string, spec: WorkloadSpec, hostId: s
   const labels = Object.entries(spec.labels).map(([key, value]) => ({ $: { key }, _: value }));
   const domain = {
     $: { type: domainType },
-    name: backendName(workloadId),
+    name: backendName(hostId, workloadId),
     metadata: {
       [`${PREFIX}:workload`]: {
         $: { [`xmlns:${PREFIX}`]: VIRTFLEET_XMLNS },

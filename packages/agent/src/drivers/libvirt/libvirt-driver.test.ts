@@ -97,7 +97,7 @@ describe('LibvirtDriver on test:///default', () => {
     drivers.push(driver);
     return driver;
   };
-  const libvirtState = async (workloadId: string) => (await hv.domainGetInfo(await hv.domainLookupByName(backendName(workloadId)))).state;
+  const libvirtState = async (workloadId: string) => (await hv.domainGetInfo(await hv.domainLookupByName(backendName(HOSTILE_HOST, workloadId)))).state;
 
   beforeAll(async () => {
     hv = new Hypervisor({ uri: TEST_URI });
@@ -146,7 +146,7 @@ describe('LibvirtDriver on test:///default', () => {
     expect(await a.stop(id, { timeoutSeconds: 5, force: false }), 'a paused workload can be stopped').toMatchObject({ state: 'stopped' });
 
     await a.delete(id);
-    await expect(hv.domainLookupByName(backendName(id)), 'the domain is gone from libvirt').rejects.toThrow(/Domain not found/);
+    await expect(hv.domainLookupByName(backendName(HOSTILE_HOST, id)), 'the domain is gone from libvirt').rejects.toThrow(/Domain not found/);
     await a.delete(id);
     expect(await a.inspect(id)).toBeUndefined();
     expect(await a.usage(id)).toBeUndefined();
@@ -157,7 +157,7 @@ describe('LibvirtDriver on test:///default', () => {
   it('writes its metadata so that hostile host ids and labels survive libvirt', async () => {
     const id = 'meta-0a1b2c3d';
     await a.create(id, vm('meta', { labels: { team: `</virtfleet:workload><devices>`, quote: `"'` } }));
-    const xml = await hv.domainGetXMLDesc(await hv.domainLookupByName(backendName(id)));
+    const xml = await hv.domainGetXMLDesc(await hv.domainLookupByName(backendName(HOSTILE_HOST, id)));
     expect(await parseOwnership(xml)).toEqual({ hostId: HOSTILE_HOST, workloadId: id, name: 'meta' });
     expect(xml).not.toMatch(/<interface/);
     await a.delete(id);
@@ -176,9 +176,11 @@ describe('LibvirtDriver on test:///default', () => {
     for (const touch of [() => b.pause(idA), () => b.resume(idA), () => b.start(idA), () => b.stop(idA, { timeoutSeconds: 1, force: true })]) {
       await expect(touch(), 'another host’s workload does not exist for b').rejects.toBeInstanceOf(NotFoundError);
     }
-    await expect(b.create(idA, vm('own-a')), 'b cannot take over a’s domain').rejects.toThrow(FailedPreconditionError);
+    // A rescheduled workload: b gets its own copy of the same workload id, in its own domain.
+    const copy = await b.create(idA, vm('own-a'));
+    expect(copy.ref, 'b’s copy is a separate domain').not.toBe(wa.ref);
     await b.delete(idA);
-    expect(await a.inspect(idA), 'b deleting a’s workload is a no-op').toMatchObject({ state: 'running', ref: wa.ref });
+    expect(await a.inspect(idA), 'b deleting its copy leaves a’s alone').toMatchObject({ state: 'running', ref: wa.ref });
 
     await a.delete(idA);
     await b.delete(idB);
@@ -189,14 +191,14 @@ describe('LibvirtDriver on test:///default', () => {
   it('ignores domains virtfleet did not make, even with a virtfleet name', async () => {
     const id = 'foreign-0a1b2c3d';
     const dom = await hv.domainDefineXML(
-      `<domain type='test'><name>${backendName(id)}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>`,
+      `<domain type='test'><name>${backendName('host-b', id)}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>`,
     );
     try {
-      expect(await a.inspect(id)).toBeUndefined();
-      expect((await a.list()).map((w) => w.workloadId)).not.toContain(id);
-      await expect(a.create(id, vm('foreign'))).rejects.toThrow(/belongs to something other than virtfleet/);
-      await a.delete(id);
-      expect(await hv.domainGetName(await hv.domainLookupByName(backendName(id))), 'delete left it alone').toBe(backendName(id));
+      expect(await b.inspect(id)).toBeUndefined();
+      expect((await b.list()).map((w) => w.workloadId)).not.toContain(id);
+      await expect(b.create(id, vm('foreign'))).rejects.toThrow(/belongs to something other than virtfleet/);
+      await b.delete(id);
+      expect(await hv.domainGetName(await hv.domainLookupByName(backendName('host-b', id))), 'delete left it alone').toBe(backendName('host-b', id));
     } finally {
       await hv.domainUndefine(dom);
     }
@@ -283,7 +285,7 @@ describe('LibvirtDriver on test:///default', () => {
     });
     const first = await driver.create('kvm-1-0a1b2c3d', vm('kvm-1'));
     expect(first).toMatchObject({ state: 'running' });
-    const xml = await hv.domainGetXMLDesc(await hv.domainLookupByName(backendName('kvm-1-0a1b2c3d')));
+    const xml = await hv.domainGetXMLDesc(await hv.domainLookupByName(backendName('host-kvm', 'kvm-1-0a1b2c3d')));
     expect(xml).toMatch(/^<domain type='qemu'/);
     expect(domainCreate).toHaveBeenCalledTimes(2);
 
@@ -299,7 +301,7 @@ describe('LibvirtDriver on test:///default', () => {
     vi.spyOn(Hypervisor.prototype, 'domainCreate').mockRejectedValue(kvmDenied);
     await expect(explicit.create('kvm-3-0a1b2c3d', vm('kvm-3')), 'an explicit kvm does not fall back').rejects.toThrow(/Could not access KVM/);
     expect(await explicit.inspect('kvm-3-0a1b2c3d'), 'the failed domain was not left behind').toBeUndefined();
-    await expect(hv.domainLookupByName(backendName('kvm-3-0a1b2c3d'))).rejects.toThrow(/Domain not found/);
+    await expect(hv.domainLookupByName(backendName('host-kvm-explicit', 'kvm-3-0a1b2c3d'))).rejects.toThrow(/Domain not found/);
 
     await driver.delete('kvm-1-0a1b2c3d');
     await driver.delete('kvm-2-0a1b2c3d');

@@ -439,11 +439,11 @@ export class LibvirtDriver implements Driver {
         domains.map(async (dom): Promise<DriverWorkload | undefined> => {
           try {
             const name = await hv.domainGetName(dom);
-            if (!name.startsWith(backendName(''))) return undefined;
+            if (!name.startsWith(backendName(this.context.hostId, ''))) return undefined;
             const uuid = await hv.domainGetUUIDString(dom);
             seen.add(uuid);
             const owner = await this.ownerOf(hv, dom, uuid);
-            if (owner?.hostId !== this.context.hostId || name !== backendName(owner.workloadId)) return undefined;
+            if (owner?.hostId !== this.context.hostId || name !== backendName(owner.hostId, owner.workloadId)) return undefined;
             return await this.snapshot(hv, { dom, uuid, owner });
           } catch (err) {
             if (isDomainNotFound(err)) return undefined;
@@ -487,7 +487,7 @@ export class LibvirtDriver implements Driver {
     if (!WORKLOAD_ID.test(workloadId)) return undefined;
     let dom: Domain;
     try {
-      dom = await hv.domainLookupByName(backendName(workloadId));
+      dom = await hv.domainLookupByName(backendName(this.context.hostId, workloadId));
     } catch (err) {
       if (isDomainNotFound(err)) return undefined;
       throw err;
@@ -523,7 +523,7 @@ export class LibvirtDriver implements Driver {
   private async adopt(hv: Hypervisor, existing: Located, workloadId: string): Promise<DriverWorkload> {
     if (this.isMine(existing, workloadId)) return this.snapshot(hv, existing);
     const holder = existing.owner ? `host ${JSON.stringify(existing.owner.hostId)}` : 'something other than virtfleet';
-    throw new FailedPreconditionError(`libvirt domain ${backendName(workloadId)} already exists and belongs to ${holder}`);
+    throw new FailedPreconditionError(`libvirt domain ${backendName(this.context.hostId, workloadId)} already exists and belongs to ${holder}`);
   }
 
   private async define(hv: Hypervisor, workloadId: string, spec: WorkloadSpec, type: DomainType): Promise<Owned> {

@@ -1,0 +1,137 @@
+import { performance } from 'node:perf_hooks';
+import { Kvm, type KV } from '@nats-io/kv';
+import { errorMessage, hostLeaseKey, hostLeaseSchema, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
+
+/** What the lease protects: the host's fence-first workloads. */
+export interface Fenceable {
+  /** Stops every fence-first workload at once. Resolves with how many could not be stopped. */
+  fence(reason: string): Promise<{ stopped: number; failed: number }>;
+  /** While false, fence-first workloads must not be created, started or resumed. */
+  setLeaseHeld(held: boolean): void;
+}
+
+export interface HostLeaseOptions {
+  bucket: string;
+  /** Fence once no renewal has been confirmed for this long. Shorter than the coordinator's host TTL. */
+  fenceTimeoutMs: number;
+  renewIntervalMs: number;
+}
+
+/**
+ * The agent's side of fencing. It renews `lease.<host>` in a JetStream KV
+ * bucket every `renewIntervalMs`. A renewal counts from the moment it was
+ * sent, once JetStream has acknowledged it. When no renewal has been
+ * confirmed for `fenceTimeoutMs` (NATS unreachable, the host cut off, the
+ * process frozen), the agent fences itself: it stops its fence-first
+ * workloads and refuses to start them until a renewal succeeds again.
+ *
+ * The coordinator counts the same interval from when each renewal reached
+ * it, which is never earlier than when it was sent. So by the time it deems
+ * this host fenced, the agent has already stopped its workloads, provided
+ * the two clocks run at the same rate and the agent process is alive.
+ * Timing uses the monotonic clock, so wall-clock steps do not matter.
+ */
+export class HostLease {
+  private kv: KV | undefined;
+  private lastConfirmedSentAt: number | undefined;
+  private readonly startedAt = performance.now();
+  private fenced = false;
+  private fencing: Promise<void> | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private renewing = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly hostId: string,
+    private readonly bootId: string,
+    private readonly options: HostLeaseOptions,
+    private readonly target: Fenceable,
+    private readonly log: Logger,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /**
+   * Starts renewing. A lease left by this host's previous run that lapsed
+   * long ago means the coordinator may have moved its workloads already:
+   * fence before anything else.
+   */
+  async start(): Promise<void> {
+    this.target.setLeaseHeld(false);
+    const previous = await this.previousLease().catch(() => undefined);
+    if (previous && previous.boot_id !== this.bootId && Date.now() - Date.parse(previous.renewed_at) > this.options.fenceTimeoutMs) {
+      await this.fenceNow(`the previous run's lease lapsed at ${previous.renewed_at}`);
+    }
+    this.renewTimer = setInterval(() => void this.renew(), this.options.renewIntervalMs);
+    this.checkTimer = setInterval(() => void this.check(), Math.max(50, Math.min(250, this.options.fenceTimeoutMs / 10)));
+    void this.renew();
+  }
+
+  stop(): void {
+    clearInterval(this.renewTimer);
+    clearInterval(this.checkTimer);
+  }
+
+  /** True while a renewal has been confirmed within the fence timeout. */
+  get held(): boolean {
+    return !this.fenced && this.lastConfirmedSentAt !== undefined && this.now() - this.lastConfirmedSentAt <= this.options.fenceTimeoutMs;
+  }
+
+  get isFenced(): boolean {
+    return this.fenced;
+  }
+
+  private lapsed(): boolean {
+    return this.now() - (this.lastConfirmedSentAt ?? this.startedAt) > this.options.fenceTimeoutMs;
+  }
+
+  private async previousLease(): Promise<HostLeaseRecord | undefined> {
+    const entry = await (await this.bucket()).get(hostLeaseKey(this.hostId));
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    const parsed = hostLeaseSchema.safeParse(entry.json());
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  private async bucket(): Promise<KV> {
+    // The coordinator creates the bucket; until it has, renewals fail and fence-first workloads wait.
+    this.kv ??= await new Kvm(this.nc).open(this.options.bucket, { timeout: Math.max(500, this.options.renewIntervalMs) });
+    return this.kv;
+  }
+
+  private async renew(): Promise<void> {
+    if (this.renewing) return;
+    this.renewing = true;
+    const sentAt = this.now();
+    try {
+      const record: HostLeaseRecord = { host_id: this.hostId, boot_id: this.bootId, fence_timeout_ms: this.options.fenceTimeoutMs, renewed_at: new Date().toISOString() };
+      await (await this.bucket()).put(hostLeaseKey(this.hostId), JSON.stringify(record));
+      // A frozen process may wake with a renewal in flight: fence first if the lease lapsed meanwhile.
+      if (this.lapsed() && !this.fenced) await this.fenceNow('the host lease lapsed');
+      await this.fencing;
+      if (this.lastConfirmedSentAt === undefined || sentAt > this.lastConfirmedSentAt) this.lastConfirmedSentAt = sentAt;
+      if (this.fenced) this.log.warn('host lease renewed again; fenced workloads stay stopped until the coordinator acts');
+      this.fenced = false;
+      this.target.setLeaseHeld(true);
+    } catch (err) {
+      this.kv = undefined;
+      this.log.debug({ err: errorMessage(err) }, 'host lease renewal failed');
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private async check(): Promise<void> {
+    if (!this.fenced && this.lapsed()) await this.fenceNow(`no host lease renewal confirmed for ${this.options.fenceTimeoutMs} ms`);
+  }
+
+  private fenceNow(reason: string): Promise<void> {
+    this.target.setLeaseHeld(false);
+    this.fencing ??= (async () => {
+      const result = await this.target.fence(reason);
+      // Stay unfenced on failure so the next check tries again.
+      this.fenced = result.failed === 0;
+      this.log.warn({ reason, ...result }, result.failed === 0 ? 'fenced: fence-first workloads stopped' : 'fencing incomplete; retrying');
+    })().finally(() => (this.fencing = undefined));
+    return this.fencing;
+  }
+}

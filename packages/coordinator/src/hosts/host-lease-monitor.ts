@@ -1,0 +1,120 @@
+import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import { Kvm, type KV } from '@nats-io/kv';
+import { errorMessage, HOST_LEASE_PREFIX, hostLeaseSchema, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
+
+export interface FenceVerdict {
+  fenced: boolean;
+  /** Why, or how long until, for workload messages and `host ls`. */
+  detail: string;
+}
+
+export interface HostLeaseMonitorOptions {
+  bucket: string;
+  replicas: number;
+  /** Added to the agent's fence timeout to cover the time it takes to stop its workloads. */
+  fenceMarginMs: number;
+  /** How often this coordinator writes a probe through the bucket. @default 500 */
+  probeIntervalMs?: number;
+}
+
+const PROBE_PREFIX = 'probe.';
+
+/**
+ * The coordinator's side of fencing: decides when a silent host must have
+ * fenced itself. It watches the lease bucket and notes, on its own monotonic
+ * clock, when each host's latest renewal reached it.
+ *
+ * "Reached it" needs care: a stalled watch would make every host look
+ * silent. So this coordinator also writes probes into the bucket and only
+ * trusts the watch up to the newest probe it has read back. A host counts
+ * as fenced once a probe sent at least fence timeout + margin after the
+ * host's last seen renewal has come back: the stream is ordered, so any
+ * renewal stored before that probe would have been seen first.
+ */
+export class HostLeaseMonitor {
+  private readonly seen = new Map<string, { atMs: number; record: HostLeaseRecord }>();
+  private newestProbeSentAt: number | undefined;
+  private readonly bootId = randomUUID();
+  private probeTimer: NodeJS.Timeout | undefined;
+  private watcher: { stop(): void } | undefined;
+  private stopped = false;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly coordinatorId: string,
+    private readonly options: HostLeaseMonitorOptions,
+    private readonly log: Logger,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Creates the bucket if needed (agents only open it) and starts watching. */
+  static async open(nc: NatsConnection, coordinatorId: string, options: HostLeaseMonitorOptions, log: Logger): Promise<HostLeaseMonitor> {
+    const kv = await new Kvm(nc).create(options.bucket, { replicas: options.replicas, history: 1 });
+    const monitor = new HostLeaseMonitor(kv, coordinatorId, options, log);
+    monitor.startWatching();
+    monitor.probeTimer = setInterval(() => void monitor.probe(), options.probeIntervalMs ?? 500);
+    return monitor;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.probeTimer);
+    this.watcher?.stop();
+  }
+
+  /** Whether `hostId` has fenced itself by now, as far as this coordinator can prove. */
+  verdict(hostId: string): FenceVerdict {
+    const last = this.seen.get(hostId);
+    if (!last) return { fenced: false, detail: 'it has no host lease, so it cannot fence itself; confirm it dead with `virtfleet host confirm-dead`' };
+    const deadline = last.atMs + last.record.fence_timeout_ms + this.options.fenceMarginMs;
+    if (this.newestProbeSentAt !== undefined && this.newestProbeSentAt >= deadline) return { fenced: true, detail: 'its host lease lapsed, so it has fenced itself' };
+    const remaining = Math.max(0, Math.ceil((deadline - this.now()) / 1000));
+    return { fenced: false, detail: `it fences itself ${last.record.fence_timeout_ms} ms after its last lease renewal; about ${remaining} s to go` };
+  }
+
+  private startWatching(): void {
+    void (async () => {
+      while (!this.stopped) {
+        try {
+          // Last values first: every host's clock starts now, which errs on the late side.
+          const updates = await this.kv.watch({ key: '>' });
+          this.watcher = updates;
+          for await (const e of updates) {
+            if (e.key.startsWith(HOST_LEASE_PREFIX)) {
+              if (e.operation !== 'PUT') continue;
+              const parsed = hostLeaseSchema.safeParse(safeJson(e.string()));
+              if (!parsed.success || parsed.data.host_id !== e.key.slice(HOST_LEASE_PREFIX.length)) {
+                this.log.warn({ key: e.key }, 'invalid host lease record; ignored');
+                continue;
+              }
+              this.seen.set(parsed.data.host_id, { atMs: this.now(), record: parsed.data });
+            } else if (e.key === PROBE_PREFIX + this.coordinatorId && e.operation === 'PUT') {
+              const probe = safeJson(e.string()) as { boot?: unknown; sent_at?: unknown } | undefined;
+              if (probe?.boot === this.bootId && typeof probe.sent_at === 'number') this.newestProbeSentAt = Math.max(this.newestProbeSentAt ?? 0, probe.sent_at);
+            }
+          }
+        } catch (err) {
+          if (!this.stopped) this.log.warn({ err: errorMessage(err) }, 'host lease watch failed; restarting');
+        }
+        if (!this.stopped) await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+  }
+
+  private async probe(): Promise<void> {
+    try {
+      await this.kv.put(PROBE_PREFIX + this.coordinatorId, JSON.stringify({ boot: this.bootId, sent_at: this.now() }));
+    } catch {
+      // No probe, no progress: hosts just do not count as fenced yet.
+    }
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,238 @@
+import {
+  EVENT_TYPES,
+  errorMessage,
+  failoverModeOf,
+  restartPolicyOf,
+  type Logger,
+  type pb,
+  type RestartPolicy,
+} from '@virtfleet/shared';
+import type { AgentAction, AgentClientPool } from '../dispatch/agent-client.js';
+import type { EventSink } from '../events/event-log.js';
+import type { Host } from '../hosts/host.js';
+import type { HostRegistry } from '../hosts/host-registry.js';
+import type { FenceVerdict } from '../hosts/host-lease-monitor.js';
+import type { Workload } from './workload.js';
+import { commandId, type WorkloadController } from './workload-controller.js';
+
+/** Says whether a silent host has fenced itself; HostLeaseMonitor in production. */
+export interface FenceOracle {
+  verdict(hostId: string): FenceVerdict;
+}
+
+export interface SupervisorSettings {
+  /** The host TTL: silence for this long means down. */
+  ttlMs: number;
+  /** reschedule mode: extra wait after the TTL before moving workloads. */
+  graceMs: number;
+  checkIntervalMs: number;
+  reconcileIntervalMs: number;
+}
+
+/** A difference between what a host runs and what it should run. */
+export type DriftKind = 'missing' | 'extra' | 'state';
+
+/** What reconciliation does about an observed state, given the desired one. */
+export type Repair = { action: Exclude<AgentAction, 'delete'> } | { action: 'none' } | { action: 'accept'; reason: string };
+
+const RUNS = new Set(['running', 'paused']);
+
+/**
+ * The leader's watch over hosts and what they run.
+ *
+ * Lost hosts: once a host is down, each of its workloads moves according to
+ * its restart policy and failover mode. `reschedule` workloads go back to the
+ * queue after the TTL plus `graceMs`; `fence-first` ones only once the host
+ * is fenced (its lease lapsed, per the FenceOracle) or confirmed dead by an
+ * operator. `never` workloads stay where they are.
+ *
+ * Reconciliation: every `reconcileIntervalMs`, and at once for a host that
+ * comes back, each host's actual workloads are compared with the desired
+ * state. Drift (a copy missing, an extra copy, a wrong state) is reported as
+ * an event and repaired. A returning host becomes schedulable only after its
+ * extra copies are gone, so after a partition exactly one copy runs.
+ */
+export class HostSupervisor {
+  private checkTimer: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private readonly reconciling = new Map<string, Promise<void>>();
+  private readonly nudged = new Set<string>();
+  private leaderSinceMs = 0;
+  private running = false;
+
+  constructor(
+    private readonly controller: WorkloadController,
+    private readonly hosts: HostRegistry,
+    private readonly fences: FenceOracle,
+    private readonly agents: AgentClientPool,
+    private readonly events: EventSink,
+    private readonly settings: SupervisorSettings,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  start(): void {
+    this.stop();
+    this.running = true;
+    this.leaderSinceMs = this.now();
+    this.checkTimer = setInterval(() => this.checkLostHosts(), this.settings.checkIntervalMs);
+    this.reconcileTimer = setInterval(() => this.reconcileAll(), this.settings.reconcileIntervalMs);
+    this.reconcileAll();
+  }
+
+  stop(): void {
+    this.running = false;
+    clearInterval(this.checkTimer);
+    clearInterval(this.reconcileTimer);
+    this.checkTimer = this.reconcileTimer = undefined;
+  }
+
+  /** A recovering host is reconciled at once, and made schedulable when that succeeds. */
+  onHostStatus(host: Host): void {
+    if (this.running && host.status === 'recovering') void this.reconcileHost(host.id);
+  }
+
+  /** A workload seen stopped or failed against its desired state gets reconciled soon, not at the next interval. */
+  onTelemetry(host: Host): void {
+    if (!this.running || this.nudged.has(host.id)) return;
+    for (const t of host.telemetry.workloads) {
+      const w = this.controller.find(t.workload_id);
+      if (w && w.hostId === host.id && RUNS.has(w.desiredState) && (t.state === 'stopped' || t.state === 'failed')) {
+        this.nudged.add(host.id);
+        setTimeout(() => {
+          this.nudged.delete(host.id);
+          void this.reconcileHost(host.id);
+        }, 200);
+        return;
+      }
+    }
+  }
+
+  /** Moves the workloads of down hosts whose time has come. */
+  checkLostHosts(): void {
+    if (!this.running || !this.controller.isLeader) return;
+    const now = this.now();
+    const dead = this.controller.confirmedDead();
+    for (const w of this.controller.workloads()) {
+      if (!w.hostId || !RUNS.has(w.desiredState) || w.state === 'deleted' || w.state === 'pending' || this.controller.isBusy(w.id)) continue;
+      const host = this.hosts.get(w.hostId);
+      if (host && host.status !== 'down') continue;
+      // A host this coordinator never heard from counts as down since it took over.
+      const downSinceMs = host ? host.lastSeenMs + this.settings.ttlMs : this.leaderSinceMs;
+      const verdict = this.lostWorkloadVerdict(w, now - downSinceMs, dead.has(w.hostId));
+      if (verdict.move) void this.controller.reschedule(w, verdict.reason).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'reschedule not stored; retrying'));
+      else this.controller.note(w, { state: 'unknown', message: verdict.reason });
+    }
+  }
+
+  /** Whether a workload on a host down for `downForMs` moves now, and why (or why not). */
+  lostWorkloadVerdict(w: Workload, downForMs: number, confirmedDead: boolean): { move: boolean; reason: string } {
+    const hostId = w.hostId;
+    if (restartPolicyOf(w.spec) === 'never') return { move: false, reason: `host ${hostId} is down; restart policy never, so it stays there` };
+    if (confirmedDead) return { move: true, reason: `host ${hostId} was confirmed dead by an operator` };
+    if (failoverModeOf(w.spec) === 'reschedule') {
+      const waitMs = this.settings.graceMs - downForMs;
+      return waitMs <= 0
+        ? { move: true, reason: `host ${hostId} lost (down past the TTL and ${this.settings.graceMs} ms grace)` }
+        : { move: false, reason: `host ${hostId} is down; rescheduling in ${Math.ceil(waitMs / 1000)} s unless it returns` };
+    }
+    const fence = this.fences.verdict(hostId);
+    return fence.fenced
+      ? { move: true, reason: `host ${hostId} lost and fenced: ${fence.detail}` }
+      : { move: false, reason: `host ${hostId} is down; fence-first, so it waits until the host is fenced: ${fence.detail}` };
+  }
+
+  /** Reconciles every reachable host, each at most once at a time. */
+  reconcileAll(): void {
+    if (!this.running) return;
+    for (const host of this.hosts.list()) if (host.status !== 'down') void this.reconcileHost(host.id);
+  }
+
+  /** Compares one host's workloads with the desired state and repairs the drift. */
+  reconcileHost(hostId: string): Promise<void> {
+    const inFlight = this.reconciling.get(hostId);
+    if (inFlight) return inFlight;
+    const run = this.reconcileOnce(hostId)
+      .catch((err: unknown) => this.log.warn({ host: hostId, err: errorMessage(err) }, 'reconciliation failed; retrying at the next pass'))
+      .finally(() => this.reconciling.delete(hostId));
+    this.reconciling.set(hostId, run);
+    return run;
+  }
+
+  private async reconcileOnce(hostId: string): Promise<void> {
+    const host = this.hosts.get(hostId);
+    if (!this.running || !this.controller.isLeader || !host || host.status === 'down') return;
+    const client = this.agents.for(host.id, host.telemetry.address);
+    const listedAt = this.now();
+    const observed = await client.list();
+    const seen = new Set<string>();
+    const work: Promise<void>[] = [];
+    for (const copy of observed) {
+      if (copy.state === 'deleted') continue;
+      seen.add(copy.workload_id);
+      const w = this.controller.find(copy.workload_id);
+      if (!w || w.state === 'deleted' || w.hostId !== hostId) {
+        // Not (or no longer) this host's to run: a stale copy after a reschedule, or deleted meanwhile.
+        work.push(this.removeCopy(hostId, copy, w));
+        continue;
+      }
+      if (this.controller.isBusy(w.id) || this.controller.commandFinishedAt(w.id) > listedAt || w.state === 'creating') continue;
+      const repair = repairFor(w.desiredState, copy, restartPolicyOf(w.spec));
+      if (repair.action === 'none') {
+        if (w.state !== copy.state && copy.state !== 'unknown' && copy.state !== 'creating') this.controller.note(w, { state: copy.state as Workload['state'], message: copy.message });
+      } else if (repair.action === 'accept') {
+        this.controller.note(w, { state: copy.state as Workload['state'], message: repair.reason });
+      } else {
+        this.drift(w.id, hostId, 'state', { desired: w.desiredState, observed: copy.state, repair: repair.action, detail: copy.message });
+        work.push(this.controller.repair(w, repair.action).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, `repair (${repair.action}) failed`)));
+      }
+    }
+    for (const w of this.controller.workloads()) {
+      if (w.hostId !== hostId || seen.has(w.id) || w.state === 'deleted' || w.state === 'creating' || w.state === 'pending') continue;
+      if (this.controller.isBusy(w.id) || this.controller.commandFinishedAt(w.id) > listedAt) continue;
+      if (RUNS.has(w.desiredState) && restartPolicyOf(w.spec) !== 'never') {
+        this.drift(w.id, hostId, 'missing', { desired: w.desiredState, repair: 'create' });
+        work.push(this.controller.recreate(w, `missing from host ${hostId}; creating it again`).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 're-create failed')));
+      } else {
+        this.drift(w.id, hostId, 'missing', { desired: w.desiredState, repair: 'none' });
+        this.controller.note(w, { state: 'failed', message: `missing from host ${hostId}` });
+      }
+    }
+    await Promise.all(work);
+    if (host.status === 'recovering' && this.hosts.get(hostId)?.status === 'recovering') {
+      this.hosts.markReady(hostId);
+      this.log.info({ host: hostId }, 'host reconciled after returning; schedulable again');
+    }
+  }
+
+  /** Deletes a copy the host should not have. Throws when it cannot, so a recovering host stays unschedulable. */
+  private async removeCopy(hostId: string, copy: pb.WorkloadStatus__Output, w: Workload | undefined): Promise<void> {
+    const why = !w ? 'unknown to the coordinator' : w.state === 'deleted' ? 'deleted' : `now placed on ${w.hostId || '(queue)'}`;
+    this.drift(copy.workload_id, hostId, 'extra', { observed: copy.state, repair: 'delete', detail: why });
+    const host = this.hosts.get(hostId);
+    if (!host) return;
+    await this.agents.for(host.id, host.telemetry.address).act('delete', commandId(copy.workload_id, 'delete', ''), copy.workload_id);
+    this.log.warn({ host: hostId, workload: copy.workload_id, why }, 'removed a copy its host should not run');
+  }
+
+  private drift(workloadId: string, hostId: string, kind: DriftKind, details: Record<string, string>): void {
+    this.events.emit(EVENT_TYPES.workloadDrift, workloadId, { id: workloadId, host_id: hostId, drift: kind, ...details });
+  }
+}
+
+/**
+ * The repair for one observed copy. `on-failure` restarts a copy that failed
+ * or exited non-zero; `always` restarts any stopped copy; `never` accepts
+ * what it sees.
+ */
+export function repairFor(desired: Workload['desiredState'], observed: Pick<pb.WorkloadStatus__Output, 'state' | 'exit_code'>, policy: RestartPolicy): Repair {
+  const state = observed.state;
+  if (desired === 'stopped') return state === 'running' || state === 'paused' ? { action: 'stop' } : { action: 'none' };
+  if (desired !== 'running' && desired !== 'paused') return { action: 'none' };
+  if (state === 'running') return desired === 'paused' ? { action: 'pause' } : { action: 'none' };
+  if (state === 'paused') return desired === 'running' ? { action: 'resume' } : { action: 'none' };
+  if (state !== 'stopped' && state !== 'failed') return { action: 'none' };
+  const failed = state === 'failed' || (observed.exit_code !== undefined && observed.exit_code !== 0);
+  if (policy === 'always' || (policy === 'on-failure' && failed)) return { action: 'start' };
+  return { action: 'accept', reason: failed ? `failed; restart policy ${policy}` : `exited cleanly; restart policy ${policy}` };
+}
