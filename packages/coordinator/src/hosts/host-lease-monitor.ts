@@ -69,8 +69,8 @@ export class HostLeaseMonitor {
     if (!last) return { fenced: false, detail: 'it has no host lease, so it cannot fence itself; confirm it dead with `virtfleet host confirm-dead`' };
     const deadline = last.atMs + last.record.fence_timeout_ms + this.options.fenceMarginMs;
     if (this.newestProbeSentAt !== undefined && this.newestProbeSentAt >= deadline) return { fenced: true, detail: 'its host lease lapsed, so it has fenced itself' };
-    const remaining = Math.max(0, Math.ceil((deadline - this.now()) / 1000));
-    return { fenced: false, detail: `it fences itself ${last.record.fence_timeout_ms} ms after its last lease renewal; about ${remaining} s to go` };
+    // No countdown in the text: workload messages would change (and be stored) every check.
+    return { fenced: false, detail: `it fences itself ${last.record.fence_timeout_ms} ms after its last lease renewal` };
   }
 
   private startWatching(): void {

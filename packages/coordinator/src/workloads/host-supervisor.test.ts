@@ -47,14 +47,14 @@ describe('HostSupervisor.lostWorkloadVerdict', () => {
   const container = { kind: 'container', image: 'busybox' };
   const vm = { kind: 'vm' };
   const supervisor = (fenced: boolean) => {
-    const oracle: FenceOracle = { verdict: () => ({ fenced, detail: fenced ? 'lease lapsed' : 'about 3 s to go' }) };
+    const oracle: FenceOracle = { verdict: () => ({ fenced, detail: fenced ? 'lease lapsed' : 'it fences itself 6000 ms after its last lease renewal' }) };
     return new HostSupervisor(undefined as never, undefined as never, oracle, undefined as never, undefined as never, { ttlMs: 10_000, graceMs: 2_000, checkIntervalMs: 1_000, reconcileIntervalMs: 10_000 }, log);
   };
   const cases = [
-    { name: 'a container within the grace period', spec: container, downForMs: 1_999, fenced: false, dead: false, move: false, reason: /rescheduling in 1 s/ },
+    { name: 'a container within the grace period', spec: container, downForMs: 1_999, fenced: false, dead: false, move: false, reason: /rescheduling 2000 ms after that/ },
     { name: 'a container after the grace period', spec: container, downForMs: 2_000, fenced: false, dead: false, move: true, reason: /2000 ms grace/ },
     { name: 'a container with restart policy never', spec: { ...container, restart_policy: 'never' }, downForMs: 60_000, fenced: true, dead: true, move: false, reason: /restart policy never/ },
-    { name: 'a VM on an unfenced host, however long it is down', spec: vm, downForMs: 600_000, fenced: false, dead: false, move: false, reason: /waits until the host is fenced: about 3 s/ },
+    { name: 'a VM on an unfenced host, however long it is down', spec: vm, downForMs: 600_000, fenced: false, dead: false, move: false, reason: /waits until the host is fenced: it fences itself 6000 ms/ },
     { name: 'a VM on a fenced host', spec: vm, downForMs: 0, fenced: true, dead: false, move: true, reason: /fenced: lease lapsed/ },
     { name: 'a VM on a host confirmed dead', spec: vm, downForMs: 0, fenced: false, dead: true, move: true, reason: /confirmed dead/ },
     { name: 'a container set to fence-first', spec: { ...container, failover: 'fence-first' }, downForMs: 600_000, fenced: false, dead: false, move: false, reason: /fence-first/ },

@@ -58,6 +58,7 @@ export class HostSupervisor {
   private readonly reconciling = new Map<string, Promise<void>>();
   private readonly nudged = new Set<string>();
   private leaderSinceMs = 0;
+  private lastFullCheckMs = 0;
   private running = false;
 
   constructor(
@@ -112,13 +113,18 @@ export class HostSupervisor {
   checkLostHosts(): void {
     if (!this.running || !this.controller.isLeader) return;
     const now = this.now();
+    // Scanning every workload costs; without a down host only workloads bound to unknown hosts can be lost.
+    const anyDown = this.hosts.list().some((h) => h.status === 'down');
+    if (!anyDown && now - this.lastFullCheckMs < this.settings.reconcileIntervalMs) return;
+    if (!anyDown) this.lastFullCheckMs = now;
     const dead = this.controller.confirmedDead();
     for (const w of this.controller.workloads()) {
       if (!w.hostId || !RUNS.has(w.desiredState) || w.state === 'deleted' || w.state === 'pending' || this.controller.isBusy(w.id)) continue;
       const host = this.hosts.get(w.hostId);
       if (host && host.status !== 'down') continue;
-      // A host this coordinator never heard from counts as down since it took over.
-      const downSinceMs = host ? host.lastSeenMs + this.settings.ttlMs : this.leaderSinceMs;
+      // A host this coordinator never heard from gets one TTL from the take-over to report.
+      const downSinceMs = (host ? host.lastSeenMs : this.leaderSinceMs) + this.settings.ttlMs;
+      if (now < downSinceMs) continue;
       const verdict = this.lostWorkloadVerdict(w, now - downSinceMs, dead.has(w.hostId));
       if (verdict.move) void this.controller.reschedule(w, verdict.reason).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'reschedule not stored; retrying'));
       else this.controller.note(w, { state: 'unknown', message: verdict.reason });
@@ -134,7 +140,7 @@ export class HostSupervisor {
       const waitMs = this.settings.graceMs - downForMs;
       return waitMs <= 0
         ? { move: true, reason: `host ${hostId} lost (down past the TTL and ${this.settings.graceMs} ms grace)` }
-        : { move: false, reason: `host ${hostId} is down; rescheduling in ${Math.ceil(waitMs / 1000)} s unless it returns` };
+        : { move: false, reason: `host ${hostId} is down; rescheduling ${this.settings.graceMs} ms after that unless it returns` };
     }
     const fence = this.fences.verdict(hostId);
     return fence.fenced
