@@ -287,7 +287,8 @@ describe('scheduler properties', () => {
     // The generators reach both outcomes often, or the properties say little.
     expect(placements).toBeGreaterThan(10_000);
     expect(misses).toBeGreaterThan(10_000);
-  });
+    // Tens of thousands of placements: seconds of CPU, more on a loaded machine.
+  }, 60_000);
 
   describe('aging through the admission queue', () => {
     /*
