@@ -194,7 +194,8 @@ export class HostSupervisor {
       }
     }
     for (const w of this.controller.workloads()) {
-      if (w.hostId !== hostId || seen.has(w.id) || w.state === 'deleted' || w.state === 'creating' || w.state === 'pending') continue;
+      // A failed workload was reported already; re-creating it each pass would loop on a permanent error.
+      if (w.hostId !== hostId || seen.has(w.id) || w.state === 'deleted' || w.state === 'creating' || w.state === 'pending' || w.state === 'failed') continue;
       if (this.controller.isBusy(w.id) || this.controller.commandFinishedAt(w.id) > listedAt) continue;
       if (RUNS.has(w.desiredState) && restartPolicyOf(w.spec) !== 'never') {
         this.drift(w.id, hostId, 'missing', { desired: w.desiredState, repair: 'create' });
