@@ -12,4 +12,9 @@ export class KeyedLock {
     });
     return next;
   }
+
+  /** True while a task for `key` runs or waits. */
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
 }

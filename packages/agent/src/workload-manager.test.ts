@@ -68,6 +68,14 @@ describe('WorkloadManager with the fake driver', () => {
     expect((await manager.list()).map((s) => s.workload_id).sort()).toEqual(['keep-1', 'orphan-1']);
   });
 
+  it('forgets a workload removed from its backend behind its back, so it can be created again', async () => {
+    await manager.create('c1', 'gone-1', vmSpec);
+    await driver.delete('gone-1');
+    expect(await manager.list()).toEqual([]);
+    await expect(manager.get('gone-1')).rejects.toBeInstanceOf(NotFoundError);
+    expect((await manager.create('c2', 'gone-1', vmSpec)).state, 'a new create command makes it again').toBe('running');
+  });
+
   describe('self-fencing', () => {
     const reschedulable = parseWorkloadSpec({ name: 'vm2', kind: 'vm', vcpus: 1, memory_mib: 64, failover: 'reschedule' });
 

@@ -156,7 +156,18 @@ export class WorkloadManager implements Fenceable {
     const driver = this.driverNamed(record.driver);
     const workload = await driver.inspect(workloadId);
     if (!workload) {
-      return { driver, workload: { workloadId, name: record.name, kind: record.kind, state: 'failed', ref: '', message: 'missing from its backend' } };
+      // Mid-create the record comes first; otherwise the copy was removed behind our back. Forget it,
+      // so this host reports it missing and the coordinator can create it again.
+      if (this.lock.busy(workloadId)) return { driver, workload: { workloadId, name: record.name, kind: record.kind, state: 'creating', ref: '', message: 'being created' } };
+      const again = await this.lock.run(workloadId, async () => {
+        const found = await driver.inspect(workloadId);
+        if (!found && this.records.get(workloadId)) {
+          this.records.remove(workloadId);
+          this.log.warn({ workload: workloadId }, 'workload vanished from its backend; record forgotten');
+        }
+        return found;
+      });
+      return again ? { driver, workload: again } : undefined;
     }
     // Stopped by fencing is a failure, not an exit: restart policies treat it so.
     if (record.fencedAt && workload.state === 'stopped') return { driver, workload: { ...workload, state: 'failed', message: `stopped by self-fencing at ${record.fencedAt}` } };
@@ -207,21 +218,19 @@ export class WorkloadManager implements Fenceable {
       throw new UnavailableError(`workload ${workloadId} is fence-first and this host does not hold its lease (NATS unreachable or fenced); not started`);
   }
 
-  /** Every owned workload; one that cannot be inspected shows as `unknown` with the reason. */
+  /** Every owned workload, minus ones that vanished meanwhile; one that cannot be inspected shows as `unknown`. */
   async observeAll(): Promise<ObservedWorkload[]> {
-    return Promise.all(
-      this.records.all().map(async (record) => {
+    const observed = await Promise.all(
+      this.records.all().map(async (record): Promise<ObservedWorkload | undefined> => {
         try {
-          const observed = await this.observe(record.workloadId);
-          if (observed) return observed;
+          return await this.observe(record.workloadId);
         } catch (err) {
           const driver = this.driverNamed(record.driver);
           return { driver, workload: { workloadId: record.workloadId, name: record.name, kind: record.kind, state: 'unknown' as const, ref: '', message: String(err) } };
         }
-        const driver = this.driverNamed(record.driver);
-        return { driver, workload: { workloadId: record.workloadId, name: record.name, kind: record.kind, state: 'deleted' as const, ref: '' } };
       }),
     );
+    return observed.filter((o): o is ObservedWorkload => o !== undefined);
   }
 
   async list(): Promise<pb.WorkloadStatus[]> {

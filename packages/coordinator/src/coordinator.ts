@@ -25,6 +25,7 @@ import { WorkloadController } from './workloads/workload-controller.js';
 import { LeaderLease } from './ha/leader-lease.js';
 import { KvStateStore } from './state/kv-state-store.js';
 import { HostLeaseMonitor } from './hosts/host-lease-monitor.js';
+import { followHostEvents } from './hosts/host-event-follower.js';
 import { HostSupervisor } from './workloads/host-supervisor.js';
 
 const HOST_STATUS_EVENTS = { up: EVENT_TYPES.hostUp, down: EVENT_TYPES.hostDown, recovering: EVENT_TYPES.hostRecovering } as const;
@@ -114,6 +115,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   // Every coordinator starts as a follower; the lease decides who leads.
   await controller.follow();
   hosts.start(nc);
+  const hostEvents = followHostEvents(nc, hosts, log);
 
   const server = new Server();
   server.addService(loadCoordinatorProto().Coordinator.service, coordinatorHandlers(controller, hosts, events, log));
@@ -155,6 +157,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     events,
     async stop() {
       hosts.stop();
+      hostEvents.unsubscribe();
       supervisor.stop();
       leases.stop();
       await controller.stop();

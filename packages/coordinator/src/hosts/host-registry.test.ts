@@ -72,6 +72,16 @@ describe('HostRegistry', () => {
     expect(changes).toEqual(['h1 new->up', 'h1 up->down', 'h1 down->recovering', 'h1 recovering->down']);
   });
 
+  it('restores exactly the stored cordons, for known hosts and ones yet to report', () => {
+    const { r } = registry();
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+    r.ingest('virtfleet.telemetry.h2', telemetry('h2'));
+    r.restoreCordons(['h1', 'h3']);
+    r.restoreCordons(['h2', 'h3']);
+    r.ingest('virtfleet.telemetry.h3', telemetry('h3'));
+    expect(r.list().map((h) => [h.id, h.cordoned])).toEqual([['h1', false], ['h2', true], ['h3', true]]);
+  });
+
   const bad: { name: string; subject: string; body: unknown }[] = [
     { name: 'a body that is not telemetry', subject: 'virtfleet.telemetry.h1', body: { hello: 1 } },
     { name: 'a host id that does not match the subject', subject: 'virtfleet.telemetry.h2', body: telemetry('h1') },

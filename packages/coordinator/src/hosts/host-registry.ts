@@ -112,13 +112,11 @@ export class HostRegistry {
     return true;
   }
 
-  /** Cordons hosts from stored state, including ones that have not reported yet. */
+  /** Sets the cordoned hosts to exactly `ids`, from stored state, including hosts that have not reported yet. */
   restoreCordons(ids: Iterable<string>): void {
-    for (const id of ids) {
-      this.cordonedIds.add(id);
-      const host = this.hosts.get(id);
-      if (host) host.cordoned = true;
-    }
+    this.cordonedIds.clear();
+    for (const id of ids) this.cordonedIds.add(id);
+    for (const host of this.hosts.values()) host.cordoned = this.cordonedIds.has(host.id);
   }
 
   get(id: string): Host | undefined {

@@ -1,6 +1,7 @@
 import {
   EVENT_TYPES,
   errorMessage,
+  NotFoundError,
   failoverModeOf,
   restartPolicyOf,
   type Logger,
@@ -36,6 +37,8 @@ export type DriftKind = 'missing' | 'extra' | 'state';
 export type Repair = { action: Exclude<AgentAction, 'delete'> } | { action: 'none' } | { action: 'accept'; reason: string };
 
 const RUNS = new Set(['running', 'paused']);
+/** Repairs that keep failing are retried less and less often, up to this. */
+const MAX_REPAIR_BACKOFF_MS = 5 * 60_000;
 
 /**
  * The leader's watch over hosts and what they run.
@@ -57,6 +60,8 @@ export class HostSupervisor {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private readonly reconciling = new Map<string, Promise<void>>();
   private readonly nudged = new Set<string>();
+  /** Workloads whose last repair failed: how often in a row, and not before when to try again. */
+  private readonly repairBackoff = new Map<string, { failures: number; notBeforeMs: number }>();
   private leaderSinceMs = 0;
   private lastFullCheckMs = 0;
   private running = false;
@@ -188,18 +193,19 @@ export class HostSupervisor {
         if (w.state !== copy.state && copy.state !== 'unknown' && copy.state !== 'creating') this.controller.note(w, { state: copy.state as Workload['state'], message: copy.message });
       } else if (repair.action === 'accept') {
         this.controller.note(w, { state: copy.state as Workload['state'], message: repair.reason });
-      } else {
+      } else if (this.mayRepair(w.id)) {
         this.drift(w.id, hostId, 'state', { desired: w.desiredState, observed: copy.state, repair: repair.action, detail: copy.message });
-        work.push(this.controller.repair(w, repair.action).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, `repair (${repair.action}) failed`)));
+        work.push(this.repaired(w.id, this.controller.repair(w, repair.action), repair.action));
       }
     }
     for (const w of this.controller.workloads()) {
-      // A failed workload was reported already; re-creating it each pass would loop on a permanent error.
-      if (w.hostId !== hostId || seen.has(w.id) || w.state === 'deleted' || w.state === 'creating' || w.state === 'pending' || w.state === 'failed') continue;
+      // A create that failed left no copy; re-creating it each pass would loop on a permanent error.
+      if (w.hostId !== hostId || seen.has(w.id) || w.state === 'deleted' || w.state === 'creating' || w.state === 'pending' || (w.state === 'failed' && !w.driverRef)) continue;
       if (this.controller.isBusy(w.id) || this.controller.commandFinishedAt(w.id) > listedAt) continue;
       if (RUNS.has(w.desiredState) && restartPolicyOf(w.spec) !== 'never') {
+        if (!this.mayRepair(w.id)) continue;
         this.drift(w.id, hostId, 'missing', { desired: w.desiredState, repair: 'create' });
-        work.push(this.controller.recreate(w, `missing from host ${hostId}; creating it again`).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 're-create failed')));
+        work.push(this.repaired(w.id, this.controller.recreate(w, `missing from host ${hostId}; creating it again`), 'create'));
       } else {
         this.drift(w.id, hostId, 'missing', { desired: w.desiredState, repair: 'none' });
         this.controller.note(w, { state: 'failed', message: `missing from host ${hostId}` });
@@ -209,6 +215,28 @@ export class HostSupervisor {
     if (host.status === 'recovering' && this.hosts.get(hostId)?.status === 'recovering') {
       this.hosts.markReady(hostId);
       this.log.info({ host: hostId }, 'host reconciled after returning; schedulable again');
+    }
+  }
+
+  private mayRepair(workloadId: string): boolean {
+    return (this.repairBackoff.get(workloadId)?.notBeforeMs ?? 0) <= this.now();
+  }
+
+  /** Tracks a repair's outcome; failures back off exponentially, so a broken workload does not flood the event log. */
+  private async repaired(workloadId: string, repair: Promise<void>, what: string): Promise<void> {
+    try {
+      await repair;
+      this.repairBackoff.delete(workloadId);
+    } catch (err) {
+      const failures = (this.repairBackoff.get(workloadId)?.failures ?? 0) + 1;
+      const delayMs = Math.min(MAX_REPAIR_BACKOFF_MS, this.settings.reconcileIntervalMs * 2 ** (failures - 1));
+      this.repairBackoff.set(workloadId, { failures, notBeforeMs: this.now() + delayMs });
+      this.log.warn({ workload: workloadId, failures, retryInMs: delayMs, err: errorMessage(err) }, `repair (${what}) failed`);
+      // The host lost the copy while we looked: create it again rather than start nothing.
+      if (err instanceof NotFoundError) {
+        const w = this.controller.find(workloadId);
+        if (w && RUNS.has(w.desiredState)) await this.controller.recreate(w, `missing from host ${w.hostId}; creating it again`).catch(() => undefined);
+      }
     }
   }
 

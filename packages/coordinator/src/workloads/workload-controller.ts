@@ -520,7 +520,8 @@ export class WorkloadController {
         this.log.warn({ workload: w.id, host: host.id, err: errorMessage(err) }, 'create failed; will retry');
         this.update(this.get(w.id), { message: `create on ${host.id} failed, retrying: ${errorMessage(err)}` });
       } else {
-        this.update(this.get(w.id), { state: 'failed', message: errorMessage(err) });
+        // No copy exists: reconciliation must not take the old copy's handle for one.
+        this.update(this.get(w.id), { state: 'failed', driverRef: '', message: errorMessage(err) });
       }
     } finally {
       this.busy.delete(w.id);

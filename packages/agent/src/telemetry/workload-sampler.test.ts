@@ -1,0 +1,45 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger, parseWorkloadSpec } from '@virtfleet/shared';
+import { CommandLedger } from '../command-ledger.js';
+import type { Driver, WorkloadUsage } from '../drivers/driver.js';
+import { createFakeDriver } from '../drivers/fake/fake-driver.js';
+import { WorkloadManager } from '../workload-manager.js';
+import { WorkloadRecords } from '../workload-records.js';
+import { WorkloadSampler } from './workload-sampler.js';
+
+const log = createLogger('test', 'silent');
+
+describe('WorkloadSampler', () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  it('never waits for slow usage readings: a sample carries the latest one read so far', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sampler-'));
+    dirs.push(dir);
+    const fake = await createFakeDriver({ kinds: ['vm'], vcpus: 8, memoryMiB: 8192 }, { hostId: 'h1', log });
+    // Usage readings wait until the test lets them through, like a Docker stats call that takes a second.
+    const gates: (() => void)[] = [];
+    const slow: Driver = Object.assign(Object.create(fake) as Driver, {
+      usage: async (id: string): Promise<WorkloadUsage | undefined> => {
+        await new Promise<void>((release) => gates.push(release));
+        return { ...(await fake.usage(id))!, memoryUsedMiB: 42 };
+      },
+    });
+    const manager = new WorkloadManager([slow], new WorkloadRecords(dir), new CommandLedger(join(dir, 'ledger.jsonl')), log, 5);
+    await manager.create('c1', 'vm-1', parseWorkloadSpec({ name: 'vm', kind: 'vm', vcpus: 1, memory_mib: 64 }));
+    const sampler = new WorkloadSampler(manager);
+
+    const first = await sampler.sample();
+    expect(first).toMatchObject([{ workload_id: 'vm-1', state: 'running', memory_used_mib: 0 }]);
+    expect(gates, 'one reading in flight').toHaveLength(1);
+    await sampler.sample();
+    expect(gates, 'readings never overlap').toHaveLength(1);
+
+    gates.shift()!();
+    await sampler.settled();
+    expect(await sampler.sample()).toMatchObject([{ workload_id: 'vm-1', memory_used_mib: 42 }]);
+  });
+});

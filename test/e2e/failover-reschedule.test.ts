@@ -1,0 +1,209 @@
+import { performance } from 'node:perf_hooks';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CoordinatorApi } from '@virtfleet/cli';
+import type { pb } from '@virtfleet/shared';
+import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
+import { CopySampler, runningContainerCopies, type SamplerReport } from '../support/copies.js';
+import { removeContainersOf } from '../support/cleanup.js';
+import { waitFor } from '../support/wait.js';
+
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const IMAGE = 'virtfleet-test/busybox:latest';
+const TTL_MS = 3000;
+const GRACE_MS = 1000;
+const DOCKER_ONLY = { drivers: { docker: { enabled: true } } };
+
+const containerSpec = (name: string, extra: Partial<pb.WorkloadSpec> = {}): pb.WorkloadSpec => ({
+  name,
+  kind: 'container',
+  image: IMAGE,
+  vcpus: 0.1,
+  memory_mib: 16,
+  command: ['/bin/sleep', '1000'],
+  ...extra,
+});
+
+interface LoggedEvent {
+  type: string;
+  subject: string;
+  time: string;
+  data: Record<string, unknown>;
+}
+
+/** Every event the coordinator's log holds, oldest first. */
+function readEvents(api: CoordinatorApi): Promise<LoggedEvent[]> {
+  return new Promise((resolve, reject) => {
+    const events: LoggedEvent[] = [];
+    const stream = api.watch({ from_start: true });
+    stream.on('data', (e: pb.Event__Output) => events.push({ type: e.type, subject: e.subject, time: e.time, data: e.data ? (JSON.parse(e.data) as Record<string, unknown>) : {} }));
+    stream.on('end', () => resolve(events));
+    stream.on('error', reject);
+  });
+}
+
+/** Containers of a workload that Docker runs (or holds paused), with the host label each carries. */
+async function liveCopies(workloadId: string): Promise<{ id: string; host: string | undefined }[]> {
+  const containers = await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.workload=${workloadId}`] } });
+  return containers.filter((c) => c.State === 'running' || c.State === 'paused').map((c) => ({ id: c.Id, host: c.Labels['io.virtfleet.host'] }));
+}
+
+describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
+  let cluster: TestCluster;
+  const samplers: CopySampler[] = [];
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      hostTtlMs: TTL_MS,
+      agents: [DOCKER_ONLY, DOCKER_ONLY],
+      coordinatorExtra: { failover: { graceMs: GRACE_MS, checkIntervalMs: 250 }, reconcile: { intervalMs: 2000 } },
+    });
+    await waitForHostsUp(cluster);
+  });
+
+  afterAll(async () => {
+    await Promise.all(samplers.map((s) => s.stop().catch(() => undefined)));
+    // A stopped process cannot act on SIGTERM: wake it first, whatever the test left behind.
+    for (const a of cluster?.agents ?? []) a.process.signal('SIGCONT');
+    const hostIds = cluster?.agents.map((a) => a.hostId) ?? [];
+    await cluster?.stop();
+    await removeContainersOf(hostIds);
+  });
+
+  it('moves reschedule workloads to the other host, keeps the never one, and leaves one copy of each once the host returns', async () => {
+    const { api } = cluster;
+    const [agentA, agentB] = cluster.agents as [TestCluster['agents'][number], TestCluster['agents'][number]];
+    const a = agentA.hostId;
+    const b = agentB.hostId;
+
+    // Everything lands on A: B takes nothing while cordoned.
+    await api.cordon(b, true);
+    const moving = await Promise.all([0, 1, 2].map((i) => api.submit({ request_id: `resched-${i}`, spec: containerSpec(`resched-${i}`) })));
+    const staying = await api.submit({ request_id: 'resched-never', spec: containerSpec('resched-never', { restart_policy: 'never' }) });
+    const all = [...moving, staying];
+    for (const w of all) {
+      const running = await waitForState(cluster, w.id, 'running');
+      expect(running.host_id, cluster.logs()).toBe(a);
+    }
+    await api.cordon(b, false);
+    for (const w of all) expect(await runningContainerCopies(w.id)).toBe(1);
+    const stayingContainer = (await liveCopies(staying.id))[0]?.id;
+
+    for (const w of all) {
+      const sampler = new CopySampler(() => runningContainerCopies(w.id), 250);
+      samplers.push(sampler);
+      sampler.start();
+    }
+
+    // Freeze agent A: no telemetry, no lease renewals, no answers; its containers run on.
+    const stoppedAt = performance.now();
+    const stoppedAtWallMs = Date.now();
+    agentA.process.signal('SIGSTOP');
+    const since = () => Math.round(performance.now() - stoppedAt);
+
+    const [downMs, movedMs, unknownMs] = await Promise.all([
+      waitFor(`host ${a} to be down`, async () => (await api.hosts()).hosts.find((h) => h.id === a)?.status === 'down' && since(), 20_000, 50),
+      Promise.all(
+        moving.map((w) =>
+          waitFor(
+            `${w.id} to run on ${b}`,
+            async () => {
+              const now = await api.get(w.id);
+              return now.host_id === b && now.state === 'running' && since();
+            },
+            30_000,
+            50,
+          ),
+        ),
+      ),
+      waitFor(`${staying.id} to be unknown`, async () => (await api.get(staying.id)).state === 'unknown' && since(), 20_000, 50),
+    ]);
+
+    // Past the TTL and the grace, the never workload is still A's, waiting for it.
+    const stayingDuring = await api.get(staying.id);
+    expect(stayingDuring.host_id).toBe(a);
+    expect(stayingDuring.state).toBe('unknown');
+
+    // Nobody could stop A's copies: each moved workload runs twice while A is away.
+    const duringPartition = await Promise.all(moving.map((w) => runningContainerCopies(w.id)));
+    const stayingDuringCopies = await runningContainerCopies(staying.id);
+    expect(duringPartition).toEqual(moving.map(() => 2));
+    expect(stayingDuringCopies).toBe(1);
+
+    const contAt = performance.now();
+    agentA.process.signal('SIGCONT');
+    const upMs = await waitFor(
+      `host ${a} to be up again`,
+      async () => (await api.hosts()).hosts.find((h) => h.id === a)?.status === 'up' && Math.round(performance.now() - contAt),
+      30_000,
+      50,
+    );
+
+    // A is schedulable again only once its stale copies are gone: no waiting here.
+    const afterReturn = await Promise.all(all.map((w) => liveCopies(w.id)));
+    const reports: SamplerReport[] = await Promise.all(samplers.map((s) => s.stop()));
+    for (const [i, w] of moving.entries()) {
+      expect(afterReturn[i], `${w.id}\n${cluster.logs()}`).toHaveLength(1);
+      expect(afterReturn[i]?.[0]?.host).toBe(b);
+      const now = await api.get(w.id);
+      expect(now.host_id).toBe(b);
+      expect(now.state).toBe('running');
+    }
+    const stayingAfter = afterReturn[moving.length]!;
+    expect(stayingAfter).toEqual([{ id: stayingContainer, host: a }]);
+    const stayingBack = await waitForState(cluster, staying.id, 'running', 15_000);
+    expect(stayingBack.host_id).toBe(a);
+    expect(await runningContainerCopies(staying.id)).toBe(1);
+
+    // The event log tells the same story.
+    const events = await readEvents(api);
+    // The last ones: telemetry that lags under load may have taken A down and back once before.
+    const down = events.findLast((e) => e.type === 'io.virtfleet.host.down' && e.subject === a);
+    expect(down, 'host.down event for A').toBeDefined();
+    const lastSeenMs = Date.parse(String(down!.data.last_seen));
+    expect(Date.parse(down!.time) - lastSeenMs).toBeGreaterThanOrEqual(TTL_MS);
+    const rescheduledAfterMs: number[] = [];
+    for (const w of moving) {
+      const rescheduled = events.filter((e) => e.type === 'io.virtfleet.workload.rescheduled' && e.subject === w.id);
+      expect(rescheduled, `rescheduled events of ${w.id}`).toHaveLength(1);
+      expect(rescheduled[0]?.data.from_host).toBe(a);
+      // Never before the TTL and the grace have passed since A last reported.
+      const afterLastSeen = Date.parse(rescheduled[0]!.time) - lastSeenMs;
+      expect(afterLastSeen).toBeGreaterThanOrEqual(TTL_MS + GRACE_MS);
+      expect(afterLastSeen).toBeLessThan(TTL_MS + GRACE_MS + 10_000);
+      rescheduledAfterMs.push(afterLastSeen);
+      const extra = events.filter((e) => e.type === 'io.virtfleet.workload.drift' && e.subject === w.id && e.data.drift === 'extra');
+      expect(extra.length, `extra-copy drift events of ${w.id}`).toBeGreaterThanOrEqual(1);
+      expect(extra.every((e) => e.data.host_id === a)).toBe(true);
+    }
+    expect(events.filter((e) => e.subject === staying.id && (e.type === 'io.virtfleet.workload.rescheduled' || e.type === 'io.virtfleet.workload.drift'))).toEqual([]);
+    const recovering = events.findLastIndex((e) => e.type === 'io.virtfleet.host.recovering' && e.subject === a);
+    expect(recovering, 'host.recovering event for A').toBeGreaterThan(-1);
+    const upAgain = events.findIndex((e, i) => i > recovering && e.type === 'io.virtfleet.host.up' && e.subject === a);
+    expect(upAgain, 'host.up for A after recovering').toBeGreaterThan(recovering);
+
+    // Moved only once A was down; and once moved, placed and created on B.
+    for (const w of moving) {
+      const mine = events.filter((e) => e.subject === w.id);
+      const rescheduledAt = mine.findIndex((e) => e.type === 'io.virtfleet.workload.rescheduled');
+      expect(Date.parse(mine[rescheduledAt]!.time)).toBeGreaterThanOrEqual(Date.parse(down!.time));
+      expect(mine.slice(rescheduledAt).some((e) => e.type === 'io.virtfleet.workload.placed' && e.data.host_id === b)).toBe(true);
+    }
+
+    // Loose upper bounds on the wall-clock measurements: this machine is shared and slow. No lower
+    // bounds: they count from the SIGSTOP, but the TTL counts from A's last telemetry, which can
+    // lag behind by a second or more here (checked exactly above, on the coordinator's clock).
+    expect(downMs).toBeLessThan(TTL_MS + 5000);
+    for (const ms of movedMs) expect(ms).toBeLessThan(TTL_MS + GRACE_MS + 15_000);
+    expect(upMs).toBeLessThan(15_000);
+    for (const r of reports) expect(r.maxCount).toBeLessThanOrEqual(2);
+
+    console.log(
+      `${moving.length} workloads: A's last telemetry ${stoppedAtWallMs - lastSeenMs} ms before SIGSTOP; host ${a} down after ${downMs} ms; rescheduled and running on ${b} after ${movedMs.join('/')} ms ` +
+        `(rescheduled ${rescheduledAfterMs.join('/')} ms after A's last telemetry); never-workload unknown after ${unknownMs} ms; ` +
+        `copies during partition: ${duringPartition.join('/')} (never: ${stayingDuringCopies}); A up ${upMs} ms after SIGCONT; ` +
+        `after return: ${afterReturn.map((c) => c.length).join('/')} (never on A: ${stayingAfter.length})`,
+    );
+    console.log(`copy timelines (ms since sampling began: count): ${reports.map((r, i) => `${all[i]!.spec?.name}: ${r.timeline.map((t) => `${Math.round(t.atMs)}:${t.count}`).join(' ')} max ${r.maxCount}`).join('; ')}`);
+  });
+});
