@@ -40,6 +40,13 @@ describe('two coordinators: one leader by lease, a follower that takes over', ()
       });
       const seen = await waitFor('the follower to mirror the workload', async () => (await standby.get(first.id)).state === 'running');
       expect(seen).toBe(true);
+      // Cordons change on the leader; the follower's host list follows.
+      const hostId = cluster.agents[0]!.hostId;
+      const cordonedOnFollower = async () => (await standby.hosts()).hosts.find((h) => h.id === hostId)?.cordoned;
+      await both.cordon(hostId, true);
+      await waitFor('the follower to show the cordon', async () => (await cordonedOnFollower()) === true);
+      await both.cordon(hostId, false);
+      await waitFor('the follower to show the uncordon', async () => (await cordonedOnFollower()) === false);
     } finally {
       standby.close();
     }
