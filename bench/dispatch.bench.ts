@@ -45,7 +45,8 @@ export async function benchDispatch(n: number): Promise<DispatchResult> {
   try {
     await waitForPort(port);
     const client = new AgentClient('bench', `127.0.0.1:${port}`, { deadlineMs: 5000, maxAttempts: 4 });
-    const spec = parseWorkloadSpec({ name: 'bench', kind: 'vm', vcpus: 1, memory_mib: 64 });
+    // No coordinator runs here to create the host lease bucket, which fence-first VMs need.
+    const spec = parseWorkloadSpec({ name: 'bench', kind: 'vm', vcpus: 1, memory_mib: 64, failover: 'reschedule' });
     await client.create('bench-create', 'bench-0001', spec);
 
     // Interleave rounds so machine noise hits all three alike.

@@ -105,7 +105,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     nc,
     config.hostId,
     bootId,
-    { bucket: config.fencing.bucket, fenceTimeoutMs: config.fencing.timeoutMs, renewIntervalMs: config.fencing.renewIntervalMs ?? Math.floor(config.fencing.timeoutMs / 4) },
+    { bucket: config.fencing.bucket, fenceTimeoutMs: config.fencing.timeoutMs, renewIntervalMs: config.fencing.renewIntervalMs ?? Math.min(120_000, Math.floor(config.fencing.timeoutMs / 4)) },
     manager,
     log.child({ component: 'host-lease' }),
   );

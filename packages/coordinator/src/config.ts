@@ -31,15 +31,15 @@ export const coordinatorConfigSchema = z
         /** reschedule mode: how long a host stays down before its workloads are placed elsewhere. @default 2000 */
         graceMs: z.number().int().min(0).max(3_600_000).default(2000),
         /**
-         * fence-first mode: added to the agent's fence timeout before its host counts as fenced,
-         * to cover the time the agent takes to stop its workloads. @default 2000
+         * fence-first mode: added to the agent's fence timeout before its host counts as fenced.
+         * It must cover the time the agent takes to force-stop its workloads. @default 4000
          */
-        fenceMarginMs: z.number().int().min(0).max(600_000).default(2000),
+        fenceMarginMs: z.number().int().min(0).max(600_000).default(4000),
         /** How often lost hosts are checked. @default 1000 */
         checkIntervalMs: z.number().int().min(50).max(60_000).default(1000),
       })
       .strict()
-      .default({ graceMs: 2000, fenceMarginMs: 2000, checkIntervalMs: 1000 }),
+      .default({ graceMs: 2000, fenceMarginMs: 4000, checkIntervalMs: 1000 }),
     reconcile: z
       .object({
         /** How often every host's workloads are compared with their desired state. @default 10_000 */

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { Kvm, type KV } from '@nats-io/kv';
 import { errorMessage, hostLeaseKey, hostLeaseSchema, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
 
@@ -9,6 +8,9 @@ export interface Fenceable {
   /** While false, fence-first workloads must not be created, started or resumed. */
   setLeaseHeld(held: boolean): void;
 }
+
+/** The part of a KV bucket the lease uses. */
+export type LeaseBucket = Pick<KV, 'get' | 'put'>;
 
 export interface HostLeaseOptions {
   bucket: string;
@@ -32,7 +34,7 @@ export interface HostLeaseOptions {
  * Timing uses the monotonic clock, so wall-clock steps do not matter.
  */
 export class HostLease {
-  private kv: KV | undefined;
+  private kv: LeaseBucket | undefined;
   private lastConfirmedSentAt: number | undefined;
   private readonly startedAt = performance.now();
   private fenced = false;
@@ -49,6 +51,9 @@ export class HostLease {
     private readonly target: Fenceable,
     private readonly log: Logger,
     private readonly now: () => number = () => performance.now(),
+    /** Opens the lease bucket; the coordinator creates it, so until then this fails and renewals with it. */
+    private readonly openBucket: () => Promise<LeaseBucket> = () =>
+      new Kvm(nc).open(options.bucket, { timeout: Math.min(5_000, Math.max(500, options.renewIntervalMs)) }),
   ) {}
 
   /**
@@ -92,9 +97,8 @@ export class HostLease {
     return parsed.success ? parsed.data : undefined;
   }
 
-  private async bucket(): Promise<KV> {
-    // The coordinator creates the bucket; until it has, renewals fail and fence-first workloads wait.
-    this.kv ??= await new Kvm(this.nc).open(this.options.bucket, { timeout: Math.max(500, this.options.renewIntervalMs) });
+  private async bucket(): Promise<LeaseBucket> {
+    this.kv ??= await this.openBucket();
     return this.kv;
   }
 
@@ -109,6 +113,8 @@ export class HostLease {
       if (this.lapsed() && !this.fenced) await this.fenceNow('the host lease lapsed');
       await this.fencing;
       if (this.lastConfirmedSentAt === undefined || sentAt > this.lastConfirmedSentAt) this.lastConfirmedSentAt = sentAt;
+      // A renewal acknowledged late may be too old already: it proves nothing about now.
+      if (this.lapsed()) return;
       if (this.fenced) this.log.warn('host lease renewed again; fenced workloads stay stopped until the coordinator acts');
       this.fenced = false;
       this.target.setLeaseHeld(true);

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
 import { errorMessage, HOST_LEASE_PREFIX, hostLeaseSchema, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
@@ -70,7 +69,7 @@ export class HostLeaseMonitor {
     const deadline = last.atMs + last.record.fence_timeout_ms + this.options.fenceMarginMs;
     if (this.newestProbeSentAt !== undefined && this.newestProbeSentAt >= deadline) return { fenced: true, detail: 'its host lease lapsed, so it has fenced itself' };
     // No countdown in the text: workload messages would change (and be stored) every check.
-    return { fenced: false, detail: `it fences itself ${last.record.fence_timeout_ms} ms after its last lease renewal` };
+    return { fenced: false, detail: `it fences itself ${last.record.fence_timeout_ms} ms after its last lease renewal, or confirm it dead with \`virtfleet host confirm-dead\`` };
   }
 
   private startWatching(): void {

@@ -1,0 +1,78 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createLogger, type NatsConnection } from '@virtfleet/shared';
+import { HostLease, type Fenceable, type LeaseBucket } from './host-lease.js';
+
+const log = createLogger('test', 'silent');
+const FENCE_TIMEOUT_MS = 1500;
+const RENEW_MS = 500;
+
+/** A bucket whose puts are acknowledged only when the test says so. */
+class ControlledBucket {
+  readonly pending: (() => void)[] = [];
+  get: LeaseBucket['get'] = () => Promise.resolve(null);
+  put: LeaseBucket['put'] = () => new Promise<number>((resolve) => this.pending.push(() => resolve(1)));
+  ackAll(): void {
+    for (const ack of this.pending.splice(0)) ack();
+  }
+}
+
+class RecordingHost implements Fenceable {
+  readonly log: string[] = [];
+  fence(): Promise<{ stopped: number; failed: number }> {
+    this.log.push('fence');
+    return Promise.resolve({ stopped: 1, failed: 0 });
+  }
+  setLeaseHeld(held: boolean): void {
+    this.log.push(held ? 'held' : 'lost');
+  }
+}
+
+describe('HostLease timing (fake clock and bucket)', () => {
+  beforeEach(() => vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'performance'] }));
+  afterEach(() => vi.useRealTimers());
+
+  const start = async () => {
+    const bucket = new ControlledBucket();
+    const host = new RecordingHost();
+    const lease = new HostLease({} as NatsConnection, 'h1', 'boot', { bucket: 'b', fenceTimeoutMs: FENCE_TIMEOUT_MS, renewIntervalMs: RENEW_MS }, host, log, undefined, () => Promise.resolve(bucket));
+    await lease.start();
+    return { bucket, host, lease };
+  };
+
+  it('holds the lease once a renewal is acknowledged, and fences when none is for the fence timeout', async () => {
+    const { bucket, host, lease } = await start();
+    expect(lease.held, 'not before the first acknowledgement').toBe(false);
+    bucket.ackAll();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(lease.held).toBe(true);
+    // Acknowledgements stop: the renewal sent at 0 ms was the last confirmed one.
+    await vi.advanceTimersByTimeAsync(FENCE_TIMEOUT_MS - 100);
+    expect(host.log).not.toContain('fence');
+    await vi.advanceTimersByTimeAsync(400);
+    expect(host.log.filter((e) => e === 'fence')).toHaveLength(1);
+    expect(lease.held).toBe(false);
+    lease.stop();
+  });
+
+  it('does not take a late acknowledgement of an old renewal as holding the lease', async () => {
+    const { bucket, host, lease } = await start();
+    bucket.ackAll();
+    await vi.advanceTimersByTimeAsync(RENEW_MS - 10);
+    expect(lease.held).toBe(true);
+    // Renewals go unanswered past the fence timeout, then their acknowledgements all arrive at once.
+    await vi.advanceTimersByTimeAsync(FENCE_TIMEOUT_MS + 300);
+    expect(host.log).toContain('fence');
+    const afterFence = host.log.length;
+    bucket.ackAll();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(host.log.slice(afterFence), 'stale acknowledgements grant nothing').not.toContain('held');
+    expect(lease.held).toBe(false);
+    // A fresh renewal, acknowledged at once, does.
+    await vi.advanceTimersByTimeAsync(RENEW_MS);
+    bucket.ackAll();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(lease.held).toBe(true);
+    expect(host.log.filter((e) => e === 'fence'), 'fenced once').toHaveLength(1);
+    lease.stop();
+  });
+});

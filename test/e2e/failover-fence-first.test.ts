@@ -1,0 +1,453 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { ConnectListAllDomainsFlags, Hypervisor } from '@unraid/libvirt';
+import type { CoordinatorApi } from '@virtfleet/cli';
+import type { pb } from '@virtfleet/shared';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendName } from '../../packages/agent/src/drivers/driver.js';
+import { DOCKER_LABELS } from '../../packages/agent/src/drivers/docker/docker-driver.js';
+import { parseOwnership } from '../../packages/agent/src/drivers/libvirt/domain-xml.js';
+import { removeContainersOf, removeDomains } from '../support/cleanup.js';
+import { REAL_DRIVERS, startCluster, TEST_FENCE_TIMEOUT_MS, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
+import { CopySampler, runningContainerCopies, runningDomainCopies, type SamplerReport } from '../support/copies.js';
+import { runCli } from '../support/processes.js';
+import { waitFor } from '../support/wait.js';
+
+// Fence-first failover with real processes, real Docker and real qemu:///system
+// domains: a host cut off from NATS and the coordinator stops its own copies
+// before the coordinator starts new ones elsewhere, and a frozen host's
+// workloads move only once an operator confirms it dead.
+
+const TTL_MS = 3000;
+const FENCE_MARGIN_MS = 1000;
+const IMAGE = 'virtfleet-test/busybox:latest';
+
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Domains of `workloadId` owned by `hostId`, defined or running (by default every domain, shut off ones included). */
+async function domainsOf(hypervisor: Hypervisor, workloadId: string, hostId: string, flags?: ConnectListAllDomainsFlags): Promise<string[]> {
+  const domains = await hypervisor.connectListAllDomains(flags);
+  const owned = await Promise.all(
+    domains.map(async (domain) => {
+      try {
+        const owner = await parseOwnership(await hypervisor.domainGetXMLDesc(domain));
+        return owner?.workloadId === workloadId && owner.hostId === hostId ? await hypervisor.domainGetName(domain) : undefined;
+      } catch {
+        return undefined; // undefined between the listing and the lookup
+      }
+    }),
+  );
+  return owned.filter((n): n is string => n !== undefined);
+}
+
+/** Containers of `workloadId` (labelled as owned by `hostId` when given), in any state unless `runningOnly`. */
+async function containersOf(workloadId: string, hostId: string | undefined, runningOnly = false): Promise<Docker.ContainerInfo[]> {
+  const label = [`${DOCKER_LABELS.workload}=${workloadId}`, ...(hostId ? [`${DOCKER_LABELS.host}=${hostId}`] : [])];
+  const list = await docker.listContainers({ all: true, filters: { label } });
+  return runningOnly ? list.filter((c) => c.State === 'running' || c.State === 'paused') : list;
+}
+
+/**
+ * Names of the QEMU processes running now, from their `-name guest=NAME,` argument.
+ * Read from /proc, so it never waits on libvirtd, whose own answers stall for
+ * a second or more while a domain is being destroyed or started.
+ */
+async function qemuGuests(): Promise<string[]> {
+  const names: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes('qemu-system')) continue;
+    const name = /(?:^|\0)guest=([^,\0]+)/.exec(cmdline)?.[1];
+    if (name) names.push(name);
+  }
+  return names;
+}
+
+/** One look at both hosts: copies on A and on B, with when the look began and ended (ms on the performance clock). */
+interface Look {
+  startedAt: number;
+  endedAt: number;
+  onA: number;
+  onB: number;
+}
+
+/**
+ * A probe for a CopySampler that returns the total and records each look per host,
+ * so the order of "gone from A" and "running on B" can be read off afterwards.
+ */
+function perHostProbe(count: () => Promise<{ onA: number; onB: number }>, looks: Look[]): () => Promise<number> {
+  return async () => {
+    const startedAt = performance.now();
+    const { onA, onB } = await count();
+    looks.push({ startedAt, endedAt: performance.now(), onA, onB });
+    return onA + onB;
+  };
+}
+
+/**
+ * From looks that go A-only, then none, then B-only: when the copy on A was
+ * seen gone first (end of that look), when the copy on B was seen first
+ * (start of that look), and whether some single look saw neither in between.
+ */
+function handover(looks: readonly Look[]): { lastAliveOnA?: number; goneFromA?: number; seenOnB?: number; emptyLooks: number } {
+  const firstGone = looks.find((l, i) => l.onA === 0 && looks.slice(0, i).some((p) => p.onA > 0));
+  const lastAlive = looks.findLast((l) => l.onA > 0);
+  const firstOnB = looks.find((l) => l.onB > 0);
+  const emptyLooks = looks.filter((l) => l.onA === 0 && l.onB === 0 && firstGone && firstOnB && l.startedAt >= firstGone.startedAt && l.startedAt < firstOnB.startedAt).length;
+  return {
+    // A look that saw the copy proves it alive at some instant after the look began.
+    ...(lastAlive ? { lastAliveOnA: lastAlive.startedAt } : {}),
+    // A look that saw none proves it gone by the time the look ended.
+    ...(firstGone ? { goneFromA: firstGone.endedAt } : {}),
+    ...(firstOnB ? { seenOnB: firstOnB.startedAt } : {}),
+    emptyLooks,
+  };
+}
+
+/** Log lines of a process, parsed (pino JSON), with the wall-clock time each was written. */
+function logLines(output: readonly string[]): { time: number; msg: string; line: Record<string, unknown> }[] {
+  return output
+    .join('')
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        const line = JSON.parse(l) as Record<string, unknown>;
+        return typeof line.time === 'number' && typeof line.msg === 'string' ? [{ time: line.time, msg: line.msg, line }] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+interface EventLine {
+  type: string;
+  subject: string;
+  sequence: number;
+  data: Record<string, unknown>;
+}
+
+/** Every retained event, oldest first. */
+function allEvents(api: CoordinatorApi): Promise<EventLine[]> {
+  return new Promise((resolve, reject) => {
+    const out: EventLine[] = [];
+    const stream = api.watch({ from_start: true, follow: false });
+    stream.on('data', (e: pb.Event__Output) =>
+      out.push({ type: e.type, subject: e.subject, sequence: Number(e.sequence), data: JSON.parse(e.data || '{}') as Record<string, unknown> }),
+    );
+    stream.on('error', reject);
+    stream.on('end', () => resolve(out.sort((a, b) => a.sequence - b.sequence)));
+  });
+}
+
+/** A sampler started now, with its start on the same clock as the test's own marks. */
+function startSampler(probe: () => Promise<number>): { sampler: CopySampler; startedAt: number; gaps: { maxGapMs: number; maxProbeMs: number } } {
+  // The sampler stamps each sample with when its probe started: a slow probe is a blind spot, so track the widest one.
+  const gaps = { maxGapMs: 0, maxProbeMs: 0 };
+  let lastStart: number | undefined;
+  const timed = async () => {
+    const t0 = performance.now();
+    if (lastStart !== undefined) gaps.maxGapMs = Math.max(gaps.maxGapMs, t0 - lastStart);
+    lastStart = t0;
+    try {
+      return await probe();
+    } finally {
+      gaps.maxProbeMs = Math.max(gaps.maxProbeMs, performance.now() - t0);
+    }
+  };
+  const sampler = new CopySampler(timed, 100);
+  const startedAt = performance.now();
+  sampler.start();
+  return { sampler, startedAt, gaps };
+}
+
+describe('fence-first failover: a host cut off from NATS and the coordinator', () => {
+  let cluster: TestCluster;
+  let a: TestAgent;
+  let b: TestAgent;
+  const hypervisor = new Hypervisor({ uri: 'qemu:///system' });
+  const domainNames: string[] = [];
+  const samplers: CopySampler[] = [];
+
+  beforeAll(async () => {
+    await hypervisor.connectOpen();
+    cluster = await startCluster({
+      hostTtlMs: TTL_MS,
+      agents: [{ proxied: true, drivers: REAL_DRIVERS }, { drivers: REAL_DRIVERS }],
+      coordinatorExtra: { failover: { fenceMarginMs: FENCE_MARGIN_MS, checkIntervalMs: 250 } },
+    });
+    [a, b] = [cluster.agents[0]!, cluster.agents[1]!];
+    await waitForHostsUp(cluster);
+  });
+
+  afterAll(async () => {
+    for (const s of samplers) await s.stop().catch(() => undefined);
+    a?.proxies?.nats.restore();
+    a?.proxies?.grpc.restore();
+    const hostIds = cluster?.agents.map((x) => x.hostId) ?? [];
+    await cluster?.stop();
+    await removeContainersOf(hostIds);
+    await removeDomains(hypervisor, domainNames);
+    await hypervisor.connectClose();
+  }, 120_000);
+
+  it('stops the copies on the cut-off host before starting them on another, never running two, and cleans up when it returns', async () => {
+    // Place both on A: B is cordoned until they run.
+    await cluster.api.cordon(b.hostId, true);
+    const vm = await cluster.api.submit({ request_id: 'ff-vm', spec: { name: 'ff-vm', kind: 'vm', vcpus: 1, memory_mib: 64 } });
+    const ctr = await cluster.api.submit({
+      request_id: 'ff-ctr',
+      spec: { name: 'ff-ctr', kind: 'container', image: IMAGE, vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '100000'], failover: 'fence-first' },
+    });
+    domainNames.push(backendName(a.hostId, vm.id), backendName(b.hostId, vm.id));
+    expect(vm.spec?.failover, 'VMs default to fence-first').toBe('fence-first');
+    expect(ctr.spec?.failover).toBe('fence-first');
+    const vmRunning = await waitForState(cluster, vm.id, 'running', 60_000);
+    const ctrRunning = await waitForState(cluster, ctr.id, 'running', 30_000);
+    expect([vmRunning.host_id, ctrRunning.host_id]).toEqual([a.hostId, a.hostId]);
+    await cluster.api.cordon(b.hostId, false);
+    await waitFor('exactly one copy of each in libvirt and Docker', async () =>
+      (await runningDomainCopies(hypervisor, vm.id)) === 1 && (await runningContainerCopies(ctr.id)) === 1 && (await qemuGuests()).includes(backendName(a.hostId, vm.id)),
+    );
+
+    // Copies as libvirt and Docker count them (test/support/copies.ts)...
+    const total = { vm: startSampler(() => runningDomainCopies(hypervisor, vm.id)), ctr: startSampler(() => runningContainerCopies(ctr.id)) };
+    // ...and per host, in one look each: QEMU processes from /proc (libvirt stalls during a destroy or a start), containers from Docker.
+    const looks: Record<'vm' | 'ctr', Look[]> = { vm: [], ctr: [] };
+    const vmNames = { a: backendName(a.hostId, vm.id), b: backendName(b.hostId, vm.id) };
+    const perHost = {
+      vm: startSampler(
+        perHostProbe(async () => {
+          const guests = await qemuGuests();
+          return { onA: guests.filter((n) => n === vmNames.a).length, onB: guests.filter((n) => n === vmNames.b).length };
+        }, looks.vm),
+      ),
+      ctr: startSampler(
+        perHostProbe(async () => {
+          const live = await containersOf(ctr.id, undefined, true);
+          return { onA: live.filter((c) => c.Labels[DOCKER_LABELS.host] === a.hostId).length, onB: live.filter((c) => c.Labels[DOCKER_LABELS.host] === b.hostId).length };
+        }, looks.ctr),
+      ),
+    };
+    samplers.push(total.vm.sampler, total.ctr.sampler, perHost.vm.sampler, perHost.ctr.sampler);
+    await sleep(500); // a baseline of samples with one copy each
+
+    a.proxies!.nats.cut();
+    a.proxies!.grpc.cut();
+    const cutAt = performance.now();
+    const cutWall = Date.now();
+
+    // The coordinator's view, polled: when A is down, when each workload leaves A, lands on B, runs there.
+    const marks = new Map<string, number>();
+    const mark = (what: string) => {
+      if (!marks.has(what)) marks.set(what, Math.round(performance.now() - cutAt));
+    };
+    await waitFor(
+      'both workloads to run on B',
+      async () => {
+        const [{ hosts }, vmNow, ctrNow] = await Promise.all([cluster.api.hosts(), cluster.api.get(vm.id), cluster.api.get(ctr.id)]);
+        if (hosts.find((h) => h.id === a.hostId)?.status === 'down') mark('A down');
+        for (const [key, w] of [['vm', vmNow], ['ctr', ctrNow]] as const) {
+          if (w.host_id !== a.hostId) mark(`${key} rescheduled`);
+          if (w.host_id === b.hostId) mark(`${key} placed on B`);
+          if (w.host_id === b.hostId && w.state === 'running') mark(`${key} running on B (coordinator)`);
+        }
+        return marks.has('vm running on B (coordinator)') && marks.has('ctr running on B (coordinator)');
+      },
+      60_000,
+      50,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cluster.logs()}`);
+    });
+    await waitFor('libvirt and Docker to show the copies on B', async () => (await domainsOf(hypervisor, vm.id, b.hostId, ConnectListAllDomainsFlags.ACTIVE)).length === 1 && (await containersOf(ctr.id, b.hostId, true)).length === 1, 30_000);
+    await sleep(1000); // keep sampling a little after the move
+
+    const reports = {
+      total: { vm: await total.vm.sampler.stop(), ctr: await total.ctr.sampler.stop() },
+      perHost: { vm: await perHost.vm.sampler.stop(), ctr: await perHost.ctr.sampler.stop() },
+    };
+    const sinceCut = (at: number | undefined) => (at === undefined ? undefined : Math.round(at - cutAt));
+    const moves = { vm: handover(looks.vm), ctr: handover(looks.ctr) };
+    // The agents' own account, from their logs: when A fenced itself, when B was asked to create each copy.
+    const fenceLog = logLines(a.process.output).filter((l) => l.time >= cutWall && /fenc/.test(l.msg));
+    const fencedAt = fenceLog.find((l) => /^fenced/.test(l.msg))?.time;
+    const fmtReport = (r: SamplerReport) => `${r.samples} samples, ${r.errors} errors, max ${r.maxCount}, timeline ${r.timeline.map((c) => `${Math.round(c.atMs)}ms:${c.count}`).join(' ')}`;
+    const fmtGaps = (g: { maxGapMs: number; maxProbeMs: number }) => `widest gap between samples ${Math.round(g.maxGapMs)} ms, slowest probe ${Math.round(g.maxProbeMs)} ms`;
+    console.log(
+      [
+        `fence-first failover after cutting host A off (fence timeout ${TEST_FENCE_TIMEOUT_MS} ms, margin ${FENCE_MARGIN_MS} ms, TTL ${TTL_MS} ms), ms after the cut:`,
+        `  agent A: ${fenceLog.map((l) => `${l.time - cutWall} ${l.msg} ${JSON.stringify({ reason: l.line.reason, stopped: l.line.stopped, failed: l.line.failed })}`).join('; ') || '(no fencing logged)'}`,
+        `  coordinator: ${[...marks].map(([k, v]) => `${k} ${v}`).join(', ')}`,
+        ...(['vm', 'ctr'] as const).map(
+          (k) => `  ${k}: last seen on A at ${sinceCut(moves[k].lastAliveOnA)}, gone from A by ${sinceCut(moves[k].goneFromA)}, first seen on B at ${sinceCut(moves[k].seenOnB)}, ${moves[k].emptyLooks} look(s) in between saw no copy anywhere`,
+        ),
+        ...(['vm', 'ctr'] as const).map((k) => `  sampler total/${k} (${k === 'vm' ? 'runningDomainCopies' : 'runningContainerCopies'}): ${fmtReport(reports.total[k])}; ${fmtGaps(total[k].gaps)}`),
+        ...(['vm', 'ctr'] as const).map((k) => `  sampler per-host/${k} (${k === 'vm' ? 'QEMU processes' : 'Docker'}): ${fmtReport(reports.perHost[k])}; ${fmtGaps(perHost[k].gaps)}`),
+      ].join('\n'),
+    );
+
+    for (const key of ['vm', 'ctr'] as const) {
+      for (const r of [reports.total[key], reports.perHost[key]]) {
+        expect(r.maxCount, `${key}: never two copies at once; ${fmtReport(r)}`).toBe(1);
+        expect(r.firstDuplicateAtMs).toBeUndefined();
+        expect(r.errors, `${key}: ${r.lastError}`).toBeLessThan(r.samples / 10 + 1);
+        expect(r.timeline[0]?.count).toBe(1);
+        expect(r.timeline.at(-1)?.count).toBe(1);
+      }
+      // libvirt's own count may miss the gap while libvirtd stalls; QEMU processes and Docker must show it.
+      expect(reports.perHost[key].timeline.map((c) => c.count), `${key}: one copy, then none, then one`).toEqual([1, 0, 1]);
+      const m = moves[key];
+      expect(m.goneFromA, `${key} stopped on A`).toBeDefined();
+      expect(m.seenOnB, `${key} started on B`).toBeDefined();
+      expect(m.emptyLooks, `${key}: some look saw no copy at all between A's and B's`).toBeGreaterThan(0);
+      expect(m.goneFromA!, `${key}: stopped on A before it started on B`).toBeLessThan(m.seenOnB!);
+      // Self-fencing stops it the fence timeout after the last confirmed renewal (at most a renew interval before the cut), within a check interval and the stop itself.
+      expect(m.lastAliveOnA! - cutAt, `${key}: not seen on A later than about the fence timeout after the cut`).toBeLessThanOrEqual(TEST_FENCE_TIMEOUT_MS + 1000);
+      expect(m.goneFromA! - cutAt, `${key}: not stopped before the lease could lapse`).toBeGreaterThanOrEqual(TEST_FENCE_TIMEOUT_MS - TEST_FENCE_TIMEOUT_MS / 4 - 300);
+      // The coordinator waits for the fence timeout plus the margin since it last saw a renewal (at most a renew interval before the cut).
+      expect(marks.get(`${key} rescheduled`)!, `${key}: rescheduled only after the fence timeout and margin`).toBeGreaterThanOrEqual(TEST_FENCE_TIMEOUT_MS + FENCE_MARGIN_MS - TEST_FENCE_TIMEOUT_MS / 4 - 300);
+      expect(looks[key].at(-1), `${key}: on B only at the end`).toMatchObject({ onA: 0, onB: 1 });
+    }
+    // A logs its fencing once every stop returned (libvirt's destroy may return well after QEMU exited).
+    expect(fencedAt, `A logged its fencing\n${a.process.tail(60)}`).toBeDefined();
+    expect(fenceLog.find((l) => /^fenced/.test(l.msg))!.line).toMatchObject({ stopped: 2, failed: 0 });
+    expect((await cluster.api.get(vm.id)).host_id).toBe(b.hostId);
+    expect((await cluster.api.get(ctr.id)).host_id).toBe(b.hostId);
+    // A's stopped copies are still there, as libvirt and Docker see them, until A is reachable again.
+    expect(await domainsOf(hypervisor, vm.id, a.hostId)).toEqual([vmNames.a]);
+    expect(await containersOf(ctr.id, a.hostId)).toHaveLength(1);
+
+    // Heal the partition: A comes back as recovering, its stale copies are deleted, then it is up again.
+    const eventsBefore = (await allEvents(cluster.api)).length;
+    a.proxies!.nats.restore();
+    a.proxies!.grpc.restore();
+    const restoredAt = performance.now();
+    await waitFor(
+      "A's stale copies to be deleted and A up",
+      async () => {
+        const host = (await cluster.api.hosts()).hosts.find((h) => h.id === a.hostId);
+        return host?.status === 'up' && (await domainsOf(hypervisor, vm.id, a.hostId)).length === 0 && (await containersOf(ctr.id, a.hostId)).length === 0;
+      },
+      45_000,
+      100,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cluster.logs()}`);
+    });
+    const recoveredMs = Math.round(performance.now() - restoredAt);
+    const after = (await allEvents(cluster.api)).slice(eventsBefore);
+    const aStatus = after.filter((e) => e.subject === a.hostId && e.type.startsWith('io.virtfleet.host.')).map((e) => e.type.slice('io.virtfleet.host.'.length));
+    const drift = after.filter((e) => e.type === 'io.virtfleet.workload.drift' && e.data.host_id === a.hostId);
+    console.log(`after restoring A: up again and clean ${recoveredMs} ms later; A's status events: ${aStatus.join(' → ')}; drift on A: ${drift.map((e) => `${e.subject} ${String(e.data.drift)} → ${String(e.data.repair)}`).join(', ')}`);
+    expect(aStatus, 'A returned through recovering').toEqual(['recovering', 'up']);
+    expect(drift.map((e) => [e.subject, e.data.drift, e.data.repair]).sort()).toEqual(
+      [
+        [ctr.id, 'extra', 'delete'],
+        [vm.id, 'extra', 'delete'],
+      ].sort(),
+    );
+    const upSeq = after.find((e) => e.subject === a.hostId && e.type === 'io.virtfleet.host.up')!.sequence;
+    expect(drift.every((e) => e.sequence < upSeq), 'schedulable only after the stale copies were removed').toBe(true);
+
+    // Still exactly one running copy of each, on B.
+    expect(await runningDomainCopies(hypervisor, vm.id)).toBe(1);
+    expect(await runningContainerCopies(ctr.id)).toBe(1);
+    expect(await domainsOf(hypervisor, vm.id, b.hostId, ConnectListAllDomainsFlags.ACTIVE)).toEqual([vmNames.b]);
+    expect(await containersOf(ctr.id, b.hostId, true)).toHaveLength(1);
+    const [vmEnd, ctrEnd] = await Promise.all([cluster.api.get(vm.id), cluster.api.get(ctr.id)]);
+    expect([vmEnd.host_id, vmEnd.state, ctrEnd.host_id, ctrEnd.state]).toEqual([b.hostId, 'running', b.hostId, 'running']);
+  });
+});
+
+describe('confirm-dead: a frozen host whose lease will not lapse soon', () => {
+  let cluster: TestCluster;
+  let frozen: TestAgent;
+  let other: TestAgent;
+  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      hostTtlMs: TTL_MS,
+      agents: [{ drivers: { docker: { enabled: true } }, extra: { fencing: { timeoutMs: 600_000 } } }],
+      coordinatorExtra: { failover: { fenceMarginMs: FENCE_MARGIN_MS, checkIntervalMs: 250 } },
+    });
+    frozen = cluster.agents[0]!;
+    await waitForHostsUp(cluster);
+  });
+
+  afterAll(async () => {
+    frozen?.process.signal('SIGCONT');
+    const hostIds = cluster?.agents.map((x) => x.hostId) ?? [];
+    await cluster?.stop();
+    await removeContainersOf(hostIds);
+  }, 60_000);
+
+  it('refuses a host that is up, and rejects unknown and invalid host ids', async () => {
+    const up = await cli('host', 'confirm-dead', frozen.hostId);
+    expect(up.code, up.stderr).toBe(5);
+    expect(up.stderr).toMatch(new RegExp(`host ${frozen.hostId} is up\\b.*not dead`));
+
+    const unknown = await cli('host', 'confirm-dead', 'no-such-host');
+    expect(unknown.code, unknown.stderr).toBe(3);
+    expect(unknown.stderr).toMatch(/no-such-host.*not found/);
+
+    const invalid = await cli('host', 'confirm-dead', 'bad host!');
+    expect(invalid.code, invalid.stderr).toBe(2);
+    expect(invalid.stderr).toMatch(/host_id/);
+  });
+
+  it('keeps a fence-first workload on a frozen host until an operator confirms it dead, then moves it at once', async () => {
+    const w = await cluster.api.submit({
+      request_id: 'cd-ctr',
+      spec: { name: 'cd-ctr', kind: 'container', image: IMAGE, vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '100000'], failover: 'fence-first' },
+    });
+    expect((await waitForState(cluster, w.id, 'running')).host_id).toBe(frozen.hostId);
+    other = await cluster.addAgent({ drivers: { docker: { enabled: true } } });
+    await waitForHostsUp(cluster);
+
+    frozen.process.signal('SIGSTOP');
+    const stoppedAt = performance.now();
+    await waitFor('the frozen host to be down', async () => (await cluster.api.hosts()).hosts.find((h) => h.id === frozen.hostId)?.status === 'down', TTL_MS + 5000, 50);
+    const downMs = Math.round(performance.now() - stoppedAt);
+
+    // Its lease has about ten minutes to run: the workload stays put, saying why.
+    const held = await waitFor('the workload to say it waits for fencing', async () => {
+      const now = await cluster.api.get(w.id);
+      return now.host_id === frozen.hostId && /fence/.test(now.message) ? now : undefined;
+    }, 5000);
+    const watchUntil = performance.now() + 4000;
+    while (performance.now() < watchUntil) {
+      const now = await cluster.api.get(w.id);
+      expect(now.host_id, `not rescheduled while the host may still run it: ${now.message}`).toBe(frozen.hostId);
+      expect(now.state).toBe('unknown');
+      await sleep(250);
+    }
+    expect(await runningContainerCopies(w.id), 'the frozen host still runs its copy').toBe(1);
+
+    const confirmed = await cli('host', 'confirm-dead', frozen.hostId);
+    const confirmedAt = performance.now();
+    expect(confirmed.code, confirmed.stderr).toBe(0);
+    expect(confirmed.stdout.trim()).toBe(`${frozen.hostId} confirmed dead; 1 fence-first workload(s) will be placed elsewhere`);
+    const moved = await waitFor('the workload to run on the other host', async () => {
+      const now = await cluster.api.get(w.id);
+      return now.host_id === other.hostId && now.state === 'running' ? now : undefined;
+    }, 15_000, 50).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cluster.logs()}`);
+    });
+    const movedMs = Math.round(performance.now() - confirmedAt);
+    expect((await containersOf(w.id, other.hostId, true)).length).toBe(1);
+    console.log(`confirm-dead: host down ${downMs} ms after SIGSTOP; waiting message: "${held.message}"; running on the other host ${movedMs} ms after confirm-dead (${moved.message})`);
+    expect(movedMs, 'moved at once').toBeLessThan(10_000);
+
+    // The operator vouched wrongly here: the host was only frozen. When it thaws, reconciliation removes its copy.
+    frozen.process.signal('SIGCONT');
+    await waitFor('the thawed host to be up and its copy gone', async () =>
+      (await cluster.api.hosts()).hosts.find((h) => h.id === frozen.hostId)?.status === 'up' && (await containersOf(w.id, frozen.hostId)).length === 0,
+    20_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cluster.logs()}`);
+    });
+    expect(await runningContainerCopies(w.id)).toBe(1);
+    expect((await cluster.api.get(w.id)).host_id).toBe(other.hostId);
+  });
+});
