@@ -1,8 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { ConnectListAllDomainsFlags, Hypervisor } from '@unraid/libvirt';
-import type { CoordinatorApi } from '@virtfleet/cli';
-import type { pb } from '@virtfleet/shared';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendName } from '../../packages/agent/src/drivers/driver.js';
@@ -13,6 +11,7 @@ import { REAL_DRIVERS, startCluster, TEST_FENCE_TIMEOUT_MS, waitForHostsUp, wait
 import { CopySampler, runningContainerCopies, runningDomainCopies, type SamplerReport } from '../support/copies.js';
 import { runCli } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
+import { retainedEvents, sleeperContainer } from '../support/workloads.js';
 
 // Fence-first failover with real processes, real Docker and real qemu:///system
 // domains: a host cut off from NATS and the coordinator stops its own copies
@@ -21,7 +20,6 @@ import { waitFor } from '../support/wait.js';
 
 const TTL_MS = 3000;
 const FENCE_MARGIN_MS = 1000;
-const IMAGE = 'virtfleet-test/busybox:latest';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -122,25 +120,7 @@ function logLines(output: readonly string[]): { time: number; msg: string; line:
     });
 }
 
-interface EventLine {
-  type: string;
-  subject: string;
-  sequence: number;
-  data: Record<string, unknown>;
-}
 
-/** Every retained event, oldest first. */
-function allEvents(api: CoordinatorApi): Promise<EventLine[]> {
-  return new Promise((resolve, reject) => {
-    const out: EventLine[] = [];
-    const stream = api.watch({ from_start: true, follow: false });
-    stream.on('data', (e: pb.Event__Output) =>
-      out.push({ type: e.type, subject: e.subject, sequence: Number(e.sequence), data: JSON.parse(e.data || '{}') as Record<string, unknown> }),
-    );
-    stream.on('error', reject);
-    stream.on('end', () => resolve(out.sort((a, b) => a.sequence - b.sequence)));
-  });
-}
 
 /** A sampler started now, with its start on the same clock as the test's own marks. */
 function startSampler(probe: () => Promise<number>): { sampler: CopySampler; startedAt: number; gaps: { maxGapMs: number; maxProbeMs: number } } {
@@ -199,7 +179,7 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
     const vm = await cluster.api.submit({ request_id: 'ff-vm', spec: { name: 'ff-vm', kind: 'vm', vcpus: 1, memory_mib: 64 } });
     const ctr = await cluster.api.submit({
       request_id: 'ff-ctr',
-      spec: { name: 'ff-ctr', kind: 'container', image: IMAGE, vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '100000'], failover: 'fence-first' },
+      spec: sleeperContainer('ff-ctr', { failover: 'fence-first' }),
     });
     domainNames.push(backendName(a.hostId, vm.id), backendName(b.hostId, vm.id));
     expect(vm.spec?.failover, 'VMs default to fence-first').toBe('fence-first');
@@ -320,7 +300,7 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
     expect(await containersOf(ctr.id, a.hostId)).toHaveLength(1);
 
     // Heal the partition: A comes back as recovering, its stale copies are deleted, then it is up again.
-    const eventsBefore = (await allEvents(cluster.api)).length;
+    const eventsBefore = (await retainedEvents(cluster.api)).length;
     a.proxies!.nats.restore();
     a.proxies!.grpc.restore();
     const restoredAt = performance.now();
@@ -336,7 +316,7 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
       throw new Error(`${err.message}\n${cluster.logs()}`);
     });
     const recoveredMs = Math.round(performance.now() - restoredAt);
-    const after = (await allEvents(cluster.api)).slice(eventsBefore);
+    const after = (await retainedEvents(cluster.api)).slice(eventsBefore);
     const aStatus = after.filter((e) => e.subject === a.hostId && e.type.startsWith('io.virtfleet.host.')).map((e) => e.type.slice('io.virtfleet.host.'.length));
     const drift = after.filter((e) => e.type === 'io.virtfleet.workload.drift' && e.data.host_id === a.hostId);
     console.log(`after restoring A: up again and clean ${recoveredMs} ms later; A's status events: ${aStatus.join(' → ')}; drift on A: ${drift.map((e) => `${e.subject} ${String(e.data.drift)} → ${String(e.data.repair)}`).join(', ')}`);
@@ -400,7 +380,7 @@ describe('confirm-dead: a frozen host whose lease will not lapse soon', () => {
   it('keeps a fence-first workload on a frozen host until an operator confirms it dead, then moves it at once', async () => {
     const w = await cluster.api.submit({
       request_id: 'cd-ctr',
-      spec: { name: 'cd-ctr', kind: 'container', image: IMAGE, vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '100000'], failover: 'fence-first' },
+      spec: sleeperContainer('cd-ctr', { failover: 'fence-first' }),
     });
     expect((await waitForState(cluster, w.id, 'running')).host_id).toBe(frozen.hostId);
     other = await cluster.addAgent({ drivers: { docker: { enabled: true } } });

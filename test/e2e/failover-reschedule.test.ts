@@ -1,46 +1,19 @@
 import { performance } from 'node:perf_hooks';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CoordinatorApi } from '@virtfleet/cli';
-import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { CopySampler, runningContainerCopies, type SamplerReport } from '../support/copies.js';
 import { removeContainersOf } from '../support/cleanup.js';
 import { waitFor } from '../support/wait.js';
+import { retainedEvents, sleeperContainer } from '../support/workloads.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-const IMAGE = 'virtfleet-test/busybox:latest';
 const TTL_MS = 3000;
 const GRACE_MS = 1000;
 const DOCKER_ONLY = { drivers: { docker: { enabled: true } } };
 
-const containerSpec = (name: string, extra: Partial<pb.WorkloadSpec> = {}): pb.WorkloadSpec => ({
-  name,
-  kind: 'container',
-  image: IMAGE,
-  vcpus: 0.1,
-  memory_mib: 16,
-  command: ['/bin/sleep', '1000'],
-  ...extra,
-});
 
-interface LoggedEvent {
-  type: string;
-  subject: string;
-  time: string;
-  data: Record<string, unknown>;
-}
 
-/** Every event the coordinator's log holds, oldest first. */
-function readEvents(api: CoordinatorApi): Promise<LoggedEvent[]> {
-  return new Promise((resolve, reject) => {
-    const events: LoggedEvent[] = [];
-    const stream = api.watch({ from_start: true });
-    stream.on('data', (e: pb.Event__Output) => events.push({ type: e.type, subject: e.subject, time: e.time, data: e.data ? (JSON.parse(e.data) as Record<string, unknown>) : {} }));
-    stream.on('end', () => resolve(events));
-    stream.on('error', reject);
-  });
-}
 
 /** Containers of a workload that Docker runs (or holds paused), with the host label each carries. */
 async function liveCopies(workloadId: string): Promise<{ id: string; host: string | undefined }[]> {
@@ -78,8 +51,8 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
 
     // Everything lands on A: B takes nothing while cordoned.
     await api.cordon(b, true);
-    const moving = await Promise.all([0, 1, 2].map((i) => api.submit({ request_id: `resched-${i}`, spec: containerSpec(`resched-${i}`) })));
-    const staying = await api.submit({ request_id: 'resched-never', spec: containerSpec('resched-never', { restart_policy: 'never' }) });
+    const moving = await Promise.all([0, 1, 2].map((i) => api.submit({ request_id: `resched-${i}`, spec: sleeperContainer(`resched-${i}`) })));
+    const staying = await api.submit({ request_id: 'resched-never', spec: sleeperContainer('resched-never', { restart_policy: 'never' }) });
     const all = [...moving, staying];
     for (const w of all) {
       const running = await waitForState(cluster, w.id, 'running');
@@ -156,7 +129,7 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
     expect(await runningContainerCopies(staying.id)).toBe(1);
 
     // The event log tells the same story.
-    const events = await readEvents(api);
+    const events = await retainedEvents(api);
     // The last ones: telemetry that lags under load may have taken A down and back once before.
     const down = events.findLast((e) => e.type === 'io.virtfleet.host.down' && e.subject === a);
     expect(down, 'host.down event for A').toBeDefined();

@@ -1,44 +1,18 @@
 import { performance } from 'node:perf_hooks';
 import Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { CoordinatorApi } from '@virtfleet/cli';
 import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { runningContainerCopies } from '../support/copies.js';
 import { removeContainersOf } from '../support/cleanup.js';
 import { waitFor } from '../support/wait.js';
+import { retainedEvents, sleeperContainer, TEST_IMAGE } from '../support/workloads.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-const IMAGE = 'virtfleet-test/busybox:latest';
 const RECONCILE_MS = 1000;
 
-const containerSpec = (name: string, extra: Partial<pb.WorkloadSpec> = {}): pb.WorkloadSpec => ({
-  name,
-  kind: 'container',
-  image: IMAGE,
-  vcpus: 0.1,
-  memory_mib: 16,
-  command: ['/bin/sleep', '1000'],
-  ...extra,
-});
 
-interface LoggedEvent {
-  type: string;
-  subject: string;
-  time: string;
-  data: Record<string, unknown>;
-}
 
-/** Every event the coordinator's log holds, oldest first. */
-function readEvents(api: CoordinatorApi): Promise<LoggedEvent[]> {
-  return new Promise((resolve, reject) => {
-    const events: LoggedEvent[] = [];
-    const stream = api.watch({ from_start: true });
-    stream.on('data', (e: pb.Event__Output) => events.push({ type: e.type, subject: e.subject, time: e.time, data: e.data ? (JSON.parse(e.data) as Record<string, unknown>) : {} }));
-    stream.on('end', () => resolve(events));
-    stream.on('error', reject);
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -71,7 +45,7 @@ describe('reconciliation: drift between what the host runs and what it should ru
   });
 
   /** Drift events about one workload. */
-  const driftOf = async (workloadId: string) => (await readEvents(cluster.api)).filter((e) => e.type === 'io.virtfleet.workload.drift' && e.subject === workloadId);
+  const driftOf = async (workloadId: string) => (await retainedEvents(cluster.api)).filter((e) => e.type === 'io.virtfleet.workload.drift' && e.subject === workloadId);
 
   const waitForDrift = (workloadId: string, kind: string, timeoutMs = 15_000) =>
     waitFor(
@@ -99,7 +73,7 @@ describe('reconciliation: drift between what the host runs and what it should ru
   };
 
   it('creates a container again after it is removed behind virtfleet\'s back', async () => {
-    const w = await submit('drift-missing', containerSpec('drift-missing'));
+    const w = await submit('drift-missing', sleeperContainer('drift-missing'));
     await waitForState(cluster, w.id, 'running');
     const before = await containerOf(w.id);
     expect(await runningContainerCopies(w.id)).toBe(1);
@@ -121,7 +95,7 @@ describe('reconciliation: drift between what the host runs and what it should ru
   });
 
   it('starts a restart_policy always container again after it is killed behind virtfleet\'s back', async () => {
-    const w = await submit('drift-killed', containerSpec('drift-killed', { restart_policy: 'always' }));
+    const w = await submit('drift-killed', sleeperContainer('drift-killed', { restart_policy: 'always' }));
     await waitForState(cluster, w.id, 'running');
     const container = await containerOf(w.id);
     const startedBefore = (await container.inspect()).State.StartedAt;
@@ -144,7 +118,7 @@ describe('reconciliation: drift between what the host runs and what it should ru
   });
 
   it('applies restart policies on-failure and never to containers that exit by themselves', async () => {
-    const exitSpec = (name: string, policy: string, code: number) => containerSpec(name, { restart_policy: policy, command: ['/bin/sh', '-c', `sleep 2; exit ${code}`] });
+    const exitSpec = (name: string, policy: string, code: number) => sleeperContainer(name, { restart_policy: policy, command: ['/bin/sh', '-c', `sleep 2; exit ${code}`] });
     const [clean, failing, never] = await Promise.all([
       submit('onfailure-0', exitSpec('onfailure-exit0', 'on-failure', 0)),
       submit('onfailure-3', exitSpec('onfailure-exit3', 'on-failure', 3)),
@@ -208,7 +182,7 @@ describe('reconciliation: drift between what the host runs and what it should ru
     const strangerId = 'stranger-0001';
     const stranger = await docker.createContainer({
       name: `virtfleet-${hostId}.${strangerId}`,
-      Image: IMAGE,
+      Image: TEST_IMAGE,
       Cmd: ['/bin/sleep', '1000'],
       Labels: { 'io.virtfleet.host': hostId, 'io.virtfleet.workload': strangerId, 'io.virtfleet.name': 'stranger', 'io.virtfleet.kind': 'container' },
       HostConfig: { NetworkMode: 'none', Memory: 16 * 1024 * 1024 },
