@@ -12,7 +12,10 @@ export interface LeaseRecord {
   address: string;
   /** Increases by one with every change of leader. */
   term: number;
-  /** The holder's clock, ms since the epoch. */
+  /**
+   * The holder's wall clock plus the TTL, for people and hints only: no
+   * decision compares it with another clock. 0 marks a lease handed back.
+   */
   expiresAtMs: number;
 }
 
@@ -30,31 +33,47 @@ export interface LeaseOptions {
   renewEveryMs?: number;
 }
 
+/** The part of a KV bucket the lease uses. */
+export type LeaseStore = Pick<KV, 'get' | 'create' | 'update'>;
+
 /**
- * Leader election by a lease in JetStream KV. The holder renews it by
- * compare-and-set on the key's revision; anyone may take it, again by
- * compare-and-set, once it has expired. Only one compare-and-set on a
- * revision succeeds, so at most one coordinator holds a given term.
+ * Leader election by a lease in JetStream KV, built from compare-and-set.
  *
- * Expiry compares timestamps from different coordinators' clocks, so clocks
- * must agree to well within the TTL (NTP does). A holder that cannot renew
- * steps down on its own once its lease has run out by its own clock.
+ * The holder renews the key by compare-and-set on its revision. It leads
+ * for `ttlMs` after it sent its last acknowledged renewal, by its own
+ * monotonic clock, and steps down when that runs out.
+ *
+ * The others watch the key's revision. Once it has not changed for `ttlMs`
+ * since they first saw it, by their own monotonic clock, they may take it,
+ * again by compare-and-set, so at most one coordinator wins a term. A
+ * renewal is seen only after it was sent, so the holder's time is always
+ * up before anyone else's: no two coordinators lead at once. Clocks need
+ * only run at the same rate, not agree.
+ *
+ * A lease handed back (expiresAtMs 0), or last held under this same
+ * coordinator id (this run, or an earlier one), is taken at once: the
+ * compare-and-set still fails if anyone else moved it on. Coordinator ids
+ * must be unique.
  */
 export class LeaderLease {
   private timer: NodeJS.Timeout | undefined;
   private revision = 0;
   private current: LeaseRecord | undefined;
   private leading = false;
+  /** Leader: when its last acknowledged renewal was sent. */
+  private renewedAt = 0;
+  /** Follower: the latest revision seen and when it was first seen. */
+  private seen: { revision: number; atMs: number } | undefined;
   private ticking: Promise<void> | undefined;
   private readonly renewEveryMs: number;
 
   constructor(
-    private readonly kv: KV,
+    private readonly kv: LeaseStore,
     private readonly me: Omit<LeaseRecord, 'term' | 'expiresAtMs'>,
     private readonly options: LeaseOptions,
     private readonly events: LeaseEvents,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.renewEveryMs = options.renewEveryMs ?? Math.max(100, Math.floor(options.ttlMs / 3));
   }
@@ -85,10 +104,10 @@ export class LeaderLease {
   }
 
   get isLeader(): boolean {
-    return this.leading && this.current !== undefined && this.now() < this.current.expiresAtMs;
+    return this.leading && this.now() - this.renewedAt < this.options.ttlMs;
   }
 
-  /** The last lease seen: who leads, where, until when. */
+  /** The last lease seen: who leads, where. */
   get leader(): LeaseRecord | undefined {
     return this.current;
   }
@@ -99,14 +118,16 @@ export class LeaderLease {
       else await this.campaign();
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'leader lease check failed');
-      if (this.leading && this.current && this.now() >= this.current.expiresAtMs) this.depose('lease expired while the store was unreachable');
     }
+    if (this.leading && !this.isLeader) this.depose('lease expired while the store was unreachable');
   }
 
   private async renew(): Promise<void> {
-    const next: LeaseRecord = { ...this.current!, expiresAtMs: this.now() + this.options.ttlMs };
+    const sentAt = this.now();
+    const next: LeaseRecord = { ...this.current!, expiresAtMs: Date.now() + this.options.ttlMs };
     try {
       this.revision = await this.kv.update(LEADER_KEY, JSON.stringify(next), this.revision);
+      this.renewedAt = sentAt;
       this.current = next;
     } catch (err) {
       // A failed compare-and-set means another coordinator took the lease.
@@ -117,31 +138,36 @@ export class LeaderLease {
 
   private async campaign(): Promise<void> {
     const entry = await this.kv.get(LEADER_KEY);
-    const now = this.now();
+    const sentAt = this.now();
     if (!entry || entry.operation !== 'PUT') {
-      const record: LeaseRecord = { ...this.me, term: 1, expiresAtMs: now + this.options.ttlMs };
+      const record: LeaseRecord = { ...this.me, term: 1, expiresAtMs: Date.now() + this.options.ttlMs };
       try {
         this.revision = await this.kv.create(LEADER_KEY, JSON.stringify(record));
       } catch {
         return; // lost the race to create it
       }
-      return this.elected(record);
+      return this.elected(record, sentAt);
     }
     const held = entry.json<LeaseRecord>();
     this.current = held;
-    if (held.expiresAtMs > now && held.holder !== this.me.holder) return;
-    const record: LeaseRecord = { ...this.me, term: held.term + 1, expiresAtMs: now + this.options.ttlMs };
+    if (this.seen?.revision !== entry.revision) this.seen = { revision: entry.revision, atMs: this.now() };
+    // Its own lease (this run's, kept after a store outage deposed it, or an earlier run's) it may take back at once.
+    const free = held.expiresAtMs === 0 || held.coordinatorId === this.me.coordinatorId;
+    if (!free && this.now() - this.seen.atMs < this.options.ttlMs) return;
+    const record: LeaseRecord = { ...this.me, term: held.term + 1, expiresAtMs: Date.now() + this.options.ttlMs };
     try {
       this.revision = await this.kv.update(LEADER_KEY, JSON.stringify(record), entry.revision);
     } catch {
-      return; // someone else took it first
+      return; // someone else took it first, or it was renewed after all
     }
-    await this.elected(record);
+    await this.elected(record, sentAt);
   }
 
-  private async elected(record: LeaseRecord): Promise<void> {
+  private async elected(record: LeaseRecord, sentAt: number): Promise<void> {
     this.current = record;
     this.leading = true;
+    this.renewedAt = sentAt;
+    this.seen = undefined;
     this.log.info({ term: record.term }, 'elected leader');
     try {
       await this.events.onElected(record.term);
