@@ -1,34 +1,44 @@
 import { performance } from 'node:perf_hooks';
+import { ConnectListAllDomainsFlags, Hypervisor } from '@unraid/libvirt';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
-import { CopySampler, runningContainerCopies, type SamplerReport } from '../support/copies.js';
-import { removeContainersOf } from '../support/cleanup.js';
+import { backendName } from '../../packages/agent/src/drivers/driver.js';
+import { parseOwnership } from '../../packages/agent/src/drivers/libvirt/domain-xml.js';
+import { REAL_DRIVERS, startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
+import { CopySampler, runningContainerCopies, runningDomainCopies, type SamplerReport } from '../support/copies.js';
+import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 import { waitFor } from '../support/wait.js';
 import { retainedEvents, sleeperContainer } from '../support/workloads.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const TTL_MS = 3000;
 const GRACE_MS = 1000;
-const DOCKER_ONLY = { drivers: { docker: { enabled: true } } };
+/** A VM set to reschedule moves like the containers; VMs default to fence-first. */
+const RESCHEDULED_VM = { name: 'resched-vm', kind: 'vm', vcpus: 1, memory_mib: 64, failover: 'reschedule' };
 
-
-
-
-/** Containers of a workload that Docker runs (or holds paused), with the host label each carries. */
-async function liveCopies(workloadId: string): Promise<{ id: string; host: string | undefined }[]> {
+/** Copies of a workload that Docker or libvirt runs (or holds paused), with the host each belongs to. */
+async function liveCopies(hypervisor: Hypervisor, workloadId: string): Promise<{ id: string; host: string | undefined }[]> {
   const containers = await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.workload=${workloadId}`] } });
-  return containers.filter((c) => c.State === 'running' || c.State === 'paused').map((c) => ({ id: c.Id, host: c.Labels['io.virtfleet.host'] }));
+  const copies = containers.filter((c) => c.State === 'running' || c.State === 'paused').map((c) => ({ id: c.Id, host: c.Labels['io.virtfleet.host'] }));
+  for (const domain of await hypervisor.connectListAllDomains(ConnectListAllDomainsFlags.ACTIVE)) {
+    const owner = await parseOwnership(await hypervisor.domainGetXMLDesc(domain)).catch(() => undefined);
+    if (owner?.workloadId === workloadId) copies.push({ id: await hypervisor.domainGetUUIDString(domain), host: owner.hostId });
+  }
+  return copies;
 }
 
 describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
   let cluster: TestCluster;
+  let hypervisor: Hypervisor;
+  const domains: string[] = [];
   const samplers: CopySampler[] = [];
 
   beforeAll(async () => {
+    hypervisor = new Hypervisor({ uri: 'qemu:///system' });
+    await hypervisor.connectOpen();
     cluster = await startCluster({
       hostTtlMs: TTL_MS,
-      agents: [DOCKER_ONLY, DOCKER_ONLY],
+      agents: [{ drivers: REAL_DRIVERS }, { drivers: REAL_DRIVERS }],
       coordinatorExtra: { failover: { graceMs: GRACE_MS, checkIntervalMs: 250 }, reconcile: { intervalMs: 2000 } },
     });
     await waitForHostsUp(cluster);
@@ -41,6 +51,8 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
     const hostIds = cluster?.agents.map((a) => a.hostId) ?? [];
     await cluster?.stop();
     await removeContainersOf(hostIds);
+    await removeDomains(hypervisor, domains);
+    await hypervisor?.connectClose();
   });
 
   it('moves reschedule workloads to the other host, keeps the never one, and leaves one copy of each once the host returns', async () => {
@@ -51,7 +63,14 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
 
     // Everything lands on A: B takes nothing while cordoned.
     await api.cordon(b, true);
-    const moving = await Promise.all([0, 1, 2].map((i) => api.submit({ request_id: `resched-${i}`, spec: sleeperContainer(`resched-${i}`) })));
+    const moving = await Promise.all([
+      ...[0, 1, 2].map((i) => api.submit({ request_id: `resched-${i}`, spec: sleeperContainer(`resched-${i}`) })),
+      api.submit({ request_id: 'resched-vm', spec: RESCHEDULED_VM }),
+    ]);
+    const vm = moving[3]!;
+    domains.push(backendName(a, vm.id), backendName(b, vm.id));
+    // Counted through Docker and libvirt themselves, not through virtfleet.
+    const copiesOf = (w: { id: string }) => (w.id === vm.id ? runningDomainCopies(hypervisor, w.id) : runningContainerCopies(w.id));
     const staying = await api.submit({ request_id: 'resched-never', spec: sleeperContainer('resched-never', { restart_policy: 'never' }) });
     const all = [...moving, staying];
     for (const w of all) {
@@ -59,11 +78,11 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
       expect(running.host_id, cluster.logs()).toBe(a);
     }
     await api.cordon(b, false);
-    for (const w of all) expect(await runningContainerCopies(w.id)).toBe(1);
-    const stayingContainer = (await liveCopies(staying.id))[0]?.id;
+    for (const w of all) expect(await copiesOf(w)).toBe(1);
+    const stayingContainer = (await liveCopies(hypervisor, staying.id))[0]?.id;
 
     for (const w of all) {
-      const sampler = new CopySampler(() => runningContainerCopies(w.id), 250);
+      const sampler = new CopySampler(() => copiesOf(w), 250);
       samplers.push(sampler);
       sampler.start();
     }
@@ -98,8 +117,8 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
     expect(stayingDuring.state).toBe('unknown');
 
     // Nobody could stop A's copies: each moved workload runs twice while A is away.
-    const duringPartition = await Promise.all(moving.map((w) => runningContainerCopies(w.id)));
-    const stayingDuringCopies = await runningContainerCopies(staying.id);
+    const duringPartition = await Promise.all(moving.map(copiesOf));
+    const stayingDuringCopies = await copiesOf(staying);
     expect(duringPartition).toEqual(moving.map(() => 2));
     expect(stayingDuringCopies).toBe(1);
 
@@ -113,7 +132,7 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
     );
 
     // A is schedulable again only once its stale copies are gone: no waiting here.
-    const afterReturn = await Promise.all(all.map((w) => liveCopies(w.id)));
+    const afterReturn = await Promise.all(all.map((w) => liveCopies(hypervisor, w.id)));
     const reports: SamplerReport[] = await Promise.all(samplers.map((s) => s.stop()));
     for (const [i, w] of moving.entries()) {
       expect(afterReturn[i], `${w.id}\n${cluster.logs()}`).toHaveLength(1);
@@ -126,7 +145,7 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
     expect(stayingAfter).toEqual([{ id: stayingContainer, host: a }]);
     const stayingBack = await waitForState(cluster, staying.id, 'running', 15_000);
     expect(stayingBack.host_id).toBe(a);
-    expect(await runningContainerCopies(staying.id)).toBe(1);
+    expect(await copiesOf(staying)).toBe(1);
 
     // The event log tells the same story.
     const events = await retainedEvents(api);
