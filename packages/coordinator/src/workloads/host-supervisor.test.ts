@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, parseWorkloadSpec, type RestartPolicy } from '@virtfleet/shared';
+import { createLogger, NotFoundError, parseWorkloadSpec, type pb, type RestartPolicy } from '@virtfleet/shared';
 import { HostSupervisor, repairFor, type FenceOracle } from './host-supervisor.js';
 import type { Workload } from './workload.js';
 
@@ -65,5 +65,71 @@ describe('HostSupervisor.lostWorkloadVerdict', () => {
     const verdict = supervisor(fenced).lostWorkloadVerdict(workload(spec), downForMs, dead);
     expect(verdict.move).toBe(move);
     expect(verdict.reason).toMatch(reason);
+  });
+});
+
+describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
+  const placed = (id: string, extra: Partial<Workload> = {}): Workload => ({
+    id,
+    spec: parseWorkloadSpec({ name: id, kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64 }),
+    hostId: 'h1',
+    desiredState: 'running',
+    state: 'running',
+    message: '',
+    driverRef: 'ref',
+    requestId: '',
+    arrivalSeq: 0,
+    arrivalMs: 0,
+    createdAt: '',
+    updatedAt: '',
+    ...extra,
+  });
+  const copy = (id: string, state: string): pb.WorkloadStatus__Output =>
+    ({ workload_id: id, name: id, kind: 'container', state, driver: 'docker', driver_ref: 'ref', message: '', cpu_percent: 0, memory_used_mib: 0 }) as pb.WorkloadStatus__Output;
+
+  /** One host `h1` whose agent lists `copies`; `repairFails` makes start/resume answer NOT_FOUND. */
+  const run = async (workloads: Workload[], copies: pb.WorkloadStatus__Output[], options: { repairFails?: boolean; recovering?: boolean } = {}) => {
+    const calls: string[] = [];
+    const drift: string[] = [];
+    const host = { id: 'h1', status: options.recovering ? 'recovering' : 'up', telemetry: { address: '127.0.0.1:1' } };
+    const hosts = { get: () => host, list: () => [host], markReady: () => void calls.push('ready') };
+    const agents = { for: () => ({ list: () => Promise.resolve(copies), act: (action: string, _c: string, id: string) => (calls.push(`agent ${action} ${id}`), Promise.resolve()) }) };
+    const controller = {
+      isLeader: true,
+      find: (id: string) => workloads.find((w) => w.id === id),
+      workloads: () => workloads,
+      isBusy: () => false,
+      commandFinishedAt: () => 0,
+      note: (w: Workload, patch: Partial<Workload>) => void calls.push(`note ${w.id} ${patch.state}`),
+      repair: (w: Workload, action: string) => (calls.push(`repair ${action} ${w.id}`), options.repairFails ? Promise.reject(new NotFoundError('workload', w.id)) : Promise.resolve()),
+      recreate: (w: Workload) => (calls.push(`recreate ${w.id}`), Promise.resolve()),
+    };
+    const events = { emit: (_type: string, subject: string, data: { drift: string; repair: string }) => void drift.push(`${subject} ${data.drift}/${data.repair}`) };
+    const supervisor = new HostSupervisor(controller as never, hosts as never, { verdict: () => ({ fenced: false, detail: '' }) }, agents as never, events as never, { ttlMs: 10_000, graceMs: 2_000, checkIntervalMs: 1_000, reconcileIntervalMs: 60_000 }, log);
+    supervisor.start();
+    await supervisor.reconcileHost('h1');
+    supervisor.stop();
+    return { calls, drift };
+  };
+
+  it('re-creates a missing copy, deletes an extra one, and restarts a stopped one', async () => {
+    const { calls, drift } = await run(
+      [placed('gone'), placed('stopped'), placed('fine'), placed('moved', { hostId: 'h2' }), placed('deleted', { state: 'deleted', desiredState: 'deleted' })],
+      [copy('stopped', 'stopped'), copy('fine', 'running'), copy('moved', 'running'), copy('deleted', 'running'), copy('stranger', 'running')],
+    );
+    expect(drift.sort()).toEqual(['deleted extra/delete', 'gone missing/create', 'moved extra/delete', 'stopped state/start', 'stranger extra/delete']);
+    expect(calls.sort()).toEqual(['agent delete deleted', 'agent delete moved', 'agent delete stranger', 'recreate gone', 'repair start stopped']);
+  });
+
+  it('re-creates a copy that vanished between the listing and the repair', async () => {
+    const { calls, drift } = await run([placed('racing')], [copy('racing', 'stopped')], { repairFails: true });
+    expect(drift).toEqual(['racing state/start', 'racing missing/create']);
+    expect(calls).toEqual(['repair start racing', 'recreate racing']);
+  });
+
+  it('leaves a workload whose create failed alone, and makes a recovering host ready once clean', async () => {
+    const { calls, drift } = await run([placed('never-created', { state: 'failed', driverRef: '' })], [copy('stale', 'running')], { recovering: true });
+    expect(drift).toEqual(['stale extra/delete']);
+    expect(calls).toEqual(['agent delete stale', 'ready']);
   });
 });

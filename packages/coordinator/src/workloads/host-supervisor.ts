@@ -156,6 +156,7 @@ export class HostSupervisor {
   /** Reconciles every reachable host, each at most once at a time. */
   reconcileAll(): void {
     if (!this.running) return;
+    for (const id of this.repairBackoff.keys()) if (this.controller.find(id)?.state === 'deleted' || !this.controller.find(id)) this.repairBackoff.delete(id);
     for (const host of this.hosts.list()) if (host.status !== 'down') void this.reconcileHost(host.id);
   }
 
@@ -228,15 +229,16 @@ export class HostSupervisor {
       await repair;
       this.repairBackoff.delete(workloadId);
     } catch (err) {
+      // The host lost the copy between listing and repair (say, removed while it was stopping): create it again.
+      const w = err instanceof NotFoundError ? this.controller.find(workloadId) : undefined;
+      if (w && what !== 'create' && RUNS.has(w.desiredState)) {
+        this.drift(w.id, w.hostId, 'missing', { desired: w.desiredState, repair: 'create' });
+        return this.repaired(workloadId, this.controller.recreate(w, `missing from host ${w.hostId}; creating it again`), 'create');
+      }
       const failures = (this.repairBackoff.get(workloadId)?.failures ?? 0) + 1;
       const delayMs = Math.min(MAX_REPAIR_BACKOFF_MS, this.settings.reconcileIntervalMs * 2 ** (failures - 1));
       this.repairBackoff.set(workloadId, { failures, notBeforeMs: this.now() + delayMs });
       this.log.warn({ workload: workloadId, failures, retryInMs: delayMs, err: errorMessage(err) }, `repair (${what}) failed`);
-      // The host lost the copy while we looked: create it again rather than start nothing.
-      if (err instanceof NotFoundError) {
-        const w = this.controller.find(workloadId);
-        if (w && RUNS.has(w.desiredState)) await this.controller.recreate(w, `missing from host ${w.hostId}; creating it again`).catch(() => undefined);
-      }
     }
   }
 
