@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
+import { waitFor } from './wait.js';
 
 export interface NatsClusterNode {
   name: string;
@@ -37,6 +38,21 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     };
   });
   await Promise.all(ports.map((p) => waitForPort(p.client)));
+  // Clients may only create replicated streams once JetStream's meta group has a leader and every peer.
+  await waitFor(
+    'the JetStream cluster to form',
+    async () => {
+      type Jsz = { meta_cluster?: { leader?: string; replicas?: { current?: boolean }[] } };
+      const views = await Promise.all(ports.map(async (p) => ((await (await fetch(`http://127.0.0.1:${p.monitor}/jsz`)).json()) as Jsz).meta_cluster));
+      const leader = views[0]?.leader;
+      if (!leader || views.some((v) => v?.leader !== leader)) return false;
+      // Only the leader lists its followers.
+      const leaderView = views[Number(leader.slice(1)) - 1];
+      return (leaderView?.replicas ?? []).filter((r) => r.current).length === size - 1;
+    },
+    30_000,
+    200,
+  );
   return {
     nodes,
     urls: nodes.map((n) => n.url),
