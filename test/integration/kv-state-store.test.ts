@@ -48,7 +48,10 @@ describe('KvStateStore against a real nats-server', () => {
     const { store } = await open([nats.url]);
     await store.setFollowing(false);
     for (let n = 0; n < 250; n++) await store.insert(workload(n));
+    await store.put({ ...workload(8), state: 'running', hostId: 'h1' });
+    await store.put({ ...workload(8), state: 'pending', hostId: '' });
     await store.put({ ...workload(7), state: 'running', hostId: 'h1' });
+    expect(store.listOnHost('h1').map((w) => w.id), 'a workload leaves its host index when it moves').toEqual(['w-7']);
     store.setHostMark('cordon', 'h1', true);
     store.setHostMark('cordon', 'h2', true);
     store.setHostMark('cordon', 'h2', false);
@@ -59,6 +62,7 @@ describe('KvStateStore against a real nats-server', () => {
     const { store: reopened } = await open([nats.url]);
     expect(reopened.list()).toHaveLength(250);
     expect(reopened.get('w-7')).toMatchObject({ state: 'running', hostId: 'h1' });
+    expect(reopened.listOnHost('h1').map((w) => w.id)).toEqual(['w-7']);
     expect(reopened.getByRequestId('req-249')?.id).toBe('w-249');
     expect(reopened.hostsMarked('cordon')).toEqual(['h1']);
     expect(reopened.hostsMarked('dead')).toEqual(['h3']);

@@ -9,13 +9,19 @@ import { parseOrThrow } from './validation.js';
  * @throws InvalidArgumentError naming the file and, for syntax errors, the line.
  */
 export function readDocument(path: string): unknown {
-  let text: string;
+  return parseDocument(readTextFile(path), path);
+}
+
+/**
+ * Reads a UTF-8 file given by an operator.
+ * @throws InvalidArgumentError naming the file when it cannot be read.
+ */
+export function readTextFile(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     throw new InvalidArgumentError(path, `cannot read file: ${errorMessage(err)}`, { cause: err });
   }
-  return parseDocument(text, path);
 }
 
 export function parseDocument(text: string, source: string): unknown {

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, errorMessage, parseWorkloadSpec, type WorkloadSpec } from '@virtfleet/shared';
+import { InvalidArgumentError, errorMessage, parseWorkloadSpec, readTextFile, type WorkloadSpec } from '@virtfleet/shared';
 
 /** One job of a trace: when it arrives, how long it runs once started, and what it asks for. */
 export interface Arrival {
@@ -41,13 +40,7 @@ export function parseTrace(text: string, source: string): Arrival[] {
 
 /** Reads and parses a trace file; see `parseTrace`. */
 export function readTrace(path: string): Arrival[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(path, `cannot read file: ${errorMessage(err)}`, { cause: err });
-  }
-  return parseTrace(text, path);
+  return parseTrace(readTextFile(path), path);
 }
 
 function parseLine(raw: string, line: number, source: string): Arrival {

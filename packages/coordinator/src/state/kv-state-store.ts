@@ -38,6 +38,8 @@ interface PendingWrite {
 export class KvStateStore implements StateStore {
   private readonly workloads = new Map<string, Workload>();
   private readonly byRequest = new Map<string, string>();
+  /** Workload ids by the host they are placed on, so per-host work does not scan every workload. */
+  private readonly byHost = new Map<string, Set<string>>();
   private readonly marks = new Map<HostMark, Set<string>>(HOST_MARKS.map((m) => [m, new Set<string>()]));
   private readonly queue: PendingWrite[] = [];
   private writing: Promise<void> | undefined;
@@ -113,6 +115,10 @@ export class KvStateStore implements StateStore {
 
   list(): Workload[] {
     return [...this.workloads.values()].map((w) => structuredClone(w));
+  }
+
+  listOnHost(hostId: string): Workload[] {
+    return [...(this.byHost.get(hostId) ?? [])].flatMap((id) => this.get(id) ?? []);
   }
 
   async insert(workload: Workload): Promise<void> {
@@ -197,6 +203,7 @@ export class KvStateStore implements StateStore {
   async reload(): Promise<void> {
     this.workloads.clear();
     this.byRequest.clear();
+    this.byHost.clear();
     for (const hosts of this.marks.values()) hosts.clear();
     await this.load();
   }
@@ -209,6 +216,12 @@ export class KvStateStore implements StateStore {
   }
 
   private remember(w: Workload): void {
+    const before = this.workloads.get(w.id)?.hostId;
+    if (before && before !== w.hostId) this.byHost.get(before)?.delete(w.id);
+    if (w.hostId) {
+      const onHost = this.byHost.get(w.hostId) ?? new Set<string>();
+      this.byHost.set(w.hostId, onHost.add(w.id));
+    }
     this.workloads.set(w.id, structuredClone(w));
     if (w.requestId) this.byRequest.set(w.requestId, w.id);
   }

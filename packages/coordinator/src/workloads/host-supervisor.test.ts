@@ -98,6 +98,7 @@ describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
       isLeader: true,
       find: (id: string) => workloads.find((w) => w.id === id),
       workloads: () => workloads,
+      workloadsOn: (hostId: string) => workloads.filter((w) => w.hostId === hostId),
       isBusy: () => false,
       commandFinishedAt: () => 0,
       note: (w: Workload, patch: Partial<Workload>) => void calls.push(`note ${w.id} ${patch.state}`),

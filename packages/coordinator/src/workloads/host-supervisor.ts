@@ -118,12 +118,12 @@ export class HostSupervisor {
   checkLostHosts(): void {
     if (!this.running || !this.controller.isLeader) return;
     const now = this.now();
-    // Scanning every workload costs; without a down host only workloads bound to unknown hosts can be lost.
-    const anyDown = this.hosts.list().some((h) => h.status === 'down');
-    if (!anyDown && now - this.lastFullCheckMs < this.settings.reconcileIntervalMs) return;
-    if (!anyDown) this.lastFullCheckMs = now;
+    // Each check looks at the down hosts' workloads; workloads bound to hosts never heard from need a full scan, done less often.
+    const fullScan = now - this.lastFullCheckMs >= this.settings.reconcileIntervalMs;
+    if (fullScan) this.lastFullCheckMs = now;
+    const candidates = fullScan ? this.controller.workloads() : this.hosts.list().flatMap((h) => (h.status === 'down' ? this.controller.workloadsOn(h.id) : []));
     const dead = this.controller.confirmedDead();
-    for (const w of this.controller.workloads()) {
+    for (const w of candidates) {
       if (!w.hostId || !RUNS.has(w.desiredState) || w.state === 'deleted' || w.state === 'pending' || this.controller.isBusy(w.id)) continue;
       const host = this.hosts.get(w.hostId);
       if (host && host.status !== 'down') continue;
@@ -199,9 +199,9 @@ export class HostSupervisor {
         work.push(this.repaired(w.id, this.controller.repair(w, repair.action), repair.action));
       }
     }
-    for (const w of this.controller.workloads()) {
+    for (const w of this.controller.workloadsOn(hostId)) {
       // A create that failed left no copy; re-creating it each pass would loop on a permanent error.
-      if (w.hostId !== hostId || seen.has(w.id) || w.state === 'deleted' || w.state === 'creating' || w.state === 'pending' || (w.state === 'failed' && !w.driverRef)) continue;
+      if (seen.has(w.id) || w.state === 'deleted' || w.state === 'creating' || w.state === 'pending' || (w.state === 'failed' && !w.driverRef)) continue;
       if (this.controller.isBusy(w.id) || this.controller.commandFinishedAt(w.id) > listedAt) continue;
       if (RUNS.has(w.desiredState) && restartPolicyOf(w.spec) !== 'never') {
         if (!this.mayRepair(w.id)) continue;

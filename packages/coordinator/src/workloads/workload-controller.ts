@@ -349,8 +349,8 @@ export class WorkloadController {
   onHostStatus(host: Host): void {
     if (!this.leading) return;
     if (host.status === 'down') {
-      for (const w of this.store.list()) {
-        if (w.hostId === host.id && w.state !== 'deleted' && w.state !== 'failed' && w.state !== 'pending')
+      for (const w of this.store.listOnHost(host.id)) {
+        if (w.state !== 'deleted' && w.state !== 'failed' && w.state !== 'pending')
           this.update(w, { state: 'unknown', message: `host ${host.id} is down` });
       }
     } else if (host.status === 'recovering') {
@@ -368,7 +368,7 @@ export class WorkloadController {
   confirmDead(hostId: string): { fenceFirstWorkloads: number } {
     this.requireLeader();
     const host = this.hosts.get(hostId);
-    const placedThere = this.store.list().filter((w) => w.hostId === hostId && w.state !== 'deleted');
+    const placedThere = this.store.listOnHost(hostId).filter((w) => w.state !== 'deleted');
     if (!host && placedThere.length === 0) throw new NotFoundError('host', hostId);
     if (host && host.status !== 'down')
       throw new FailedPreconditionError(`host ${hostId} is ${host.status}: it reported ${Math.round((Date.now() - host.lastSeenMs) / 1000)} s ago, so it is not dead`);
@@ -394,6 +394,11 @@ export class WorkloadController {
 
   workloads(): Workload[] {
     return this.store.list();
+  }
+
+  /** The workloads placed on one host; cheap however many others there are. */
+  workloadsOn(hostId: string): Workload[] {
+    return this.store.listOnHost(hostId);
   }
 
   /** True while a command for the workload is on its way to an agent. */

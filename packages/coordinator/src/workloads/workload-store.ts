@@ -12,6 +12,8 @@ export interface WorkloadStore {
   getByName(name: string): Workload | undefined;
   /** All workloads, oldest first. */
   list(): Workload[];
+  /** The workloads placed on a host, in any state (deleted ones included). */
+  listOnHost(hostId: string): Workload[];
   /**
    * Adds a new workload and resolves once it is durable.
    * @throws UnavailableError when it could not be stored; nothing changed then.
