@@ -1,7 +1,7 @@
 import { CoordinatorApi } from '@virtfleet/cli';
 import { startCluster, waitForHostsUp } from '../test/support/cluster.js';
 import type { ManagedProcess } from '../test/support/processes.js';
-import { waitFor } from '../test/support/wait.js';
+import { waitFor, waitUntil } from '../test/support/wait.js';
 
 export interface FailoverResult {
   trials: number;
@@ -61,12 +61,12 @@ export async function benchFailover(trials = 10): Promise<FailoverResult> {
           }
         }
         return undefined;
-      }, 15_000, 100);
+      }, { timeoutMs: 15_000 });
       const client = new CoordinatorApi({ address: members.map((m) => m.address).join(','), timeoutMs: 30_000 });
       leader.process().signal('SIGKILL');
       const killedAt = Date.now();
       const w = await client.submit({ request_id: `failover-${trial}`, spec: { name: `failover-${trial}`, kind: 'vm', vcpus: 1, memory_mib: 64 } });
-      await waitFor('the workload to run', async () => (await client.get(w.id)).state === 'running', 30_000, 20);
+      await waitUntil('the workload to run', async () => (await client.get(w.id)).state === 'running', { timeoutMs: 30_000, intervalMs: 20 });
       samplesMs.push(Date.now() - killedAt);
       client.close();
       await leader.process().waitExit();

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { removeContainersOf } from '../test/support/cleanup.js';
 import { runningContainerCopies } from '../test/support/copies.js';
 import { startCluster, TEST_FENCE_TIMEOUT_MS, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../test/support/cluster.js';
-import { waitFor } from '../test/support/wait.js';
+import { waitFor, waitUntil } from '../test/support/wait.js';
 
 /** The coordinator settings every trial runs under; printed with the results. */
 export const HOST_LOSS_SETTINGS = { ttlMs: 3000, graceMs: 1000, fenceMarginMs: 1000, checkIntervalMs: 250, fenceTimeoutMs: TEST_FENCE_TIMEOUT_MS } as const;
@@ -69,22 +69,24 @@ async function timeMove(
 ): Promise<{ detectionMs: number; rescheduledMs: number; movedMs: number }> {
   let detectionMs: number | undefined;
   let rescheduledMs: number | undefined;
-  const movedMs = await waitFor(
+  const { movedMs } = await waitFor(
     `workloads ${ids.join(', ')} to run elsewhere`,
     async () => {
       const [{ hosts }, ...ws] = await Promise.all([cluster.api.hosts(), ...ids.map((id) => cluster.api.get(id))]);
       await extra?.();
       if (detectionMs === undefined && hosts.find((h) => h.id === victim.hostId)?.status === 'down') detectionMs = performance.now() - faultAt;
       if (rescheduledMs === undefined && ws.every((w) => w.host_id !== victim.hostId)) rescheduledMs = performance.now() - faultAt;
-      return ws.every((w) => w.state === 'running' && w.host_id !== '' && w.host_id !== victim.hostId) ? performance.now() - faultAt : undefined;
+      return ws.every((w) => w.state === 'running' && w.host_id !== '' && w.host_id !== victim.hostId) ? { movedMs: performance.now() - faultAt } : undefined;
     },
-    60_000,
-    20,
+    { timeoutMs: 60_000, intervalMs: 20 },
   ).catch((err: Error) => {
     throw new Error(`${err.message}\n${cluster.logs()}`);
   });
   // The host may be listed down only after its workloads moved (checks and polls interleave): wait for it.
-  detectionMs ??= await waitFor('the host to be down', async () => ((await cluster.api.hosts()).hosts.find((h) => h.id === victim.hostId)?.status === 'down' ? performance.now() - faultAt : undefined), 10_000, 20);
+  if (detectionMs === undefined) {
+    await waitUntil('the host to be down', async () => (await cluster.api.hosts()).hosts.find((h) => h.id === victim.hostId)?.status === 'down', { timeoutMs: 10_000, intervalMs: 20 });
+    detectionMs = performance.now() - faultAt;
+  }
   return { detectionMs: Math.round(detectionMs), rescheduledMs: Math.round(rescheduledMs ?? movedMs), movedMs: Math.round(movedMs) };
 }
 
@@ -114,7 +116,7 @@ export async function benchHostLoss(rescheduleTrials = 10, fenceFirstTrials = 5,
     for (let trial = 0; trial < rescheduleTrials; trial++) {
       const victim = await cluster.addAgent({ drivers: { docker: { enabled: true } } });
       victims.push(victim.hostId);
-      await waitFor(`host ${victim.hostId} to be up`, async () => (await cluster.api.hosts()).hosts.some((h) => h.id === victim.hostId && h.status === 'up'));
+      await waitUntil(`host ${victim.hostId} to be up`, async () => (await cluster.api.hosts()).hosts.some((h) => h.id === victim.hostId && h.status === 'up'));
       const ids = await placeOn(cluster, victim, [survivor], Array.from({ length: workloadsPerTrial }, (_, i) => `loss-${trial}-${i}`), 'reschedule');
       victim.process.signal('SIGKILL');
       const killedAt = performance.now();
@@ -125,7 +127,7 @@ export async function benchHostLoss(rescheduleTrials = 10, fenceFirstTrials = 5,
     for (let trial = 0; trial < fenceFirstTrials; trial++) {
       const victim = await cluster.addAgent({ proxied: true, drivers: { docker: { enabled: true } } });
       victims.push(victim.hostId);
-      await waitFor(`host ${victim.hostId} to be up`, async () => (await cluster.api.hosts()).hosts.some((h) => h.id === victim.hostId && h.status === 'up'));
+      await waitUntil(`host ${victim.hostId} to be up`, async () => (await cluster.api.hosts()).hosts.some((h) => h.id === victim.hostId && h.status === 'up'));
       const [id] = await placeOn(cluster, victim, [survivor], [`fence-${trial}`], 'fence-first');
       let fencedMs: number | undefined;
       victim.proxies!.nats.cut();

@@ -12,6 +12,7 @@ import {
 } from '@virtfleet/shared';
 import { backendName, type Driver } from '../../packages/agent/src/drivers/driver.js';
 import { createDockerDriver } from '../../packages/agent/src/drivers/docker/docker-driver.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 
 // Runs against the real Docker Engine on this machine; see /work/shared/ENVIRONMENT.md for the setup.
 const SOCKET = '/var/run/docker.sock';
@@ -29,22 +30,6 @@ const newId = (name: string) => `${name}-${run}-${++seq}`;
 
 function spec(overrides: Partial<WorkloadSpec> = {}): WorkloadSpec {
   return parseWorkloadSpec({ name: 'sleeper', kind: 'container', image: IMAGE, vcpus: 0.5, memory_mib: 64, command: ['/bin/sleep', '1000'], ...overrides });
-}
-
-/** Polls `check` until it returns a value other than undefined, failing with `what` after `timeoutMs`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 const containersNamed = (name: string) => docker.listContainers({ all: true, filters: { name: [`^/${name}$`] } });
@@ -111,7 +96,7 @@ describe('Docker driver against the real Docker Engine', () => {
       const usage = await waitFor('non-zero CPU time', async () => {
         const u = await a.usage(id);
         return u && u.cpuTimeNs > 0 ? u : undefined;
-      });
+      }, { timeoutMs: 10_000 });
       expect(usage.memoryUsedMiB).toBeGreaterThan(0);
       expect(usage.memoryUsedMiB).toBeLessThanOrEqual(64);
     });
@@ -185,7 +170,7 @@ describe('Docker driver against the real Docker Engine', () => {
     const [first, second] = await Promise.all([a.create(id, spec()), a.create(id, spec())]);
     expect(second.ref).toBe(first.ref);
     expect(await containersNamed(backendName(hostA, id))).toHaveLength(1);
-    await waitFor('the race winner to be running', async () => ((await a.inspect(id))?.state === 'running' ? true : undefined));
+    await waitUntil('the race winner to be running', async () => (await a.inspect(id))?.state === 'running', { timeoutMs: 10_000 });
   });
 
   it('keeps the workloads of two hosts sharing one engine apart', async () => {

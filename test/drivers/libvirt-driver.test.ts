@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendName, type Driver, type DriverWorkload } from '../../packages/agent/src/drivers/driver.js';
 import { parseOwnership } from '../../packages/agent/src/drivers/libvirt/domain-xml.js';
 import { createLibvirtDriver, type LibvirtDriverConfig } from '../../packages/agent/src/drivers/libvirt/libvirt-driver.js';
-import { waitFor } from '../support/wait.js';
+import { waitUntil } from '../support/wait.js';
 
 // Runs against the real libvirtd and QEMU on this machine; see /work/shared/ENVIRONMENT.md for the setup.
 // The guests are diskless, so they never boot an OS and ignore ACPI shutdown requests.
@@ -38,7 +38,7 @@ describe('libvirt driver against the real libvirtd', () => {
   const domainName = (workloadId: string) => backendName(workloadId === idB ? hostB : hostA, workloadId);
   const domainState = async (workloadId: string) => (await hv.domainGetInfo(await hv.domainLookupByName(domainName(workloadId)))).state;
   const waitForState = (workloadId: string, want: number) =>
-    waitFor(`libvirt state ${want} for ${domainName(workloadId)}`, async () => (await domainState(workloadId)) === want, 30_000);
+    waitUntil(`libvirt state ${want} for ${domainName(workloadId)}`, async () => (await domainState(workloadId)) === want, { timeoutMs: 30_000 });
 
   beforeAll(async () => {
     hv = new Hypervisor({ uri: URI });
@@ -95,7 +95,7 @@ describe('libvirt driver against the real libvirtd', () => {
     expect(first?.memoryUsedMiB).toBe(64);
     expect(first?.cpuTimeNs).toBeGreaterThan(0);
     // Even a guest without an OS burns CPU in its firmware, so the counter moves.
-    await waitFor('CPU time to grow', async () => ((await a.usage(idA))?.cpuTimeNs ?? 0) > (first?.cpuTimeNs ?? Infinity), 15_000);
+    await waitUntil('CPU time to grow', async () => ((await a.usage(idA))?.cpuTimeNs ?? 0) > (first?.cpuTimeNs ?? Infinity), { timeoutMs: 15_000 });
   });
 
   it(

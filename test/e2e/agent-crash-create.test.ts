@@ -3,7 +3,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
-import { waitFor } from '../support/wait.js';
+import { waitUntil } from '../support/wait.js';
 import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 import { backendName } from '../../packages/agent/src/drivers/driver.js';
 
@@ -34,7 +34,7 @@ describe('an agent SIGKILLed in the middle of a create', () => {
     const agent = cluster.agents[0]!;
     const w = await cluster.api.submit({ request_id: `crash-${kind}`, spec: { name: `crash-${kind}`, ...spec } });
     if (kind === 'vm') domains.push(backendName(agent.hostId, w.id));
-    await waitFor('the create to be dispatched', async () => (await cluster.api.get(w.id)).state !== 'pending', 10_000, 10);
+    await waitUntil('the create to be dispatched', async () => (await cluster.api.get(w.id)).state !== 'pending', { timeoutMs: 10_000, intervalMs: 10 });
     agent.process.signal('SIGKILL');
     await agent.process.waitExit();
     const stateAtKill = (await cluster.api.get(w.id)).state;

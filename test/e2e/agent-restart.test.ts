@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '@virtfleet/coordinator';
 import { parseWorkloadSpec } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
-import { waitFor } from '../support/wait.js';
+import { waitUntil } from '../support/wait.js';
 import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -39,7 +39,7 @@ describe('agent restarts', () => {
     expect((await docker.getContainer(running.driver_ref).inspect()).State.Running).toBe(true);
 
     await agent.restart();
-    await waitFor('the restarted agent to list the workload', async () => {
+    await waitUntil('the restarted agent to list the workload', async () => {
       const s = await agentClient.get(w.id);
       return s.state === 'running' && s.driver_ref === running.driver_ref;
     });

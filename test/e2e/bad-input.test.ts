@@ -3,7 +3,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
-import { waitFor } from '../support/wait.js';
+import { waitUntil } from '../support/wait.js';
 import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -75,7 +75,7 @@ describe('bad input to the coordinator API', () => {
     const agent = cluster.agents[0]!;
     agent.process.signal('SIGKILL');
     await agent.process.waitExit();
-    await waitFor('the host to be down', async () => (await cluster.api.hosts()).hosts.find((h) => h.id === agent.hostId)?.status === 'down', 8000);
+    await waitUntil('the host to be down', async () => (await cluster.api.hosts()).hosts.find((h) => h.id === agent.hostId)?.status === 'down', { timeoutMs: 8000 });
     await expect(cluster.api.act('PauseWorkload', { id: w.id })).rejects.toMatchObject({
       code: status.UNAVAILABLE,
       message: expect.stringContaining(agent.hostId),

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorApi } from '@virtfleet/cli';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import type { ManagedProcess } from '../support/processes.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -38,15 +38,18 @@ describe('two coordinators: one leader by lease, a follower that takes over', ()
         code: status.UNAVAILABLE,
         message: expect.stringContaining('not the leader (the leader is e2e at'),
       });
-      const seen = await waitFor('the follower to mirror the workload', async () => (await standby.get(first.id)).state === 'running');
-      expect(seen).toBe(true);
+      const mirrored = await waitFor('the follower to mirror the workload', async () => {
+        const w = await standby.get(first.id);
+        return w.state === 'running' ? w : undefined;
+      });
+      expect(mirrored).toMatchObject({ id: first.id, host_id: cluster.agents[0]!.hostId, spec: { name: 'before-failover' } });
       // Cordons change on the leader; the follower's host list follows.
       const hostId = cluster.agents[0]!.hostId;
       const cordonedOnFollower = async () => (await standby.hosts()).hosts.find((h) => h.id === hostId)?.cordoned;
       await both.cordon(hostId, true);
-      await waitFor('the follower to show the cordon', async () => (await cordonedOnFollower()) === true);
+      await waitUntil('the follower to show the cordon', async () => (await cordonedOnFollower()) === true);
       await both.cordon(hostId, false);
-      await waitFor('the follower to show the uncordon', async () => (await cordonedOnFollower()) === false);
+      await waitUntil('the follower to show the uncordon', async () => (await cordonedOnFollower()) === false);
     } finally {
       standby.close();
     }
@@ -57,7 +60,7 @@ describe('two coordinators: one leader by lease, a follower that takes over', ()
     const running = await waitFor('the new leader to run it', async () => {
       const w = await both.get(afterFailover.id);
       return w.state === 'running' ? w : undefined;
-    }, 20_000, 50);
+    }, { timeoutMs: 20_000, intervalMs: 50 });
     const failoverMs = Date.now() - killedAt;
     console.log(`leader SIGKILL to the next placement running on the new leader: ${failoverMs} ms (lease TTL 3000 ms)`);
     expect(failoverMs).toBeLessThanOrEqual(6000);

@@ -7,7 +7,7 @@ import { DOCKER_LABELS } from '../../packages/agent/src/drivers/docker/docker-dr
 import { buildDomainXml } from '../../packages/agent/src/drivers/libvirt/domain-xml.js';
 import { removeDomains } from '../support/cleanup.js';
 import { CopySampler, runningContainerCopies, runningDomainCopies } from '../support/copies.js';
-import { waitFor } from '../support/wait.js';
+import { waitUntil } from '../support/wait.js';
 
 const run = randomBytes(4).toString('hex');
 // Defining or starting a domain can take tens of seconds when libvirtd re-probes QEMU.
@@ -84,7 +84,7 @@ describe('runningDomainCopies, asking libvirt directly', () => {
       await hypervisor.domainResume(domain);
 
       await hypervisor.domainDestroy(domain);
-      await waitFor('the domain to shut off', async () => (await runningDomainCopies(hypervisor, workloadId)) === 0, 10_000);
+      await waitUntil('the domain to shut off', async () => (await runningDomainCopies(hypervisor, workloadId)) === 0, { timeoutMs: 10_000 });
     },
     SLOW,
   );
@@ -110,7 +110,7 @@ describe('CopySampler', () => {
     const sampler = new CopySampler(probe, 5);
     sampler.start();
     expect(() => sampler.start()).toThrow(/already started/);
-    await waitFor('the script to run out', () => call >= script.length + 2, 5_000, 5);
+    await waitUntil('the script to run out', () => call >= script.length + 2, { timeoutMs: 5_000, intervalMs: 5 });
     const report = await sampler.stop();
 
     expect(maxInFlight).toBe(1);

@@ -10,7 +10,7 @@ import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 import { REAL_DRIVERS, startCluster, TEST_FENCE_TIMEOUT_MS, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { CopySampler, runningContainerCopies, runningDomainCopies, type SamplerReport } from '../support/copies.js';
 import { runCli } from '../support/processes.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, sleeperContainer } from '../support/workloads.js';
 
 // Fence-first failover with real processes, real Docker and real qemu:///system
@@ -188,7 +188,7 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
     const ctrRunning = await waitForState(cluster, ctr.id, 'running', 30_000);
     expect([vmRunning.host_id, ctrRunning.host_id]).toEqual([a.hostId, a.hostId]);
     await cluster.api.cordon(b.hostId, false);
-    await waitFor('exactly one copy of each in libvirt and Docker', async () =>
+    await waitUntil('exactly one copy of each in libvirt and Docker', async () =>
       (await runningDomainCopies(hypervisor, vm.id)) === 1 && (await runningContainerCopies(ctr.id)) === 1 && (await qemuGuests()).includes(backendName(a.hostId, vm.id)),
     );
 
@@ -224,7 +224,7 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
     const mark = (what: string) => {
       if (!marks.has(what)) marks.set(what, Math.round(performance.now() - cutAt));
     };
-    await waitFor(
+    await waitUntil(
       'both workloads to run on B',
       async () => {
         const [{ hosts }, vmNow, ctrNow] = await Promise.all([cluster.api.hosts(), cluster.api.get(vm.id), cluster.api.get(ctr.id)]);
@@ -236,12 +236,11 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
         }
         return marks.has('vm running on B (coordinator)') && marks.has('ctr running on B (coordinator)');
       },
-      60_000,
-      50,
+      { timeoutMs: 60_000, intervalMs: 50 },
     ).catch((err: Error) => {
       throw new Error(`${err.message}\n${cluster.logs()}`);
     });
-    await waitFor('libvirt and Docker to show the copies on B', async () => (await domainsOf(hypervisor, vm.id, b.hostId, ConnectListAllDomainsFlags.ACTIVE)).length === 1 && (await containersOf(ctr.id, b.hostId, true)).length === 1, 30_000);
+    await waitUntil('libvirt and Docker to show the copies on B', async () => (await domainsOf(hypervisor, vm.id, b.hostId, ConnectListAllDomainsFlags.ACTIVE)).length === 1 && (await containersOf(ctr.id, b.hostId, true)).length === 1, { timeoutMs: 30_000 });
     await sleep(1000); // keep sampling a little after the move
 
     const reports = {
@@ -304,14 +303,13 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
     a.proxies!.nats.restore();
     a.proxies!.grpc.restore();
     const restoredAt = performance.now();
-    await waitFor(
+    await waitUntil(
       "A's stale copies to be deleted and A up",
       async () => {
         const host = (await cluster.api.hosts()).hosts.find((h) => h.id === a.hostId);
         return host?.status === 'up' && (await domainsOf(hypervisor, vm.id, a.hostId)).length === 0 && (await containersOf(ctr.id, a.hostId)).length === 0;
       },
-      45_000,
-      100,
+      { timeoutMs: 45_000 },
     ).catch((err: Error) => {
       throw new Error(`${err.message}\n${cluster.logs()}`);
     });
@@ -388,14 +386,14 @@ describe('confirm-dead: a frozen host whose lease will not lapse soon', () => {
 
     frozen.process.signal('SIGSTOP');
     const stoppedAt = performance.now();
-    await waitFor('the frozen host to be down', async () => (await cluster.api.hosts()).hosts.find((h) => h.id === frozen.hostId)?.status === 'down', TTL_MS + 5000, 50);
+    await waitUntil('the frozen host to be down', async () => (await cluster.api.hosts()).hosts.find((h) => h.id === frozen.hostId)?.status === 'down', { timeoutMs: TTL_MS + 5000, intervalMs: 50 });
     const downMs = Math.round(performance.now() - stoppedAt);
 
     // Its lease has about ten minutes to run: the workload stays put, saying why.
     const held = await waitFor('the workload to say it waits for fencing', async () => {
       const now = await cluster.api.get(w.id);
       return now.host_id === frozen.hostId && /fence/.test(now.message) ? now : undefined;
-    }, 5000);
+    }, { timeoutMs: 5000 });
     const watchUntil = performance.now() + 4000;
     while (performance.now() < watchUntil) {
       const now = await cluster.api.get(w.id);
@@ -412,7 +410,7 @@ describe('confirm-dead: a frozen host whose lease will not lapse soon', () => {
     const moved = await waitFor('the workload to run on the other host', async () => {
       const now = await cluster.api.get(w.id);
       return now.host_id === other.hostId && now.state === 'running' ? now : undefined;
-    }, 15_000, 50).catch((err: Error) => {
+    }, { timeoutMs: 15_000, intervalMs: 50 }).catch((err: Error) => {
       throw new Error(`${err.message}\n${cluster.logs()}`);
     });
     const movedMs = Math.round(performance.now() - confirmedAt);
@@ -422,9 +420,9 @@ describe('confirm-dead: a frozen host whose lease will not lapse soon', () => {
 
     // The operator vouched wrongly here: the host was only frozen. When it thaws, reconciliation removes its copy.
     frozen.process.signal('SIGCONT');
-    await waitFor('the thawed host to be up and its copy gone', async () =>
+    await waitUntil('the thawed host to be up and its copy gone', async () =>
       (await cluster.api.hosts()).hosts.find((h) => h.id === frozen.hostId)?.status === 'up' && (await containersOf(w.id, frozen.hostId)).length === 0,
-    20_000).catch((err: Error) => {
+    { timeoutMs: 20_000 }).catch((err: Error) => {
       throw new Error(`${err.message}\n${cluster.logs()}`);
     });
     expect(await runningContainerCopies(w.id)).toBe(1);

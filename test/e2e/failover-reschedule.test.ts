@@ -7,7 +7,7 @@ import { parseOwnership } from '../../packages/agent/src/drivers/libvirt/domain-
 import { REAL_DRIVERS, startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { CopySampler, runningContainerCopies, runningDomainCopies, type SamplerReport } from '../support/copies.js';
 import { removeContainersOf, removeDomains } from '../support/cleanup.js';
-import { waitFor } from '../support/wait.js';
+import { waitUntil } from '../support/wait.js';
 import { retainedEvents, sleeperContainer } from '../support/workloads.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -92,23 +92,24 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
     const stoppedAtWallMs = Date.now();
     agentA.process.signal('SIGSTOP');
     const since = () => Math.round(performance.now() - stoppedAt);
+    /** Milliseconds from the freeze until `condition` held. */
+    const msUntil = (what: string, condition: () => Promise<boolean>, timeoutMs: number) => waitUntil(what, condition, { timeoutMs, intervalMs: 50 }).then(since);
 
     const [downMs, movedMs, unknownMs] = await Promise.all([
-      waitFor(`host ${a} to be down`, async () => (await api.hosts()).hosts.find((h) => h.id === a)?.status === 'down' && since(), 20_000, 50),
+      msUntil(`host ${a} to be down`, async () => (await api.hosts()).hosts.find((h) => h.id === a)?.status === 'down', 20_000),
       Promise.all(
         moving.map((w) =>
-          waitFor(
+          msUntil(
             `${w.id} to run on ${b}`,
             async () => {
               const now = await api.get(w.id);
-              return now.host_id === b && now.state === 'running' && since();
+              return now.host_id === b && now.state === 'running';
             },
             30_000,
-            50,
           ),
         ),
       ),
-      waitFor(`${staying.id} to be unknown`, async () => (await api.get(staying.id)).state === 'unknown' && since(), 20_000, 50),
+      msUntil(`${staying.id} to be unknown`, async () => (await api.get(staying.id)).state === 'unknown', 20_000),
     ]);
 
     // Past the TTL and the grace, the never workload is still A's, waiting for it.
@@ -124,12 +125,8 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
 
     const contAt = performance.now();
     agentA.process.signal('SIGCONT');
-    const upMs = await waitFor(
-      `host ${a} to be up again`,
-      async () => (await api.hosts()).hosts.find((h) => h.id === a)?.status === 'up' && Math.round(performance.now() - contAt),
-      30_000,
-      50,
-    );
+    await waitUntil(`host ${a} to be up again`, async () => (await api.hosts()).hosts.find((h) => h.id === a)?.status === 'up', { timeoutMs: 30_000, intervalMs: 50 });
+    const upMs = Math.round(performance.now() - contAt);
 
     // A is schedulable again only once its stale copies are gone: no waiting here.
     const afterReturn = await Promise.all(all.map((w) => liveCopies(hypervisor, w.id)));

@@ -46,8 +46,7 @@ describe('200 submissions with the leading coordinator SIGKILLed in the middle',
         const { workloads } = await client.list();
         return workloads.length === WORKLOADS && workloads.every((w) => w.state === 'running') ? workloads : undefined;
       },
-      60_000,
-      250,
+      { timeoutMs: 60_000, intervalMs: 250 },
     );
     expect(all.map((w) => w.id).sort()).toEqual([...submitted.values()].sort());
 

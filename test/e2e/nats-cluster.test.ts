@@ -6,7 +6,7 @@ import { CoordinatorApi } from '@virtfleet/cli';
 import { uniqueHostId } from '../support/cluster.js';
 import { startNatsCluster, type NatsCluster } from '../support/nats-cluster.js';
 import { CLI_ENTRY, freePort, spawnProcess, waitForPort, type ManagedProcess } from '../support/processes.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 import { removeContainersOf } from '../support/cleanup.js';
 
 
@@ -45,7 +45,7 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
       throw new Error(`${err.message}\n${coordinator.tail()}`);
     });
     api = new CoordinatorApi({ address: `127.0.0.1:${apiPort}`, timeoutMs: 30_000 });
-    await waitFor('the host to be up', async () => (await api.hosts()).hosts.some((h) => h.id === hostId && h.status === 'up'), 20_000);
+    await waitUntil('the host to be up', async () => (await api.hosts()).hosts.some((h) => h.id === hostId && h.status === 'up'), { timeoutMs: 20_000 });
   });
   afterAll(async () => {
     api?.close();
@@ -57,8 +57,8 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
   });
 
   const submitAndRun = async (name: string) => {
-    const w = await waitFor(`${name} to be accepted`, () => api.submit({ request_id: name, spec: { name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] } }), 20_000, 250);
-    await waitFor(`${name} to run`, async () => (await api.get(w.id)).state === 'running', 30_000, 100);
+    const w = await waitFor(`${name} to be accepted`, () => api.submit({ request_id: name, spec: { name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] } }), { timeoutMs: 20_000, intervalMs: 250 });
+    await waitUntil(`${name} to run`, async () => (await api.get(w.id)).state === 'running', { timeoutMs: 30_000 });
     return w;
   };
 
@@ -90,8 +90,7 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
           stream.on('end', () => resolve(types.includes('io.virtfleet.workload.placed') ? types : undefined));
           stream.on('error', reject);
         }),
-      30_000,
-      500,
+      { timeoutMs: 30_000, intervalMs: 500 },
     );
     expect(events).toEqual(expect.arrayContaining(['io.virtfleet.workload.submitted', 'io.virtfleet.workload.placed']));
   });

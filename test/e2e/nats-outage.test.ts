@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 
 // Above the ~5 s outage of the second test (the state store's write timeout), so nothing is rescheduled.
 const TTL_MS = 10_000;
@@ -33,7 +33,7 @@ describe('NATS outages', () => {
     })();
     const restartedAt = Date.now();
     await cluster.nats.restart();
-    await waitFor('telemetry to resume', async () => (await lastSeen()) > restartedAt, TTL_MS, 50);
+    await waitUntil('telemetry to resume', async () => (await lastSeen()) > restartedAt, { timeoutMs: TTL_MS, intervalMs: 50 });
     const resumedMs = Date.now() - restartedAt;
     await watching;
     console.log(`NATS restart: telemetry resumed ${resumedMs} ms after the restart began (TTL ${TTL_MS} ms); host marked down: ${sawDown}`);
@@ -55,9 +55,9 @@ describe('NATS outages', () => {
     await waitForHostsUp(cluster);
     const w = await waitFor('a submit to succeed again', async () =>
       cluster.api.submit({ request_id: 'outage-2', spec: { name: 'after-outage', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '100'] } }),
-    10_000, 250);
+    { timeoutMs: 10_000, intervalMs: 250 });
     expect(w.spec?.name).toBe('after-outage');
-    await waitFor('it to run', async () => (await cluster.api.get(w.id)).state === 'running', 20_000);
+    await waitUntil('it to run', async () => (await cluster.api.get(w.id)).state === 'running', { timeoutMs: 20_000 });
     await cluster.api.act('DeleteWorkload', { id: w.id }).catch((err: Error) => {
       throw new Error(`${err.message}\n${cluster.logs()}`);
     });

@@ -5,7 +5,7 @@ import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { runningContainerCopies } from '../support/copies.js';
 import { removeContainersOf } from '../support/cleanup.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, sleeperContainer, TEST_IMAGE } from '../support/workloads.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -36,7 +36,7 @@ describe('reconciliation: drift between what the host runs and what it should ru
   };
   afterEach(async () => {
     // A repair in flight refuses the delete for a moment ("command in progress"): try again.
-    for (const id of submitted.splice(0)) await waitFor(`${id} to be deleted`, async () => (await cluster.api.act('DeleteWorkload', { id })).state === 'deleted', 15_000, 200);
+    for (const id of submitted.splice(0)) await waitUntil(`${id} to be deleted`, async () => (await cluster.api.act('DeleteWorkload', { id })).state === 'deleted', { timeoutMs: 15_000, intervalMs: 200 });
   });
 
   afterAll(async () => {
@@ -50,12 +50,8 @@ describe('reconciliation: drift between what the host runs and what it should ru
   const waitForDrift = (workloadId: string, kind: string, timeoutMs = 15_000) =>
     waitFor(
       `a ${kind} drift event for ${workloadId}`,
-      async () => {
-        const drift = await driftOf(workloadId);
-        return drift.find((e) => e.data.drift === kind) ?? (drift.length > 0 ? false : undefined);
-      },
-      timeoutMs,
-      250,
+      async () => (await driftOf(workloadId)).find((e) => e.data.drift === kind),
+      { timeoutMs, intervalMs: 250 },
     ).catch(async (err: Error) => {
       const seen = new Map<string, number>();
       for (const e of await driftOf(workloadId)) {
@@ -84,7 +80,14 @@ describe('reconciliation: drift between what the host runs and what it should ru
 
     const drift = await waitForDrift(w.id, 'missing');
     expect(drift.data.repair).toBe('create');
-    const copies = await waitFor(`a running copy of ${w.id} again`, async () => (await runningContainerCopies(w.id)) || undefined, 15_000, 100);
+    const { copies } = await waitFor(
+      `a running copy of ${w.id} again`,
+      async () => {
+        const copies = await runningContainerCopies(w.id);
+        return copies > 0 ? { copies } : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
     const repairedMs = Math.round(performance.now() - removedAt);
     expect(copies).toBe(1);
     const after = await containerOf(w.id);
@@ -107,8 +110,8 @@ describe('reconciliation: drift between what the host runs and what it should ru
     expect(['stopped', 'failed']).toContain(drift.data.observed);
     const info = await waitFor(`${w.id} to run again`, async () => {
       const i = await container.inspect();
-      return i.State.Running && i.State.StartedAt !== startedBefore && i;
-    }, 15_000, 100);
+      return i.State.Running && i.State.StartedAt !== startedBefore ? i : undefined;
+    }, { timeoutMs: 15_000 });
     const restartedMs = Math.round(performance.now() - killedAt);
     // Started again, not replaced.
     expect(info.Id).toBe(container.id);
@@ -134,12 +137,12 @@ describe('reconciliation: drift between what the host runs and what it should ru
     // Exit 0 under on-failure and exit 3 under never: the coordinator accepts the stop.
     const cleanStopped = await waitFor(`${clean.id} to be stopped`, async () => {
       const now = await cluster.api.get(clean.id);
-      return now.state === 'stopped' && now;
-    }, 20_000, 100);
+      return now.state === 'stopped' ? now : undefined;
+    }, { timeoutMs: 20_000 });
     const neverStopped = await waitFor(`${never.id} to be stopped or failed, citing its restart policy`, async () => {
       const now = await cluster.api.get(never.id);
-      return (now.state === 'stopped' || now.state === 'failed') && now.message.includes('restart policy') && now;
-    }, 20_000, 100);
+      return (now.state === 'stopped' || now.state === 'failed') && now.message.includes('restart policy') ? now : undefined;
+    }, { timeoutMs: 20_000 });
     const cleanInfo = await cleanC.inspect();
     const neverInfo = await neverC.inspect();
     expect(cleanInfo.State.ExitCode).toBe(0);
@@ -148,8 +151,8 @@ describe('reconciliation: drift between what the host runs and what it should ru
     // Exit 3 under on-failure: started again, in the same container.
     const failingRestarted = await waitFor(`${failing.id} to be started again`, async () => {
       const i = await failingC.inspect();
-      return i.State.StartedAt !== failingFirstStart && i;
-    }, 20_000, 100);
+      return i.State.StartedAt !== failingFirstStart ? i : undefined;
+    }, { timeoutMs: 20_000 });
     expect(failingRestarted.Id).toBe(failingC.id);
 
     // Several reconcile passes later, the accepted stops still hold.
@@ -199,7 +202,7 @@ describe('reconciliation: drift between what the host runs and what it should ru
     await agent.restart();
     const drift = await waitForDrift(strangerId, 'extra', 20_000);
     expect(drift.data).toMatchObject({ host_id: hostId, repair: 'delete', detail: 'unknown to the coordinator' });
-    await waitFor(`${strangerId} to be removed from Docker`, async () => (await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.workload=${strangerId}`] } })).length === 0, 15_000, 100);
+    await waitUntil(`${strangerId} to be removed from Docker`, async () => (await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.workload=${strangerId}`] } })).length === 0, { timeoutMs: 15_000 });
     const removedMs = Math.round(performance.now() - restartedAt);
     await expect(stranger.inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect((await cluster.api.hosts()).hosts.find((h) => h.id === hostId)?.status).toBe('up');

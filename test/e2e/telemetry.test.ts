@@ -2,7 +2,7 @@ import { readFileSync, statfsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from '../support/cluster.js';
 import { runCli } from '../support/processes.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 
 interface HostJson {
   id: string;
@@ -32,7 +32,7 @@ describe('host telemetry over NATS', () => {
     const started = Date.now();
     const agent = await cluster.addAgent({ telemetryIntervalMs: 1000 });
     // Polled through the API that `host ls` calls, so the CLI's own start-up does not count.
-    await waitFor('the host to appear up', async () => (await cluster.api.hosts()).hosts.some((h) => h.id === agent.hostId && h.status === 'up'), 5_000, 20);
+    await waitUntil('the host to appear up', async () => (await cluster.api.hosts()).hosts.some((h) => h.id === agent.hostId && h.status === 'up'), { timeoutMs: 5_000, intervalMs: 20 });
     const appearedMs = Date.now() - started;
     console.log(`host appeared ${appearedMs} ms after the agent process was spawned`);
     expect(appearedMs, cluster.logs()).toBeLessThanOrEqual(2000);
@@ -59,13 +59,13 @@ describe('host telemetry over NATS', () => {
     agent.process.signal('SIGKILL');
     const killedAt = Date.now();
     await agent.process.waitExit();
-    await waitFor('the host to be marked down', async () => (await hostLs()).find((h) => h.id === agent.hostId && h.status === 'down'), TTL_MS + 4000, 100);
+    await waitFor('the host to be marked down', async () => (await hostLs()).find((h) => h.id === agent.hostId && h.status === 'down'), { timeoutMs: TTL_MS + 4000 });
     const downAfterMs = Date.now() - killedAt;
     console.log(`host marked down ${downAfterMs} ms after SIGKILL (TTL ${TTL_MS} ms)`);
     expect(downAfterMs).toBeLessThanOrEqual(TTL_MS + 2000);
 
     // Telemetry is also the heartbeat: a restarted agent brings the host back up.
     await agent.restart();
-    await waitFor('the host to come back up', async () => (await hostLs()).find((h) => h.id === agent.hostId && h.status === 'up'), 5_000);
+    await waitFor('the host to come back up', async () => (await hostLs()).find((h) => h.id === agent.hostId && h.status === 'up'), { timeoutMs: 5_000 });
   });
 });

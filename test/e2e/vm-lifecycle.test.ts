@@ -1,7 +1,7 @@
 import { Hypervisor } from '@unraid/libvirt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
-import { waitFor } from '../support/wait.js';
+import { waitUntil } from '../support/wait.js';
 import { removeDomains } from '../support/cleanup.js';
 import { backendName } from '../../packages/agent/src/drivers/driver.js';
 
@@ -60,6 +60,6 @@ describe('VM lifecycle on qemu:///system through the coordinator API, checked ag
     expect(await domainState(domainName)).toBe(RUNNING);
 
     expect((await cluster.api.act('DeleteWorkload', { id: submitted.id })).state).toBe('deleted');
-    await waitFor('the domain to be undefined', async () => (await domainState(domainName)) === undefined, 10_000);
+    await waitUntil('the domain to be undefined', async () => (await domainState(domainName)) === undefined, { timeoutMs: 10_000 });
   });
 });

@@ -6,7 +6,7 @@ import { HostLease, type Fenceable } from '../../packages/agent/src/fencing/host
 import { HostLeaseMonitor } from '../../packages/coordinator/src/hosts/host-lease-monitor.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 
 const log = createLogger('fencing-test', 'silent');
 const BUCKET = 'hosts_test';
@@ -59,14 +59,14 @@ describe('host leases and self-fencing against a real nats-server', () => {
     const { monitor, proxy, startLease } = await setup();
     const host = new RecordingHost();
     await startLease(host, 'boot-1');
-    await waitFor('the lease to be held', () => host.held);
+    await waitUntil('the lease to be held', () => host.held);
     await new Promise((r) => setTimeout(r, 4 * RENEW_MS));
     expect(monitor.verdict('h1').fenced, 'a renewing host is not fenced').toBe(false);
     expect(host.fences).toBe(0);
 
     proxy.cut();
     const cutAt = Date.now();
-    const deemedAt = await waitFor('the coordinator to deem the host fenced', () => (monitor.verdict('h1').fenced ? Date.now() : undefined), 10_000, 10);
+    const { at: deemedAt } = await waitFor('the coordinator to deem the host fenced', () => (monitor.verdict('h1').fenced ? { at: Date.now() } : undefined), { timeoutMs: 10_000, intervalMs: 10 });
     const fencedAt = host.fencedAt;
     console.log(`cut at 0 ms; agent fenced at ${fencedAt! - cutAt} ms; coordinator deemed it fenced at ${deemedAt - cutAt} ms (fence timeout ${FENCE_TIMEOUT_MS} ms, margin ${MARGIN_MS} ms)`);
     expect(fencedAt, 'the agent fenced itself').toBeDefined();
@@ -75,8 +75,8 @@ describe('host leases and self-fencing against a real nats-server', () => {
     expect(host.held).toBe(false);
 
     proxy.restore();
-    await waitFor('the lease to be renewed again', () => host.held, 10_000);
-    await waitFor('the coordinator to see the host renewing', () => !monitor.verdict('h1').fenced, 5_000);
+    await waitUntil('the lease to be renewed again', () => host.held, { timeoutMs: 10_000 });
+    await waitUntil('the coordinator to see the host renewing', () => !monitor.verdict('h1').fenced, { timeoutMs: 5_000 });
     expect(host.fences, 'renewing again does not fence again').toBe(1);
   });
 
@@ -88,7 +88,7 @@ describe('host leases and self-fencing against a real nats-server', () => {
     const host = new RecordingHost();
     await startLease(host, 'new-boot');
     expect(host.fences, 'fenced during start').toBe(1);
-    await waitFor('the lease to be held', () => host.held);
+    await waitUntil('the lease to be held', () => host.held);
   });
 
   it('a host with no lease is never deemed fenced', async () => {

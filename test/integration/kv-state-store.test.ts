@@ -5,7 +5,7 @@ import { KvStateStore } from '../../packages/coordinator/src/state/kv-state-stor
 import type { Workload } from '../../packages/coordinator/src/workloads/workload.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { startNatsCluster, type NatsCluster } from '../support/nats-cluster.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 
 const log = createLogger('kv-state-store-test', 'silent');
 
@@ -37,7 +37,7 @@ describe('KvStateStore against a real nats-server', () => {
     const nc = await connect({ servers, maxReconnectAttempts: -1 });
     cleanups.push(() => nc.close());
     // A fresh cluster answers JetStream requests only once it has elected a meta leader.
-    const store = await waitFor('the state bucket to open', () => KvStateStore.open(nc, { bucket: 'state_test', replicas }, log), 30_000, 500);
+    const store = await waitFor('the state bucket to open', () => KvStateStore.open(nc, { bucket: 'state_test', replicas }, log), { timeoutMs: 30_000, intervalMs: 500 });
     cleanups.push(() => store.close(1_000));
     return { nc, store };
   };
@@ -78,7 +78,7 @@ describe('KvStateStore against a real nats-server', () => {
     lost.process.signal('SIGKILL');
     await lost.process.waitExit();
     // The stream's replicas elect a new leader if the lost node led it; allow for that once.
-    await waitFor('the bucket to answer again', () => store.reload().then(() => true), 30_000, 500);
+    await waitUntil('the bucket to answer again', () => store.reload().then(() => true), { timeoutMs: 30_000, intervalMs: 500 });
     const timings: number[] = [];
     for (let attempt = 0; attempt < 8; attempt++) {
       const started = Date.now();

@@ -6,7 +6,7 @@ import { CoordinatorApi } from '@virtfleet/cli';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 import { CLI_ENTRY, freePort, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
-import { waitFor } from './wait.js';
+import { GiveUp, waitFor, waitUntil } from './wait.js';
 
 export interface AgentOptions {
   hostId?: string;
@@ -193,13 +193,13 @@ export async function startCluster(
 
 /** Waits until every agent of the cluster is listed as up. */
 export async function waitForHostsUp(cluster: TestCluster, timeoutMs = 10_000): Promise<void> {
-  await waitFor(
+  await waitUntil(
     `hosts ${cluster.agents.map((a) => a.hostId).join(', ')} to be up`,
     async () => {
       const { hosts } = await cluster.api.hosts();
       return cluster.agents.every((a) => hosts.some((h) => h.id === a.hostId && h.status === 'up'));
     },
-    timeoutMs,
+    { timeoutMs },
   );
 }
 
@@ -209,9 +209,9 @@ export async function waitForState(cluster: TestCluster, id: string, state: stri
     `workload ${id} to be ${state}`,
     async () => {
       const w = await cluster.api.get(id);
-      if (w.state === 'failed' && state !== 'failed') throw new Error(`workload ${id} failed: ${w.message}`);
+      if (w.state === 'failed' && state !== 'failed') throw new GiveUp(`workload ${id} failed: ${w.message}`);
       return w.state === state ? w : undefined;
     },
-    timeoutMs,
+    { timeoutMs },
   );
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
-import { waitFor } from './wait.js';
+import { waitUntil } from './wait.js';
 
 export interface NatsClusterNode {
   name: string;
@@ -39,7 +39,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   });
   await Promise.all(ports.map((p) => waitForPort(p.client)));
   // Clients may only create replicated streams once JetStream's meta group has a leader and every peer.
-  await waitFor(
+  await waitUntil(
     'the JetStream cluster to form',
     async () => {
       type Jsz = { meta_cluster?: { leader?: string; replicas?: { current?: boolean }[] } };
@@ -50,8 +50,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       const leaderView = views[Number(leader.slice(1)) - 1];
       return (leaderView?.replicas ?? []).filter((r) => r.current).length === size - 1;
     },
-    30_000,
-    200,
+    { timeoutMs: 30_000, intervalMs: 200 },
   );
   return {
     nodes,

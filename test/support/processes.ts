@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from './wait.js';
+import { waitUntil } from './wait.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI_ENTRY = `${REPO_ROOT}packages/cli/dist/main.js`;
@@ -89,7 +89,7 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
 
 export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   const { connect } = await import('node:net');
-  await waitFor(
+  await waitUntil(
     `127.0.0.1:${port} to accept connections`,
     () =>
       new Promise<boolean>((resolve) => {
@@ -100,6 +100,6 @@ export async function waitForPort(port: number, timeoutMs = 15_000): Promise<voi
         });
         socket.once('error', () => resolve(false));
       }),
-    timeoutMs,
+    { timeoutMs },
   );
 }
