@@ -32,11 +32,11 @@ export class CoordinatorApi {
   get(id: string): Promise<pb.Workload__Output> {
     return this.unary('GetWorkload', { id });
   }
-  list(filter: { host_id?: string; state?: string } = {}): Promise<pb.ListWorkloadsResponse__Output> {
-    return this.unary('ListWorkloads', filter);
+  list(req: pb.ListWorkloadsRequest = {}): Promise<pb.ListWorkloadsResponse__Output> {
+    return this.unary('ListWorkloads', req);
   }
-  hosts(): Promise<pb.ListHostsResponse__Output> {
-    return this.unary('ListHosts', {});
+  hosts(req: pb.ListHostsRequest = {}): Promise<pb.ListHostsResponse__Output> {
+    return this.unary('ListHosts', req);
   }
   act(method: 'StartWorkload' | 'StopWorkload' | 'PauseWorkload' | 'ResumeWorkload' | 'DeleteWorkload', req: pb.WorkloadActionRequest): Promise<pb.Workload__Output> {
     return this.unary(method, req);

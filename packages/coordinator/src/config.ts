@@ -76,6 +76,15 @@ export const coordinatorConfigSchema = z
       })
       .strict()
       .default({ bucket: 'virtfleet_state', replicas: 1 }),
+    retention: z
+      .object({
+        /** Deleted workloads are forgotten this long after deletion; a delete by name or id succeeds until then. @default 24 */
+        deletedWorkloadsHours: z.number().positive().max(24 * 3650).default(24),
+        /** A request_id returns its first result for this long after the request completed. @default 24 */
+        requestHours: z.number().positive().max(24 * 3650).default(24),
+      })
+      .strict()
+      .default({ deletedWorkloadsHours: 24, requestHours: 24 }),
     events: z
       .object({
         /** JetStream stream for the durable event log. @default 'VIRTFLEET_EVENTS' */

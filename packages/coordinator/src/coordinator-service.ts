@@ -15,9 +15,11 @@ import {
   type pb,
 } from '@virtfleet/shared';
 import { z } from 'zod';
+import { decodePageToken, encodePageToken, pageSizeOf } from './api/paging.js';
 import type { AgentAction } from './dispatch/agent-client.js';
 import type { EventLog } from './events/event-log.js';
 import type { Host } from './hosts/host.js';
+import type { RequestLedger } from './requests/request-ledger.js';
 import type { HostRegistry } from './hosts/host-registry.js';
 import { QUEUE_POLICIES, type QueuePolicy } from './scheduler/catalog.js';
 import type { HostSnapshot, PlacementRecord } from './scheduler/scheduler.js';
@@ -89,11 +91,12 @@ export function toProtoQueue(q: QueueView): pb.QueueState {
   };
 }
 
-function workloadCounts(controller: WorkloadController): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const w of controller.list()) if (w.hostId) counts.set(w.hostId, (counts.get(w.hostId) ?? 0) + 1);
-  return counts;
+function workloadCount(controller: WorkloadController, hostId: string): number {
+  return controller.workloadsOn(hostId).filter((w) => w.state !== 'deleted').length;
 }
+
+const workloadCursorSchema = z.object({ arrivalSeq: z.number().int(), id: z.string() }).strict();
+const hostCursorSchema = z.object({ after: z.string() }).strict();
 
 export function toProtoHost(h: Host, snapshot: HostSnapshot | undefined, workloadCount: number): pb.Host {
   const t = h.telemetry;
@@ -137,15 +140,20 @@ export function coordinatorHandlers(
   controller: WorkloadController,
   hosts: HostRegistry,
   events: EventLog,
+  requests: RequestLedger,
   log: Logger,
 ): pb.CoordinatorHandlers {
-  const action = (name: AgentAction) =>
-    unary<pb.WorkloadActionRequest__Output, pb.Workload>(log, name, async (req) => {
+  const workloadHandles = (w: pb.Workload) => [w.id ?? '', w.spec?.name ?? ''];
+  const action = (name: AgentAction, method: string) =>
+    unary<pb.WorkloadActionRequest__Output, pb.Workload>(log, method, (req) => {
       const ref = requireId(workloadRefSchema, req.id, 'id');
       const requestId = optionalRequestId(req.request_id);
       if (req.timeout_seconds < 0 || req.timeout_seconds > MAX_STOP_TIMEOUT_SECONDS)
         throw new InvalidArgumentError('timeout_seconds', `must be between 0 and ${MAX_STOP_TIMEOUT_SECONDS}`);
-      return toProtoWorkload(await controller.act(name, ref, requestId, { timeoutSeconds: req.timeout_seconds, force: req.force }));
+      const stop = { timeoutSeconds: req.timeout_seconds, force: req.force };
+      return requests.run(requestId, { method, subject: ref, params: stop, aliases: workloadHandles }, async () =>
+        toProtoWorkload(await controller.act(name, ref, requestId, stop)),
+      );
     });
 
   return {
@@ -160,30 +168,50 @@ export function coordinatorHandlers(
     ListWorkloads: unary<pb.ListWorkloadsRequest__Output, pb.ListWorkloadsResponse>(log, 'ListWorkloads', (req) => {
       if (req.state && !(WORKLOAD_STATES as readonly string[]).includes(req.state))
         throw new InvalidArgumentError('state', `must be one of ${WORKLOAD_STATES.join(', ')}`);
-      return Promise.resolve({ workloads: controller.list({ hostId: req.host_id, state: req.state }).map(toProtoWorkload) });
+      if (req.host_id) requireId(hostIdSchema, req.host_id, 'host_id');
+      const limit = pageSizeOf(req.page_size);
+      const after = decodePageToken(req.page_token, workloadCursorSchema);
+      const page = controller.listPage({ hostId: req.host_id, state: req.state }, after, limit);
+      return Promise.resolve({ workloads: page.workloads.map(toProtoWorkload), next_page_token: page.next ? encodePageToken(page.next) : '' });
     }),
-    ListHosts: unary(log, 'ListHosts', () => {
+    ListHosts: unary<pb.ListHostsRequest__Output, pb.ListHostsResponse>(log, 'ListHosts', (req) => {
+      const limit = pageSizeOf(req.page_size);
+      const after = decodePageToken(req.page_token, hostCursorSchema)?.after;
+      const sorted = hosts
+        .list()
+        .filter((h) => after === undefined || h.id > after)
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const page = sorted.slice(0, limit);
       const snapshots = new Map(controller.snapshots().map((snap) => [snap.id, snap]));
-      const counts = workloadCounts(controller);
-      return Promise.resolve({ hosts: hosts.list().map((h) => toProtoHost(h, snapshots.get(h.id), counts.get(h.id) ?? 0)) });
+      const last = page.at(-1);
+      return Promise.resolve({
+        hosts: page.map((h) => toProtoHost(h, snapshots.get(h.id), workloadCount(controller, h.id))),
+        next_page_token: sorted.length > limit && last ? encodePageToken({ after: last.id }) : '',
+      });
     }),
     CordonHost: unary<pb.CordonHostRequest__Output, pb.Host>(log, 'CordonHost', (req) => {
       const hostId = requireId(hostIdSchema, req.host_id, 'host_id');
-      controller.cordon(hostId, req.cordon);
-      const host = hosts.get(hostId);
-      if (!host) throw new NotFoundError('host', hostId);
-      return Promise.resolve(toProtoHost(host, controller.snapshots().find((snap) => snap.id === hostId), workloadCounts(controller).get(hostId) ?? 0));
+      const requestId = optionalRequestId(req.request_id);
+      return requests.run(requestId, { method: 'CordonHost', subject: hostId, params: { cordon: req.cordon } }, () => {
+        const host = hosts.get(hostId);
+        if (!host) throw new NotFoundError('host', hostId);
+        controller.cordon(hostId, req.cordon);
+        return Promise.resolve(toProtoHost(host, controller.snapshots().find((snap) => snap.id === hostId), workloadCount(controller, hostId)));
+      });
     }),
     ConfirmHostDead: unary<pb.ConfirmHostDeadRequest__Output, pb.ConfirmHostDeadResponse>(log, 'ConfirmHostDead', (req) => {
       const hostId = requireId(hostIdSchema, req.host_id, 'host_id');
-      const { fenceFirstWorkloads } = controller.confirmDead(hostId);
-      return Promise.resolve({ host_id: hostId, fence_first_workloads: fenceFirstWorkloads });
+      const requestId = optionalRequestId(req.request_id);
+      return requests.run(requestId, { method: 'ConfirmHostDead', subject: hostId, params: {} }, () => {
+        const { fenceFirstWorkloads } = controller.confirmDead(hostId);
+        return Promise.resolve({ host_id: hostId, fence_first_workloads: fenceFirstWorkloads });
+      });
     }),
-    StartWorkload: action('start'),
-    StopWorkload: action('stop'),
-    PauseWorkload: action('pause'),
-    ResumeWorkload: action('resume'),
-    DeleteWorkload: action('delete'),
+    StartWorkload: action('start', 'StartWorkload'),
+    StopWorkload: action('stop', 'StopWorkload'),
+    PauseWorkload: action('pause', 'PauseWorkload'),
+    ResumeWorkload: action('resume', 'ResumeWorkload'),
+    DeleteWorkload: action('delete', 'DeleteWorkload'),
     ExplainWorkload: unary<pb.ExplainWorkloadRequest__Output, pb.PlacementDecision>(log, 'ExplainWorkload', async (req) =>
       toProtoDecision(await controller.explain(requireId(workloadRefSchema, req.id, 'id'))),
     ),
@@ -193,7 +221,9 @@ export function coordinatorHandlers(
     GetQueue: unary(log, 'GetQueue', () => Promise.resolve(toProtoQueue(controller.queueView()))),
     SetQueuePolicy: unary<pb.SetQueuePolicyRequest__Output, pb.QueueState>(log, 'SetQueuePolicy', (req) => {
       if (!(QUEUE_POLICIES as readonly string[]).includes(req.policy)) throw new InvalidArgumentError('policy', `must be one of ${QUEUE_POLICIES.join(', ')}`);
-      return Promise.resolve(toProtoQueue(controller.configureQueue({ policy: req.policy as QueuePolicy, ...(req.backfill === undefined ? {} : { backfill: req.backfill }) })));
+      const requestId = optionalRequestId(req.request_id);
+      const change = { policy: req.policy as QueuePolicy, ...(req.backfill === undefined ? {} : { backfill: req.backfill }) };
+      return requests.run(requestId, { method: 'SetQueuePolicy', subject: '', params: change }, () => Promise.resolve(toProtoQueue(controller.configureQueue(change))));
     }),
     WatchEvents: serverStream<pb.WatchEventsRequest__Output, pb.Event>(log, 'WatchEvents', async (call) => {
       const req = call.request;

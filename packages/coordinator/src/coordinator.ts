@@ -24,6 +24,8 @@ import { createScheduler } from './scheduler/create-scheduler.js';
 import { WorkloadController } from './workloads/workload-controller.js';
 import { LeaderLease } from './ha/leader-lease.js';
 import { KvStateStore } from './state/kv-state-store.js';
+import { RetentionSweeper } from './state/retention-sweeper.js';
+import { RequestLedger } from './requests/request-ledger.js';
 import { HostLeaseMonitor } from './hosts/host-lease-monitor.js';
 import { followHostEvents } from './hosts/host-event-follower.js';
 import { HostSupervisor } from './workloads/host-supervisor.js';
@@ -118,7 +120,15 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const hostEvents = followHostEvents(nc, hosts, log);
 
   const server = new Server();
-  server.addService(loadCoordinatorProto().Coordinator.service, coordinatorHandlers(controller, hosts, events, log));
+  const requests = new RequestLedger(store, log);
+  const sweeper = new RetentionSweeper(
+    store,
+    requests,
+    { deletedWorkloadsMs: config.retention.deletedWorkloadsHours * 3_600_000, requestsMs: config.retention.requestHours * 3_600_000 },
+    () => controller.isLeader,
+    log.child({ component: 'retention' }),
+  );
+  server.addService(loadCoordinatorProto().Coordinator.service, coordinatorHandlers(controller, hosts, events, requests, log));
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
@@ -139,9 +149,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       onElected: async () => {
         await controller.lead(config.scheduler.retryIntervalMs);
         supervisor.start();
+        sweeper.start();
       },
       onDeposed: () => {
         supervisor.stop();
+        sweeper.stop();
         followUntilDone();
       },
     },
@@ -159,6 +171,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       hosts.stop();
       hostEvents.unsubscribe();
       supervisor.stop();
+      sweeper.stop();
       leases.stop();
       await controller.stop();
       await lease.stop();

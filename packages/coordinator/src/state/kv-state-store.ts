@@ -1,8 +1,9 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import { UnavailableError, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { requestKey, type RequestRecord } from '../requests/request-ledger.js';
 import type { Workload } from '../workloads/workload.js';
-import { HOST_MARKS, type HostMark, type StateStore } from '../workloads/workload-store.js';
+import { HOST_MARKS, type HostMark, type StateStore, type WorkloadCursor } from '../workloads/workload-store.js';
 
 export interface KvStateOptions {
   /** JetStream KV bucket. @default 'virtfleet_state' */
@@ -15,6 +16,7 @@ export interface KvStateOptions {
 
 const WORKLOAD = 'workload.';
 const DECISION = 'decision.';
+const REQUEST = 'request.';
 const RETRY_MS = 500;
 
 interface PendingWrite {
@@ -41,6 +43,10 @@ export class KvStateStore implements StateStore {
   /** Workload ids by the host they are placed on, so per-host work does not scan every workload. */
   private readonly byHost = new Map<string, Set<string>>();
   private readonly marks = new Map<HostMark, Set<string>>(HOST_MARKS.map((m) => [m, new Set<string>()]));
+  /** Completed operator requests by request id. */
+  private readonly requests = new Map<string, RequestRecord>();
+  /** Keys removed (their delete marker still in the stream), with when this store saw them removed. */
+  private readonly markers = new Map<string, number>();
   private readonly queue: PendingWrite[] = [];
   private writing: Promise<void> | undefined;
   private closed = false;
@@ -82,6 +88,7 @@ export class KvStateStore implements StateStore {
     for (let i = 0; i < workloadKeys.length; i += 200) {
       const entries = await Promise.all(workloadKeys.slice(i, i + 200).map((k) => this.kv.get(k)));
       for (const e of entries) {
+        if (e && e.operation !== 'PUT') this.markers.set(e.key, Date.now());
         if (!e || e.operation !== 'PUT') continue;
         try {
           this.remember(e.json<Workload>());
@@ -90,12 +97,26 @@ export class KvStateStore implements StateStore {
         }
       }
     }
+    const requestKeys = keys.filter((k) => k.startsWith(REQUEST));
+    for (let i = 0; i < requestKeys.length; i += 200) {
+      const entries = await Promise.all(requestKeys.slice(i, i + 200).map((k) => this.kv.get(k)));
+      for (const e of entries) {
+        if (e && e.operation !== 'PUT') this.markers.set(e.key, Date.now());
+        if (!e || e.operation !== 'PUT') continue;
+        try {
+          const r = e.json<RequestRecord>();
+          this.requests.set(r.requestId, r);
+        } catch (err) {
+          this.log.error({ key: e.key, err: errorMessage(err) }, 'unreadable request record; skipped');
+        }
+      }
+    }
     for (const [mark, hosts] of this.marks) {
       const prefix = `${mark}.`;
       const entries = await Promise.all(keys.filter((k) => k.startsWith(prefix)).map((k) => this.kv.get(k)));
       for (const e of entries) if (e && e.operation === 'PUT') hosts.add(e.key.slice(prefix.length));
     }
-    this.log.info({ workloads: this.workloads.size, cordoned: this.hostsMarked('cordon').length, confirmedDead: this.hostsMarked('dead').length }, 'state loaded');
+    this.log.info({ workloads: this.workloads.size, requests: this.requests.size, cordoned: this.hostsMarked('cordon').length, confirmedDead: this.hostsMarked('dead').length }, 'state loaded');
   }
 
   get(id: string): Workload | undefined {
@@ -119,6 +140,89 @@ export class KvStateStore implements StateStore {
 
   listOnHost(hostId: string): Workload[] {
     return [...(this.byHost.get(hostId) ?? [])].flatMap((id) => this.get(id) ?? []);
+  }
+
+  page(match: (w: Readonly<Workload>) => boolean, after: WorkloadCursor | undefined, limit: number): { workloads: Workload[]; next?: WorkloadCursor } {
+    const matching: Workload[] = [];
+    for (const w of this.workloads.values()) if ((!after || compareArrival(w, after) > 0) && match(w)) matching.push(w);
+    matching.sort(compareArrival);
+    const workloads = matching.slice(0, limit).map((w) => structuredClone(w));
+    const last = workloads.at(-1);
+    return matching.length > limit && last ? { workloads, next: { arrivalSeq: last.arrivalSeq, id: last.id } } : { workloads };
+  }
+
+  deletedBefore(cutoffMs: number, limit: number): Workload[] {
+    const old: Workload[] = [];
+    for (const w of this.workloads.values()) {
+      if (old.length >= limit) break;
+      if (w.state === 'deleted' && Date.parse(w.updatedAt) < cutoffMs) old.push(structuredClone(w));
+    }
+    return old;
+  }
+
+  remove(workloadId: string): void {
+    if (!this.forget(workloadId)) return;
+    void this.write(WORKLOAD + workloadId, undefined).catch(() => undefined);
+    void this.write(DECISION + workloadId, undefined).catch(() => undefined);
+  }
+
+  private forget(workloadId: string): boolean {
+    const w = this.workloads.get(workloadId);
+    if (!w) return false;
+    this.workloads.delete(workloadId);
+    if (w.hostId) this.byHost.get(w.hostId)?.delete(workloadId);
+    if (w.requestId && this.byRequest.get(w.requestId) === workloadId) this.byRequest.delete(w.requestId);
+    return true;
+  }
+
+  getRequest(requestId: string): RequestRecord | undefined {
+    return this.requests.get(requestId);
+  }
+
+  putRequest(record: RequestRecord): Promise<void> {
+    this.requests.set(record.requestId, record);
+    return this.write(REQUEST + requestKey(record.requestId), JSON.stringify(record));
+  }
+
+  requestsBefore(cutoffMs: number): RequestRecord[] {
+    return [...this.requests.values()].filter((r) => r.completedAtMs < cutoffMs);
+  }
+
+  deleteRequest(requestId: string): void {
+    if (!this.requests.delete(requestId)) return;
+    void this.write(REQUEST + requestKey(requestId), undefined).catch(() => undefined);
+  }
+
+  otherUseOf(requestId: string): string | undefined {
+    const id = this.byRequest.get(requestId);
+    return id ? `SubmitWorkload of ${id}` : undefined;
+  }
+
+  /**
+   * Removes the delete markers of forgotten workloads, decisions and requests
+   * from the stream (a marker stays one message per key otherwise), once no
+   * follower can still need them.
+   */
+  async compact(olderThanMs: number): Promise<void> {
+    const cutoff = Date.now() - olderThanMs;
+    for (const [key, removedAtMs] of this.markers) {
+      if (removedAtMs > cutoff || this.following || this.closed) continue;
+      if (this.isLive(key)) {
+        this.markers.delete(key);
+        continue;
+      }
+      await withTimeout(this.jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${key}` }), this.writeTimeoutMs);
+      this.markers.delete(key);
+    }
+  }
+
+  /** True when the key holds something this store still uses (or is about to write). */
+  private isLive(key: string): boolean {
+    if (this.queue.some((w) => w.key === key)) return true;
+    if (key.startsWith(WORKLOAD)) return this.workloads.has(key.slice(WORKLOAD.length));
+    if (key.startsWith(DECISION)) return this.workloads.has(key.slice(DECISION.length));
+    if (key.startsWith(REQUEST)) return [...this.requests.keys()].some((id) => REQUEST + requestKey(id) === key);
+    return true;
   }
 
   async insert(workload: Workload): Promise<void> {
@@ -187,6 +291,7 @@ export class KvStateStore implements StateStore {
           if (!this.following) continue;
           try {
             if (e.operation === 'PUT') this.remember(e.json<Workload>());
+            else this.forget(e.key.slice(WORKLOAD.length));
           } catch (err) {
             this.log.warn({ key: e.key, err: errorMessage(err) }, 'unreadable workload update; skipped');
           }
@@ -204,6 +309,8 @@ export class KvStateStore implements StateStore {
     this.workloads.clear();
     this.byRequest.clear();
     this.byHost.clear();
+    this.requests.clear();
+    this.markers.clear();
     for (const hosts of this.marks.values()) hosts.clear();
     await this.load();
   }
@@ -249,8 +356,10 @@ export class KvStateStore implements StateStore {
     while (this.queue.length > 0 && !this.closed) {
       const next = this.queue[0]!;
       try {
-        if (next.value === undefined) await this.kv.delete(next.key);
-        else await this.kv.put(next.key, next.value);
+        if (next.value === undefined) {
+          await this.kv.delete(next.key);
+          this.markers.set(next.key, Date.now());
+        } else await this.kv.put(next.key, next.value);
         this.queue.shift();
         next.done.resolve();
       } catch (err) {
@@ -259,6 +368,10 @@ export class KvStateStore implements StateStore {
       }
     }
   }
+}
+
+function compareArrival(a: WorkloadCursor, b: WorkloadCursor): number {
+  return a.arrivalSeq - b.arrivalSeq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -13,7 +13,7 @@ import {
   type WorkloadSpec,
   type WorkloadState,
 } from '@virtfleet/shared';
-import type { AgentAction, AgentClient, AgentClientPool } from '../dispatch/agent-client.js';
+import type { AgentAction, AgentClientPool } from '../dispatch/agent-client.js';
 import type { EventSink } from '../events/event-log.js';
 import type { Host } from '../hosts/host.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
@@ -22,8 +22,9 @@ import type { QueuePolicy } from '../scheduler/catalog.js';
 import { effectivePriority } from '../scheduler/queue/priority.js';
 import type { HostSnapshot, PlacementRecord, Scheduler } from '../scheduler/scheduler.js';
 import { buildSnapshots } from '../scheduler/snapshots.js';
-import type { DesiredState, Workload } from './workload.js';
-import type { StateStore } from './workload-store.js';
+import { DESIRED_BY_ACTION, lifecycleVerdict } from './lifecycle-rules.js';
+import type { Workload } from './workload.js';
+import type { StateStore, WorkloadCursor } from './workload-store.js';
 
 /** A placement decision as kept for `explain`. */
 export interface DecisionRecord extends PlacementRecord {
@@ -43,14 +44,6 @@ export interface StopOptions {
   timeoutSeconds?: number;
   force?: boolean;
 }
-
-const desiredByAction: Record<AgentAction, DesiredState> = {
-  start: 'running',
-  resume: 'running',
-  stop: 'stopped',
-  pause: 'paused',
-  delete: 'deleted',
-};
 
 /**
  * Owns the workload lifecycle on the coordinator: admission, placement,
@@ -155,6 +148,8 @@ export class WorkloadController {
       if (inFlight) return this.sameRequest(requestId, await inFlight, spec);
       const earlier = this.store.getByRequestId(requestId);
       if (earlier) return this.sameRequest(requestId, earlier, spec);
+      const other = this.store.getRequest(requestId);
+      if (other) throw new FailedPreconditionError(`request_id ${requestId} was already used for a different request (${other.method})`);
     }
     const clash = this.store.getByName(spec.name);
     if (clash || this.admittingNames.has(spec.name)) throw new AlreadyExistsError(`a workload named ${spec.name} already exists${clash ? ` (${clash.id})` : ''}`);
@@ -203,44 +198,78 @@ export class WorkloadController {
     return w;
   }
 
-  list(filter: { hostId?: string; state?: string } = {}): Workload[] {
-    return this.store
-      .list()
-      .filter((w) => (filter.state ? w.state === filter.state : w.state !== 'deleted'))
-      .filter((w) => !filter.hostId || w.hostId === filter.hostId);
+  /**
+   * One page of workloads, oldest first: those in `state`, or every live one
+   * (deleted ones only when asked for), optionally only on one host.
+   */
+  listPage(filter: { hostId?: string; state?: string }, after: WorkloadCursor | undefined, limit: number): { workloads: Workload[]; next?: WorkloadCursor } {
+    const { hostId, state } = filter;
+    return this.store.page((w) => (state ? w.state === state : w.state !== 'deleted') && (!hostId || w.hostId === hostId), after, limit);
   }
 
-  /** Carries out a lifecycle action on the workload's agent and returns the new state. */
+  /**
+   * Carries out a lifecycle action on the workload's agent and returns the new
+   * state. The request is checked against the current state first
+   * (`lifecycleVerdict`); a refused or failed request leaves the stored
+   * workload exactly as it was. A delete of a deleted workload succeeds, by id
+   * or by name, while its record is kept.
+   * @throws FailedPreconditionError when the workload's state does not allow the action
+   * @throws UnavailableError when its host is away (a delete is then recorded and carried out when the host returns)
+   */
   async act(action: AgentAction, ref: string, requestId: string, stop: StopOptions = {}): Promise<Workload> {
     this.requireLeader();
-    let w = this.get(ref);
-    if (w.state === 'deleted') {
-      if (action === 'delete') return w;
-      throw new FailedPreconditionError(`workload ${w.id} was deleted`);
-    }
-    if (!w.hostId) {
-      if (action !== 'delete') throw new FailedPreconditionError(`workload ${w.id} is not placed yet: ${w.message}`);
+    const w = action === 'delete' ? this.getIncludingDeleted(ref) : this.get(ref);
+    const verdict = lifecycleVerdict(action, w);
+    if (verdict.kind === 'refuse') throw verdict.error;
+    if (verdict.kind === 'done') return w;
+    if (verdict.kind === 'dequeue') {
       this.queue.remove(w.id);
       return this.update(w, { desiredState: 'deleted', state: 'deleted', message: 'deleted before placement' });
     }
-    if (action === 'delete' && this.hosts.get(w.hostId)?.status !== 'up' && !this.busy.has(w.id)) {
-      // Its host is away: forget it now; reconciliation removes the copy if the host comes back.
-      return this.update(w, { desiredState: 'deleted', state: 'deleted', message: `deleted while host ${w.hostId} was unreachable; its copy is removed when the host returns` });
+    const host = this.hosts.get(w.hostId);
+    if (verdict.kind === 'host-away' || !host || host.status !== 'up') {
+      if (action === 'delete' && !this.busy.has(w.id)) {
+        // Its host is away: forget it now; reconciliation removes the copy if the host comes back.
+        return this.update(w, { desiredState: 'deleted', state: 'deleted', message: `deleted while host ${w.hostId} was unreachable; its copy is removed when the host returns` });
+      }
+      throw new UnavailableError(`host ${w.hostId} is ${host?.status ?? 'unknown'}; cannot ${action} workload ${w.id}`);
     }
-    const client = this.clientFor(w, action);
     if (this.busy.has(w.id)) throw new FailedPreconditionError(`workload ${w.id} has a command in progress; try again`);
     this.busy.add(w.id);
+    const desired = DESIRED_BY_ACTION[action];
+    // The desired state is recorded before the agent acts, so a coordinator that dies meanwhile leaves the intent to reconciliation.
+    const intent = w.desiredState === desired ? w : this.update(w, { desiredState: desired });
     try {
-      w = this.update(w, { desiredState: desiredByAction[action] });
-      const status = await client.act(action, commandId(w.id, action, requestId), w.id, stop);
+      const status = await this.agents.for(host.id, host.telemetry.address).act(action, commandId(w.id, action, requestId), w.id, stop);
       this.lastCommandAt.set(w.id, Date.now());
       const updated = this.update(this.get(w.id), { state: status.state as WorkloadState, message: status.message, driverRef: status.driver_ref || w.driverRef });
       // A deleted workload frees its capacity for the queue.
       if (action === 'delete') this.kick();
       return updated;
+    } catch (err) {
+      this.undoIntent(w, intent);
+      throw err;
     } finally {
       this.busy.delete(w.id);
     }
+  }
+
+  /** Puts back the record as it was before a request whose agent command failed. */
+  private undoIntent(before: Workload, intent: Workload): void {
+    if (intent === before) return;
+    const now = this.store.get(before.id);
+    if (!now) return;
+    if (JSON.stringify(now) === JSON.stringify(intent)) void this.store.put(before).catch(() => undefined);
+    else this.update(now, { desiredState: before.desiredState });
+  }
+
+  /** By id, or by name: the live workload, else the newest deleted one with that name. */
+  private getIncludingDeleted(ref: string): Workload {
+    const live = this.store.get(ref) ?? this.store.getByName(ref);
+    if (live) return live;
+    const deleted = this.store.page((w) => w.spec.name === ref, undefined, Number.MAX_SAFE_INTEGER).workloads.at(-1);
+    if (!deleted) throw new NotFoundError('workload', ref);
+    return deleted;
   }
 
   /** Asks for a placement pass soon. Passes never overlap. */
@@ -531,13 +560,6 @@ export class WorkloadController {
     } finally {
       this.busy.delete(w.id);
     }
-  }
-
-  private clientFor(w: Workload, action: AgentAction): AgentClient {
-    const host = this.hosts.get(w.hostId);
-    if (!host || host.status !== 'up') throw new UnavailableError(`host ${w.hostId} is down; cannot ${action} workload ${w.id}`);
-    if (w.state === 'creating') throw new FailedPreconditionError(`workload ${w.id} is still being created on ${w.hostId}; try again`);
-    return this.agents.for(host.id, host.telemetry.address);
   }
 
   private update(w: Workload, patch: Partial<Workload>): Workload {

@@ -1,3 +1,4 @@
+import type { RequestStore } from '../requests/request-ledger.js';
 import type { Workload } from './workload.js';
 
 /**
@@ -15,6 +16,11 @@ export interface WorkloadStore {
   /** The workloads placed on a host, in any state (deleted ones included). */
   listOnHost(hostId: string): Workload[];
   /**
+   * One page of the workloads that `match`, oldest first (by arrival), from
+   * just after `after`; copies only what it returns. `next` is set when more follow.
+   */
+  page(match: (w: Readonly<Workload>) => boolean, after: WorkloadCursor | undefined, limit: number): { workloads: Workload[]; next?: WorkloadCursor };
+  /**
    * Adds a new workload and resolves once it is durable.
    * @throws UnavailableError when it could not be stored; nothing changed then.
    */
@@ -25,6 +31,16 @@ export interface WorkloadStore {
    * before it is stored await it; others may ignore it.
    */
   put(workload: Workload): Promise<void>;
+  /** Forgets a workload and its decision record for good (a deleted workload past its retention). */
+  remove(workloadId: string): void;
+  /** Deleted workloads last changed before `cutoffMs`, at most `limit`. */
+  deletedBefore(cutoffMs: number, limit: number): Workload[];
+}
+
+/** A position in arrival order, for paging. */
+export interface WorkloadCursor {
+  arrivalSeq: number;
+  id: string;
 }
 
 /** Durable marks an operator puts on hosts. */
@@ -32,7 +48,7 @@ export const HOST_MARKS = ['cordon', 'dead'] as const;
 export type HostMark = (typeof HOST_MARKS)[number];
 
 /** The workload store plus the rest of the coordinator's durable state. */
-export interface StateStore extends WorkloadStore {
+export interface StateStore extends WorkloadStore, RequestStore {
   /** Stores the latest decision record of a workload. */
   putDecision(workloadId: string, record: unknown): void;
   getDecision<T>(workloadId: string): Promise<T | undefined>;
@@ -43,4 +59,6 @@ export interface StateStore extends WorkloadStore {
   setFollowing(following: boolean): Promise<void>;
   /** Resolves true once every write so far is durable, false after `timeoutMs`. */
   flush(timeoutMs?: number): Promise<boolean>;
+  /** Drops the markers that removed keys leave behind, once older than `olderThanMs`. Best effort. */
+  compact(olderThanMs: number): Promise<void>;
 }

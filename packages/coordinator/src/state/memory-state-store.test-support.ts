@@ -1,0 +1,101 @@
+import type { RequestRecord } from '../requests/request-ledger.js';
+import type { Workload } from '../workloads/workload.js';
+import type { HostMark, StateStore, WorkloadCursor } from '../workloads/workload-store.js';
+
+/**
+ * StateStore in memory for unit tests of the controller's logic. Every
+ * write is counted and kept as the JSON it would store, so a test can say
+ * "nothing was written" byte for byte.
+ */
+export class MemoryStateStore implements StateStore {
+  readonly workloads = new Map<string, string>();
+  readonly requests = new Map<string, RequestRecord>();
+  readonly marks = new Map<HostMark, Set<string>>([
+    ['cordon', new Set()],
+    ['dead', new Set()],
+  ]);
+  writes = 0;
+
+  private read(json: string | undefined): Workload | undefined {
+    return json === undefined ? undefined : (JSON.parse(json) as Workload);
+  }
+  get(id: string): Workload | undefined {
+    return this.read(this.workloads.get(id));
+  }
+  getByRequestId(requestId: string): Workload | undefined {
+    return this.list().find((w) => w.requestId === requestId);
+  }
+  getByName(name: string): Workload | undefined {
+    return this.list().find((w) => w.spec.name === name && w.state !== 'deleted');
+  }
+  list(): Workload[] {
+    return [...this.workloads.values()].map((json) => JSON.parse(json) as Workload);
+  }
+  listOnHost(hostId: string): Workload[] {
+    return this.list().filter((w) => w.hostId === hostId);
+  }
+  page(match: (w: Readonly<Workload>) => boolean, after: WorkloadCursor | undefined, limit: number): { workloads: Workload[]; next?: WorkloadCursor } {
+    const order = (a: WorkloadCursor, b: WorkloadCursor) => a.arrivalSeq - b.arrivalSeq || a.id.localeCompare(b.id);
+    const all = this.list().filter((w) => (!after || order(w, after) > 0) && match(w)).sort(order);
+    const workloads = all.slice(0, limit);
+    const last = workloads.at(-1);
+    return all.length > limit && last ? { workloads, next: { arrivalSeq: last.arrivalSeq, id: last.id } } : { workloads };
+  }
+  insert(workload: Workload): Promise<void> {
+    return this.put(workload);
+  }
+  put(workload: Workload): Promise<void> {
+    this.writes++;
+    this.workloads.set(workload.id, JSON.stringify(workload));
+    return Promise.resolve();
+  }
+  remove(workloadId: string): void {
+    this.writes++;
+    this.workloads.delete(workloadId);
+  }
+  deletedBefore(cutoffMs: number, limit: number): Workload[] {
+    return this.list().filter((w) => w.state === 'deleted' && Date.parse(w.updatedAt) < cutoffMs).slice(0, limit);
+  }
+  getRequest(requestId: string): RequestRecord | undefined {
+    return this.requests.get(requestId);
+  }
+  putRequest(record: RequestRecord): Promise<void> {
+    this.writes++;
+    this.requests.set(record.requestId, record);
+    return Promise.resolve();
+  }
+  requestsBefore(cutoffMs: number): RequestRecord[] {
+    return [...this.requests.values()].filter((r) => r.completedAtMs < cutoffMs);
+  }
+  deleteRequest(requestId: string): void {
+    this.writes++;
+    this.requests.delete(requestId);
+  }
+  otherUseOf(requestId: string): string | undefined {
+    const w = this.getByRequestId(requestId);
+    return w ? `SubmitWorkload of ${w.id}` : undefined;
+  }
+  putDecision(): void {
+    this.writes++;
+  }
+  getDecision<T>(): Promise<T | undefined> {
+    return Promise.resolve(undefined);
+  }
+  hostsMarked(mark: HostMark): string[] {
+    return [...(this.marks.get(mark) ?? [])];
+  }
+  setHostMark(mark: HostMark, hostId: string, on: boolean): void {
+    this.writes++;
+    if (on) this.marks.get(mark)?.add(hostId);
+    else this.marks.get(mark)?.delete(hostId);
+  }
+  setFollowing(): Promise<void> {
+    return Promise.resolve();
+  }
+  flush(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  compact(): Promise<void> {
+    return Promise.resolve();
+  }
+}
