@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { createLogger, hostLeaseKey } from '@virtfleet/shared';
-import { HostLease, type Fenceable } from '../../packages/agent/src/fencing/host-lease.js';
+import { HostLease, type Fenceable, type LeaseBucket } from '../../packages/agent/src/fencing/host-lease.js';
 import { HostLeaseMonitor } from '../../packages/coordinator/src/hosts/host-lease-monitor.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -13,20 +13,54 @@ const BUCKET = 'hosts_test';
 const FENCE_TIMEOUT_MS = 1500;
 const RENEW_MS = 300;
 const MARGIN_MS = 500;
+const PROBE_MS = 100;
+/** The agent's own lapse check runs this often (HostLease). */
+const CHECK_MS = Math.max(50, Math.min(250, FENCE_TIMEOUT_MS / 10));
+/** How long the monitor needs at most, unloaded, to deem a silent host fenced: timeout and margin, then a probe's round trip. */
+const DEEM_MS = FENCE_TIMEOUT_MS + MARGIN_MS + 2 * PROBE_MS;
+/** Deadline for waits on the lease machinery: generous against a loaded machine, since the waits end on a condition. */
+const WAIT_MS = 10 * DEEM_MS;
 
-/** Records what the lease asks of the host's workloads. */
+/** Records what the lease asks of the host's workloads, on the monotonic clock the lease uses. */
 class RecordingHost implements Fenceable {
   held = false;
   fencedAt: number | undefined;
   fences = 0;
   async fence(): Promise<{ stopped: number; failed: number }> {
     this.fences++;
-    this.fencedAt ??= Date.now();
+    this.fencedAt ??= performance.now();
     return { stopped: 1, failed: 0 };
   }
   setLeaseHeld(held: boolean): void {
     this.held = held;
   }
+}
+
+/** The agent's real lease bucket, with every renewal sent counted and every acknowledged one timed. */
+class ObservedBucket {
+  sent = 0;
+  failed = 0;
+  readonly acks: { sentAt: number; ackedAt: number }[] = [];
+  constructor(private readonly nc: NatsConnection) {}
+  open = async (): Promise<LeaseBucket> => {
+    // The same timeout as HostLease's own default opener.
+    const kv = await new Kvm(this.nc).open(BUCKET, { timeout: Math.min(5_000, Math.max(500, RENEW_MS)) });
+    return {
+      get: (key) => kv.get(key),
+      put: async (key, value) => {
+        const sentAt = performance.now();
+        this.sent++;
+        try {
+          const revision = await kv.put(key, value);
+          this.acks.push({ sentAt, ackedAt: performance.now() });
+          return revision;
+        } catch (err) {
+          this.failed++;
+          throw err;
+        }
+      },
+    };
+  };
 }
 
 describe('host leases and self-fencing against a real nats-server', () => {
@@ -40,43 +74,69 @@ describe('host leases and self-fencing against a real nats-server', () => {
     cleanups.push(() => nats.stop());
     const coordinatorNc = await connect({ servers: [nats.url] });
     cleanups.push(() => coordinatorNc.close());
-    const monitor = await HostLeaseMonitor.open(coordinatorNc, 'c1', { bucket: BUCKET, replicas: 1, fenceMarginMs: MARGIN_MS, probeIntervalMs: 100 }, log);
+    const monitor = await HostLeaseMonitor.open(coordinatorNc, 'c1', { bucket: BUCKET, replicas: 1, fenceMarginMs: MARGIN_MS, probeIntervalMs: PROBE_MS }, log);
     cleanups.push(() => monitor.stop());
     const proxy: TcpProxy = await startTcpProxy({ host: '127.0.0.1', port: nats.port });
     cleanups.push(() => proxy.close());
     const agentNc: NatsConnection = await connect({ servers: [proxy.url('nats')], maxReconnectAttempts: -1, reconnectTimeWait: 100 });
     cleanups.push(() => agentNc.close());
+    const bucket = new ObservedBucket(agentNc);
     const startLease = async (host: RecordingHost, bootId: string) => {
-      const lease = new HostLease(agentNc, 'h1', bootId, { bucket: BUCKET, fenceTimeoutMs: FENCE_TIMEOUT_MS, renewIntervalMs: RENEW_MS }, host, log);
+      const lease = new HostLease(agentNc, 'h1', bootId, { bucket: BUCKET, fenceTimeoutMs: FENCE_TIMEOUT_MS, renewIntervalMs: RENEW_MS }, host, log, undefined, bucket.open);
       cleanups.push(() => lease.stop());
       await lease.start();
       return lease;
     };
-    return { nats, monitor, proxy, coordinatorNc, startLease };
+    /**
+     * Writes one lease for `hostId` and never renews it, then waits until the
+     * monitor deems that host fenced: proof that the monitor's watch and probes
+     * ran past the fence timeout and margin of anything it saw before.
+     */
+    const silentHostDeemedFenced = async (hostId: string) => {
+      const kv = await new Kvm(coordinatorNc).open(BUCKET);
+      const writtenAt = performance.now();
+      await kv.put(hostLeaseKey(hostId), JSON.stringify({ host_id: hostId, boot_id: 'silent', fence_timeout_ms: FENCE_TIMEOUT_MS, renewed_at: new Date().toISOString() }));
+      await waitUntil(`the monitor to deem the silent host ${hostId} fenced`, () => monitor.verdict(hostId).fenced, { timeoutMs: WAIT_MS, intervalMs: 20 });
+      return { writtenAt, kv };
+    };
+    return { nats, monitor, proxy, coordinatorNc, bucket, startLease, silentHostDeemedFenced };
   };
 
   it('fences the agent cut off from NATS before the coordinator may deem it fenced, and lifts the block once renewed', async () => {
-    const { monitor, proxy, startLease } = await setup();
+    const { monitor, proxy, bucket, startLease, silentHostDeemedFenced } = await setup();
     const host = new RecordingHost();
     await startLease(host, 'boot-1');
-    await waitUntil('the lease to be held', () => host.held);
-    await new Promise((r) => setTimeout(r, 4 * RENEW_MS));
-    expect(monitor.verdict('h1').fenced, 'a renewing host is not fenced').toBe(false);
+    await waitUntil('the lease to be held', () => host.held, { timeoutMs: WAIT_MS });
+
+    // A host that stopped renewing when this one was already renewing is deemed fenced; this one, still renewing, is not.
+    const { writtenAt } = await silentHostDeemedFenced('h-silent');
+    expect(bucket.acks.filter((a) => a.sentAt > writtenAt).length, 'renewals went on while the silent host lapsed').toBeGreaterThan(0);
+    expect(monitor.verdict('h1'), 'a renewing host is not fenced').toMatchObject({ fenced: false });
     expect(host.fences).toBe(0);
 
     proxy.cut();
-    const cutAt = Date.now();
-    const { at: deemedAt } = await waitFor('the coordinator to deem the host fenced', () => (monitor.verdict('h1').fenced ? { at: Date.now() } : undefined), { timeoutMs: 10_000, intervalMs: 10 });
+    const cutAt = performance.now();
+    const { at: deemedAt } = await waitFor('the coordinator to deem the host fenced', () => (monitor.verdict('h1').fenced ? { at: performance.now() } : undefined), { timeoutMs: WAIT_MS, intervalMs: 10 });
     const fencedAt = host.fencedAt;
-    console.log(`cut at 0 ms; agent fenced at ${fencedAt! - cutAt} ms; coordinator deemed it fenced at ${deemedAt - cutAt} ms (fence timeout ${FENCE_TIMEOUT_MS} ms, margin ${MARGIN_MS} ms)`);
     expect(fencedAt, 'the agent fenced itself').toBeDefined();
     expect(fencedAt!, 'the agent fenced first').toBeLessThan(deemedAt);
-    expect(fencedAt! - cutAt, 'within the fence timeout of its last renewal').toBeLessThanOrEqual(FENCE_TIMEOUT_MS + 250);
+    // Timed from the last renewal acknowledged before the fence, as the agent times it, not from the cut.
+    const confirmed = bucket.acks.filter((a) => a.ackedAt < fencedAt!);
+    const last = confirmed[confirmed.length - 1]!;
+    const previous = confirmed[confirmed.length - 2]!;
+    console.log(
+      `last renewal sent ${Math.round(last.sentAt - cutAt)} ms from the cut; agent fenced ${Math.round(fencedAt! - last.sentAt)} ms after it, ` +
+        `the coordinator deemed it fenced ${Math.round(deemedAt - last.sentAt)} ms after it (fence timeout ${FENCE_TIMEOUT_MS} ms, check every ${CHECK_MS} ms, margin ${MARGIN_MS} ms)`,
+    );
+    // Renewals never overlap, so the last one was sent after the one before it was acknowledged: not fenced early...
+    expect(fencedAt! - previous.ackedAt, 'not before the fence timeout').toBeGreaterThan(FENCE_TIMEOUT_MS);
+    // ...and the coordinator, which saw that renewal no earlier than it was sent, may deem the host fenced a timeout and margin after it: fenced before then.
+    expect(fencedAt! - last.sentAt, 'within the fence timeout and margin of its last renewal').toBeLessThanOrEqual(FENCE_TIMEOUT_MS + MARGIN_MS);
     expect(host.held).toBe(false);
 
     proxy.restore();
-    await waitUntil('the lease to be renewed again', () => host.held, { timeoutMs: 10_000 });
-    await waitUntil('the coordinator to see the host renewing', () => !monitor.verdict('h1').fenced, { timeoutMs: 5_000 });
+    await waitUntil('the lease to be renewed again', () => host.held, { timeoutMs: WAIT_MS });
+    await waitUntil('the coordinator to see the host renewing', () => !monitor.verdict('h1').fenced, { timeoutMs: WAIT_MS });
     expect(host.fences, 'renewing again does not fence again').toBe(1);
   });
 
@@ -92,8 +152,18 @@ describe('host leases and self-fencing against a real nats-server', () => {
   });
 
   it('a host with no lease is never deemed fenced', async () => {
-    const { monitor } = await setup();
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(monitor.verdict('never-seen')).toMatchObject({ fenced: false, detail: expect.stringMatching(/confirm-dead/) });
+    const { monitor, proxy, bucket, startLease, silentHostDeemedFenced } = await setup();
+    // h1 is cut off from NATS from the start: it tries to renew, never stores a lease, and fences itself.
+    proxy.cut();
+    const host = new RecordingHost();
+    await startLease(host, 'boot-1');
+    await waitUntil('h1 to fence itself for want of a lease', () => host.fences === 1, { timeoutMs: WAIT_MS });
+    const { kv } = await silentHostDeemedFenced('h-silent');
+    console.log(`h1 cut off: ${bucket.sent} renewals sent, ${bucket.failed} failed, ${bucket.acks.length} acknowledged`);
+    expect(bucket.sent, 'renewals were sent').toBeGreaterThan(0);
+    expect(bucket.acks).toEqual([]);
+    expect(await kv.get(hostLeaseKey('h1')), 'h1 has no lease in the bucket').toBeNull();
+    // The monitor deems a lapsed lease fenced (h-silent above), but cannot prove anything about h1.
+    expect(monitor.verdict('h1')).toMatchObject({ fenced: false, detail: expect.stringMatching(/confirm-dead/) });
   });
 });
