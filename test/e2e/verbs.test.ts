@@ -144,6 +144,15 @@ describe('operator verbs do exactly what they say (real Docker and libvirt, stat
     } while (token);
     expect(seen).toEqual(ids);
     expect(pages).toBe(3);
+    const queued: string[] = [];
+    token = '';
+    do {
+      const page = await cluster.api.queue({ page_size: 2, page_token: token });
+      expect(page.length).toBe(ids.length);
+      queued.push(...page.entries.map((e) => e.workload_id));
+      token = page.next_page_token;
+    } while (token);
+    expect(queued).toEqual(ids);
     await expect(cluster.api.list({ page_token: 'bm90IGEgdG9rZW4' })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/page_token/) });
     await expect(cluster.api.list({ page_size: 5001 })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/page_size/) });
     for (const id of ids) await act('DeleteWorkload', id);

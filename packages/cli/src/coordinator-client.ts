@@ -54,8 +54,8 @@ export class CoordinatorApi {
   plan(spec: pb.WorkloadSpec): Promise<pb.PlacementDecision__Output> {
     return this.unary('PlanWorkload', { spec });
   }
-  queue(): Promise<pb.QueueState__Output> {
-    return this.unary('GetQueue', {});
+  queue(req: pb.GetQueueRequest = {}): Promise<pb.QueueState__Output> {
+    return this.unary('GetQueue', req);
   }
   setQueuePolicy(policy: string, backfill?: boolean): Promise<pb.QueueState__Output> {
     return this.unary('SetQueuePolicy', backfill === undefined ? { policy } : { policy, backfill });

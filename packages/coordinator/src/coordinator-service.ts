@@ -15,7 +15,7 @@ import {
   type pb,
 } from '@virtfleet/shared';
 import { z } from 'zod';
-import { decodePageToken, encodePageToken, pageSizeOf } from './api/paging.js';
+import { decodePageToken, DEFAULT_PAGE_SIZE, encodePageToken, pageSizeOf } from './api/paging.js';
 import type { AgentAction } from './dispatch/agent-client.js';
 import type { EventLog } from './events/event-log.js';
 import type { Host } from './hosts/host.js';
@@ -72,12 +72,16 @@ export function toProtoDecision(d: PlacementRecord | DecisionRecord): pb.Placeme
   };
 }
 
-export function toProtoQueue(q: QueueView): pb.QueueState {
+/** The queue with the entries from `offset`, at most `limit` of them. */
+export function toProtoQueue(q: QueueView, offset = 0, limit = DEFAULT_PAGE_SIZE): pb.QueueState {
+  const end = offset + limit;
   return {
     policy: q.policy,
     backfill: q.backfill,
     aging_per_minute: q.agingPerMinute,
-    entries: q.entries.map((e) => ({
+    length: q.entries.length,
+    next_page_token: end < q.entries.length ? encodePageToken({ offset: end }) : '',
+    entries: q.entries.slice(offset, end).map((e) => ({
       workload_id: e.workload.id,
       name: e.workload.spec.name,
       position: e.position,
@@ -97,6 +101,7 @@ function workloadCount(controller: WorkloadController, hostId: string): number {
 
 const workloadCursorSchema = z.object({ arrivalSeq: z.number().int(), id: z.string() }).strict();
 const hostCursorSchema = z.object({ after: z.string() }).strict();
+const queueCursorSchema = z.object({ offset: z.number().int().min(0) }).strict();
 
 export function toProtoHost(h: Host, snapshot: HostSnapshot | undefined, workloadCount: number): pb.Host {
   const t = h.telemetry;
@@ -218,7 +223,11 @@ export function coordinatorHandlers(
     PlanWorkload: unary<pb.PlanWorkloadRequest__Output, pb.PlacementDecision>(log, 'PlanWorkload', (req) =>
       Promise.resolve(toProtoDecision(controller.plan(parseWorkloadSpec(req.spec, 'spec')))),
     ),
-    GetQueue: unary(log, 'GetQueue', () => Promise.resolve(toProtoQueue(controller.queueView()))),
+    GetQueue: unary<pb.GetQueueRequest__Output, pb.QueueState>(log, 'GetQueue', (req) => {
+      const limit = pageSizeOf(req.page_size);
+      const offset = decodePageToken(req.page_token, queueCursorSchema)?.offset ?? 0;
+      return Promise.resolve(toProtoQueue(controller.queueView(), offset, limit));
+    }),
     SetQueuePolicy: unary<pb.SetQueuePolicyRequest__Output, pb.QueueState>(log, 'SetQueuePolicy', (req) => {
       if (!(QUEUE_POLICIES as readonly string[]).includes(req.policy)) throw new InvalidArgumentError('policy', `must be one of ${QUEUE_POLICIES.join(', ')}`);
       const requestId = optionalRequestId(req.request_id);

@@ -25,6 +25,7 @@ export type { ListHostsResponse, ListHostsResponse__Output } from './generated/v
 export type { WatchEventsRequest__Output } from './generated/virtfleet/v1/WatchEventsRequest.js';
 export type { GetWorkloadRequest__Output } from './generated/virtfleet/v1/GetWorkloadRequest.js';
 export type { PlacementDecision, PlacementDecision__Output } from './generated/virtfleet/v1/PlacementDecision.js';
+export type { GetQueueRequest, GetQueueRequest__Output } from './generated/virtfleet/v1/GetQueueRequest.js';
 export type { QueueState, QueueState__Output } from './generated/virtfleet/v1/QueueState.js';
 export type { SetQueuePolicyRequest__Output } from './generated/virtfleet/v1/SetQueuePolicyRequest.js';
 export type { ExplainWorkloadRequest__Output } from './generated/virtfleet/v1/ExplainWorkloadRequest.js';
