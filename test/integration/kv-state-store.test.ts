@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createLogger, parseWorkloadSpec } from '@virtfleet/shared';
 import { KvStateStore } from '../../packages/coordinator/src/state/kv-state-store.js';
@@ -66,6 +67,41 @@ describe('KvStateStore against a real nats-server', () => {
     expect(reopened.getByRequestId('req-249')?.id).toBe('w-249');
     expect(reopened.hostsMarked('cordon')).toEqual(['h1']);
     expect(reopened.hostsMarked('dead')).toEqual(['h3']);
+  });
+
+  it('keeps request records, pages in arrival order, and removes a workload from leader, follower, reload and stream alike', async () => {
+    const nats: NatsServer = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    const { nc, store } = await open([nats.url]);
+    await store.setFollowing(false);
+    const { store: follower } = await open([nats.url]);
+    await follower.setFollowing(true);
+    for (let n = 0; n < 5; n++) await store.insert(workload(n));
+    await store.putRequest({ requestId: 'op:stop/1', method: 'StopWorkload', subjects: ['w-1'], params: '{}', response: { id: 'w-1' }, completedAtMs: 1 });
+
+    const first = store.page(() => true, undefined, 2);
+    const second = store.page(() => true, first.next, 2);
+    const third = store.page(() => true, second.next, 2);
+    expect([first, second, third].map((p) => p.workloads.map((w) => w.id))).toEqual([['w-0', 'w-1'], ['w-2', 'w-3'], ['w-4']]);
+    expect(third.next).toBeUndefined();
+
+    store.remove('w-3');
+    expect(await store.flush()).toBe(true);
+    expect(store.get('w-3')).toBeUndefined();
+    expect(store.getByRequestId('req-3')).toBeUndefined();
+    await waitUntil('the follower to forget the removed workload', () => follower.get('w-3') === undefined);
+
+    const { store: reopened } = await open([nats.url]);
+    expect(reopened.list().map((w) => w.id).sort()).toEqual(['w-0', 'w-1', 'w-2', 'w-4']);
+    expect(reopened.getRequest('op:stop/1')).toMatchObject({ method: 'StopWorkload', response: { id: 'w-1' } });
+
+    // The removal leaves a marker per key in the stream until compaction drops it.
+    const jsm = await jetstreamManager(nc);
+    const subjects = async () => Object.keys((await jsm.streams.info('KV_state_test', { subjects_filter: '$KV.state_test.>' })).state.subjects ?? {});
+    expect(await subjects()).toContain('$KV.state_test.workload.w-3');
+    await store.compact(0);
+    expect(await subjects()).not.toContain('$KV.state_test.workload.w-3');
+    expect(await subjects()).toContain('$KV.state_test.workload.w-4');
   });
 
   it('reloads every time while one node of a three-node cluster is down', async () => {

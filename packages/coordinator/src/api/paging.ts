@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '@virtfleet/shared';
-import { z } from 'zod';
+import type { z } from 'zod';
 
 /** Page size when a list request gives none. */
 export const DEFAULT_PAGE_SIZE = 500;
