@@ -15,7 +15,11 @@ describe('parseDocument', () => {
     ['truncated JSON', '{"a": '],
   ])('rejects %s with the source and a line', (_name, text) => {
     expect(() => parseDocument(text, 'f.yaml')).toThrow(InvalidArgumentError);
-    expect(() => parseDocument(text, 'f.yaml')).toThrow(/^f\.yaml: malformed YAML\/JSON/);
+    expect(() => parseDocument(text, 'f.yaml')).toThrow(/^f\.yaml: malformed YAML\/JSON at line \d+, column \d+: \S/);
+  });
+  it('gives the position and the reason on one line, with nothing dangling', () => {
+    expect(() => parseDocument('name: x\nname: y\n', 'f.yaml')).toThrow(/^f\.yaml: malformed YAML\/JSON at line 2, column 1: Map keys must be unique$/);
+    expect(() => parseDocument('{"a": ', 'f.json')).toThrow(/^f\.json: malformed YAML\/JSON at line 1, column \d+: [^:\n]+[^:\s]$/);
   });
 });
 
@@ -26,5 +30,8 @@ describe('loadConfig', () => {
   });
   it('names the bad key', () => {
     expect(() => loadConfig(schema, undefined, { port: 'x' })).toThrow(/config: port: /);
+  });
+  it('names every bad key', () => {
+    expect(() => loadConfig(schema, undefined, { port: 'x', nested: { a: 1 }, prot: 2 })).toThrow(/^config: port: Invalid input: expected number, received string; nested\.a: Invalid input: expected string, received number; prot: unknown field$/);
   });
 });

@@ -29,8 +29,10 @@ export function parseDocument(text: string, source: string): unknown {
     return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
   } catch (err) {
     if (err instanceof YAMLParseError) {
-      const line = err.linePos?.[0]?.line;
-      throw new InvalidArgumentError(source, `malformed YAML/JSON${line ? ` at line ${line}` : ''}: ${err.message.split('\n')[0]}`, { cause: err });
+      const at = err.linePos?.[0];
+      // prettyErrors appends " at line L, column C:" and an excerpt to the reason; the position goes first instead.
+      const reason = err.message.replace(/ at line \d+, column \d+:[\s\S]*$/, '').split('\n')[0]?.trim() || err.code;
+      throw new InvalidArgumentError(source, `malformed YAML/JSON${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${reason}`, { cause: err });
     }
     throw new InvalidArgumentError(source, `malformed YAML/JSON: ${errorMessage(err)}`, { cause: err });
   }

@@ -77,7 +77,7 @@ describe('parseWorkloadSpec', () => {
   });
 
   const rejected: { name: string; input: unknown; field: string; reason: RegExp }[] = [
-    { name: 'no spec at all', input: undefined, field: 'spec', reason: /object/ },
+    { name: 'no spec at all', input: undefined, field: 'spec', reason: /^is required$/ },
     { name: 'XML in the name', input: { ...container, name: 'x</name><devices>' }, field: 'spec.name', reason: /DNS label/ },
     { name: 'a name with a quote', input: { ...container, name: "a'b" }, field: 'spec.name', reason: /DNS label/ },
     { name: 'a leading hyphen', input: { ...container, name: '-web' }, field: 'spec.name', reason: /DNS label/ },
@@ -102,7 +102,8 @@ describe('parseWorkloadSpec', () => {
     { name: 'an env name with =', input: { ...container, env: { 'A=B': '1' } }, field: 'spec.env.A=B', reason: /environment names/ },
     { name: 'NUL in a command argument', input: { ...container, command: ['a\0b'] }, field: 'spec.command.0', reason: /NUL/ },
     { name: 'a control character in a label', input: { ...container, labels: { a: 'x\ny' } }, field: 'spec.labels.a', reason: /control/ },
-    { name: 'an unknown field', input: { ...container, memroy: 64 }, field: 'spec', reason: /memroy/ },
+    { name: 'an unknown field', input: { ...container, memroy: 64 }, field: 'spec.memroy', reason: /^unknown field$/ },
+    { name: 'a missing field', input: { name: 'web', kind: 'vm', vcpus: 1 }, field: 'spec.memory_mib', reason: /^is required$/ },
     { name: 'priority above 100', input: { ...container, priority: 101 }, field: 'spec.priority', reason: /at most 100/ },
     { name: 'a fractional priority', input: { ...container, priority: 1.5 }, field: 'spec.priority', reason: /whole/ },
     { name: 'a negative run time', input: { ...container, expected_runtime_seconds: -1 }, field: 'spec.expected_runtime_seconds', reason: /negative/ },
@@ -113,7 +114,7 @@ describe('parseWorkloadSpec', () => {
     { name: 'utilisation above 1', input: { ...container, performance: { max_host_cpu_utilisation: 1.5 } }, field: 'spec.performance.max_host_cpu_utilisation', reason: /at most 1/ },
     { name: 'zero tolerated utilisation', input: { ...container, performance: { max_host_cpu_utilisation: 0 } }, field: 'spec.performance.max_host_cpu_utilisation', reason: /greater than 0/ },
     { name: 'an unknown latency class', input: { ...container, performance: { latency_class: 'ultra' } }, field: 'spec.performance.latency_class', reason: /standard, low, batch/ },
-    { name: 'an unknown performance field', input: { ...container, performance: { cpu: 1 } }, field: 'spec.performance', reason: /cpu/ },
+    { name: 'an unknown performance field', input: { ...container, performance: { cpu: 1 } }, field: 'spec.performance.cpu', reason: /^unknown field$/ },
   ];
   it.each(rejected)('rejects $name naming $field', ({ input, field, reason }) => {
     let caught: unknown;
@@ -130,5 +131,20 @@ describe('parseWorkloadSpec', () => {
 
   it('names the file when given a file prefix', () => {
     expect(() => parseWorkloadSpec({ ...container, vcpus: -1 }, 'web.yaml:')).toThrow(/^web\.yaml: vcpus: /);
+  });
+
+  it('lists every problem, each with its field and reason', () => {
+    const input = { ...container, name: 'Web', vcpus: 0, memroy: 64, env: { 'A B': '1' } };
+    const problems = [
+      { field: 'spec.name', reason: expect.stringMatching(/DNS label/) as string },
+      { field: 'spec.vcpus', reason: 'must be greater than 0' },
+      { field: 'spec.env.A B', reason: expect.stringMatching(/environment names/) as string },
+      { field: 'spec.memroy', reason: 'unknown field' },
+    ];
+    expect(() => parseWorkloadSpec(input)).toThrow(expect.objectContaining({ field: 'spec.name', problems }));
+    expect(() => parseWorkloadSpec(input)).toThrow(/^spec\.name: must be a DNS label[^;]*; spec\.vcpus: must be greater than 0; spec\.env\.A B: environment names[^;]*; spec\.memroy: unknown field$/);
+    // From a file, the file comes first, once.
+    expect(() => parseWorkloadSpec(input, 'web.yaml:')).toThrow(/^web\.yaml: name: must be a DNS label[^;]*; vcpus: must be greater than 0; env\.A B: [^;]*; memroy: unknown field$/);
+    expect(() => parseWorkloadSpec(input, 'web.yaml:')).not.toThrow(/more problem/);
   });
 });

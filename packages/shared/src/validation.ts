@@ -13,23 +13,68 @@ export const OPAQUE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 export const hostIdSchema = z.string().regex(HOST_ID, 'must be 1-63 letters, digits, "-" or "_", starting and ending alphanumeric');
 export const opaqueIdSchema = z.string().regex(OPAQUE_ID, 'must be 1-128 characters of letters, digits, "_", ".", ":" or "-"');
 
-/** Turns the first zod issue into an InvalidArgumentError naming the field by its dotted path. */
-export function zodToInvalidArgument(error: z.ZodError, prefix = ''): InvalidArgumentError {
-  const issue = error.issues[0];
-  if (!issue) return new InvalidArgumentError(prefix, 'invalid');
-  // A prefix ending in ':' names a file ("agent.yaml: grpc.listen"); otherwise it is a parent field.
-  const inner = issue.path.map(String).join('.');
-  const path = prefix.endsWith(':') ? `${prefix} ${inner || '(document)'}` : [prefix, inner].filter((p) => p !== '').join('.');
-  // zod reports a bad record key as "Invalid key in record" with the key's own issue nested inside.
-  const message = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem${error.issues.length > 2 ? 's' : ''})` : '';
-  return new InvalidArgumentError(path, message + more, { cause: error });
+/** One bad field: its dotted path (`spec.memory_mib`) and what is wrong with it. */
+export interface FieldProblem {
+  field: string;
+  reason: string;
 }
 
-/** Parses `input` with `schema`, throwing InvalidArgumentError that names the offending field. */
+/**
+ * A request or file with one or more bad fields. The message lists every
+ * problem, separated by "; ", after the file when there is one:
+ * `web.yaml: vcpus: must be greater than 0; memory_mib: is required`.
+ * `field` is the first problem's, so a caller that reads one field finds it.
+ */
+export class InvalidFieldsError extends InvalidArgumentError {
+  constructor(
+    readonly problems: FieldProblem[],
+    /** The file the fields come from, if any. */
+    readonly source = '',
+    options?: { cause?: unknown },
+  ) {
+    const [first = { field: '', reason: 'invalid' }, ...rest] = problems;
+    super(source ? `${source}: ${first.field || '(document)'}` : first.field, [first.reason, ...rest.map((p) => `${p.field || '(document)'}: ${p.reason}`)].join('; '), options);
+  }
+}
+
+/**
+ * Turns every zod issue into a problem naming its field by its dotted path.
+ * `prefix` ending in ':' names a file ("agent.yaml:"), otherwise a parent
+ * field ("spec"). Given the parsed `input`, a missing field is reported as such.
+ */
+export function zodToInvalidArgument(error: z.ZodError, prefix = '', input?: { value: unknown }): InvalidFieldsError {
+  const source = prefix.endsWith(':') ? prefix.slice(0, -1) : '';
+  const parent = source ? '' : prefix;
+  const fieldName = (path: PropertyKey[]) => [parent, ...path.map(String)].filter((p) => p !== '').join('.');
+  const problems: FieldProblem[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) problems.push({ field: fieldName([...issue.path, key]), reason: 'unknown field' });
+    } else if (issue.code === 'invalid_key') {
+      // zod reports a bad record key as "Invalid key in record" with the key's own issue nested inside.
+      problems.push({ field: fieldName(issue.path), reason: issue.issues[0]?.message ?? issue.message });
+    } else if (issue.code === 'invalid_type' && input && valueAt(input.value, issue.path) === undefined) {
+      problems.push({ field: fieldName(issue.path), reason: 'is required' });
+    } else {
+      problems.push({ field: fieldName(issue.path), reason: issue.message });
+    }
+  }
+  return new InvalidFieldsError(problems, source, { cause: error });
+}
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let current = input;
+  for (const key of path) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+/** Parses `input` with `schema`, throwing InvalidFieldsError that names every offending field. */
 export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown, prefix = ''): z.output<T> {
   const result = schema.safeParse(input);
-  if (!result.success) throw zodToInvalidArgument(result.error, prefix);
+  if (!result.success) throw zodToInvalidArgument(result.error, prefix, { value: input });
   return result.data;
 }
 
