@@ -65,6 +65,8 @@ export class HostSupervisor {
   private leaderSinceMs = 0;
   private lastFullCheckMs = 0;
   private running = false;
+  /** Reconciliation passes completed, over all hosts, for the debug log. */
+  private passes = 0;
 
   constructor(
     private readonly controller: WorkloadController,
@@ -213,6 +215,7 @@ export class HostSupervisor {
       }
     }
     await Promise.all(work);
+    this.log.debug({ host: hostId, pass: ++this.passes, listed_at: listedAt, copies: observed.length, repairs: work.length }, 'host reconciled');
     if (host.status === 'recovering' && this.hosts.get(hostId)?.status === 'recovering') {
       this.hosts.markReady(hostId);
       this.log.info({ host: hostId }, 'host reconciled after returning; schedulable again');
