@@ -11,11 +11,6 @@ import { retainedEvents, sleeperContainer, TEST_IMAGE } from '../support/workloa
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const RECONCILE_MS = 1000;
 
-
-
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('reconciliation: drift between what the host runs and what it should run is found and repaired', () => {
   let cluster: TestCluster;
   let hostId: string;
@@ -59,6 +54,31 @@ describe('reconciliation: drift between what the host runs and what it should ru
         seen.set(key, (seen.get(key) ?? 0) + 1);
       }
       throw new Error(`${err.message}\ndrift events seen (count × data): ${[...seen].map(([d, n]) => `${n} × ${d}`).join('; ') || 'none'}\n${cluster.logs()}`);
+    });
+
+  /**
+   * Reconciliation passes over the host that asked its agent for the workload
+   * list after `sinceMs` (wall clock; one machine), as the coordinator logs
+   * them at debug level ("host reconciled").
+   */
+  const passesSince = (sinceMs: number) =>
+    cluster.coordinator.output
+      .join('')
+      .split('\n')
+      .filter((line) => line.includes('"msg":"host reconciled"'))
+      .map((line) => JSON.parse(line) as { host: string; pass: number; listed_at: number })
+      .filter((p) => p.host === hostId && p.listed_at > sinceMs);
+  /** Waits for `count` such passes: proof the loop looked at the host after `sinceMs`, however slow the machine. */
+  const waitForPasses = (count: number, sinceMs: number, after: string) =>
+    waitFor(
+      `${count} reconciliation passes over ${hostId} listed after ${after}`,
+      () => {
+        const passes = passesSince(sinceMs);
+        return passes.length >= count ? passes : undefined;
+      },
+      { timeoutMs: 15_000 + 3 * count * RECONCILE_MS },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cluster.logs()}`);
     });
 
   /** The one container labelled as the workload. */
@@ -156,7 +176,8 @@ describe('reconciliation: drift between what the host runs and what it should ru
     expect(failingRestarted.Id).toBe(failingC.id);
 
     // Several reconcile passes later, the accepted stops still hold.
-    await sleep(3.5 * RECONCILE_MS);
+    const settledAt = Date.now();
+    const passes = await waitForPasses(3, settledAt, 'the stops were accepted and the failing one restarted');
     const cleanLater = await cleanC.inspect();
     const neverLater = await neverC.inspect();
     expect(cleanLater.State.Running).toBe(false);
@@ -176,7 +197,7 @@ describe('reconciliation: drift between what the host runs and what it should ru
     console.log(
       `exit 0/on-failure: ${cleanStopped.state} "${cleanStopped.message}", StartedAt unchanged, ${cleanDrift.length} drift events; ` +
         `exit 3/never: ${neverStopped.state} "${neverStopped.message}", StartedAt unchanged, ${neverDrift.length} drift events; ` +
-        `exit 3/on-failure: ${failingDrift.length} start repairs, ${failingStarts} distinct StartedAt seen`,
+        `exit 3/on-failure: ${failingDrift.length} start repairs, ${failingStarts} distinct StartedAt seen; checked after passes ${passes.map((p) => p.pass).join(', ')}`,
     );
   });
 
@@ -191,11 +212,12 @@ describe('reconciliation: drift between what the host runs and what it should ru
       HostConfig: { NetworkMode: 'none', Memory: 16 * 1024 * 1024 },
     });
     await stranger.start();
+    const startedAt = Date.now();
 
-    // The agent reports only the workloads in its records, so a running agent does not see it...
-    await sleep(3 * RECONCILE_MS);
-    const seenBeforeRestart = (await driftOf(strangerId)).length;
-    const copiesBeforeRestart = await runningContainerCopies(strangerId);
+    // The agent reports only the workloads in its records, so a running agent does not report it: passes come and go, the stranger stays...
+    const passes = await waitForPasses(2, startedAt, 'the stranger started');
+    expect(await driftOf(strangerId), 'no drift reported for the stranger before the agent restarts').toEqual([]);
+    expect(await runningContainerCopies(strangerId), 'the stranger still runs').toBe(1);
 
     // ...until a restart, when it adopts every container labelled as its own.
     const restartedAt = performance.now();
@@ -207,7 +229,7 @@ describe('reconciliation: drift between what the host runs and what it should ru
     await expect(stranger.inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect((await cluster.api.hosts()).hosts.find((h) => h.id === hostId)?.status).toBe('up');
     console.log(
-      `stranger: before the agent restart ${seenBeforeRestart} drift events and ${copiesBeforeRestart} running copies after ${3 * RECONCILE_MS} ms; ` +
+      `stranger: left alone by passes ${passes.map((p) => p.pass).join(', ')} before the agent restart; ` +
         `after it, drift ${String(drift.data.drift)} (${String(drift.data.detail)}) and removed from Docker ${removedMs} ms after the restart began`,
     );
   });
