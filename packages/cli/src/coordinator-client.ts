@@ -1,6 +1,5 @@
-import type { ClientReadableStream } from '@grpc/grpc-js';
-import { status } from '@grpc/grpc-js';
-import { callUnary, channelCredentials, ERROR_METADATA, fromServiceError, loadCoordinatorProto, NotLeaderError, UnavailableError, type pb, type TlsFiles } from '@virtfleet/shared';
+import { status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { callUnary, channelCredentials, connectionFailure, DeadlineExceededError, ERROR_METADATA, fromServiceError, InvalidArgumentError, loadCoordinatorProto, NotLeaderError, UnavailableError, type pb, type TlsFiles } from '@virtfleet/shared';
 
 export interface ConnectionOptions {
   /** host:port of the coordinator's API; several, comma-separated, for a highly available set. */
@@ -12,14 +11,16 @@ export interface ConnectionOptions {
 
 /** Promise wrapper over the generated Coordinator client; errors come back as virtfleet error classes. */
 export class CoordinatorApi {
+  private readonly addresses: string[];
   private readonly clients: pb.CoordinatorClient[];
   /** The client that answered last; tried first next time. */
   private current = 0;
 
   constructor(private readonly options: ConnectionOptions) {
     const proto = loadCoordinatorProto();
-    const addresses = options.address.split(',').map((a) => a.trim()).filter(Boolean);
-    this.clients = addresses.map((a) => new proto.Coordinator(a, channelCredentials(options.tls)));
+    this.addresses = options.address.split(',').map((a) => a.trim()).filter(Boolean);
+    if (this.addresses.length === 0) throw new InvalidArgumentError('--coordinator', 'must be HOST:PORT, or several separated by commas');
+    this.clients = this.addresses.map((a) => new proto.Coordinator(a, channelCredentials(options.tls), CHANNEL_OPTIONS));
   }
 
   private get client(): pb.CoordinatorClient {
@@ -60,46 +61,167 @@ export class CoordinatorApi {
   setQueuePolicy(policy: string, backfill?: boolean): Promise<pb.QueueState__Output> {
     return this.unary('SetQueuePolicy', backfill === undefined ? { policy } : { policy, backfill });
   }
-  watch(req: { type_prefix?: string; since_seq?: string; since_time?: string; from_start?: boolean; follow?: boolean }): ClientReadableStream<pb.Event__Output> {
+  /** The raw stream from the coordinator that answered last; `streamEvents` adds failover and error mapping. */
+  watch(req: WatchRequest): ClientReadableStream<pb.Event__Output> {
     return this.client.WatchEvents(req);
   }
+
+  /**
+   * Streams events to `onEvent` until the stream ends (without `follow`,
+   * after the last retained event), `signal` aborts, or it fails. Until the
+   * first event arrives, an address that cannot be reached moves on to the
+   * next, as for unary calls.
+   */
+  async streamEvents(req: WatchRequest, onEvent: (e: pb.Event__Output) => void, signal: AbortSignal): Promise<void> {
+    const unreachable = new Map<number, string>();
+    for (;;) {
+      const index = this.current;
+      try {
+        await this.streamOnce(index, req, onEvent, signal);
+        return;
+      } catch (err) {
+        if (!(err instanceof NoConnectionError) || err.afterData) throw err;
+        unreachable.set(index, err.reason);
+        if (unreachable.size === this.clients.length) throw this.unreachableError(unreachable, err);
+        this.current = (index + 1) % this.clients.length;
+      }
+    }
+  }
+
   close(): void {
     for (const c of this.clients) c.close();
   }
 
   /**
-   * One call, with failover: UNAVAILABLE (a coordinator down, or a follower
-   * that does not take changes) moves on to the next address until the
-   * deadline. Every call the CLI makes is safe to repeat.
+   * One call, with failover. A follower's refusal or an address that cannot
+   * be reached moves on to the next address; while some coordinator answers
+   * (followers during an election), rounds repeat until the deadline. Once
+   * every address has failed to connect since the last answer, the call
+   * fails at once: nothing is listening, and waiting would only hide that.
+   * Every call the CLI makes is safe to repeat.
    */
   private async unary<Res>(method: string, req: object): Promise<Res> {
     const deadline = Date.now() + this.options.timeoutMs;
+    const unreachable = new Map<number, string>();
     for (let attempt = 0; ; attempt++) {
+      const index = this.current;
       try {
-        return await this.once<Res>(this.client, method, req, deadline);
+        return await this.once<Res>(index, method, req, deadline);
       } catch (err) {
-        if (!isFailover(err) || Date.now() >= deadline) throw err;
-        this.current = (this.current + 1) % this.clients.length;
+        if (err instanceof NoConnectionError) {
+          unreachable.set(index, err.reason);
+          if (unreachable.size === this.clients.length) throw this.unreachableError(unreachable, err);
+        } else if (err instanceof NotLeaderError) {
+          unreachable.clear();
+        } else {
+          throw err;
+        }
+        if (Date.now() >= deadline) throw err;
+        this.current = (index + 1) % this.clients.length;
         // A full round of refusals: give an election time to finish.
-        if (this.current === 0 || this.clients.length === 1) await new Promise((r) => setTimeout(r, Math.min(1000, 100 * (attempt + 1))));
+        if (this.current === 0 || this.clients.length === 1) await sleep(Math.min(1000, 100 * (attempt + 1), deadline - Date.now()));
         if (Date.now() >= deadline) throw err;
       }
     }
   }
 
-  private once<Res>(client: pb.CoordinatorClient, method: string, req: object, deadline: number): Promise<Res> {
-    return callUnary<Res>(client, method, req, new Date(deadline), (err) =>
-      // No virtfleet trailers: the transport failed, not the coordinator.
-      err.code === status.UNAVAILABLE && err.metadata.get(ERROR_METADATA.retryable).length === 0 ? new NoConnectionError(err.details, { cause: err }) : fromServiceError(err),
-    );
+  private once<Res>(index: number, method: string, req: object, deadline: number): Promise<Res> {
+    return callUnary<Res>(this.clients[index]!, method, req, new Date(deadline), (err) => this.mapError(index, err));
   }
 
+  private streamOnce(index: number, req: WatchRequest, onEvent: (e: pb.Event__Output) => void, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) {
+        resolve();
+        return;
+      }
+      const stream = this.clients[index]!.WatchEvents(req);
+      let received = false;
+      let settled = false;
+      const cancel = () => stream.cancel();
+      const settle = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', cancel);
+        if (err) reject(err);
+        else resolve();
+      };
+      signal.addEventListener('abort', cancel, { once: true });
+      stream.on('data', (e: pb.Event__Output) => {
+        received = true;
+        this.current = index;
+        if (!signal.aborted) onEvent(e);
+      });
+      stream.on('end', () => settle());
+      stream.on('error', (err: ServiceError) => {
+        if (signal.aborted) return settle();
+        const mapped = this.mapError(index, err);
+        if (mapped instanceof NoConnectionError) mapped.afterData = received;
+        settle(mapped);
+      });
+    });
+  }
+
+  /** A client-side ServiceError as a virtfleet error that names the address when the transport failed. */
+  private mapError(index: number, err: ServiceError): Error {
+    const address = this.addresses[index]!;
+    const reason = connectionFailure(err);
+    if (reason !== undefined) return new NoConnectionError(address, reason, { cause: err });
+    // No virtfleet trailers: the deadline passed in the transport, not in the coordinator.
+    if (err.code === status.DEADLINE_EXCEEDED && err.metadata.get(ERROR_METADATA.retryable).length === 0)
+      return new DeadlineExceededError(`no answer from the coordinator at ${address} within ${Number((this.options.timeoutMs / 1000).toFixed(3))} s (--timeout)`, { cause: err });
+    return fromServiceError(err);
+  }
+
+  private unreachableError(reasons: Map<number, string>, cause: unknown): CoordinatorUnreachableError {
+    return new CoordinatorUnreachableError(
+      this.addresses.map((address, i) => ({ address, reason: reasons.get(i) ?? 'not tried' })),
+      { cause },
+    );
+  }
 }
 
-/** The coordinator could not be reached at all. */
-class NoConnectionError extends UnavailableError {}
+export interface WatchRequest {
+  type_prefix?: string;
+  since_seq?: string;
+  since_time?: string;
+  from_start?: boolean;
+  follow?: boolean;
+}
 
-/** Errors after which another coordinator may answer: a follower's refusal, or no connection. */
-function isFailover(err: unknown): boolean {
-  return err instanceof NotLeaderError || err instanceof NoConnectionError;
+/**
+ * grpc-js backs off up to 120 s between connection attempts, and fails calls
+ * at once in between; a long-lived client should notice within a second that
+ * a coordinator came back.
+ */
+const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 1000 };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/** One address could not be reached: the call may go to the next. */
+class NoConnectionError extends UnavailableError {
+  /** The connection was lost after a stream had delivered data, so the call cannot simply be made again elsewhere. */
+  afterData = false;
+  constructor(
+    readonly address: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${address}: ${reason}`, options);
+  }
+}
+
+/** No coordinator address could be reached: each refused the connection, or its name did not resolve. */
+export class CoordinatorUnreachableError extends UnavailableError {
+  constructor(
+    readonly failures: { address: string; reason: string }[],
+    options?: { cause?: unknown },
+  ) {
+    super(
+      failures.length === 1
+        ? `cannot reach the coordinator at ${failures[0]!.address}: ${failures[0]!.reason}`
+        : `cannot reach any coordinator: ${failures.map((f) => `${f.address}: ${f.reason}`).join('; ')}`,
+      options,
+    );
+  }
 }

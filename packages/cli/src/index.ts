@@ -1,2 +1,2 @@
 export { EXIT, exitCodeFor } from './exit-codes.js';
-export { CoordinatorApi, type ConnectionOptions } from './coordinator-client.js';
+export { CoordinatorApi, CoordinatorUnreachableError, type ConnectionOptions, type WatchRequest } from './coordinator-client.js';

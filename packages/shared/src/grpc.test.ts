@@ -1,7 +1,7 @@
-import { status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { Metadata, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { NotFoundError } from './errors.js';
-import { unary } from './grpc.js';
+import { NotFoundError, UnavailableError, toServiceError } from './errors.js';
+import { connectionFailure, unary } from './grpc.js';
 import { createLogger } from './logger.js';
 
 const log = createLogger('test', 'silent');
@@ -29,5 +29,26 @@ describe('unary', () => {
 
   it('passes results through', async () => {
     expect(await invoke(unary(log, 'Get', () => Promise.resolve({ ok: true })))).toEqual({ err: null, res: { ok: true } });
+  });
+});
+
+describe('connectionFailure', () => {
+  const clientError = (code: status, details: string, metadata = new Metadata()): ServiceError => Object.assign(new Error(details), { code, details, metadata });
+  it.each([
+    ['a refused connection', 'No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:7199. Resolution note: ', 'connection refused'],
+    ['a refused IPv6 connection', 'No connection established. Last error: Error: connect ECONNREFUSED ::1:7199. Resolution note: ', 'connection refused'],
+    ['an unreachable host', 'No connection established. Last error: Error: connect EHOSTUNREACH 10.0.0.9:7100. Resolution note: ', 'host unreachable'],
+    ['an unknown host name', 'Name resolution failed for target dns:nosuch.invalid:7100', 'host name not resolved'],
+    ['another cause', 'No connection established. Last error: Error: socket hang up. Resolution note: ', 'socket hang up'],
+    ['a resolution note with text', 'No connection established. Last error: Error: boom. Resolution note: try again', 'boom'],
+    ['a bare transport message', 'Connection dropped', 'Connection dropped'],
+  ])('names %s in a few words', (_name, details, want) => {
+    expect(connectionFailure(clientError(status.UNAVAILABLE, details))).toBe(want);
+  });
+
+  it('leaves alone what a server answered', () => {
+    const fromServer = toServiceError(new UnavailableError('host h1 is down'));
+    expect(connectionFailure(clientError(status.UNAVAILABLE, fromServer.details, fromServer.metadata))).toBeUndefined();
+    expect(connectionFailure(clientError(status.DEADLINE_EXCEEDED, 'Deadline exceeded after 5.001s'))).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
-import type { Client, sendUnaryData, ServerUnaryCall, Server, ServerWritableStream, ServiceError } from '@grpc/grpc-js';
+import { status, type Client, type sendUnaryData, type ServerUnaryCall, type Server, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
-import { InternalError, isServiceError, toServiceError } from './errors.js';
+import { ERROR_METADATA, InternalError, isServiceError, toServiceError } from './errors.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -93,4 +93,30 @@ export function callUnary<Res>(client: Client, method: string, request: object, 
       else reject(isServiceError(err) ? mapError(err) : err);
     });
   });
+}
+
+/** Socket error codes a failed connection attempt reports, in words. */
+const SOCKET_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EADDRNOTAVAIL: 'address not available',
+};
+
+/**
+ * Why a call never reached a server: `connection refused`, `host name not
+ * resolved`, ... for an UNAVAILABLE raised by the client's own transport (a
+ * virtfleet server always sets its trailers). Undefined for a server's answer.
+ */
+export function connectionFailure(err: ServiceError): string | undefined {
+  if (err.code !== status.UNAVAILABLE || (err.metadata?.get(ERROR_METADATA.retryable).length ?? 0) > 0) return undefined;
+  const details = err.details ?? '';
+  if (details.startsWith('Name resolution failed')) return 'host name not resolved';
+  const code = /\b(E[A-Z]{3,})\b/.exec(details)?.[1];
+  if (code && SOCKET_ERRORS[code]) return SOCKET_ERRORS[code];
+  // grpc-js: "No connection established. Last error: Error: <cause>. Resolution note: <often nothing>"
+  const last = /Last error: (?:Error: )?(.*?)\.?\s*(?:Resolution note:.*)?$/s.exec(details)?.[1];
+  return (last || details.replace(/\.?\s*Resolution note:\s*$/, '')).trim() || 'no connection';
 }
