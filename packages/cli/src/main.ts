@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { errorMessage } from '@virtfleet/shared';
 import { registerDaemonCommands } from './commands/daemons.js';
 import { registerOperatorCommands } from './commands/operator.js';
 import { registerSchedulingCommands } from './commands/scheduling.js';
 import { registerSimulateCommand } from './commands/simulate.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { errorText, watchForClosedStdout } from './output.js';
+
+watchForClosedStdout();
 
 const program = new Command('virtfleet')
   .description('virtfleet: VMs and containers across a fleet of hosts')
@@ -40,7 +42,8 @@ try {
     // Help and version exit 0; usage errors were already printed by commander.
     process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.invalidInput;
   } else {
-    process.stderr.write(`error: ${errorMessage(err)}\n`);
+    process.stderr.write(`error: ${errorText(err)}\n`);
     process.exitCode = exitCodeFor(err);
   }
 }
+

@@ -1,8 +1,9 @@
+import { EventEmitter } from 'node:events';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError, UnavailableError } from '@virtfleet/shared';
+import { FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError, parseWorkloadSpec, UnavailableError } from '@virtfleet/shared';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { age, mib, table } from './output.js';
+import { age, errorText, mib, stdoutClosed, table, watchForClosedStdout } from './output.js';
 
 describe('table', () => {
   it('aligns columns under upper-case headers without trailing spaces', () => {
@@ -36,5 +37,41 @@ describe('exitCodeFor', () => {
     [new Error('plain'), EXIT.failure],
   ])('maps %s to %i', (err, code) => {
     expect(exitCodeFor(err)).toBe(code);
+  });
+});
+
+describe('errorText', () => {
+  it('lists several bad fields one per line under their file', () => {
+    const err = (() => {
+      try {
+        parseWorkloadSpec({ name: 'Web', kind: 'vm', vcpus: 0 }, 'web.yaml:');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(errorText(err)).toBe(
+      [
+        'web.yaml: 3 problems:',
+        '  name: must be a DNS label: 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit',
+        '  vcpus: must be greater than 0',
+        '  memory_mib: is required',
+      ].join('\n'),
+    );
+  });
+  it('keeps a single problem on one line', () => {
+    expect(errorText(new InvalidArgumentError('web.yaml: vcpus', 'must be greater than 0'))).toBe('web.yaml: vcpus: must be greater than 0');
+  });
+});
+
+describe('watchForClosedStdout', () => {
+  it('turns EPIPE into a quiet stop, and lets other write errors surface', () => {
+    const stdout = new EventEmitter();
+    watchForClosedStdout(stdout);
+    expect(() => stdout.emit('error', Object.assign(new Error('no space'), { code: 'ENOSPC' }))).toThrow('no space');
+    expect(stdoutClosed.signal.aborted).toBe(false);
+    expect(() => stdout.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).not.toThrow();
+    expect(stdoutClosed.signal.aborted).toBe(true);
+    // Writes after the pipe closed fail again; they are expected now.
+    expect(() => stdout.emit('error', Object.assign(new Error('write after end'), { code: 'ERR_STREAM_DESTROYED' }))).not.toThrow();
   });
 });

@@ -1,3 +1,5 @@
+import { errorMessage, InvalidFieldsError } from '@virtfleet/shared';
+
 export type OutputFormat = 'table' | 'json';
 
 /** Renders rows as aligned columns under upper-case headers. */
@@ -12,7 +14,29 @@ export function table(headers: string[], rows: string[][]): string {
 }
 
 export function print(format: OutputFormat, json: unknown, render: () => string): void {
-  process.stdout.write(`${format === 'json' ? JSON.stringify(json, null, 2) : render()}\n`);
+  write(`${format === 'json' ? JSON.stringify(json, null, 2) : render()}\n`);
+}
+
+/**
+ * Aborts once nobody reads stdout any more (`virtfleet events | head -3`):
+ * commands stop quietly, and nothing more is written.
+ */
+export const stdoutClosed = new AbortController();
+
+/** Writes to stdout unless its reader has gone. */
+export function write(text: string): void {
+  if (!stdoutClosed.signal.aborted) process.stdout.write(text);
+}
+
+/**
+ * Turns EPIPE on `stream` (the reader closed the pipe) into `stdoutClosed`
+ * instead of an unhandled error; other write errors still surface.
+ */
+export function watchForClosedStdout(stream: NodeJS.EventEmitter = process.stdout): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && !stdoutClosed.signal.aborted) throw err;
+    stdoutClosed.abort();
+  });
 }
 
 export function age(iso: string, now = Date.now()): string {
@@ -27,4 +51,11 @@ export function age(iso: string, now = Date.now()): string {
 
 export function mib(n: number): string {
   return n >= 10240 ? `${(n / 1024).toFixed(1)}Gi` : `${Math.round(n)}Mi`;
+}
+
+/** An error for a person: several bad fields one per line under their file, anything else on one line. */
+export function errorText(err: unknown): string {
+  if (err instanceof InvalidFieldsError && err.problems.length > 1)
+    return `${err.source ? `${err.source}: ` : ''}${err.problems.length} problems:\n${err.problems.map((p) => `  ${p.field || '(document)'}: ${p.reason}`).join('\n')}`;
+  return errorMessage(err);
 }
