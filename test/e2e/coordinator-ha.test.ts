@@ -1,7 +1,11 @@
 import { status } from '@grpc/grpc-js';
+import { Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorApi } from '@virtfleet/cli';
+import { loadCoordinatorConfig, type CoordinatorConfig } from '@virtfleet/coordinator';
+import { LEADER_KEY, type LeaseRecord } from '../../packages/coordinator/src/ha/leader-lease.js';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { waitFor, waitUntil } from '../support/wait.js';
@@ -10,25 +14,55 @@ import { removeContainersOf } from '../support/cleanup.js';
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const spec = (name: string) => ({ name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] });
 
+/** The configuration a coordinator process runs with: its --config file through the coordinator's own loader, defaults included. */
+function configOf(p: ManagedProcess): CoordinatorConfig {
+  const args = p.child.spawnargs;
+  return loadCoordinatorConfig(args[args.indexOf('--config') + 1]);
+}
+
+/** Every write of the leader lease, in order, with when its writer sent it (the record's expiry less the TTL; one machine, one wall clock). */
+async function watchLease(nc: NatsConnection, bucket: string, ttlMs: number) {
+  const writes: { sentAt: number; record: LeaseRecord }[] = [];
+  const watch = await (await new Kvm(nc).open(bucket)).watch({ key: LEADER_KEY });
+  void (async () => {
+    for await (const e of watch) {
+      if (e.operation !== 'PUT') continue;
+      const record = e.json<LeaseRecord>();
+      if (record.expiresAtMs > 0) writes.push({ sentAt: record.expiresAtMs - ttlMs, record });
+    }
+  })();
+  return { writes, stop: () => watch.stop() };
+}
+
 describe('two coordinators: one leader by lease, a follower that takes over', () => {
   let cluster: TestCluster;
   let second: { process: ManagedProcess; address: string };
   let both: CoordinatorApi;
+  let nc: NatsConnection;
 
   beforeAll(async () => {
     cluster = await startCluster({ agents: [{ drivers: { docker: { enabled: true } } }] });
     second = await cluster.addCoordinator('e2e-standby');
     both = new CoordinatorApi({ address: `${cluster.coordinatorAddress},${second.address}`, timeoutMs: 20_000 });
     await waitForHostsUp(cluster);
+    nc = await connect({ servers: [cluster.nats.url] });
   });
   afterAll(async () => {
     both?.close();
+    await nc?.close();
     const hostId = cluster?.agents[0]?.hostId;
     await cluster?.stop();
     if (hostId) await removeContainersOf([hostId]);
   });
 
   it('refuses changes on the follower, serves reads there, and fails over within the lease after the leader is killed', async () => {
+    const config = configOf(cluster.coordinator);
+    expect(configOf(second.process).ha.leaseTtlMs, 'both coordinators run with one lease TTL').toBe(config.ha.leaseTtlMs);
+    const ttlMs = config.ha.leaseTtlMs;
+    // The holder renews, and the others look, every TTL / 3 (LeaderLease's default; the README's "renewed every ha.leaseTtlMs / 3").
+    const checkMs = Math.max(100, Math.floor(ttlMs / 3));
+    const lease = await watchLease(nc, config.state.bucket, ttlMs);
+
     const first = await both.submit({ request_id: 'ha-1', spec: spec('before-failover') });
     await waitForState(cluster, first.id, 'running');
 
@@ -54,16 +88,31 @@ describe('two coordinators: one leader by lease, a follower that takes over', ()
       standby.close();
     }
 
+    // Until the kill, only the first coordinator holds the lease, renewing it.
+    expect(lease.writes.length, 'the leader renewed its lease').toBeGreaterThan(1);
+    expect(new Set(lease.writes.map((w) => w.record.coordinatorId))).toEqual(new Set(['e2e']));
+
     cluster.coordinator.signal('SIGKILL');
     const killedAt = Date.now();
     const afterFailover = await both.submit({ request_id: 'ha-2', spec: spec('after-failover') });
+    const takeover = await waitFor('the standby to take the lease', () => lease.writes.find((w) => w.record.coordinatorId === 'e2e-standby'), { timeoutMs: 10 * ttlMs });
+    const lastRenewal = lease.writes.filter((w) => w.record.coordinatorId === 'e2e').at(-1)!;
     const running = await waitFor('the new leader to run it', async () => {
       const w = await both.get(afterFailover.id);
       return w.state === 'running' ? w : undefined;
     }, { timeoutMs: 20_000, intervalMs: 50 });
     const failoverMs = Date.now() - killedAt;
-    console.log(`leader SIGKILL to the next placement running on the new leader: ${failoverMs} ms (lease TTL 3000 ms)`);
-    expect(failoverMs).toBeLessThanOrEqual(6000);
+    lease.stop();
+    const heldOffMs = takeover.sentAt - lastRenewal.sentAt;
+    console.log(
+      `lease TTL ${ttlMs} ms, checks every ${checkMs} ms: last renewal ${killedAt - lastRenewal.sentAt} ms before the SIGKILL; ` +
+        `the standby took the lease (term ${takeover.record.term}) ${heldOffMs} ms after that renewal; the next placement ran ${failoverMs} ms after the SIGKILL (timed in bench/failover.bench.ts)`,
+    );
+    expect(takeover.record.term).toBe(lastRenewal.record.term + 1);
+    // Never two leaders: the standby waits a full TTL after the last renewal it could have seen...
+    expect(heldOffMs, 'no take-over before the lease ran out').toBeGreaterThanOrEqual(ttlMs);
+    // ...and takes over at its first look after that: one look to see the last renewal, one to find it expired, one more for looks running late.
+    expect(heldOffMs, 'take-over within the TTL and the checks').toBeLessThanOrEqual(ttlMs + 3 * checkMs);
     expect(running.host_id).toBe(cluster.agents[0]!.hostId);
 
     // Nothing lost, nothing doubled: the new leader knows both, Docker runs one container each.
