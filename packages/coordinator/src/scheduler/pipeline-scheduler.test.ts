@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, parseWorkloadSpec } from '@virtfleet/shared';
+import { FILTERS, SCORERS } from './catalog.js';
 import { createScheduler } from './create-scheduler.js';
 import { PipelineScheduler } from './pipeline-scheduler.js';
 import type { FilterPlugin, FilterResult, ScorePlugin } from './plugins.js';
 import { hostSnapshot } from './host-snapshot.test-support.js';
-import type { PlacementRequest } from './scheduler.js';
+import type { FilterVerdict, PlacementRequest } from './scheduler.js';
 
 const host = hostSnapshot;
 
@@ -106,6 +107,21 @@ describe('PipelineScheduler', () => {
       expect(r.unresolvable).toBe(true);
     });
 
+    it('counts a host failing two filters once, under the first (cheapest), and the record shows both', () => {
+      const s = createScheduler({ placement: 'binpack', weights: {}, candidateLimit: 16 });
+      const small = { allocatable: { vcpus: 8, memoryMiB: 2048, diskGiB: 100 } };
+      const hosts = [...['h1', 'h2', 'h3'].map((id) => host(id, { trustLevel: 2, ...small })), ...['h4', 'h5'].map((id) => host(id, { trustLevel: 1, ...small }))];
+      const r = s.place(request({ memory_mib: 4096, security: { min_trust_level: 2 } }), hosts);
+      expect(r.summary).toBe('5 hosts: 3 insufficient memory, 2 trust level below 2');
+      expect(r.rejections).toEqual({ 'insufficient memory': 3, 'trust level below 2': 2 });
+      const h4 = r.candidates.find((c) => c.hostId === 'h4')!;
+      expect(h4.filters.filter((f) => f.status !== 'ok')).toEqual([
+        { plugin: 'trust-level', status: 'unresolvable', reason: 'trust level below 2' },
+        { plugin: 'resources', status: 'unresolvable', reason: 'insufficient memory' },
+      ]);
+      expect(h4.filters).toHaveLength(FILTERS.names().length);
+    });
+
     it('is not unresolvable when one host could take the workload later', () => {
       const s = createScheduler({ placement: 'binpack', weights: {}, candidateLimit: 0 });
       const hosts = [host('h1', { trustLevel: 1 }), host('h2', { trustLevel: 2, allocated: { vcpus: 0, memoryMiB: 6144, diskGiB: 0 } })];
@@ -136,28 +152,138 @@ describe('PipelineScheduler', () => {
   });
 
   describe('filters', () => {
-    it('stop at the first rejection', () => {
+    it('stop at the first rejection on a host the record does not list', () => {
       const first = fakeFilter('first', { h1: { status: 'unresolvable', reason: 'nope' } });
       const second = fakeFilter('second', { h2: { status: 'unschedulable', reason: 'later' } });
       const third = fakeFilter('third');
-      const r = new PipelineScheduler({ filters: [first.plugin, second.plugin, third.plugin], scorers: [], candidateLimit: 0 }).place(request(), hostsNamed('h1', 'h2', 'h3'));
+      const r = new PipelineScheduler({ filters: [first.plugin, second.plugin, third.plugin], scorers: [], candidateLimit: 0, maxRejectedInRecord: 0 }).place(
+        request(),
+        hostsNamed('h1', 'h2', 'h3'),
+      );
       expect([first.calls.get('h1'), second.calls.get('h1'), third.calls.get('h1')]).toEqual([1, undefined, undefined]);
       expect([first.calls.get('h2'), second.calls.get('h2'), third.calls.get('h2')]).toEqual([1, 1, undefined]);
       expect([first.calls.get('h3'), second.calls.get('h3'), third.calls.get('h3')]).toEqual([1, 1, 1]);
-      expect(r.candidates.map((c) => c.filters)).toEqual([
-        [{ plugin: 'first', status: 'unresolvable', reason: 'nope' }],
-        [
-          { plugin: 'first', status: 'ok' },
-          { plugin: 'second', status: 'unschedulable', reason: 'later' },
-        ],
-        [
-          { plugin: 'first', status: 'ok' },
-          { plugin: 'second', status: 'ok' },
-          { plugin: 'third', status: 'ok' },
-        ],
+      expect(r.candidates.map((c) => c.hostId)).toEqual(['h3']);
+      expect(r.rejections).toEqual({ nope: 1, later: 1 });
+    });
+
+    it('run every filter on a rejected host the record lists, and only on those', () => {
+      // Five hosts rejected by the first filter, two of them listed; one feasible host in the middle.
+      const first = fakeFilter('first', Object.fromEntries(['h1', 'h2', 'h4', 'h5', 'h6'].map((id) => [id, { status: 'unschedulable', reason: 'busy' } as FilterResult])));
+      const second = fakeFilter('second', { h2: { status: 'unresolvable', reason: 'never' } });
+      const s = new PipelineScheduler({ filters: [first.plugin, second.plugin], scorers: [], candidateLimit: 0, maxRejectedInRecord: 2 });
+      const r = s.place(request(), hostsNamed('h1', 'h2', 'h3', 'h4', 'h5', 'h6'));
+      expect(Object.fromEntries(second.calls), 'the second filter runs on the listed rejected hosts and the feasible one, not on h4-h6').toEqual({ h1: 1, h2: 1, h3: 1 });
+      expect(first.total()).toBe(6);
+      expect(r.candidates.map((c) => [c.hostId, c.filters.map((f) => f.status)])).toEqual([
+        ['h1', ['unschedulable', 'ok']],
+        ['h2', ['unschedulable', 'unresolvable']],
+        ['h3', ['ok', 'ok']],
       ]);
-      expect(r.candidates.map((c) => c.feasible)).toEqual([false, false, true]);
-      expect(r.hostId).toBe('h3');
+      expect(r.rejections).toEqual({ busy: 5 });
+    });
+
+    describe('a listed rejected host shows every verdict; only the first rejection is counted', () => {
+      const ok: FilterResult = { status: 'ok' };
+      const cases: {
+        name: string;
+        verdicts: [FilterResult, FilterResult, FilterResult];
+        want: { filters: FilterVerdict[]; rejections: Record<string, number>; unresolvable: boolean };
+      }[] = [
+        {
+          name: 'failing two filters: both verdicts, in run order, the first counted',
+          verdicts: [{ status: 'unresolvable', reason: 'no driver' }, ok, { status: 'unschedulable', reason: 'too busy' }],
+          want: {
+            filters: [
+              { plugin: 'a', status: 'unresolvable', reason: 'no driver' },
+              { plugin: 'b', status: 'ok' },
+              { plugin: 'c', status: 'unschedulable', reason: 'too busy' },
+            ],
+            rejections: { 'no driver': 1 },
+            unresolvable: true,
+          },
+        },
+        {
+          name: 'failing one filter: the rest ok',
+          verdicts: [ok, { status: 'unschedulable', reason: 'insufficient memory' }, ok],
+          want: {
+            filters: [
+              { plugin: 'a', status: 'ok' },
+              { plugin: 'b', status: 'unschedulable', reason: 'insufficient memory' },
+              { plugin: 'c', status: 'ok' },
+            ],
+            rejections: { 'insufficient memory': 1 },
+            unresolvable: false,
+          },
+        },
+        {
+          name: 'failing only the last filter',
+          verdicts: [ok, ok, { status: 'unschedulable', reason: 'too busy' }],
+          want: {
+            filters: [
+              { plugin: 'a', status: 'ok' },
+              { plugin: 'b', status: 'ok' },
+              { plugin: 'c', status: 'unschedulable', reason: 'too busy' },
+            ],
+            rejections: { 'too busy': 1 },
+            unresolvable: false,
+          },
+        },
+        {
+          name: 'failing every filter, the reasonless one shown without a reason',
+          verdicts: [{ status: 'unschedulable', reason: 'down' }, { status: 'unresolvable' }, { status: 'unresolvable', reason: 'label zone≠a' }],
+          want: {
+            filters: [
+              { plugin: 'a', status: 'unschedulable', reason: 'down' },
+              { plugin: 'b', status: 'unresolvable' },
+              { plugin: 'c', status: 'unresolvable', reason: 'label zone≠a' },
+            ],
+            rejections: { down: 1 },
+            // The first rejection decides: a down host may come back, whatever the later filters say.
+            unresolvable: false,
+          },
+        },
+      ];
+      it.each(cases)('$name', ({ verdicts, want }) => {
+        const [a, b, c] = verdicts.map((v, i) => fakeFilter('abc'[i]!, { h1: v }).plugin) as [FilterPlugin, FilterPlugin, FilterPlugin];
+        const r = new PipelineScheduler({ filters: [a, b, c], scorers: [], candidateLimit: 0 }).place(request(), hostsNamed('h1'));
+        expect(r.candidates).toHaveLength(1);
+        expect(r.candidates[0]).toMatchObject({ hostId: 'h1', feasible: false, scores: [], total: 0 });
+        expect(r.candidates[0]!.filters).toEqual(want.filters);
+        expect(r.rejections).toEqual(want.rejections);
+        expect(r.summary).toBe(`1 host: 1 ${Object.keys(want.rejections).join()}`);
+        expect(r.unresolvable).toBe(want.unresolvable);
+      });
+    });
+
+    it('record the same rejections, summary and choice as a scheduler that lists no rejected host', () => {
+      // The catalog's real filters on hosts that fail one, two or several of them.
+      const catalog = FILTERS.names().map((n) => FILTERS.get(n)!);
+      const scorers = [{ plugin: SCORERS.get('binpack')!, weight: 1 }];
+      const hosts = [
+        host('down-low-trust', { schedulable: false, unschedulableReason: 'down', trustLevel: 0 }),
+        host('small-low-trust', { trustLevel: 0, allocatable: { vcpus: 8, memoryMiB: 2048, diskGiB: 100 } }),
+        host('small', { trustLevel: 2, allocatable: { vcpus: 8, memoryMiB: 2048, diskGiB: 100 } }),
+        host('busy', { trustLevel: 2, cpuUtilisation: 0.95 }),
+        host('container-only-full', { trustLevel: 2, kinds: new Set(['container']), allocated: { vcpus: 8, memoryMiB: 8192, diskGiB: 0 } }),
+        host('fits', { trustLevel: 3 }),
+      ];
+      const requests = [
+        request({ memory_mib: 4096, security: { min_trust_level: 2 } }),
+        request({ memory_mib: 4096, security: { min_trust_level: 2 }, performance: { latency_class: 'low' } }),
+        request({ memory_mib: 16384 }),
+        request({ security: { min_trust_level: 4 } }),
+      ];
+      for (const req of requests) {
+        const full = new PipelineScheduler({ filters: catalog, scorers, candidateLimit: 0 }).place(req, hosts);
+        const first = new PipelineScheduler({ filters: catalog, scorers, candidateLimit: 0, maxRejectedInRecord: 0 }).place(req, hosts);
+        const { candidates: _c, decidedAt: _d, ...rest } = full;
+        const { candidates: _c2, decidedAt: _d2, ...restFirst } = first;
+        expect(rest, JSON.stringify(req.spec.security)).toEqual(restFirst);
+        for (const c of full.candidates.filter((x) => !x.feasible)) {
+          expect(c.filters.map((f) => f.plugin), `${c.hostId} has every filter's verdict`).toEqual(FILTERS.names());
+        }
+      }
     });
 
     it('rejected hosts are not scored', () => {

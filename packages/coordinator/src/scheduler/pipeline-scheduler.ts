@@ -1,4 +1,4 @@
-import type { FilterPlugin, ScorePlugin } from './plugins.js';
+import type { FilterPlugin, FilterResult, ScorePlugin } from './plugins.js';
 import {
   summariseRejections,
   type CandidateRecord,
@@ -23,20 +23,28 @@ export interface PipelineOptions {
   candidateLimit: number;
   /**
    * Rejected hosts listed in a record; `rejections` still counts them all.
-   * Keeps records small when a request is checked against thousands of hosts. @default 32
+   * Keeps records small when a request is checked against thousands of hosts.
+   * A listed host gets every filter's verdict, so this also bounds the filter
+   * calls a placement spends on the record beyond its first rejections. @default 32
    */
   maxRejectedInRecord?: number;
 }
 
 /**
  * Filter then score. Filters run in the given order and a host's evaluation
- * stops at its first rejection. When nothing fits, every host is evaluated so
- * the summary counts them all.
+ * stops at its first rejection, which is the one counted in `rejections`.
+ * The exception is a rejected host that the record lists (the first
+ * `maxRejectedInRecord`): the remaining filters run on it too, so `explain`
+ * shows every verdict; that costs at most `maxRejectedInRecord` hosts per
+ * placement and changes no count. When nothing fits, every host is evaluated
+ * so the summary counts them all.
  */
 export class PipelineScheduler implements Scheduler {
   private nextStart = 0;
   private readonly scorers: readonly { plugin: ScorePlugin; weight: number }[];
   private readonly weightSum: number;
+  /** ok[k]: filter k's ok verdict. Shared by every record, never mutated. */
+  private readonly ok: readonly FilterVerdict[];
   /** passedPrefix[k]: the verdicts of the first k filters passing. Shared by every record, never mutated. */
   private readonly passedPrefix: readonly (readonly FilterVerdict[])[];
   private readonly maxRejected: number;
@@ -45,6 +53,7 @@ export class PipelineScheduler implements Scheduler {
     this.scorers = options.scorers.filter((s) => s.weight > 0);
     this.weightSum = this.scorers.reduce((a, s) => a + s.weight, 0);
     const ok = options.filters.map((f): FilterVerdict => Object.freeze({ plugin: f.name, status: 'ok' }));
+    this.ok = Object.freeze(ok);
     this.passedPrefix = ok.map((_, k) => Object.freeze(ok.slice(0, k))).concat([Object.freeze(ok)]);
     this.maxRejected = options.maxRejectedInRecord ?? 32;
   }
@@ -59,19 +68,28 @@ export class PipelineScheduler implements Scheduler {
     let rejected = 0;
     let unresolvable = 0;
     let evaluated = 0;
+    const filters = this.options.filters;
     for (; evaluated < n && feasible < limit; evaluated++) {
       const host = hosts[(start + evaluated) % n]!;
-      const record = this.evaluate(request, host);
-      if (record.feasible) {
+      let k = 0;
+      let result: FilterResult | undefined;
+      for (; k < filters.length; k++) {
+        const r = filters[k]!.filter(request, host);
+        if (r.status !== 'ok') {
+          result = r;
+          break;
+        }
+      }
+      if (!result) {
         feasible++;
-        candidates.push(record);
+        candidates.push(this.scored(request, host));
         continue;
       }
-      const last = record.filters[record.filters.length - 1]!;
-      const reason = last.reason ?? last.plugin;
+      const reason = result.reason ?? filters[k]!.name;
       rejections[reason] = (rejections[reason] ?? 0) + 1;
-      if (last.status === 'unresolvable') unresolvable++;
-      if (rejected++ < this.maxRejected) candidates.push(record);
+      if (result.status === 'unresolvable') unresolvable++;
+      // Only a host the record lists costs more than its first rejection.
+      if (rejected++ < this.maxRejected) candidates.push(this.rejected(request, host, k, result));
     }
     this.nextStart = start + evaluated;
 
@@ -111,16 +129,20 @@ export class PipelineScheduler implements Scheduler {
     };
   }
 
-  private evaluate(request: PlacementRequest, host: HostSnapshot): CandidateRecord {
+  /** A listed rejected host: the verdicts up to filter k, which rejected it with `result`, and those of every filter after it. */
+  private rejected(request: PlacementRequest, host: HostSnapshot, k: number, result: FilterResult): CandidateRecord {
     const all = this.options.filters;
-    for (let k = 0; k < all.length; k++) {
-      const f = all[k]!;
-      const result = f.filter(request, host);
-      if (result.status === 'ok') continue;
-      const verdict: FilterVerdict = result.reason === undefined ? { plugin: f.name, status: result.status } : { plugin: f.name, status: result.status, reason: result.reason };
-      return { hostId: host.id, feasible: false, filters: [...this.passedPrefix[k]!, verdict], scores: [], total: 0 };
+    const filters = [...this.passedPrefix[k]!, verdictOf(all[k]!, result)];
+    for (let j = k + 1; j < all.length; j++) {
+      const later = all[j]!.filter(request, host);
+      filters.push(later.status === 'ok' ? this.ok[j]! : verdictOf(all[j]!, later));
     }
-    const filters = this.passedPrefix[all.length]!;
+    return { hostId: host.id, feasible: false, filters, scores: [], total: 0 };
+  }
+
+  /** A host that passed every filter, scored. */
+  private scored(request: PlacementRequest, host: HostSnapshot): CandidateRecord {
+    const filters = this.passedPrefix[this.options.filters.length]!;
     const scores: ScoreDetail[] = [];
     let weighted = 0;
     for (const { plugin, weight } of this.scorers) {
@@ -130,4 +152,8 @@ export class PipelineScheduler implements Scheduler {
     }
     return { hostId: host.id, feasible: true, filters, scores, total: this.weightSum > 0 ? weighted / this.weightSum : 0 };
   }
+}
+
+function verdictOf(filter: FilterPlugin, result: FilterResult): FilterVerdict {
+  return result.reason === undefined ? { plugin: filter.name, status: result.status } : { plugin: filter.name, status: result.status, reason: result.reason };
 }

@@ -100,7 +100,12 @@ export interface ScoreDetail {
 export interface CandidateRecord {
   hostId: string;
   feasible: boolean;
-  /** Filters in the order they ran; a rejected host's last verdict is the one that rejected it. Read-only: shared between records. */
+  /**
+   * Every filter's verdict, in run order. On a rejected host the first verdict
+   * that is not ok is the one that rejected it, and the only one counted in
+   * `rejections`; the filters after it ran only so that the record shows them.
+   * Read-only: shared between records.
+   */
   filters: readonly FilterVerdict[];
   /** Feasible hosts only. */
   scores: ScoreDetail[];
@@ -115,7 +120,7 @@ export interface PlacementRecord {
   hostId?: string;
   /** One line: "placed on h1: score 72.5, 4.1 ahead of h2" or "5 hosts: 3 insufficient memory, 2 trust level below 2". */
   summary: string;
-  /** Every feasible host evaluated, and the first rejected ones (up to the scheduler's limit; `rejections` counts all). */
+  /** Every feasible host evaluated, and the first rejected ones (up to the scheduler's limit; `rejections` counts all), each with every filter's verdict. */
   candidates: CandidateRecord[];
   runnerUp?: string;
   /** Winner's total minus the runner-up's. */
@@ -123,7 +128,7 @@ export interface PlacementRecord {
   hostsTotal: number;
   /** Hosts the filters ran on; fewer than hostsTotal when enough feasible hosts were found early. */
   hostsEvaluated: number;
-  /** Rejected hosts per reason. */
+  /** Rejected hosts per reason, each host counted once under the first filter that rejected it. */
   rejections: Record<string, number>;
   /** True when no host could ever run the workload, even empty. */
   unresolvable: boolean;
