@@ -6,7 +6,23 @@ import { withApi } from './operator.js';
 
 const QUEUE_POLICIES = ['fcfs', 'sjf', 'priority'];
 
-/** Renders a placement decision: the verdict, then one row per candidate host. */
+/**
+ * Every filter verdict of one candidate: "all 9 filters ok", or each failure
+ * in run order (the first is the one counted in the rejections) and then the
+ * filters that passed.
+ */
+function renderVerdicts(c: pb.PlacementDecision__Output['candidates'][number], filterCount: number): string {
+  if (c.feasible) return `all ${c.filters.length} filters ok`;
+  const failed = c.filters.filter((f) => f.status !== 'ok').map((f) => `${f.plugin}: ${f.reason || f.status} (${f.status})`);
+  const passed = c.filters.filter((f) => f.status === 'ok').map((f) => f.plugin);
+  const parts = [failed.join('; ') || '?'];
+  if (passed.length > 0) parts.push(`ok: ${passed.join(', ')}`);
+  // A record stored before every verdict was kept lists a rejected host's filters only up to its first failure.
+  if (c.filters.length < filterCount) parts.push(`${filterCount - c.filters.length} later not run`);
+  return parts.join('; ');
+}
+
+/** Renders a placement decision: the verdict, then one row per candidate host with every filter's verdict. */
 export function renderDecision(d: pb.PlacementDecision__Output, title: string): string {
   const head = [`${title}: ${d.summary}`];
   if (d.queue_policy) head.push(`queue: ${d.queue_policy}, waited ${d.waited_seconds.toFixed(1)}s, decided ${d.decided_at}`);
@@ -15,18 +31,18 @@ export function renderDecision(d: pb.PlacementDecision__Output, title: string): 
     .map(([reason, n]) => `${n} ${reason}`)
     .join(', ');
   head.push(`hosts: ${d.hosts_total} registered, ${d.hosts_evaluated} evaluated${rejected ? `; rejected: ${rejected}` : ''}${d.unresolvable ? ' (no host can ever run it)' : ''}`);
+  const filterCount = Math.max(0, ...d.candidates.map((c) => c.filters.length));
   const ranked = [...d.candidates].sort((a, b) => Number(b.feasible) - Number(a.feasible) || b.total - a.total || a.host_id.localeCompare(b.host_id));
   const rows = ranked.map((c) => {
     const role = c.host_id === d.host_id ? 'chosen' : c.host_id === d.runner_up ? 'runner-up' : c.feasible ? 'feasible' : 'rejected';
-    const last = c.filters[c.filters.length - 1];
-    const verdict = c.feasible ? `all ${c.filters.length} filters ok` : `${last?.plugin ?? '?'}: ${last?.reason ?? last?.status ?? ''} (${last?.status ?? ''})`;
     const scores = c.scores.filter((s) => s.weight > 0).map((s) => `${s.plugin} ${s.score.toFixed(0)}×${s.weight}`).join(', ');
-    return [c.host_id, role, c.feasible ? c.total.toFixed(1) : '-', scores || '-', verdict];
+    return [c.host_id, role, c.feasible ? c.total.toFixed(1) : '-', scores || '-', renderVerdicts(c, filterCount)];
   });
   const margin = d.runner_up ? `margin over ${d.runner_up}: ${d.margin.toFixed(1)}` : '';
   const unlisted = d.hosts_evaluated - d.candidates.length;
   const more = unlisted > 0 ? [`(+${unlisted} more rejected hosts, counted above)`] : [];
-  return [...head, ...(margin ? [margin] : []), '', table(['host', 'result', 'score', 'scores (score×weight)', 'filters'], rows), ...more].join('\n');
+  const legend = d.candidates.some((c) => !c.feasible) ? ['filters of a rejected host: its failures in run order (the first is the one counted under rejected), then the filters it passed'] : [];
+  return [...head, ...(margin ? [margin] : []), '', table(['host', 'result', 'score', 'scores (score×weight)', 'filters'], rows), ...more, ...legend].join('\n');
 }
 
 export function registerSchedulingCommands(program: Command): void {
