@@ -1,10 +1,12 @@
 import {
   errorMessage,
+  eventTypePrefix,
   hostIdSchema,
   UnavailableError,
   InvalidArgumentError,
   NotFoundError,
   opaqueIdSchema,
+  parseRfc3339Nanos,
   parseWorkloadSpec,
   requireId,
   serverStream,
@@ -236,19 +238,20 @@ export function coordinatorHandlers(
     }),
     WatchEvents: serverStream<pb.WatchEventsRequest__Output, pb.Event>(log, 'WatchEvents', async (call) => {
       const req = call.request;
-      const prefix = req.type_prefix;
-      if (prefix.length > 128) throw new InvalidArgumentError('type_prefix', 'must be at most 128 characters');
+      if (req.type_prefix.length > 128) throw new InvalidArgumentError('type_prefix', 'must be at most 128 characters');
+      const prefix = eventTypePrefix(req.type_prefix);
       const sinceSeq = req.since_seq === '0' || req.since_seq === '' ? undefined : Number(req.since_seq);
-      if (sinceSeq !== undefined && !Number.isSafeInteger(sinceSeq)) throw new InvalidArgumentError('since_seq', 'must be a whole number');
-      const sinceTimeMs = req.since_time ? Date.parse(req.since_time) : undefined;
-      if (sinceTimeMs !== undefined && Number.isNaN(sinceTimeMs)) throw new InvalidArgumentError('since_time', 'must be an RFC 3339 time');
+      if (sinceSeq !== undefined && !Number.isSafeInteger(sinceSeq)) throw new InvalidArgumentError('since_seq', `must be at most ${Number.MAX_SAFE_INTEGER}`);
+      const sinceTimeNs = req.since_time ? parseRfc3339Nanos(req.since_time) : undefined;
+      if (req.since_time && sinceTimeNs === undefined) throw new InvalidArgumentError('since_time', `must be an RFC 3339 time such as 2025-01-02T15:04:05Z, not ${JSON.stringify(req.since_time.slice(0, 64))}`);
+      if (sinceSeq !== undefined && sinceTimeNs !== undefined) throw new InvalidArgumentError('since_time', 'cannot be combined with since_seq');
       const abort = new AbortController();
       const stop = () => abort.abort();
       call.on('cancelled', stop);
       call.on('close', stop);
       call.on('error', stop);
       try {
-        for await (const e of events.read({ sinceSeq, sinceTimeMs, fromStart: req.from_start, follow: req.follow }, abort.signal)) {
+        for await (const e of events.read({ sinceSeq, sinceTimeNs, fromStart: req.from_start, follow: req.follow }, abort.signal)) {
           if (!prefix || e.type.startsWith(prefix)) call.write(toProtoEvent(e));
         }
       } catch (err) {

@@ -2,9 +2,16 @@ import { randomUUID } from 'node:crypto';
 
 /**
  * Events are CloudEvents 1.0 in structured JSON mode, published on NATS at
- * `virtfleet.events.<category>.<subject>` (category is `workload` or `host`).
+ * `virtfleet.events.<category>.<subject>` (category is `workload` or `host`)
+ * once stored, with their `sequence`.
  */
 export const EVENT_SUBJECT_PREFIX = 'virtfleet.events';
+/**
+ * Where the coordinator stores events, `virtfleet.eventlog.<category>.<subject>`:
+ * apart from the plain subjects, so that plain subscribers see only stored
+ * events, each once, carrying the sequence the stream gave it.
+ */
+export const EVENT_LOG_SUBJECT_PREFIX = 'virtfleet.eventlog';
 export const EVENT_TYPE_PREFIX = 'io.virtfleet';
 
 export const EVENT_TYPES = {
@@ -36,7 +43,7 @@ export interface CloudEvent<T = unknown> {
   time: string;
   datacontenttype: 'application/json';
   data: T;
-  /** Extension attribute: position in the coordinator's event log. */
+  /** Extension attribute: position in the coordinator's event log, the JetStream stream sequence. */
   sequence?: number;
 }
 
@@ -44,7 +51,44 @@ export function makeEvent<T>(source: string, type: EventType, subject: string, d
   return { specversion: '1.0', id: randomUUID(), source, type, subject, time: new Date().toISOString(), datacontenttype: 'application/json', data };
 }
 
-export function eventSubject(event: CloudEvent): string {
+/**
+ * The type filter a person means: `host.cordoned` (as `virtfleet events`
+ * prints types) stands for `io.virtfleet.host.cordoned`. Full types, and
+ * prefixes of `io.virtfleet.`, are taken as they are.
+ */
+export function eventTypePrefix(prefix: string): string {
+  const full = `${EVENT_TYPE_PREFIX}.`;
+  return prefix === '' || prefix.startsWith(full) || full.startsWith(prefix) ? prefix : full + prefix;
+}
+
+// RFC 3339 date-time: the zone is required, so a time means the same everywhere.
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/**
+ * An RFC 3339 time (`2025-01-02T15:04:05.123456Z`, `...+02:00`) as
+ * nanoseconds since the epoch, exact, so event times compare without
+ * rounding. Undefined when `text` is not one (or names a day that does not
+ * exist, or a leap second).
+ */
+export function parseRfc3339Nanos(text: string): bigint | undefined {
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined;
+  const local = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  local.setUTCFullYear(year); // Date.UTC maps years 0-99 to 1900-1999
+  if (local.getUTCDate() !== day) return undefined;
+  let ms = local.getTime();
+  if (!m[8]) {
+    const offsetHours = Number(m[10]);
+    const offsetMinutes = Number(m[11]);
+    if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+    ms -= (m[9] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
+  }
+  return BigInt(ms) * 1_000_000n + BigInt((m[7] ?? '').padEnd(9, '0'));
+}
+
+export function eventSubject(event: CloudEvent, prefix: string = EVENT_SUBJECT_PREFIX): string {
   const category = event.type.slice(EVENT_TYPE_PREFIX.length + 1).split('.')[0] ?? 'other';
-  return `${EVENT_SUBJECT_PREFIX}.${category}.${event.subject}`;
+  return `${prefix}.${category}.${event.subject}`;
 }

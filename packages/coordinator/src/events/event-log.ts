@@ -1,6 +1,6 @@
 import { DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, StorageType, type JetStreamClient, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { EVENT_SUBJECT_PREFIX, eventSubject, makeEvent, type CloudEvent, type EventType, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { EVENT_LOG_SUBJECT_PREFIX, eventSubject, makeEvent, parseRfc3339Nanos, type CloudEvent, type EventType, type Logger, type NatsConnection } from '@virtfleet/shared';
 import { z } from 'zod';
 
 /** Where components report state changes. */
@@ -22,8 +22,8 @@ export interface EventLogOptions {
 export interface ReadFrom {
   /** Events with sequence >= this. */
   sinceSeq?: number;
-  /** Events at or after this time (ms since the epoch). */
-  sinceTimeMs?: number;
+  /** Events whose own `time` is at or after this, in nanoseconds since the epoch (see parseRfc3339Nanos). */
+  sinceTimeNs?: bigint;
   /** Every retained event. */
   fromStart?: boolean;
   /** Keep going with new events until `signal` aborts. Without a start, only new events. */
@@ -45,16 +45,29 @@ const storedEventSchema = z.object({
 const PUBLISH_RETRY_MS = 500;
 
 /**
+ * JetStream finds a start time by when it stored each message, which is
+ * after the event's own `time` (the outbox, a NATS outage) unless the
+ * coordinator's clock runs ahead of the NATS server's. Reading starts this
+ * much earlier and filters by the event's `time`, so clocks within a minute
+ * of each other lose nothing.
+ */
+const CLOCK_SKEW_MARGIN_MS = 60_000;
+
+/**
  * The durable, replayable event log: every state change as a CloudEvent in a
- * JetStream stream on `virtfleet.events.>`. The stream's sequence numbers are
- * the events' `sequence`, so a reader resumes exactly where it stopped, by
- * sequence or by time. Plain NATS subscribers on the same subjects see every
- * event too.
+ * JetStream stream on `virtfleet.eventlog.>`. The stream's sequence numbers
+ * are the events' `sequence`, so a reader resumes exactly where it stopped,
+ * by sequence or by time.
  *
  * `emit` never blocks the caller: events go through an in-process outbox,
  * published in order, one at a time, retried until JetStream acknowledges
  * them (a NATS outage delays them; the message id makes a retried publish
- * land once).
+ * land once). Once stored, each event is published again on plain NATS at
+ * `virtfleet.events.<category>.<subject>` with the `sequence` from the
+ * stream's acknowledgement: the stream stays the one source of sequence
+ * numbers, and plain subscribers see only stored events, each once. Like any
+ * plain NATS message, that copy is lost if the coordinator dies between the
+ * acknowledgement and the publish; the stream has it regardless.
  */
 export class EventLog implements EventSink {
   private readonly outbox: CloudEvent[] = [];
@@ -74,7 +87,8 @@ export class EventLog implements EventSink {
     const jsm = await jetstreamManager(nc);
     const config = {
       name: options.stream,
-      subjects: [`${EVENT_SUBJECT_PREFIX}.>`],
+      // Stored apart from the plain subjects; streams from before this also captured `virtfleet.events.>`, and are updated.
+      subjects: [`${EVENT_LOG_SUBJECT_PREFIX}.>`],
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
       max_age: nanos(options.maxAgeMs),
@@ -122,23 +136,27 @@ export class EventLog implements EventSink {
     const start: Partial<OrderedConsumerOptions> =
       from.sinceSeq !== undefined
         ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from.sinceSeq) }
-        : from.sinceTimeMs !== undefined
-          ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from.sinceTimeMs).toISOString() }
+        : from.sinceTimeNs !== undefined
+          ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Number(from.sinceTimeNs / 1_000_000n) - CLOCK_SKEW_MARGIN_MS).toISOString() }
           : from.fromStart
             ? { deliver_policy: DeliverPolicy.All }
             : { deliver_policy: DeliverPolicy.New };
     if (!from.follow && (start.deliver_policy === DeliverPolicy.New || lastSeq === 0 || (from.sinceSeq ?? 0) > lastSeq)) return;
 
     const consumer = await this.js.consumers.get(this.options.stream, start);
+    if (!from.follow && (await consumer.info(true)).num_pending === 0) {
+      await consumer.delete().catch(() => undefined);
+      return;
+    }
     const messages = await consumer.consume();
     const stop = () => void messages.close();
     signal.addEventListener('abort', stop, { once: true });
     try {
       for await (const m of messages) {
         const parsed = storedEventSchema.safeParse(m.json());
-        if (parsed.success) yield { ...(parsed.data as CloudEvent), sequence: m.seq };
-        else this.log.warn({ seq: m.seq }, 'skipping a malformed event in the stream');
-        if (!from.follow && m.seq >= lastSeq) break;
+        if (!parsed.success) this.log.warn({ seq: m.seq }, 'skipping a malformed event in the stream');
+        else if (from.sinceTimeNs === undefined || (parseRfc3339Nanos(parsed.data.time) ?? -1n) >= from.sinceTimeNs) yield { ...(parsed.data as CloudEvent), sequence: m.seq };
+        if (!from.follow && (m.seq >= lastSeq || m.info.pending === 0)) break;
         if (signal.aborted) break;
       }
     } finally {
@@ -148,12 +166,22 @@ export class EventLog implements EventSink {
     }
   }
 
+  /** The stored event, with its sequence, for plain NATS subscribers; at most once, like any plain publish. */
+  private publishPlain(event: CloudEvent): void {
+    try {
+      this.nc.publish(eventSubject(event), JSON.stringify(event));
+    } catch (err) {
+      this.log.warn({ err: String(err), seq: event.sequence }, 'stored event not published on plain NATS');
+    }
+  }
+
   private async drain(): Promise<void> {
     while (this.outbox.length > 0) {
       const event = this.outbox[0]!;
       try {
-        await this.js.publish(eventSubject(event), JSON.stringify(event), { msgID: event.id });
+        const ack = await this.js.publish(eventSubject(event, EVENT_LOG_SUBJECT_PREFIX), JSON.stringify(event), { msgID: event.id });
         this.outbox.shift();
+        this.publishPlain({ ...event, sequence: ack.seq });
       } catch (err) {
         if (this.nc.isClosed()) {
           this.log.error({ lost: this.outbox.length }, 'NATS connection closed with events unpublished');
