@@ -4,21 +4,15 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorApi } from '@virtfleet/cli';
-import { loadCoordinatorConfig, type CoordinatorConfig } from '@virtfleet/coordinator';
 import { LEADER_KEY, type LeaseRecord } from '../../packages/coordinator/src/ha/leader-lease.js';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
+import { coordinatorConfigOf } from '../support/configs.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const spec = (name: string) => ({ name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] });
-
-/** The configuration a coordinator process runs with: its --config file through the coordinator's own loader, defaults included. */
-function configOf(p: ManagedProcess): CoordinatorConfig {
-  const args = p.child.spawnargs;
-  return loadCoordinatorConfig(args[args.indexOf('--config') + 1]);
-}
 
 /** Every write of the leader lease, in order, with when its writer sent it (the record's expiry less the TTL; one machine, one wall clock). */
 async function watchLease(nc: NatsConnection, bucket: string, ttlMs: number) {
@@ -56,8 +50,8 @@ describe('two coordinators: one leader by lease, a follower that takes over', ()
   });
 
   it('refuses changes on the follower, serves reads there, and fails over within the lease after the leader is killed', async () => {
-    const config = configOf(cluster.coordinator);
-    expect(configOf(second.process).ha.leaseTtlMs, 'both coordinators run with one lease TTL').toBe(config.ha.leaseTtlMs);
+    const config = coordinatorConfigOf(cluster.coordinator);
+    expect(coordinatorConfigOf(second.process).ha.leaseTtlMs, 'both coordinators run with one lease TTL').toBe(config.ha.leaseTtlMs);
     const ttlMs = config.ha.leaseTtlMs;
     // The holder renews, and the others look, every TTL / 3 (LeaderLease's default; the README's "renewed every ha.leaseTtlMs / 3").
     const checkMs = Math.max(100, Math.floor(ttlMs / 3));
