@@ -3,11 +3,15 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient } from '@virtfleet/coordinator';
+import { AgentClient, coordinatorConfigSchema } from '@virtfleet/coordinator';
 import { parseWorkloadSpec } from '@virtfleet/shared';
 import { startNatsServer } from '../test/support/nats-server.js';
 import { CLI_ENTRY, freePort, REPO_ROOT, spawnProcess, waitForPort } from '../test/support/processes.js';
 import { fmt, measure, summarise, type Summary } from './stats.js';
+import { formatTarget, type Target } from './targets.js';
+
+/** The dispatch settings a coordinator runs with when its config sets none: its config schema's defaults. */
+const DISPATCH_DEFAULT = coordinatorConfigSchema.parse({}).dispatch;
 
 export interface DispatchResult {
   baseline: Summary;
@@ -44,7 +48,7 @@ export async function benchDispatch(n: number): Promise<DispatchResult> {
   const agent = spawnProcess('agent', process.execPath, [CLI_ENTRY, 'agent', '--config', config], { VIRTFLEET_LOG_LEVEL: 'warn' });
   try {
     await waitForPort(port);
-    const client = new AgentClient('bench', `127.0.0.1:${port}`, { deadlineMs: 5000, maxAttempts: 4 });
+    const client = new AgentClient('bench', `127.0.0.1:${port}`, { deadlineMs: DISPATCH_DEFAULT.deadlineMs, maxAttempts: DISPATCH_DEFAULT.maxAttempts });
     // No coordinator runs here to create the host lease bucket, which fence-first VMs need.
     const spec = parseWorkloadSpec({ name: 'bench', kind: 'vm', vcpus: 1, memory_mib: 64, failover: 'reschedule' });
     await client.create('bench-create', 'bench-0001', spec);
@@ -72,6 +76,23 @@ export async function benchDispatch(n: number): Promise<DispatchResult> {
   }
 }
 
+/**
+ * Medians against the bare echo measured in the same run (p99s on a shared
+ * machine are reported, not judged):
+ * - Ping at most 1.5 ×: the dispatch path's deadline, retry policy and error
+ *   mapping must cost little beside the round trip itself.
+ * - no-op Start at most 8 ×: it adds validation, the per-workload lock and an
+ *   fsync'd ledger append, which dominates (about 5 × here).
+ */
+export function dispatchTargets(r: DispatchResult): Target[] {
+  const base = { benchmark: 'dispatch', bound: 'at most', unit: '× echo p50' } as const;
+  const ratio = (s: Summary) => Number((s.p50 / r.baseline.p50).toFixed(2));
+  return [
+    { ...base, what: 'coordinator→agent Ping p50', measured: ratio(r.ping), limit: 1.5, basis: `echo p50 ${fmt(r.baseline.p50)}` },
+    { ...base, what: 'coordinator→agent no-op Start p50', measured: ratio(r.noopCommand), limit: 8, basis: `echo p50 ${fmt(r.baseline.p50)}; fsync-bound` },
+  ];
+}
+
 export function reportDispatch(r: DispatchResult): string {
   const row = (name: string, s: Summary) =>
     `${name.padEnd(34)} p50 ${fmt(s.p50).padStart(9)}  p99 ${fmt(s.p99).padStart(9)}  ratio p50 ${(s.p50 / r.baseline.p50).toFixed(2)}x  p99 ${(s.p99 / r.baseline.p99).toFixed(2)}x`;
@@ -80,5 +101,6 @@ export function reportDispatch(r: DispatchResult): string {
     row('raw grpc-js echo (baseline)', r.baseline),
     row('coordinator→agent Ping', r.ping),
     row('coordinator→agent no-op Start', r.noopCommand),
+    ...dispatchTargets(r).map(formatTarget),
   ].join('\n');
 }

@@ -1,18 +1,77 @@
-// npm run bench: every benchmark, each against a baseline measured in the same run.
-import { benchDispatch, reportDispatch } from './dispatch.bench.js';
-import { benchFailover, reportFailover } from './failover.bench.js';
-import { benchHostLoss, reportHostLoss } from './host-loss.bench.js';
-import { benchPlacement, reportPlacement } from './placement.bench.js';
+// npm run bench: every benchmark, each against a baseline measured in the same run, each with
+// its targets (bench/targets.ts). Exits non-zero when any target is missed or any benchmark
+// fails to run; the others still run and report.
+//
+//   npm run bench                       # all of them
+//   npm run bench -- placement failover # only these
+import { benchDispatch, dispatchTargets, reportDispatch } from './dispatch.bench.js';
+import { benchFailover, failoverTargets, reportFailover } from './failover.bench.js';
+import { benchHostLoss, hostLossTargets, reportHostLoss } from './host-loss.bench.js';
+import { benchPlacement, placementTargets, reportPlacement } from './placement.bench.js';
+import { formatTarget, isMet, type Target } from './targets.js';
+
+interface Benchmark {
+  name: string;
+  run(): Promise<{ report: string; targets: Target[] }>;
+}
 
 const n = Number(process.env.BENCH_N ?? 2000);
-const dispatch = await benchDispatch(n);
-console.log(reportDispatch(dispatch));
+const BENCHMARKS: Benchmark[] = [
+  {
+    name: 'dispatch',
+    async run() {
+      const r = await benchDispatch(n);
+      return { report: reportDispatch(r), targets: dispatchTargets(r) };
+    },
+  },
+  {
+    name: 'placement',
+    async run() {
+      const r = benchPlacement();
+      return { report: reportPlacement(r), targets: placementTargets(r) };
+    },
+  },
+  {
+    name: 'failover',
+    async run() {
+      const r = await benchFailover(Number(process.env.BENCH_FAILOVER_TRIALS ?? 10));
+      return { report: reportFailover(r), targets: failoverTargets(r) };
+    },
+  },
+  {
+    name: 'host-loss',
+    async run() {
+      const r = await benchHostLoss(Number(process.env.BENCH_HOST_LOSS_TRIALS ?? 10), Number(process.env.BENCH_FENCE_FIRST_TRIALS ?? 5));
+      return { report: reportHostLoss(r), targets: hostLossTargets(r) };
+    },
+  },
+];
 
-const placement = benchPlacement();
-console.log(reportPlacement(placement));
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !BENCHMARKS.some((b) => b.name === w));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark ${unknown.join(', ')}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}`);
+  process.exit(2);
+}
 
-const failover = await benchFailover(Number(process.env.BENCH_FAILOVER_TRIALS ?? 10));
-console.log(reportFailover(failover));
+const missed: Target[] = [];
+const failed: string[] = [];
+let checked = 0;
+for (const bench of BENCHMARKS.filter((b) => wanted.length === 0 || wanted.includes(b.name))) {
+  try {
+    const { report, targets } = await bench.run();
+    console.log(report);
+    if (targets.length === 0) throw new Error('it checked no target');
+    checked += targets.length;
+    missed.push(...targets.filter((t) => !isMet(t)));
+  } catch (err) {
+    failed.push(bench.name);
+    console.error(`benchmark ${bench.name} failed to run: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  }
+  console.log('');
+}
 
-const hostLoss = await benchHostLoss(Number(process.env.BENCH_HOST_LOSS_TRIALS ?? 10), Number(process.env.BENCH_FENCE_FIRST_TRIALS ?? 5));
-console.log(reportHostLoss(hostLoss));
+for (const t of missed) console.log(`MISSED ${t.benchmark}: ${formatTarget(t)}`);
+for (const name of failed) console.log(`FAILED ${name}: did not run to the end (see its error above)`);
+console.log(`${checked - missed.length} of ${checked} targets met` + (failed.length > 0 ? `; ${failed.length} benchmark(s) failed to run: ${failed.join(', ')}` : ''));
+if (missed.length > 0 || failed.length > 0) process.exitCode = 1;
