@@ -55,6 +55,17 @@ describe('bad input to the coordinator API', () => {
     expect((await cluster.api.list({ state: '' })).workloads.length).toBe(before);
   });
 
+  it('names every problem of a spec in one INVALID_ARGUMENT, each with its field', async () => {
+    const err = await cluster.api.submit({ request_id: '', spec: { ...valid, name: 'Web', vcpus: 0, memory_mib: 0, env: { 'A B': '1' } } as pb.WorkloadSpec }).then(
+      () => undefined,
+      (e: unknown) => e as { code: number; message: string; field: string },
+    );
+    expect(err?.code).toBe(status.INVALID_ARGUMENT);
+    expect(err?.field).toBe('spec.name');
+    expect(err?.message).toMatch(/^spec\.name: must be a DNS label[^;]*; spec\.vcpus: must be greater than 0; spec\.memory_mib: must be at least 6; spec\.env\.A B: environment names [^;]*$/);
+    expect(err?.message).not.toMatch(/more problem/);
+  });
+
   it('rejects a missing spec and a malformed request id', async () => {
     await expect(cluster.api.submit({ request_id: 'x' })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringContaining('spec') });
     await expect(cluster.api.submit({ request_id: 'bad id with spaces', spec: valid })).rejects.toMatchObject({

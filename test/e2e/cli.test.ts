@@ -1,10 +1,12 @@
 import Docker from 'dockerode';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
-import { freePort, runCli } from '../support/processes.js';
+import { CLI_ENTRY, freePort, runCli } from '../support/processes.js';
+import { spawn } from 'node:child_process';
 import { removeContainersOf } from '../support/cleanup.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -70,8 +72,25 @@ describe('the virtfleet CLI against a real cluster', () => {
   });
 
   const failures: { name: string; args: () => string[]; code: number; stderr: RegExp }[] = [
-    { name: 'malformed YAML', args: () => ['workload', 'create', '-f', file('bad.yaml', 'name: x\n  kind: [vm\n')], code: 2, stderr: /bad\.yaml.*malformed YAML\/JSON at line \d/ },
-    { name: 'malformed JSON', args: () => ['workload', 'create', '-f', file('bad.json', '{"name": "x", "kind": ')], code: 2, stderr: /bad\.json.*malformed/ },
+    {
+      name: 'malformed YAML',
+      args: () => ['workload', 'create', '-f', file('bad.yaml', 'name: x\n  kind: [vm\n')],
+      code: 2,
+      stderr: /^error: \S*bad\.yaml: malformed YAML\/JSON at line \d+, column \d+: Nested mappings are not allowed in compact mappings\n$/,
+    },
+    {
+      name: 'a duplicate key',
+      args: () => ['workload', 'create', '-f', file('dup.yaml', 'name: x\nkind: vm\nname: y\n')],
+      code: 2,
+      stderr: /^error: \S*dup\.yaml: malformed YAML\/JSON at line 3, column 1: Map keys must be unique\n$/,
+    },
+    { name: 'malformed JSON', args: () => ['workload', 'create', '-f', file('bad.json', '{"name": "x", "kind": ')], code: 2, stderr: /^error: \S*bad\.json: malformed YAML\/JSON at line 1, column \d+: [^\n]*[^:\n]\n$/ },
+    {
+      name: 'a spec with several problems',
+      args: () => ['workload', 'create', '-f', file('many.yaml', 'name: Web\nkind: container\nimage: busybox\nvcpus: 0\nmemroy: 64\n')],
+      code: 2,
+      stderr: /^error: \S*many\.yaml: 4 problems:\n {2}name: must be a DNS label[^\n]*\n {2}vcpus: must be greater than 0\n {2}memory_mib: is required\n {2}memroy: unknown field\n$/,
+    },
     {
       name: 'a spec with zero memory',
       args: () => ['workload', 'create', '-f', file('zero.yaml', 'name: z\nkind: container\nimage: busybox\nvcpus: 1\nmemory_mib: 0\n')],
@@ -95,11 +114,85 @@ describe('the virtfleet CLI against a real cluster', () => {
     expect(r.stderr).toMatch(stderr);
   });
 
-  it('exits 4 when the coordinator cannot be reached', async () => {
+  const timedCli = async (args: string[]) => {
+    const start = performance.now();
+    const r = await runCli(args);
+    return { ...r, ms: performance.now() - start };
+  };
+
+  it('exits 4 at once, naming the address and the reason, when the coordinator refuses connections', async () => {
     const port = await freePort();
-    const r = await runCli(['--coordinator', `127.0.0.1:${port}`, '--timeout', '2', 'host', 'ls']);
+    // The default --timeout (60 s) stays: a refused connection must not wait for it.
+    const r = await timedCli(['--coordinator', `127.0.0.1:${port}`, 'host', 'ls']);
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/^error: /);
+    expect(r.stderr).toBe(`error: cannot reach the coordinator at 127.0.0.1:${port}: connection refused\n`);
+    expect(r.ms, 'node start-up plus one refused connection').toBeLessThan(5_000);
+  });
+
+  it('exits 4 at once naming every address when none of a highly available set is up, and moves past one that is down', async () => {
+    const [a, b] = [await freePort(), await freePort()];
+    const r = await timedCli(['--coordinator', `127.0.0.1:${a},127.0.0.1:${b}`, 'workload', 'ls']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toBe(`error: cannot reach any coordinator: 127.0.0.1:${a}: connection refused; 127.0.0.1:${b}: connection refused\n`);
+    expect(r.ms).toBeLessThan(5_000);
+
+    const past = await runCli(['--coordinator', `127.0.0.1:${a},${cluster.coordinatorAddress}`, 'host', 'ls']);
+    expect(past.code, past.stderr).toBe(0);
+    expect(past.stdout).toContain(cluster.agents[0]!.hostId);
+  });
+
+  it('waits the whole --timeout for a coordinator that accepts connections but does not answer, then says so', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const address = `127.0.0.1:${(silent.address() as { port: number }).port}`;
+    try {
+      const r = await timedCli(['--coordinator', address, '--timeout', '2', 'host', 'ls']);
+      expect(r.code).toBe(4);
+      expect(r.stderr).toBe(`error: no answer from the coordinator at ${address} within 2 s (--timeout)\n`);
+      expect(r.ms).toBeGreaterThanOrEqual(2_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  });
+
+  it('create --wait exits 5 and says why when the workload is still pending at the deadline', async () => {
+    const spec = file('huge.yaml', 'name: cli-huge\nkind: container\nimage: virtfleet-test/busybox:latest\nvcpus: 0.1\nmemory_mib: 16777216\ncommand: ["/bin/sleep", "1000"]\n');
+    const r = await cli('--timeout', '3', 'workload', 'create', '-f', spec, '--wait', '-o', 'json');
+    const w = JSON.parse(r.stdout) as { id: string; state: string; message: string };
+    try {
+      expect(r.code, r.stderr).toBe(5);
+      expect(w.state).toBe('pending');
+      expect(w.message).toMatch(/memory/);
+      expect(r.stderr).toBe(`error: workload ${w.id} is still pending after 3 s: ${w.message}\n`);
+    } finally {
+      await cli('workload', 'delete', w.id);
+    }
+  });
+
+  it('create --wait exits 1 with the failure on stderr when the workload fails', async () => {
+    const spec = file('noimage.yaml', 'name: cli-noimage\nkind: container\nimage: virtfleet-test/not-loaded:latest\nvcpus: 0.1\nmemory_mib: 16\n');
+    const r = await cli('workload', 'create', '-f', spec, '--wait', '-o', 'json');
+    const w = JSON.parse(r.stdout) as { id: string; state: string; message: string };
+    try {
+      expect(r.code, r.stderr).toBe(1);
+      expect(w.state).toBe('failed');
+      expect(r.stderr).toBe(`error: workload ${w.id} failed: ${w.message}\n`);
+      expect(w.message).toMatch(/not present on this host/);
+    } finally {
+      await cli('workload', 'delete', w.id);
+    }
+  });
+
+  it.each([{ args: ['host', 'ls'] }, { args: ['workload', 'ls'] }, { args: ['events'] }])('$args ends quietly with exit 0 when the reader has closed the pipe', async ({ args }) => {
+    const child = spawn(process.execPath, [CLI_ENTRY, '--coordinator', cluster.coordinatorAddress, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code, stderr).toBe(0);
+    expect(stderr).toBe('');
   });
 
   it.each([['--help'], ['host', 'ls', '--help'], ['workload', 'create', '--help'], ['workload', 'stop', '--help'], ['events', '--help'], ['agent', '--help'], ['coordinator', '--help']])(

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Option, type Command } from 'commander';
-import { InvalidArgumentError, parseWorkloadSpec, readDocument, type pb } from '@virtfleet/shared';
+import { EVENT_TYPES, eventTypePrefix, InvalidArgumentError, parseRfc3339Nanos, parseWorkloadSpec, readDocument, type pb } from '@virtfleet/shared';
 import { CoordinatorApi } from '../coordinator-client.js';
-import { age, mib, print, table, type OutputFormat } from '../output.js';
+import { EXIT } from '../exit-codes.js';
+import { age, mib, print, stdoutClosed, table, write, type OutputFormat } from '../output.js';
 
 interface GlobalOptions {
   coordinator: string;
@@ -53,7 +54,22 @@ function workloadDetail(w: pb.Workload__Output): string {
   return lines.map(([k, v]) => `${`${k}:`.padEnd(12)}${v}`).join('\n');
 }
 
-const TERMINAL_FOR_WAIT = new Set(['running', 'failed']);
+/** States `create --wait` stops at; any other is still on its way to running. */
+const TERMINAL_FOR_WAIT = new Set(['running', 'failed', 'stopped', 'deleted']);
+
+/**
+ * How `create --wait` ends when the workload is not running: exit 5 while it
+ * is still pending (it cannot be placed now, as `plan` exits 5), 4 while it
+ * is still on its way (creating, or its host unreachable), 1 once it ended
+ * failed (or was stopped or deleted meanwhile).
+ */
+export function waitOutcome(w: pb.Workload__Output, timeoutSeconds: number): { code: number; message: string } {
+  const why = w.message || 'no reason given';
+  if (w.state === 'pending') return { code: EXIT.conflict, message: `workload ${w.id} is still pending after ${timeoutSeconds} s: ${why}` };
+  if (w.state === 'failed') return { code: EXIT.failure, message: `workload ${w.id} failed: ${why}` };
+  if (TERMINAL_FOR_WAIT.has(w.state)) return { code: EXIT.failure, message: `workload ${w.id} is ${w.state}: ${why}` };
+  return { code: EXIT.unavailable, message: `workload ${w.id} is still ${w.state} after ${timeoutSeconds} s: ${why}` };
+}
 
 export function registerOperatorCommands(program: Command): void {
   const host = program.command('host').description('hosts in the cluster');
@@ -132,7 +148,11 @@ export function registerOperatorCommands(program: Command): void {
           }
         }
         print(format, w, () => workloadDetail(w));
-        if (opts.wait && w.state !== 'running') process.exitCode = 1;
+        if (opts.wait && w.state !== 'running') {
+          const { code, message } = waitOutcome(w, cmd.optsWithGlobals<GlobalOptions>().timeout);
+          process.stderr.write(`error: ${message}\n`);
+          process.exitCode = code;
+        }
       });
     });
   workload
@@ -186,26 +206,33 @@ export function registerOperatorCommands(program: Command): void {
     .command('events')
     .description('print cluster events: retained history, or new ones with --follow')
     .option('--follow', 'keep streaming new events')
-    .option('--since <seq|time>', 'start at this sequence number or RFC 3339 time')
-    .option('--type <prefix>', 'only event types starting with this, e.g. io.virtfleet.host')
+    .option('--since <seq|time>', 'start at this sequence number (0: the oldest retained event) or RFC 3339 time, e.g. 2025-01-02T15:04:05Z')
+    .option('--type <prefix>', 'only event types starting with this, e.g. host, workload.placed or io.virtfleet.host.cordoned')
     .action(async (opts: { follow?: boolean; since?: string; type?: string }, cmd: Command) => {
+      const follow = opts.follow ?? false;
       const since = parseSince(opts.since);
-      const { api: client, format } = api(cmd);
-      const stream = client.watch({ type_prefix: opts.type ?? '', follow: opts.follow ?? false, from_start: !opts.follow && !opts.since, ...since });
-      await new Promise<void>((resolve, reject) => {
-        stream.on('data', (e: pb.Event__Output) => {
-          if (format === 'json') process.stdout.write(`${JSON.stringify({ ...e, data: safeJson(e.data) })}\n`);
-          else process.stdout.write(`${e.sequence.padStart(6)}  ${e.time}  ${e.type.replace('io.virtfleet.', '').padEnd(24)} ${e.subject}  ${e.data}\n`);
-        });
-        stream.on('end', resolve);
-        stream.on('error', reject);
-        const stop = () => {
-          stream.cancel();
-          resolve();
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      }).finally(() => client.close());
+      const typePrefix = parseTypePrefix(opts.type);
+      await withApi(cmd, async (client, format) => {
+        const stop = new AbortController();
+        const abort = () => stop.abort();
+        process.once('SIGINT', abort);
+        process.once('SIGTERM', abort);
+        stdoutClosed.signal.addEventListener('abort', abort, { once: true });
+        try {
+          await client.streamEvents(
+            { type_prefix: typePrefix, follow, from_start: since.fromStart ?? (since.seq === undefined && since.time === undefined && !follow), since_seq: since.seq ?? '0', since_time: since.time ?? '' },
+            (e) => {
+              if (format === 'json') write(`${JSON.stringify({ ...e, data: safeJson(e.data) })}\n`);
+              else write(`${e.sequence.padStart(6)}  ${e.time}  ${e.type.replace('io.virtfleet.', '').padEnd(24)} ${e.subject}  ${e.data}\n`);
+            },
+            stop.signal,
+          );
+        } finally {
+          process.off('SIGINT', abort);
+          process.off('SIGTERM', abort);
+          stdoutClosed.signal.removeEventListener('abort', abort);
+        }
+      });
     });
 }
 
@@ -215,11 +242,30 @@ function parseSeconds(v: string): number {
   return n;
 }
 
-function parseSince(v: string | undefined): { since_seq?: string; since_time?: string } {
+/**
+ * `--since`: a sequence number (events start at 1, so 0 means from the
+ * oldest retained event) or an RFC 3339 time with its zone.
+ */
+export function parseSince(v: string | undefined): { fromStart?: boolean; seq?: string; time?: string } {
   if (v === undefined) return {};
-  if (/^\d+$/.test(v)) return { since_seq: v };
-  if (!Number.isNaN(Date.parse(v))) return { since_time: new Date(v).toISOString() };
-  throw new InvalidArgumentError('--since', 'must be a sequence number or an RFC 3339 time');
+  if (/^\d+$/.test(v)) {
+    const seq = BigInt(v);
+    if (seq === 0n) return { fromStart: true };
+    if (seq > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidArgumentError('--since', `sequence number ${v} is too large`);
+    return { seq: seq.toString() };
+  }
+  if (parseRfc3339Nanos(v) !== undefined) return { time: v };
+  throw new InvalidArgumentError('--since', `must be a sequence number or an RFC 3339 time such as 2025-01-02T15:04:05Z, not ${JSON.stringify(v)}`);
+}
+
+/** `--type`: a full type or prefix, or the short form the table prints (`host.cordoned`); it must match some event type. */
+export function parseTypePrefix(v: string | undefined): string {
+  if (v === undefined || v === '') return '';
+  const prefix = eventTypePrefix(v);
+  const types = Object.values(EVENT_TYPES);
+  if (!types.some((t) => t.startsWith(prefix)))
+    throw new InvalidArgumentError('--type', `${JSON.stringify(v)} matches no event type; types are ${types.map((t) => t.replace('io.virtfleet.', '')).join(', ')}`);
+  return prefix;
 }
 
 function safeJson(text: string): unknown {
