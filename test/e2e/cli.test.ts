@@ -33,6 +33,63 @@ describe('the virtfleet CLI against a real cluster', () => {
     if (hostId) await removeContainersOf([hostId]);
   });
 
+  it('pages workload ls and queue ls with --limit and --page-token, and reads them all with --all', async () => {
+    const names = ['cli-page-a', 'cli-page-b', 'cli-page-c'];
+    const ids: string[] = [];
+    for (const name of names) {
+      const spec = file(`${name}.yaml`, [`name: ${name}`, 'kind: container', 'image: virtfleet-test/busybox:latest', 'vcpus: 0.1', 'memory_mib: 16', 'host_selector: { never: matches }', ''].join('\n'));
+      const r = await cli('workload', 'create', '-f', spec, '-o', 'json');
+      expect(r.code, r.stderr).toBe(0);
+      ids.push((JSON.parse(r.stdout) as { id: string }).id);
+    }
+    const first = await cli('workload', 'ls', '--state', 'pending', '--limit', '2', '-o', 'json');
+    expect(first.code, first.stderr).toBe(0);
+    expect((JSON.parse(first.stdout) as { id: string }[]).map((w) => w.id)).toEqual(ids.slice(0, 2));
+    const token = /--page-token (\S+)/.exec(first.stderr)?.[1];
+    expect(token, first.stderr).toBeDefined();
+    const second = await cli('workload', 'ls', '--state', 'pending', '--limit', '2', '--page-token', token!, '-o', 'json');
+    expect((JSON.parse(second.stdout) as { id: string }[]).map((w) => w.id)).toEqual(ids.slice(2));
+    expect(second.stderr).toBe('');
+    const all = await cli('workload', 'ls', '--state', 'pending', '--limit', '1', '--all', '-o', 'json');
+    expect((JSON.parse(all.stdout) as { id: string }[]).map((w) => w.id)).toEqual(ids);
+    const queue = await cli('queue', 'ls', '--limit', '1', '--all');
+    expect(queue.stdout).toMatch(/3 waiting/);
+    for (const id of ids) expect(queue.stdout).toContain(id);
+    const badLimit = await cli('workload', 'ls', '--limit', '0');
+    expect(badLimit.code).toBe(2);
+    expect(badLimit.stderr).toMatch(/--limit/);
+    const badToken = await cli('workload', 'ls', '--page-token', 'garbage');
+    expect(badToken.code).toBe(2);
+    expect(badToken.stderr).toMatch(/page_token/);
+    for (const id of ids) expect((await cli('workload', 'delete', id)).code).toBe(0);
+  });
+
+  it('refuses a pause of a stopped workload with exit 5, repeats a request id without acting, and deletes twice by name and by id', async () => {
+    const spec = file('verbs.yaml', ['name: cli-verbs', 'kind: container', 'image: virtfleet-test/busybox:latest', 'vcpus: 0.1', 'memory_mib: 16', 'command: ["/bin/sleep", "1000"]', ''].join('\n'));
+    const created = await cli('workload', 'create', '-f', spec, '--wait', '-o', 'json');
+    expect(created.code, created.stderr).toBe(0);
+    const w = JSON.parse(created.stdout) as { id: string; driver_ref: string };
+    expect((await cli('workload', 'stop', w.id, '--request-id', 'cli-stop-x')).code).toBe(0);
+    const pause = await cli('workload', 'pause', 'cli-verbs');
+    expect(pause.code).toBe(5);
+    expect(pause.stderr).toMatch(/only a running workload can be paused/);
+    expect(JSON.parse((await cli('workload', 'get', w.id, '-o', 'json')).stdout)).toMatchObject({ state: 'stopped', desired_state: 'stopped' });
+
+    expect((await cli('workload', 'start', w.id, '--request-id', 'cli-start-x-2')).stdout.trim()).toBe(`${w.id} running`);
+    const repeat = await cli('workload', 'stop', w.id, '--request-id', 'cli-stop-x');
+    expect(repeat.code, repeat.stderr).toBe(0);
+    expect((await docker.getContainer(w.driver_ref).inspect()).State.Running).toBe(true);
+    const reused = await cli('workload', 'pause', w.id, '--request-id', 'cli-stop-x');
+    expect(reused.code).toBe(5);
+    expect(reused.stderr).toMatch(/already used for a different request/);
+
+    expect((await cli('workload', 'delete', 'cli-verbs')).code).toBe(0);
+    const byName = await cli('workload', 'delete', 'cli-verbs');
+    const byId = await cli('workload', 'delete', w.id);
+    expect([byName.code, byId.code], `${byName.stderr}${byId.stderr}`).toEqual([0, 0]);
+    expect(byName.stdout.trim()).toBe(`${w.id} deleted`);
+  });
+
   it('creates a container from a YAML spec, lists, gets, stops and deletes it', async () => {
     const spec = file(
       'web.yaml',

@@ -42,12 +42,11 @@ export class CoordinatorApi {
   act(method: 'StartWorkload' | 'StopWorkload' | 'PauseWorkload' | 'ResumeWorkload' | 'DeleteWorkload', req: pb.WorkloadActionRequest): Promise<pb.Workload__Output> {
     return this.unary(method, req);
   }
-  confirmDead(hostId: string): Promise<pb.ConfirmHostDeadResponse__Output> {
-    return this.unary('ConfirmHostDead', { host_id: hostId });
+  confirmDead(hostId: string, requestId = ''): Promise<pb.ConfirmHostDeadResponse__Output> {
+    return this.unary('ConfirmHostDead', { host_id: hostId, request_id: requestId });
   }
-
-  cordon(hostId: string, cordon: boolean): Promise<pb.Host__Output> {
-    return this.unary('CordonHost', { host_id: hostId, cordon });
+  cordon(hostId: string, cordon: boolean, requestId = ''): Promise<pb.Host__Output> {
+    return this.unary('CordonHost', { host_id: hostId, cordon, request_id: requestId });
   }
   explain(id: string): Promise<pb.PlacementDecision__Output> {
     return this.unary('ExplainWorkload', { id });
@@ -58,8 +57,8 @@ export class CoordinatorApi {
   queue(req: pb.GetQueueRequest = {}): Promise<pb.QueueState__Output> {
     return this.unary('GetQueue', req);
   }
-  setQueuePolicy(policy: string, backfill?: boolean): Promise<pb.QueueState__Output> {
-    return this.unary('SetQueuePolicy', backfill === undefined ? { policy } : { policy, backfill });
+  setQueuePolicy(policy: string, backfill?: boolean, requestId = ''): Promise<pb.QueueState__Output> {
+    return this.unary('SetQueuePolicy', { policy, request_id: requestId, ...(backfill === undefined ? {} : { backfill }) });
   }
   /** The raw stream from the coordinator that answered last; `streamEvents` adds failover and error mapping. */
   watch(req: WatchRequest): ClientReadableStream<pb.Event__Output> {

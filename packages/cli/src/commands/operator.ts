@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { EVENT_TYPES, eventTypePrefix, InvalidArgumentError, parseRfc3339Nanos, parseWorkloadSpec, readDocument, type pb } from '@virtfleet/shared';
 import { CoordinatorApi } from '../coordinator-client.js';
 import { EXIT } from '../exit-codes.js';
 import { age, mib, print, stdoutClosed, table, write, type OutputFormat } from '../output.js';
+import { noteMorePages, readPages, requestIdOf, withPageOptions, type PageOptions } from './paging.js';
 
 interface GlobalOptions {
   coordinator: string;
@@ -73,12 +73,13 @@ export function waitOutcome(w: pb.Workload__Output, timeoutSeconds: number): { c
 
 export function registerOperatorCommands(program: Command): void {
   const host = program.command('host').description('hosts in the cluster');
-  host
-    .command('ls')
-    .description('list hosts with capacity, allocation and live usage')
-    .action(async (_o, cmd: Command) =>
+  withPageOptions(host.command('ls').description('list hosts with capacity, allocation and live usage, by id'))
+    .action(async (opts: PageOptions, cmd: Command) =>
       withApi(cmd, async (client, format) => {
-        const { hosts } = await client.hosts();
+        const { items: hosts, next } = await readPages(opts, async (page) => {
+          const r = await client.hosts(page);
+          return { items: r.hosts, next: r.next_page_token };
+        });
         print(format, hosts, () =>
           table(
             ['id', 'status', 'address', 'drivers', 'trust', 'cpu util', 'alloc/allocatable cpu', 'mem used/total', 'alloc/allocatable mem', 'storage used/total', 'workloads', 'last seen'],
@@ -98,6 +99,7 @@ export function registerOperatorCommands(program: Command): void {
             ]),
           ),
         );
+        noteMorePages(next);
       }),
     );
 
@@ -109,9 +111,10 @@ export function registerOperatorCommands(program: Command): void {
       .command(verb)
       .description(description)
       .argument('<host>', 'host id')
-      .action(async (hostId: string, _o, cmd: Command) =>
+      .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)')
+      .action(async (hostId: string, opts: { requestId?: string }, cmd: Command) =>
         withApi(cmd, async (client, format) => {
-          const h = await client.cordon(hostId, cordon);
+          const h = await client.cordon(hostId, cordon, requestIdOf(opts));
           print(format, h, () => `${h.id} ${h.cordoned ? 'cordoned' : 'schedulable'}`);
         }),
       );
@@ -121,9 +124,10 @@ export function registerOperatorCommands(program: Command): void {
     .command('confirm-dead')
     .description('vouch that a down host is dead (powered off or isolated), so its fence-first workloads (VMs) move at once')
     .argument('<host>', 'host id')
-    .action(async (hostId: string, _o, cmd: Command) =>
+    .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)')
+    .action(async (hostId: string, opts: { requestId?: string }, cmd: Command) =>
       withApi(cmd, async (client, format) => {
-        const r = await client.confirmDead(hostId);
+        const r = await client.confirmDead(hostId, requestIdOf(opts));
         print(format, r, () => `${r.host_id} confirmed dead; ${r.fence_first_workloads} fence-first workload(s) will be placed elsewhere`);
       }),
     );
@@ -138,7 +142,7 @@ export function registerOperatorCommands(program: Command): void {
     .action(async (opts: { file: string; requestId?: string; wait?: boolean }, cmd: Command) => {
       const spec = parseWorkloadSpec(readDocument(opts.file), `${opts.file}:`);
       await withApi(cmd, async (client, format) => {
-        let w = await client.submit({ request_id: opts.requestId ?? randomUUID(), spec });
+        let w = await client.submit({ request_id: requestIdOf(opts), spec });
         if (opts.wait) {
           const timeoutMs = cmd.optsWithGlobals<GlobalOptions>().timeout * 1000;
           const until = Date.now() + timeoutMs;
@@ -155,17 +159,22 @@ export function registerOperatorCommands(program: Command): void {
         }
       });
     });
-  workload
-    .command('ls')
-    .description('list workloads (deleted ones only with --state deleted)')
-    .option('--host <id>', 'only workloads on this host')
-    .option('--state <state>', 'only workloads in this state')
-    .action(async (opts: { host?: string; state?: string }, cmd: Command) =>
-      withApi(cmd, async (client, format) => {
-        const { workloads } = await client.list({ host_id: opts.host ?? '', state: opts.state ?? '' });
-        print(format, workloads, () => workloadRows(workloads));
-      }),
-    );
+  withPageOptions(
+    workload
+      .command('ls')
+      .description('list workloads, oldest first (deleted ones only with --state deleted)')
+      .option('--host <id>', 'only workloads on this host')
+      .option('--state <state>', 'only workloads in this state'),
+  ).action(async (opts: PageOptions & { host?: string; state?: string }, cmd: Command) =>
+    withApi(cmd, async (client, format) => {
+      const { items: workloads, next } = await readPages(opts, async (page) => {
+        const r = await client.list({ host_id: opts.host ?? '', state: opts.state ?? '', ...page });
+        return { items: r.workloads, next: r.next_page_token };
+      });
+      print(format, workloads, () => workloadRows(workloads));
+      noteMorePages(next);
+    }),
+  );
   workload
     .command('get')
     .description('show one workload, by id or name')
@@ -189,14 +198,14 @@ export function registerOperatorCommands(program: Command): void {
       .command(verb)
       .description(description)
       .argument('<workload>', 'workload id or name')
-      .option('--request-id <id>', 'idempotency key');
+      .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)');
     if (verb === 'stop') {
       c.addOption(new Option('--timeout-seconds <n>', 'graceful shutdown time before forcing').argParser(parseSeconds));
       c.option('--force', 'skip the graceful shutdown');
     }
     c.action(async (ref: string, opts: { requestId?: string; timeoutSeconds?: number; force?: boolean }, cmd: Command) =>
       withApi(cmd, async (client, format) => {
-        const w = await client.act(method, { id: ref, request_id: opts.requestId ?? '', timeout_seconds: opts.timeoutSeconds ?? 0, force: opts.force ?? false });
+        const w = await client.act(method, { id: ref, request_id: requestIdOf(opts), timeout_seconds: opts.timeoutSeconds ?? 0, force: opts.force ?? false });
         print(format, w, () => `${w.id} ${w.state}`);
       }),
     );

@@ -3,6 +3,7 @@ import { InvalidArgumentError, parseWorkloadSpec, readDocument, type pb } from '
 import { EXIT } from '../exit-codes.js';
 import { print, table } from '../output.js';
 import { withApi } from './operator.js';
+import { noteMorePages, readPages, requestIdOf, withPageOptions, type PageOptions } from './paging.js';
 
 const QUEUE_POLICIES = ['fcfs', 'sjf', 'priority'];
 
@@ -71,34 +72,39 @@ export function registerSchedulingCommands(program: Command): void {
     });
 
   const queue = program.command('queue').description('the admission queue');
-  queue
-    .command('ls')
-    .description('pending workloads in the order they will be tried')
-    .action(async (_o, cmd: Command) =>
-      withApi(cmd, async (client, format) => {
-        const q = await client.queue();
-        print(format, q, () => renderQueue(q));
-      }),
-    );
+  withPageOptions(queue.command('ls').description('pending workloads in the order they will be tried')).action(async (opts: PageOptions, cmd: Command) =>
+    withApi(cmd, async (client, format) => {
+      let first: pb.QueueState__Output | undefined;
+      const { items: entries, next } = await readPages(opts, async (page) => {
+        const q = await client.queue(page);
+        first ??= q;
+        return { items: q.entries, next: q.next_page_token };
+      });
+      const q = { ...first!, entries, next_page_token: next };
+      print(format, q, () => renderQueue(q));
+      noteMorePages(next);
+    }),
+  );
   queue
     .command('policy')
     .description('switch the queue order at runtime: fcfs, sjf or priority')
     .argument('<policy>', QUEUE_POLICIES.join(' | '))
     .option('--strict', 'strict order: nothing passes a blocked head')
     .option('--backfill', 'let smaller requests pass a blocked head')
-    .action(async (policy: string, opts: { strict?: boolean; backfill?: boolean }, cmd: Command) => {
+    .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)')
+    .action(async (policy: string, opts: { strict?: boolean; backfill?: boolean; requestId?: string }, cmd: Command) => {
       if (!QUEUE_POLICIES.includes(policy)) throw new InvalidArgumentError('policy', `must be one of ${QUEUE_POLICIES.join(', ')}`);
       if (opts.strict && opts.backfill) throw new InvalidArgumentError('--strict', 'cannot be combined with --backfill');
       const backfill = opts.strict ? false : opts.backfill ? true : undefined;
       await withApi(cmd, async (client, format) => {
-        const q = await client.setQueuePolicy(policy, backfill);
+        const q = await client.setQueuePolicy(policy, backfill, requestIdOf(opts));
         print(format, q, () => renderQueue(q));
       });
     });
 }
 
 function renderQueue(q: pb.QueueState__Output): string {
-  const head = `policy ${q.policy}, ${q.backfill ? 'backfill' : 'strict order'}${q.policy === 'priority' ? `, aging ${q.aging_per_minute}/min` : ''}; ${q.entries.length} waiting`;
+  const head = `policy ${q.policy}, ${q.backfill ? 'backfill' : 'strict order'}${q.policy === 'priority' ? `, aging ${q.aging_per_minute}/min` : ''}; ${q.length} waiting`;
   if (q.entries.length === 0) return head;
   return `${head}\n${table(
     ['pos', 'workload', 'tenant', 'priority', 'effective', 'runtime', 'waited', 'reason'],
