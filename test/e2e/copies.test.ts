@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCKER_LABELS } from '../../packages/agent/src/drivers/docker/docker-driver.js';
 import { buildDomainXml } from '../../packages/agent/src/drivers/libvirt/domain-xml.js';
 import { removeDomains } from '../support/cleanup.js';
-import { CopySampler, runningContainerCopies, runningDomainCopies } from '../support/copies.js';
+import { CopySampler, runningContainerCopies, runningDomainCopies, samplingProblems } from '../support/copies.js';
 import { waitUntil } from '../support/wait.js';
 
 const run = randomBytes(4).toString('hex');
@@ -141,5 +141,56 @@ describe('CopySampler', () => {
     expect(report.samples).toBeLessThanOrEqual(Math.floor(report.durationMs / 100) + 1);
     expect(report).toMatchObject({ maxCount: 1, errors: 0, timeline: [{ atMs: expect.any(Number), count: 1 }] });
     expect(report.firstDuplicateAtMs).toBeUndefined();
+    expect(samplingProblems(report, 100, { maxBlindMs: 1000 }), 'a healthy sampler vouches for its maximum').toEqual([]);
+  });
+
+  it('measures its longest blind stretch and slowest probe, and samplingProblems names each shortfall', async () => {
+    let failing = false;
+    let calls = 0;
+    let failedCalls = 0;
+    const probe = async (): Promise<number> => {
+      calls += 1;
+      if (!failing) return 1;
+      failedCalls += 1;
+      // The first failing probe is also slow.
+      if (failedCalls === 1) await new Promise((r) => setTimeout(r, 60));
+      throw new Error('libvirtd stalled');
+    };
+    const sampler = new CopySampler(probe, 10);
+    sampler.start();
+    await waitUntil('three good samples', () => calls >= 3, { timeoutMs: 5_000, intervalMs: 5 });
+    failing = true;
+    const failingFrom = performance.now();
+    await waitUntil('300 ms of failing probes', () => failedCalls >= 5 && performance.now() - failingFrom >= 300, { timeoutMs: 10_000, intervalMs: 5 });
+    const failedFor = performance.now() - failingFrom;
+    failing = false;
+    const callsAtRecovery = calls;
+    await waitUntil('three good samples again', () => calls >= callsAtRecovery + 3, { timeoutMs: 5_000, intervalMs: 5 });
+    const report = await sampler.stop();
+
+    expect(report.errors).toBe(failedCalls);
+    expect(report.longestBlindMs, 'blind at least while every probe failed').toBeGreaterThanOrEqual(failedFor);
+    expect(report.longestBlindMs).toBeLessThanOrEqual(report.durationMs);
+    expect(report.slowestProbeMs).toBeGreaterThanOrEqual(60);
+    expect(report.maxCount).toBe(1);
+    const problems = samplingProblems(report, 10, { maxBlindMs: 100, maxErrorShare: 0.01 });
+    expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^blind for \d+ ms at a stretch \(at most 100 ms allowed\)$/), expect.stringMatching(/probes failed .*libvirtd stalled$/)]));
+    expect(samplingProblems(report, 10, { maxBlindMs: report.longestBlindMs, maxErrorShare: 1, minCoverage: 0 }), 'within every allowance').toEqual([]);
+  });
+
+  it('cannot vouch for a maximum of 0 when every probe failed', async () => {
+    let calls = 0;
+    const sampler = new CopySampler(() => {
+      calls += 1;
+      return Promise.reject(new Error('docker unreachable'));
+    }, 10);
+    sampler.start();
+    await waitUntil('five failed probes', () => calls >= 5, { timeoutMs: 5_000, intervalMs: 5 });
+    const report = await sampler.stop();
+    expect(report).toMatchObject({ samples: 0, maxCount: 0, lastError: 'docker unreachable' });
+    expect(report.errors).toBeGreaterThan(0);
+    expect(report.longestBlindMs, 'blind from start to stop').toBe(report.durationMs);
+    const problems = samplingProblems(report, 10, { maxBlindMs: 1000 });
+    expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^only 0 good samples in \d+ ms at 10 ms intervals \(need \d+\)$/), expect.stringMatching(/^\d+ of \d+ probes failed/)]));
   });
 });

@@ -149,7 +149,9 @@ export async function startCluster(
       async restart() {
         await agent.process.stop('SIGTERM');
         agent.process = launch();
-        await waitForPort(port);
+        await waitForPort(port, 30_000).catch((err: Error) => {
+          throw new Error(`${err.message}\n${agent.process.tail()}`);
+        });
       },
     };
     agents.push(agent);

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { ConnectListAllDomainsFlags, type Hypervisor } from '@unraid/libvirt';
+import { ConnectListAllDomainsFlags, DomainState, type Hypervisor } from '@unraid/libvirt';
 import Docker from 'dockerode';
 import { DOCKER_LABELS } from '../../packages/agent/src/drivers/docker/docker-driver.js';
 import { parseOwnership } from '../../packages/agent/src/drivers/libvirt/domain-xml.js';
@@ -44,6 +44,68 @@ export async function runningDomainCopies(hypervisor: Hypervisor, workloadId: st
   return owners.filter((owner) => owner?.workloadId === workloadId).length;
 }
 
+/** A container as Docker lists it, with the virtfleet labels the docker driver writes. */
+export interface ContainerCopy {
+  id: string;
+  /** Docker's state: created, running, paused, exited, ... */
+  state: string;
+  hostId: string | undefined;
+  workloadId: string | undefined;
+}
+
+const containerCopy = (c: Docker.ContainerInfo): ContainerCopy => ({ id: c.Id, state: c.State, hostId: c.Labels[DOCKER_LABELS.host], workloadId: c.Labels[DOCKER_LABELS.workload] });
+
+/** Every container labelled as `workloadId`, in any state (created and exited too), on any host. */
+export async function containersOfWorkload(workloadId: string): Promise<ContainerCopy[]> {
+  return (await docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.workload}=${workloadId}`] } })).map(containerCopy);
+}
+
+/** Every container labelled as belonging to host `hostId`, in any state: what an orphan check looks through. */
+export async function containersOfHost(hostId: string): Promise<ContainerCopy[]> {
+  return (await docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.host}=${hostId}`] } })).map(containerCopy);
+}
+
+/** A libvirt domain that carries virtfleet metadata. */
+export interface DomainCopy {
+  name: string;
+  /** libvirt's UUID: a domain undefined and defined again under the same name gets a new one. */
+  uuid: string;
+  hostId: string;
+  workloadId: string;
+  state: DomainState;
+  /** Anything but shut off: a hypervisor process exists. */
+  active: boolean;
+}
+
+/**
+ * Every libvirt domain, defined or running, whose virtfleet metadata names an
+ * owner, whatever the domain is called: a copy defined under another name
+ * counts too. Domains that vanish while being inspected are skipped.
+ */
+export async function virtfleetDomains(hypervisor: Hypervisor): Promise<DomainCopy[]> {
+  const all = await hypervisor.connectListAllDomains();
+  const found = await Promise.all(
+    all.map(async (domain): Promise<DomainCopy | undefined> => {
+      try {
+        const owner = await parseOwnership(await hypervisor.domainGetXMLDesc(domain));
+        if (!owner) return undefined;
+        const { state } = await hypervisor.domainGetInfo(domain);
+        return {
+          name: await hypervisor.domainGetName(domain),
+          uuid: await hypervisor.domainGetUUIDString(domain),
+          hostId: owner.hostId,
+          workloadId: owner.workloadId,
+          state,
+          active: state !== DomainState.SHUTOFF,
+        };
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  return found.filter((d): d is DomainCopy => d !== undefined);
+}
+
 /** A change in the sampled count, at milliseconds since the sampler started. */
 export interface CountChange {
   atMs: number;
@@ -62,8 +124,44 @@ export interface SamplerReport {
   /** Probes that threw. */
   errors: number;
   lastError?: string;
+  /**
+   * The longest stretch with no good sample: from start() to the first, between
+   * two, or from the last to stop(). A count that rose and fell back within it
+   * went unseen, so a claim about the maximum holds only for changes that last
+   * longer than this.
+   */
+  longestBlindMs: number;
+  /** The slowest probe, failed ones included. */
+  slowestProbeMs: number;
   /** From start() to stop(). */
   durationMs: number;
+}
+
+/** What a report must show before its maximum can be trusted (see samplingProblems). */
+export interface SamplingNeeds {
+  /** No stretch without a good sample may be longer than this. */
+  maxBlindMs: number;
+  /** At least this share of the samples the interval allows over the duration must have succeeded. @default 0.25 */
+  minCoverage?: number;
+  /** At most this share of the probes may have failed. @default 0.1 */
+  maxErrorShare?: number;
+}
+
+/**
+ * Why `report` cannot vouch for the count over its whole duration, one
+ * sentence per problem; empty when it can. A sampler whose probes all failed
+ * reports a maximum of 0: check this before believing its maximum.
+ */
+export function samplingProblems(report: SamplerReport, intervalMs: number, needs: SamplingNeeds): string[] {
+  const problems: string[] = [];
+  const probes = report.samples + report.errors;
+  const allowed = Math.floor(report.durationMs / intervalMs) + 1;
+  const minSamples = Math.max(1, Math.ceil(allowed * (needs.minCoverage ?? 0.25)));
+  const maxErrorShare = needs.maxErrorShare ?? 0.1;
+  if (report.samples < minSamples) problems.push(`only ${report.samples} good samples in ${Math.round(report.durationMs)} ms at ${intervalMs} ms intervals (need ${minSamples})`);
+  if (report.longestBlindMs > needs.maxBlindMs) problems.push(`blind for ${Math.round(report.longestBlindMs)} ms at a stretch (at most ${needs.maxBlindMs} ms allowed)`);
+  if (report.errors > maxErrorShare * probes) problems.push(`${report.errors} of ${probes} probes failed (at most ${maxErrorShare * 100}% allowed); last: ${report.lastError}`);
+  return problems;
 }
 
 /**
@@ -78,7 +176,9 @@ export class CopySampler {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private finalReport: SamplerReport | undefined;
-  private readonly report: Omit<SamplerReport, 'durationMs'> = { samples: 0, maxCount: 0, timeline: [], errors: 0 };
+  private readonly report: Omit<SamplerReport, 'durationMs'> = { samples: 0, maxCount: 0, timeline: [], errors: 0, longestBlindMs: 0, slowestProbeMs: 0 };
+  /** When the last good sample was taken (ms since start); 0 before the first. */
+  private lastGoodAtMs = 0;
 
   constructor(
     private readonly probe: () => Promise<number>,
@@ -93,6 +193,11 @@ export class CopySampler {
     this.loop = this.run();
   }
 
+  /** What was seen so far, while sampling goes on: wait on it (e.g. for a count to show) instead of sleeping. */
+  progress(): { samples: number; errors: number; lastCount: number | undefined } {
+    return { samples: this.report.samples, errors: this.report.errors, lastCount: this.report.timeline.at(-1)?.count };
+  }
+
   /** Stops sampling, waits for a probe in flight to settle, and returns what was seen. */
   async stop(): Promise<SamplerReport> {
     if (!this.loop) throw new Error('sampler was never started');
@@ -100,7 +205,9 @@ export class CopySampler {
       this.stopping = true;
       this.wake?.();
       await this.loop;
-      this.finalReport = { ...this.report, timeline: [...this.report.timeline], durationMs: performance.now() - this.startedAt };
+      const durationMs = performance.now() - this.startedAt;
+      const longestBlindMs = Math.max(this.report.longestBlindMs, durationMs - this.lastGoodAtMs);
+      this.finalReport = { ...this.report, timeline: [...this.report.timeline], longestBlindMs, durationMs };
     }
     return this.finalReport;
   }
@@ -116,6 +223,7 @@ export class CopySampler {
         this.report.errors += 1;
         this.report.lastError = err instanceof Error ? err.message : String(err);
       }
+      this.report.slowestProbeMs = Math.max(this.report.slowestProbeMs, performance.now() - takenAt);
       // Keep the cadence when probes are quick, but never catch up with a burst after a slow one.
       const now = performance.now();
       if (nextAt < now) nextAt = now;
@@ -126,6 +234,8 @@ export class CopySampler {
   private record(atMs: number, count: number): void {
     const r = this.report;
     r.samples += 1;
+    r.longestBlindMs = Math.max(r.longestBlindMs, atMs - this.lastGoodAtMs);
+    this.lastGoodAtMs = atMs;
     r.maxCount = Math.max(r.maxCount, count);
     if (count >= 2 && r.firstDuplicateAtMs === undefined) r.firstDuplicateAtMs = atMs;
     if (r.timeline.at(-1)?.count !== count) r.timeline.push({ atMs, count });
