@@ -1,5 +1,6 @@
 import {
   callUnary,
+  connectionFailure,
   channelCredentials,
   deadlineIn,
   fromServiceError,
@@ -9,6 +10,7 @@ import {
   WORKLOAD_STATES,
   type pb,
   type TlsFiles,
+  UnavailableError,
   type WorkloadSpec,
 } from '@virtfleet/shared';
 import { z } from 'zod';
@@ -129,7 +131,11 @@ export class AgentClient {
   }
 
   private call<Res>(method: string, request: object, deadlineMs: number): Promise<Res> {
-    return callUnary<Res>(this.client, method, request, deadlineIn(deadlineMs), (err) => fromServiceError(err, `host ${this.hostId}`));
+    return callUnary<Res>(this.client, method, request, deadlineIn(deadlineMs), (err) => {
+      // The transport's own text ends in grpc-js's "Resolution note: "; say plainly why the agent was not reached.
+      const why = connectionFailure(err);
+      return why ? new UnavailableError(`host ${this.hostId}: cannot reach its agent at ${this.address}: ${why}`, { cause: err }) : fromServiceError(err, `host ${this.hostId}`);
+    });
   }
 
 }
