@@ -1,4 +1,5 @@
 import js from '@eslint/js';
+import vitest from '@vitest/eslint-plugin';
 import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
@@ -22,6 +23,20 @@ export default tseslint.config(
         'error',
         { patterns: [{ group: ['@virtfleet/*/src/*', '@virtfleet/*/dist/*'], message: 'Import another package only through its public entry.' }] },
       ],
+    },
+  },
+  {
+    // Tests that earn their confidence (test/README.md): every test asserts, none is skipped or focused,
+    // every expect is complete, and no expect hides behind a branch that may not run.
+    files: ['**/*.test.ts'],
+    plugins: { vitest },
+    rules: {
+      'vitest/expect-expect': ['error', { assertFunctionNames: ['expect'] }],
+      'vitest/no-disabled-tests': 'error',
+      'vitest/no-focused-tests': 'error',
+      // Vitest's expect takes a message as its second argument.
+      'vitest/valid-expect': ['error', { maxArgs: 2 }],
+      'vitest/no-conditional-expect': 'error',
     },
   },
   {
