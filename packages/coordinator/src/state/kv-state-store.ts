@@ -84,39 +84,34 @@ export class KvStateStore implements StateStore {
 
   private async load(): Promise<void> {
     const keys = await this.keys();
-    const workloadKeys = keys.filter((k) => k.startsWith(WORKLOAD));
-    for (let i = 0; i < workloadKeys.length; i += 200) {
-      const entries = await Promise.all(workloadKeys.slice(i, i + 200).map((k) => this.kv.get(k)));
-      for (const e of entries) {
-        if (e && e.operation !== 'PUT') this.markers.set(e.key, Date.now());
-        if (!e || e.operation !== 'PUT') continue;
-        try {
-          this.remember(e.json<Workload>());
-        } catch (err) {
-          this.log.error({ key: e.key, err: errorMessage(err) }, 'unreadable workload record; skipped');
-        }
-      }
-    }
-    const requestKeys = keys.filter((k) => k.startsWith(REQUEST));
-    for (let i = 0; i < requestKeys.length; i += 200) {
-      const entries = await Promise.all(requestKeys.slice(i, i + 200).map((k) => this.kv.get(k)));
-      for (const e of entries) {
-        if (e && e.operation !== 'PUT') this.markers.set(e.key, Date.now());
-        if (!e || e.operation !== 'PUT') continue;
-        try {
-          const r = e.json<RequestRecord>();
-          this.requests.set(r.requestId, r);
-        } catch (err) {
-          this.log.error({ key: e.key, err: errorMessage(err) }, 'unreadable request record; skipped');
-        }
-      }
-    }
+    await this.loadRecords(keys, WORKLOAD, 'workload', (json: Workload) => this.remember(json));
+    await this.loadRecords(keys, REQUEST, 'request', (r: RequestRecord) => this.requests.set(r.requestId, r));
     for (const [mark, hosts] of this.marks) {
       const prefix = `${mark}.`;
       const entries = await Promise.all(keys.filter((k) => k.startsWith(prefix)).map((k) => this.kv.get(k)));
       for (const e of entries) if (e && e.operation === 'PUT') hosts.add(e.key.slice(prefix.length));
     }
     this.log.info({ workloads: this.workloads.size, requests: this.requests.size, cordoned: this.hostsMarked('cordon').length, confirmedDead: this.hostsMarked('dead').length }, 'state loaded');
+  }
+
+  /** Reads every live record under `prefix`, 200 at a time, and notes the removed ones' markers. */
+  private async loadRecords<T>(keys: string[], prefix: string, what: string, use: (record: T) => void): Promise<void> {
+    const mine = keys.filter((k) => k.startsWith(prefix));
+    for (let i = 0; i < mine.length; i += 200) {
+      const entries = await Promise.all(mine.slice(i, i + 200).map((k) => this.kv.get(k)));
+      for (const e of entries) {
+        if (!e) continue;
+        if (e.operation !== 'PUT') {
+          this.markers.set(e.key, Date.now());
+          continue;
+        }
+        try {
+          use(e.json<T>());
+        } catch (err) {
+          this.log.error({ key: e.key, err: errorMessage(err) }, `unreadable ${what} record; skipped`);
+        }
+      }
+    }
   }
 
   get(id: string): Workload | undefined {
