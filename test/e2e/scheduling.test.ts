@@ -10,6 +10,8 @@ import { runCli } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 import { backendName } from '../../packages/agent/src/drivers/driver.js';
+import { FILTERS } from '../../packages/coordinator/src/scheduler/catalog.js';
+import { sleeperContainer } from '../support/workloads.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -70,7 +72,10 @@ describe('placement by security and performance demands across two real agents',
 
     const decision = await cluster.api.explain(w.id);
     expect(decision.hosts_total).toBe(2);
-    expect(decision.candidates.find((c) => c.host_id === hostB)?.filters.map((f) => f.status)).toEqual(Array(9).fill('ok'));
+    // Every registered filter passed the chosen host, in the order they run.
+    expect(decision.candidates.find((c) => c.host_id === hostB)?.filters.map((f) => ({ plugin: f.plugin, status: f.status }))).toEqual(
+      FILTERS.names().map((plugin) => ({ plugin, status: 'ok' })),
+    );
     expect(decision.queue_policy).toBe('fcfs');
   });
 
@@ -131,8 +136,12 @@ describe('placement by security and performance demands across two real agents',
   });
 
   it('places nothing new on a cordoned host until it is uncordoned', async () => {
+    // Only B can take this one: trust 3 (A has 1), and tenant acme, for which B is isolated by the first test's workload.
+    const onlyB = sleeperContainer('needs-b', { tenant: 'acme', security: { min_trust_level: 3 } });
+    // Either host could take this one.
+    const either = sleeperContainer('either', { tenant: 'acme' });
     const specFile = join(dir, 'trusted.yaml');
-    writeFileSync(specFile, JSON.stringify({ name: 'needs-b', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, tenant: 'acme', security: { min_trust_level: 3 } }));
+    writeFileSync(specFile, JSON.stringify(onlyB));
     const cordoned = await cli('host', 'cordon', hostB);
     expect(cordoned.code, cordoned.stderr).toBe(0);
     expect(cordoned.stdout.trim()).toBe(`${hostB} cordoned`);
@@ -140,10 +149,31 @@ describe('placement by security and performance demands across two real agents',
     const refused = await cli('plan', '-f', specFile);
     expect(refused.code).toBe(5);
     expect(refused.stdout).toContain('2 hosts: 1 cordoned, 1 trust level below 3');
+
+    // Submitted while B is cordoned: the one only B can take waits, naming the cordon; the other goes to A.
+    const waiting = await cluster.api.submit({ request_id: 'sched-needs-b', spec: onlyB });
+    await waitFor('the cordon to be the reason needs-b waits', async () => {
+      const w = await cluster.api.get(waiting.id);
+      return w.message.startsWith('2 hosts') ? w : undefined;
+    });
+    const placed = await cluster.api.submit({ request_id: 'sched-either', spec: either });
+    const eitherRunning = await waitForState(cluster, placed.id, 'running');
+    expect(eitherRunning.host_id, cluster.logs()).toBe(hostA);
+    expect((await cluster.api.explain(placed.id)).candidates.find((c) => c.host_id === hostB)?.filters.find((f) => f.status !== 'ok')).toMatchObject({ plugin: 'schedulable', status: 'unschedulable', reason: 'cordoned' });
+    // The pass that placed the later request also tried the earlier one (first in the queue): it still waits, on nothing but the cordon.
+    const stillWaiting = await cluster.api.get(waiting.id);
+    expect(stillWaiting).toMatchObject({ state: 'pending', host_id: '', message: '2 hosts: 1 cordoned, 1 trust level below 3' });
+    expect((await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostB}`, `io.virtfleet.workload=${waiting.id}`] } })).length, 'containers of needs-b on B').toBe(0);
+
     expect((await cli('host', 'uncordon', hostB)).stdout.trim()).toBe(`${hostB} schedulable`);
     expect((await cli('plan', '-f', specFile)).code).toBe(0);
+    const runningOnB = await waitForState(cluster, waiting.id, 'running');
+    expect(runningOnB.host_id, cluster.logs()).toBe(hostB);
+    expect((await docker.getContainer(runningOnB.driver_ref).inspect()).Config.Labels['io.virtfleet.host']).toBe(hostB);
+
     const unknown = await cli('host', 'cordon', 'no-such-host');
     expect(unknown.code).toBe(3);
+    for (const w of [waiting, placed]) await cluster.api.act('DeleteWorkload', { id: w.id });
   });
 
   it('switches the queue policy at runtime and rejects an unknown one', async () => {
