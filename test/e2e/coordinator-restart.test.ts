@@ -1,34 +1,12 @@
-import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DOCKER_LABELS } from '../../packages/agent/src/drivers/docker/docker-driver.js';
 import { startCluster, uniqueHostId, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
-import { containersOfWorkload, CopySampler, samplingProblems } from '../support/copies.js';
+import { containersOfWorkload, containersPerWorkloadSampler, type CopySampler, samplingProblems } from '../support/copies.js';
 import { runCli } from '../support/processes.js';
 import { waitUntil } from '../support/wait.js';
 import { removeContainersOf } from '../support/cleanup.js';
 
-const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const SAMPLE_INTERVAL_MS = 200;
-
-/**
- * Samples, through Docker, how many containers (in any state) each workload
- * has, with one listing per sample; the sampler's count is the largest of them.
- */
-function containersPerWorkload(ids: () => readonly string[]) {
-  const max = new Map<string, number>();
-  const probe = async () => {
-    const all = await docker.listContainers({ all: true, filters: { label: [DOCKER_LABELS.workload] } });
-    let largest = 0;
-    for (const id of ids()) {
-      const n = all.filter((c) => c.Labels[DOCKER_LABELS.workload] === id).length;
-      max.set(id, Math.max(max.get(id) ?? 0, n));
-      largest = Math.max(largest, n);
-    }
-    return largest;
-  };
-  return { sampler: new CopySampler(probe, SAMPLE_INTERVAL_MS), max };
-}
 const container = (name: string, extra: Record<string, unknown> = {}) => ({
   name,
   kind: 'container',
@@ -67,7 +45,7 @@ describe('coordinator state on JetStream survives SIGKILL', () => {
     // Every container of every workload, sampled from before the crash to the end: a duplicate that
     // exists for a while and is then cleaned up still shows (polling until there is one would hide it).
     const watched: string[] = [running.id, ...queued.map((w) => w.id)];
-    const { sampler, max } = containersPerWorkload(() => watched);
+    const { sampler, maxPerWorkload: max } = containersPerWorkloadSampler(() => watched, SAMPLE_INTERVAL_MS);
     samplers.push(sampler);
     sampler.start();
     await waitUntil('the sampler to see the running workload', () => sampler.progress().lastCount === 1, { timeoutMs: 30_000 });

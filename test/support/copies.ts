@@ -65,6 +65,32 @@ export async function containersOfHost(hostId: string): Promise<ContainerCopy[]>
   return (await docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.host}=${hostId}`] } })).map(containerCopy);
 }
 
+/**
+ * A sampler of how many containers, in any state, each of a set of workloads
+ * has, through Docker with one listing per sample (cheaper than a sampler per
+ * workload). Its count is the largest any of them had at that sample;
+ * `maxPerWorkload` keeps each workload's own maximum. `ids` is read at every
+ * sample, so workloads can be added while it runs.
+ */
+export function containersPerWorkloadSampler(ids: () => Iterable<string>, intervalMs = 100): { sampler: CopySampler; maxPerWorkload: Map<string, number> } {
+  const maxPerWorkload = new Map<string, number>();
+  const probe = async () => {
+    const perWorkload = new Map<string, number>();
+    for (const c of await docker.listContainers({ all: true, filters: { label: [DOCKER_LABELS.workload] } })) {
+      const id = c.Labels[DOCKER_LABELS.workload];
+      if (id !== undefined) perWorkload.set(id, (perWorkload.get(id) ?? 0) + 1);
+    }
+    let largest = 0;
+    for (const id of ids()) {
+      const n = perWorkload.get(id) ?? 0;
+      maxPerWorkload.set(id, Math.max(maxPerWorkload.get(id) ?? 0, n));
+      largest = Math.max(largest, n);
+    }
+    return largest;
+  };
+  return { sampler: new CopySampler(probe, intervalMs), maxPerWorkload };
+}
+
 /** A libvirt domain that carries virtfleet metadata. */
 export interface DomainCopy {
   name: string;
