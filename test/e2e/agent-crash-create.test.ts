@@ -58,9 +58,9 @@ describe('an agent SIGKILLed in the middle of a create', () => {
   });
 
   /**
-   * Submits `spec` while the only host is cordoned (so nothing is created yet),
-   * then lets it be placed: the create starts only once the test is ready to
-   * catch it.
+   * Submits `spec` while the only host is cordoned, so nothing is created yet,
+   * and returns `uncordon`, which lets it be placed: the create starts only
+   * once the test is ready to catch it.
    */
   async function submitHeld(spec: pb.WorkloadSpec): Promise<{ id: string; uncordon: () => Promise<void> }> {
     await cluster.api.cordon(agent.hostId, true);
