@@ -86,6 +86,18 @@ const statusAfter = (action: AgentAction, w: Workload): pb.WorkloadStatus => ({
   memory_used_mib: 0,
 });
 
+/** `action` on `w` fails with `errorClass`, and neither the store nor the agent saw anything. */
+async function expectRefusedWithoutWrites(hostStatus: Host['status'], action: AgentAction, w: Workload, errorClass: new (...args: never[]) => Error): Promise<void> {
+  const h = await harness(hostStatus, statusAfter);
+  await h.store.put(w);
+  const before = h.store.workloads.get(w.id);
+  const writes = h.store.writes;
+  await expect(h.controller.act(action, w.id, '')).rejects.toBeInstanceOf(errorClass);
+  expect(h.store.workloads.get(w.id)).toBe(before);
+  expect(h.store.writes).toBe(writes);
+  expect(h.agentCalls).toEqual([]);
+}
+
 const everyCase = ACTIONS.flatMap((action) => WORKLOAD_STATES.map((state) => ({ action, state })));
 
 describe('WorkloadController.act: a refused request changes nothing', () => {
@@ -96,15 +108,7 @@ describe('WorkloadController.act: a refused request changes nothing', () => {
   });
 
   it.each(refused)('$action on a $state workload: FAILED_PRECONDITION, no write, no agent call', async ({ action, state }) => {
-    const h = await harness('up', statusAfter);
-    const w = workload(state);
-    await h.store.put(w);
-    const before = h.store.workloads.get(w.id);
-    const writes = h.store.writes;
-    await expect(h.controller.act(action, w.id, '')).rejects.toBeInstanceOf(FailedPreconditionError);
-    expect(h.store.workloads.get(w.id)).toBe(before);
-    expect(h.store.writes).toBe(writes);
-    expect(h.agentCalls).toEqual([]);
+    await expectRefusedWithoutWrites('up', action, workload(state), FailedPreconditionError);
   });
 
   const dispatched = everyCase.filter(({ action, state }) => lifecycleVerdict(action, workload(state)).kind === 'dispatch');
@@ -131,15 +135,8 @@ describe('WorkloadController.act: a refused request changes nothing', () => {
     expect(h.store.get(w.id)).toEqual(after);
   });
 
-  it.each(ACTIONS.filter((a) => a !== 'delete'))('%s while the host is down: UNAVAILABLE, no write', async (action) => {
-    const h = await harness('down', statusAfter);
-    const w = workload('unknown');
-    await h.store.put(w);
-    const before = h.store.workloads.get(w.id);
-    const writes = h.store.writes;
-    await expect(h.controller.act(action, w.id, '')).rejects.toBeInstanceOf(UnavailableError);
-    expect(h.store.workloads.get(w.id)).toBe(before);
-    expect(h.store.writes).toBe(writes);
+  it.each(ACTIONS.filter((a) => a !== 'delete'))('%s while the host is down: UNAVAILABLE, no write, no agent call', async (action) => {
+    await expectRefusedWithoutWrites('down', action, workload('unknown'), UnavailableError);
   });
 });
 
