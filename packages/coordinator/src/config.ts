@@ -55,9 +55,11 @@ export const coordinatorConfigSchema = z
         maxAttempts: z.number().int().min(1).max(5).default(4),
         /** TLS toward agents: `ca` verifies them, `cert`/`key` identify the coordinator. */
         tls: tlsFilesSchema.optional(),
+        /** Commands in flight to one host; more wait in placement order and go out as earlier ones complete. @default 16 */
+        maxInFlightPerHost: z.number().int().min(1).max(1024).default(16),
       })
       .strict()
-      .default({ deadlineMs: 30_000, maxAttempts: 4 }),
+      .default({ deadlineMs: 30_000, maxAttempts: 4, maxInFlightPerHost: 16 }),
     ha: z
       .object({
         /** A leader that has not renewed its lease for this long is replaced. @default 3000 */

@@ -14,8 +14,11 @@ import {
   type WorkloadSpec,
 } from '@virtfleet/shared';
 import { z } from 'zod';
+import { HostCommandLimiter } from './host-command-limiter.js';
 
 export type AgentAction = 'start' | 'stop' | 'pause' | 'resume' | 'delete';
+
+export const DEFAULT_MAX_IN_FLIGHT_PER_HOST = 16;
 
 export interface AgentClientOptions {
   /** @default 30_000 */
@@ -23,6 +26,8 @@ export interface AgentClientOptions {
   /** Attempts on UNAVAILABLE, the first included. @default 4 */
   maxAttempts: number;
   tls?: TlsFiles | undefined;
+  /** Commands (create, start, stop, ...) in flight to one host; more wait their turn. Reads are not limited. @default 16 */
+  maxInFlightPerHost?: number;
 }
 
 /** Agent replies are input from outside: checked before they touch state. */
@@ -59,6 +64,8 @@ export class AgentClient {
     readonly hostId: string,
     readonly address: string,
     private readonly options: AgentClientOptions,
+    /** Shared by every client of the pool, so that a host's limit survives a change of its address. */
+    private readonly limiter = new HostCommandLimiter(options.maxInFlightPerHost ?? DEFAULT_MAX_IN_FLIGHT_PER_HOST),
   ) {
     const proto = loadAgentProto();
     const serviceConfig = {
@@ -91,17 +98,21 @@ export class AgentClient {
   }
 
   async create(commandId: string, workloadId: string, spec: WorkloadSpec): Promise<pb.WorkloadStatus__Output> {
-    const status = await this.call<pb.WorkloadStatus__Output>('CreateWorkload', { command_id: commandId, workload_id: workloadId, spec }, this.options.deadlineMs);
+    const status = await this.limiter.run(this.hostId, () =>
+      this.call<pb.WorkloadStatus__Output>('CreateWorkload', { command_id: commandId, workload_id: workloadId, spec }, this.options.deadlineMs),
+    );
     return this.checkStatus(status, workloadId);
   }
 
   async act(action: AgentAction, commandId: string, workloadId: string, stop: { timeoutSeconds?: number; force?: boolean } = {}): Promise<pb.WorkloadStatus__Output> {
     // A graceful stop may take its whole timeout before the agent answers.
     const deadline = this.options.deadlineMs + (action === 'stop' ? (stop.timeoutSeconds ?? 0) * 1000 + 15_000 : 0);
-    const status = await this.call<pb.WorkloadStatus__Output>(
-      rpcByAction[action],
-      { command_id: commandId, workload_id: workloadId, timeout_seconds: stop.timeoutSeconds ?? 0, force: stop.force ?? false },
-      deadline,
+    const status = await this.limiter.run(this.hostId, () =>
+      this.call<pb.WorkloadStatus__Output>(
+        rpcByAction[action],
+        { command_id: commandId, workload_id: workloadId, timeout_seconds: stop.timeoutSeconds ?? 0, force: stop.force ?? false },
+        deadline,
+      ),
     );
     return this.checkStatus(status, workloadId);
   }
@@ -143,14 +154,17 @@ export class AgentClient {
 /** One client per host, replaced when the host's advertised address changes. */
 export class AgentClientPool {
   private readonly clients = new Map<string, AgentClient>();
+  private readonly limiter: HostCommandLimiter;
 
-  constructor(private readonly options: AgentClientOptions) {}
+  constructor(private readonly options: AgentClientOptions) {
+    this.limiter = new HostCommandLimiter(options.maxInFlightPerHost ?? DEFAULT_MAX_IN_FLIGHT_PER_HOST);
+  }
 
   for(hostId: string, address: string): AgentClient {
     const existing = this.clients.get(hostId);
     if (existing?.address === address) return existing;
     existing?.close();
-    const client = new AgentClient(hostId, address, this.options);
+    const client = new AgentClient(hostId, address, this.options, this.limiter);
     this.clients.set(hostId, client);
     return client;
   }
