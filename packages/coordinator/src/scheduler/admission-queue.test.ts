@@ -77,6 +77,19 @@ describe('AdmissionQueue', () => {
     });
   });
 
+  describe('hosts to avoid', () => {
+    it('a request never goes to a host it avoids, and says so while nothing else fits', () => {
+      const q = queue();
+      q.add('moved', spec(), 0, undefined, ['h1']);
+      q.add('fresh', spec(), 1);
+      const result = q.pass(scheduler(), [host('h1', 8)], 10);
+      expect(result.placed.map((p) => [p.entry.workloadId, p.record.hostId])).toEqual([['fresh', 'h1']]);
+      expect(result.waiting.map((w) => [w.entry.workloadId, w.record.summary])).toEqual([['moved', '1 host: 1 being left by this workload']]);
+      const next = q.pass(scheduler(), [host('h1', 8), host('h2', 8)], 20);
+      expect(next.placed.map((p) => [p.entry.workloadId, p.record.hostId])).toEqual([['moved', 'h2']]);
+    });
+  });
+
   describe('policies', () => {
     function filled() {
       const q = queue();

@@ -18,6 +18,8 @@ export interface AdmissionQueueOptions {
 
 export interface QueueEntry extends QueuedRequest {
   spec: WorkloadSpec;
+  /** Hosts the request must not be placed on (PlacementRequest.avoidHosts). */
+  avoidHosts?: readonly string[];
 }
 
 export interface PassResult {
@@ -70,13 +72,14 @@ export class AdmissionQueue {
     this.options = next;
   }
 
-  /** Enqueues a request; a request already queued keeps its place. */
-  add(workloadId: string, spec: WorkloadSpec, arrivalMs: number, arrivalSeq?: number): QueueEntry {
+  /** Enqueues a request; a request already queued keeps its place. `avoidHosts`: hosts it must not be placed on. */
+  add(workloadId: string, spec: WorkloadSpec, arrivalMs: number, arrivalSeq?: number, avoidHosts?: readonly string[]): QueueEntry {
     const existing = this.entries.get(workloadId);
     if (existing) return existing;
     const seq = arrivalSeq ?? this.nextSeq;
     this.nextSeq = Math.max(this.nextSeq, seq + 1);
     const entry: QueueEntry = { workloadId, spec, priority: spec.priority, expectedRuntimeSeconds: expectedRuntimeSeconds(spec), arrivalSeq: seq, arrivalMs };
+    if (avoidHosts?.length) entry.avoidHosts = avoidHosts;
     this.entries.set(workloadId, entry);
     return entry;
   }
@@ -109,7 +112,7 @@ export class AdmissionQueue {
     const byId = new Map(hosts.map((h) => [h.id, h]));
     const result: PassResult = { placed: [], waiting: [] };
     for (const entry of this.ordered(nowMs)) {
-      const record = scheduler.place({ workloadId: entry.workloadId, spec: entry.spec }, hosts);
+      const record = scheduler.place({ workloadId: entry.workloadId, spec: entry.spec, ...(entry.avoidHosts ? { avoidHosts: entry.avoidHosts } : {}) }, hosts);
       const host = record.hostId === undefined ? undefined : byId.get(record.hostId);
       if (host) {
         assume(host, entry.spec);

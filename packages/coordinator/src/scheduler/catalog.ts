@@ -1,4 +1,5 @@
 import { antiAffinityFilter } from './filters/anti-affinity.js';
+import { avoidHostsFilter } from './filters/avoid-hosts.js';
 import { driverFilter } from './filters/driver.js';
 import { featuresFilter } from './filters/features.js';
 import { hostSelectorFilter } from './filters/host-selector.js';
@@ -18,13 +19,13 @@ import { spreadScorer } from './scorers/spread.js';
 import { tenantAffinityScorer } from './scorers/tenant-affinity.js';
 
 /**
- * Filters in the order they run: cheapest and most selective first. Status
- * and driver are flag checks; resources is arithmetic; isolation walks the
+ * Filters in the order they run: cheapest and most selective first. Status,
+ * avoided hosts and driver are flag checks; resources is arithmetic; isolation walks the
  * host's tenants; performance reads measured load and goes last so that a
  * host that cannot fit the request anyway is not judged on its load.
  */
 export const FILTERS = new Registry<FilterPlugin>('filter');
-for (const f of [schedulableFilter, driverFilter, trustLevelFilter, featuresFilter, hostSelectorFilter, resourcesFilter, antiAffinityFilter, isolationFilter, performanceFilter])
+for (const f of [schedulableFilter, avoidHostsFilter, driverFilter, trustLevelFilter, featuresFilter, hostSelectorFilter, resourcesFilter, antiAffinityFilter, isolationFilter, performanceFilter])
   FILTERS.register(f.name, f);
 
 export const SCORERS = new Registry<ScorePlugin>('scorer');

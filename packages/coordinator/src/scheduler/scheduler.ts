@@ -45,6 +45,8 @@ export interface HostSnapshot {
 export interface PlacementRequest {
   workloadId: string;
   spec: WorkloadSpec;
+  /** Hosts this placement must not use, whatever the spec says: the host a rescheduled workload is leaving. */
+  avoidHosts?: readonly string[];
 }
 
 export function demandOf(spec: WorkloadSpec): ResourceVector {

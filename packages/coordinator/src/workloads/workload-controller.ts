@@ -93,7 +93,7 @@ export class WorkloadController {
     for (const w of this.store.list()) {
       this.nextArrivalSeq = Math.max(this.nextArrivalSeq, w.arrivalSeq + 1);
       if (w.state === 'pending') {
-        this.queue.add(w.id, w.spec, w.arrivalMs, w.arrivalSeq);
+        this.queue.add(w.id, w.spec, w.arrivalMs, w.arrivalSeq, w.leftHostId ? [w.leftHostId] : undefined);
         queued++;
       } else if (w.state === 'creating') creating++;
     }
@@ -453,12 +453,12 @@ export class WorkloadController {
   async reschedule(w: Workload, reason: string): Promise<void> {
     if (!this.leading || this.busy.has(w.id)) return;
     const fromHost = w.hostId;
-    const { workload, stored } = this.updateStored(w, { hostId: '', state: 'pending', driverRef: '', generation: (w.generation ?? 0) + 1, message: `rescheduling: ${reason}` });
+    const { workload, stored } = this.updateStored(w, { hostId: '', leftHostId: fromHost, state: 'pending', driverRef: '', generation: (w.generation ?? 0) + 1, message: `rescheduling: ${reason}` });
     await stored;
     this.events.emit(EVENT_TYPES.workloadRescheduled, w.id, { id: w.id, from_host: fromHost, failover: failoverModeOf(w.spec), reason });
     this.log.warn({ workload: w.id, from: fromHost, reason }, 'rescheduling workload');
     if (!this.leading) return;
-    this.queue.add(workload.id, workload.spec, workload.arrivalMs, workload.arrivalSeq);
+    this.queue.add(workload.id, workload.spec, workload.arrivalMs, workload.arrivalSeq, [fromHost]);
     this.kick();
   }
 

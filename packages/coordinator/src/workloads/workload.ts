@@ -21,6 +21,8 @@ export interface Workload {
   arrivalMs: number;
   /** Counts placements after the first (reschedules, re-creates); gives each copy its own create command. Absent: 0. */
   generation?: number;
+  /** The host its last reschedule took it from; placing it after that reschedule never picks this host. Absent: never rescheduled. */
+  leftHostId?: string;
   createdAt: string;
   updatedAt: string;
 }

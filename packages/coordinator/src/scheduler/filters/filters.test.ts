@@ -4,6 +4,7 @@ import { FILTERS } from '../catalog.js';
 import type { FilterPlugin, FilterResult } from '../plugins.js';
 import type { HostSnapshot } from '../scheduler.js';
 import { antiAffinityFilter } from './anti-affinity.js';
+import { avoidHostsFilter } from './avoid-hosts.js';
 import { driverFilter } from './driver.js';
 import { featuresFilter } from './features.js';
 import { hostSelectorFilter } from './host-selector.js';
@@ -34,6 +35,8 @@ interface Case {
   name: string;
   spec: ReturnType<typeof spec>;
   host: HostSnapshot;
+  /** The request's avoidHosts. */
+  avoid?: string[];
   want: FilterResult;
 }
 
@@ -49,6 +52,15 @@ const cases: Record<string, { plugin: FilterPlugin; cases: Case[] }> = {
       { name: 'down host', spec: spec(), host: host({ schedulable: false, unschedulableReason: 'down' }), want: unschedulable('down') },
       { name: 'not schedulable, no reason given', spec: spec(), host: host({ schedulable: false }), want: unschedulable('down') },
       { name: 'not schedulable for another reason', spec: spec(), host: host({ schedulable: false, unschedulableReason: 'draining' }), want: unschedulable('draining') },
+    ],
+  },
+  'avoid-hosts': {
+    plugin: avoidHostsFilter,
+    cases: [
+      { name: 'nothing to avoid', spec: spec(), host: host(), want: OK },
+      { name: 'another host to avoid', spec: spec(), host: host(), avoid: ['h2'], want: OK },
+      { name: 'the host being left', spec: spec(), host: host(), avoid: ['h2', 'h1'], want: unschedulable('being left by this workload') },
+      { name: 'a host selector naming it does not override', spec: spec({ host_selector: { zone: 'a' } }), host: host(), avoid: ['h1'], want: unschedulable('being left by this workload') },
     ],
   },
   driver: {
@@ -278,13 +290,13 @@ describe('filters', () => {
         expect(FILTERS.get(name)).toBe(plugin);
       });
       it.each(table)('$name', (c) => {
-        expect(plugin.filter({ workloadId: 'w1', spec: c.spec }, c.host)).toEqual(c.want);
+        expect(plugin.filter({ workloadId: 'w1', spec: c.spec, ...(c.avoid ? { avoidHosts: c.avoid } : {}) }, c.host)).toEqual(c.want);
       });
     });
   }
 
   it('run cheapest first, measured load last', () => {
-    expect(FILTERS.names()).toEqual(['schedulable', 'driver', 'trust-level', 'features', 'host-selector', 'resources', 'anti-affinity', 'isolation', 'performance']);
+    expect(FILTERS.names()).toEqual(['schedulable', 'avoid-hosts', 'driver', 'trust-level', 'features', 'host-selector', 'resources', 'anti-affinity', 'isolation', 'performance']);
   });
 
   it('cover every registered filter in this file', () => {
