@@ -128,6 +128,21 @@ describe('operator verbs do exactly what they say (real Docker and libvirt, stat
     await expect(act('DeleteWorkload', 'never-existed')).rejects.toMatchObject({ code: status.NOT_FOUND });
   });
 
+  it('accepts a delete of a workload still being created, and carries it out: no container is left', async () => {
+    const submitted = await Promise.all(Array.from({ length: 8 }, (_, i) => cluster.api.submit({ request_id: `creating-${i}`, spec: sleeperContainer(`creating-${i}`) })));
+    const answers = await Promise.all(
+      submitted.map(async (w) => {
+        await waitUntil(`${w.id} to be placed`, async () => (await cluster.api.get(w.id)).state !== 'pending', { intervalMs: 5 });
+        return cluster.api.act('DeleteWorkload', { id: w.id });
+      }),
+    );
+    expect(answers.every((a) => a.desired_state === 'deleted')).toBe(true);
+    expect(answers.map((a) => a.state), 'at least one delete arrived while its create was in flight').toContain('creating');
+    for (const w of submitted) await waitForState(cluster, w.id, 'deleted');
+    const left = await docker.listContainers({ all: true, filters: { label: [`io.virtfleet.host=${hostId()}`] } });
+    expect(left.filter((c) => submitted.some((w) => c.Labels['io.virtfleet.workload'] === w.id))).toEqual([]);
+  });
+
   it('lists workloads page by page, oldest first, and refuses a forged page token', async () => {
     const names = ['page-a', 'page-b', 'page-c', 'page-d', 'page-e'];
     const ids: string[] = [];

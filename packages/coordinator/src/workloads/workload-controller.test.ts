@@ -70,6 +70,11 @@ async function harness(hostStatus: Host['status'], agentAnswer: (action: AgentAc
 }
 
 const controllers: WorkloadController[] = [];
+
+async function waitForState(h: Harness, id: string, state: WorkloadState): Promise<void> {
+  for (let i = 0; i < 100 && h.store.get(id)?.state !== state; i++) await new Promise((r) => setTimeout(r, 5));
+  expect(h.store.get(id)?.state).toBe(state);
+}
 afterEach(async () => {
   for (const c of controllers.splice(0)) await c.stop();
 });
@@ -160,6 +165,41 @@ describe('WorkloadController.act: delete', () => {
     await h.store.put(live);
     expect((await h.controller.act('delete', live.spec.name, '')).id).toBe(live.id);
     expect(h.agentCalls).toEqual([{ action: 'delete', workloadId: live.id }]);
+  });
+
+  it('while another command is in flight is accepted as the desired state and carried out when that command returns', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const h = await harness('up', statusAfter);
+    const w = workload('running');
+    await h.store.put(w);
+    const agentFor = (h.controller as unknown as { agents: AgentClientPool }).agents;
+    const plain = agentFor.for('h1', '');
+    (agentFor as unknown as { for: () => unknown }).for = () => ({
+      act: async (action: AgentAction, commandId: string, workloadId: string) => {
+        if (action === 'stop') await held;
+        return plain.act(action, commandId, workloadId);
+      },
+    });
+    const stopping = h.controller.act('stop', w.id, '');
+    const accepted = await h.controller.act('delete', w.id, '');
+    expect(accepted).toMatchObject({ desiredState: 'deleted', state: 'running' });
+    expect(h.agentCalls).toEqual([]);
+    release();
+    await stopping;
+    await waitForState(h, w.id, 'deleted');
+    expect(h.agentCalls).toEqual([
+      { action: 'stop', workloadId: w.id },
+      { action: 'delete', workloadId: w.id },
+    ]);
+  });
+
+  it('on a down host is accepted at once; the copy is removed when the host returns', async () => {
+    const h = await harness('down', statusAfter);
+    const w = workload('unknown');
+    await h.store.put(w);
+    expect(await h.controller.act('delete', w.id, '')).toMatchObject({ desiredState: 'deleted', state: 'deleted' });
+    expect(h.agentCalls).toEqual([]);
   });
 
   it('of a name that never existed is NOT_FOUND', async () => {

@@ -226,9 +226,13 @@ export class WorkloadController {
       this.queue.remove(w.id);
       return this.update(w, { desiredState: 'deleted', state: 'deleted', message: 'deleted before placement' });
     }
+    if (action === 'delete' && this.busy.has(w.id)) {
+      // A command (often the create) is on its way: the delete is the new desired state, carried out when that command returns.
+      return this.update(w, { desiredState: 'deleted', message: 'delete accepted; it is carried out once the command in progress returns' });
+    }
     const host = this.hosts.get(w.hostId);
     if (verdict.kind === 'host-away' || !host || host.status !== 'up') {
-      if (action === 'delete' && !this.busy.has(w.id)) {
+      if (action === 'delete') {
         // Its host is away: forget it now; reconciliation removes the copy if the host comes back.
         return this.update(w, { desiredState: 'deleted', state: 'deleted', message: `deleted while host ${w.hostId} was unreachable; its copy is removed when the host returns` });
       }
@@ -250,8 +254,22 @@ export class WorkloadController {
       this.undoIntent(w, intent);
       throw err;
     } finally {
-      this.busy.delete(w.id);
+      // A failed delete is retried by the placement passes, not at once.
+      this.commandDone(w.id, action !== 'delete');
     }
+  }
+
+  /** Ends a command on the workload; a delete accepted meanwhile goes out now. */
+  private commandDone(id: string, sendAcceptedDelete = true): void {
+    this.busy.delete(id);
+    const w = sendAcceptedDelete ? this.store.get(id) : undefined;
+    if (w && w.desiredState === 'deleted' && w.state !== 'deleted') this.deleteDeferred(w);
+  }
+
+  /** Carries out a delete that was accepted while the workload was busy; retried every placement pass until done. */
+  private deleteDeferred(w: Workload): void {
+    if (!this.leading || this.busy.has(w.id)) return;
+    this.act('delete', w.id, '').catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'accepted delete not carried out yet; retrying'));
   }
 
   /** Puts back the record as it was before a request whose agent command failed. */
@@ -484,13 +502,15 @@ export class WorkloadController {
       this.lastCommandAt.set(w.id, Date.now());
       this.update(this.get(w.id), { state: status.state as WorkloadState, message: status.message });
     } finally {
-      this.busy.delete(w.id);
+      this.commandDone(w.id);
     }
   }
 
   private async placePending(): Promise<void> {
     for (const w of this.store.list()) {
-      if (w.state === 'creating' && w.hostId && !this.busy.has(w.id)) void this.dispatchCreate(w);
+      if (!w.hostId || this.busy.has(w.id)) continue;
+      if (w.desiredState === 'deleted' && w.state !== 'deleted') this.deleteDeferred(w);
+      else if (w.state === 'creating') void this.dispatchCreate(w);
     }
     if (this.queue.size === 0) return;
     const now = Date.now();
@@ -558,7 +578,7 @@ export class WorkloadController {
         this.update(this.get(w.id), { state: 'failed', driverRef: '', message: errorMessage(err) });
       }
     } finally {
-      this.busy.delete(w.id);
+      this.commandDone(w.id);
     }
   }
 
