@@ -37,9 +37,18 @@ export const coordinatorConfigSchema = z
         fenceMarginMs: z.number().int().min(0).max(600_000).default(4000),
         /** How often lost hosts are checked. @default 1000 */
         checkIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+        /** At most this many workloads are sent back to the queue per second, over all lost hosts (a token bucket). @default 10 */
+        reschedulesPerSecond: z.number().gt(0).max(10_000).default(10),
+        /** Reschedules that may go at once after a quiet spell: the token bucket's size. @default 10 */
+        rescheduleBurst: z.number().int().min(1).max(10_000).default(10),
+        /**
+         * When more than this fraction of the hosts (those confirmed dead not counted) are down together,
+         * nothing is moved: the coordinator may be the one cut off. 1 never suspends. @default 0.5
+         */
+        maxDownFraction: z.number().min(0).max(1).default(0.5),
       })
       .strict()
-      .default({ graceMs: 2000, fenceMarginMs: 4000, checkIntervalMs: 1000 }),
+      .default({ graceMs: 2000, fenceMarginMs: 4000, checkIntervalMs: 1000, reschedulesPerSecond: 10, rescheduleBurst: 10, maxDownFraction: 0.5 }),
     reconcile: z
       .object({
         /** How often every host's workloads are compared with their desired state. @default 10_000 */

@@ -111,7 +111,16 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     leases,
     agents,
     events,
-    { ttlMs: config.hosts.ttlMs, graceMs: config.failover.graceMs, checkIntervalMs: config.failover.checkIntervalMs, reconcileIntervalMs: config.reconcile.intervalMs },
+    scheduler,
+    {
+      ttlMs: config.hosts.ttlMs,
+      graceMs: config.failover.graceMs,
+      checkIntervalMs: config.failover.checkIntervalMs,
+      reconcileIntervalMs: config.reconcile.intervalMs,
+      reschedulesPerSecond: config.failover.reschedulesPerSecond,
+      rescheduleBurst: config.failover.rescheduleBurst,
+      maxDownFraction: config.failover.maxDownFraction,
+    },
     log.child({ component: 'supervisor' }),
   );
   // Every coordinator starts as a follower; the lease decides who leads.

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 /**
  * Events are CloudEvents 1.0 in structured JSON mode, published on NATS at
- * `virtfleet.events.<category>.<subject>` (category is `workload` or `host`)
+ * `virtfleet.events.<category>.<subject>` (category is `workload`, `host` or `failover`)
  * once stored, with their `sequence`.
  */
 export const EVENT_SUBJECT_PREFIX = 'virtfleet.events';
@@ -31,6 +31,10 @@ export const EVENT_TYPES = {
   hostConfirmedDead: 'io.virtfleet.host.confirmed_dead',
   hostCordoned: 'io.virtfleet.host.cordoned',
   hostUncordoned: 'io.virtfleet.host.uncordoned',
+  /** More than failover.maxDownFraction of the hosts are down together: no workload is moved until fewer are. Emitted on the change. */
+  failoverSuspended: 'io.virtfleet.failover.suspended',
+  /** Failover runs again after a suspension. */
+  failoverResumed: 'io.virtfleet.failover.resumed',
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
 

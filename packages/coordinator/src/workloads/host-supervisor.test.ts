@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, NotFoundError, parseWorkloadSpec, type pb, type RestartPolicy } from '@virtfleet/shared';
-import { HostSupervisor, repairFor, type FenceOracle } from './host-supervisor.js';
+import { createLogger, EVENT_TYPES, NotFoundError, parseWorkloadSpec, type pb, type RestartPolicy } from '@virtfleet/shared';
+import { createScheduler } from '../scheduler/create-scheduler.js';
+import { hostSnapshot } from '../scheduler/host-snapshot.test-support.js';
+import type { HostSnapshot } from '../scheduler/scheduler.js';
+import { HostSupervisor, repairFor, type FenceOracle, type SupervisorSettings } from './host-supervisor.js';
 import type { Workload } from './workload.js';
 
 const log = createLogger('test', 'silent');
+const SETTINGS: SupervisorSettings = { ttlMs: 10_000, graceMs: 2_000, checkIntervalMs: 1_000, reconcileIntervalMs: 10_000, reschedulesPerSecond: 10, rescheduleBurst: 10, maxDownFraction: 0.5 };
+const scheduler = () => createScheduler({ placement: 'binpack', weights: {}, candidateLimit: 0 });
 
 describe('repairFor', () => {
   const cases: { desired: Workload['desiredState']; state: string; exit?: number; policy: RestartPolicy; want: string }[] = [
@@ -48,7 +53,7 @@ describe('HostSupervisor.lostWorkloadVerdict', () => {
   const vm = { kind: 'vm' };
   const supervisor = (fenced: boolean) => {
     const oracle: FenceOracle = { verdict: () => ({ fenced, detail: fenced ? 'lease lapsed' : 'it fences itself 6000 ms after its last lease renewal' }) };
-    return new HostSupervisor(undefined as never, undefined as never, oracle, undefined as never, undefined as never, { ttlMs: 10_000, graceMs: 2_000, checkIntervalMs: 1_000, reconcileIntervalMs: 10_000 }, log);
+    return new HostSupervisor(undefined as never, undefined as never, oracle, undefined as never, undefined as never, scheduler(), SETTINGS, log);
   };
   const cases = [
     { name: 'a container within the grace period', spec: container, downForMs: 1_999, fenced: false, dead: false, move: false, reason: /rescheduling 2000 ms after that/ },
@@ -106,7 +111,7 @@ describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
       recreate: (w: Workload) => (calls.push(`recreate ${w.id}`), Promise.resolve()),
     };
     const events = { emit: (_type: string, subject: string, data: { drift: string; repair: string }) => void drift.push(`${subject} ${data.drift}/${data.repair}`) };
-    const supervisor = new HostSupervisor(controller as never, hosts as never, { verdict: () => ({ fenced: false, detail: '' }) }, agents as never, events as never, { ttlMs: 10_000, graceMs: 2_000, checkIntervalMs: 1_000, reconcileIntervalMs: 60_000 }, log);
+    const supervisor = new HostSupervisor(controller as never, hosts as never, { verdict: () => ({ fenced: false, detail: '' }) }, agents as never, events as never, scheduler(), { ...SETTINGS, reconcileIntervalMs: 60_000 }, log);
     supervisor.start();
     await supervisor.reconcileHost('h1');
     supervisor.stop();
@@ -128,9 +133,207 @@ describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
     expect(calls).toEqual(['repair start racing', 'recreate racing']);
   });
 
+  it('a returning host keeps a copy whose workload is not yet confirmed running elsewhere, and reports it once', async () => {
+    const { calls, drift } = await run(
+      [placed('creating-elsewhere', { hostId: 'h2', state: 'creating' }), placed('queued', { hostId: '', state: 'pending' }), placed('running-elsewhere', { hostId: 'h2', state: 'running' })],
+      [copy('creating-elsewhere', 'running'), copy('queued', 'running'), copy('running-elsewhere', 'running')],
+      { recovering: true },
+    );
+    expect(drift.sort()).toEqual(['creating-elsewhere extra/none', 'queued extra/none', 'running-elsewhere extra/delete']);
+    expect(calls).toEqual(['agent delete running-elsewhere', 'ready']);
+  });
+
   it('leaves a workload whose create failed alone, and makes a recovering host ready once clean', async () => {
     const { calls, drift } = await run([placed('never-created', { state: 'failed', driverRef: '' })], [copy('stale', 'running')], { recovering: true });
     expect(drift).toEqual(['stale extra/delete']);
     expect(calls).toEqual(['agent delete stale', 'ready']);
+  });
+});
+
+describe('HostSupervisor.checkLostHosts (fake hosts and controller, real scheduler)', () => {
+  const T0 = 1_000_000;
+  const lostOn = (id: string, hostId: string, seq: number, spec: Record<string, unknown> = {}): Workload => ({
+    id,
+    spec: parseWorkloadSpec({ name: id, kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64, ...spec }),
+    hostId,
+    desiredState: 'running',
+    state: 'unknown',
+    message: '',
+    driverRef: 'ref',
+    requestId: '',
+    arrivalSeq: seq,
+    arrivalMs: 0,
+    createdAt: '',
+    updatedAt: '',
+  });
+
+  /**
+   * Hosts by id with `true` for down (silent since long before T0). The
+   * scheduler sees every host as a snapshot, down hosts schedulable too
+   * unless `downUnschedulable`, so that only the avoid rule keeps a lost host
+   * from being chosen.
+   */
+  const harness = (hostsDown: Record<string, boolean>, workloads: Workload[], settings: Partial<SupervisorSettings> = {}, snapshotOverrides: Record<string, Partial<HostSnapshot>> = {}) => {
+    let now = T0;
+    const rescheduled: { id: string; from: string; at: number }[] = [];
+    const notes = new Map<string, string>();
+    const events: { type: string; data: Record<string, unknown> }[] = [];
+    const placedAvoiding: string[][] = [];
+    const hostList = Object.entries(hostsDown).map(([id, down]) => ({ id, status: down ? 'down' : 'up', lastSeenMs: down ? T0 - 60_000 : T0, telemetry: { address: '127.0.0.1:1' } }));
+    const hosts = { get: (id: string) => hostList.find((h) => h.id === id), list: () => hostList, markReady: () => undefined };
+    const agents = { for: () => ({ list: () => Promise.resolve([]), act: () => Promise.resolve() }) };
+    const controller = {
+      isLeader: true,
+      find: (id: string) => workloads.find((w) => w.id === id),
+      workloads: () => workloads.filter((w) => w.hostId),
+      workloadsOn: (hostId: string) => workloads.filter((w) => w.hostId === hostId),
+      confirmedDead: () => new Set<string>(),
+      isBusy: () => false,
+      commandFinishedAt: () => 0,
+      note: (w: Workload, patch: Partial<Workload>) => void notes.set(w.id, patch.message ?? ''),
+      snapshots: () => Object.keys(hostsDown).map((id) => hostSnapshot(id, snapshotOverrides[id] ?? {})),
+      reschedule: (w: Workload) => {
+        rescheduled.push({ id: w.id, from: w.hostId, at: now });
+        w.hostId = '';
+        w.state = 'pending';
+        return Promise.resolve();
+      },
+    };
+    const real = scheduler();
+    const spy = { place: (r: Parameters<typeof real.place>[0], h: Parameters<typeof real.place>[1]) => (placedAvoiding.push([...(r.avoidHosts ?? [])]), real.place(r, h)) };
+    const sink = { emit: (type: string, _subject: string, data: Record<string, unknown>) => void events.push({ type, data }) };
+    const supervisor = new HostSupervisor(
+      controller as never,
+      hosts as never,
+      { verdict: () => ({ fenced: false, detail: 'not fenced' }) },
+      agents as never,
+      sink as never,
+      spy,
+      { ...SETTINGS, graceMs: 0, checkIntervalMs: 3_600_000, reconcileIntervalMs: 3_600_000, ...settings },
+      log,
+      () => now,
+    );
+    supervisor.start();
+    return {
+      supervisor,
+      rescheduled,
+      notes,
+      events,
+      placedAvoiding,
+      hostList,
+      at(ms: number) {
+        now = T0 + ms;
+        supervisor.checkLostHosts();
+      },
+    };
+  };
+
+  it('moves the workloads of one lost host of three, avoiding it, in arrival order', () => {
+    const h = harness({ h1: true, h2: false, h3: false }, [lostOn('b', 'h1', 2), lostOn('a', 'h1', 1), lostOn('stays', 'h2', 3)]);
+    h.at(0);
+    h.supervisor.stop();
+    expect(h.rescheduled.map((r) => `${r.id} from ${r.from}`)).toEqual(['a from h1', 'b from h1']);
+    expect(h.placedAvoiding).toEqual([['h1'], ['h1']]);
+    expect(h.events).toEqual([]);
+  });
+
+  it('never counts the host being left as a place to go: a lost host the scheduler would otherwise pick is not an eligible host', () => {
+    // h1 is down but its snapshot looks free and schedulable, h2 is full: without the avoid rule h1 would be chosen.
+    const h = harness({ h1: true, h2: false, h3: false }, [lostOn('w', 'h1', 1, { vcpus: 4 })], {}, { h2: { schedulable: false, unschedulableReason: 'cordoned' }, h3: { allocated: { vcpus: 8, memoryMiB: 0, diskGiB: 0 } } });
+    h.at(0);
+    h.supervisor.stop();
+    expect(h.rescheduled).toEqual([]);
+    expect(h.notes.get('w')).toBe('host h1 is down; not moved, as no other host could take it: 3 hosts: 1 being left by this workload, 1 cordoned, 1 insufficient cpu');
+  });
+
+  const noHost: { name: string; hosts: Record<string, boolean>; spec: Record<string, unknown>; why: RegExp }[] = [
+    { name: 'the only host is lost', hosts: { h1: true }, spec: {}, why: /failover suspended: 1 of 1 host down/ },
+    { name: 'the other host lacks the label the workload needs', hosts: { h1: true, h2: false }, spec: { host_selector: { zone: 'b' } }, why: /no other host could take it: 2 hosts: 1 being left by this workload, 1 / },
+    { name: 'the other hosts are too small', hosts: { h1: true, h2: false, h3: false }, spec: { vcpus: 16 }, why: /no other host could take it: 3 hosts: / },
+  ];
+  it.each(noHost)('does not move a workload when no other host could take it: $name', ({ hosts, spec, why }) => {
+    const h = harness(hosts, [lostOn('w', 'h1', 1, spec)]);
+    h.at(0);
+    h.supervisor.stop();
+    expect(h.rescheduled).toEqual([]);
+    expect(h.notes.get('w')).toMatch(why);
+  });
+
+  it('books each move on the snapshots, so a pass moves only what the other hosts can hold', () => {
+    // h2 has 8 vCPUs; four 3-vCPU workloads: two fit.
+    const h = harness({ h1: true, h2: false }, [1, 2, 3, 4].map((i) => lostOn(`w${i}`, 'h1', i, { vcpus: 3 })));
+    h.at(0);
+    h.supervisor.stop();
+    expect(h.rescheduled.map((r) => r.id)).toEqual(['w1', 'w2']);
+    expect(h.notes.get('w3')).toMatch(/no other host could take it: 2 hosts: 1 being left by this workload, 1 insufficient cpu/);
+  });
+
+  it('moves no faster than reschedulesPerSecond after the burst', () => {
+    const h = harness({ h1: true, h2: false, h3: false }, [1, 2, 3, 4, 5, 6].map((i) => lostOn(`w${i}`, 'h1', i)), { reschedulesPerSecond: 2, rescheduleBurst: 2 });
+    for (const ms of [0, 100, 499, 500, 999, 1000, 1400, 1500, 3000]) h.at(ms);
+    h.supervisor.stop();
+    expect(h.rescheduled.map((r) => [r.id, r.at - T0])).toEqual([
+      ['w1', 0],
+      ['w2', 0],
+      ['w3', 500],
+      ['w4', 1000],
+      ['w5', 1500],
+      ['w6', 3000],
+    ]);
+  });
+
+  it('says a throttled workload waits its turn', () => {
+    const h = harness({ h1: true, h2: false, h3: false }, [lostOn('first', 'h1', 1), lostOn('second', 'h1', 2)], { reschedulesPerSecond: 1, rescheduleBurst: 1 });
+    h.at(0);
+    h.supervisor.stop();
+    expect(h.rescheduled.map((r) => r.id)).toEqual(['first']);
+    expect(h.notes.get('second')).toBe('host h1 is down; waiting its turn (at most 1 reschedules per second)');
+  });
+
+  it('suspends failover while more than maxDownFraction of the hosts are down, with one event per change', () => {
+    const h = harness({ h1: true, h2: true, h3: false }, [lostOn('a', 'h1', 1), lostOn('b', 'h2', 2)]);
+    h.at(0);
+    h.at(1000);
+    expect(h.rescheduled).toEqual([]);
+    expect(h.notes.get('a')).toMatch(/^host h1 is down; failover suspended: 2 of 3 hosts down \(h1, h2\), more than failover.maxDownFraction 0.5/);
+    expect(h.events).toEqual([{ type: EVENT_TYPES.failoverSuspended, data: expect.objectContaining({ down_hosts: ['h1', 'h2'], down: 2, total: 3, max_down_fraction: 0.5 }) }]);
+    // h2 comes back (and takes no work of its own): one of three is down, so h1's workload moves.
+    h.hostList[1]!.status = 'up';
+    h.at(2000);
+    h.at(3000);
+    h.supervisor.stop();
+    expect(h.events.map((e) => e.type)).toEqual([EVENT_TYPES.failoverSuspended, EVENT_TYPES.failoverResumed]);
+    expect(h.rescheduled.map((r) => `${r.id} from ${r.from}`)).toEqual(['a from h1']);
+  });
+});
+
+describe('HostSupervisor.keepReason (a returning host deletes a copy only once another copy runs)', () => {
+  const moved = (hostId: string, state: Workload['state']): Workload => ({
+    id: 'w',
+    spec: parseWorkloadSpec({ name: 'w', kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64 }),
+    hostId,
+    desiredState: 'running',
+    state,
+    message: '',
+    driverRef: '',
+    requestId: '',
+    arrivalSeq: 0,
+    arrivalMs: 0,
+    createdAt: '',
+    updatedAt: '',
+  });
+  const MAY_GO = /^\(none: it may be deleted\)$/;
+  const cases: { name: string; hostId: string; state: Workload['state']; otherHost: 'up' | 'down'; keep: RegExp }[] = [
+    { name: 'running elsewhere', hostId: 'h2', state: 'running', otherHost: 'up', keep: MAY_GO },
+    { name: 'paused elsewhere', hostId: 'h2', state: 'paused', otherHost: 'up', keep: MAY_GO },
+    { name: 'waiting in the queue', hostId: '', state: 'pending', otherHost: 'up', keep: /not placed yet/ },
+    { name: 'being created elsewhere', hostId: 'h2', state: 'creating', otherHost: 'up', keep: /on h2 is creating, not confirmed running/ },
+    { name: 'failed elsewhere', hostId: 'h2', state: 'failed', otherHost: 'up', keep: /on h2 is failed/ },
+    { name: 'placed on a host that is down too', hostId: 'h2', state: 'unknown', otherHost: 'down', keep: /host h2 is down/ },
+  ];
+  it.each(cases)('$name: keep $keep', ({ hostId, state, otherHost, keep }) => {
+    const hosts = { get: (id: string) => ({ id, status: otherHost }) };
+    const supervisor = new HostSupervisor(undefined as never, hosts as never, { verdict: () => ({ fenced: false, detail: '' }) }, undefined as never, undefined as never, scheduler(), SETTINGS, log);
+    expect(supervisor.keepReason(moved(hostId, state)) ?? '(none: it may be deleted)').toMatch(keep);
   });
 });

@@ -13,6 +13,8 @@ import type { EventSink } from '../events/event-log.js';
 import type { Host } from '../hosts/host.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
 import type { FenceVerdict } from '../hosts/host-lease-monitor.js';
+import { assume, type HostSnapshot, type Scheduler } from '../scheduler/scheduler.js';
+import { disruptionOf, TokenBucket, type Disruption } from './failover-limits.js';
 import type { Workload } from './workload.js';
 import { commandId, type WorkloadController } from './workload-controller.js';
 
@@ -28,6 +30,11 @@ export interface SupervisorSettings {
   graceMs: number;
   checkIntervalMs: number;
   reconcileIntervalMs: number;
+  /** Reschedules per second over all lost hosts, and how many may go at once (failover.reschedulesPerSecond, rescheduleBurst). */
+  reschedulesPerSecond: number;
+  rescheduleBurst: number;
+  /** More than this fraction of hosts down together suspends failover (failover.maxDownFraction). */
+  maxDownFraction: number;
 }
 
 /** A difference between what a host runs and what it should run. */
@@ -47,13 +54,19 @@ const MAX_REPAIR_BACKOFF_MS = 5 * 60_000;
  * its restart policy and failover mode. `reschedule` workloads go back to the
  * queue after the TTL plus `graceMs`; `fence-first` ones only once the host
  * is fenced (its lease lapsed, per the FenceOracle) or confirmed dead by an
- * operator. `never` workloads stay where they are.
+ * operator. `never` workloads stay where they are. Whatever the verdict,
+ * nothing moves while more than `maxDownFraction` of the hosts are down
+ * (failover is suspended, with an event on each change), nor when no other
+ * host could take the workload (the scheduler, with the lost host avoided,
+ * finds none), and at most `reschedulesPerSecond` move (a token bucket).
  *
  * Reconciliation: every `reconcileIntervalMs`, and at once for a host that
  * comes back, each host's actual workloads are compared with the desired
  * state. Drift (a copy missing, an extra copy, a wrong state) is reported as
  * an event and repaired. A returning host becomes schedulable only after its
- * extra copies are gone, so after a partition exactly one copy runs.
+ * extra copies are gone, so after a partition exactly one copy runs. A copy
+ * whose workload moved elsewhere is deleted only once the copy there is
+ * confirmed running; until then the host keeps it.
  */
 export class HostSupervisor {
   private checkTimer: NodeJS.Timeout | undefined;
@@ -67,6 +80,12 @@ export class HostSupervisor {
   private running = false;
   /** Reconciliation passes completed, over all hosts, for the debug log. */
   private passes = 0;
+  private readonly reschedules: TokenBucket;
+  /** The disruption last acted on; an event and a log line mark each change of `suspended`. */
+  private suspended = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Copies kept on a host until their workload's other copy runs, `host/workload`; drift is reported once for each. */
+  private readonly kept = new Set<string>();
 
   constructor(
     private readonly controller: WorkloadController,
@@ -74,10 +93,14 @@ export class HostSupervisor {
     private readonly fences: FenceOracle,
     private readonly agents: AgentClientPool,
     private readonly events: EventSink,
+    /** Answers "could another host take it?" before a workload is moved. */
+    private readonly scheduler: Scheduler,
     private readonly settings: SupervisorSettings,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.reschedules = new TokenBucket(settings.reschedulesPerSecond, settings.rescheduleBurst, now);
+  }
 
   start(): void {
     this.stop();
@@ -92,7 +115,9 @@ export class HostSupervisor {
     this.running = false;
     clearInterval(this.checkTimer);
     clearInterval(this.reconcileTimer);
-    this.checkTimer = this.reconcileTimer = undefined;
+    clearTimeout(this.retryTimer);
+    this.checkTimer = this.reconcileTimer = this.retryTimer = undefined;
+    this.suspended = false;
   }
 
   /** A recovering host is reconciled at once, and made schedulable when that succeeds. */
@@ -123,19 +148,79 @@ export class HostSupervisor {
     // Each check looks at the down hosts' workloads; workloads bound to hosts never heard from need a full scan, done less often.
     const fullScan = now - this.lastFullCheckMs >= this.settings.reconcileIntervalMs;
     if (fullScan) this.lastFullCheckMs = now;
-    const candidates = fullScan ? this.controller.workloads() : this.hosts.list().flatMap((h) => (h.status === 'down' ? this.controller.workloadsOn(h.id) : []));
+    const candidates = (fullScan ? this.controller.workloads() : this.hosts.list().flatMap((h) => (h.status === 'down' ? this.controller.workloadsOn(h.id) : []))).sort(
+      (a, b) => a.arrivalSeq - b.arrivalSeq,
+    );
     const dead = this.controller.confirmedDead();
+    const lost: Workload[] = [];
+    const unheard = new Set<string>();
     for (const w of candidates) {
       if (!w.hostId || !RUNS.has(w.desiredState) || w.state === 'deleted' || w.state === 'pending' || this.controller.isBusy(w.id)) continue;
       const host = this.hosts.get(w.hostId);
       if (host && host.status !== 'down') continue;
       // A host this coordinator never heard from gets one TTL from the take-over to report.
+      if (!host && now >= this.leaderSinceMs + this.settings.ttlMs) unheard.add(w.hostId);
+      lost.push(w);
+    }
+    const disruption = this.noteDisruption(
+      [...this.hosts.list().map((h) => ({ id: h.id, down: h.status === 'down' })), ...[...unheard].map((id) => ({ id, down: true }))],
+      dead,
+    );
+    let snapshots: HostSnapshot[] | undefined;
+    let throttled = false;
+    for (const w of lost) {
+      const host = this.hosts.get(w.hostId);
       const downSinceMs = (host ? host.lastSeenMs : this.leaderSinceMs) + this.settings.ttlMs;
       if (now < downSinceMs) continue;
       const verdict = this.lostWorkloadVerdict(w, now - downSinceMs, dead.has(w.hostId));
-      if (verdict.move) void this.controller.reschedule(w, verdict.reason).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'reschedule not stored; retrying'));
-      else this.controller.note(w, { state: 'unknown', message: verdict.reason });
+      if (!verdict.move) {
+        this.controller.note(w, { state: 'unknown', message: verdict.reason });
+        continue;
+      }
+      if (disruption.suspended) {
+        this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; failover suspended: ${disruption.reason}` });
+        continue;
+      }
+      snapshots ??= this.controller.snapshots();
+      const target = this.otherHostFor(w, snapshots);
+      if (!target.host) {
+        this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; not moved, as no other host could take it: ${target.summary}` });
+        continue;
+      }
+      if (!this.reschedules.tryTake()) {
+        throttled = true;
+        this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; waiting its turn (at most ${this.settings.reschedulesPerSecond} reschedules per second)` });
+        continue;
+      }
+      // Later moves in this pass see this one's booking, so they do not all count on the same free capacity.
+      assume(target.host, w.spec);
+      void this.controller.reschedule(w, verdict.reason).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'reschedule not stored; retrying'));
     }
+    if (throttled && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.checkLostHosts();
+      }, this.reschedules.msUntilNext());
+    }
+  }
+
+  /** Whether another host could take the workload now, its host avoided; the scheduler decides, changing nothing. */
+  private otherHostFor(w: Workload, snapshots: HostSnapshot[]): { host?: HostSnapshot; summary: string } {
+    const record = this.scheduler.place({ workloadId: w.id, spec: w.spec, avoidHosts: [w.hostId] }, snapshots);
+    return { host: snapshots.find((h) => h.id === record.hostId), summary: record.summary };
+  }
+
+  /** Judges the disruption; an event and a log line mark each change between suspended and not. */
+  private noteDisruption(hosts: { id: string; down: boolean }[], confirmedDead: ReadonlySet<string>): Disruption {
+    const d = disruptionOf(hosts, confirmedDead, this.settings.maxDownFraction);
+    if (d.suspended !== this.suspended) {
+      this.suspended = d.suspended;
+      const data = { down_hosts: d.down, down: d.down.length, total: d.total, max_down_fraction: this.settings.maxDownFraction, reason: d.reason };
+      this.events.emit(d.suspended ? EVENT_TYPES.failoverSuspended : EVENT_TYPES.failoverResumed, 'hosts', data);
+      if (d.suspended) this.log.warn(data, 'failover suspended: too many hosts down together');
+      else this.log.info(data, 'failover resumed');
+    }
+    return d;
   }
 
   /** Whether a workload on a host down for `downForMs` moves now, and why (or why not). */
@@ -187,7 +272,9 @@ export class HostSupervisor {
       const w = this.controller.find(copy.workload_id);
       if (!w || w.state === 'deleted' || w.hostId !== hostId) {
         // Not (or no longer) this host's to run: a stale copy after a reschedule, or deleted meanwhile.
-        work.push(this.removeCopy(hostId, copy, w));
+        const keep = w && w.state !== 'deleted' ? this.keepReason(w) : undefined;
+        if (keep) this.keepCopy(hostId, copy, keep);
+        else work.push(this.removeCopy(hostId, copy, w));
         continue;
       }
       if (this.controller.isBusy(w.id) || this.controller.commandFinishedAt(w.id) > listedAt || w.state === 'creating') continue;
@@ -245,6 +332,25 @@ export class HostSupervisor {
     }
   }
 
+  /**
+   * Why a copy of a workload now placed elsewhere (or waiting to be) must stay
+   * for now: the other copy is not confirmed running, so deleting this one
+   * could leave none. Undefined once it may go.
+   */
+  keepReason(w: Workload): string | undefined {
+    if (!w.hostId) return 'its other copy is not placed yet';
+    if (this.hosts.get(w.hostId)?.status === 'down') return `its other copy's host ${w.hostId} is down`;
+    return RUNS.has(w.state) ? undefined : `its other copy on ${w.hostId} is ${w.state}, not confirmed running`;
+  }
+
+  private keepCopy(hostId: string, copy: pb.WorkloadStatus__Output, why: string): void {
+    const key = `${hostId}/${copy.workload_id}`;
+    if (this.kept.has(key)) return;
+    this.kept.add(key);
+    this.drift(copy.workload_id, hostId, 'extra', { observed: copy.state, repair: 'none', detail: `kept: ${why}` });
+    this.log.warn({ host: hostId, workload: copy.workload_id, why }, 'kept a copy its host should not run until the other copy runs');
+  }
+
   /** Deletes a copy the host should not have. Throws when it cannot, so a recovering host stays unschedulable. */
   private async removeCopy(hostId: string, copy: pb.WorkloadStatus__Output, w: Workload | undefined): Promise<void> {
     const why = !w ? 'unknown to the coordinator' : w.state === 'deleted' ? 'deleted' : `now placed on ${w.hostId || '(queue)'}`;
@@ -252,6 +358,7 @@ export class HostSupervisor {
     const host = this.hosts.get(hostId);
     if (!host) return;
     await this.agents.for(host.id, host.telemetry.address).act('delete', commandId(copy.workload_id, 'delete', ''), copy.workload_id);
+    this.kept.delete(`${hostId}/${copy.workload_id}`);
     this.log.warn({ host: hostId, workload: copy.workload_id, why }, 'removed a copy its host should not run');
   }
 
