@@ -21,7 +21,9 @@ import { agentHandlers } from './agent-service.js';
 import { CommandLedger } from './command-ledger.js';
 import type { AgentConfig } from './config.js';
 import { createDriver, DRIVER_NAMES, type DriverName } from './drivers/catalog.js';
-import type { Driver, DriverFingerprint } from './drivers/driver.js';
+import type { DriverFingerprint } from './drivers/driver.js';
+import { GuardedDriver, type DriverStatus } from './drivers/guarded-driver.js';
+import { HeartbeatPublisher } from './telemetry/heartbeat.js';
 import { HostSampler } from './telemetry/host-sampler.js';
 import { TelemetryPublisher } from './telemetry/telemetry-publisher.js';
 import { WorkloadSampler } from './telemetry/workload-sampler.js';
@@ -49,13 +51,25 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const ledger = new CommandLedger(join(config.stateDir, 'commands.jsonl'));
   const records = new WorkloadRecords(config.stateDir);
 
-  const drivers: Driver[] = [];
+  // Every driver call has a deadline, and changes go through a bounded queue per driver.
+  const drivers: GuardedDriver[] = [];
+  const healthChanged: (() => void)[] = [];
   for (const name of DRIVER_NAMES) {
     const section = config.drivers[name];
     if (!section?.enabled) continue;
-    const driverConfig = { ...section, stopTimeoutSeconds: config.stopTimeoutSeconds };
-    drivers.push(await createDriver(name as DriverName, driverConfig as never, { hostId: config.hostId, log: log.child({ driver: name }) }));
+    const { concurrency, readTimeoutMs, changeTimeoutMs, ...rest } = section;
+    const driverConfig = { ...rest, stopTimeoutSeconds: config.stopTimeoutSeconds };
+    const driverLog = log.child({ driver: name });
+    const inner = await createDriver(name as DriverName, driverConfig as never, { hostId: config.hostId, log: driverLog });
+    drivers.push(
+      new GuardedDriver(inner, { concurrency, readTimeoutMs, changeTimeoutMs }, (healthy, detail) => {
+        if (healthy) driverLog.info('driver healthy again');
+        else driverLog.warn({ detail }, 'driver unhealthy');
+        healthChanged.forEach((f) => f());
+      }),
+    );
   }
+  for (const d of drivers) d.startProbing(config.telemetry.intervalMs);
   let fingerprints = await fingerprintAll(drivers, log);
 
   // Commands may arrive before telemetry starts; changes before then need no early publish.
@@ -71,7 +85,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     const host = await hostSampler.sample();
     const simulated = fingerprints.find((f) => f.name === 'fake')?.capacity;
     return {
-      drivers: fingerprints.map(toDriverInfo),
+      drivers: fingerprints.map((f) => toDriverInfo(f, drivers.find((d) => d.name === f.name)?.status())),
       capacity: {
         vcpus: simulated?.vcpus ?? cpus().length,
         memory_mib: simulated?.memoryMiB ?? host.memory_total_mib,
@@ -110,6 +124,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     log.child({ component: 'host-lease' }),
   );
   await lease.start();
+  const heartbeat = new HeartbeatPublisher(nc, { host_id: config.hostId, boot_id: bootId, address }, config.heartbeat.intervalMs, log.child({ component: 'heartbeat' }));
+  heartbeat.start();
   const publisher = new TelemetryPublisher(
     nc,
     {
@@ -132,6 +148,11 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   );
   publisher.start();
   onChange.push(() => publisher.nudge());
+  healthChanged.push(() => {
+    // A fingerprint taken while the engine was stalled would keep it unhealthy until the next periodic one.
+    void fingerprintAll(drivers, log).then((f) => (fingerprints = f));
+    publisher.nudge();
+  });
   const refingerprint = setInterval(() => {
     void fingerprintAll(drivers, log).then((f) => (fingerprints = f));
   }, REFINGERPRINT_INTERVAL_MS);
@@ -143,6 +164,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     manager,
     async stop() {
       clearInterval(refingerprint);
+      heartbeat.stop();
       lease.stop();
       await publisher.stop();
       await shutdownServer(server);
@@ -152,12 +174,23 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   };
 }
 
-async function fingerprintAll(drivers: Driver[], log: Logger): Promise<DriverFingerprint[]> {
+async function fingerprintAll(drivers: GuardedDriver[], log: Logger): Promise<DriverFingerprint[]> {
   const fingerprints = await Promise.all(drivers.map((d) => d.fingerprint()));
   for (const f of fingerprints) if (!f.healthy) log.warn({ driver: f.name, detail: f.detail }, 'driver unhealthy');
   return fingerprints;
 }
 
-function toDriverInfo(f: DriverFingerprint): DriverInfo {
-  return { name: f.name, version: f.version, kinds: f.kinds, domain_types: f.domain_types, healthy: f.healthy, detail: f.detail };
+/** The driver's last fingerprint, with its current health (deadlines met or missed) and queue. */
+function toDriverInfo(f: DriverFingerprint, status: DriverStatus | undefined): DriverInfo {
+  const info: DriverInfo = { name: f.name, version: f.version, kinds: f.kinds, domain_types: f.domain_types, healthy: f.healthy, detail: f.detail };
+  if (!status) return info;
+  return {
+    ...info,
+    healthy: f.healthy && status.healthy,
+    detail: status.healthy ? f.detail : status.detail,
+    sampled_at: status.answeredAtMs === undefined ? undefined : new Date(status.answeredAtMs).toISOString(),
+    queue_depth: status.queueDepth,
+    in_flight: status.inFlight,
+    concurrency: status.concurrency,
+  };
 }

@@ -50,6 +50,18 @@ export const agentConfigSchema = z
       })
       .strict()
       .default({ intervalMs: 1000, storagePaths: ['/'] }),
+    /**
+     * Liveness: a tiny message on `virtfleet.heartbeat.<hostId>` from its own
+     * timer, never waiting on a driver. Keep `intervalMs` well below the
+     * coordinator's `hosts.ttlMs` (default 10000).
+     */
+    heartbeat: z
+      .object({
+        /** @default 1000 */
+        intervalMs: z.number().int().min(100).max(60_000).default(1000),
+      })
+      .strict()
+      .default({ intervalMs: 1000 }),
     drivers: z
       .object({
         docker: z
@@ -57,6 +69,12 @@ export const agentConfigSchema = z
             enabled: z.boolean().default(true),
             socketPath: z.string().default('/var/run/docker.sock'),
             network: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('none'),
+            /** Engine operations that change something (create, start, stop, pause, resume, delete) run at once; more wait in order. @default 4 */
+            concurrency: z.number().int().min(1).max(256).default(4),
+            /** Deadline of each read (inspect, list, usage, the health probe); one missed marks the driver unhealthy. @default 10000 */
+            readTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+            /** Deadline of each change, counted from when it leaves the queue (a stop adds its graceful timeout). @default 60000 */
+            changeTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
           })
           .strict()
           .optional(),
@@ -65,6 +83,12 @@ export const agentConfigSchema = z
             enabled: z.boolean().default(true),
             uri: z.string().regex(/^[a-z+]+:\/\/[^\s]*$/, 'must be a libvirt URI such as qemu:///system').default('qemu:///system'),
             domainType: z.enum(['auto', 'kvm', 'qemu', 'test']).default('auto'),
+            /** Engine operations that change something (create, start, stop, pause, resume, delete) run at once; more wait in order. @default 2 */
+            concurrency: z.number().int().min(1).max(256).default(2),
+            /** Deadline of each read (inspect, list, usage, the health probe); one missed marks the driver unhealthy. @default 10000 */
+            readTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+            /** Deadline of each change, counted from when it leaves the queue (a stop adds its graceful timeout). @default 60000 */
+            changeTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
           })
           .strict()
           .optional(),
@@ -74,6 +98,12 @@ export const agentConfigSchema = z
             kinds: z.array(z.enum(['vm', 'container'])).min(1).default(['vm', 'container']),
             vcpus: z.number().positive().default(64),
             memoryMiB: z.number().int().positive().default(262_144),
+            /** Engine operations that change something (create, start, stop, pause, resume, delete) run at once; more wait in order. @default 16 */
+            concurrency: z.number().int().min(1).max(256).default(16),
+            /** Deadline of each read (inspect, list, usage, the health probe); one missed marks the driver unhealthy. @default 10000 */
+            readTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+            /** Deadline of each change, counted from when it leaves the queue (a stop adds its graceful timeout). @default 60000 */
+            changeTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
           })
           .strict()
           .optional(),

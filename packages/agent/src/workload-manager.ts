@@ -183,9 +183,10 @@ export class WorkloadManager implements Fenceable {
    * lock so a command in progress finishes first. Workloads stay stopped;
    * only a later start (from the coordinator) runs them again.
    */
-  async fence(reason: string): Promise<{ stopped: number; failed: number }> {
+  async fence(reason: string): Promise<{ stopped: number; failed: number; workloads: string[] }> {
     let stopped = 0;
     let failed = 0;
+    const workloads: string[] = [];
     await Promise.all(
       this.records
         .all()
@@ -201,6 +202,7 @@ export class WorkloadManager implements Fenceable {
                 await driver.stop(record.workloadId, { timeoutSeconds: 0, force: true });
                 this.records.put({ ...record, fencedAt: new Date().toISOString() });
                 stopped++;
+                workloads.push(record.workloadId);
               }
             } catch (err) {
               failed++;
@@ -210,7 +212,7 @@ export class WorkloadManager implements Fenceable {
         ),
     );
     if (stopped > 0) this.onChange();
-    return { stopped, failed };
+    return { stopped, failed, workloads };
   }
 
   private requireLease(failover: WorkloadRecord['failover'] | undefined, workloadId: string): void {

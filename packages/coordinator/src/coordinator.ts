@@ -73,6 +73,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         controller.onTelemetry(host);
         supervisor.onTelemetry(host);
       },
+      onDriverHealthChange(host, driver) {
+        // Only an event: a driver's health never changes the host's status or moves a workload.
+        events.emit(driver.healthy ? EVENT_TYPES.hostDriverHealthy : EVENT_TYPES.hostDriverUnhealthy, host.id, { id: host.id, driver: driver.name, healthy: driver.healthy, detail: driver.detail });
+        log.info({ host: host.id, driver: driver.name, healthy: driver.healthy, detail: driver.detail }, 'driver health changed');
+      },
     },
     log,
     Date.now,

@@ -35,6 +35,10 @@ export const EVENT_TYPES = {
   failoverSuspended: 'io.virtfleet.failover.suspended',
   /** Failover runs again after a suspension. */
   failoverResumed: 'io.virtfleet.failover.resumed',
+  /** One of a host's drivers stopped answering within its deadline; the host stays up and nothing moves because of it. */
+  hostDriverUnhealthy: 'io.virtfleet.host.driver_unhealthy',
+  /** A driver that was unhealthy answers again. */
+  hostDriverHealthy: 'io.virtfleet.host.driver_healthy',
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
 

@@ -4,9 +4,12 @@ import { hostIdSchema } from './validation.js';
 
 /**
  * Telemetry is published by each agent as JSON on `telemetrySubject(hostId)`
- * every `telemetry.intervalMs` (default 1000 ms). It doubles as the heartbeat:
- * the coordinator marks a host down when none arrives for its TTL.
- * Receivers validate every message with `telemetrySchema` and drop bad ones.
+ * every `telemetry.intervalMs` (default 1000 ms), on its own timer: it never
+ * waits longer than a short budget for the engines, and carries the newest
+ * samples it has, saying how old they are. Liveness comes from the heartbeat
+ * (`heartbeatSubject`), which never waits on anything; telemetry counts as a
+ * sign of life too. Receivers validate every message with `telemetrySchema`
+ * (and `heartbeatSchema`) and drop bad ones.
  */
 export const TELEMETRY_SUBJECT_PREFIX = 'virtfleet.telemetry';
 export const telemetrySubject = (hostId: string): string => `${TELEMETRY_SUBJECT_PREFIX}.${hostId}`;
@@ -23,6 +26,14 @@ export const driverInfoSchema = z.object({
   domain_types: z.array(z.string().max(32)).max(16),
   healthy: z.boolean(),
   detail: z.string().max(1024),
+  /** When the engine last answered a call, if it ever did since the agent started. */
+  sampled_at: z.iso.datetime().optional(),
+  /** Engine operations waiting for a slot in the agent's per-driver queue. */
+  queue_depth: z.number().int().min(0).optional(),
+  /** Engine operations running now (at most `concurrency`). */
+  in_flight: z.number().int().min(0).optional(),
+  /** The queue's concurrency limit. */
+  concurrency: z.number().int().min(1).optional(),
 });
 export type DriverInfo = z.output<typeof driverInfoSchema>;
 
@@ -48,7 +59,17 @@ export const telemetrySchema = z.object({
   /** Agent process start time; a change tells the coordinator the agent restarted. */
   boot_id: z.string().max(64),
   seq: z.number().int().min(0),
+  /**
+   * When the observation of `workloads` began (stamped before sampling). The
+   * coordinator ignores observations older than its last command, so a late
+   * sample can never undo a newer command. Older than `published_at` when the
+   * engines were slow.
+   */
   time: z.iso.datetime(),
+  /** When this message was sent. Absent from older agents. */
+  published_at: z.iso.datetime().optional(),
+  /** The same instant as `time`, named for what it dates. Absent from older agents. */
+  workloads_sampled_at: z.iso.datetime().optional(),
   labels: z.record(z.string().max(63), z.string().max(253)),
   drivers: z.array(driverInfoSchema).max(8),
   capacity: z.object({ vcpus: nonNegative, memory_mib: nonNegative, disk_gib: nonNegative }),
@@ -74,3 +95,25 @@ export const telemetrySchema = z.object({
   workloads: z.array(workloadTelemetrySchema).max(10_000),
 });
 export type Telemetry = z.output<typeof telemetrySchema>;
+
+/**
+ * The heartbeat: a tiny message each agent publishes on
+ * `heartbeatSubject(hostId)` from its own timer, never waiting on a driver,
+ * NATS acknowledgement or disk. The coordinator decides up and down from it.
+ */
+export const HEARTBEAT_SUBJECT_PREFIX = 'virtfleet.heartbeat';
+export const heartbeatSubject = (hostId: string): string => `${HEARTBEAT_SUBJECT_PREFIX}.${hostId}`;
+export const HEARTBEAT_WILDCARD = `${HEARTBEAT_SUBJECT_PREFIX}.*`;
+
+export const heartbeatSchema = z.object({
+  version: z.literal(TELEMETRY_VERSION),
+  host_id: hostIdSchema,
+  /** The agent run, as in telemetry. */
+  boot_id: z.string().max(64),
+  /** Counts up from 0 within one boot. */
+  seq: z.number().int().min(0),
+  time: z.iso.datetime(),
+  /** gRPC address the coordinator dials, host:port. */
+  address: z.string().min(3).max(255),
+});
+export type Heartbeat = z.output<typeof heartbeatSchema>;

@@ -1,10 +1,10 @@
 import { Kvm, type KV } from '@nats-io/kv';
-import { errorMessage, hostLeaseKey, hostLeaseSchema, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { errorMessage, fenceRecordKey, hostLeaseKey, hostLeaseSchema, type FenceRecord, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
 
 /** What the lease protects: the host's fence-first workloads. */
 export interface Fenceable {
-  /** Stops every fence-first workload at once. Resolves with how many could not be stopped. */
-  fence(reason: string): Promise<{ stopped: number; failed: number }>;
+  /** Stops every fence-first workload at once. Resolves with how many could not be stopped, and which it stopped. */
+  fence(reason: string): Promise<{ stopped: number; failed: number; workloads?: string[] }>;
   /** While false, fence-first workloads must not be created, started or resumed. */
   setLeaseHeld(held: boolean): void;
 }
@@ -32,6 +32,12 @@ export interface HostLeaseOptions {
  * this host fenced, the agent has already stopped its workloads, provided
  * the two clocks run at the same rate and the agent process is alive.
  * Timing uses the monotonic clock, so wall-clock steps do not matter.
+ *
+ * The coordinator cannot tell a lapse it caused from a dead agent, so a
+ * lapsed lease alone is no proof. Once every fence-first workload is
+ * stopped, the lease writes a fence record (`fence.<host>`), retried until
+ * stored and always before the next renewal: the coordinator moves
+ * fence-first workloads only when that record follows the last renewal.
  */
 export class HostLease {
   private kv: LeaseBucket | undefined;
@@ -42,6 +48,8 @@ export class HostLease {
   private renewTimer: NodeJS.Timeout | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   private renewing = false;
+  /** A fence record not yet stored; written before any later renewal. */
+  private pendingRecord: FenceRecord | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -107,6 +115,7 @@ export class HostLease {
     this.renewing = true;
     const sentAt = this.now();
     try {
+      await this.writeFenceRecord();
       const record: HostLeaseRecord = { host_id: this.hostId, boot_id: this.bootId, fence_timeout_ms: this.options.fenceTimeoutMs, renewed_at: new Date().toISOString() };
       await (await this.bucket()).put(hostLeaseKey(this.hostId), JSON.stringify(record));
       // A frozen process may wake with a renewal in flight: fence first if the lease lapsed meanwhile.
@@ -136,8 +145,28 @@ export class HostLease {
       const result = await this.target.fence(reason);
       // Stay unfenced on failure so the next check tries again.
       this.fenced = result.failed === 0;
-      this.log.warn({ reason, ...result }, result.failed === 0 ? 'fenced: fence-first workloads stopped' : 'fencing incomplete; retrying');
+      this.log.warn({ reason, stopped: result.stopped, failed: result.failed }, result.failed === 0 ? 'fenced: fence-first workloads stopped' : 'fencing incomplete; retrying');
+      if (!this.fenced) return;
+      this.pendingRecord = { host_id: this.hostId, boot_id: this.bootId, fenced_at: new Date().toISOString(), reason, workloads: result.workloads ?? [] };
+      // Cut off, this fails; renew() tries again before its own write.
+      await this.writeFenceRecord().catch((err: unknown) => this.log.debug({ err: errorMessage(err) }, 'fence record not stored yet'));
     })().finally(() => (this.fencing = undefined));
     return this.fencing;
+  }
+
+  /** Stores the pending fence record, if any. Throws when the bucket cannot be reached. */
+  private async writeFenceRecord(): Promise<void> {
+    const record = this.pendingRecord;
+    if (!record) return;
+    // Bounded like a renewal: renew() waits on this, and a write stuck while cut off must not hold up later renewals.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('fence record write timed out')), this.options.renewIntervalMs)));
+    try {
+      await Promise.race([this.bucket().then((kv) => kv.put(fenceRecordKey(this.hostId), JSON.stringify(record))), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.pendingRecord === record) this.pendingRecord = undefined;
+    this.log.info({ workloads: record.workloads.length }, 'fence record stored');
   }
 }

@@ -10,8 +10,11 @@ export type TelemetryIdentity = Pick<
 
 /**
  * Publishes one telemetry message per interval, and one soon after any
- * workload change (`nudge`). Samples never overlap: a slow sample delays the
- * next tick rather than piling up.
+ * workload change (`nudge`). A tick waits at most half an interval for the
+ * workloads' states (`WorkloadSampler.snapshot`) and then publishes what it
+ * has: a stalled engine makes the workload part late (its `time` and
+ * `workloads_sampled_at` say how late), never the message. Until the first
+ * observation completes nothing is published; the heartbeat covers liveness.
  */
 export class TelemetryPublisher {
   private seq = 0;
@@ -50,18 +53,22 @@ export class TelemetryPublisher {
     await this.running;
   }
 
-  async buildMessage(): Promise<Telemetry> {
-    // Stamped before sampling: the coordinator ignores samples older than its last command.
-    const time = new Date().toISOString();
-    const [host, workloads, drivers] = await Promise.all([this.host.sample(), this.workloads.sample(), this.capacity()]);
+  /** The next message, or undefined while no workload observation has completed yet. */
+  async buildMessage(): Promise<Telemetry | undefined> {
+    const [host, snapshot, drivers] = await Promise.all([this.host.sample(), this.workloads.snapshot(Math.floor(this.intervalMs / 2)), this.capacity()]);
+    if (!snapshot) return undefined;
+    // The observation's start, not now: the coordinator ignores samples older than its last command.
+    const time = new Date(snapshot.startedAtMs).toISOString();
     return {
       version: TELEMETRY_VERSION,
       ...this.identity,
       seq: this.seq++,
       time,
+      published_at: new Date().toISOString(),
+      workloads_sampled_at: time,
       ...drivers,
       host,
-      workloads,
+      workloads: snapshot.workloads,
     };
   }
 
@@ -80,6 +87,7 @@ export class TelemetryPublisher {
   private async tick(): Promise<void> {
     try {
       const message = await this.buildMessage();
+      if (!message) return;
       // Validate our own output too: a bad message would be dropped by every receiver.
       const checked = telemetrySchema.safeParse(message);
       if (!checked.success) {

@@ -1,5 +1,14 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { WorkloadTelemetry } from '@virtfleet/shared';
+import { DriverTimeoutError } from '../errors.js';
 import type { ObservedWorkload, WorkloadManager } from '../workload-manager.js';
+
+/** Every workload's state as observed by one complete pass over the drivers. */
+export interface WorkloadSnapshot {
+  workloads: WorkloadTelemetry[];
+  /** When the pass began, in ms since the epoch: what the coordinator compares with its commands. */
+  startedAtMs: number;
+}
 
 interface CpuSample {
   cpuTimeNs: number;
@@ -16,20 +25,69 @@ interface Usage {
  * drivers' cumulative counters, as a percentage (100 = one full CPU) between
  * successive readings.
  *
- * Telemetry is also the host's heartbeat, and usage can be slow to read
- * (Docker's stats endpoint takes about a second per container). So states
- * are read for every sample, and usage is refreshed in the background: a
- * sample carries the latest usage read so far and is never held up by it.
+ * Usage can be slow to read (Docker's stats endpoint takes about a second
+ * per container), so it is refreshed in the background: a sample carries the
+ * latest usage read so far and is never held up by it.
+ *
+ * States can be slow too, when an engine stalls. `snapshot(budgetMs)` waits
+ * at most that long for a pass begun after the call, and otherwise returns
+ * the newest complete one. A pass in which a driver missed its deadline is
+ * discarded whole: a workload is never reported `unknown` because its engine
+ * was slow, only reported late, with the age of its observation.
  */
 export class WorkloadSampler {
   private readonly previous = new Map<string, CpuSample>();
   private readonly latest = new Map<string, Usage>();
   private refreshing: Promise<void> | undefined;
+  private pass: Promise<void> | undefined;
+  private nextPass: Promise<void> | undefined;
+  private latestSnapshot: WorkloadSnapshot | undefined;
 
   constructor(private readonly manager: WorkloadManager) {}
 
+  /**
+   * The newest complete observation: one begun after this call if it
+   * finishes within `budgetMs`, else the newest before it (undefined before
+   * the first pass completes).
+   */
+  async snapshot(budgetMs: number): Promise<WorkloadSnapshot | undefined> {
+    const fresh = this.passFromNow();
+    const timer = new AbortController();
+    await Promise.race([fresh, delay(budgetMs, undefined, { signal: timer.signal }).catch(() => undefined)]);
+    timer.abort();
+    return this.latestSnapshot;
+  }
+
+  /** One observation, waited for however long it takes. */
   async sample(): Promise<WorkloadTelemetry[]> {
-    const observed = await this.manager.observeAll();
+    return this.toTelemetry(await this.manager.observeAll());
+  }
+
+  /** A pass that begins now, or right after the one in progress (coalesced). */
+  private passFromNow(): Promise<void> {
+    if (!this.pass) {
+      this.pass = this.runPass().finally(() => (this.pass = undefined));
+      return this.pass;
+    }
+    this.nextPass ??= this.pass.then(() => {
+      this.nextPass = undefined;
+      return this.passFromNow();
+    });
+    return this.nextPass;
+  }
+
+  private async runPass(): Promise<void> {
+    const startedAtMs = Date.now();
+    try {
+      const observed = await this.manager.observeAll();
+      if (observed.some((o) => o.error instanceof DriverTimeoutError)) return;
+      this.latestSnapshot = { workloads: this.toTelemetry(observed), startedAtMs };
+    } catch {
+      // Keep the previous snapshot.
+    }
+  }
+
+  private toTelemetry(observed: ObservedWorkload[]): WorkloadTelemetry[] {
     this.refreshing ??= this.refreshUsage(observed).finally(() => (this.refreshing = undefined));
     const seen = new Set(observed.map((o) => o.workload.workloadId));
     for (const id of this.latest.keys()) if (!seen.has(id)) this.latest.delete(id);

@@ -24,20 +24,30 @@ function telemetry(hostId: string, overrides: Record<string, unknown> = {}) {
   };
 }
 
+function heartbeat(hostId: string, overrides: Record<string, unknown> = {}) {
+  return { version: 1, host_id: hostId, boot_id: 'b', seq: 1, time: new Date().toISOString(), address: '127.0.0.1:1', ...overrides };
+}
+
+function driver(name: string, healthy: boolean, detail = '') {
+  return { name, version: '1', kinds: ['container'], domain_types: [], healthy, detail };
+}
+
 function registry(ttlMs = 1000) {
   let now = 0;
   const changes: string[] = [];
+  const driverChanges: string[] = [];
   let telemetryCount = 0;
   const r = new HostRegistry(
     ttlMs,
     {
       onStatusChange: (h: Host, previous) => changes.push(`${h.id} ${previous ?? 'new'}->${h.status}`),
       onTelemetry: () => telemetryCount++,
+      onDriverHealthChange: (h, d) => driverChanges.push(`${h.id} ${d.name} ${d.healthy ? 'healthy' : `unhealthy: ${d.detail}`}`),
     },
     log,
     () => now,
   );
-  return { r, changes, advance: (ms: number) => (now += ms), count: () => telemetryCount };
+  return { r, changes, driverChanges, advance: (ms: number) => (now += ms), count: () => telemetryCount };
 }
 
 describe('HostRegistry', () => {
@@ -70,6 +80,62 @@ describe('HostRegistry', () => {
     r.markReady('h1');
     expect(r.get('h1')?.status).toBe('down');
     expect(changes).toEqual(['h1 new->up', 'h1 up->down', 'h1 down->recovering', 'h1 recovering->down']);
+  });
+
+  it('keeps a host up on heartbeats alone while its telemetry stops, and takes it down once they stop too', () => {
+    const { r, changes, advance } = registry(1000);
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+    for (let i = 0; i < 5; i++) {
+      advance(900);
+      expect(r.ingestHeartbeat('virtfleet.heartbeat.h1', heartbeat('h1', { seq: i }))).toBe(true);
+      r.sweep();
+    }
+    expect(r.get('h1')?.status, '4.5 s without telemetry, heartbeats every 0.9 s').toBe('up');
+    expect(r.get('h1')?.lastHeartbeat).toMatchObject({ bootId: 'b', seq: 4 });
+    advance(1001);
+    r.sweep();
+    expect(changes).toEqual(['h1 new->up', 'h1 up->down']);
+  });
+
+  it('lets neither a heartbeat of an unknown host nor one of a down host change anything; a down host returns through telemetry', () => {
+    const { r, changes, advance } = registry(1000);
+    expect(r.ingestHeartbeat('virtfleet.heartbeat.h9', heartbeat('h9'))).toBe(true);
+    expect(r.list()).toEqual([]);
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+    advance(1001);
+    r.sweep();
+    r.ingestHeartbeat('virtfleet.heartbeat.h1', heartbeat('h1'));
+    r.sweep();
+    expect(r.get('h1')?.status).toBe('down');
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+    expect(changes).toEqual(['h1 new->up', 'h1 up->down', 'h1 down->recovering']);
+  });
+
+  const badBeats: { name: string; subject: string; body: unknown }[] = [
+    { name: 'a body that is not a heartbeat', subject: 'virtfleet.heartbeat.h1', body: { hello: 1 } },
+    { name: 'a host id that does not match the subject', subject: 'virtfleet.heartbeat.h2', body: heartbeat('h1') },
+    { name: 'a negative seq', subject: 'virtfleet.heartbeat.h1', body: heartbeat('h1', { seq: -1 }) },
+  ];
+  it.each(badBeats)('drops a heartbeat with $name and does not count it as a sign of life', ({ subject, body }) => {
+    const { r, changes, advance } = registry(1000);
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+    advance(900);
+    expect(r.ingestHeartbeat(subject, body)).toBe(false);
+    advance(200);
+    r.sweep();
+    expect(changes).toEqual(['h1 new->up', 'h1 up->down']);
+    expect(r.rejected).toBe(1);
+  });
+
+  it('reports a driver turning unhealthy and healthy again once each, without changing the host status', () => {
+    const { r, changes, driverChanges } = registry();
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1', { drivers: [driver('docker', true), driver('libvirt', true)] }));
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1', { drivers: [driver('docker', false, 'list timed out'), driver('libvirt', true)] }));
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1', { drivers: [driver('docker', false, 'list timed out'), driver('libvirt', true)] }));
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1', { drivers: [driver('docker', true), driver('libvirt', true)] }));
+    r.ingest('virtfleet.telemetry.h2', telemetry('h2', { drivers: [driver('libvirt', false, 'no libvirtd')] }));
+    expect(driverChanges).toEqual(['h1 docker unhealthy: list timed out', 'h1 docker healthy', 'h2 libvirt unhealthy: no libvirtd']);
+    expect(changes).toEqual(['h1 new->up', 'h2 new->up']);
   });
 
   it('restores exactly the stored cordons, for known hosts and ones yet to report', () => {

@@ -1,4 +1,15 @@
-import { NotFoundError, telemetrySchema, TELEMETRY_WILDCARD, type Logger, type NatsConnection, type Subscription } from '@virtfleet/shared';
+import {
+  heartbeatSchema,
+  HEARTBEAT_WILDCARD,
+  NotFoundError,
+  telemetrySchema,
+  TELEMETRY_WILDCARD,
+  type DriverInfo,
+  type Logger,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from '@virtfleet/shared';
 import type { Host, HostStatus } from './host.js';
 
 export interface HostRegistryEvents {
@@ -6,18 +17,26 @@ export interface HostRegistryEvents {
   onStatusChange(host: Host, previous: HostStatus | undefined): void;
   /** Every accepted telemetry message, after the host's record was updated. */
   onTelemetry(host: Host): void;
+  /** A driver of a reporting host turned unhealthy or healthy again (a first report counts when unhealthy). The host's status does not change. */
+  onDriverHealthChange?(host: Host, driver: DriverInfo): void;
 }
 
 /**
- * Tracks hosts from their telemetry. A host is `up` while telemetry keeps
- * arriving and `down` once none has arrived for `ttlMs`. Messages that fail
- * validation are counted and dropped; they never change state.
+ * Tracks hosts from their heartbeats and telemetry. A host is known from its
+ * first telemetry; it is `up` while heartbeats (or telemetry) keep arriving
+ * and `down` once neither has for `ttlMs`. The agent sends heartbeats from a
+ * timer that never waits on its engines, so a stalled Docker or libvirtd
+ * makes a driver unhealthy, never the host down. A host that was down comes
+ * back (as `recovering`) through telemetry only, which carries what it runs.
+ * Messages that fail validation are counted and dropped; they never change
+ * state.
  */
 export class HostRegistry {
   private readonly hosts = new Map<string, Host>();
   private readonly cordonedIds = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
   private subscription: Subscription | undefined;
+  private heartbeats: Subscription | undefined;
   /** Telemetry messages dropped because they failed validation. */
   rejected = 0;
 
@@ -32,17 +51,26 @@ export class HostRegistry {
 
   /** Subscribes to every host's telemetry and starts the TTL sweep. */
   start(nc: NatsConnection): void {
+    const json = (msg: Msg): { ok: true; body: unknown } | { ok: false } => {
+      try {
+        return { ok: true, body: msg.json() };
+      } catch {
+        this.reject(msg.subject, 'not JSON');
+        return { ok: false };
+      }
+    };
     this.subscription = nc.subscribe(TELEMETRY_WILDCARD, {
       callback: (err, msg) => {
         if (err) return;
-        let body: unknown;
-        try {
-          body = msg.json();
-        } catch {
-          this.reject(msg.subject, 'not JSON');
-          return;
-        }
-        this.ingest(msg.subject, body);
+        const parsed = json(msg);
+        if (parsed.ok) this.ingest(msg.subject, parsed.body);
+      },
+    });
+    this.heartbeats = nc.subscribe(HEARTBEAT_WILDCARD, {
+      callback: (err, msg) => {
+        if (err) return;
+        const parsed = json(msg);
+        if (parsed.ok) this.ingestHeartbeat(msg.subject, parsed.body);
       },
     });
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(1000, this.ttlMs / 4)));
@@ -51,6 +79,31 @@ export class HostRegistry {
   stop(): void {
     clearInterval(this.sweeper);
     this.subscription?.unsubscribe();
+    this.heartbeats?.unsubscribe();
+  }
+
+  /**
+   * Validates and applies one heartbeat: a host that is reporting stays up.
+   * Heartbeats of unknown or down hosts change nothing (they come back
+   * through telemetry). Returns false when it was dropped as invalid.
+   */
+  ingestHeartbeat(subject: string, body: unknown): boolean {
+    const parsed = heartbeatSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      this.reject(subject, `heartbeat ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+      return false;
+    }
+    const beat = parsed.data;
+    if (!subject.endsWith(`.${beat.host_id}`)) {
+      this.reject(subject, `heartbeat host_id ${beat.host_id} does not match the subject`);
+      return false;
+    }
+    const host = this.hosts.get(beat.host_id);
+    if (!host || host.status === 'down') return true;
+    host.lastSeenMs = this.now();
+    host.lastHeartbeat = { bootId: beat.boot_id, seq: beat.seq, time: beat.time, receivedMs: host.lastSeenMs };
+    return true;
   }
 
   /** Validates and applies one telemetry message. Returns false when it was dropped. */
@@ -72,8 +125,13 @@ export class HostRegistry {
     // A host that was down may still run copies placed elsewhere since: it waits in `recovering` for markReady.
     const status = previous && previous.status !== 'up' ? 'recovering' : 'up';
     const host: Host = { id: telemetry.host_id, status, lastSeenMs: this.now(), telemetry, cpuUtilisationSmoothed: smoothed, cordoned: this.cordonedIds.has(telemetry.host_id) };
+    if (previous?.lastHeartbeat) host.lastHeartbeat = previous.lastHeartbeat;
     this.hosts.set(host.id, host);
     if (previous?.status !== status) this.events.onStatusChange(host, previous?.status);
+    for (const driver of telemetry.drivers) {
+      const before = previous?.telemetry.drivers.find((d) => d.name === driver.name);
+      if (before ? before.healthy !== driver.healthy : !driver.healthy) this.events.onDriverHealthChange?.(host, driver);
+    }
     this.events.onTelemetry(host);
     return true;
   }

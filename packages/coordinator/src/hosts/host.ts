@@ -11,8 +11,10 @@ export type HostStatus = 'up' | 'down' | 'recovering';
 export interface Host {
   id: string;
   status: HostStatus;
-  /** Milliseconds since the epoch when the last telemetry arrived. */
+  /** Milliseconds since the epoch when the last heartbeat or telemetry arrived. */
   lastSeenMs: number;
+  /** The last heartbeat accepted, if any (agents before heartbeats send none). */
+  lastHeartbeat?: { bootId: string; seq: number; time: string; receivedMs: number };
   /** The last telemetry message, as validated. */
   telemetry: Telemetry;
   /** Host CPU utilisation smoothed over telemetry samples (EWMA), 0-1. */

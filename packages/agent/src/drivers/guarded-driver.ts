@@ -1,0 +1,172 @@
+import { UnavailableError, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
+import { DriverTimeoutError } from '../errors.js';
+import { withDeadline } from '../deadline.js';
+import type { Driver, DriverFingerprint, DriverWorkload, StopOptions, WorkloadUsage } from './driver.js';
+import { OpQueue } from './op-queue.js';
+
+export interface GuardOptions {
+  /** Engine operations that change something (create, start, stop, pause, resume, delete) running at once; the rest wait in order. */
+  concurrency: number;
+  /** Deadline of a read (inspect, list, usage, fingerprint, the health probe). */
+  readTimeoutMs: number;
+  /** Deadline of a change, counted from when it leaves the queue; a stop adds its graceful timeout. */
+  changeTimeoutMs: number;
+}
+
+/** A driver's health and queue, as telemetry reports them. */
+export interface DriverStatus {
+  healthy: boolean;
+  /** Why it is unhealthy; empty when healthy. */
+  detail: string;
+  /** When the engine last answered a call (success or a definite error), in ms since the epoch. */
+  answeredAtMs: number | undefined;
+  queueDepth: number;
+  inFlight: number;
+  concurrency: number;
+}
+
+/**
+ * Puts every call to a driver under a deadline, and its changes through a
+ * bounded queue (`OpQueue`). A call that misses its deadline fails with
+ * DriverTimeoutError and marks the driver unhealthy; so does an
+ * UnavailableError from the engine. Any answer marks it healthy again. A
+ * health probe (a listing) runs every `probe` interval so that a driver with
+ * nothing to do is still watched and recovers without waiting for work.
+ *
+ * Nothing here waits on another caller: reads bypass the queue, so telemetry
+ * sampling never stands behind a create storm.
+ */
+export class GuardedDriver implements Driver {
+  readonly name: string;
+  readonly kinds: readonly WorkloadKind[];
+  private readonly queue: OpQueue;
+  private unhealthyDetail = '';
+  private answeredAtMs: number | undefined;
+  private probing = false;
+  private probeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly inner: Driver,
+    private readonly options: GuardOptions,
+    /** Called when the driver turns unhealthy or healthy again. */
+    private readonly onHealthChange: (healthy: boolean, detail: string) => void = () => undefined,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.name = inner.name;
+    this.kinds = inner.kinds;
+    this.queue = new OpQueue(options.concurrency);
+  }
+
+  status(): DriverStatus {
+    return {
+      healthy: this.unhealthyDetail === '',
+      detail: this.unhealthyDetail,
+      answeredAtMs: this.answeredAtMs,
+      queueDepth: this.queue.depth,
+      inFlight: this.queue.inFlight,
+      concurrency: this.queue.concurrency,
+    };
+  }
+
+  /** Probes the engine with a listing every `intervalMs`, one probe at a time. */
+  startProbing(intervalMs: number): void {
+    clearInterval(this.probeTimer);
+    this.probeTimer = setInterval(() => void this.probe(), intervalMs);
+    this.probeTimer.unref();
+  }
+
+  /** One probe: a listing under the read deadline. Never throws. */
+  async probe(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      await this.read('list', () => this.inner.list());
+    } catch {
+      // Recorded in the health state.
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  fingerprint(): Promise<DriverFingerprint> {
+    return this.read('fingerprint', () => this.inner.fingerprint()).catch(
+      (err: unknown): DriverFingerprint => ({ name: this.name, version: '', kinds: [...this.kinds], domain_types: [], healthy: false, detail: err instanceof Error ? err.message : String(err) }),
+    );
+  }
+
+  create(workloadId: string, spec: WorkloadSpec): Promise<DriverWorkload> {
+    return this.change('create', () => this.inner.create(workloadId, spec));
+  }
+  start(workloadId: string): Promise<DriverWorkload> {
+    return this.change('start', () => this.inner.start(workloadId));
+  }
+  stop(workloadId: string, options: StopOptions): Promise<DriverWorkload> {
+    return this.change('stop', () => this.inner.stop(workloadId, options), options.force ? 0 : options.timeoutSeconds * 1000);
+  }
+  pause(workloadId: string): Promise<DriverWorkload> {
+    return this.change('pause', () => this.inner.pause(workloadId));
+  }
+  resume(workloadId: string): Promise<DriverWorkload> {
+    return this.change('resume', () => this.inner.resume(workloadId));
+  }
+  delete(workloadId: string): Promise<void> {
+    return this.change('delete', () => this.inner.delete(workloadId));
+  }
+  inspect(workloadId: string): Promise<DriverWorkload | undefined> {
+    return this.read('inspect', () => this.inner.inspect(workloadId));
+  }
+  list(): Promise<DriverWorkload[]> {
+    return this.read('list', () => this.inner.list());
+  }
+  usage(workloadId: string): Promise<WorkloadUsage | undefined> {
+    return this.read('usage', () => this.inner.usage(workloadId));
+  }
+
+  close(): Promise<void> {
+    clearInterval(this.probeTimer);
+    return this.inner.close();
+  }
+
+  private read<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    return this.guard(operation, call(), this.options.readTimeoutMs);
+  }
+
+  /** Waits for a queue slot (as long as it takes), then runs under the change deadline. */
+  private change<T>(operation: string, call: () => Promise<T>, extraMs = 0): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue
+        .run(() => {
+          const work = call();
+          this.guard(operation, work, this.options.changeTimeoutMs + extraMs).then(resolve, reject);
+          return work;
+        })
+        .catch(() => undefined); // the caller got the outcome through guard()
+    });
+  }
+
+  private async guard<T>(operation: string, work: Promise<T>, timeoutMs: number): Promise<T> {
+    try {
+      const value = await withDeadline(work, timeoutMs, () => new DriverTimeoutError(this.name, operation, timeoutMs));
+      this.answered();
+      return value;
+    } catch (err) {
+      if (err instanceof DriverTimeoutError) this.unhealthy(`${err.message} (at ${new Date(this.now()).toISOString()})`);
+      else if (err instanceof UnavailableError) this.unhealthy(`${this.name}: ${operation}: ${err.message}`);
+      else this.answered(); // a definite answer, such as NotFound, means the engine is there
+      throw err;
+    }
+  }
+
+  private answered(): void {
+    this.answeredAtMs = this.now();
+    if (this.unhealthyDetail === '') return;
+    this.unhealthyDetail = '';
+    this.onHealthChange(true, '');
+  }
+
+  private unhealthy(detail: string): void {
+    const was = this.unhealthyDetail;
+    this.unhealthyDetail = detail.slice(0, 1000);
+    if (was === '') this.onHealthChange(false, this.unhealthyDetail);
+  }
+}
