@@ -115,7 +115,9 @@ async function timeMove(
  *   on the survivor.
  * - fence-first: the agent is proxied and both its proxies are cut; timed until
  *   its one fence-first container runs on the survivor, and until the cut-off
- *   agent had stopped its own copy.
+ *   agent had stopped its own copy. The cut-off agent's fence record cannot get
+ *   out, so the bench confirms the host dead once it sees the copy stopped and
+ *   the host down, as an operator would.
  */
 export async function benchHostLoss(rescheduleTrials = 10, fenceFirstTrials = 5, workloadsPerTrial = 2): Promise<HostLossResult> {
   const o = COORDINATOR_OVERRIDES;
@@ -161,12 +163,16 @@ export async function benchHostLoss(rescheduleTrials = 10, fenceFirstTrials = 5,
       await waitUntil(`host ${victim.hostId} to be up`, async () => (await cluster.api.hosts()).hosts.some((h) => h.id === victim.hostId && h.status === 'up'));
       const [id] = await placeOn(cluster, victim, [survivor], [`fence-${trial}`], 'fence-first');
       let fencedMs: number | undefined;
+      let confirmed = false;
       victim.proxies!.nats.cut();
       victim.proxies!.grpc.cut();
       const cutAt = performance.now();
       const timed = await timeMove(cluster, victim, [id!], cutAt, async () => {
         // The victim's copy is the only one until the move: zero copies means it fenced itself.
         if (fencedMs === undefined && (await runningContainerCopies(id!)) === 0) fencedMs = Math.round(performance.now() - cutAt);
+        // Cut off, its fence record cannot reach NATS, and a lapsed lease is no proof: an operator who sees
+        // the copy stopped confirms the host dead as soon as it is listed down (refused before).
+        if (fencedMs !== undefined && !confirmed) confirmed = await cluster.api.confirmDead(victim.hostId).then(() => true, () => false);
       });
       if (fencedMs === undefined) throw new Error(`fence-${trial}: never saw the cut-off host's copy stopped before the new one ran (two copies at once?)\n${cluster.logs()}`);
       result.fenceFirst.push({ ...timed, fencedMs });

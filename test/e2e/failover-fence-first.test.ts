@@ -18,9 +18,10 @@ import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, sleeperContainer } from '../support/workloads.js';
 
 // Fence-first failover with real processes, real Docker and real qemu:///system
-// domains: a host cut off from NATS and the coordinator stops its own copies
-// before the coordinator starts new ones elsewhere, and a frozen host's
-// workloads move only once an operator confirms it dead.
+// domains: a host cut off from NATS and the coordinator stops its own copies,
+// and the coordinator starts new ones elsewhere only on proof (its fence record,
+// which cannot get out while it is cut off, or an operator's confirm-dead); a
+// frozen host's workloads move only once an operator confirms it dead.
 
 const TTL_MS = 3000;
 const FENCE_MARGIN_MS = 1000;
@@ -200,7 +201,7 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
     await hypervisor.connectClose();
   }, 120_000);
 
-  it('stops the copies on the cut-off host before starting them on another, never running two, and cleans up when it returns', async () => {
+  it('stops the copies on the cut-off host, starts them on another only on proof (confirm-dead), never running two, and cleans up when it returns', async () => {
     // The timings that bound the hand-over, as the daemons were configured.
     const coordinatorConfig = coordinatorConfigOf(cluster.coordinator);
     const fenceTimeoutMs = agentConfigOf(a.process).fencing.timeoutMs;
@@ -254,6 +255,32 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
     const cutAt = performance.now();
     const cutWall = Date.now();
 
+    // A stops its copies itself, but cut off it cannot store the fence record that proves it: a lapsed lease
+    // looks the same as a dead agent's, so the coordinator moves nothing and says why. The message is written
+    // by the lost-host check from the lease monitor's verdict after the lease lapsed, so that check has run.
+    const waiting = await waitFor(
+      'both workloads to wait for proof of fencing, with A stopped',
+      async () => {
+        const [vmNow, ctrNow] = await Promise.all([cluster.api.get(vm.id), cluster.api.get(ctr.id)]);
+        const lastLook = (k: 'vm' | 'ctr') => looks[k].at(-1);
+        const waitingNow = [vmNow, ctrNow].every((w) => w.host_id === a.hostId && w.state === 'unknown' && /recorded no fencing since its last renewal/.test(w.message));
+        return waitingNow && lastLook('vm')?.onA === 0 && lastLook('ctr')?.onA === 0 ? { vm: vmNow, ctr: ctrNow, at: performance.now() } : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cluster.logs()}`);
+    });
+    // Two more lost-host check intervals: still nothing placed on B.
+    const probesNow = Math.max(...allGaps.map((g) => g.probes));
+    await waitUntil('two more check intervals', () => performance.now() - waiting.at > 2 * CHECK_MS + 500 && allGaps.every((g) => g.probes > probesNow));
+    expect((await cluster.api.get(vm.id)).host_id, 'vm: not moved without proof').toBe(a.hostId);
+    expect((await cluster.api.get(ctr.id)).host_id, 'ctr: not moved without proof').toBe(a.hostId);
+    expect(looks.vm.some((l) => l.onB > 0) || looks.ctr.some((l) => l.onB > 0), 'nothing started on B without proof').toBe(false);
+    // The operator, who can see A cut off and its copies stopped, confirms it dead.
+    const confirmed = await runCli(['--coordinator', cluster.coordinatorAddress, 'host', 'confirm-dead', a.hostId]);
+    expect(confirmed.code, confirmed.stderr).toBe(0);
+    const confirmedAt = performance.now();
+
     // The coordinator's view, polled: when A is down, when each workload leaves A, lands on B, runs there.
     const marks = new Map<string, number>();
     const mark = (what: string) => {
@@ -303,7 +330,7 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
         `fence-first failover after cutting host A off (fence timeout ${fenceTimeoutMs} ms, margin ${fenceMarginMs} ms, TTL ${coordinatorConfig.hosts.ttlMs} ms), ms after the cut:`,
         `  A's lease renewals stored in NATS: ${stored.length} before the cut, the last ${cutWall - lastRenewal} ms before it, ${renewals.sentAt.length - stored.length} after it`,
         `  agent A: ${fenceLog.map((l) => `${l.time - cutWall} ${l.msg} ${JSON.stringify({ reason: l.line.reason, stopped: l.line.stopped, failed: l.line.failed })}`).join('; ') || '(no fencing logged)'}`,
-        `  coordinator: ${[...marks].map(([k, v]) => `${k} ${v}`).join(', ')}`,
+        `  coordinator: waiting for proof by ${Math.round(waiting.at - cutAt)} ("${waiting.vm.message}"), confirm-dead at ${Math.round(confirmedAt - cutAt)}; ${[...marks].map(([k, v]) => `${k} ${v}`).join(', ')}`,
         ...(['vm', 'ctr'] as const).map(
           (k) => `  ${k}: last seen on A at ${sinceCut(moves[k].lastAliveOnA)}, gone from A by ${sinceCut(moves[k].goneFromA)}, first seen on B at ${sinceCut(moves[k].seenOnB)}, ${moves[k].emptyLooks} look(s) in between saw no copy anywhere`,
         ),
@@ -331,8 +358,9 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
       expect(wall(m.goneFromA!) - lastConfirmedAtLeast, `${key}: not stopped on A before its lease could lapse`).toBeGreaterThanOrEqual(fenceTimeoutMs);
       // ...and its copy is gone before the coordinator may deem it fenced, which is the fence timeout and margin after it saw the last renewal, no earlier than A sent it.
       expect(wall(m.lastAliveOnA!) - lastRenewal, `${key}: not seen on A once the coordinator may deem A fenced`).toBeLessThan(fenceTimeoutMs + fenceMarginMs);
-      // The coordinator moves it only once it may deem A fenced.
+      // The coordinator moves it only on proof: here the operator's confirm-dead, after the lease had lapsed.
       expect(cutWall + marks.get(`${key} rescheduled`)! - lastRenewal, `${key}: rescheduled only after the fence timeout and margin`).toBeGreaterThanOrEqual(fenceTimeoutMs + fenceMarginMs);
+      expect(marks.get(`${key} rescheduled`)!, `${key}: rescheduled only after confirm-dead`).toBeGreaterThanOrEqual(Math.floor(confirmedAt - cutAt));
       expect(looks[key].at(-1), `${key}: on B only at the end`).toMatchObject({ onA: 0, onB: 1 });
     }
     // A logs its fencing once every stop returned (libvirt's destroy may return well after QEMU exited).

@@ -24,3 +24,27 @@ export const hostLeaseSchema = z
   .strict();
 
 export type HostLeaseRecord = z.output<typeof hostLeaseSchema>;
+
+/** Key of a host's fence record in the lease bucket. */
+export const fenceRecordKey = (hostId: string): string => `fence.${hostId}`;
+export const FENCE_RECORD_PREFIX = 'fence.';
+
+/**
+ * What a host's fencer writes once it has force-stopped every fence-first
+ * workload (and none failed): the proof the coordinator needs before it
+ * starts those workloads elsewhere. It counts only when stored after the
+ * host's last lease renewal (the bucket's stream order decides), because a
+ * fenced host starts no fence-first workload until it renews again.
+ */
+export const fenceRecordSchema = z
+  .object({
+    host_id: hostIdSchema,
+    boot_id: z.string().min(1).max(64),
+    fenced_at: z.string().datetime({ offset: true }),
+    reason: z.string().max(1024),
+    /** The fence-first workloads it stopped (ones already stopped are not listed). */
+    workloads: z.array(z.string().max(128)).max(100_000),
+  })
+  .strict();
+
+export type FenceRecord = z.output<typeof fenceRecordSchema>;

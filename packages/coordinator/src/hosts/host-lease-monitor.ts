@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
-import { errorMessage, HOST_LEASE_PREFIX, hostLeaseSchema, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { errorMessage, FENCE_RECORD_PREFIX, fenceRecordSchema, HOST_LEASE_PREFIX, hostLeaseSchema, type FenceRecord, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
 
 export interface FenceVerdict {
   fenced: boolean;
@@ -19,6 +19,31 @@ export interface HostLeaseMonitorOptions {
 
 const PROBE_PREFIX = 'probe.';
 
+/** What the monitor knows of one host, for `judgeFence`. */
+export interface FenceEvidence {
+  /** The host's latest lease renewal seen: its revision in the bucket, and whether it has lapsed by fence timeout + margin. */
+  lease?: { revision: number; lapsed: boolean; fenceTimeoutMs: number };
+  /** The host's latest fence record seen, with its revision in the bucket. */
+  record?: { revision: number; fencedAt: string; workloads: number };
+}
+
+const CONFIRM = 'or confirm it dead with `virtfleet host confirm-dead`';
+
+/**
+ * Whether a host's fence-first workloads are proven stopped. A lapsed lease
+ * is not proof on its own: a dead agent stops renewing without stopping
+ * anything. Proof is a fence record stored after the last renewal (a fenced
+ * host starts no fence-first workload until it renews again).
+ */
+export function judgeFence(evidence: FenceEvidence): FenceVerdict {
+  const { lease, record } = evidence;
+  if (!lease) return { fenced: false, detail: `it has no host lease, so it cannot fence itself; ${CONFIRM}` };
+  // No countdown in the texts: workload messages would change (and be stored) every check.
+  if (!lease.lapsed) return { fenced: false, detail: `its host lease has not lapsed (it fences itself ${lease.fenceTimeoutMs} ms after its last renewal), ${CONFIRM}` };
+  if (record && record.revision > lease.revision) return { fenced: true, detail: `its host lease lapsed and it recorded stopping its fence-first workloads at ${record.fencedAt} (${record.workloads} stopped)` };
+  return { fenced: false, detail: `its host lease lapsed but it has recorded no fencing since its last renewal (an agent that died stops nothing); waiting for its fence record or its return, ${CONFIRM}` };
+}
+
 /**
  * The coordinator's side of fencing: decides when a silent host must have
  * fenced itself. It watches the lease bucket and notes, on its own monotonic
@@ -32,7 +57,8 @@ const PROBE_PREFIX = 'probe.';
  * renewal stored before that probe would have been seen first.
  */
 export class HostLeaseMonitor {
-  private readonly seen = new Map<string, { atMs: number; record: HostLeaseRecord }>();
+  private readonly seen = new Map<string, { atMs: number; revision: number; record: HostLeaseRecord }>();
+  private readonly fenceRecords = new Map<string, { revision: number; record: FenceRecord }>();
   private newestProbeSentAt: number | undefined;
   private readonly bootId = randomUUID();
   private probeTimer: NodeJS.Timeout | undefined;
@@ -62,14 +88,15 @@ export class HostLeaseMonitor {
     this.watcher?.stop();
   }
 
-  /** Whether `hostId` has fenced itself by now, as far as this coordinator can prove. */
+  /** Whether `hostId` has proven its fence-first workloads stopped by now (see judgeFence). */
   verdict(hostId: string): FenceVerdict {
     const last = this.seen.get(hostId);
-    if (!last) return { fenced: false, detail: 'it has no host lease, so it cannot fence itself; confirm it dead with `virtfleet host confirm-dead`' };
-    const deadline = last.atMs + last.record.fence_timeout_ms + this.options.fenceMarginMs;
-    if (this.newestProbeSentAt !== undefined && this.newestProbeSentAt >= deadline) return { fenced: true, detail: 'its host lease lapsed, so it has fenced itself' };
-    // No countdown in the text: workload messages would change (and be stored) every check.
-    return { fenced: false, detail: `it fences itself ${last.record.fence_timeout_ms} ms after its last lease renewal, or confirm it dead with \`virtfleet host confirm-dead\`` };
+    const fence = this.fenceRecords.get(hostId);
+    const deadline = last && last.atMs + last.record.fence_timeout_ms + this.options.fenceMarginMs;
+    return judgeFence({
+      lease: last && { revision: last.revision, lapsed: this.newestProbeSentAt !== undefined && this.newestProbeSentAt >= deadline!, fenceTimeoutMs: last.record.fence_timeout_ms },
+      record: fence && { revision: fence.revision, fencedAt: fence.record.fenced_at, workloads: fence.record.workloads.length },
+    });
   }
 
   private startWatching(): void {
@@ -87,7 +114,16 @@ export class HostLeaseMonitor {
                 this.log.warn({ key: e.key }, 'invalid host lease record; ignored');
                 continue;
               }
-              this.seen.set(parsed.data.host_id, { atMs: this.now(), record: parsed.data });
+              this.seen.set(parsed.data.host_id, { atMs: this.now(), revision: e.revision, record: parsed.data });
+            } else if (e.key.startsWith(FENCE_RECORD_PREFIX)) {
+              if (e.operation !== 'PUT') continue;
+              const parsed = fenceRecordSchema.safeParse(safeJson(e.string()));
+              if (!parsed.success || parsed.data.host_id !== e.key.slice(FENCE_RECORD_PREFIX.length)) {
+                this.log.warn({ key: e.key }, 'invalid fence record; ignored');
+                continue;
+              }
+              this.fenceRecords.set(parsed.data.host_id, { revision: e.revision, record: parsed.data });
+              this.log.info({ host: parsed.data.host_id, fenced_at: parsed.data.fenced_at, workloads: parsed.data.workloads.length }, 'fence record received');
             } else if (e.key === PROBE_PREFIX + this.coordinatorId && e.operation === 'PUT') {
               const probe = safeJson(e.string()) as { boot?: unknown; sent_at?: unknown } | undefined;
               if (probe?.boot === this.bootId && typeof probe.sent_at === 'number') this.newestProbeSentAt = Math.max(this.newestProbeSentAt ?? 0, probe.sent_at);
