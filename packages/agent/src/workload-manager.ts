@@ -27,6 +27,8 @@ export interface ActionOptions {
 export interface ObservedWorkload {
   driver: Driver;
   workload: DriverWorkload;
+  /** Why the workload could not be observed (its state is then `unknown`). */
+  error?: unknown;
 }
 
 /**
@@ -101,7 +103,8 @@ export class WorkloadManager implements Fenceable {
           const created = await driver.create(workloadId, spec);
           return this.changed(driver, created);
         } catch (err) {
-          if (!existing && !(await driver.inspect(workloadId).catch(() => undefined))) this.records.remove(workloadId);
+          // Forget the intent only when the engine says there is no such workload: one that timed out may still be creating it.
+          if (!existing && (await driver.inspect(workloadId).then((w) => w === undefined, () => false))) this.records.remove(workloadId);
           throw err;
         }
       }),
@@ -228,7 +231,7 @@ export class WorkloadManager implements Fenceable {
           return await this.observe(record.workloadId);
         } catch (err) {
           const driver = this.driverNamed(record.driver);
-          return { driver, workload: { workloadId: record.workloadId, name: record.name, kind: record.kind, state: 'unknown' as const, ref: '', message: String(err) } };
+          return { driver, workload: { workloadId: record.workloadId, name: record.name, kind: record.kind, state: 'unknown' as const, ref: '', message: String(err) }, error: err };
         }
       }),
     );

@@ -1,5 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { errorMessage, fenceRecordKey, hostLeaseKey, hostLeaseSchema, type FenceRecord, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { withDeadline } from '../deadline.js';
 
 /** What the lease protects: the host's fence-first workloads. */
 export interface Fenceable {
@@ -117,7 +118,9 @@ export class HostLease {
     try {
       await this.writeFenceRecord();
       const record: HostLeaseRecord = { host_id: this.hostId, boot_id: this.bootId, fence_timeout_ms: this.options.fenceTimeoutMs, renewed_at: new Date().toISOString() };
-      await (await this.bucket()).put(hostLeaseKey(this.hostId), JSON.stringify(record));
+      // Bounded: a write that hangs while NATS is cut off would block every later renewal.
+      const put = this.bucket().then((kv) => kv.put(hostLeaseKey(this.hostId), JSON.stringify(record)));
+      await withDeadline(put, this.options.renewIntervalMs, () => new Error(`host lease renewal not acknowledged within ${this.options.renewIntervalMs} ms`));
       // A frozen process may wake with a renewal in flight: fence first if the lease lapsed meanwhile.
       if (this.lapsed() && !this.fenced) await this.fenceNow('the host lease lapsed');
       await this.fencing;
