@@ -104,6 +104,41 @@ describe('KvStateStore against a real nats-server', () => {
     expect(await subjects()).toContain('$KV.state_test.workload.w-4');
   });
 
+  it('fences writes by leadership: none go out without the lease, and a deposed leader cannot overwrite its successor', async () => {
+    const nats: NatsServer = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    const { store: old } = await open([nats.url]);
+    let oldHoldsLease = true;
+    const supplanted: string[] = [];
+    old.fenceWrites(() => oldHoldsLease, (reason) => supplanted.push(reason));
+    await old.setFollowing(false);
+    for (let n = 0; n < 3; n++) await old.insert(workload(n));
+
+    // A successor takes over and writes w-1.
+    const { store: successor } = await open([nats.url]);
+    await successor.setFollowing(false);
+    await successor.put({ ...workload(1), message: 'successor' });
+    expect(await successor.flush()).toBe(true);
+
+    // The old leader still believes it leads: its write of w-1 is refused, and so is everything queued behind it.
+    const late = old.put({ ...workload(1), message: 'late' });
+    const behind = old.put({ ...workload(2), message: 'behind' });
+    await expect(late).rejects.toThrow(/changed by another coordinator/);
+    await expect(behind).rejects.toThrow(/changed by another coordinator/);
+    expect(supplanted).toHaveLength(1);
+
+    // Without the lease, nothing is sent at all.
+    oldHoldsLease = false;
+    await expect(old.put({ ...workload(0), message: 'no lease' })).rejects.toThrow(/no longer holds the leader lease/);
+    await expect(old.insert(workload(9))).rejects.toThrow(/no longer holds the leader lease/);
+
+    const { store: reader } = await open([nats.url]);
+    expect(reader.get('w-1')?.message).toBe('successor');
+    expect(reader.get('w-2')?.message).toBe('');
+    expect(reader.get('w-0')?.message).toBe('');
+    expect(reader.get('w-9')).toBeUndefined();
+  });
+
   it('reloads every time while one node of a three-node cluster is down', async () => {
     const cluster: NatsCluster = await startNatsCluster(3);
     cleanups.push(() => cluster.stop());

@@ -174,6 +174,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     log,
   );
   leadership.lease = lease;
+  // Only the current leader's writes land: none go out once the lease is in doubt, and a write that finds
+  // another coordinator's newer record is refused and deposes this one.
+  store.fenceWrites(() => lease.mayWrite, (reason) => lease.stepDown(reason));
   lease.start();
 
   return {

@@ -131,4 +131,32 @@ describe('LeaderLease', () => {
     expect(Number(electedAt) - stoppedAt, 'at its next check, not a TTL later').toBeLessThanOrEqual(TTL_MS / 3 + 10);
     await b.stop();
   });
+
+  it('allows writes only while the last renewal is younger than four fifths of the TTL, before the lease itself lapses', async () => {
+    const kv = new CasKv();
+    let reachable = true;
+    const a = coordinator(kv.view(() => reachable), 'a');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(a.mayWrite).toBe(true);
+    reachable = false;
+    const cutAt = performance.now();
+    await vi.advanceTimersByTimeAsync(TTL_MS * 0.8 - (TTL_MS / 3) - 10);
+    expect(a.mayWrite, 'renewed at most a check before the cut').toBe(true);
+    await vi.advanceTimersByTimeAsync(TTL_MS / 3 + 20);
+    expect(performance.now() - cutAt).toBeLessThan(TTL_MS);
+    expect(a.mayWrite).toBe(false);
+    expect(a.isLeader, 'still within its lease, yet no longer writing').toBe(true);
+    await a.stop();
+  });
+
+  it('steps down at once when told that another coordinator has written', async () => {
+    const kv = new CasKv();
+    const a = coordinator(kv.view(), 'a');
+    await vi.advanceTimersByTimeAsync(10);
+    a.stepDown('a record was changed by another coordinator');
+    expect(a.isLeader).toBe(false);
+    expect(a.mayWrite).toBe(false);
+    expect(timeline.at(-1)).toMatch(/a-1 deposed: a record was changed by another coordinator$/);
+    await a.stop();
+  });
 });

@@ -107,6 +107,20 @@ export class LeaderLease {
     return this.leading && this.now() - this.renewedAt < this.options.ttlMs;
   }
 
+  /**
+   * True while state writes may go out: the lease holds with a fifth of its
+   * TTL to spare, so a write sent now lands before any other coordinator can
+   * take over, even if it is delayed on its way.
+   */
+  get mayWrite(): boolean {
+    return this.leading && this.now() - this.renewedAt < this.options.ttlMs * 0.8;
+  }
+
+  /** Gives up leadership at once, e.g. when a write shows another coordinator has taken over. */
+  stepDown(reason: string): void {
+    this.depose(reason);
+  }
+
   /** The last lease seen: who leads, where. */
   get leader(): LeaseRecord | undefined {
     return this.current;

@@ -45,6 +45,12 @@ export class KvStateStore implements StateStore {
   private readonly marks = new Map<HostMark, Set<string>>(HOST_MARKS.map((m) => [m, new Set<string>()]));
   /** Completed operator requests by request id. */
   private readonly requests = new Map<string, RequestRecord>();
+  /** The revision of each workload record as this store last wrote or read it: writes are compare-and-set on it. */
+  private readonly revisions = new Map<string, number>();
+  /** Whether this coordinator may write now (it holds the leader lease with time to spare). */
+  private mayWrite: () => boolean = () => true;
+  /** Called when a write finds that another coordinator has written the same record: this one is no longer the leader. */
+  private onSupplanted: (reason: string) => void = () => undefined;
   /** Keys removed (their delete marker still in the stream), with when this store saw them removed. */
   private readonly markers = new Map<string, number>();
   private readonly queue: PendingWrite[] = [];
@@ -94,6 +100,18 @@ export class KvStateStore implements StateStore {
     this.log.info({ workloads: this.workloads.size, requests: this.requests.size, cordoned: this.hostsMarked('cordon').length, confirmedDead: this.hostsMarked('dead').length }, 'state loaded');
   }
 
+  /**
+   * Fences writes by leadership: nothing is sent unless `mayWrite()` holds at
+   * that moment, and every workload write is a compare-and-set on the
+   * revision this store last saw, so a late write from a deposed leader
+   * cannot overwrite its successor's. A failed compare-and-set drops every
+   * queued write and calls `onSupplanted`.
+   */
+  fenceWrites(mayWrite: () => boolean, onSupplanted: (reason: string) => void): void {
+    this.mayWrite = mayWrite;
+    this.onSupplanted = onSupplanted;
+  }
+
   /** Reads every live record under `prefix`, 200 at a time, and notes the removed ones' markers. */
   private async loadRecords<T>(keys: string[], prefix: string, what: string, use: (record: T) => void): Promise<void> {
     const mine = keys.filter((k) => k.startsWith(prefix));
@@ -107,6 +125,7 @@ export class KvStateStore implements StateStore {
         }
         try {
           use(e.json<T>());
+          if (prefix === WORKLOAD) this.revisions.set(e.key, e.revision);
         } catch (err) {
           this.log.error({ key: e.key, err: errorMessage(err) }, `unreadable ${what} record; skipped`);
         }
@@ -221,8 +240,10 @@ export class KvStateStore implements StateStore {
   }
 
   async insert(workload: Workload): Promise<void> {
+    if (this.following || !this.mayWrite()) throw new UnavailableError('cannot store the workload: this coordinator no longer holds the leader lease');
+    const key = WORKLOAD + workload.id;
     try {
-      await withTimeout(this.kv.put(WORKLOAD + workload.id, JSON.stringify(workload)), this.writeTimeoutMs);
+      this.revisions.set(key, await withTimeout(this.kv.create(key, JSON.stringify(workload)), this.writeTimeoutMs));
     } catch (err) {
       throw new UnavailableError(`cannot store the workload: state store unavailable (${errorMessage(err)})`, { cause: err });
     }
@@ -271,7 +292,7 @@ export class KvStateStore implements StateStore {
     this.following = following;
     if (following) {
       // Writes this coordinator queued as leader would overwrite the new leader's.
-      for (const w of this.queue.splice(0)) w.done.reject(new UnavailableError('no longer the leader; write dropped'));
+      this.dropQueued('no longer the leader');
       if (!this.watcher) await this.watch();
     }
     await this.reload();
@@ -285,8 +306,13 @@ export class KvStateStore implements StateStore {
         for await (const e of updates) {
           if (!this.following) continue;
           try {
-            if (e.operation === 'PUT') this.remember(e.json<Workload>());
-            else this.forget(e.key.slice(WORKLOAD.length));
+            if (e.operation === 'PUT') {
+              this.remember(e.json<Workload>());
+              this.revisions.set(e.key, e.revision);
+            } else {
+              this.forget(e.key.slice(WORKLOAD.length));
+              this.revisions.delete(e.key);
+            }
           } catch (err) {
             this.log.warn({ key: e.key, err: errorMessage(err) }, 'unreadable workload update; skipped');
           }
@@ -306,6 +332,7 @@ export class KvStateStore implements StateStore {
     this.byHost.clear();
     this.requests.clear();
     this.markers.clear();
+    this.revisions.clear();
     for (const hosts of this.marks.values()) hosts.clear();
     await this.load();
   }
@@ -349,20 +376,53 @@ export class KvStateStore implements StateStore {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && !this.closed) {
+      if (!this.mayWrite()) {
+        this.dropQueued('this coordinator no longer holds the leader lease');
+        return;
+      }
       const next = this.queue[0]!;
       try {
-        if (next.value === undefined) {
-          await this.kv.delete(next.key);
-          this.markers.set(next.key, Date.now());
-        } else await this.kv.put(next.key, next.value);
+        await this.send(next.key, next.value);
         this.queue.shift();
         next.done.resolve();
       } catch (err) {
+        if (isWrongRevision(err) && next.key.startsWith(WORKLOAD)) {
+          const reason = `${next.key} was changed by another coordinator: a newer leader has taken over`;
+          this.log.error({ key: next.key }, `state write refused: ${reason}; dropping queued writes`);
+          this.dropQueued(reason);
+          this.onSupplanted(reason);
+          return;
+        }
         this.log.warn({ key: next.key, pending: this.queue.length, err: errorMessage(err) }, 'state write failed; retrying');
         await new Promise((r) => setTimeout(r, RETRY_MS));
       }
     }
   }
+
+  /** One write; workload records go by compare-and-set on their last known revision. */
+  private async send(key: string, value: string | undefined): Promise<void> {
+    const fenced = key.startsWith(WORKLOAD);
+    const revision = this.revisions.get(key);
+    if (value === undefined) {
+      await this.kv.delete(key, fenced && revision !== undefined ? { previousSeq: revision } : undefined);
+      this.revisions.delete(key);
+      this.markers.set(key, Date.now());
+    } else if (!fenced) {
+      await this.kv.put(key, value);
+    } else {
+      this.revisions.set(key, revision === undefined ? await this.kv.create(key, value) : await this.kv.update(key, value, revision));
+    }
+  }
+
+  private dropQueued(reason: string): void {
+    const dropped = this.queue.splice(0);
+    if (dropped.length > 0) this.log.warn({ dropped: dropped.length, reason }, 'queued state writes dropped');
+    for (const w of dropped) w.done.reject(new UnavailableError(`write dropped: ${reason}`));
+  }
+}
+
+function isWrongRevision(err: unknown): boolean {
+  return /wrong last sequence|key exists/i.test(errorMessage(err));
 }
 
 function compareArrival(a: WorkloadCursor, b: WorkloadCursor): number {
