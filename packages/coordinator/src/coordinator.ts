@@ -7,7 +7,6 @@ import {
   dialableAddress,
   errorMessage,
   EVENT_TYPES,
-  UnavailableError,
   loadCoordinatorProto,
   serverCredentials,
   shutdownServer,
@@ -42,18 +41,19 @@ export interface RunningCoordinator {
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger): Promise<RunningCoordinator> {
   const nc: NatsConnection = await connectNats(config.nats.servers, `virtfleet-coordinator-${config.id}`, log);
-  let events: EventLog;
-  try {
-    events = await EventLog.open(
-      nc,
-      { stream: config.events.stream, maxAgeMs: config.events.maxAgeHours * 3_600_000, maxMessages: config.events.maxMessages, replicas: config.events.replicas },
-      `virtfleet/coordinator/${config.id}`,
-      log,
-    );
-  } catch (err) {
-    await nc.close();
-    throw new UnavailableError(`cannot open the event stream ${config.events.stream} on JetStream: ${errorMessage(err)}`, { cause: err });
-  }
+  // JetStream may not be ready yet (a NATS cluster still electing its leaders, a server without JetStream):
+  // wait for it, saying why, rather than exit and leave the retry to a supervisor.
+  const events = await untilReady(
+    `the event stream ${config.events.stream}`,
+    () =>
+      EventLog.open(
+        nc,
+        { stream: config.events.stream, maxAgeMs: config.events.maxAgeHours * 3_600_000, maxMessages: config.events.maxMessages, replicas: config.events.replicas },
+        `virtfleet/coordinator/${config.id}`,
+        log,
+      ),
+    log,
+  );
   const agents = new AgentClientPool(config.dispatch);
   const hosts = new HostRegistry(
     config.hosts.ttlMs,
@@ -86,14 +86,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   // The registry's callbacks run only after hosts.start(), below, by which time controller and supervisor exist.
   const scheduler = createScheduler(config.scheduler);
   const queue = new AdmissionQueue({ policy: config.scheduler.queuePolicy, agingPerMinute: config.scheduler.agingPerMinute, backfill: config.scheduler.backfill });
-  let store: KvStateStore;
-  try {
-    store = await KvStateStore.open(nc, { bucket: config.state.bucket, replicas: config.state.replicas }, log);
-  } catch (err) {
-    await events.close(1_000);
-    await nc.close();
-    throw new UnavailableError(`cannot open the state bucket ${config.state.bucket} on JetStream: ${errorMessage(err)}`, { cause: err });
-  }
+  const store = await untilReady(`the state bucket ${config.state.bucket}`, () => KvStateStore.open(nc, { bucket: config.state.bucket, replicas: config.state.replicas }, log), log);
   // Requests can arrive before the lease exists (between bind and campaign).
   const leadership: { lease?: LeaderLease } = {};
   const leaderHint = () => {
@@ -101,15 +94,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     return l && l.expiresAtMs > Date.now() ? ` (the leader is ${l.coordinatorId} at ${l.address})` : ' (no leader is elected right now)';
   };
   const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint);
-  let leases: HostLeaseMonitor;
-  try {
-    leases = await HostLeaseMonitor.open(nc, config.id, { bucket: config.hosts.leaseBucket, replicas: config.state.replicas, fenceMarginMs: config.failover.fenceMarginMs }, log);
-  } catch (err) {
-    await store.close(1_000);
-    await events.close(1_000);
-    await nc.close();
-    throw new UnavailableError(`cannot open the host lease bucket ${config.hosts.leaseBucket} on JetStream: ${errorMessage(err)}`, { cause: err });
-  }
+  const leases = await untilReady(
+    `the host lease bucket ${config.hosts.leaseBucket}`,
+    () => HostLeaseMonitor.open(nc, config.id, { bucket: config.hosts.leaseBucket, replicas: config.state.replicas, fenceMarginMs: config.failover.fenceMarginMs }, log),
+    log,
+  );
   const supervisor = new HostSupervisor(
     controller,
     hosts,
@@ -201,3 +190,18 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   };
 }
 
+/** Start-up waits for JetStream: first retry after this long, doubling up to `MAX_RETRY_MS`. */
+const FIRST_RETRY_MS = 500;
+const MAX_RETRY_MS = 10_000;
+
+/** Runs `open` until it succeeds, logging each failure with the wait before the next try. */
+async function untilReady<T>(what: string, open: () => Promise<T>, log: Logger): Promise<T> {
+  for (let attempt = 1, waitMs = FIRST_RETRY_MS; ; attempt++, waitMs = Math.min(MAX_RETRY_MS, waitMs * 2)) {
+    try {
+      return await open();
+    } catch (err) {
+      log.warn({ attempt, retryInMs: waitMs, err: errorMessage(err) }, `${what} is not available on JetStream yet; retrying`);
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
+}
