@@ -109,6 +109,7 @@ describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
       note: (w: Workload, patch: Partial<Workload>) => void calls.push(`note ${w.id} ${patch.state}`),
       repair: (w: Workload, action: string) => (calls.push(`repair ${action} ${w.id}`), options.repairFails ? Promise.reject(new NotFoundError('workload', w.id)) : Promise.resolve()),
       recreate: (w: Workload) => (calls.push(`recreate ${w.id}`), Promise.resolve()),
+      reclaim: (w: Workload, hostId: string, state: string) => (calls.push(`reclaim ${w.id} on ${hostId} ${state}`), true),
     };
     const events = { emit: (_type: string, subject: string, data: { drift: string; repair: string }) => void drift.push(`${subject} ${data.drift}/${data.repair}`) };
     const supervisor = new HostSupervisor(controller as never, hosts as never, { verdict: () => ({ fenced: false, detail: '' }) }, agents as never, events as never, scheduler(), { ...SETTINGS, reconcileIntervalMs: 60_000 }, log);
@@ -141,6 +142,17 @@ describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
     );
     expect(drift.sort()).toEqual(['creating-elsewhere extra/none', 'queued extra/none', 'running-elsewhere extra/delete']);
     expect(calls).toEqual(['agent delete running-elsewhere', 'ready']);
+  });
+
+  it('a returning host takes back a running copy whose workload still waits in the queue after leaving it', async () => {
+    const { calls, drift } = await run(
+      [placed('left-here', { hostId: '', leftHostId: 'h1', state: 'pending' }), placed('left-elsewhere', { hostId: '', leftHostId: 'h3', state: 'pending' }), placed('stopped-here', { hostId: '', leftHostId: 'h1', state: 'pending' })],
+      [copy('left-here', 'running'), copy('left-elsewhere', 'running'), copy('stopped-here', 'failed')],
+      { recovering: true },
+    );
+    expect(calls).toEqual(['reclaim left-here on h1 running', 'ready']);
+    // Neither of the others is deleted: each still waits for a placement.
+    expect(drift.sort()).toEqual(['left-elsewhere extra/none', 'stopped-here extra/none']);
   });
 
   it('leaves a workload whose create failed alone, and makes a recovering host ready once clean', async () => {

@@ -66,7 +66,8 @@ const MAX_REPAIR_BACKOFF_MS = 5 * 60_000;
  * an event and repaired. A returning host becomes schedulable only after its
  * extra copies are gone, so after a partition exactly one copy runs. A copy
  * whose workload moved elsewhere is deleted only once the copy there is
- * confirmed running; until then the host keeps it.
+ * confirmed running; until then the host keeps it. A workload still waiting
+ * in the queue when the host it left returns running it stays there.
  */
 export class HostSupervisor {
   private checkTimer: NodeJS.Timeout | undefined;
@@ -272,6 +273,11 @@ export class HostSupervisor {
       const w = this.controller.find(copy.workload_id);
       if (!w || w.state === 'deleted' || w.hostId !== hostId) {
         // Not (or no longer) this host's to run: a stale copy after a reschedule, or deleted meanwhile.
+        // A copy still running on the host its workload left, before it was placed elsewhere, is simply taken back.
+        if (w?.state === 'pending' && w.leftHostId === hostId && RUNS.has(copy.state) && this.controller.reclaim(w, hostId, copy.state as Workload['state'], copy.driver_ref)) {
+          this.log.info({ host: hostId, workload: w.id }, 'host returned before the workload was placed elsewhere; reschedule called off');
+          continue;
+        }
         const keep = w && w.state !== 'deleted' ? this.keepReason(w) : undefined;
         if (keep) this.keepCopy(hostId, copy, keep);
         else work.push(this.removeCopy(hostId, copy, w));

@@ -480,6 +480,17 @@ export class WorkloadController {
     this.kick();
   }
 
+  /**
+   * Calls off a reschedule not yet placed: the host it left is back and still
+   * runs the copy (`state`, `driverRef`), so the workload stays there. False,
+   * changing nothing, unless it is still waiting in the queue.
+   */
+  reclaim(w: Workload, hostId: string, state: WorkloadState, driverRef: string): boolean {
+    if (!this.leading || w.state !== 'pending' || w.leftHostId !== hostId || !this.queue.remove(w.id)) return false;
+    this.update(w, { hostId, state, driverRef, message: `host ${hostId} returned before the workload was placed elsewhere; it stays there` });
+    return true;
+  }
+
   /** Creates a workload again on its own host (its copy vanished there). */
   async recreate(w: Workload, reason: string): Promise<void> {
     if (!this.leading || this.busy.has(w.id)) return;
