@@ -1,6 +1,5 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { errorMessage, fenceRecordKey, hostLeaseKey, hostLeaseSchema, type FenceRecord, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
-import { withDeadline } from '../deadline.js';
 
 /** What the lease protects: the host's fence-first workloads. */
 export interface Fenceable {
@@ -48,7 +47,8 @@ export class HostLease {
   private fencing: Promise<void> | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
-  private renewing = false;
+  /** When the renewal in flight was sent (monotonic ms); undefined when none is. */
+  private renewingSince: number | undefined;
   /** A fence record not yet stored; written before any later renewal. */
   private pendingRecord: FenceRecord | undefined;
 
@@ -112,15 +112,15 @@ export class HostLease {
   }
 
   private async renew(): Promise<void> {
-    if (this.renewing) return;
-    this.renewing = true;
     const sentAt = this.now();
+    // A renewal still unanswered after half an interval (a write hung while cut off from NATS) no longer holds
+    // the next one back; its acknowledgement still counts, from its own send time, if it ever comes.
+    if (this.renewingSince !== undefined && sentAt - this.renewingSince < this.options.renewIntervalMs / 2) return;
+    this.renewingSince = sentAt;
     try {
       await this.writeFenceRecord();
       const record: HostLeaseRecord = { host_id: this.hostId, boot_id: this.bootId, fence_timeout_ms: this.options.fenceTimeoutMs, renewed_at: new Date().toISOString() };
-      // Bounded: a write that hangs while NATS is cut off would block every later renewal.
-      const put = this.bucket().then((kv) => kv.put(hostLeaseKey(this.hostId), JSON.stringify(record)));
-      await withDeadline(put, this.options.renewIntervalMs, () => new Error(`host lease renewal not acknowledged within ${this.options.renewIntervalMs} ms`));
+      await (await this.bucket()).put(hostLeaseKey(this.hostId), JSON.stringify(record));
       // A frozen process may wake with a renewal in flight: fence first if the lease lapsed meanwhile.
       if (this.lapsed() && !this.fenced) await this.fenceNow('the host lease lapsed');
       await this.fencing;
@@ -134,7 +134,7 @@ export class HostLease {
       this.kv = undefined;
       this.log.debug({ err: errorMessage(err) }, 'host lease renewal failed');
     } finally {
-      this.renewing = false;
+      if (this.renewingSince === sentAt) this.renewingSince = undefined;
     }
   }
 
