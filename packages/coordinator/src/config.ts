@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, STOPPED_RESERVATIONS, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
 
@@ -127,9 +127,11 @@ export const coordinatorConfigSchema = z
         candidateLimit: z.number().int().min(0).max(100_000).default(16),
         /** Weight of the newest sample in smoothed host CPU utilisation. @default 0.3 */
         utilisationSmoothing: z.number().gt(0).max(1).default(0.3),
+        /** Whether a workload stopped on purpose keeps its booking (keep) or frees it for others (release), where its spec does not say. @default 'keep' */
+        stoppedReservation: z.enum(STOPPED_RESERVATIONS).default('keep'),
       })
       .strict()
-      .default({ retryIntervalMs: 1000, queuePolicy: 'fcfs', agingPerMinute: 1, backfill: true, placement: 'binpack', weights: {}, candidateLimit: 16, utilisationSmoothing: 0.3 }),
+      .default({ retryIntervalMs: 1000, queuePolicy: 'fcfs', agingPerMinute: 1, backfill: true, placement: 'binpack', weights: {}, candidateLimit: 16, utilisationSmoothing: 0.3, stoppedReservation: 'keep' }),
   })
   .strict();
 

@@ -25,7 +25,7 @@ import type { RequestLedger } from './requests/request-ledger.js';
 import type { HostRegistry } from './hosts/host-registry.js';
 import { QUEUE_POLICIES, type QueuePolicy } from './scheduler/catalog.js';
 import type { HostSnapshot, PlacementRecord } from './scheduler/scheduler.js';
-import type { Workload } from './workloads/workload.js';
+import { stoppedReservationOf, type Workload } from './workloads/workload.js';
 import type { DecisionRecord, QueueView, WorkloadController } from './workloads/workload-controller.js';
 
 const MAX_STOP_TIMEOUT_SECONDS = 3600;
@@ -105,6 +105,10 @@ const workloadCursorSchema = z.object({ arrivalSeq: z.number().int(), id: z.stri
 const hostCursorSchema = z.object({ after: z.string() }).strict();
 const queueCursorSchema = z.object({ offset: z.number().int().min(0) }).strict();
 
+function toProtoResources(r: { vcpus: number; memoryMiB: number; diskGiB: number } | undefined): pb.Resources {
+  return { vcpus: r?.vcpus ?? 0, memory_mib: Math.round(r?.memoryMiB ?? 0), disk_gib: r?.diskGiB ?? 0 };
+}
+
 export function toProtoHost(h: Host, snapshot: HostSnapshot | undefined, workloadCount: number): pb.Host {
   const t = h.telemetry;
   const allocated = snapshot?.allocated ?? { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
@@ -115,7 +119,7 @@ export function toProtoHost(h: Host, snapshot: HostSnapshot | undefined, workloa
     address: t.address,
     last_seen: new Date(h.lastSeenMs).toISOString(),
     capacity: { vcpus: t.capacity.vcpus, memory_mib: Math.round(t.capacity.memory_mib), disk_gib: t.capacity.disk_gib },
-    allocated: { vcpus: allocated.vcpus, memory_mib: Math.round(allocated.memoryMiB), disk_gib: allocated.diskGiB },
+    allocated: toProtoResources(allocated),
     usage: {
       cpu_utilisation: t.host.cpu_utilisation,
       load1: t.host.load1,
@@ -135,6 +139,7 @@ export function toProtoHost(h: Host, snapshot: HostSnapshot | undefined, workloa
     features: t.features,
     cpu_utilisation_smoothed: h.cpuUtilisationSmoothed,
     cordoned: h.cordoned,
+    held_by_stopped: toProtoResources(snapshot?.heldByStopped),
   };
 }
 
@@ -219,9 +224,10 @@ export function coordinatorHandlers(
     PauseWorkload: action('pause', 'PauseWorkload'),
     ResumeWorkload: action('resume', 'ResumeWorkload'),
     DeleteWorkload: action('delete', 'DeleteWorkload'),
-    ExplainWorkload: unary<pb.ExplainWorkloadRequest__Output, pb.PlacementDecision>(log, 'ExplainWorkload', async (req) =>
-      toProtoDecision(await controller.explain(requireId(workloadRefSchema, req.id, 'id'))),
-    ),
+    ExplainWorkload: unary<pb.ExplainWorkloadRequest__Output, pb.PlacementDecision>(log, 'ExplainWorkload', async (req) => {
+      const ref = requireId(workloadRefSchema, req.id, 'id');
+      return { ...toProtoDecision(await controller.explain(ref)), stopped_reservation: stoppedReservationOf(controller.get(ref), controller.stoppedReservation) };
+    }),
     PlanWorkload: unary<pb.PlanWorkloadRequest__Output, pb.PlacementDecision>(log, 'PlanWorkload', (req) =>
       Promise.resolve(toProtoDecision(controller.plan(parseWorkloadSpec(req.spec, 'spec')))),
     ),

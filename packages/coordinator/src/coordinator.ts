@@ -93,7 +93,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     const l = leadership.lease?.leader;
     return l && l.expiresAtMs > Date.now() ? ` (the leader is ${l.coordinatorId} at ${l.address})` : ' (no leader is elected right now)';
   };
-  const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint);
+  const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint, config.scheduler.stoppedReservation);
   const leases = await untilReady(
     `the host lease bucket ${config.hosts.leaseBucket}`,
     () => HostLeaseMonitor.open(nc, config.id, { bucket: config.hosts.leaseBucket, replicas: config.state.replicas, fenceMarginMs: config.failover.fenceMarginMs }, log),

@@ -44,6 +44,9 @@ export type LatencyClass = (typeof LATENCY_CLASSES)[number];
 export const RESTART_POLICIES = ['always', 'on-failure', 'never'] as const;
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
 export const FAILOVER_MODES = ['reschedule', 'fence-first'] as const;
+/** Whether a stopped workload keeps its booking on its host. */
+export const STOPPED_RESERVATIONS = ['keep', 'release'] as const;
+export type StoppedReservation = (typeof STOPPED_RESERVATIONS)[number];
 export type FailoverMode = (typeof FAILOVER_MODES)[number];
 
 /** VMs fence first: their disks must never have two writers. Containers are rescheduled. */
@@ -113,6 +116,7 @@ const workloadSpecShape = z
       .refine((l) => Object.keys(l).length <= SPEC_LIMITS.maxLabels, `at most ${SPEC_LIMITS.maxLabels} labels`),
     restart_policy: z.preprocess(unsetIfEmpty, z.enum(RESTART_POLICIES, { error: `must be one of ${RESTART_POLICIES.join(', ')}` }).default('always')),
     failover: z.preprocess(unsetIfEmpty, z.enum(FAILOVER_MODES, { error: `must be one of ${FAILOVER_MODES.join(', ')}` }).optional()),
+    stopped_reservation: z.preprocess(unsetIfEmpty, z.enum(STOPPED_RESERVATIONS, { error: `must be one of ${STOPPED_RESERVATIONS.join(', ')}` }).optional()),
   })
   .strict();
 

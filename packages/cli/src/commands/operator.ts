@@ -82,7 +82,7 @@ export function registerOperatorCommands(program: Command): void {
         });
         print(format, hosts, () =>
           table(
-            ['id', 'status', 'address', 'drivers', 'trust', 'cpu util', 'alloc/allocatable cpu', 'mem used/total', 'alloc/allocatable mem', 'storage used/total', 'workloads', 'last seen'],
+            ['id', 'status', 'address', 'drivers', 'trust', 'cpu util', 'alloc/allocatable cpu', 'mem used/total', 'alloc/allocatable mem', 'held by stopped', 'storage used/total', 'workloads', 'last seen'],
             hosts.map((h) => [
               h.id,
               h.cordoned ? `${h.status},cordoned` : h.status,
@@ -93,6 +93,7 @@ export function registerOperatorCommands(program: Command): void {
               `${h.allocated?.vcpus ?? 0}/${h.allocatable?.vcpus ?? 0}`,
               `${mib(h.usage?.memory_used_mib ?? 0)}/${mib(h.usage?.memory_total_mib ?? 0)}`,
               `${mib(h.allocated?.memory_mib ?? 0)}/${mib(h.allocatable?.memory_mib ?? 0)}`,
+              h.held_by_stopped && (h.held_by_stopped.vcpus > 0 || h.held_by_stopped.memory_mib > 0) ? `${h.held_by_stopped.vcpus} cpu, ${mib(h.held_by_stopped.memory_mib)}` : '-',
               h.usage?.storage[0] ? `${h.usage.storage[0].used_gib.toFixed(1)}/${h.usage.storage[0].total_gib.toFixed(1)}Gi` : '-',
               String(h.workload_count),
               age(h.last_seen),

@@ -29,6 +29,7 @@ function decision(candidates: Candidate[], overrides: Partial<pb.PlacementDecisi
     decided_at: '2025-01-01T00:00:00.000Z',
     queue_policy: '',
     waited_seconds: 0,
+    stopped_reservation: '',
     ...overrides,
   };
 }
@@ -73,3 +74,17 @@ describe('renderDecision', () => {
     expect(rowOf(renderDecision(old, 'w1'), 'h-old')).toMatch(/driver: no vm driver \(unresolvable\); ok: schedulable; 2 later not run$/);
   });
 });
+
+describe('renderDecision: what a stopped workload does with its booking', () => {
+  it.each([
+    { policy: 'keep', want: /when stopped: keeps its booking on the host \(stopped_reservation: keep\)/ },
+    { policy: 'release', want: /when stopped: releases its booking; a start needs room again \(stopped_reservation: release\)/ },
+  ])('$policy', ({ policy, want }) => {
+    expect(renderDecision(decision([], { stopped_reservation: policy }), 'explain w1')).toMatch(want);
+  });
+
+  it('says nothing for a plan', () => {
+    expect(renderDecision(decision([]), 'plan for w1')).not.toMatch(/when stopped/);
+  });
+});
+

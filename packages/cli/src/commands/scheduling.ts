@@ -27,6 +27,7 @@ function renderVerdicts(c: pb.PlacementDecision__Output['candidates'][number], f
 export function renderDecision(d: pb.PlacementDecision__Output, title: string): string {
   const head = [`${title}: ${d.summary}`];
   if (d.queue_policy) head.push(`queue: ${d.queue_policy}, waited ${d.waited_seconds.toFixed(1)}s, decided ${d.decided_at}`);
+  if (d.stopped_reservation) head.push(`when stopped: ${d.stopped_reservation === 'keep' ? 'keeps its booking on the host' : 'releases its booking; a start needs room again'} (stopped_reservation: ${d.stopped_reservation})`);
   const rejected = Object.entries(d.rejections)
     .sort((a, b) => b[1] - a[1])
     .map(([reason, n]) => `${n} ${reason}`)

@@ -22,6 +22,8 @@ export interface HostSnapshot {
   allocatable: ResourceVector;
   /** Sum of the demands of workloads placed on the host. */
   allocated: ResourceVector;
+  /** The part of `allocated` that stopped workloads keep booked. Absent: none. */
+  heldByStopped?: ResourceVector;
   overcommit: { cpu: number; memory: number };
   drivers: readonly DriverInfo[];
   /** Kinds with a healthy driver. */

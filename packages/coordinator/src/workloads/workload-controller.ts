@@ -10,6 +10,7 @@ import {
   errorMessage,
   failoverModeOf,
   type Logger,
+  type StoppedReservation,
   type WorkloadSpec,
   type WorkloadState,
 } from '@virtfleet/shared';
@@ -23,7 +24,7 @@ import { effectivePriority } from '../scheduler/queue/priority.js';
 import type { HostSnapshot, PlacementRecord, Scheduler } from '../scheduler/scheduler.js';
 import { buildSnapshots } from '../scheduler/snapshots.js';
 import { DESIRED_BY_ACTION, lifecycleVerdict } from './lifecycle-rules.js';
-import type { Workload } from './workload.js';
+import { releasedWhileStopped, type Workload } from './workload.js';
 import type { StateStore, WorkloadCursor } from './workload-store.js';
 
 /** A placement decision as kept for `explain`. */
@@ -80,6 +81,8 @@ export class WorkloadController {
     private readonly maxDecisions = 10_000,
     /** Says who leads, for errors on followers, e.g. " (the leader is c2 at 10.0.0.2:7100)". */
     private readonly leaderHint: () => string = () => '',
+    /** Whether workloads stopped on purpose keep their booking, where their spec does not say. @default 'keep' */
+    readonly stoppedReservation: StoppedReservation = 'keep',
   ) {}
 
   /**
@@ -239,6 +242,7 @@ export class WorkloadController {
       throw new UnavailableError(`host ${w.hostId} is ${host?.status ?? 'unknown'}; cannot ${action} workload ${w.id}`);
     }
     if (this.busy.has(w.id)) throw new FailedPreconditionError(`workload ${w.id} has a command in progress; try again`);
+    if (action === 'start' && releasedWhileStopped(w, this.stoppedReservation)) this.requireRoomToStart(w);
     this.busy.add(w.id);
     const desired = DESIRED_BY_ACTION[action];
     // The desired state is recorded before the agent acts, so a coordinator that dies meanwhile leaves the intent to reconciliation.
@@ -270,6 +274,18 @@ export class WorkloadController {
   private deleteDeferred(w: Workload): void {
     if (!this.leading || this.busy.has(w.id)) return;
     this.act('delete', w.id, '').catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'accepted delete not carried out yet; retrying'));
+  }
+
+  /**
+   * A stopped workload whose booking was released starts again only if its
+   * host still has room for it, by the same filters as a placement.
+   * @throws FailedPreconditionError naming what does not fit
+   */
+  private requireRoomToStart(w: Workload): void {
+    const snapshot = buildSnapshots(this.hosts.list(), this.store.list(), this.stoppedReservation).find((h) => h.id === w.hostId);
+    const record = snapshot ? this.scheduler.place({ workloadId: w.id, spec: w.spec }, [snapshot]) : undefined;
+    if (record?.hostId !== w.hostId)
+      throw new FailedPreconditionError(`workload ${w.id} released its booking on ${w.hostId} when it stopped (stopped_reservation: release) and the host has no room for it now: ${record?.summary ?? 'host unknown'}`);
   }
 
   /** Puts back the record as it was before a request whose agent command failed. */
@@ -310,7 +326,7 @@ export class WorkloadController {
 
   /** What the scheduler would decide for `spec` now. Changes nothing. */
   plan(spec: WorkloadSpec): PlacementRecord {
-    return this.scheduler.place({ workloadId: '(plan)', spec }, buildSnapshots(this.hosts.list(), this.store.list()));
+    return this.scheduler.place({ workloadId: '(plan)', spec }, buildSnapshots(this.hosts.list(), this.store.list(), this.stoppedReservation));
   }
 
   private recordDecision(workloadId: string, decision: DecisionRecord): void {
@@ -336,7 +352,7 @@ export class WorkloadController {
 
   /** Every host as the scheduler sees it now. */
   snapshots(): HostSnapshot[] {
-    return buildSnapshots(this.hosts.list(), this.store.list());
+    return buildSnapshots(this.hosts.list(), this.store.list(), this.stoppedReservation);
   }
 
   /** The latest placement decision for a workload, by id or name. */
@@ -525,7 +541,7 @@ export class WorkloadController {
     }
     if (this.queue.size === 0) return;
     const now = Date.now();
-    const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.store.list()), now);
+    const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.store.list(), this.stoppedReservation), now);
     for (const { entry, record } of result.waiting) {
       this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
       const w = this.store.get(entry.workloadId);

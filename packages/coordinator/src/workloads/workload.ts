@@ -1,4 +1,4 @@
-import type { WorkloadSpec, WorkloadState } from '@virtfleet/shared';
+import type { StoppedReservation, WorkloadSpec, WorkloadState } from '@virtfleet/shared';
 
 export const DESIRED_STATES = ['running', 'paused', 'stopped', 'deleted'] as const;
 export type DesiredState = (typeof DESIRED_STATES)[number];
@@ -27,7 +27,20 @@ export interface Workload {
   updatedAt: string;
 }
 
-/** States in which a workload holds resources on its host. */
-export function holdsResources(w: Workload): boolean {
-  return w.hostId !== '' && w.state !== 'deleted' && w.state !== 'failed';
+/** The stopped-reservation policy that applies to a workload: its spec's, else the cluster's. */
+export function stoppedReservationOf(w: Pick<Workload, 'spec'>, clusterDefault: StoppedReservation): StoppedReservation {
+  return w.spec.stopped_reservation ?? clusterDefault;
+}
+
+/** True for a workload an operator stopped whose booking on its host is released meanwhile. */
+export function releasedWhileStopped(w: Workload, clusterDefault: StoppedReservation): boolean {
+  return w.state === 'stopped' && w.desiredState === 'stopped' && stoppedReservationOf(w, clusterDefault) === 'release';
+}
+
+/**
+ * States in which a workload holds resources on its host. A stopped one
+ * holds them unless it is stopped on purpose and its policy releases them.
+ */
+export function holdsResources(w: Workload, stoppedReservation: StoppedReservation = 'keep'): boolean {
+  return w.hostId !== '' && w.state !== 'deleted' && w.state !== 'failed' && !releasedWhileStopped(w, stoppedReservation);
 }

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { parseWorkloadSpec, type StoppedReservation } from '@virtfleet/shared';
+import { holdsResources, type Workload } from './workload.js';
+
+function workload(state: Workload['state'], desiredState: Workload['desiredState'], specPolicy?: StoppedReservation): Workload {
+  return {
+    id: 'w',
+    spec: parseWorkloadSpec({ name: 'w', kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64, ...(specPolicy ? { stopped_reservation: specPolicy } : {}) }),
+    hostId: 'h1',
+    desiredState,
+    state,
+    message: '',
+    driverRef: '',
+    requestId: '',
+    arrivalSeq: 0,
+    arrivalMs: 0,
+    createdAt: '',
+    updatedAt: '',
+  };
+}
+
+describe('holdsResources', () => {
+  const cases: { name: string; w: Workload; cluster: StoppedReservation; holds: boolean }[] = [
+    { name: 'running', w: workload('running', 'running'), cluster: 'release', holds: true },
+    { name: 'stopped on purpose, cluster keeps', w: workload('stopped', 'stopped'), cluster: 'keep', holds: true },
+    { name: 'stopped on purpose, cluster releases', w: workload('stopped', 'stopped'), cluster: 'release', holds: false },
+    { name: 'stopped on purpose, spec keeps over a releasing cluster', w: workload('stopped', 'stopped', 'keep'), cluster: 'release', holds: true },
+    { name: 'stopped on purpose, spec releases over a keeping cluster', w: workload('stopped', 'stopped', 'release'), cluster: 'keep', holds: false },
+    { name: 'stopped by itself, to be restarted', w: workload('stopped', 'running', 'release'), cluster: 'release', holds: true },
+    { name: 'failed', w: workload('failed', 'running'), cluster: 'keep', holds: false },
+    { name: 'deleted', w: workload('deleted', 'deleted'), cluster: 'keep', holds: false },
+    { name: 'not placed', w: { ...workload('pending', 'running'), hostId: '' }, cluster: 'keep', holds: false },
+  ];
+  it.each(cases)('$name: $holds', ({ w, cluster, holds }) => {
+    expect(holdsResources(w, cluster)).toBe(holds);
+  });
+});
