@@ -155,6 +155,9 @@ export async function benchHostLoss(rescheduleTrials = 10, fenceFirstTrials = 5,
       result.reschedule.push(await timeMove(cluster, victim, ids, killedAt));
       for (const id of ids) await cluster.api.act('DeleteWorkload', { id });
       await removeContainersOf([victim.hostId]);
+      // The victim is gone for good, as an operator would say, so that dead victims do not add up to more than
+      // failover.maxDownFraction of the hosts and suspend failover for the next trial.
+      await cluster.api.confirmDead(victim.hostId);
     }
     for (let trial = 0; trial < fenceFirstTrials; trial++) {
       const victim = await cluster.addAgent({ proxied: true, drivers: { docker: { enabled: true } } });
