@@ -245,6 +245,10 @@ export class HostSupervisor {
   reconcileAll(): void {
     if (!this.running) return;
     for (const id of this.repairBackoff.keys()) if (this.controller.find(id)?.state === 'deleted' || !this.controller.find(id)) this.repairBackoff.delete(id);
+    for (const key of this.kept) {
+      const w = this.controller.find(key.slice(key.indexOf('/') + 1));
+      if (!w || w.state === 'deleted' || w.hostId === key.slice(0, key.indexOf('/'))) this.kept.delete(key);
+    }
     for (const host of this.hosts.list()) if (host.status !== 'down') void this.reconcileHost(host.id);
   }
 
