@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, parseWorkloadSpec } from '@virtfleet/shared';
+import { createLogger } from '@virtfleet/shared';
 import { RequestLedger } from '../requests/request-ledger.js';
 import type { Workload } from '../workloads/workload.js';
+import { testWorkload } from '../workloads/workload.test-support.js';
 import { MemoryStateStore } from './memory-state-store.test-support.js';
 import { RetentionSweeper } from './retention-sweeper.js';
 
@@ -9,20 +10,7 @@ const log = createLogger('test', 'silent');
 const HOUR = 3_600_000;
 
 function workload(id: string, state: Workload['state'], updatedAt: string): Workload {
-  return {
-    id,
-    spec: parseWorkloadSpec({ name: id, kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64 }),
-    hostId: 'h1',
-    desiredState: state === 'deleted' ? 'deleted' : 'running',
-    state,
-    message: '',
-    driverRef: '',
-    requestId: '',
-    arrivalSeq: 0,
-    arrivalMs: 0,
-    createdAt: updatedAt,
-    updatedAt,
-  };
+  return testWorkload(id, { state, desiredState: state === 'deleted' ? 'deleted' : 'running', createdAt: updatedAt, updatedAt });
 }
 
 describe('RetentionSweeper.sweep', () => {

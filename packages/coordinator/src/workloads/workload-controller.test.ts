@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, FailedPreconditionError, parseWorkloadSpec, UnavailableError, WORKLOAD_STATES, type pb, type WorkloadState } from '@virtfleet/shared';
+import { createLogger, FailedPreconditionError, UnavailableError, WORKLOAD_STATES, type pb, type WorkloadState } from '@virtfleet/shared';
 import type { AgentAction, AgentClientPool } from '../dispatch/agent-client.js';
 import type { EventSink } from '../events/event-log.js';
 import type { Host } from '../hosts/host.js';
@@ -10,6 +10,7 @@ import { MemoryStateStore } from '../state/memory-state-store.test-support.js';
 import { lifecycleVerdict } from './lifecycle-rules.js';
 import type { DesiredState, Workload } from './workload.js';
 import { WorkloadController } from './workload-controller.js';
+import { testWorkload } from './workload.test-support.js';
 
 const log = createLogger('test', 'silent');
 const ACTIONS: AgentAction[] = ['start', 'stop', 'pause', 'resume', 'delete'];
@@ -26,20 +27,17 @@ const DESIRED: Record<WorkloadState, DesiredState> = {
 };
 
 function workload(state: WorkloadState): Workload {
-  return {
-    id: `w-${state}`,
-    spec: parseWorkloadSpec({ name: `w-${state}`, kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64 }),
+  return testWorkload(`w-${state}`, {
     hostId: state === 'pending' ? '' : 'h1',
     desiredState: DESIRED[state],
     state,
     message: `it is ${state}`,
     driverRef: 'ref',
-    requestId: '',
     arrivalSeq: 1,
     arrivalMs: 1,
     createdAt: '2026-01-01T00:00:00.000Z',
     updatedAt: '2026-01-01T00:00:00.000Z',
-  };
+  });
 }
 
 interface Harness {

@@ -1,22 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { parseWorkloadSpec, type StoppedReservation } from '@virtfleet/shared';
+import type { StoppedReservation } from '@virtfleet/shared';
 import { holdsResources, type Workload } from './workload.js';
+import { testWorkload } from './workload.test-support.js';
 
 function workload(state: Workload['state'], desiredState: Workload['desiredState'], specPolicy?: StoppedReservation): Workload {
-  return {
-    id: 'w',
-    spec: parseWorkloadSpec({ name: 'w', kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64, ...(specPolicy ? { stopped_reservation: specPolicy } : {}) }),
-    hostId: 'h1',
-    desiredState,
-    state,
-    message: '',
-    driverRef: '',
-    requestId: '',
-    arrivalSeq: 0,
-    arrivalMs: 0,
-    createdAt: '',
-    updatedAt: '',
-  };
+  return testWorkload('w', { state, desiredState }, specPolicy ? { stopped_reservation: specPolicy } : {});
 }
 
 describe('holdsResources', () => {
