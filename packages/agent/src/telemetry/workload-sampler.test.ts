@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, parseWorkloadSpec } from '@virtfleet/shared';
 import { CommandLedger } from '../command-ledger.js';
-import type { Driver, WorkloadUsage } from '../drivers/driver.js';
+import type { Driver, DriverWorkload, WorkloadUsage } from '../drivers/driver.js';
 import { createFakeDriver } from '../drivers/fake/fake-driver.js';
+import { GuardedDriver } from '../drivers/guarded-driver.js';
 import { WorkloadManager } from '../workload-manager.js';
 import { WorkloadRecords } from '../workload-records.js';
 import { WorkloadSampler } from './workload-sampler.js';
@@ -41,5 +42,44 @@ describe('WorkloadSampler', () => {
     gates.shift()!();
     await sampler.settled();
     expect(await sampler.sample()).toMatchObject([{ workload_id: 'vm-1', memory_used_mib: 42 }]);
+  });
+
+  it('waits at most its budget for a pass, keeps the last complete observation while the engine misses its deadline, and never reports a workload unknown for it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sampler-'));
+    dirs.push(dir);
+    const fake = await createFakeDriver({ kinds: ['vm'], vcpus: 8, memoryMiB: 8192 }, { hostId: 'h1', log });
+    // Inspections hang while `stalled` is set, like a frozen engine.
+    let stalled: Promise<void> | undefined;
+    let release = (): void => undefined;
+    const stalling: Driver = Object.assign(Object.create(fake) as Driver, {
+      inspect: async (id: string): Promise<DriverWorkload | undefined> => {
+        await stalled;
+        return fake.inspect(id);
+      },
+    });
+    const guarded = new GuardedDriver(stalling, { concurrency: 2, readTimeoutMs: 100, changeTimeoutMs: 1000 });
+    const manager = new WorkloadManager([guarded], new WorkloadRecords(dir), new CommandLedger(join(dir, 'ledger.jsonl')), log, 5);
+    await manager.create('c1', 'vm-1', parseWorkloadSpec({ name: 'vm', kind: 'vm', vcpus: 1, memory_mib: 64 }));
+    const sampler = new WorkloadSampler(manager);
+
+    const first = await sampler.snapshot(1000);
+    expect(first?.workloads).toMatchObject([{ workload_id: 'vm-1', state: 'running' }]);
+
+    stalled = new Promise<void>((r) => (release = r));
+    const asked = performance.now();
+    const during = await sampler.snapshot(20);
+    expect(performance.now() - asked, 'returns within its budget').toBeLessThan(500);
+    expect(during, 'the last complete observation, with its own time').toEqual(first);
+    // Past the read deadline the pass fails; it is discarded, not reported as unknown.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(guarded.status().healthy).toBe(false);
+    expect(await sampler.snapshot(20), 'still the last complete observation').toEqual(first);
+
+    release();
+    stalled = undefined;
+    const after = await sampler.snapshot(1000);
+    expect(after?.workloads).toMatchObject([{ workload_id: 'vm-1', state: 'running' }]);
+    expect(after!.startedAtMs, 'a fresh observation').toBeGreaterThan(first!.startedAtMs);
+    expect(guarded.status().healthy).toBe(true);
   });
 });
