@@ -27,6 +27,7 @@ import { HeartbeatPublisher } from './telemetry/heartbeat.js';
 import { HostSampler } from './telemetry/host-sampler.js';
 import { TelemetryPublisher } from './telemetry/telemetry-publisher.js';
 import { WorkloadSampler } from './telemetry/workload-sampler.js';
+import { FencerSupervisor } from './fencing/fencer-supervisor.js';
 import { HostLease } from './fencing/host-lease.js';
 import { WorkloadManager } from './workload-manager.js';
 import { WorkloadRecords } from './workload-records.js';
@@ -115,14 +116,17 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     throw err;
   }
   const bootId = randomUUID();
-  const lease = new HostLease(
-    nc,
-    config.hostId,
-    bootId,
-    { bucket: config.fencing.bucket, fenceTimeoutMs: config.fencing.timeoutMs, renewIntervalMs: config.fencing.renewIntervalMs ?? Math.min(120_000, Math.floor(config.fencing.timeoutMs / 4)) },
-    manager,
-    log.child({ component: 'host-lease' }),
-  );
+  // The lease is held by a fencer process apart from the agent when so configured, else by the agent itself.
+  const lease = config.fencing.fencer.enabled
+    ? new FencerSupervisor(config, bootId, manager, nc, log.child({ component: 'fencer' }))
+    : new HostLease(
+        nc,
+        config.hostId,
+        bootId,
+        { bucket: config.fencing.bucket, fenceTimeoutMs: config.fencing.timeoutMs, renewIntervalMs: config.fencing.renewIntervalMs ?? Math.min(120_000, Math.floor(config.fencing.timeoutMs / 4)) },
+        manager,
+        log.child({ component: 'host-lease' }),
+      );
   await lease.start();
   const heartbeat = new HeartbeatPublisher(nc, { host_id: config.hostId, boot_id: bootId, address }, config.heartbeat.intervalMs, log.child({ component: 'heartbeat' }));
   heartbeat.start();

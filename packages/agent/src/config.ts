@@ -124,10 +124,27 @@ export const agentConfigSchema = z
         timeoutMs: z.number().int().min(500).max(600_000).default(6000),
         /** @default timeoutMs / 4 */
         renewIntervalMs: z.number().int().min(100).max(120_000).optional(),
+        /**
+         * A separate fencer process (`virtfleet fencer`, spawned and supervised
+         * by the agent) holds the lease instead of the agent, so a dead agent
+         * leaves the lease held and its VMs running, and a dead fencer makes the
+         * agent force-stop fence-first workloads and record it.
+         */
+        fencer: z
+          .object({
+            /** @default false */
+            enabled: z.boolean().default(false),
+            /** With no agent for this long the fencer stops fence-first workloads, records it and exits, so they may move. 0: never. @default 60000 */
+            agentLossFenceMs: z.number().int().min(0).max(86_400_000).default(60_000),
+            /** Wait before the agent starts a fencer that died again. @default 1000 */
+            restartDelayMs: z.number().int().min(0).max(600_000).default(1000),
+          })
+          .strict()
+          .default({ enabled: false, agentLossFenceMs: 60_000, restartDelayMs: 1000 }),
       })
       .strict()
       .refine((f) => f.renewIntervalMs === undefined || f.renewIntervalMs * 2 <= f.timeoutMs, { message: 'renewIntervalMs must be at most half of timeoutMs', path: ['renewIntervalMs'] })
-      .default({ bucket: DEFAULT_HOST_LEASE_BUCKET, timeoutMs: 6000 }),
+      .default({ bucket: DEFAULT_HOST_LEASE_BUCKET, timeoutMs: 6000, fencer: { enabled: false, agentLossFenceMs: 60_000, restartDelayMs: 1000 } }),
     /** Default for stop requests that give no timeout. @default 10 */
     stopTimeoutSeconds: z.number().int().min(0).max(3600).default(10),
   })

@@ -218,6 +218,15 @@ export class WorkloadManager implements Fenceable {
     return { stopped, failed, workloads };
   }
 
+  /** Notes that the fencer process stopped these workloads, so they report as stopped by self-fencing. */
+  markFenced(workloadIds: string[], at: string): void {
+    for (const id of workloadIds) {
+      const record = this.records.get(id);
+      if (record) this.records.put({ ...record, fencedAt: at });
+    }
+    this.onChange();
+  }
+
   private requireLease(failover: WorkloadRecord['failover'] | undefined, workloadId: string): void {
     if (failover === 'fence-first' && !this.leaseHeld)
       throw new UnavailableError(`workload ${workloadId} is fence-first and this host does not hold its lease (NATS unreachable or fenced); not started`);

@@ -9,8 +9,14 @@ const RENEW_MS = 500;
 /** A bucket whose puts are acknowledged only when the test says so. */
 class ControlledBucket {
   readonly pending: (() => void)[] = [];
+  /** The key of every put, in order. */
+  readonly keys: string[] = [];
   get: LeaseBucket['get'] = () => Promise.resolve(null);
-  put: LeaseBucket['put'] = () => new Promise<number>((resolve) => this.pending.push(() => resolve(1)));
+  put: LeaseBucket['put'] = (key) =>
+    new Promise<number>((resolve) => {
+      this.keys.push(key);
+      this.pending.push(() => resolve(1));
+    });
   ackAll(): void {
     for (const ack of this.pending.splice(0)) ack();
   }
@@ -75,5 +81,22 @@ describe('HostLease timing (fake clock and bucket)', () => {
     expect(lease.held).toBe(true);
     expect(host.log.filter((e) => e === 'fence'), 'fenced once').toHaveLength(1);
     lease.stop();
+  });
+
+  it('release (the fencer without its agent) fences, stores the fence record and renews no more', async () => {
+    const { bucket, host, lease } = await start();
+    bucket.ackAll();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(lease.held).toBe(true);
+    const released = lease.release('no agent', 5000);
+    await vi.advanceTimersByTimeAsync(10);
+    bucket.ackAll();
+    await expect(released).resolves.toBe(true);
+    expect(host.log.filter((e) => e === 'fence')).toHaveLength(1);
+    expect(bucket.keys.at(-1), 'the fence record, after every renewal').toBe('fence.h1');
+    const puts = bucket.keys.length;
+    await vi.advanceTimersByTimeAsync(4 * RENEW_MS);
+    expect(bucket.keys.length, 'no renewal after the release').toBe(puts);
+    expect(lease.held).toBe(false);
   });
 });

@@ -86,6 +86,34 @@ export class HostLease {
     clearInterval(this.checkTimer);
   }
 
+  /**
+   * Stops renewing, fences now and stores the fence record, retrying the
+   * record until `recordDeadlineMs` has passed. Resolves true once the record
+   * is stored: the lease then lapses with proof behind it. Used by the fencer
+   * when its agent is gone.
+   */
+  async release(reason: string, recordDeadlineMs: number): Promise<boolean> {
+    this.stop();
+    await this.fencing;
+    const giveUpAt = this.now() + recordDeadlineMs;
+    while (!this.fenced) {
+      await this.fenceNow(reason);
+      if (this.now() > giveUpAt) return false;
+      if (!this.fenced) await new Promise((r) => setTimeout(r, 500));
+    }
+    for (;;) {
+      try {
+        await this.writeFenceRecord();
+        if (!this.pendingRecord) return true;
+      } catch (err) {
+        this.kv = undefined;
+        this.log.debug({ err: errorMessage(err) }, 'fence record not stored yet');
+      }
+      if (this.now() > giveUpAt) return false;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
   /** True while a renewal has been confirmed within the fence timeout. */
   get held(): boolean {
     return !this.fenced && this.lastConfirmedSentAt !== undefined && this.now() - this.lastConfirmedSentAt <= this.options.fenceTimeoutMs;

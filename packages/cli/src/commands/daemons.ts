@@ -55,6 +55,21 @@ export function registerDaemonCommands(program: Command): void {
     });
 
   program
+    .command('fencer')
+    .description("hold the host lease apart from the agent and stop fence-first workloads when it cannot (the agent starts it; fencing.fencer.enabled)")
+    .option('-c, --config <file>', 'agent config file (YAML or JSON); the agent passes its own in VIRTFLEET_FENCER_CONFIG')
+    .requiredOption('--boot-id <id>', "the agent's boot id, written into the host lease")
+    .action(async (opts: { config?: string; bootId: string }) => {
+      const { agentConfigSchema, loadAgentConfig, runFencer } = await import('@virtfleet/agent');
+      const passed = process.env.VIRTFLEET_FENCER_CONFIG;
+      const config = passed ? agentConfigSchema.parse(JSON.parse(passed)) : loadAgentConfig(opts.config);
+      const log = createLogger('fencer').child({ host: config.hostId });
+      await runUntilSignal(log, () => runFencer(config, opts.bootId, log));
+      // The agent's IPC channel would keep the process alive after a hand-over.
+      process.exit(0);
+    });
+
+  program
     .command('coordinator')
     .description('run the coordinator: cluster state, scheduling and the operator API')
     .option('-c, --config <file>', 'coordinator config file (YAML or JSON)')
