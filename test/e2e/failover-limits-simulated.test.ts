@@ -3,7 +3,7 @@ import { AgentClient } from '@virtfleet/coordinator';
 import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
-import { waitFor, waitUntil } from '../support/wait.js';
+import { GiveUp, waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, type RetainedEvent } from '../support/workloads.js';
 
 // Simulated hosts: three agents with the in-memory fake driver, each reached through TCP proxies (NATS and
@@ -19,8 +19,14 @@ const BURST = 1;
  */
 const STORE_WRITE_JITTER_MS = 150;
 
+const TELEMETRY_MS = 500;
+/**
+ * Hosts cut at the same instant are declared down up to one telemetry interval apart, and the grace must cover
+ * that, or the first host's workloads move before the second is down: twice it.
+ */
+const GRACE_MS = 2 * TELEMETRY_MS;
 const coordinatorExtra = {
-  failover: { graceMs: 500, checkIntervalMs: 250, reschedulesPerSecond: RATE_PER_SECOND, rescheduleBurst: BURST, maxDownFraction: 0.5 },
+  failover: { graceMs: GRACE_MS, checkIntervalMs: 250, reschedulesPerSecond: RATE_PER_SECOND, rescheduleBurst: BURST, maxDownFraction: 0.5 },
   reconcile: { intervalMs: 1000 },
   scheduler: { retryIntervalMs: 250 },
 };
@@ -64,7 +70,7 @@ describe('two of three simulated hosts (fake driver) cut off at once', () => {
   let cluster: TestCluster;
 
   beforeAll(async () => {
-    cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true })), coordinatorExtra });
+    cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true, telemetryIntervalMs: TELEMETRY_MS })), coordinatorExtra });
     await waitForHostsUp(cluster);
   });
   afterAll(async () => {
@@ -93,6 +99,8 @@ describe('two of three simulated hosts (fake driver) cut off at once', () => {
       'every workload of the lost hosts to say failover is suspended',
       async () => {
         const all = await Promise.all([...onA, ...onB].map((id) => cluster.api.get(id)));
+        const moved = all.find((w) => w.host_id !== a.hostId && w.host_id !== b.hostId);
+        if (moved) throw new GiveUp(`${moved.id} moved while two of three hosts were down: ${moved.state} on ${moved.host_id || '(queue)'}: ${moved.message}\n${cluster.logs()}`);
         return all.every((w) => w.state === 'unknown' && /failover suspended: 2 of 3 hosts down/.test(w.message)) ? all : undefined;
       },
       { timeoutMs: config.failover.graceMs + 20_000, intervalMs: 250 },
@@ -130,7 +138,7 @@ describe('one of three simulated hosts (fake driver) cut off', () => {
   let cluster: TestCluster;
 
   beforeAll(async () => {
-    cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true })), coordinatorExtra });
+    cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true, telemetryIntervalMs: TELEMETRY_MS })), coordinatorExtra });
     await waitForHostsUp(cluster);
   });
   afterAll(async () => {

@@ -19,16 +19,19 @@ describe('TokenBucket (fake clock)', () => {
     expect(got).toEqual(want);
   });
 
-  it('says how long until the next token', () => {
+  it('says how long until the next tokens, counting at most the burst', () => {
     let now = 0;
-    const bucket = new TokenBucket(4, 1, () => now);
-    expect(bucket.msUntilNext()).toBe(0);
-    expect(bucket.tryTake()).toBe(true);
-    expect(bucket.msUntilNext()).toBe(250);
+    const bucket = new TokenBucket(4, 2, () => now);
+    expect(bucket.msUntil()).toBe(0);
+    expect(bucket.tryTake() && bucket.tryTake()).toBe(true);
+    expect(bucket.msUntil()).toBe(250);
+    expect(bucket.msUntil(2)).toBe(500);
+    expect(bucket.msUntil(5), 'no more than the burst').toBe(500);
     now = 100;
-    expect(bucket.msUntilNext()).toBe(150);
+    expect(bucket.msUntil()).toBe(150);
     now = 250;
-    expect(bucket.msUntilNext()).toBe(0);
+    expect(bucket.msUntil()).toBe(0);
+    expect(bucket.msUntil(2)).toBe(250);
   });
 });
 

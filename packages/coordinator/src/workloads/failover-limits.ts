@@ -31,10 +31,11 @@ export class TokenBucket {
     return true;
   }
 
-  /** Milliseconds until a token is available; 0 when one is. */
-  msUntilNext(): number {
+  /** Milliseconds until `count` tokens (at most the burst) are available; 0 when they are. */
+  msUntil(count = 1): number {
     this.refill();
-    return this.tokens >= 1 ? 0 : Math.ceil(((1 - this.tokens) * 1000) / this.ratePerSecond);
+    const want = Math.min(count, this.burst);
+    return this.tokens >= want ? 0 : Math.ceil(((want - this.tokens) * 1000) / this.ratePerSecond);
   }
 
   private refill(): void {

@@ -168,7 +168,7 @@ export class HostSupervisor {
       dead,
     );
     let snapshots: HostSnapshot[] | undefined;
-    let throttled = false;
+    let throttled = 0;
     for (const w of lost) {
       const host = this.hosts.get(w.hostId);
       const downSinceMs = (host ? host.lastSeenMs : this.leaderSinceMs) + this.settings.ttlMs;
@@ -182,26 +182,29 @@ export class HostSupervisor {
         this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; failover suspended: ${disruption.reason}` });
         continue;
       }
+      // No token, no move: checked first, so a throttled check does not build snapshots for nothing.
+      if (this.reschedules.msUntil() > 0) {
+        throttled++;
+        this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; waiting its turn (at most ${this.settings.reschedulesPerSecond} reschedules per second)` });
+        continue;
+      }
       snapshots ??= this.controller.snapshots();
       const target = this.otherHostFor(w, snapshots);
       if (!target.host) {
         this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; not moved, as no other host could take it: ${target.summary}` });
         continue;
       }
-      if (!this.reschedules.tryTake()) {
-        throttled = true;
-        this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; waiting its turn (at most ${this.settings.reschedulesPerSecond} reschedules per second)` });
-        continue;
-      }
+      this.reschedules.tryTake();
       // Later moves in this pass see this one's booking, so they do not all count on the same free capacity.
       assume(target.host, w.spec);
       void this.controller.reschedule(w, verdict.reason).catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'reschedule not stored; retrying'));
     }
-    if (throttled && !this.retryTimer) {
+    // Come back when the tokens for the waiting moves are there (at most a bucketful), not at every token.
+    if (throttled > 0 && !this.retryTimer) {
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
         this.checkLostHosts();
-      }, this.reschedules.msUntilNext());
+      }, this.reschedules.msUntil(throttled));
     }
   }
 
