@@ -79,16 +79,17 @@ describe('WorkloadManager with the fake driver', () => {
   describe('self-fencing', () => {
     const reschedulable = parseWorkloadSpec({ name: 'vm2', kind: 'vm', vcpus: 1, memory_mib: 64, failover: 'reschedule' });
 
-    it('stops fence-first workloads only, reports them failed, and counts what it stopped', async () => {
+    it('stops fence-first workloads only, reports them failed, and counts and names what it stopped', async () => {
       await manager.create('c1', 'fenced-1', vmSpec);
       await manager.create('c2', 'paused-1', { ...vmSpec, name: 'paused' });
       await manager.act('pause', 'c3', 'paused-1');
       await manager.create('c4', 'stays-1', reschedulable);
-      expect(await manager.fence('test')).toEqual({ stopped: 2, failed: 0 });
+      const result = await manager.fence('test');
+      expect({ ...result, workloads: [...result.workloads].sort() }, 'the fence record names what was stopped').toEqual({ stopped: 2, failed: 0, workloads: ['fenced-1', 'paused-1'] });
       const states = Object.fromEntries((await manager.list()).map((s) => [s.workload_id, s.state]));
       expect(states).toEqual({ 'fenced-1': 'failed', 'paused-1': 'failed', 'stays-1': 'running' });
       expect((await manager.get('fenced-1')).message).toMatch(/stopped by self-fencing/);
-      expect(await manager.fence('again'), 'fencing twice stops nothing more').toEqual({ stopped: 0, failed: 0 });
+      expect(await manager.fence('again'), 'fencing twice stops nothing more').toEqual({ stopped: 0, failed: 0, workloads: [] });
     });
 
     it('refuses to create, start or resume fence-first workloads without the lease, and allows them with it', async () => {
