@@ -19,12 +19,12 @@ const BURST = 1;
  */
 const STORE_WRITE_JITTER_MS = 150;
 
-const TELEMETRY_MS = 500;
+const HEARTBEAT_MS = 500;
 /**
- * Hosts cut at the same instant are declared down up to one telemetry interval apart, and the grace must cover
+ * Hosts cut at the same instant are declared down up to one heartbeat interval apart, and the grace must cover
  * that, or the first host's workloads move before the second is down: twice it.
  */
-const GRACE_MS = 2 * TELEMETRY_MS;
+const GRACE_MS = 2 * HEARTBEAT_MS;
 const coordinatorExtra = {
   failover: { graceMs: GRACE_MS, checkIntervalMs: 250, reschedulesPerSecond: RATE_PER_SECOND, rescheduleBurst: BURST, maxDownFraction: 0.5 },
   reconcile: { intervalMs: 1000 },
@@ -70,7 +70,7 @@ describe('two of three simulated hosts (fake driver) cut off at once', () => {
   let cluster: TestCluster;
 
   beforeAll(async () => {
-    cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true, telemetryIntervalMs: TELEMETRY_MS })), coordinatorExtra });
+    cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true, extra: { heartbeat: { intervalMs: HEARTBEAT_MS } } })), coordinatorExtra });
     await waitForHostsUp(cluster);
   });
   afterAll(async () => {
@@ -138,7 +138,7 @@ describe('one of three simulated hosts (fake driver) cut off', () => {
   let cluster: TestCluster;
 
   beforeAll(async () => {
-    cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true, telemetryIntervalMs: TELEMETRY_MS })), coordinatorExtra });
+    cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true, extra: { heartbeat: { intervalMs: HEARTBEAT_MS } } })), coordinatorExtra });
     await waitForHostsUp(cluster);
   });
   afterAll(async () => {
