@@ -35,7 +35,7 @@ export interface TestAgent {
   configFile: string;
   process: ManagedProcess;
   /** Starts the agent again with the same config and state directory. */
-  restart(): Promise<void>;
+  restart(signal?: NodeJS.Signals): Promise<void>;
   /** With `proxied`: cut() both to partition the host, restore() both to heal it. */
   proxies?: { nats: TcpProxy; grpc: TcpProxy };
 }
@@ -146,8 +146,8 @@ export async function startCluster(
       configFile,
       ...(proxies ? { proxies } : {}),
       process: launch(),
-      async restart() {
-        await agent.process.stop('SIGTERM');
+      async restart(signal: NodeJS.Signals = 'SIGTERM') {
+        await agent.process.stop(signal);
         agent.process = launch();
         await waitForPort(port, 30_000).catch((err: Error) => {
           throw new Error(`${err.message}\n${agent.process.tail()}`);
