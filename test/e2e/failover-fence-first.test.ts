@@ -1,4 +1,3 @@
-import { readdir, readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
@@ -12,7 +11,7 @@ import { parseOwnership } from '../../packages/agent/src/drivers/libvirt/domain-
 import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 import { REAL_DRIVERS, startCluster, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { agentConfigOf, coordinatorConfigOf } from '../support/configs.js';
-import { CopySampler, runningContainerCopies, runningDomainCopies, type SamplerReport } from '../support/copies.js';
+import { CopySampler, qemuGuests, runningContainerCopies, runningDomainCopies, type SamplerReport } from '../support/copies.js';
 import { runCli } from '../support/processes.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, sleeperContainer } from '../support/workloads.js';
@@ -57,17 +56,6 @@ async function containersOf(workloadId: string, hostId: string | undefined, runn
  * Read from /proc, so it never waits on libvirtd, whose own answers stall for
  * a second or more while a domain is being destroyed or started.
  */
-async function qemuGuests(): Promise<string[]> {
-  const names: string[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.includes('qemu-system')) continue;
-    const name = /(?:^|\0)guest=([^,\0]+)/.exec(cmdline)?.[1];
-    if (name) names.push(name);
-  }
-  return names;
-}
 
 /** One look at both hosts: copies on A and on B, with when the look began and ended (ms on the performance clock). */
 interface Look {

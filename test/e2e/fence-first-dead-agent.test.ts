@@ -1,4 +1,3 @@
-import { readdir, readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
@@ -9,7 +8,7 @@ import { backendName } from '../../packages/agent/src/drivers/driver.js';
 import { removeDomains } from '../support/cleanup.js';
 import { REAL_DRIVERS, startCluster, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { agentConfigOf, coordinatorConfigOf } from '../support/configs.js';
-import { CopySampler, runningDomainCopies, samplingProblems, type SamplerReport } from '../support/copies.js';
+import { CopySampler, qemuGuests, runningDomainCopies, type SamplerReport, samplingProblems } from '../support/copies.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 
 // Issue 8, "fence-first means proof, not inference": the agent of the host
@@ -26,18 +25,6 @@ const SAMPLE_MS = 200;
 /** How long agent A stays down, as in the issue's report. */
 const DOWN_MS = 60_000;
 
-/** QEMU processes by guest name, from /proc: never waits on libvirtd. */
-async function qemuGuests(): Promise<string[]> {
-  const names: string[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.includes('qemu-system')) continue;
-    const name = /(?:^|\0)guest=([^,\0]+)/.exec(cmdline)?.[1];
-    if (name) names.push(name);
-  }
-  return names;
-}
 
 describe('fence-first: the agent of the VM host SIGKILLed and left down for a minute', () => {
   let cluster: TestCluster;

@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Kvm } from '@nats-io/kv';
@@ -11,7 +10,7 @@ import { backendName } from '../../packages/agent/src/drivers/driver.js';
 import { removeDomains } from '../support/cleanup.js';
 import { REAL_DRIVERS, startCluster, TEST_FENCE_TIMEOUT_MS, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { agentConfigOf, coordinatorConfigOf } from '../support/configs.js';
-import { CopySampler, runningDomainCopies, samplingProblems, type SamplerReport } from '../support/copies.js';
+import { CopySampler, qemuGuests, runningDomainCopies, type SamplerReport, samplingProblems } from '../support/copies.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 
 // The fencer process (fencing.fencer.enabled): it holds the host lease apart
@@ -29,17 +28,6 @@ const AGENT_LOSS_FENCE_MS = 20_000;
 /** How long agent A stays down, as in the issue's report. */
 const DOWN_MS = 60_000;
 
-async function qemuGuests(): Promise<string[]> {
-  const names: string[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.includes('qemu-system')) continue;
-    const name = /(?:^|\0)guest=([^,\0]+)/.exec(cmdline)?.[1];
-    if (name) names.push(name);
-  }
-  return names;
-}
 
 /** The pid of the agent's fencer, from its pid file, if that process runs and is a fencer. */
 function fencerPid(agent: TestAgent): number | undefined {

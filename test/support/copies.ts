@@ -1,3 +1,4 @@
+import { readdir, readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { ConnectListAllDomainsFlags, DomainState, type Hypervisor } from '@unraid/libvirt';
 import Docker from 'dockerode';
@@ -8,6 +9,19 @@ import { parseOwnership } from '../../packages/agent/src/drivers/libvirt/domain-
 // virtfleet believing there is one copy of a workload while the backends run two.
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+/** Guest names of the QEMU processes running on this machine, read from /proc: never waits on libvirtd. */
+export async function qemuGuests(): Promise<string[]> {
+  const names: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes('qemu-system')) continue;
+    const name = /(?:^|\0)guest=([^,\0]+)/.exec(cmdline)?.[1];
+    if (name) names.push(name);
+  }
+  return names;
+}
 
 /**
  * Container states that count as a live copy. A paused container is frozen but
