@@ -5,6 +5,7 @@ import { hostSnapshot } from '../scheduler/host-snapshot.test-support.js';
 import type { HostSnapshot } from '../scheduler/scheduler.js';
 import { HostSupervisor, repairFor, type FenceOracle, type SupervisorSettings } from './host-supervisor.js';
 import type { Workload } from './workload.js';
+import { testWorkload } from './workload.test-support.js';
 
 const log = createLogger('test', 'silent');
 const SETTINGS: SupervisorSettings = { ttlMs: 10_000, graceMs: 2_000, checkIntervalMs: 1_000, reconcileIntervalMs: 10_000, reschedulesPerSecond: 10, rescheduleBurst: 10, maxDownFraction: 0.5 };
@@ -35,20 +36,8 @@ describe('repairFor', () => {
 });
 
 describe('HostSupervisor.lostWorkloadVerdict', () => {
-  const workload = (spec: Record<string, unknown>): Workload => ({
-    id: 'w-1',
-    spec: parseWorkloadSpec({ name: 'w', vcpus: 1, memory_mib: 64, ...spec }),
-    hostId: 'h1',
-    desiredState: 'running',
-    state: 'running',
-    message: '',
-    driverRef: '',
-    requestId: '',
-    arrivalSeq: 0,
-    arrivalMs: 0,
-    createdAt: '',
-    updatedAt: '',
-  });
+  // The spec's kind comes from each case; its name stays 'w'.
+  const workload = (spec: Record<string, unknown>): Workload => testWorkload('w-1', {}, { name: 'w', kind: undefined, image: undefined, ...spec });
   const container = { kind: 'container', image: 'busybox' };
   const vm = { kind: 'vm' };
   const supervisor = (fenced: boolean) => {
@@ -74,21 +63,7 @@ describe('HostSupervisor.lostWorkloadVerdict', () => {
 });
 
 describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
-  const placed = (id: string, extra: Partial<Workload> = {}): Workload => ({
-    id,
-    spec: parseWorkloadSpec({ name: id, kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64 }),
-    hostId: 'h1',
-    desiredState: 'running',
-    state: 'running',
-    message: '',
-    driverRef: 'ref',
-    requestId: '',
-    arrivalSeq: 0,
-    arrivalMs: 0,
-    createdAt: '',
-    updatedAt: '',
-    ...extra,
-  });
+  const placed = (id: string, extra: Partial<Workload> = {}): Workload => testWorkload(id, { driverRef: 'ref', ...extra });
   const copy = (id: string, state: string): pb.WorkloadStatus__Output =>
     ({ workload_id: id, name: id, kind: 'container', state, driver: 'docker', driver_ref: 'ref', message: '', cpu_percent: 0, memory_used_mib: 0 }) as pb.WorkloadStatus__Output;
 
@@ -320,20 +295,7 @@ describe('HostSupervisor.checkLostHosts (fake hosts and controller, real schedul
 });
 
 describe('HostSupervisor.keepReason (a returning host deletes a copy only once another copy runs)', () => {
-  const moved = (hostId: string, state: Workload['state']): Workload => ({
-    id: 'w',
-    spec: parseWorkloadSpec({ name: 'w', kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64 }),
-    hostId,
-    desiredState: 'running',
-    state,
-    message: '',
-    driverRef: '',
-    requestId: '',
-    arrivalSeq: 0,
-    arrivalMs: 0,
-    createdAt: '',
-    updatedAt: '',
-  });
+  const moved = (hostId: string, state: Workload['state']): Workload => testWorkload('w', { hostId, state });
   const MAY_GO = /^\(none: it may be deleted\)$/;
   const cases: { name: string; hostId: string; state: Workload['state']; otherHost: 'up' | 'down'; keep: RegExp }[] = [
     { name: 'running elsewhere', hostId: 'h2', state: 'running', otherHost: 'up', keep: MAY_GO },
