@@ -22,12 +22,12 @@ interface BurstOutcome {
 
 /**
  * Submits WORKLOADS small containers at once to the cluster's one Docker host
- * and waits until all run, while `faults` (if any) runs alongside. Asserts
+ * and waits until all run, while `during` (faults, probes) runs alongside. Asserts
  * what must hold with or without faults: every accepted workload runs on
  * that host as exactly one container, counted through Docker, never two at
  * any sample, and nothing was rescheduled.
  */
-async function burst(cluster: TestCluster, nc: NatsConnection, samplers: CopySampler[], prefix: string, faults?: () => Promise<void>): Promise<BurstOutcome> {
+async function burst(cluster: TestCluster, nc: NatsConnection, samplers: CopySampler[], prefix: string, during?: () => Promise<void>): Promise<BurstOutcome> {
   const agent = cluster.agents[0]!;
   const hostId = agent.hostId;
   const coordinatorConfig = coordinatorConfigOf(cluster.coordinator);
@@ -59,7 +59,7 @@ async function burst(cluster: TestCluster, nc: NatsConnection, samplers: CopySam
   );
   accepted.push(...submitted.map((w) => w.id));
   expect(new Set(accepted).size, 'distinct workloads accepted').toBe(WORKLOADS);
-  await faults?.();
+  await during?.();
 
   const all = await waitFor(
     `all ${WORKLOADS} workloads to run`,
@@ -121,7 +121,17 @@ describe('a burst of 200 small containers submitted at once to the one real Dock
     const agent = cluster.agents[0]!;
     const ttlMs = coordinatorConfigOf(cluster.coordinator).hosts.ttlMs;
     const agentConfig = agentConfigOf(agent.process);
-    const outcome = await burst(cluster, setup.nc(), setup.samplers, 'burst200');
+    let queueInHostList = 0;
+    const outcome = await burst(cluster, setup.nc(), setup.samplers, 'burst200', async () => {
+      // The agent's queue is visible to operators in ListHosts (`host ls`) while it holds creates back.
+      const seen = await waitFor('the docker queue to show in ListHosts', async () => {
+        const docker = (await cluster.api.hosts()).hosts[0]?.drivers.find((d) => d.name === 'docker');
+        return docker && docker.queue_depth > 0 ? docker : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 200 });
+      queueInHostList = seen.queue_depth;
+      expect(seen.concurrency).toBe(agentConfig.drivers.docker!.concurrency);
+    });
+    expect(queueInHostList).toBeGreaterThan(0);
 
     const events = await retainedEvents(cluster.api);
     expect(events.filter((e) => e.type === 'io.virtfleet.host.down'), 'no host went down').toEqual([]);

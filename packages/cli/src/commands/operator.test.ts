@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, type pb } from '@virtfleet/shared';
 import { EXIT } from '../exit-codes.js';
-import { parseSince, parseTypePrefix, waitOutcome } from './operator.js';
+import { driverCell, parseSince, parseTypePrefix, waitOutcome } from './operator.js';
 
 describe('parseSince', () => {
   it.each([
@@ -52,5 +52,28 @@ describe('waitOutcome', () => {
     [w('creating', 'pulling'), EXIT.unavailable, 'workload web-1 is still creating after 60 s: pulling'],
   ])('%o exits %i', (workload, code, message) => {
     expect(waitOutcome(workload, 60)).toEqual({ code, message });
+  });
+});
+
+describe('driverCell', () => {
+  const driver = (overrides: Partial<pb.DriverInfo__Output>): pb.DriverInfo__Output => ({
+    name: 'docker',
+    version: '20.10',
+    kinds: ['container'],
+    domain_types: [],
+    healthy: true,
+    detail: '',
+    queue_depth: 0,
+    in_flight: 0,
+    concurrency: 4,
+    ...overrides,
+  });
+  it.each([
+    { name: 'healthy and idle', d: driver({}), want: 'docker' },
+    { name: 'unhealthy', d: driver({ healthy: false }), want: 'docker(down)' },
+    { name: 'work waiting', d: driver({ in_flight: 4, queue_depth: 12 }), want: 'docker[4/4 busy, 12 queued]' },
+    { name: 'unhealthy with work waiting', d: driver({ healthy: false, in_flight: 4, queue_depth: 3 }), want: 'docker(down)[4/4 busy, 3 queued]' },
+  ])('$name: $want', ({ d, want }) => {
+    expect(driverCell(d)).toBe(want);
   });
 });

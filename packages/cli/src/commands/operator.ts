@@ -25,6 +25,12 @@ export async function withApi(cmd: Command, run: (api: CoordinatorApi, format: O
   }
 }
 
+/** A driver as `host ls` shows it: its name, `(down)` when unhealthy, and its queue when work waits. */
+export function driverCell(d: pb.DriverInfo__Output): string {
+  const queued = d.queue_depth > 0 ? `[${d.in_flight}/${d.concurrency} busy, ${d.queue_depth} queued]` : '';
+  return `${d.name}${d.healthy ? '' : '(down)'}${queued}`;
+}
+
 function workloadRows(ws: pb.Workload__Output[]): string {
   return table(
     ['id', 'name', 'kind', 'host', 'state', 'desired', 'cpu', 'memory', 'age', 'message'],
@@ -87,7 +93,7 @@ export function registerOperatorCommands(program: Command): void {
               h.id,
               h.cordoned ? `${h.status},cordoned` : h.status,
               h.address,
-              h.drivers.map((d) => `${d.name}${d.healthy ? '' : '(down)'}`).join(','),
+              h.drivers.map(driverCell).join(','),
               String(h.trust_level),
               `${Math.round(h.cpu_utilisation_smoothed * 100)}%`,
               `${h.allocated?.vcpus ?? 0}/${h.allocatable?.vcpus ?? 0}`,
