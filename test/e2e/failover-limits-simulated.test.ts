@@ -64,11 +64,9 @@ async function submitOnto(cluster: TestCluster, host: TestAgent, prefix: string,
   return ids;
 }
 
-const ofType = (events: RetainedEvent[], suffix: string) => events.filter((e) => e.type === `io.virtfleet.${suffix}`);
-
-describe('two of three simulated hosts (fake driver) cut off at once', () => {
+/** A cluster of three fake-driver hosts behind TCP proxies, for one describe block; every host is restored before it stops. */
+function threeSimulatedHosts(): () => TestCluster {
   let cluster: TestCluster;
-
   beforeAll(async () => {
     cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true, extra: { heartbeat: { intervalMs: HEARTBEAT_MS } } })), coordinatorExtra });
     await waitForHostsUp(cluster);
@@ -77,8 +75,16 @@ describe('two of three simulated hosts (fake driver) cut off at once', () => {
     for (const a of cluster?.agents ?? []) restore(a);
     await cluster?.stop();
   });
+  return () => cluster;
+}
+
+const ofType = (events: RetainedEvent[], suffix: string) => events.filter((e) => e.type === `io.virtfleet.${suffix}`);
+
+describe('two of three simulated hosts (fake driver) cut off at once', () => {
+  const three = threeSimulatedHosts();
 
   it('moves nothing while two of three are down, says so in io.virtfleet.failover.suspended, and moves the workloads once one returns', async () => {
+    const cluster = three();
     const [a, b, c] = cluster.agents as [TestAgent, TestAgent, TestAgent];
     const config = coordinatorConfigOf(cluster.coordinator);
     const onA = await submitOnto(cluster, a, 'cut-a', 3);
@@ -135,18 +141,10 @@ describe('two of three simulated hosts (fake driver) cut off at once', () => {
 });
 
 describe('one of three simulated hosts (fake driver) cut off', () => {
-  let cluster: TestCluster;
-
-  beforeAll(async () => {
-    cluster = await startCluster({ agents: [0, 1, 2].map(() => ({ drivers: FAKE, proxied: true, extra: { heartbeat: { intervalMs: HEARTBEAT_MS } } })), coordinatorExtra });
-    await waitForHostsUp(cluster);
-  });
-  afterAll(async () => {
-    for (const a of cluster?.agents ?? []) restore(a);
-    await cluster?.stop();
-  });
+  const three = threeSimulatedHosts();
 
   it('moves its workloads no faster than failover.reschedulesPerSecond, none back onto the lost host', async () => {
+    const cluster = three();
     const [a, b, c] = cluster.agents as [TestAgent, TestAgent, TestAgent];
     const config = coordinatorConfigOf(cluster.coordinator);
     const onA = await submitOnto(cluster, a, 'lost', 6);
