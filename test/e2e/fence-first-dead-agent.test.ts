@@ -8,7 +8,7 @@ import { backendName } from '../../packages/agent/src/drivers/driver.js';
 import { removeDomains } from '../support/cleanup.js';
 import { REAL_DRIVERS, startCluster, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { agentConfigOf, coordinatorConfigOf } from '../support/configs.js';
-import { CopySampler, qemuGuests, runningDomainCopies, type SamplerReport, samplingProblems } from '../support/copies.js';
+import { CopySampler, qemuGuests, runningDomainCopies, type SamplerReport, sampleVmOnTwoHosts, samplingProblems } from '../support/copies.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 
 // Issue 8, "fence-first means proof, not inference": the agent of the host
@@ -65,18 +65,8 @@ describe('fence-first: the agent of the VM host SIGKILLed and left down for a mi
     await waitUntil('the VM to run on A, in libvirt and as a QEMU process', async () => (await runningDomainCopies(hypervisor, vm.id)) === 1 && (await qemuGuests()).includes(names.a));
 
     // Copies through libvirt (any domain whose metadata names the workload) and per host through /proc.
-    const perHost: { at: number; onA: number; onB: number }[] = [];
-    const libvirt = new CopySampler(() => runningDomainCopies(hypervisor, vm.id), SAMPLE_MS);
-    const procs = new CopySampler(async () => {
-      const guests = await qemuGuests();
-      const look = { at: performance.now(), onA: guests.filter((n) => n === names.a).length, onB: guests.filter((n) => n === names.b).length };
-      perHost.push(look);
-      return look.onA + look.onB;
-    }, SAMPLE_MS);
+    const { looks: perHost, libvirt, procs } = await sampleVmOnTwoHosts(hypervisor, vm.id, names, SAMPLE_MS);
     samplers.push(libvirt, procs);
-    libvirt.start();
-    procs.start();
-    await waitUntil('a baseline of samples', () => libvirt.progress().samples >= 5 && procs.progress().samples >= 5);
 
     a.process.signal('SIGKILL');
     await a.process.waitExit();

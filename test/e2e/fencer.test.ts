@@ -10,7 +10,7 @@ import { backendName } from '../../packages/agent/src/drivers/driver.js';
 import { removeDomains } from '../support/cleanup.js';
 import { REAL_DRIVERS, startCluster, TEST_FENCE_TIMEOUT_MS, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { agentConfigOf, coordinatorConfigOf } from '../support/configs.js';
-import { CopySampler, qemuGuests, runningDomainCopies, type SamplerReport, samplingProblems } from '../support/copies.js';
+import { type CopySampler, qemuGuests, runningDomainCopies, type SamplerReport, sampleVmOnTwoHosts, samplingProblems } from '../support/copies.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 
 // The fencer process (fencing.fencer.enabled): it holds the host lease apart
@@ -92,18 +92,8 @@ describe('the fencer process: a dead agent, a dead fencer', () => {
     expect((await waitForState(cluster, vm.id, 'running', 60_000)).host_id).toBe(a.hostId);
     for (const id of others) await cluster.api.cordon(id, false);
     await waitUntil('the VM to run on A, in libvirt and as a QEMU process', async () => (await runningDomainCopies(hypervisor, vm.id)) === 1 && (await qemuGuests()).includes(names.a));
-    const looks: { at: number; onA: number; onB: number }[] = [];
-    const libvirt = new CopySampler(() => runningDomainCopies(hypervisor, vm.id), SAMPLE_MS);
-    const procs = new CopySampler(async () => {
-      const guests = await qemuGuests();
-      const look = { at: performance.now(), onA: guests.filter((n) => n === names.a).length, onB: guests.filter((n) => n === names.b).length };
-      looks.push(look);
-      return look.onA + look.onB;
-    }, SAMPLE_MS);
+    const { looks, libvirt, procs } = await sampleVmOnTwoHosts(hypervisor, vm.id, names, SAMPLE_MS);
     samplers.push(libvirt, procs);
-    libvirt.start();
-    procs.start();
-    await waitUntil('a baseline of samples', () => libvirt.progress().samples >= 5 && procs.progress().samples >= 5);
     return { vm, looks, libvirt, procs };
   };
 

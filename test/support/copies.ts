@@ -294,3 +294,41 @@ export class CopySampler {
     this.wake = undefined;
   }
 }
+
+/** One look at a VM's QEMU processes: how many run under host A's domain name and under host B's. */
+export interface TwoHostLook {
+  at: number;
+  onA: number;
+  onB: number;
+}
+
+/**
+ * Starts counting a VM's copies two ways every `intervalMs`: through libvirt
+ * (any domain whose metadata names the workload) and per host through /proc
+ * (QEMU processes named as host A's or host B's domain). Resolves once each
+ * sampler has a baseline of five samples.
+ */
+export async function sampleVmOnTwoHosts(
+  hypervisor: Hypervisor,
+  workloadId: string,
+  names: { a: string; b: string },
+  intervalMs: number,
+): Promise<{ looks: TwoHostLook[]; libvirt: CopySampler; procs: CopySampler }> {
+  const looks: TwoHostLook[] = [];
+  const libvirt = new CopySampler(() => runningDomainCopies(hypervisor, workloadId), intervalMs);
+  const procs = new CopySampler(async () => {
+    const guests = await qemuGuests();
+    const look = { at: performance.now(), onA: guests.filter((n) => n === names.a).length, onB: guests.filter((n) => n === names.b).length };
+    looks.push(look);
+    return look.onA + look.onB;
+  }, intervalMs);
+  libvirt.start();
+  procs.start();
+  const deadline = performance.now() + 30_000;
+  while (libvirt.progress().samples < 5 || procs.progress().samples < 5) {
+    if (performance.now() > deadline) throw new Error('no baseline of VM copy samples within 30 s');
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  return { looks, libvirt, procs };
+}
+
