@@ -171,7 +171,8 @@ describe('CopySampler', () => {
     expect(report.errors).toBe(failedCalls);
     expect(report.longestBlindMs, 'blind at least while every probe failed').toBeGreaterThanOrEqual(failedFor);
     expect(report.longestBlindMs).toBeLessThanOrEqual(report.durationMs);
-    expect(report.slowestProbeMs).toBeGreaterThanOrEqual(60);
+    // A 60 ms timer may fire up to a millisecond early by performance.now()'s finer clock.
+    expect(report.slowestProbeMs).toBeGreaterThanOrEqual(59);
     expect(report.maxCount).toBe(1);
     const problems = samplingProblems(report, 10, { maxBlindMs: 100, maxErrorShare: 0.01 });
     expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^blind for \d+ ms at a stretch \(at most 100 ms allowed\)$/), expect.stringMatching(/probes failed .*libvirtd stalled$/)]));

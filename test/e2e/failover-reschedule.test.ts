@@ -193,8 +193,10 @@ describe('reschedule mode: SIGSTOP an agent past the TTL, then SIGCONT', () => {
     for (const [i, r] of reports.entries()) {
       expect(samplingProblems(r, SAMPLE_INTERVAL_MS, { maxBlindMs: reconcileMs }), `sampler of ${all[i]!.id}`).toEqual([]);
     }
-    // Two copies of each moved workload while A was away (its stale one and B's), never more; one of the never workload throughout.
-    expect(reports.map((r) => r.maxCount)).toEqual([...moving.map(() => 2), 1]);
+    // At most two copies of each moved workload while A was away (its stale one and B's): the two overlap only
+    // from B's start until A returns and drops its copy, which can fall between two samples. One of the never workload throughout.
+    for (const [i, r] of reports.slice(0, moving.length).entries()) expect(r.maxCount, `copies of ${moving[i]!.id}`).toBeLessThanOrEqual(2);
+    expect(reports.at(-1)!.maxCount).toBe(1);
 
     console.log(
       `${moving.length} workloads: A's last telemetry ${stoppedAtWallMs - lastSeenMs} ms before SIGSTOP; host ${a} down after ${downMs} ms; rescheduled and running on ${b} after ${movedMs.join('/')} ms ` +
