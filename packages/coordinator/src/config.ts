@@ -3,6 +3,8 @@ import { DEFAULT_HOST_LEASE_BUCKET, STOPPED_RESERVATIONS, hostPortSchema, loadCo
 import { z } from 'zod';
 import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
 
+/** failover.partialDisruptionFraction when left out, unless failover.maxDownFraction is lower. */
+const DEFAULT_PARTIAL_DISRUPTION_FRACTION = 0.3;
 
 export const coordinatorConfigSchema = z
   .object({
@@ -46,9 +48,41 @@ export const coordinatorConfigSchema = z
          * nothing is moved: the coordinator may be the one cut off. 1 never suspends. @default 0.5
          */
         maxDownFraction: z.number().min(0).max(1).default(0.5),
+        /**
+         * When more than this fraction of the hosts are down together (but not more than maxDownFraction), workloads
+         * move at secondaryReschedulesPerSecond: a partial disruption. At most maxDownFraction; equal turns the
+         * secondary rate off. @default 0.3, or maxDownFraction if that is lower
+         */
+        partialDisruptionFraction: z.number().min(0).max(1).optional(),
+        /** The rate in partial disruption; never more than reschedulesPerSecond. @default 1 */
+        secondaryReschedulesPerSecond: z.number().gt(0).max(10_000).default(1),
+        /**
+         * A cluster of at most this many hosts (confirmed dead ones not counted) is never in partial disruption: one lost
+         * host is already a large share of it, and it moves at reschedulesPerSecond up to maxDownFraction. 0: no exemption. @default 3
+         */
+        smallClusterHosts: z.number().int().min(0).max(100_000).default(3),
       })
       .strict()
-      .default({ graceMs: 2000, fenceMarginMs: 4000, checkIntervalMs: 1000, reschedulesPerSecond: 10, rescheduleBurst: 10, maxDownFraction: 0.5 }),
+      // Checked on what the operator wrote: left out, the default follows a lower maxDownFraction instead of failing.
+      .refine((f) => f.partialDisruptionFraction === undefined || f.partialDisruptionFraction <= f.maxDownFraction, {
+        path: ['partialDisruptionFraction'],
+        error: (issue) => {
+          const f = issue.input as { partialDisruptionFraction: number; maxDownFraction: number };
+          return `must be at most failover.maxDownFraction (${f.maxDownFraction}), not ${f.partialDisruptionFraction}: above maxDownFraction failover is suspended, not slowed; set it equal to maxDownFraction to turn the secondary rate off`;
+        },
+      })
+      .transform(({ partialDisruptionFraction, ...f }) => ({ ...f, partialDisruptionFraction: partialDisruptionFraction ?? Math.min(DEFAULT_PARTIAL_DISRUPTION_FRACTION, f.maxDownFraction) }))
+      .default({
+        graceMs: 2000,
+        fenceMarginMs: 4000,
+        checkIntervalMs: 1000,
+        reschedulesPerSecond: 10,
+        rescheduleBurst: 10,
+        maxDownFraction: 0.5,
+        partialDisruptionFraction: DEFAULT_PARTIAL_DISRUPTION_FRACTION,
+        secondaryReschedulesPerSecond: 1,
+        smallClusterHosts: 3,
+      }),
     reconcile: z
       .object({
         /** How often every host's workloads are compared with their desired state. @default 10_000 */

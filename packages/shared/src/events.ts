@@ -33,8 +33,15 @@ export const EVENT_TYPES = {
   hostUncordoned: 'io.virtfleet.host.uncordoned',
   /** More than failover.maxDownFraction of the hosts are down together: no workload is moved until fewer are. Emitted on the change. */
   failoverSuspended: 'io.virtfleet.failover.suspended',
-  /** Failover runs again after a suspension. */
+  /** Failover runs again after a suspension; data `mode` says at which rate (`normal` or `partial`). */
   failoverResumed: 'io.virtfleet.failover.resumed',
+  /**
+   * More than failover.partialDisruptionFraction of the hosts are down together (but not more than maxDownFraction,
+   * in a cluster larger than smallClusterHosts): workloads move at failover.secondaryReschedulesPerSecond. Emitted on the change from normal.
+   */
+  failoverSlowed: 'io.virtfleet.failover.slowed',
+  /** Failover is back at failover.reschedulesPerSecond after a partial disruption. */
+  failoverFullRate: 'io.virtfleet.failover.full_rate',
   /** One of a host's drivers stopped answering within its deadline; the host stays up and nothing moves because of it. */
   hostDriverUnhealthy: 'io.virtfleet.host.driver_unhealthy',
   /** A driver that was unhealthy answers again. */

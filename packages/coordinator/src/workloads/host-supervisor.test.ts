@@ -8,7 +8,18 @@ import type { Workload } from './workload.js';
 import { testWorkload } from './workload.test-support.js';
 
 const log = createLogger('test', 'silent');
-const SETTINGS: SupervisorSettings = { ttlMs: 10_000, graceMs: 2_000, checkIntervalMs: 1_000, reconcileIntervalMs: 10_000, reschedulesPerSecond: 10, rescheduleBurst: 10, maxDownFraction: 0.5 };
+const SETTINGS: SupervisorSettings = {
+  ttlMs: 10_000,
+  graceMs: 2_000,
+  checkIntervalMs: 1_000,
+  reconcileIntervalMs: 10_000,
+  reschedulesPerSecond: 10,
+  rescheduleBurst: 10,
+  secondaryReschedulesPerSecond: 1,
+  partialDisruptionFraction: 0.3,
+  smallClusterHosts: 3,
+  maxDownFraction: 0.5,
+};
 const scheduler = () => createScheduler({ placement: 'binpack', weights: {}, candidateLimit: 0 });
 
 describe('repairFor', () => {
@@ -274,7 +285,77 @@ describe('HostSupervisor.checkLostHosts (fake hosts and controller, real schedul
     h.at(0);
     h.supervisor.stop();
     expect(h.rescheduled.map((r) => r.id)).toEqual(['first']);
-    expect(h.notes.get('second')).toBe('host h1 is down; waiting its turn (at most 1 reschedules per second)');
+    expect(h.notes.get('second')).toBe('host h1 is down; waiting its turn (at most 1 reschedule per second)');
+  });
+
+  /** `n` hosts h0…h(n-1), the first `down` of them down. */
+  const cluster = (n: number, down: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`h${i}`, i < down]));
+
+  it('says a workload waiting in a partial disruption waits for the secondary rate', () => {
+    const h = harness(cluster(10, 4), [lostOn('first', 'h0', 1), lostOn('second', 'h0', 2)], { rescheduleBurst: 1 });
+    h.at(0);
+    h.supervisor.stop();
+    expect(h.rescheduled.map((r) => r.id)).toEqual(['first']);
+    expect(h.notes.get('second')).toBe('host h0 is down; waiting its turn (at most 1 reschedule per second: partial disruption, 4 of 10 hosts down)');
+  });
+
+  it('slows to secondaryReschedulesPerSecond in a partial disruption and back, keeping the tokens earned across each switch', () => {
+    // Ten hosts, four down: partial disruption, one a second. A burst of one makes each token visible.
+    const h = harness(cluster(10, 4), [1, 2, 3, 4, 5, 6].map((i) => lostOn(`w${i}`, 'h0', i)), { reschedulesPerSecond: 10, secondaryReschedulesPerSecond: 1, rescheduleBurst: 1 });
+    for (const ms of [0, 100, 999, 1000, 1400]) h.at(ms);
+    // h1 and h2 return at 1500: two of ten down, back to ten a second. Half a token was earned at one a second
+    // since 1000, so the next is due 50 ms later, not at once (a refilled bucket) nor 100 ms later (an emptied one).
+    h.hostList[1]!.status = 'up';
+    h.hostList[2]!.status = 'up';
+    for (const ms of [1500, 1549, 1550, 1600, 1650]) h.at(ms);
+    h.supervisor.stop();
+    expect(h.rescheduled.map((r) => [r.id, r.at - T0])).toEqual([
+      ['w1', 0],
+      ['w2', 1000],
+      ['w3', 1550],
+      ['w4', 1650],
+    ]);
+    expect(h.events.map((e) => [e.type, e.data.mode, e.data.rate_per_second])).toEqual([
+      [EVENT_TYPES.failoverSlowed, 'partial', 1],
+      [EVENT_TYPES.failoverFullRate, 'normal', 10],
+    ]);
+    expect(h.events[0]!.data).toMatchObject({ down_hosts: ['h0', 'h1', 'h2', 'h3'], down: 4, total: 10, partial_disruption_fraction: 0.3, max_down_fraction: 0.5 });
+  });
+
+  const smallClusters: { name: string; settings: Partial<SupervisorSettings>; at: number[]; want: number[]; events: string[] }[] = [
+    { name: 'within smallClusterHosts (the default 3): the primary rate', settings: {}, at: [0, 500, 1000], want: [0, 500, 1000], events: [] },
+    { name: 'smallClusterHosts 0: the secondary rate', settings: { smallClusterHosts: 0 }, at: [0, 500, 1000, 1999, 2000, 4000], want: [0, 2000, 4000], events: [EVENT_TYPES.failoverSlowed] },
+    { name: 'smallClusterHosts 2: a cluster of three is not small', settings: { smallClusterHosts: 2 }, at: [0, 500, 2000], want: [0, 2000], events: [EVENT_TYPES.failoverSlowed] },
+    { name: 'partialDisruptionFraction 0.4: one of three is no partial disruption', settings: { smallClusterHosts: 0, partialDisruptionFraction: 0.4 }, at: [0, 500, 1000], want: [0, 500, 1000], events: [] },
+  ];
+  it.each(smallClusters)('one of three hosts lost, $name', ({ settings, at, want, events }) => {
+    const h = harness(cluster(3, 1), [1, 2, 3].map((i) => lostOn(`w${i}`, 'h0', i)), { reschedulesPerSecond: 2, secondaryReschedulesPerSecond: 0.5, rescheduleBurst: 1, ...settings });
+    for (const ms of at) h.at(ms);
+    h.supervisor.stop();
+    expect(h.rescheduled.map((r) => r.at - T0)).toEqual(want);
+    expect(h.events.map((e) => e.type)).toEqual(events);
+  });
+
+  it('emits one event per change of mode, and resumes at the rate the disruption calls for', () => {
+    // Ten hosts, no workloads: only the mode is watched. Each step sets how many are down.
+    const steps: { down: number; want?: [string, string] }[] = [
+      { down: 1 },
+      { down: 4, want: [EVENT_TYPES.failoverSlowed, 'partial'] },
+      { down: 5 },
+      { down: 6, want: [EVENT_TYPES.failoverSuspended, 'suspended'] },
+      { down: 4, want: [EVENT_TYPES.failoverResumed, 'partial'] },
+      { down: 2, want: [EVENT_TYPES.failoverFullRate, 'normal'] },
+      { down: 7, want: [EVENT_TYPES.failoverSuspended, 'suspended'] },
+      { down: 3, want: [EVENT_TYPES.failoverResumed, 'normal'] },
+      { down: 3 },
+    ];
+    const h = harness(cluster(10, 0), []);
+    steps.forEach(({ down }, i) => {
+      h.hostList.forEach((host, j) => (host.status = j < down ? 'down' : 'up'));
+      h.at(i * 1000);
+    });
+    h.supervisor.stop();
+    expect(h.events.map((e) => [e.type, e.data.mode])).toEqual(steps.flatMap((s) => (s.want ? [s.want] : [])));
   });
 
   it('suspends failover while more than maxDownFraction of the hosts are down, with one event per change', () => {

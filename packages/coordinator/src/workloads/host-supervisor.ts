@@ -14,7 +14,7 @@ import type { Host } from '../hosts/host.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
 import type { FenceVerdict } from '../hosts/host-lease-monitor.js';
 import { assume, type HostSnapshot, type Scheduler } from '../scheduler/scheduler.js';
-import { disruptionOf, TokenBucket, type Disruption } from './failover-limits.js';
+import { disruptionOf, TokenBucket, type Disruption, type FailoverLimits, type FailoverMode } from './failover-limits.js';
 import type { Workload } from './workload.js';
 import { commandId, type WorkloadController } from './workload-controller.js';
 
@@ -23,18 +23,18 @@ export interface FenceOracle {
   verdict(hostId: string): FenceVerdict;
 }
 
-export interface SupervisorSettings {
+export interface SupervisorSettings extends FailoverLimits {
   /** The host TTL: silence for this long means down. */
   ttlMs: number;
   /** reschedule mode: extra wait after the TTL before moving workloads. */
   graceMs: number;
   checkIntervalMs: number;
   reconcileIntervalMs: number;
-  /** Reschedules per second over all lost hosts, and how many may go at once (failover.reschedulesPerSecond, rescheduleBurst). */
-  reschedulesPerSecond: number;
+  /**
+   * How many reschedules may go at once, over all lost hosts (failover.rescheduleBurst). The rate is
+   * failover.reschedulesPerSecond, or secondaryReschedulesPerSecond in partial disruption (FailoverLimits).
+   */
   rescheduleBurst: number;
-  /** More than this fraction of hosts down together suspends failover (failover.maxDownFraction). */
-  maxDownFraction: number;
 }
 
 /** A difference between what a host runs and what it should run. */
@@ -56,9 +56,12 @@ const MAX_REPAIR_BACKOFF_MS = 5 * 60_000;
  * is fenced (its lease lapsed, per the FenceOracle) or confirmed dead by an
  * operator. `never` workloads stay where they are. Whatever the verdict,
  * nothing moves while more than `maxDownFraction` of the hosts are down
- * (failover is suspended, with an event on each change), nor when no other
- * host could take the workload (the scheduler, with the lost host avoided,
- * finds none), and at most `reschedulesPerSecond` move (a token bucket).
+ * (failover is suspended), nor when no other host could take the workload
+ * (the scheduler, with the lost host avoided, finds none), and at most
+ * `reschedulesPerSecond` move (a token bucket), `secondaryReschedulesPerSecond`
+ * while more than `partialDisruptionFraction` are down in a cluster larger
+ * than `smallClusterHosts` (partial disruption). Each change of mode is an
+ * event.
  *
  * Reconciliation: every `reconcileIntervalMs`, and at once for a host that
  * comes back, each host's actual workloads are compared with the desired
@@ -82,8 +85,8 @@ export class HostSupervisor {
   /** Reconciliation passes completed, over all hosts, for the debug log. */
   private passes = 0;
   private readonly reschedules: TokenBucket;
-  /** The disruption last acted on; an event and a log line mark each change of `suspended`. */
-  private suspended = false;
+  /** The failover mode last acted on; an event and a log line mark each change. */
+  private mode: FailoverMode = 'normal';
   private retryTimer: NodeJS.Timeout | undefined;
   /** Copies kept on a host until their workload's other copy runs, `host/workload`; drift is reported once for each. */
   private readonly kept = new Set<string>();
@@ -118,7 +121,7 @@ export class HostSupervisor {
     clearInterval(this.reconcileTimer);
     clearTimeout(this.retryTimer);
     this.checkTimer = this.reconcileTimer = this.retryTimer = undefined;
-    this.suspended = false;
+    this.mode = 'normal';
   }
 
   /** A recovering host is reconciled at once, and made schedulable when that succeeds. */
@@ -178,14 +181,14 @@ export class HostSupervisor {
         this.controller.note(w, { state: 'unknown', message: verdict.reason });
         continue;
       }
-      if (disruption.suspended) {
+      if (disruption.mode === 'suspended') {
         this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; failover suspended: ${disruption.reason}` });
         continue;
       }
       // No token, no move: checked first, so a throttled check does not build snapshots for nothing.
       if (this.reschedules.msUntil() > 0) {
         throttled++;
-        this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; waiting its turn (at most ${this.settings.reschedulesPerSecond} reschedules per second)` });
+        this.controller.note(w, { state: 'unknown', message: `host ${w.hostId} is down; waiting its turn (${disruption.pace})` });
         continue;
       }
       snapshots ??= this.controller.snapshots();
@@ -214,15 +217,45 @@ export class HostSupervisor {
     return { host: snapshots.find((h) => h.id === record.hostId), summary: record.summary };
   }
 
-  /** Judges the disruption; an event and a log line mark each change between suspended and not. */
+  /**
+   * Judges the disruption and sets the reschedule rate in effect; an event and a log line mark each change of
+   * mode. While suspended the bucket keeps its last rate: nothing takes from it then.
+   */
   private noteDisruption(hosts: { id: string; down: boolean }[], confirmedDead: ReadonlySet<string>): Disruption {
-    const d = disruptionOf(hosts, confirmedDead, this.settings.maxDownFraction);
-    if (d.suspended !== this.suspended) {
-      this.suspended = d.suspended;
-      const data = { down_hosts: d.down, down: d.down.length, total: d.total, max_down_fraction: this.settings.maxDownFraction, reason: d.reason };
-      this.events.emit(d.suspended ? EVENT_TYPES.failoverSuspended : EVENT_TYPES.failoverResumed, 'hosts', data);
-      if (d.suspended) this.log.warn(data, 'failover suspended: too many hosts down together');
-      else this.log.info(data, 'failover resumed');
+    const d = disruptionOf(hosts, confirmedDead, this.settings);
+    if (d.ratePerSecond > 0 && d.ratePerSecond !== this.reschedules.rate) {
+      this.reschedules.setRate(d.ratePerSecond);
+      // A retry timed at the old rate may be due much later (or sooner) than the next token now is.
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
+    if (d.mode !== this.mode) {
+      const from = this.mode;
+      this.mode = d.mode;
+      const data = {
+        mode: d.mode,
+        rate_per_second: d.ratePerSecond,
+        down_hosts: d.down,
+        down: d.down.length,
+        total: d.total,
+        max_down_fraction: this.settings.maxDownFraction,
+        partial_disruption_fraction: this.settings.partialDisruptionFraction,
+        reason: d.reason,
+      };
+      // One event per change: leaving a suspension is always `resumed`, whichever rate follows.
+      if (d.mode === 'suspended') {
+        this.events.emit(EVENT_TYPES.failoverSuspended, 'hosts', data);
+        this.log.warn(data, 'failover suspended: too many hosts down together');
+      } else if (from === 'suspended') {
+        this.events.emit(EVENT_TYPES.failoverResumed, 'hosts', data);
+        this.log.info(data, 'failover resumed');
+      } else if (d.mode === 'partial') {
+        this.events.emit(EVENT_TYPES.failoverSlowed, 'hosts', data);
+        this.log.warn(data, 'failover slowed: partial disruption');
+      } else {
+        this.events.emit(EVENT_TYPES.failoverFullRate, 'hosts', data);
+        this.log.info(data, 'failover back at the full rate');
+      }
     }
     return d;
   }
