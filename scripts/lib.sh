@@ -11,7 +11,7 @@ VIRTFLEET_LOG_DIR="${VIRTFLEET_LOG_DIR:-/var/log/virtfleet}"
 VIRTFLEET_STATE_DIR="${VIRTFLEET_STATE_DIR:-/var/lib/virtfleet}"
 VIRTFLEET_TEST_IMAGE="virtfleet-test/busybox:latest"
 # shellcheck disable=SC2034 # used by the scripts that source this file
-VIRTFLEET_CLI="$VIRTFLEET_ROOT/packages/cli/dist/main.js"
+VIRTFLEET_CLI="$VIRTFLEET_ROOT/packages/cli/bin/virtfleet.cjs"
 VIRTFLEET_APT_PACKAGES=(
   nats-server docker.io libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   libvirt-dev qemu-system-x86 busybox-static iproute2 openssl

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { waitUntil } from './wait.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const CLI_ENTRY = `${REPO_ROOT}packages/cli/dist/main.js`;
+export const CLI_ENTRY = `${REPO_ROOT}packages/cli/bin/virtfleet.cjs`;
 
 /** A free loopback TCP port, as chosen by the kernel. */
 export function freePort(): Promise<number> {

@@ -10,7 +10,9 @@ export class DriverTimeoutError extends UnavailableError {
     readonly driver: string,
     readonly operation: string,
     readonly timeoutMs: number,
+    /** Why it timed out without being sent, when it was not. */
+    notSentBecause?: string,
   ) {
-    super(`${driver}: ${operation} did not answer within ${timeoutMs} ms`);
+    super(notSentBecause ? `${driver}: ${operation} ${notSentBecause}` : `${driver}: ${operation} did not answer within ${timeoutMs} ms`);
   }
 }

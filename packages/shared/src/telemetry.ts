@@ -90,7 +90,7 @@ export const telemetrySchema = z.object({
     memory_total_mib: nonNegative,
     memory_used_mib: nonNegative,
     memory_available_mib: nonNegative,
-    storage: z.array(z.object({ path: z.string().max(4096), total_gib: nonNegative, used_gib: nonNegative })).max(64),
+    storage: z.array(z.object({ path: z.string().max(4096), total_gib: nonNegative, used_gib: nonNegative, sampled_at: z.iso.datetime().optional() })).max(64),
   }),
   workloads: z.array(workloadTelemetrySchema).max(10_000),
 });

@@ -70,12 +70,30 @@ describe('GuardedDriver', () => {
     expect(g.status()).toMatchObject({ healthy: true, detail: '' });
     e.freeze();
     await expect(g.list()).rejects.toBeInstanceOf(DriverTimeoutError);
-    await expect(g.inspect('w1')).rejects.toThrow('docker: inspect did not answer within 50 ms');
+    await expect(g.probe()).resolves.toBeUndefined();
     expect(g.status()).toMatchObject({ healthy: false, detail: expect.stringContaining('did not answer within 50 ms') as string });
     e.thaw();
-    await g.probe();
+    await tick();
     expect(g.status().healthy).toBe(true);
     expect(changes).toEqual([expect.stringMatching(/^unhealthy: docker: list did not answer within 50 ms/), 'healthy']);
+  });
+
+  it('while a call is overdue, fails reads at once without sending them and holds at most one probe at the engine; a late answer ends it', async () => {
+    const { g, e } = await guarded();
+    e.freeze();
+    await expect(g.usage('w1')).rejects.toThrow('docker: usage did not answer within 50 ms');
+    expect(e.calls()).toBe(1);
+    await expect(g.inspect('w1')).rejects.toThrow('docker: inspect not sent: 1 earlier call(s) still unanswered');
+    await expect(g.list()).rejects.toBeInstanceOf(DriverTimeoutError);
+    for (let i = 0; i < 5; i++) await g.probe();
+    expect(e.calls(), 'the reads were not sent; one probe reached the engine').toBe(2);
+    expect(g.status().healthy).toBe(false);
+    e.thaw();
+    await tick();
+    await tick();
+    expect(g.status().healthy, 'the late answers made it healthy').toBe(true);
+    await expect(g.inspect('w1')).resolves.toBeUndefined();
+    expect(e.calls()).toBe(3);
   });
 
   const answers: { name: string; error: Error; healthy: boolean }[] = [

@@ -35,6 +35,12 @@ export interface DriverStatus {
  *
  * Nothing here waits on another caller: reads bypass the queue, so telemetry
  * sampling never stands behind a create storm.
+ *
+ * While a call is overdue (past its deadline, still unanswered), reads other
+ * than the probe fail at once instead of reaching the engine: a frozen engine
+ * would hold each one forever, and native bindings (libvirt's) hold a libuv
+ * thread per call, so a pile of them would starve every other fs and crypto
+ * call of the agent. The first answer, even a late one, ends that.
  */
 export class GuardedDriver implements Driver {
   readonly name: string;
@@ -43,6 +49,8 @@ export class GuardedDriver implements Driver {
   private unhealthyDetail = '';
   private answeredAtMs: number | undefined;
   private probing = false;
+  /** Calls that missed their deadline and have not answered yet. */
+  private overdue = 0;
   private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -75,16 +83,23 @@ export class GuardedDriver implements Driver {
     this.probeTimer.unref();
   }
 
-  /** One probe: a listing under the read deadline. Never throws. */
+  /**
+   * One probe: a listing under the read deadline. Never throws. The next probe
+   * waits for this one's answer, however late, so a frozen engine holds at most
+   * one of them.
+   */
   async probe(): Promise<void> {
     if (this.probing) return;
     this.probing = true;
+    const work = this.inner.list();
+    work.then(
+      () => (this.probing = false),
+      () => (this.probing = false),
+    );
     try {
-      await this.read('list', () => this.inner.list());
+      await this.guard('list', work, this.options.readTimeoutMs);
     } catch {
       // Recorded in the health state.
-    } finally {
-      this.probing = false;
     }
   }
 
@@ -128,6 +143,7 @@ export class GuardedDriver implements Driver {
   }
 
   private read<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    if (this.overdue > 0) return Promise.reject(new DriverTimeoutError(this.name, operation, this.options.readTimeoutMs, `not sent: ${this.overdue} earlier call(s) still unanswered`));
     return this.guard(operation, call(), this.options.readTimeoutMs);
   }
 
@@ -150,11 +166,28 @@ export class GuardedDriver implements Driver {
       this.answered();
       return value;
     } catch (err) {
-      if (err instanceof DriverTimeoutError) this.unhealthy(`${err.message} (at ${new Date(this.now()).toISOString()})`);
+      if (err instanceof DriverTimeoutError) {
+        this.unhealthy(`${err.message} (at ${new Date(this.now()).toISOString()})`);
+        this.awaitOverdue(work);
+      }
       else if (err instanceof UnavailableError) this.unhealthy(`${this.name}: ${operation}: ${err.message}`);
       else this.answered(); // a definite answer, such as NotFound, means the engine is there
       throw err;
     }
+  }
+
+  /** Counts `work` as overdue until it settles; a late success still proves the engine answers. */
+  private awaitOverdue(work: Promise<unknown>): void {
+    this.overdue++;
+    work.then(
+      () => {
+        this.overdue--;
+        this.answered();
+      },
+      () => {
+        this.overdue--;
+      },
+    );
   }
 
   private answered(): void {

@@ -22,6 +22,30 @@ describe('HostSampler', () => {
     expect(s.cpu_utilisation).toBeLessThanOrEqual(1);
     expect(s.memory_total_mib).toBeGreaterThan(s.memory_available_mib);
     expect(s.storage[0]?.total_gib).toBeGreaterThan(0);
-    expect(s.storage[1]).toEqual({ path: '/definitely/not/here', total_gib: 0, used_gib: 0 });
+    expect(s.storage[1]).toMatchObject({ path: '/definitely/not/here', total_gib: 0, used_gib: 0 });
+  });
+
+  it('does not wait for a statfs that hangs: the path keeps its last figures and their age', async () => {
+    let answer: ((v: { blocks: number; bfree: number; bsize: number }) => void) | undefined;
+    let calls = 0;
+    const statfsOf = (): Promise<{ blocks: number; bfree: number; bsize: number }> => {
+      calls++;
+      if (calls === 1) return Promise.resolve({ blocks: 4 * 1024 * 1024, bfree: 1024 * 1024, bsize: 4096 });
+      return new Promise((resolve) => (answer = resolve));
+    };
+    const sampler = new HostSampler(['/data'], 50, statfsOf);
+    const first = await sampler.sample();
+    expect(first.storage).toEqual([{ path: '/data', total_gib: 16, used_gib: 12, sampled_at: expect.any(String) }]);
+
+    const started = Date.now();
+    const second = await sampler.sample();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(second.storage).toEqual(first.storage);
+    await sampler.sample();
+    expect(calls).toBe(2); // the hung call is not repeated while it is outstanding
+
+    answer?.({ blocks: 4 * 1024 * 1024, bfree: 0, bsize: 4096 });
+    await new Promise((r) => setTimeout(r, 0));
+    expect((await sampler.sample()).storage[0]).toMatchObject({ total_gib: 16, used_gib: 16 });
   });
 });

@@ -1,4 +1,5 @@
-import { readFile, statfs } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import type { Telemetry } from '@virtfleet/shared';
 
@@ -33,11 +34,23 @@ export function parseMeminfo(text: string): { totalMiB: number; availableMiB: nu
   return { totalMiB: total / 1024, availableMiB: available / 1024 };
 }
 
-/** Samples host CPU, memory and storage. CPU utilisation is measured between successive calls. */
+type StorageSample = Telemetry['host']['storage'][number];
+type Statfs = (path: string) => Promise<{ blocks: number; bfree: number; bsize: number }>;
+
+/**
+ * Samples host CPU, memory and storage. CPU utilisation is measured between successive calls.
+ * A statfs that does not answer within storageDeadlineMs (a hung NFS mount, a thread pool held by
+ * stuck engine calls) does not hold up the sample: the path reports its last figures and their age.
+ */
 export class HostSampler {
   private previous = readCpuTimes();
+  private readonly storage = new Map<string, { last: StorageSample; pending?: Promise<void> }>();
 
-  constructor(private readonly storagePaths: readonly string[]) {}
+  constructor(
+    private readonly storagePaths: readonly string[],
+    private readonly storageDeadlineMs = 1000,
+    private readonly statfsOf: Statfs = statfs,
+  ) {}
 
   async sample(): Promise<Telemetry['host']> {
     const now = readCpuTimes();
@@ -48,21 +61,12 @@ export class HostSampler {
 
     let memory: { totalMiB: number; availableMiB: number };
     try {
-      memory = parseMeminfo(await readFile('/proc/meminfo', 'utf8'));
+      // procfs answers from memory; a synchronous read keeps this off libuv's thread pool.
+      memory = parseMeminfo(readFileSync('/proc/meminfo', 'utf8'));
     } catch {
       memory = { totalMiB: totalmem() / MiB, availableMiB: 0 };
     }
-    const storage = await Promise.all(
-      this.storagePaths.map(async (path) => {
-        try {
-          const s = await statfs(path);
-          const total = s.blocks * s.bsize;
-          return { path, total_gib: round(total / GiB), used_gib: round((s.blocks - s.bfree) * s.bsize / GiB) };
-        } catch {
-          return { path, total_gib: 0, used_gib: 0 };
-        }
-      }),
-    );
+    const storage = await this.sampleStorage();
     const [load1 = 0, load5 = 0, load15 = 0] = loadavg();
     return {
       cpu_count: cpus().length,
@@ -75,6 +79,37 @@ export class HostSampler {
       memory_available_mib: Math.round(memory.availableMiB),
       storage,
     };
+  }
+
+  private async sampleStorage(): Promise<StorageSample[]> {
+    const pending = this.storagePaths.map((path) => {
+      let entry = this.storage.get(path);
+      if (!entry) {
+        entry = { last: { path, total_gib: 0, used_gib: 0 } };
+        this.storage.set(path, entry);
+      }
+      const current = entry;
+      current.pending ??= this.statfsOf(path)
+        .then(
+          (s) => {
+            current.last = { path, total_gib: round((s.blocks * s.bsize) / GiB), used_gib: round(((s.blocks - s.bfree) * s.bsize) / GiB), sampled_at: new Date().toISOString() };
+          },
+          () => {
+            current.last = { path, total_gib: 0, used_gib: 0, sampled_at: new Date().toISOString() };
+          },
+        )
+        .finally(() => {
+          current.pending = undefined;
+        });
+      return current.pending;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.storageDeadlineMs);
+    });
+    await Promise.race([Promise.all(pending), deadline]);
+    clearTimeout(timer);
+    return this.storagePaths.map((path) => this.storage.get(path)!.last);
   }
 }
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, parseWorkloadSpec } from '@virtfleet/shared';
 import { CommandLedger } from '../command-ledger.js';
 import type { Driver, DriverWorkload, WorkloadUsage } from '../drivers/driver.js';
@@ -77,6 +77,8 @@ describe('WorkloadSampler', () => {
 
     release();
     stalled = undefined;
+    // Reads are held back until the overdue call answers; its late answer makes the engine healthy again.
+    await vi.waitFor(() => expect(guarded.status().healthy).toBe(true));
     const after = await sampler.snapshot(1000);
     expect(after?.workloads).toMatchObject([{ workload_id: 'vm-1', state: 'running' }]);
     expect(after!.startedAtMs, 'a fresh observation').toBeGreaterThan(first!.startedAtMs);
