@@ -80,6 +80,17 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   manager.setLeaseHeld(false);
   const recovered = await manager.recover();
   log.info({ ...recovered, owned: records.all().length }, 'recovered workload records');
+  // Drivers whose engine did not answer at start-up are reconciled when it first does.
+  let unrecovered = recovered.unlisted;
+  const recoverLate = (): void => {
+    const ready = unrecovered.filter((name) => drivers.find((d) => d.name === name)?.status().healthy);
+    if (ready.length === 0) return;
+    unrecovered = unrecovered.filter((name) => !ready.includes(name));
+    void manager.recover(ready).then((late) => {
+      unrecovered.push(...late.unlisted);
+      log.info({ ...late, drivers: ready, owned: records.all().length }, 'recovered workload records of a driver that answered late');
+    });
+  };
 
   const hostSampler = new HostSampler(config.telemetry.storagePaths);
   const capacity = async (): Promise<Pick<Telemetry, 'drivers' | 'capacity'>> => {
@@ -152,12 +163,14 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   );
   publisher.start();
   onChange.push(() => publisher.nudge());
+  healthChanged.push(recoverLate);
   healthChanged.push(() => {
     // A fingerprint taken while the engine was stalled would keep it unhealthy until the next periodic one.
     void fingerprintAll(drivers, log).then((f) => (fingerprints = f));
     publisher.nudge();
   });
   const refingerprint = setInterval(() => {
+    recoverLate();
     void fingerprintAll(drivers, log).then((f) => (fingerprints = f));
   }, REFINGERPRINT_INTERVAL_MS);
 

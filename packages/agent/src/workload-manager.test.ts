@@ -64,8 +64,20 @@ describe('WorkloadManager with the fake driver', () => {
     await driver.delete('gone-1');
     await driver.create('orphan-1', { ...vmSpec, name: 'orphan' });
     await build(driver);
-    expect(await manager.recover()).toEqual({ adopted: 1, forgotten: 1 });
+    expect(await manager.recover()).toEqual({ adopted: 1, forgotten: 1, unlisted: [] });
     expect((await manager.list()).map((s) => s.workload_id).sort()).toEqual(['keep-1', 'orphan-1']);
+  });
+
+  it('keeps the records of a driver that cannot list, names it for a later retry, and reconciles it then', async () => {
+    await manager.create('c1', 'keep-1', vmSpec);
+    await driver.create('orphan-1', { ...vmSpec, name: 'orphan' });
+    const realList = driver.list.bind(driver);
+    driver.list = () => Promise.reject(new Error('engine not answering'));
+    await build(driver);
+    expect(await manager.recover()).toEqual({ adopted: 0, forgotten: 0, unlisted: [driver.name] });
+    driver.list = realList;
+    expect(await manager.recover([driver.name])).toEqual({ adopted: 1, forgotten: 0, unlisted: [] });
+    expect(await manager.recover(['some-other-driver'])).toEqual({ adopted: 0, forgotten: 0, unlisted: [] });
   });
 
   it('forgets a workload removed from its backend behind its back, so it can be created again', async () => {

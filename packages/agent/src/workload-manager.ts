@@ -61,15 +61,23 @@ export class WorkloadManager implements Fenceable {
    * and forgets records whose workload is gone. A backend that cannot be
    * listed is left alone, so an outage does not erase records.
    */
-  async recover(): Promise<{ adopted: number; forgotten: number }> {
+  /**
+   * Reconciles records with what each engine holds: adopts labelled workloads without a record,
+   * forgets records whose workload is gone. A driver that cannot list now keeps its records as they
+   * are and is named in `unlisted`, for the caller to retry once it answers.
+   */
+  async recover(only?: readonly string[]): Promise<{ adopted: number; forgotten: number; unlisted: string[] }> {
     let adopted = 0;
     let forgotten = 0;
+    const unlisted: string[] = [];
     for (const driver of this.drivers) {
+      if (only && !only.includes(driver.name)) continue;
       let owned: DriverWorkload[];
       try {
         owned = await driver.list();
       } catch (err) {
-        this.log.warn({ driver: driver.name, err }, 'cannot list workloads; keeping records as they are');
+        this.log.warn({ driver: driver.name, err }, 'cannot list workloads; keeping records as they are until it answers');
+        unlisted.push(driver.name);
         continue;
       }
       const present = new Set(owned.map((w) => w.workloadId));
@@ -85,7 +93,7 @@ export class WorkloadManager implements Fenceable {
         }
       }
     }
-    return { adopted, forgotten };
+    return { adopted, forgotten, unlisted };
   }
 
   create(commandId: string, workloadId: string, spec: WorkloadSpec): Promise<pb.WorkloadStatus> {
