@@ -3,6 +3,8 @@
 #
 #   bash scripts/cluster.sh        # (or: npm run cluster) install, build, start; safe to repeat
 #   bash scripts/cluster.sh stop   # stop nats-server, coordinator and agent; workloads keep running
+#                                  # (fence-first VMs are fenced and restarted at the next start if
+#                                  # the cluster was down longer than fencing.timeoutMs, docs/failover.md)
 #
 # Starts, each only if it is not running yet: dockerd and libvirtd (left running by `stop`),
 # nats-server on 127.0.0.1:4222, the coordinator (API 127.0.0.1:7100) and the agent
@@ -57,9 +59,9 @@ install_wrapper() {
 
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 
-# stop_daemon PIDNAME LABEL PATTERN: TERM, then wait; KILL only if it ignores TERM for 30 s.
+# stop_daemon PIDFILE LABEL PATTERN: TERM, then wait; KILL only if it ignores TERM for 30 s.
 stop_daemon() {
-  local pidfile="$VIRTFLEET_RUN_DIR/$1.pid" name=$2 pattern=$3 pid
+  local pidfile=$1 name=$2 pattern=$3 pid
   if ! pid_running "$pidfile" "$pattern"; then
     rm -f "$pidfile"
     return 0
@@ -78,9 +80,12 @@ stop_daemon() {
 cluster_stop() {
   # The agent first: it leaves its workloads running (containers and domains are owned by
   # dockerd and libvirtd) and picks them up again at its next start.
-  stop_daemon agent agent "$VIRTFLEET_CLI agent"
-  stop_daemon coordinator coordinator "$VIRTFLEET_CLI coordinator"
-  stop_daemon nats nats-server nats-server
+  stop_daemon "$VIRTFLEET_RUN_DIR/agent.pid" agent "$VIRTFLEET_CLI agent"
+  # The agent's fencer holds the host lease apart from it (fencing.fencer.enabled); SIGTERM
+  # retires it without fencing, before nats-server goes and the lease could not be renewed.
+  stop_daemon "$VIRTFLEET_STATE_DIR/agent/fencer.pid" fencer "$VIRTFLEET_CLI fencer"
+  stop_daemon "$VIRTFLEET_RUN_DIR/coordinator.pid" coordinator "$VIRTFLEET_CLI coordinator"
+  stop_daemon "$VIRTFLEET_RUN_DIR/nats.pid" nats-server nats-server
   echo "stopped. dockerd and libvirtd are still running, and so are the workloads."
 }
 
