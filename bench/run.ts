@@ -4,6 +4,8 @@
 //
 //   npm run bench                       # all of them
 //   npm run bench -- placement failover # only these
+//   BENCH_BURST_N=200 npm run bench -- burst  # the create burst, smaller than its 1,000
+import { benchBurst, burstTargets, reportBurst } from './burst.bench.js';
 import { benchDispatch, dispatchTargets, reportDispatch } from './dispatch.bench.js';
 import { benchFailover, failoverTargets, reportFailover } from './failover.bench.js';
 import { benchHostLoss, hostLossTargets, reportHostLoss } from './host-loss.bench.js';
@@ -43,6 +45,14 @@ const BENCHMARKS: Benchmark[] = [
     async run() {
       const r = await benchHostLoss(Number(process.env.BENCH_HOST_LOSS_TRIALS ?? 10), Number(process.env.BENCH_FENCE_FIRST_TRIALS ?? 5));
       return { report: reportHostLoss(r), targets: hostLossTargets(r) };
+    },
+  },
+  {
+    // Long: Docker creates about two containers a second on a two-core machine, and it runs twice.
+    name: 'burst',
+    async run() {
+      const r = await benchBurst(Number(process.env.BENCH_BURST_N ?? 1000));
+      return { report: reportBurst(r), targets: burstTargets(r) };
     },
   },
 ];
