@@ -10,6 +10,7 @@ import { benchDispatch, dispatchTargets, reportDispatch } from './dispatch.bench
 import { benchFailover, failoverTargets, reportFailover } from './failover.bench.js';
 import { benchHostLoss, hostLossTargets, reportHostLoss } from './host-loss.bench.js';
 import { benchPlacement, placementTargets, reportPlacement } from './placement.bench.js';
+import { benchThroughput, reportThroughput, throughputTargets } from './throughput.bench.js';
 import { formatTarget, isMet, type Target } from './targets.js';
 
 interface Benchmark {
@@ -45,6 +46,15 @@ const BENCHMARKS: Benchmark[] = [
     async run() {
       const r = await benchHostLoss(Number(process.env.BENCH_HOST_LOSS_TRIALS ?? 10), Number(process.env.BENCH_FENCE_FIRST_TRIALS ?? 5));
       return { report: reportHostLoss(r), targets: hostLossTargets(r) };
+    },
+  },
+  {
+    name: 'throughput',
+    async run() {
+      const r = await benchThroughput(Number(process.env.BENCH_THROUGHPUT_BATCHES ?? 10), Number(process.env.BENCH_THROUGHPUT_BATCH ?? 10_000), {
+        profile: process.env.BENCH_PROFILE === '1',
+      });
+      return { report: reportThroughput(r), targets: throughputTargets(r) };
     },
   },
   {

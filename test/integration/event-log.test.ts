@@ -67,6 +67,22 @@ describe('EventLog against a real nats-server', () => {
     expect(plain).toHaveLength(2);
   });
 
+  it('stores a burst of events pipelined, in emit order, each once, and publishes each on plain NATS with its sequence', async () => {
+    const nc = await setup();
+    const plain: number[] = [];
+    nc.subscribe('virtfleet.events.>', { callback: (_err, msg) => plain.push(msg.json<CloudEvent>().sequence!) });
+    await nc.flush();
+    const events = await EventLog.open(nc, { ...OPTIONS, maxMessages: 10_000 }, 'test', log);
+    cleanups.push(() => events.close());
+    const emitted = Array.from({ length: 3000 }, (_, i) => events.emit(EVENT_TYPES.workloadSubmitted, `w${i}`, { id: `w${i}` }));
+    expect(await events.flush(30_000)).toBe(true);
+    const stored = await readAll(events, { fromStart: true });
+    expect(stored.map((e) => e.id)).toEqual(emitted.map((e) => e.id));
+    expect(stored.map((e) => e.sequence)).toEqual(emitted.map((_, i) => i + 1));
+    await waitFor('every event on plain NATS', () => (plain.length >= emitted.length ? plain : undefined), { timeoutMs: 10_000 });
+    expect(plain).toEqual(emitted.map((_, i) => i + 1));
+  });
+
   it('ends a read at once when nothing is at or after its start, and filters by the events\' own time', async () => {
     const nc = await setup();
     const events = await EventLog.open(nc, OPTIONS, 'test', log);

@@ -69,6 +69,29 @@ describe('KvStateStore against a real nats-server', () => {
     expect(reopened.hostsMarked('dead')).toEqual(['h3']);
   });
 
+  it('pipelines a burst of writes: each key ends with its last write, every caller hears once it is stored, and no write is sent twice', async () => {
+    const nats: NatsServer = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    const { nc, store } = await open([nats.url]);
+    await store.setFollowing(false);
+    const COUNT = 2000;
+    for (let n = 0; n < COUNT; n++) await store.insert(workload(n));
+    const jsm = await jetstreamManager(nc);
+    const seqBefore = (await jsm.streams.info('KV_state_test')).state.last_seq;
+    // Three writes of every workload, interleaved, none awaited before the next is made.
+    const acks: Promise<void>[] = [];
+    for (const state of ['creating', 'running', 'stopped'] as const) for (let n = 0; n < COUNT; n++) acks.push(store.put({ ...workload(n), state, hostId: 'h1' }));
+    await Promise.all(acks);
+    expect(await store.flush()).toBe(true);
+    // Writes still queued when a newer one of the same key arrived were replaced, never stored after it.
+    const stored = (await jsm.streams.info('KV_state_test')).state.last_seq - seqBefore;
+    expect(stored).toBeGreaterThanOrEqual(COUNT);
+    expect(stored).toBeLessThanOrEqual(3 * COUNT);
+    const { store: reopened } = await open([nats.url]);
+    expect(reopened.list().filter((w) => w.state !== 'stopped').map((w) => w.id)).toEqual([]);
+    expect(reopened.list()).toHaveLength(COUNT);
+  });
+
   it('keeps request records, pages in arrival order, and removes a workload from leader, follower, reload and stream alike', async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());

@@ -43,6 +43,8 @@ const storedEventSchema = z.object({
 });
 
 const PUBLISH_RETRY_MS = 500;
+/** Events published together, at most: one pipeline of publishes instead of a round trip each. */
+const MAX_BATCH = 512;
 
 /**
  * JetStream finds a start time by when it stored each message, which is
@@ -60,9 +62,11 @@ const CLOCK_SKEW_MARGIN_MS = 60_000;
  * by sequence or by time.
  *
  * `emit` never blocks the caller: events go through an in-process outbox,
- * published in order, one at a time, retried until JetStream acknowledges
- * them (a NATS outage delays them; the message id makes a retried publish
- * land once). Once stored, each event is published again on plain NATS at
+ * published in batches pipelined on the one NATS connection in emit order
+ * (so the stream stores them in that order), each retried until JetStream
+ * acknowledges it (a NATS outage delays them; the message id makes a retried
+ * publish land once). Only a publish lost while the connection drops can
+ * land after events emitted later than it. Once stored, each event is published again on plain NATS at
  * `virtfleet.events.<category>.<subject>` with the `sequence` from the
  * stream's acknowledgement: the stream stays the one source of sequence
  * numbers, and plain subscribers see only stored events, each once. Like any
@@ -177,20 +181,28 @@ export class EventLog implements EventSink {
 
   private async drain(): Promise<void> {
     while (this.outbox.length > 0) {
-      const event = this.outbox[0]!;
-      try {
-        const ack = await this.js.publish(eventSubject(event, EVENT_LOG_SUBJECT_PREFIX), JSON.stringify(event), { msgID: event.id });
-        this.outbox.shift();
-        this.publishPlain({ ...event, sequence: ack.seq });
-      } catch (err) {
-        if (this.nc.isClosed()) {
-          this.log.error({ lost: this.outbox.length }, 'NATS connection closed with events unpublished');
-          this.outbox.length = 0;
-          return;
+      const batch = this.outbox.slice(0, MAX_BATCH);
+      const results = await Promise.allSettled(batch.map((event) => this.js.publish(eventSubject(event, EVENT_LOG_SUBJECT_PREFIX), JSON.stringify(event), { msgID: event.id })));
+      const failed: CloudEvent[] = [];
+      let firstError: unknown;
+      results.forEach((result, i) => {
+        const event = batch[i]!;
+        if (result.status === 'fulfilled') this.publishPlain({ ...event, sequence: result.value.seq });
+        else {
+          failed.push(event);
+          firstError ??= result.reason;
         }
-        this.log.warn({ err: String(err), pending: this.outbox.length }, 'event publish failed; retrying');
-        await new Promise((r) => setTimeout(r, PUBLISH_RETRY_MS));
+      });
+      // Events emitted while the batch was out stay behind the failed ones.
+      this.outbox.splice(0, batch.length, ...failed);
+      if (failed.length === 0) continue;
+      if (this.nc.isClosed()) {
+        this.log.error({ lost: this.outbox.length }, 'NATS connection closed with events unpublished');
+        this.outbox.length = 0;
+        return;
       }
+      this.log.warn({ err: String(firstError), failed: failed.length, pending: this.outbox.length }, 'event publish failed; retrying');
+      await new Promise((r) => setTimeout(r, PUBLISH_RETRY_MS));
     }
   }
 }

@@ -8,7 +8,7 @@ import { assume, demandOf, type HostSnapshot } from './scheduler.js';
  * telemetry, and bookings from the workloads the store places on it (a
  * stopped workload's only as `stoppedReservation` and its spec say).
  */
-export function buildSnapshots(hosts: readonly Host[], workloads: readonly Workload[], stoppedReservation: StoppedReservation = 'keep'): HostSnapshot[] {
+export function buildSnapshots(hosts: readonly Host[], workloads: Iterable<Readonly<Workload>>, stoppedReservation: StoppedReservation = 'keep'): HostSnapshot[] {
   const snapshots = hosts.map(snapshotOf);
   const byId = new Map(snapshots.map((s) => [s.id, s]));
   for (const w of workloads) {

@@ -2,7 +2,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import { UnavailableError, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
 import { requestKey, type RequestRecord } from '../requests/request-ledger.js';
-import type { Workload } from '../workloads/workload.js';
+import { isUnsettled, type Workload } from '../workloads/workload.js';
 import { HOST_MARKS, type HostMark, type StateStore, type WorkloadCursor } from '../workloads/workload-store.js';
 
 export interface KvStateOptions {
@@ -18,13 +18,15 @@ const WORKLOAD = 'workload.';
 const DECISION = 'decision.';
 const REQUEST = 'request.';
 const RETRY_MS = 500;
+/** Writes sent together, at most: each batch is one pipeline of publishes, not one round trip each. */
+const MAX_BATCH = 512;
 
 interface PendingWrite {
   key: string;
   /** undefined deletes the key. */
   value: string | undefined;
-  /** Settled once this write is stored, or dropped. */
-  done: { resolve(): void; reject(err: Error): void };
+  /** Settled once this write (or a later one to the same key, which replaced its value) is stored, or dropped. */
+  waiters: { resolve(): void; reject(err: Error): void }[];
 }
 
 /**
@@ -32,14 +34,24 @@ interface PendingWrite {
  * queue position), decision records and cordoned hosts. Everything is read
  * into memory when the coordinator starts and served from there.
  *
- * Writes keep their order: `put` and friends queue a write that one writer
- * applies after the ones before it, retrying while NATS is away. `insert`
- * (new workloads) goes straight to the bucket and resolves only once stored,
- * so an accepted request survives a crash.
+ * Writes keep their order: `put` and friends queue a write, and one writer
+ * sends what is queued as a batch, pipelined on the one NATS connection in
+ * queue order (so the server stores them in that order; after a crash what
+ * landed is a prefix, give or take single failed writes), and awaits the
+ * batch before the next. A write to a key that already waits in the queue
+ * replaces the value there instead of queueing again: the queue never holds
+ * two writes of one key, so a batch's compare-and-set revisions never depend
+ * on each other. Failed writes go back to the front and are retried while
+ * NATS is away. `insert` (new workloads) goes straight to the bucket and
+ * resolves only once stored, so an accepted request survives a crash.
  */
 export class KvStateStore implements StateStore {
   private readonly workloads = new Map<string, Workload>();
   private readonly byRequest = new Map<string, string>();
+  /** The live (not deleted) workload of each name. */
+  private readonly byName = new Map<string, string>();
+  /** Ids of the workloads `isUnsettled` holds for. */
+  private readonly unsettledIds = new Set<string>();
   /** Workload ids by the host they are placed on, so per-host work does not scan every workload. */
   private readonly byHost = new Map<string, Set<string>>();
   private readonly marks = new Map<HostMark, Set<string>>(HOST_MARKS.map((m) => [m, new Set<string>()]));
@@ -54,6 +66,10 @@ export class KvStateStore implements StateStore {
   /** Keys removed (their delete marker still in the stream), with when this store saw them removed. */
   private readonly markers = new Map<string, number>();
   private readonly queue: PendingWrite[] = [];
+  /** The queued (not yet sent) write of each key. */
+  private readonly queuedByKey = new Map<string, PendingWrite>();
+  /** Keys of the batch being sent. */
+  private readonly sending = new Set<string>();
   private writing: Promise<void> | undefined;
   private closed = false;
   /** A follower mirrors the leader's writes from the bucket; the leader is the only writer. */
@@ -144,12 +160,24 @@ export class KvStateStore implements StateStore {
   }
 
   getByName(name: string): Workload | undefined {
-    for (const w of this.workloads.values()) if (w.spec.name === name && w.state !== 'deleted') return structuredClone(w);
-    return undefined;
+    const id = this.byName.get(name);
+    return id ? this.get(id) : undefined;
   }
 
   list(): Workload[] {
     return [...this.workloads.values()].map((w) => structuredClone(w));
+  }
+
+  values(): Iterable<Readonly<Workload>> {
+    return this.workloads.values();
+  }
+
+  peek(id: string): Readonly<Workload> | undefined {
+    return this.workloads.get(id);
+  }
+
+  unsettled(): Workload[] {
+    return [...this.unsettledIds].flatMap((id) => this.get(id) ?? []);
   }
 
   listOnHost(hostId: string): Workload[] {
@@ -186,6 +214,8 @@ export class KvStateStore implements StateStore {
     this.workloads.delete(workloadId);
     if (w.hostId) this.byHost.get(w.hostId)?.delete(workloadId);
     if (w.requestId && this.byRequest.get(w.requestId) === workloadId) this.byRequest.delete(w.requestId);
+    if (this.byName.get(w.spec.name) === workloadId) this.byName.delete(w.spec.name);
+    this.unsettledIds.delete(workloadId);
     return true;
   }
 
@@ -232,7 +262,7 @@ export class KvStateStore implements StateStore {
 
   /** True when the key holds something this store still uses (or is about to write). */
   private isLive(key: string): boolean {
-    if (this.queue.some((w) => w.key === key)) return true;
+    if (this.queuedByKey.has(key) || this.sending.has(key)) return true;
     if (key.startsWith(WORKLOAD)) return this.workloads.has(key.slice(WORKLOAD.length));
     if (key.startsWith(DECISION)) return this.workloads.has(key.slice(DECISION.length));
     if (key.startsWith(REQUEST)) return [...this.requests.keys()].some((id) => REQUEST + requestKey(id) === key);
@@ -280,8 +310,9 @@ export class KvStateStore implements StateStore {
   /** Resolves once every queued write is stored, or after `timeoutMs`. */
   async flush(timeoutMs = 5_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.queue.length > 0 && Date.now() < deadline) await Promise.race([this.writing, new Promise((r) => setTimeout(r, 100))]);
-    return this.queue.length === 0;
+    const pending = () => this.queue.length > 0 || this.sending.size > 0;
+    while (pending() && Date.now() < deadline) await Promise.race([this.writing, new Promise((r) => setTimeout(r, 100))]);
+    return !pending();
   }
 
   /**
@@ -329,6 +360,8 @@ export class KvStateStore implements StateStore {
   async reload(): Promise<void> {
     this.workloads.clear();
     this.byRequest.clear();
+    this.byName.clear();
+    this.unsettledIds.clear();
     this.byHost.clear();
     this.requests.clear();
     this.markers.clear();
@@ -353,6 +386,10 @@ export class KvStateStore implements StateStore {
     }
     this.workloads.set(w.id, structuredClone(w));
     if (w.requestId) this.byRequest.set(w.requestId, w.id);
+    if (w.state !== 'deleted') this.byName.set(w.spec.name, w.id);
+    else if (this.byName.get(w.spec.name) === w.id) this.byName.delete(w.spec.name);
+    if (isUnsettled(w)) this.unsettledIds.add(w.id);
+    else this.unsettledIds.delete(w.id);
   }
 
   private write(key: string, value: string | undefined): Promise<void> {
@@ -360,7 +397,17 @@ export class KvStateStore implements StateStore {
       this.log.warn({ key }, 'write attempted while following; dropped');
       return Promise.reject(new UnavailableError('not the leader; write dropped'));
     }
-    const stored = new Promise<void>((resolve, reject) => this.queue.push({ key, value, done: { resolve, reject } }));
+    const stored = new Promise<void>((resolve, reject) => {
+      const queued = this.queuedByKey.get(key);
+      if (queued) {
+        queued.value = value;
+        queued.waiters.push({ resolve, reject });
+        return;
+      }
+      const write = { key, value, waiters: [{ resolve, reject }] };
+      this.queue.push(write);
+      this.queuedByKey.set(key, write);
+    });
     this.startWriter();
     return stored;
   }
@@ -380,23 +427,52 @@ export class KvStateStore implements StateStore {
         this.dropQueued('this coordinator no longer holds the leader lease');
         return;
       }
-      const next = this.queue[0]!;
-      try {
-        await this.send(next.key, next.value);
-        this.queue.shift();
-        next.done.resolve();
-      } catch (err) {
-        if (isWrongRevision(err) && next.key.startsWith(WORKLOAD)) {
-          const reason = `${next.key} was changed by another coordinator: a newer leader has taken over`;
-          this.log.error({ key: next.key }, `state write refused: ${reason}; dropping queued writes`);
-          this.dropQueued(reason);
-          this.onSupplanted(reason);
-          return;
+      const batch = this.queue.splice(0, MAX_BATCH);
+      for (const w of batch) {
+        this.queuedByKey.delete(w.key);
+        this.sending.add(w.key);
+      }
+      const results = await Promise.allSettled(batch.map((w) => this.send(w.key, w.value)));
+      this.sending.clear();
+      const failed: PendingWrite[] = [];
+      let supplanted: string | undefined;
+      results.forEach((result, i) => {
+        const w = batch[i]!;
+        if (result.status === 'fulfilled') w.waiters.forEach((d) => d.resolve());
+        else {
+          if (isWrongRevision(result.reason) && w.key.startsWith(WORKLOAD)) supplanted ??= w.key;
+          failed.push(w);
         }
-        this.log.warn({ key: next.key, pending: this.queue.length, err: errorMessage(err) }, 'state write failed; retrying');
+      });
+      if (supplanted) {
+        const reason = `${supplanted} was changed by another coordinator: a newer leader has taken over`;
+        this.log.error({ key: supplanted }, `state write refused: ${reason}; dropping queued writes`);
+        this.requeue(failed);
+        this.dropQueued(reason);
+        this.onSupplanted(reason);
+        return;
+      }
+      if (failed.length > 0) {
+        const reason = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason;
+        this.log.warn({ failed: failed.length, first: failed[0]!.key, pending: this.queue.length, err: errorMessage(reason) }, 'state writes failed; retrying');
+        this.requeue(failed);
         await new Promise((r) => setTimeout(r, RETRY_MS));
       }
     }
+  }
+
+  /** Puts failed writes back at the front, in their order; a newer write of the same key queued meanwhile wins. */
+  private requeue(failed: PendingWrite[]): void {
+    const back: PendingWrite[] = [];
+    for (const w of failed) {
+      const newer = this.queuedByKey.get(w.key);
+      if (newer) newer.waiters.unshift(...w.waiters);
+      else {
+        back.push(w);
+        this.queuedByKey.set(w.key, w);
+      }
+    }
+    this.queue.unshift(...back);
   }
 
   /** One write; workload records go by compare-and-set on their last known revision. */
@@ -416,8 +492,9 @@ export class KvStateStore implements StateStore {
 
   private dropQueued(reason: string): void {
     const dropped = this.queue.splice(0);
+    this.queuedByKey.clear();
     if (dropped.length > 0) this.log.warn({ dropped: dropped.length, reason }, 'queued state writes dropped');
-    for (const w of dropped) w.done.reject(new UnavailableError(`write dropped: ${reason}`));
+    for (const w of dropped) for (const d of w.waiters) d.reject(new UnavailableError(`write dropped: ${reason}`));
   }
 }
 

@@ -1,5 +1,5 @@
 import type { RequestRecord } from '../requests/request-ledger.js';
-import type { Workload } from '../workloads/workload.js';
+import { isUnsettled, type Workload } from '../workloads/workload.js';
 import type { HostMark, StateStore, WorkloadCursor } from '../workloads/workload-store.js';
 
 /**
@@ -30,6 +30,15 @@ export class MemoryStateStore implements StateStore {
   }
   list(): Workload[] {
     return [...this.workloads.values()].map((json) => JSON.parse(json) as Workload);
+  }
+  values(): Iterable<Readonly<Workload>> {
+    return this.list();
+  }
+  peek(id: string): Readonly<Workload> | undefined {
+    return this.get(id);
+  }
+  unsettled(): Workload[] {
+    return this.list().filter(isUnsettled);
   }
   listOnHost(hostId: string): Workload[] {
     return this.list().filter((w) => w.hostId === hostId);

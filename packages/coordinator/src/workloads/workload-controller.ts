@@ -67,6 +67,8 @@ export class WorkloadController {
   private readonly submitting = new Map<string, Promise<Workload>>();
   private readonly admittingNames = new Set<string>();
   private placeAgain = false;
+  /** How long the last placement pass took, in ms. */
+  private lastPassMs = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -282,7 +284,7 @@ export class WorkloadController {
    * @throws FailedPreconditionError naming what does not fit
    */
   private requireRoomToStart(w: Workload): void {
-    const snapshot = buildSnapshots(this.hosts.list(), this.store.list(), this.stoppedReservation).find((h) => h.id === w.hostId);
+    const snapshot = buildSnapshots(this.hosts.list(), this.store.values(), this.stoppedReservation).find((h) => h.id === w.hostId);
     const record = snapshot ? this.scheduler.place({ workloadId: w.id, spec: w.spec }, [snapshot]) : undefined;
     if (record?.hostId !== w.hostId)
       throw new FailedPreconditionError(`workload ${w.id} released its booking on ${w.hostId} when it stopped (stopped_reservation: release) and the host has no room for it now: ${record?.summary ?? 'host unknown'}`);
@@ -306,14 +308,26 @@ export class WorkloadController {
     return deleted;
   }
 
-  /** Asks for a placement pass soon. Passes never overlap. */
+  /**
+   * Asks for a placement pass soon. Passes never overlap, and every kick until
+   * a pass starts joins it: a burst of submits makes few passes, not one each.
+   * A pass starts at least as long after the previous one as that one took,
+   * so passes over many workloads take at most about half the coordinator's time.
+   */
   kick(): void {
     if (!this.leading) return;
     if (this.placing) {
       this.placeAgain = true;
       return;
     }
-    this.placing = this.placePending()
+    const gapMs = this.lastPassMs;
+    this.placing = new Promise<void>((resolve) => (gapMs < 1 ? setImmediate(resolve) : setTimeout(resolve, gapMs)))
+      .then(async () => {
+        if (!this.leading) return;
+        const startedAt = performance.now();
+        await this.placePending();
+        this.lastPassMs = performance.now() - startedAt;
+      })
       .catch((err: unknown) => this.log.error({ err }, 'placement pass failed'))
       .finally(() => {
         this.placing = undefined;
@@ -326,7 +340,7 @@ export class WorkloadController {
 
   /** What the scheduler would decide for `spec` now. Changes nothing. */
   plan(spec: WorkloadSpec): PlacementRecord {
-    return this.scheduler.place({ workloadId: '(plan)', spec }, buildSnapshots(this.hosts.list(), this.store.list(), this.stoppedReservation));
+    return this.scheduler.place({ workloadId: '(plan)', spec }, buildSnapshots(this.hosts.list(), this.store.values(), this.stoppedReservation));
   }
 
   private recordDecision(workloadId: string, decision: DecisionRecord): void {
@@ -352,7 +366,7 @@ export class WorkloadController {
 
   /** Every host as the scheduler sees it now. */
   snapshots(): HostSnapshot[] {
-    return buildSnapshots(this.hosts.list(), this.store.list(), this.stoppedReservation);
+    return buildSnapshots(this.hosts.list(), this.store.values(), this.stoppedReservation);
   }
 
   /** The latest placement decision for a workload, by id or name. */
@@ -378,7 +392,7 @@ export class WorkloadController {
   private currentQueue(): AdmissionQueue {
     if (this.leading) return this.queue;
     const view = new AdmissionQueue({ policy: this.queue.policy, agingPerMinute: this.queue.agingPerMinute, backfill: this.queue.backfill });
-    for (const w of this.store.list()) if (w.state === 'pending') view.add(w.id, w.spec, w.arrivalMs, w.arrivalSeq);
+    for (const w of this.store.values()) if (w.state === 'pending') view.add(w.id, w.spec, w.arrivalMs, w.arrivalSeq);
     return view;
   }
 
@@ -396,10 +410,10 @@ export class WorkloadController {
     if (!this.leading) return;
     const sampledAt = Date.parse(host.telemetry.time);
     for (const t of host.telemetry.workloads) {
-      const w = this.store.get(t.workload_id);
-      if (!w || w.hostId !== host.id || w.state === 'deleted' || this.busy.has(w.id)) continue;
+      const w = this.store.peek(t.workload_id);
+      if (!w || w.hostId !== host.id || w.state === 'deleted' || w.state === t.state || this.busy.has(w.id)) continue;
       if (sampledAt <= (this.lastCommandAt.get(w.id) ?? 0)) continue;
-      if (w.state !== t.state) this.update(w, { state: t.state, message: t.state === 'failed' ? 'reported failed by its host' : '' });
+      this.update(this.get(w.id), { state: t.state, message: t.state === 'failed' ? 'reported failed by its host' : '' });
     }
   }
 
@@ -534,14 +548,14 @@ export class WorkloadController {
   }
 
   private async placePending(): Promise<void> {
-    for (const w of this.store.list()) {
-      if (!w.hostId || this.busy.has(w.id)) continue;
+    for (const w of this.store.unsettled()) {
+      if (this.busy.has(w.id)) continue;
       if (w.desiredState === 'deleted' && w.state !== 'deleted') this.deleteDeferred(w);
       else if (w.state === 'creating') void this.dispatchCreate(w);
     }
     if (this.queue.size === 0) return;
     const now = Date.now();
-    const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.store.list(), this.stoppedReservation), now);
+    const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.store.values(), this.stoppedReservation), now);
     for (const { entry, record } of result.waiting) {
       this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
       const w = this.store.get(entry.workloadId);

@@ -13,6 +13,19 @@ export interface WorkloadStore {
   getByName(name: string): Workload | undefined;
   /** All workloads, oldest first. */
   list(): Workload[];
+  /**
+   * Every workload as stored, without copying, for scans that only read: the
+   * caller must not change them or keep them past the current turn.
+   */
+  values(): Iterable<Readonly<Workload>>;
+  /** One workload as stored, without copying; the same terms as `values`. */
+  peek(id: string): Readonly<Workload> | undefined;
+  /**
+   * Placed workloads still owed an agent command, as copies: a create not
+   * answered yet (`creating`) or an accepted delete not carried out yet.
+   * Cheap however many workloads are settled.
+   */
+  unsettled(): Workload[];
   /** The workloads placed on a host, in any state (deleted ones included). */
   listOnHost(hostId: string): Workload[];
   /**

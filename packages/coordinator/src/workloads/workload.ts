@@ -37,6 +37,11 @@ export function releasedWhileStopped(w: Workload, clusterDefault: StoppedReserva
   return w.state === 'stopped' && w.desiredState === 'stopped' && stoppedReservationOf(w, clusterDefault) === 'release';
 }
 
+/** Placed, and still owed an agent command: its create not answered yet, or an accepted delete not carried out. */
+export function isUnsettled(w: Readonly<Workload>): boolean {
+  return w.hostId !== '' && (w.state === 'creating' || (w.desiredState === 'deleted' && w.state !== 'deleted'));
+}
+
 /**
  * States in which a workload holds resources on its host. A stopped one
  * holds them unless it is stopped on purpose and its policy releases them.
