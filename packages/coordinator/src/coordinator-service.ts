@@ -140,6 +140,8 @@ export function toProtoHost(h: Host, snapshot: HostSnapshot | undefined, workloa
     cpu_utilisation_smoothed: h.cpuUtilisationSmoothed,
     cordoned: h.cordoned,
     held_by_stopped: toProtoResources(snapshot?.heldByStopped),
+    telemetry_published_at: t.published_at ?? '',
+    telemetry_applied_at: h.telemetryAppliedMs === undefined ? '' : new Date(h.telemetryAppliedMs).toISOString(),
   };
 }
 

@@ -97,6 +97,20 @@ describe('HostRegistry', () => {
     expect(changes).toEqual(['h1 new->up', 'h1 up->down']);
   });
 
+  it('notes when each telemetry message was applied, which heartbeats do not move (the ingest lag ListHosts shows)', () => {
+    const { r, advance } = registry(10_000);
+    advance(5000);
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1', { published_at: new Date(4990).toISOString() }));
+    expect(r.get('h1')).toMatchObject({ telemetryAppliedMs: 5000, lastSeenMs: 5000 });
+    advance(400);
+    r.ingestHeartbeat('virtfleet.heartbeat.h1', heartbeat('h1'));
+    expect(r.get('h1'), 'a heartbeat is seen but applies no telemetry').toMatchObject({ telemetryAppliedMs: 5000, lastSeenMs: 5400 });
+    advance(600);
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1', { published_at: new Date(5980).toISOString() }));
+    expect(r.get('h1')?.telemetryAppliedMs).toBe(6000);
+    expect(r.get('h1')?.telemetry.published_at).toBe(new Date(5980).toISOString());
+  });
+
   it('lets neither a heartbeat of an unknown host nor one of a down host change anything; a down host returns through telemetry', () => {
     const { r, changes, advance } = registry(1000);
     expect(r.ingestHeartbeat('virtfleet.heartbeat.h9', heartbeat('h9'))).toBe(true);

@@ -124,7 +124,8 @@ export class HostRegistry {
     const smoothed = previous ? this.smoothing * sample + (1 - this.smoothing) * previous.cpuUtilisationSmoothed : sample;
     // A host that was down may still run copies placed elsewhere since: it waits in `recovering` for markReady.
     const status = previous && previous.status !== 'up' ? 'recovering' : 'up';
-    const host: Host = { id: telemetry.host_id, status, lastSeenMs: this.now(), telemetry, cpuUtilisationSmoothed: smoothed, cordoned: this.cordonedIds.has(telemetry.host_id) };
+    const now = this.now();
+    const host: Host = { id: telemetry.host_id, status, lastSeenMs: now, telemetry, telemetryAppliedMs: now, cpuUtilisationSmoothed: smoothed, cordoned: this.cordonedIds.has(telemetry.host_id) };
     if (previous?.lastHeartbeat) host.lastHeartbeat = previous.lastHeartbeat;
     this.hosts.set(host.id, host);
     if (previous?.status !== status) this.events.onStatusChange(host, previous?.status);

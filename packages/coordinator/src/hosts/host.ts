@@ -17,6 +17,8 @@ export interface Host {
   lastHeartbeat?: { bootId: string; seq: number; time: string; receivedMs: number };
   /** The last telemetry message, as validated. */
   telemetry: Telemetry;
+  /** Milliseconds since the epoch when `telemetry` was applied here; minus its `published_at`, the ingest lag. Set by the registry. */
+  telemetryAppliedMs?: number;
   /** Host CPU utilisation smoothed over telemetry samples (EWMA), 0-1. */
   cpuUtilisationSmoothed: number;
   /** An operator stopped new placements here. */
