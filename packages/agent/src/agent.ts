@@ -24,13 +24,14 @@ import { createDriver, DRIVER_NAMES, type DriverName } from './drivers/catalog.j
 import type { DriverFingerprint } from './drivers/driver.js';
 import { GuardedDriver, type DriverStatus } from './drivers/guarded-driver.js';
 import { HeartbeatPublisher } from './telemetry/heartbeat.js';
-import { HostSampler } from './telemetry/host-sampler.js';
+import { HostSampler, type HostSource } from './telemetry/host-sampler.js';
 import { TelemetryPublisher } from './telemetry/telemetry-publisher.js';
 import { WorkloadSampler } from './telemetry/workload-sampler.js';
 import { FencerSupervisor } from './fencing/fencer-supervisor.js';
 import { HostLease } from './fencing/host-lease.js';
 import { WorkloadManager } from './workload-manager.js';
 import { WorkloadRecords } from './workload-records.js';
+import { every } from './periodic.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -47,7 +48,50 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/** What the hosts of one agent process share. */
+export interface HostDeps {
+  log: Logger;
+  /**
+   * The process's NATS connection. Called once the host's gRPC server is
+   * bound, so an agent started while NATS is unreachable already answers
+   * the coordinator. A host never closes it.
+   */
+  nats: () => Promise<NatsConnection>;
+  /** The machine's figures; one source per process. */
+  hostSampler: HostSource;
+  /**
+   * Where in each interval this host's periodic timers (heartbeat,
+   * telemetry, lease, driver probe) fall, as a fraction (see `every`), so
+   * hosts simulated in one process spread their work. @default 0
+   */
+  timerPhase?: number;
+}
+
+/** Starts one agent: its own NATS connection and host sampler, and one host. */
 export async function startAgent(config: AgentConfig, log: Logger): Promise<RunningAgent> {
+  let nc: NatsConnection | undefined;
+  const host = await startHost(config, {
+    log,
+    nats: async () => (nc = await connectNats(config.nats.servers, `virtfleet-agent-${config.hostId}`, log)),
+    hostSampler: new HostSampler(config.telemetry.storagePaths),
+  });
+  return {
+    ...host,
+    async stop() {
+      await host.stop();
+      await nc?.drain().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Starts one host on a NATS connection it may share: drivers, recovery, its
+ * gRPC server, host lease, heartbeat and telemetry. `stop()` leaves the
+ * connection open.
+ */
+export async function startHost(config: AgentConfig, deps: HostDeps): Promise<RunningAgent> {
+  const { log, hostSampler } = deps;
+  const phase = deps.timerPhase ?? 0;
   mkdirSync(config.stateDir, { recursive: true });
   const ledger = new CommandLedger(join(config.stateDir, 'commands.jsonl'));
   const records = new WorkloadRecords(config.stateDir);
@@ -70,7 +114,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
       }),
     );
   }
-  for (const d of drivers) d.startProbing(config.telemetry.intervalMs);
+  for (const d of drivers) d.startProbing(config.telemetry.intervalMs, phase);
   let fingerprints = await fingerprintAll(drivers, log);
 
   // Commands may arrive before telemetry starts; changes before then need no early publish.
@@ -92,7 +136,6 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     });
   };
 
-  const hostSampler = new HostSampler(config.telemetry.storagePaths);
   const capacity = async (): Promise<Pick<Telemetry, 'drivers' | 'capacity'>> => {
     const host = await hostSampler.sample();
     const simulated = fingerprints.find((f) => f.name === 'fake')?.capacity;
@@ -120,7 +163,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
 
   let nc: NatsConnection;
   try {
-    nc = await connectNats(config.nats.servers, `virtfleet-agent-${config.hostId}`, log);
+    nc = await deps.nats();
   } catch (err) {
     server.forceShutdown();
     await Promise.all(drivers.map((d) => d.close()));
@@ -134,13 +177,13 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
         nc,
         config.hostId,
         bootId,
-        { bucket: config.fencing.bucket, fenceTimeoutMs: config.fencing.timeoutMs, renewIntervalMs: config.fencing.renewIntervalMs ?? Math.min(120_000, Math.floor(config.fencing.timeoutMs / 4)) },
+        { bucket: config.fencing.bucket, fenceTimeoutMs: config.fencing.timeoutMs, renewIntervalMs: config.fencing.renewIntervalMs ?? Math.min(120_000, Math.floor(config.fencing.timeoutMs / 4)), phase },
         manager,
         log.child({ component: 'host-lease' }),
       );
   await lease.start();
   const heartbeat = new HeartbeatPublisher(nc, { host_id: config.hostId, boot_id: bootId, address }, config.heartbeat.intervalMs, log.child({ component: 'heartbeat' }));
-  heartbeat.start();
+  heartbeat.start(phase);
   const publisher = new TelemetryPublisher(
     nc,
     {
@@ -161,7 +204,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     config.telemetry.intervalMs,
     log,
   );
-  publisher.start();
+  publisher.start(phase);
   onChange.push(() => publisher.nudge());
   healthChanged.push(recoverLate);
   healthChanged.push(() => {
@@ -169,10 +212,14 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     void fingerprintAll(drivers, log).then((f) => (fingerprints = f));
     publisher.nudge();
   });
-  const refingerprint = setInterval(() => {
-    recoverLate();
-    void fingerprintAll(drivers, log).then((f) => (fingerprints = f));
-  }, REFINGERPRINT_INTERVAL_MS);
+  const refingerprint = every(
+    REFINGERPRINT_INTERVAL_MS,
+    () => {
+      recoverLate();
+      void fingerprintAll(drivers, log).then((f) => (fingerprints = f));
+    },
+    phase,
+  );
 
   return {
     hostId: config.hostId,
@@ -180,12 +227,11 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     port,
     manager,
     async stop() {
-      clearInterval(refingerprint);
+      refingerprint.stop();
       heartbeat.stop();
       lease.stop();
       await publisher.stop();
       await shutdownServer(server);
-      await nc.drain().catch(() => undefined);
       await Promise.all(drivers.map((d) => d.close().catch(() => undefined)));
     },
   };

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, HOST_ID, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
 import { z } from 'zod';
 
 
@@ -7,6 +7,25 @@ import { z } from 'zod';
 export function defaultHostId(): string {
   return (hostname().split('.')[0] ?? 'localhost').toLowerCase();
 }
+
+/** drivers.fake: the in-memory engine of simulated hosts. */
+export const fakeDriverSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    kinds: z.array(z.enum(['vm', 'container'])).min(1).default(['vm', 'container']),
+    vcpus: z.number().positive().default(64),
+    memoryMiB: z.number().int().positive().default(262_144),
+    /** Engine operations that change something (create, start, stop, pause, resume, delete) run at once; more wait in order. @default 16 */
+    concurrency: z.number().int().min(1).max(256).default(16),
+    /** Deadline of each read (inspect, list, usage, the health probe); one missed marks the driver unhealthy. @default 10000 */
+    readTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /** Deadline of each change, counted from when it leaves the queue (a stop adds its graceful timeout). @default 60000 */
+    changeTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+  })
+  .strict();
+
+/** @see agentConfigSchema `simulate` */
+export const MAX_SIMULATED_HOSTS = 10_000;
 
 export const agentConfigSchema = z
   .object({
@@ -92,21 +111,7 @@ export const agentConfigSchema = z
           })
           .strict()
           .optional(),
-        fake: z
-          .object({
-            enabled: z.boolean().default(true),
-            kinds: z.array(z.enum(['vm', 'container'])).min(1).default(['vm', 'container']),
-            vcpus: z.number().positive().default(64),
-            memoryMiB: z.number().int().positive().default(262_144),
-            /** Engine operations that change something (create, start, stop, pause, resume, delete) run at once; more wait in order. @default 16 */
-            concurrency: z.number().int().min(1).max(256).default(16),
-            /** Deadline of each read (inspect, list, usage, the health probe); one missed marks the driver unhealthy. @default 10000 */
-            readTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
-            /** Deadline of each change, counted from when it leaves the queue (a stop adds its graceful timeout). @default 60000 */
-            changeTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
-          })
-          .strict()
-          .optional(),
+        fake: fakeDriverSchema.optional(),
       })
       .strict()
       .default({}),
@@ -147,10 +152,54 @@ export const agentConfigSchema = z
       .default({ bucket: DEFAULT_HOST_LEASE_BUCKET, timeoutMs: 6000, fencer: { enabled: false, agentLossFenceMs: 60_000, restartDelayMs: 1000 } }),
     /** Default for stop requests that give no timeout. @default 10 */
     stopTimeoutSeconds: z.number().int().min(0).max(3600).default(10),
+    /**
+     * Load testing: run `hosts` simulated hosts in this one process instead
+     * of this machine's own, each a whole agent on the fake driver (its own
+     * host id, gRPC port, state directory, host lease, heartbeat and
+     * telemetry) sharing one NATS connection. Host ids are
+     * `<idPrefix>-<n>`, numbered from 1 and zero-padded; state goes under
+     * `<stateDir>/<host id>`; with `grpc.listen` port P the hosts listen on
+     * P, P+1, …, with port 0 each on a free port. Capacity and concurrency
+     * come from `drivers.fake`.
+     */
+    simulate: z
+      .object({
+        hosts: z.number().int().min(1).max(MAX_SIMULATED_HOSTS),
+        /** @default hostId */
+        idPrefix: hostIdSchema.optional(),
+      })
+      .strict()
+      .optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!c.simulate) return;
+    const problem = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const prefix = c.simulate.idPrefix ?? c.hostId;
+    const longest = simulatedHostId(prefix, c.simulate.hosts, c.simulate.hosts);
+    if (!HOST_ID.test(longest)) problem(['simulate', 'idPrefix'], `too long: host ids such as ${longest} must be at most 63 characters`);
+    if (c.fencing.fencer.enabled) problem(['fencing', 'fencer', 'enabled'], 'a simulated fleet holds its host leases itself; the fencer process is not supported with simulate');
+    if (c.grpc.advertise !== undefined) problem(['grpc', 'advertise'], 'each simulated host advertises its own port; leave advertise out with simulate');
+    if (c.drivers.fake && !c.drivers.fake.enabled) problem(['drivers', 'fake', 'enabled'], 'simulated hosts run on the fake driver; it cannot be disabled with simulate');
+    for (const name of ['docker', 'libvirt'] as const) {
+      if (c.drivers[name]?.enabled) problem(['drivers', name, 'enabled'], 'simulated hosts run only the fake driver; disable or remove this section with simulate');
+    }
+    const port = listenPort(c.grpc.listen);
+    if (port !== 0 && port + c.simulate.hosts - 1 > 65_535)
+      problem(['grpc', 'listen'], `hosts would listen on ports ${port}-${port + c.simulate.hosts - 1}, past 65535; use a lower port or 0 (a free port each)`);
+  });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
+
+/** The id of simulated host `n` (from 1) of `count`: `<prefix>-<n>`, zero-padded to the width of `count`. */
+export function simulatedHostId(prefix: string, n: number, count: number): string {
+  return `${prefix}-${String(n).padStart(String(count).length, '0')}`;
+}
+
+/** The port of a `host:port` listen address. */
+export function listenPort(listen: string): number {
+  return Number(listen.slice(listen.lastIndexOf(':') + 1));
+}
 export type { TlsFiles };
 
 export function loadAgentConfig(path: string | undefined, overrides: Record<string, unknown> = {}): AgentConfig {

@@ -2,6 +2,7 @@ import { UnavailableError, type WorkloadKind, type WorkloadSpec } from '@virtfle
 import { DriverTimeoutError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
 import type { Driver, DriverFingerprint, DriverWorkload, StopOptions, WorkloadUsage } from './driver.js';
+import { every, type Periodic } from '../periodic.js';
 import { OpQueue } from './op-queue.js';
 
 export interface GuardOptions {
@@ -51,7 +52,7 @@ export class GuardedDriver implements Driver {
   private probing = false;
   /** Calls that missed their deadline and have not answered yet. */
   private overdue = 0;
-  private probeTimer: NodeJS.Timeout | undefined;
+  private probeTimer: Periodic | undefined;
 
   constructor(
     private readonly inner: Driver,
@@ -76,11 +77,10 @@ export class GuardedDriver implements Driver {
     };
   }
 
-  /** Probes the engine with a listing every `intervalMs`, one probe at a time. */
-  startProbing(intervalMs: number): void {
-    clearInterval(this.probeTimer);
-    this.probeTimer = setInterval(() => void this.probe(), intervalMs);
-    this.probeTimer.unref();
+  /** Probes the engine with a listing every `intervalMs`, one probe at a time, from `phase × intervalMs` on (see `every`). */
+  startProbing(intervalMs: number, phase = 0): void {
+    this.probeTimer?.stop();
+    this.probeTimer = every(intervalMs, () => void this.probe(), phase, { unref: true });
   }
 
   /**
@@ -138,7 +138,7 @@ export class GuardedDriver implements Driver {
   }
 
   close(): Promise<void> {
-    clearInterval(this.probeTimer);
+    this.probeTimer?.stop();
     return this.inner.close();
   }
 

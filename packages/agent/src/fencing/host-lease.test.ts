@@ -37,10 +37,10 @@ describe('HostLease timing (fake clock and bucket)', () => {
   beforeEach(() => vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'performance'] }));
   afterEach(() => vi.useRealTimers());
 
-  const start = async () => {
+  const start = async (phase?: number) => {
     const bucket = new ControlledBucket();
     const host = new RecordingHost();
-    const lease = new HostLease({} as NatsConnection, 'h1', 'boot', { bucket: 'b', fenceTimeoutMs: FENCE_TIMEOUT_MS, renewIntervalMs: RENEW_MS }, host, log, undefined, () => Promise.resolve(bucket));
+    const lease = new HostLease({} as NatsConnection, 'h1', 'boot', { bucket: 'b', fenceTimeoutMs: FENCE_TIMEOUT_MS, renewIntervalMs: RENEW_MS, phase }, host, log, undefined, () => Promise.resolve(bucket));
     await lease.start();
     return { bucket, host, lease };
   };
@@ -98,5 +98,27 @@ describe('HostLease timing (fake clock and bucket)', () => {
     await vi.advanceTimersByTimeAsync(4 * RENEW_MS);
     expect(bucket.keys.length, 'no renewal after the release').toBe(puts);
     expect(lease.held).toBe(false);
+  });
+
+  it.each([
+    { phase: 0, want: [0, 500, 1000, 1500] },
+    { phase: 0.4, want: [0, 200, 700, 1200] },
+    { phase: 0.9, want: [0, 450, 950, 1450] },
+  ])('renews at once, then from phase $phase of the interval on, never more than an interval apart', async ({ phase, want }) => {
+    const t0 = performance.now();
+    const sentAt: number[] = [];
+    const { bucket, lease } = await start(phase);
+    const record = () => {
+      while (sentAt.length < bucket.keys.length) sentAt.push(performance.now() - t0);
+      bucket.ackAll();
+    };
+    record();
+    for (let t = 0; t < 1600; t += 10) {
+      await vi.advanceTimersByTimeAsync(10);
+      record();
+    }
+    lease.stop();
+    expect(sentAt.slice(0, 4).map((t) => Math.round(t / 10) * 10)).toEqual(want);
+    expect(lease.held).toBe(true);
   });
 });

@@ -1,5 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { errorMessage, fenceRecordKey, hostLeaseKey, hostLeaseSchema, type FenceRecord, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { every, type Periodic } from '../periodic.js';
 
 /** What the lease protects: the host's fence-first workloads. */
 export interface Fenceable {
@@ -17,6 +18,14 @@ export interface HostLeaseOptions {
   /** Fence once no renewal has been confirmed for this long. Shorter than the coordinator's host TTL. */
   fenceTimeoutMs: number;
   renewIntervalMs: number;
+  /**
+   * Where in each interval the periodic renewals and checks fall, as a
+   * fraction (see `every`); the first renewal is sent at once whatever it
+   * is, and the second at most one interval later. Hosts simulated in one
+   * process take different phases so they do not all renew together.
+   * @default 0
+   */
+  phase?: number;
 }
 
 /**
@@ -45,8 +54,8 @@ export class HostLease {
   private readonly startedAt = performance.now();
   private fenced = false;
   private fencing: Promise<void> | undefined;
-  private renewTimer: NodeJS.Timeout | undefined;
-  private checkTimer: NodeJS.Timeout | undefined;
+  private renewTimer: Periodic | undefined;
+  private checkTimer: Periodic | undefined;
   /** When the renewal in flight was sent (monotonic ms); undefined when none is. */
   private renewingSince: number | undefined;
   /** A fence record not yet stored; written before any later renewal. */
@@ -76,14 +85,15 @@ export class HostLease {
     if (previous && previous.boot_id !== this.bootId && Date.now() - Date.parse(previous.renewed_at) > this.options.fenceTimeoutMs) {
       await this.fenceNow(`the previous run's lease lapsed at ${previous.renewed_at}`);
     }
-    this.renewTimer = setInterval(() => void this.renew(), this.options.renewIntervalMs);
-    this.checkTimer = setInterval(() => void this.check(), Math.max(50, Math.min(250, this.options.fenceTimeoutMs / 10)));
+    const phase = this.options.phase ?? 0;
+    this.renewTimer = every(this.options.renewIntervalMs, () => void this.renew(), phase);
+    this.checkTimer = every(Math.max(50, Math.min(250, this.options.fenceTimeoutMs / 10)), () => void this.check(), phase);
     void this.renew();
   }
 
   stop(): void {
-    clearInterval(this.renewTimer);
-    clearInterval(this.checkTimer);
+    this.renewTimer?.stop();
+    this.checkTimer?.stop();
   }
 
   /**

@@ -1,4 +1,5 @@
 import { heartbeatSubject, TELEMETRY_VERSION, type Heartbeat, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { every, type Periodic } from '../periodic.js';
 
 /**
  * Publishes `virtfleet.heartbeat.<hostId>` every `intervalMs` from its own
@@ -8,7 +9,7 @@ import { heartbeatSubject, TELEMETRY_VERSION, type Heartbeat, type Logger, type 
  */
 export class HeartbeatPublisher {
   private seq = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Periodic | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -17,13 +18,14 @@ export class HeartbeatPublisher {
     private readonly log: Logger,
   ) {}
 
-  start(): void {
+  /** Beats at once, then every interval from `phase × intervalMs` on (see `every`). */
+  start(phase = 0): void {
     this.beat();
-    this.timer = setInterval(() => this.beat(), this.intervalMs);
+    this.timer = every(this.intervalMs, () => this.beat(), phase);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.timer?.stop();
   }
 
   /** The next beat's message. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HostSampler, parseMeminfo } from './host-sampler.js';
+import { HostSampler, parseMeminfo, SharedHostSampler, type HostSource } from './host-sampler.js';
 
 describe('parseMeminfo', () => {
   it.each([
@@ -47,5 +47,34 @@ describe('HostSampler', () => {
     answer?.({ blocks: 4 * 1024 * 1024, bfree: 0, bsize: 4096 });
     await new Promise((r) => setTimeout(r, 0));
     expect((await sampler.sample()).storage[0]).toMatchObject({ total_gib: 16, used_gib: 16 });
+  });
+});
+
+describe('SharedHostSampler', () => {
+  const counting = () => {
+    let calls = 0;
+    const inner: HostSource = {
+      sample: () => {
+        calls++;
+        return Promise.resolve({ cpu_count: calls, cpu_utilisation: 0, load1: 0, load5: 0, load15: 0, memory_total_mib: 1, memory_used_mib: 0, memory_available_mib: 1, storage: [] });
+      },
+    };
+    return { inner, calls: () => calls };
+  };
+  it.each([
+    { name: 'callers within maxAge share one sample', times: [0, 10, 499], wantInner: 1, wantLast: 1 },
+    { name: 'a caller at maxAge takes a new one', times: [0, 500], wantInner: 2, wantLast: 2 },
+    { name: 'each interval takes one', times: [0, 100, 600, 700, 1200], wantInner: 3, wantLast: 3 },
+  ])('$name', async ({ times, wantInner, wantLast }) => {
+    const { inner, calls } = counting();
+    let now = 0;
+    const shared = new SharedHostSampler(inner, 500, () => now);
+    let last = 0;
+    for (const t of times) {
+      now = t;
+      last = (await shared.sample()).cpu_count;
+    }
+    expect(calls()).toBe(wantInner);
+    expect(last).toBe(wantLast);
   });
 });

@@ -1,5 +1,5 @@
 import { telemetrySchema, telemetrySubject, TELEMETRY_VERSION, type Logger, type NatsConnection, type Telemetry } from '@virtfleet/shared';
-import type { HostSampler } from './host-sampler.js';
+import type { HostSource } from './host-sampler.js';
 import type { WorkloadSampler } from './workload-sampler.js';
 
 /** The parts of a telemetry message that do not change between samples. */
@@ -27,14 +27,15 @@ export class TelemetryPublisher {
     private readonly nc: NatsConnection,
     private readonly identity: TelemetryIdentity,
     private readonly capacity: () => Promise<Pick<Telemetry, 'drivers' | 'capacity'>>,
-    private readonly host: HostSampler,
+    private readonly host: HostSource,
     private readonly workloads: WorkloadSampler,
     private readonly intervalMs: number,
     private readonly log: Logger,
   ) {}
 
-  start(): void {
-    this.schedule(0);
+  /** The first message goes out `phase × intervalMs` from now, so hosts sharing a process spread theirs. @default phase 0 */
+  start(phase = 0): void {
+    this.schedule(Math.floor((phase % 1) * this.intervalMs));
   }
 
   /** Publish soon, because something changed. */

@@ -41,15 +41,22 @@ export function registerDaemonCommands(program: Command): void {
     .option('--nats <urls>', 'comma-separated NATS server URLs')
     .option('--state-dir <dir>', 'state directory')
     .option('--telemetry-interval-ms <ms>', 'telemetry interval', int('--telemetry-interval-ms'))
-    .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; stateDir?: string; telemetryIntervalMs?: number }) => {
-      const { loadAgentConfig, startAgent } = await import('@virtfleet/agent');
+    .option('--simulate-hosts <n>', 'load testing: run n simulated hosts on the fake driver in this process (config: simulate.hosts)', int('--simulate-hosts'))
+    .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; stateDir?: string; telemetryIntervalMs?: number; simulateHosts?: number }) => {
+      const { loadAgentConfig, startAgent, startSimulatedFleet } = await import('@virtfleet/agent');
       const config = loadAgentConfig(opts.config, {
         hostId: opts.hostId,
         stateDir: opts.stateDir,
         grpc: { listen: opts.listen, advertise: opts.advertise },
         nats: opts.nats ? { servers: opts.nats.split(',') } : undefined,
         telemetry: opts.telemetryIntervalMs ? { intervalMs: opts.telemetryIntervalMs } : undefined,
+        simulate: opts.simulateHosts !== undefined ? { hosts: opts.simulateHosts } : undefined,
       });
+      if (config.simulate) {
+        const log = createLogger('agent');
+        await runUntilSignal(log, () => startSimulatedFleet(config, log));
+        return;
+      }
       const log = createLogger('agent').child({ host: config.hostId });
       await runUntilSignal(log, () => startAgent(config, log));
     });

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidFieldsError, parseOrThrow } from '@virtfleet/shared';
+import { agentConfigSchema } from './config.js';
+
+const parse = (input: Record<string, unknown>) => parseOrThrow(agentConfigSchema, { hostId: 'sim', ...input }, 'agent.yaml:');
+
+describe('agent config: simulate', () => {
+  const accepted = [
+    { name: 'absent: one real host', input: {}, want: undefined },
+    { name: 'hosts only; the prefix defaults to hostId', input: { simulate: { hosts: 1000 } }, want: { hosts: 1000 } },
+    { name: 'with a prefix', input: { simulate: { hosts: 5000, idPrefix: 'load' }, drivers: { fake: { vcpus: 8 } } }, want: { hosts: 5000, idPrefix: 'load' } },
+    { name: 'docker present but disabled', input: { simulate: { hosts: 2 }, drivers: { docker: { enabled: false } } }, want: { hosts: 2 } },
+    { name: 'the last port fits', input: { simulate: { hosts: 36 }, grpc: { listen: '127.0.0.1:65500' } }, want: { hosts: 36 } },
+  ];
+  for (const c of accepted) {
+    it(`accepts ${c.name}`, () => {
+      expect(parse(c.input).simulate).toEqual(c.want);
+    });
+  }
+
+  const rejected = [
+    { name: 'zero hosts', input: { simulate: { hosts: 0 } }, field: 'simulate.hosts', reason: />=1/ },
+    { name: 'a fraction of a host', input: { simulate: { hosts: 2.5 } }, field: 'simulate.hosts', reason: /expected int/ },
+    { name: 'more than 10,000 hosts', input: { simulate: { hosts: 10_001 } }, field: 'simulate.hosts', reason: /<=10000/ },
+    { name: 'no host count', input: { simulate: {} }, field: 'simulate.hosts', reason: /required/ },
+    { name: 'an unknown key', input: { simulate: { hosts: 1, vcpus: 4 } }, field: 'simulate.vcpus', reason: /unknown field/ },
+    { name: 'a prefix with a dot', input: { simulate: { hosts: 1, idPrefix: 'a.b' } }, field: 'simulate.idPrefix', reason: /letters, digits/ },
+    { name: 'a prefix too long for the ids', input: { simulate: { hosts: 1000, idPrefix: 'p'.repeat(60) } }, field: 'simulate.idPrefix', reason: /at most 63 characters/ },
+    { name: 'the fencer process', input: { simulate: { hosts: 1 }, fencing: { fencer: { enabled: true } } }, field: 'fencing.fencer.enabled', reason: /not supported with simulate/ },
+    { name: 'one advertised address', input: { simulate: { hosts: 1 }, grpc: { advertise: 'h:7101' } }, field: 'grpc.advertise', reason: /own port/ },
+    { name: 'docker enabled', input: { simulate: { hosts: 1 }, drivers: { docker: { enabled: true } } }, field: 'drivers.docker.enabled', reason: /only the fake driver/ },
+    { name: 'libvirt enabled', input: { simulate: { hosts: 1 }, drivers: { libvirt: {} } }, field: 'drivers.libvirt.enabled', reason: /only the fake driver/ },
+    { name: 'the fake driver disabled', input: { simulate: { hosts: 1 }, drivers: { fake: { enabled: false } } }, field: 'drivers.fake.enabled', reason: /cannot be disabled/ },
+    { name: 'ports past 65535', input: { simulate: { hosts: 37 }, grpc: { listen: '127.0.0.1:65500' } }, field: 'grpc.listen', reason: /65500-65536, past 65535/ },
+  ];
+  for (const c of rejected) {
+    it(`rejects ${c.name}, naming ${c.field}`, () => {
+      let error: unknown;
+      try {
+        parse(c.input);
+      } catch (err) {
+        error = err;
+      }
+      expect(error, 'the config was accepted').toBeInstanceOf(InvalidFieldsError);
+      const problems = (error as InvalidFieldsError).problems;
+      expect(problems.map((p) => p.field)).toContain(c.field);
+      expect(problems.find((p) => p.field === c.field)?.reason).toMatch(c.reason);
+      expect((error as Error).message).toContain('agent.yaml');
+    });
+  }
+});
