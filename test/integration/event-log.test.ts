@@ -70,7 +70,11 @@ describe('EventLog against a real nats-server', () => {
   it('stores a burst of events pipelined, in emit order, each once, and publishes each on plain NATS with its sequence', async () => {
     const nc = await setup();
     const plain: number[] = [];
-    nc.subscribe('virtfleet.events.>', { callback: (_err, msg) => plain.push(msg.json<CloudEvent>().sequence!) });
+    nc.subscribe('virtfleet.events.>', {
+      callback: (_err, msg) => {
+        plain.push(msg.json<CloudEvent>().sequence!);
+      },
+    });
     await nc.flush();
     const events = await EventLog.open(nc, { ...OPTIONS, maxMessages: 10_000 }, 'test', log);
     cleanups.push(() => events.close());

@@ -127,9 +127,11 @@ export const coordinatorConfigSchema = z
         deletedWorkloadsHours: z.number().positive().max(24 * 3650).default(24),
         /** A request_id returns its first result for this long after the request completed. @default 24 */
         requestHours: z.number().positive().max(24 * 3650).default(24),
+        /** A removed key's delete marker stays in the state bucket this long, so a follower's watch sees the removal, then is purged. @default 60 */
+        removedKeyMarkerSeconds: z.number().min(0).max(86_400).default(60),
       })
       .strict()
-      .default({ deletedWorkloadsHours: 24, requestHours: 24 }),
+      .default({ deletedWorkloadsHours: 24, requestHours: 24, removedKeyMarkerSeconds: 60 }),
     events: z
       .object({
         /** JetStream stream for the durable event log. @default 'VIRTFLEET_EVENTS' */

@@ -130,7 +130,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const sweeper = new RetentionSweeper(
     store,
     requests,
-    { deletedWorkloadsMs: config.retention.deletedWorkloadsHours * 3_600_000, requestsMs: config.retention.requestHours * 3_600_000 },
+    {
+      deletedWorkloadsMs: config.retention.deletedWorkloadsHours * 3_600_000,
+      requestsMs: config.retention.requestHours * 3_600_000,
+      removedKeyMarkersMs: config.retention.removedKeyMarkerSeconds * 1000,
+    },
     () => controller.isLeader,
     log.child({ component: 'retention' }),
   );

@@ -52,6 +52,8 @@ export class KvStateStore implements StateStore {
   private readonly byName = new Map<string, string>();
   /** Ids of the workloads `isUnsettled` holds for. */
   private readonly unsettledIds = new Set<string>();
+  /** Every workload's position, in arrival order, so a page starts by binary search instead of sorting everything. */
+  private readonly arrivalOrder: WorkloadCursor[] = [];
   /** Workload ids by the host they are placed on, so per-host work does not scan every workload. */
   private readonly byHost = new Map<string, Set<string>>();
   private readonly marks = new Map<HostMark, Set<string>>(HOST_MARKS.map((m) => [m, new Set<string>()]));
@@ -185,12 +187,18 @@ export class KvStateStore implements StateStore {
   }
 
   page(match: (w: Readonly<Workload>) => boolean, after: WorkloadCursor | undefined, limit: number): { workloads: Workload[]; next?: WorkloadCursor } {
-    const matching: Workload[] = [];
-    for (const w of this.workloads.values()) if ((!after || compareArrival(w, after) > 0) && match(w)) matching.push(w);
-    matching.sort(compareArrival);
-    const workloads = matching.slice(0, limit).map((w) => structuredClone(w));
-    const last = workloads.at(-1);
-    return matching.length > limit && last ? { workloads, next: { arrivalSeq: last.arrivalSeq, id: last.id } } : { workloads };
+    const workloads: Workload[] = [];
+    let i = after ? firstAfter(this.arrivalOrder, after) : 0;
+    for (; i < this.arrivalOrder.length; i++) {
+      const w = this.workloads.get(this.arrivalOrder[i]!.id);
+      if (!w || !match(w)) continue;
+      if (workloads.length === limit) {
+        const last = workloads.at(-1)!;
+        return { workloads, next: { arrivalSeq: last.arrivalSeq, id: last.id } };
+      }
+      workloads.push(structuredClone(w));
+    }
+    return { workloads };
   }
 
   deletedBefore(cutoffMs: number, limit: number): Workload[] {
@@ -216,6 +224,7 @@ export class KvStateStore implements StateStore {
     if (w.requestId && this.byRequest.get(w.requestId) === workloadId) this.byRequest.delete(w.requestId);
     if (this.byName.get(w.spec.name) === workloadId) this.byName.delete(w.spec.name);
     this.unsettledIds.delete(workloadId);
+    this.forgetPosition(w);
     return true;
   }
 
@@ -249,23 +258,27 @@ export class KvStateStore implements StateStore {
    */
   async compact(olderThanMs: number): Promise<void> {
     const cutoff = Date.now() - olderThanMs;
+    const due: string[] = [];
+    const liveRequestKeys = new Set([...this.requests.keys()].map((id) => REQUEST + requestKey(id)));
     for (const [key, removedAtMs] of this.markers) {
       if (removedAtMs > cutoff || this.following || this.closed) continue;
-      if (this.isLive(key)) {
-        this.markers.delete(key);
-        continue;
-      }
-      await withTimeout(this.jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${key}` }), this.writeTimeoutMs);
-      this.markers.delete(key);
+      if (this.isLive(key, liveRequestKeys)) this.markers.delete(key);
+      else due.push(key);
+    }
+    // Purges pipelined like writes: a sweep after a mass delete has tens of thousands.
+    for (let i = 0; i < due.length && !this.following && !this.closed; i += MAX_BATCH) {
+      const batch = due.slice(i, i + MAX_BATCH);
+      await Promise.all(batch.map((key) => withTimeout(this.jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${key}` }), this.writeTimeoutMs)));
+      for (const key of batch) this.markers.delete(key);
     }
   }
 
   /** True when the key holds something this store still uses (or is about to write). */
-  private isLive(key: string): boolean {
+  private isLive(key: string, liveRequestKeys: ReadonlySet<string>): boolean {
     if (this.queuedByKey.has(key) || this.sending.has(key)) return true;
     if (key.startsWith(WORKLOAD)) return this.workloads.has(key.slice(WORKLOAD.length));
     if (key.startsWith(DECISION)) return this.workloads.has(key.slice(DECISION.length));
-    if (key.startsWith(REQUEST)) return [...this.requests.keys()].some((id) => REQUEST + requestKey(id) === key);
+    if (key.startsWith(REQUEST)) return liveRequestKeys.has(key);
     return true;
   }
 
@@ -362,6 +375,7 @@ export class KvStateStore implements StateStore {
     this.byRequest.clear();
     this.byName.clear();
     this.unsettledIds.clear();
+    this.arrivalOrder.length = 0;
     this.byHost.clear();
     this.requests.clear();
     this.markers.clear();
@@ -377,8 +391,18 @@ export class KvStateStore implements StateStore {
     this.watcher?.stop();
   }
 
+  private forgetPosition(w: WorkloadCursor): void {
+    const at = firstAfter(this.arrivalOrder, w) - 1;
+    if (at >= 0 && this.arrivalOrder[at]!.id === w.id) this.arrivalOrder.splice(at, 1);
+  }
+
   private remember(w: Workload): void {
-    const before = this.workloads.get(w.id)?.hostId;
+    const previous = this.workloads.get(w.id);
+    if (!previous || compareArrival(previous, w) !== 0) {
+      if (previous) this.forgetPosition(previous);
+      this.arrivalOrder.splice(firstAfter(this.arrivalOrder, w), 0, { arrivalSeq: w.arrivalSeq, id: w.id });
+    }
+    const before = previous?.hostId;
     if (before && before !== w.hostId) this.byHost.get(before)?.delete(w.id);
     if (w.hostId) {
       const onHost = this.byHost.get(w.hostId) ?? new Set<string>();
@@ -500,6 +524,18 @@ export class KvStateStore implements StateStore {
 
 function isWrongRevision(err: unknown): boolean {
   return /wrong last sequence|key exists/i.test(errorMessage(err));
+}
+
+/** The index of the first position after `cursor` in `order` (sorted by arrival). */
+function firstAfter(order: readonly WorkloadCursor[], cursor: WorkloadCursor): number {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareArrival(order[mid]!, cursor) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function compareArrival(a: WorkloadCursor, b: WorkloadCursor): number {

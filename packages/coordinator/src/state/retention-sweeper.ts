@@ -7,10 +7,9 @@ export interface RetentionOptions {
   deletedWorkloadsMs: number;
   /** Request ids are honoured for this long after their request completed. */
   requestsMs: number;
+  /** Removed keys' markers stay this long, so a follower's watch sees every removal. @default 60_000 */
+  removedKeyMarkersMs?: number;
 }
-
-/** Removed keys' markers stay this long, so a follower's watch sees every removal. */
-const MARKER_GRACE_MS = 60_000;
 /** Deleted workloads forgotten per pass, so one pass never stalls the writer. */
 const BATCH = 1_000;
 
@@ -53,7 +52,7 @@ export class RetentionSweeper {
       for (const w of old) this.store.remove(w.id);
       const requests = this.requests.expire(this.options.requestsMs);
       if (old.length + requests > 0) this.log.info({ workloads: old.length, requests }, 'forgot deleted workloads and request ids past their retention');
-      await this.store.compact(MARKER_GRACE_MS).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not compact removed keys; trying again next pass'));
+      await this.store.compact(this.options.removedKeyMarkersMs ?? 60_000).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not compact removed keys; trying again next pass'));
       return { workloads: old.length, requests };
     } finally {
       this.sweeping = false;

@@ -631,6 +631,8 @@ export class WorkloadController {
   private updateStored(w: Workload, patch: Partial<Workload>): { workload: Workload; stored: Promise<void> } {
     const next: Workload = { ...w, ...patch, updatedAt: new Date().toISOString() };
     const stored = this.store.put(next);
+    // Nothing is sent for a deleted workload any more; its entry would only grow the map.
+    if (next.state === 'deleted') this.lastCommandAt.delete(w.id);
     stored.catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'state write not stored'));
     if (patch.state !== undefined && patch.state !== w.state) {
       this.events.emit(patch.state === 'deleted' ? EVENT_TYPES.workloadDeleted : EVENT_TYPES.workloadStateChanged, w.id, {

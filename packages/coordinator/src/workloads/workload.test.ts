@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StoppedReservation } from '@virtfleet/shared';
-import { holdsResources, type Workload } from './workload.js';
+import { holdsResources, isUnsettled, type Workload } from './workload.js';
 import { testWorkload } from './workload.test-support.js';
 
 function workload(state: Workload['state'], desiredState: Workload['desiredState'], specPolicy?: StoppedReservation): Workload {
@@ -21,5 +21,20 @@ describe('holdsResources', () => {
   ];
   it.each(cases)('$name: $holds', ({ w, cluster, holds }) => {
     expect(holdsResources(w, cluster)).toBe(holds);
+  });
+});
+
+describe('isUnsettled', () => {
+  const cases: { name: string; w: Workload; unsettled: boolean }[] = [
+    { name: 'create sent, not answered', w: workload('creating', 'running'), unsettled: true },
+    { name: 'delete accepted, not carried out', w: workload('running', 'deleted'), unsettled: true },
+    { name: 'delete accepted on an unknown copy', w: workload('unknown', 'deleted'), unsettled: true },
+    { name: 'running as desired', w: workload('running', 'running'), unsettled: false },
+    { name: 'deleted', w: workload('deleted', 'deleted'), unsettled: false },
+    { name: 'waiting in the queue', w: { ...workload('pending', 'running'), hostId: '' }, unsettled: false },
+    { name: 'deleted before placement', w: { ...workload('pending', 'deleted'), hostId: '' }, unsettled: false },
+  ];
+  it.each(cases)('$name: $unsettled', ({ w, unsettled }) => {
+    expect(isUnsettled(w)).toBe(unsettled);
   });
 });
