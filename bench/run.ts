@@ -5,8 +5,10 @@
 //   npm run bench                       # all of them
 //   npm run bench -- placement failover # only these
 //   BENCH_BURST_N=200 npm run bench -- burst  # the create burst, smaller than its 1,000
+//   BENCH_FLEET_HOSTS=1000 npm run bench -- fleet  # the simulated fleet, at 1,000 hosts only (default 1000,5000)
 import { benchBurst, burstTargets, reportBurst } from './burst.bench.js';
 import { benchDispatch, dispatchTargets, reportDispatch } from './dispatch.bench.js';
+import { benchFleet, fleetTargets, reportFleet } from './fleet.bench.js';
 import { benchFailover, failoverTargets, reportFailover } from './failover.bench.js';
 import { benchHostLoss, hostLossTargets, reportHostLoss } from './host-loss.bench.js';
 import { benchPlacement, placementTargets, reportPlacement } from './placement.bench.js';
@@ -55,6 +57,15 @@ const BENCHMARKS: Benchmark[] = [
         profile: process.env.BENCH_PROFILE === '1',
       });
       return { report: reportThroughput(r), targets: throughputTargets(r) };
+    },
+  },
+  {
+    // About four minutes: a fresh coordinator per fleet size, 10 hosts (baseline), then 1,000 and 5,000.
+    name: 'fleet',
+    async run() {
+      const sizes = (process.env.BENCH_FLEET_HOSTS ?? '1000,5000').split(',').map(Number);
+      const r = await benchFleet(sizes, Number(process.env.BENCH_FLEET_WORKLOADS ?? 300));
+      return { report: reportFleet(r), targets: fleetTargets(r) };
     },
   },
   {

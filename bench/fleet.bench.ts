@@ -1,0 +1,295 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { agentConfigSchema } from '@virtfleet/agent';
+import { coordinatorConfigSchema } from '@virtfleet/coordinator';
+import { TELEMETRY_WILDCARD, type pb } from '@virtfleet/shared';
+import { startCluster, type TestCluster } from '../test/support/cluster.js';
+import { CLI_ENTRY, spawnProcess, type ManagedProcess } from '../test/support/processes.js';
+import { waitUntil } from '../test/support/wait.js';
+import { formatTarget, type Target } from './targets.js';
+
+// A coordinator loaded by one agent process simulating N hosts (fake driver, each with its own gRPC port, host lease,
+// heartbeat and 1 Hz telemetry, as `virtfleet agent --simulate-hosts N` runs them), beside the same measurements
+// with a small fleet in the same run. Everything runs with the daemons' default intervals; only the host count changes.
+
+/** The baseline fleet: small enough to cost the coordinator next to nothing, large enough to place on. */
+const BASELINE_HOSTS = 10;
+/** Seconds the fleet runs untouched before measuring, so start-up work (first telemetry, host.up events) is over. */
+const SETTLE_S = 8;
+/** Seconds of coordinator CPU measured, with no API call from the bench. */
+const CPU_WINDOW_S = 15;
+/** ListHosts polls for the ingest lag, this far apart (more than a telemetry interval, so a poll never sees a message its predecessor delayed). */
+const LAG_POLLS = 4;
+const LAG_POLL_INTERVAL_MS = 3000;
+/** Workloads submitted for placement latency, at this rate. */
+const PLACE_RATE_PER_S = 25;
+
+const AGENT_DEFAULTS = agentConfigSchema.parse({});
+const COORDINATOR_DEFAULTS = coordinatorConfigSchema.parse({});
+const TELEMETRY_MS = AGENT_DEFAULTS.telemetry.intervalMs;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface FleetPhase {
+  hosts: number;
+  /** From the fleet process's start until ListHosts shows every host up. */
+  allUpMs: number;
+  /** Coordinator CPU over the window, in cores (1 = one core busy). */
+  coordinatorCores: number;
+  /** The simulating agent's own CPU, in cores: the load generator, reported so a saturated one shows. */
+  fleetCores: number;
+  /** Telemetry messages per second seen on NATS during the CPU window. */
+  telemetryPerSecond: number;
+  /** Coordinator resident memory before the fleet started and with it running. */
+  rssBeforeMiB: number;
+  rssWithFleetMiB: number;
+  /** Telemetry published_at → applied by the coordinator, ms: each host's latest message at each poll. */
+  lagMs: Percentiles;
+  /** Hosts seen not `up` at any lag poll or after placement. */
+  hostsNotUp: number;
+  /** Submit called → the placed event received, ms. */
+  placeMs: Percentiles;
+  /** Submit called → the state_changed-to-running event received, ms. */
+  runningMs: Percentiles;
+}
+
+export interface FleetResult {
+  baseline: FleetPhase;
+  phases: FleetPhase[];
+  workloads: number;
+}
+
+function percentiles(values: number[]): Percentiles {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? Number.NaN };
+}
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  // The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+function rssMiB(pid: number): number {
+  const kib = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  if (!kib) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(kib) / 1024;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function allHosts(cluster: TestCluster): Promise<pb.Host__Output[]> {
+  const out: pb.Host__Output[] = [];
+  let page_token = '';
+  do {
+    const page = await cluster.api.hosts({ page_size: 5000, page_token });
+    out.push(...page.hosts);
+    page_token = page.next_page_token;
+  } while (page_token !== '');
+  return out;
+}
+
+/** Submits `count` small containers at `ratePerS`; resolves with each one's latency to placed and to running, from NATS events. */
+async function placeUnderLoad(cluster: TestCluster, nc: NatsConnection, prefix: string, count: number, ratePerS: number): Promise<{ place: number[]; running: number[] }> {
+  const submittedAt = new Map<string, number>();
+  const placedAt = new Map<string, number>();
+  const runningAt = new Map<string, number>();
+  // Events may come before submit returns the id: keep them by workload id until it is known.
+  const sub = nc.subscribe('virtfleet.events.workload.>', {
+    callback: (err, msg) => {
+      if (err) return;
+      const now = performance.now();
+      const e = msg.json<{ type: string; subject: string; data: { to?: string } }>();
+      if (e.type === 'io.virtfleet.workload.placed') placedAt.set(e.subject, now);
+      else if (e.type === 'io.virtfleet.workload.state_changed' && e.data.to === 'running') runningAt.set(e.subject, now);
+    },
+  });
+  await nc.flush();
+  const ids: string[] = [];
+  const started = performance.now();
+  try {
+    await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        await sleep(started + (i * 1000) / ratePerS - performance.now());
+        const at = performance.now();
+        const w = await cluster.api.submit({ request_id: `${prefix}-${i}`, spec: { name: `${prefix}-${i}`, kind: 'container', image: 'sim:latest', vcpus: 0.1, memory_mib: 64 } });
+        submittedAt.set(w.id, at);
+        ids.push(w.id);
+      }),
+    );
+    await waitUntil(`${count} workloads to run`, () => ids.every((id) => runningAt.has(id)), { timeoutMs: 60_000, intervalMs: 100 });
+  } finally {
+    sub.unsubscribe();
+  }
+  return {
+    place: ids.map((id) => placedAt.get(id)! - submittedAt.get(id)!),
+    running: ids.map((id) => runningAt.get(id)! - submittedAt.get(id)!),
+  };
+}
+
+/** One fresh nats-server and coordinator, one simulated fleet of `hosts`; every figure taken from them alone. */
+async function runPhase(hosts: number, workloads: number): Promise<FleetPhase> {
+  // Production intervals and timeouts: the test harness's shorter ones (scheduler retry, leader lease) reset to defaults.
+  const cluster = await startCluster({ hostTtlMs: COORDINATOR_DEFAULTS.hosts.ttlMs, coordinatorLogLevel: 'info', coordinatorExtra: { scheduler: {}, ha: {} } });
+  const dir = mkdtempSync(join(tmpdir(), 'virtfleet-bench-fleet-'));
+  const prefix = `sim${hosts}`;
+  const nc = await connect({ servers: cluster.nats.url });
+  let fleet: ManagedProcess | undefined;
+  try {
+    const coordinatorPid = cluster.coordinator.child.pid!;
+    await sleep(2000);
+    const rssBeforeMiB = rssMiB(coordinatorPid);
+
+    const configFile = join(dir, 'agent.json');
+    writeFileSync(configFile, JSON.stringify({ hostId: prefix, stateDir: join(dir, 'state'), grpc: { listen: '127.0.0.1:0' }, nats: { servers: [cluster.nats.url] }, drivers: { fake: { enabled: true } } }));
+    const fleetStartedAt = performance.now();
+    fleet = spawnProcess(`fleet of ${hosts}`, process.execPath, [CLI_ENTRY, 'agent', '--config', configFile, '--simulate-hosts', String(hosts)], { VIRTFLEET_LOG_LEVEL: 'warn' });
+    const running = fleet;
+    await waitUntil(
+      `all ${hosts} simulated hosts to be up`,
+      async () => {
+        if (!running.running) throw new Error(`the fleet process exited:\n${running.tail()}`);
+        return (await allHosts(cluster)).filter((h) => h.status === 'up').length === hosts;
+      },
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
+    const allUpMs = performance.now() - fleetStartedAt;
+    await sleep(SETTLE_S * 1000);
+
+    // CPU and the delivered telemetry rate, with no API call from here.
+    let telemetry = 0;
+    const counter = nc.subscribe(TELEMETRY_WILDCARD, {
+      callback: () => {
+        telemetry++;
+      },
+    });
+    await nc.flush();
+    const cpu0 = { coordinator: cpuSeconds(coordinatorPid), fleet: cpuSeconds(running.child.pid!), at: performance.now() };
+    telemetry = 0;
+    await sleep(CPU_WINDOW_S * 1000);
+    const seconds = (performance.now() - cpu0.at) / 1000;
+    const coordinatorCores = (cpuSeconds(coordinatorPid) - cpu0.coordinator) / seconds;
+    const fleetCores = (cpuSeconds(running.child.pid!) - cpu0.fleet) / seconds;
+    const telemetryPerSecond = telemetry / seconds;
+    counter.unsubscribe();
+    const rssWithFleetMiB = rssMiB(coordinatorPid);
+
+    // Ingest lag: every host's latest message at each poll, each message counted once.
+    const lags = new Map<string, number>();
+    let hostsNotUp = 0;
+    for (let poll = 0; poll < LAG_POLLS; poll++) {
+      if (poll > 0) await sleep(LAG_POLL_INTERVAL_MS);
+      const listed = await allHosts(cluster);
+      hostsNotUp = Math.max(hostsNotUp, hosts - listed.filter((h) => h.status === 'up').length);
+      for (const h of listed) {
+        if (!h.telemetry_published_at || !h.telemetry_applied_at) continue;
+        lags.set(`${h.id}@${h.telemetry_published_at}`, Date.parse(h.telemetry_applied_at) - Date.parse(h.telemetry_published_at));
+      }
+    }
+
+    const placed = await placeUnderLoad(cluster, nc, prefix, workloads, PLACE_RATE_PER_S);
+    hostsNotUp = Math.max(hostsNotUp, hosts - (await allHosts(cluster)).filter((h) => h.status === 'up').length);
+    if (!running.running) throw new Error(`the fleet process exited:\n${running.tail()}`);
+    return {
+      hosts,
+      allUpMs,
+      coordinatorCores,
+      fleetCores,
+      telemetryPerSecond,
+      rssBeforeMiB,
+      rssWithFleetMiB,
+      lagMs: percentiles([...lags.values()]),
+      hostsNotUp,
+      placeMs: percentiles(placed.place),
+      runningMs: percentiles(placed.running),
+    };
+  } finally {
+    await nc.close();
+    await fleet?.stop('SIGTERM', 30_000);
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The baseline fleet, then each size in `sizes`, each against a fresh coordinator. */
+export async function benchFleet(sizes: number[], workloads: number): Promise<FleetResult> {
+  for (const n of sizes) if (!Number.isInteger(n) || n <= BASELINE_HOSTS) throw new Error(`BENCH_FLEET_HOSTS: ${n} is not a whole number above the baseline's ${BASELINE_HOSTS} hosts`);
+  const baseline = await runPhase(BASELINE_HOSTS, workloads);
+  const phases: FleetPhase[] = [];
+  for (const n of sizes) phases.push(await runPhase(n, workloads));
+  return { baseline, phases, workloads };
+}
+
+/** Coordinator CPU per 1,000 hosts, in cores: what the fleet adds over the baseline's, per host. */
+const cpuPerThousand = (p: FleetPhase, base: FleetPhase) => ((p.coordinatorCores - base.coordinatorCores) * 1000) / (p.hosts - base.hosts);
+/** Coordinator memory per host, KiB: its RSS with the fleet over its RSS before, per host. */
+const kibPerHost = (p: FleetPhase) => ((p.rssWithFleetMiB - p.rssBeforeMiB) * 1024) / p.hosts;
+
+/** Cores a coordinator may spend per 1,000 hosts: 5,000 hosts in half of its one event loop, the rest for API and scheduling. */
+const MAX_CORES_PER_THOUSAND = 0.1;
+/** KiB per host: 10,000 hosts in 1 GiB. */
+const MAX_KIB_PER_HOST = 100;
+
+/**
+ * Per fleet size:
+ * - coordinator CPU per 1,000 hosts ≤ 0.1 core: at 5,000 hosts telemetry, heartbeats and lease renewals may take
+ *   half of the coordinator's one event loop, no more.
+ * - telemetry ingest lag p99 ≤ half the telemetry interval: a coordinator further behind than that decides on
+ *   a view more than one sample old.
+ * - memory ≤ 100 KiB per host (10,000 hosts in 1 GiB).
+ * - placement p99 ≤ the baseline's p99 + one telemetry interval: load may delay a placement by a pass of the
+ *   loop, not by a backlog.
+ * - every host up throughout (a host marked down under load is a false failure) and the asked-for telemetry
+ *   rate delivered (≥ 95 % of one message per host per interval), or the load was not what it says.
+ */
+export function fleetTargets(r: FleetResult): Target[] {
+  const benchmark = 'fleet';
+  const out: Target[] = [];
+  for (const p of r.phases) {
+    const at = `at ${p.hosts.toLocaleString('en-US')} hosts`;
+    out.push(
+      { benchmark, what: `coordinator CPU per 1,000 hosts ${at}`, measured: round(cpuPerThousand(p, r.baseline), 3), bound: 'at most', limit: MAX_CORES_PER_THOUSAND, unit: 'cores', basis: `5,000 hosts in half a core; over the ${r.baseline.hosts}-host baseline's ${round(r.baseline.coordinatorCores, 3)}` },
+      { benchmark, what: `telemetry ingest lag p99 ${at}`, measured: Math.round(p.lagMs.p99), bound: 'at most', limit: TELEMETRY_MS / 2, unit: 'ms', basis: `half of telemetry.intervalMs ${TELEMETRY_MS}; baseline p99 ${Math.round(r.baseline.lagMs.p99)} ms` },
+      { benchmark, what: `coordinator memory per host ${at}`, measured: round(kibPerHost(p), 1), bound: 'at most', limit: MAX_KIB_PER_HOST, unit: 'KiB', basis: '10,000 hosts in 1 GiB' },
+      { benchmark, what: `placement p99 (submit → placed) ${at}`, measured: Math.round(p.placeMs.p99), bound: 'at most', limit: Math.round(r.baseline.placeMs.p99 + TELEMETRY_MS), unit: 'ms', basis: `baseline p99 ${Math.round(r.baseline.placeMs.p99)} ms + one telemetry interval` },
+      { benchmark, what: `hosts not up at any check ${at}`, measured: p.hostsNotUp, bound: 'at most', limit: 0, unit: '', basis: 'every simulated host stays alive' },
+      { benchmark, what: `telemetry messages/s delivered ${at}`, measured: Math.round(p.telemetryPerSecond), bound: 'at least', limit: Math.floor((0.95 * p.hosts * 1000) / TELEMETRY_MS), unit: '/s', basis: `95 % of ${p.hosts} hosts at ${TELEMETRY_MS} ms` },
+    );
+  }
+  return out;
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+export function reportFleet(r: FleetResult): string {
+  const row = (p: FleetPhase, base?: FleetPhase) =>
+    [
+      `  ${String(p.hosts).padStart(5)} hosts${base ? '' : ' (baseline)'}: all up in ${(p.allUpMs / 1000).toFixed(1)} s; telemetry ${Math.round(p.telemetryPerSecond)}/s`,
+      `    coordinator CPU ${p.coordinatorCores.toFixed(3)} cores${base ? ` (${cpuPerThousand(p, base).toFixed(3)} per 1,000 hosts over the baseline)` : ''}; the simulating agent ${p.fleetCores.toFixed(2)} cores`,
+      `    coordinator RSS ${p.rssBeforeMiB.toFixed(0)} → ${p.rssWithFleetMiB.toFixed(0)} MiB (${kibPerHost(p).toFixed(1)} KiB per host)`,
+      `    ingest lag ms (n=${p.lagMs.n}): p50 ${p.lagMs.p50} p99 ${p.lagMs.p99} max ${p.lagMs.max}; hosts not up ${p.hostsNotUp}`,
+      `    submit → placed ms (n=${p.placeMs.n}): p50 ${Math.round(p.placeMs.p50)} p99 ${Math.round(p.placeMs.p99)} max ${Math.round(p.placeMs.max)}; → running p50 ${Math.round(p.runningMs.p50)} p99 ${Math.round(p.runningMs.p99)}`,
+    ].join('\n');
+  return [
+    `fleet: one agent process simulating N hosts (fake driver, default intervals: telemetry ${TELEMETRY_MS} ms, heartbeat ${AGENT_DEFAULTS.heartbeat.intervalMs} ms, fencing ${AGENT_DEFAULTS.fencing.timeoutMs} ms), a fresh coordinator and nats-server each; CPU over ${CPU_WINDOW_S} s; ${r.workloads} workloads at ${PLACE_RATE_PER_S}/s`,
+    row(r.baseline),
+    ...r.phases.map((p) => row(p, r.baseline)),
+    ...fleetTargets(r).map((t) => `  ${formatTarget(t)}`),
+  ].join('\n');
+}
