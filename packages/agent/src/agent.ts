@@ -200,7 +200,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     },
     capacity,
     hostSampler,
-    new WorkloadSampler(manager),
+    new WorkloadSampler(manager, config.telemetry.usageReadsPerSecond),
     config.telemetry.intervalMs,
     log,
   );

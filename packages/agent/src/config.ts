@@ -66,9 +66,15 @@ export const agentConfigSchema = z
         intervalMs: z.number().int().min(100).max(60_000).default(1000),
         /** Filesystems to report; the first one holds workload disks and sets disk capacity. @default ['/'] */
         storagePaths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1).default(['/']),
+        /**
+         * Workload usage (CPU, memory) reads per second, at most, over all drivers. Each is an
+         * engine call (Docker: inspect and stats); with many workloads each one's figures are
+         * refreshed less often rather than the engine being kept busy. @default 20
+         */
+        usageReadsPerSecond: z.number().positive().max(10_000).default(20),
       })
       .strict()
-      .default({ intervalMs: 1000, storagePaths: ['/'] }),
+      .default({ intervalMs: 1000, storagePaths: ['/'], usageReadsPerSecond: 20 }),
     /**
      * Liveness: a tiny message on `virtfleet.heartbeat.<hostId>` from its own
      * timer, never waiting on a driver. Keep `intervalMs` well below the

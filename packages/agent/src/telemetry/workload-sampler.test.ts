@@ -44,6 +44,44 @@ describe('WorkloadSampler', () => {
     expect(await sampler.sample()).toMatchObject([{ workload_id: 'vm-1', memory_used_mib: 42 }]);
   });
 
+  it.each([
+    { readsPerSecond: 10, workloads: 50, stepMs: 1000, perRefresh: 10 },
+    { readsPerSecond: 20, workloads: 50, stepMs: 500, perRefresh: 10 },
+    { readsPerSecond: 1, workloads: 5, stepMs: 100, perRefresh: 1 },
+    { readsPerSecond: 100, workloads: 5, stepMs: 1000, perRefresh: 5 },
+  ])('reads usage within its budget ($readsPerSecond/s, $workloads workloads, a refresh every $stepMs ms: $perRefresh each), longest unread first', async ({ readsPerSecond, workloads, stepMs, perRefresh }) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sampler-'));
+    dirs.push(dir);
+    const fake = await createFakeDriver({ kinds: ['vm'], vcpus: 1000, memoryMiB: 1_000_000 }, { hostId: 'h1', log });
+    const reads: string[] = [];
+    const counting: Driver = Object.assign(Object.create(fake) as Driver, {
+      usage: (id: string): Promise<WorkloadUsage | undefined> => {
+        reads.push(id);
+        return fake.usage(id);
+      },
+    });
+    const manager = new WorkloadManager([counting], new WorkloadRecords(dir), new CommandLedger(join(dir, 'ledger.jsonl')), log, 5);
+    for (let i = 0; i < workloads; i++) await manager.create(`c${i}`, `vm-${i}`, parseWorkloadSpec({ name: `vm${i}`, kind: 'vm', vcpus: 1, memory_mib: 64 }));
+    let now = 1_000_000;
+    const sampler = new WorkloadSampler(manager, readsPerSecond, () => now);
+    // The first refresh counts as a second since the last one.
+    await sampler.sample();
+    await sampler.settled();
+    reads.length = 0;
+    const rounds = Math.ceil(workloads / perRefresh);
+    const perRound: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      now += stepMs;
+      const before = reads.length;
+      await sampler.sample();
+      await sampler.settled();
+      perRound.push(reads.length - before);
+    }
+    expect(perRound).toEqual(Array.from({ length: rounds }, () => perRefresh));
+    // Round robin by age: within `rounds` refreshes every workload was read, none twice before all once.
+    if (workloads > perRefresh) expect(new Set(reads).size).toBe(Math.min(workloads, reads.length));
+  });
+
   it('waits at most its budget for a pass, keeps the last complete observation while the engine misses its deadline, and never reports a workload unknown for it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sampler-'));
     dirs.push(dir);

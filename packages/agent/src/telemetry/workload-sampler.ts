@@ -15,6 +15,9 @@ interface CpuSample {
   at: bigint;
 }
 
+/** Usage reads in flight at once. */
+const USAGE_READS_AT_ONCE = 4;
+
 interface Usage {
   cpuPercent: number;
   memoryUsedMiB: number;
@@ -27,7 +30,10 @@ interface Usage {
  *
  * Usage can be slow to read (Docker's stats endpoint takes about a second
  * per container), so it is refreshed in the background: a sample carries the
- * latest usage read so far and is never held up by it.
+ * latest usage read so far and is never held up by it. Reads are budgeted at
+ * `usageReadsPerSecond`, a few at a time, the longest-unread workloads first:
+ * a host with a thousand containers refreshes each one's figures less often
+ * instead of keeping its engine busy with stats calls while creates wait.
  *
  * States can be slow too, when an engine stalls. `snapshot(budgetMs)` waits
  * at most that long for a pass begun after the call, and otherwise returns
@@ -38,12 +44,19 @@ interface Usage {
 export class WorkloadSampler {
   private readonly previous = new Map<string, CpuSample>();
   private readonly latest = new Map<string, Usage>();
+  /** When each workload's usage was last read (ms since the epoch); the oldest go first. */
+  private readonly readAt = new Map<string, number>();
+  private lastRefreshMs: number | undefined;
   private refreshing: Promise<void> | undefined;
   private pass: Promise<void> | undefined;
   private nextPass: Promise<void> | undefined;
   private latestSnapshot: WorkloadSnapshot | undefined;
 
-  constructor(private readonly manager: WorkloadManager) {}
+  constructor(
+    private readonly manager: WorkloadManager,
+    private readonly usageReadsPerSecond = 20,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /**
    * The newest complete observation: one begun after this call if it
@@ -92,6 +105,7 @@ export class WorkloadSampler {
     const seen = new Set(observed.map((o) => o.workload.workloadId));
     for (const id of this.latest.keys()) if (!seen.has(id)) this.latest.delete(id);
     for (const id of this.previous.keys()) if (!seen.has(id)) this.previous.delete(id);
+    for (const id of this.readAt.keys()) if (!seen.has(id)) this.readAt.delete(id);
     return observed.map(({ driver, workload }) => {
       const usage = workload.state === 'running' ? this.latest.get(workload.workloadId) : undefined;
       return {
@@ -112,18 +126,37 @@ export class WorkloadSampler {
     await this.refreshing;
   }
 
+  /** The running workloads whose usage this refresh reads: as many as the budget since the last one allows, longest unread first. */
+  private dueForUsage(observed: ObservedWorkload[]): ObservedWorkload[] {
+    const now = this.now();
+    const elapsedMs = this.lastRefreshMs === undefined ? 1000 : now - this.lastRefreshMs;
+    this.lastRefreshMs = now;
+    // At least one, so every workload is read eventually; at most two seconds' worth after a pause.
+    const budget = Math.max(1, Math.floor((Math.min(elapsedMs, 2000) * this.usageReadsPerSecond) / 1000));
+    const running = observed.filter((o) => o.workload.state === 'running');
+    if (running.length <= budget) return running;
+    const age = (o: ObservedWorkload) => this.readAt.get(o.workload.workloadId) ?? 0;
+    return running.sort((a, b) => age(a) - age(b)).slice(0, budget);
+  }
+
   private async refreshUsage(observed: ObservedWorkload[]): Promise<void> {
+    const due = this.dueForUsage(observed);
+    let next = 0;
     await Promise.all(
-      observed.map(async ({ driver, workload }) => {
-        if (workload.state !== 'running') return;
-        const usage = await driver.usage(workload.workloadId).catch(() => undefined);
-        if (!usage) return;
-        const at = process.hrtime.bigint();
-        const before = this.previous.get(workload.workloadId);
-        const cpuPercent = before && at > before.at && usage.cpuTimeNs >= before.cpuTimeNs ? ((usage.cpuTimeNs - before.cpuTimeNs) / Number(at - before.at)) * 100 : 0;
-        this.previous.set(workload.workloadId, { cpuTimeNs: usage.cpuTimeNs, at });
-        this.latest.set(workload.workloadId, { cpuPercent, memoryUsedMiB: usage.memoryUsedMiB });
+      Array.from({ length: Math.min(USAGE_READS_AT_ONCE, due.length) }, async () => {
+        while (next < due.length) await this.readUsage(due[next++]!);
       }),
     );
+  }
+
+  private async readUsage({ driver, workload }: ObservedWorkload): Promise<void> {
+    this.readAt.set(workload.workloadId, this.now());
+    const usage = await driver.usage(workload.workloadId).catch(() => undefined);
+    if (!usage) return;
+    const at = process.hrtime.bigint();
+    const before = this.previous.get(workload.workloadId);
+    const cpuPercent = before && at > before.at && usage.cpuTimeNs >= before.cpuTimeNs ? ((usage.cpuTimeNs - before.cpuTimeNs) / Number(at - before.at)) * 100 : 0;
+    this.previous.set(workload.workloadId, { cpuTimeNs: usage.cpuTimeNs, at });
+    this.latest.set(workload.workloadId, { cpuPercent, memoryUsedMiB: usage.memoryUsedMiB });
   }
 }
