@@ -7,6 +7,7 @@
 //   BENCH_BURST_N=200 npm run bench -- burst  # the create burst, smaller than its 1,000
 //   BENCH_FLEET_HOSTS=1000 npm run bench -- fleet  # the simulated fleet, at 1,000 hosts only (default 1000,5000)
 import { benchBurst, burstTargets, reportBurst } from './burst.bench.js';
+import { benchCreatePath, createPathTargets, reportCreatePath } from './create-path.bench.js';
 import { benchDispatch, dispatchTargets, reportDispatch } from './dispatch.bench.js';
 import { benchFleet, fleetTargets, reportFleet } from './fleet.bench.js';
 import { benchFailover, failoverTargets, reportFailover } from './failover.bench.js';
@@ -48,6 +49,13 @@ const BENCHMARKS: Benchmark[] = [
     async run() {
       const r = await benchHostLoss(Number(process.env.BENCH_HOST_LOSS_TRIALS ?? 10), Number(process.env.BENCH_FENCE_FIRST_TRIALS ?? 5));
       return { report: reportHostLoss(r), targets: hostLossTargets(r) };
+    },
+  },
+  {
+    name: 'create-path',
+    async run() {
+      const r = await benchCreatePath(Number(process.env.BENCH_CREATE_TRIALS ?? 15));
+      return { report: reportCreatePath(r), targets: createPathTargets(r) };
     },
   },
   {
