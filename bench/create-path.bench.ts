@@ -93,7 +93,6 @@ async function vmTrials(trials: number): Promise<{ rawMs: number; virtfleetMs: n
   const hv = new Hypervisor({ uri: 'qemu:///system' });
   await hv.connectOpen();
   const cluster = await startCluster({ agents: [{ drivers: { libvirt: { enabled: true, uri: 'qemu:///system', domainType: 'qemu' } } }], coordinatorLogLevel: 'info' });
-  const agent = cluster.agents[0]!;
   const nc = await connect({ servers: cluster.nats.url });
   const raw: number[] = [];
   const ours: number[] = [];
