@@ -76,10 +76,12 @@ export class TelemetryPublisher {
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
+      const startedAt = performance.now();
       this.running = this.tick().finally(() => {
         this.running = undefined;
         if (this.stopped) return;
-        this.schedule(this.nudged ? 0 : this.intervalMs);
+        // Counted from this tick's start, so a tick's own time does not stretch the interval (nor drift the phase).
+        this.schedule(this.nudged ? 0 : Math.max(0, this.intervalMs - (performance.now() - startedAt)));
         this.nudged = false;
       });
     }, delayMs);

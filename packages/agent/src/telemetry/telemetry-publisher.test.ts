@@ -1,0 +1,54 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createLogger, telemetrySchema, type NatsConnection } from '@virtfleet/shared';
+import type { HostSource } from './host-sampler.js';
+import { TelemetryPublisher } from './telemetry-publisher.js';
+import type { WorkloadSampler } from './workload-sampler.js';
+
+const log = createLogger('test', 'silent');
+const INTERVAL_MS = 1000;
+
+const host: HostSource = {
+  sample: () => Promise.resolve({ cpu_count: 2, cpu_utilisation: 0.1, load1: 0, load5: 0, load15: 0, memory_total_mib: 1024, memory_used_mib: 512, memory_available_mib: 512, storage: [] }),
+};
+
+/** A workload sampler whose observation takes `takesMs`. */
+function slowSampler(takesMs: number): WorkloadSampler {
+  return {
+    snapshot: () =>
+      takesMs === 0 ? Promise.resolve({ workloads: [], startedAtMs: Date.now() }) : new Promise((resolve) => setTimeout(() => resolve({ workloads: [], startedAtMs: Date.now() }), takesMs)),
+  } as unknown as WorkloadSampler;
+}
+
+function publisher(takesMs: number) {
+  const at: number[] = [];
+  const nc = {
+    isClosed: () => false,
+    publish: (_subject: string, data: string) => {
+      expect(telemetrySchema.safeParse(JSON.parse(data)).success).toBe(true);
+      at.push(Date.now());
+    },
+  } as unknown as NatsConnection;
+  const identity = { host_id: 'h1', hostname: 'h1', address: '127.0.0.1:1', agent_version: '0', boot_id: 'b', labels: {}, trust_level: 0, features: [], overcommit: { cpu: 1, memory: 1 }, reserved: { vcpus: 0, memory_mib: 0, disk_gib: 0 } };
+  const capacity = () => Promise.resolve({ drivers: [], capacity: { vcpus: 1, memory_mib: 1024, disk_gib: 1 } });
+  return { p: new TelemetryPublisher(nc, identity, capacity, host, slowSampler(takesMs), INTERVAL_MS, log), at };
+}
+
+describe('TelemetryPublisher', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(0);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it.each([
+    { name: 'a quick sample: one message per interval from phase 0', takesMs: 0, phase: 0, want: [0, 1000, 2000, 3000] },
+    { name: 'a slow sample does not stretch the interval', takesMs: 300, phase: 0, want: [300, 1300, 2300, 3300] },
+    { name: 'phase 0.25 starts a quarter interval in and keeps that phase', takesMs: 100, phase: 0.25, want: [350, 1350, 2350, 3350] },
+  ])('$name', async ({ takesMs, phase, want }) => {
+    const { p, at } = publisher(takesMs);
+    p.start(phase);
+    await vi.advanceTimersByTimeAsync(3500);
+    await p.stop();
+    expect(at).toEqual(want);
+  });
+});
