@@ -92,7 +92,7 @@ export async function benchThroughput(batches: number, batchSize: number, option
   const cluster: TestCluster = await startCluster({
     agents: [{ drivers: { fake: { enabled: true, vcpus: 1_000_000, memoryMiB: 1_000_000_000, concurrency: 256 } }, telemetryIntervalMs: 1000 }],
     coordinatorLogLevel: 'info',
-    coordinatorEnv: profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {},
+    coordinatorNodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
   });
   const nc = await connect({ servers: cluster.nats.url });
   try {
@@ -106,7 +106,7 @@ export async function benchThroughput(batches: number, batchSize: number, option
       const startedAt = performance.now();
       const submitsPerSecond = await rate(batchSize, CLIENTS, async (i) => {
         const name = `tp-${before + i}`;
-        const w = await cluster.api.submit({ request_id: name, spec: { name, kind: 'vm', vcpus: 0.01, memory_mib: 8, failover: 'reschedule' } });
+        const w = await cluster.api.submit({ request_id: name, spec: { name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.01, memory_mib: 8, failover: 'reschedule' } });
         ids.push(w.id);
       });
       await until(`batch ${b} running`, () => outcomes.running() >= before + batchSize, 600_000);

@@ -68,7 +68,7 @@ describe(`${COUNT.toLocaleString('en-US')} submissions, then ${COUNT.toLocaleStr
 
     const ids: string[] = [];
     await inParallel(COUNT, CLIENTS, async (i) => {
-      const w = await cluster.api.submit({ request_id: `ret-${i}`, spec: { name: `ret-${i}`, kind: 'vm', vcpus: 0.01, memory_mib: 8, failover: 'reschedule' } });
+      const w = await cluster.api.submit({ request_id: `ret-${i}`, spec: { name: `ret-${i}`, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.01, memory_mib: 8, failover: 'reschedule' } });
       ids.push(w.id);
     });
     expect(new Set(ids).size).toBe(COUNT);
@@ -98,7 +98,7 @@ describe(`${COUNT.toLocaleString('en-US')} submissions, then ${COUNT.toLocaleStr
     expect(after.bytes).toBeLessThanOrEqual(before.bytes + 1024);
     expect((await listAll(cluster, { state: 'deleted' })).workloads, 'the deleted ones are forgotten too').toEqual([]);
     // A forgotten request id is free again: the same id now submits anew.
-    const again = await cluster.api.submit({ request_id: 'ret-0', spec: { name: 'ret-0', kind: 'vm', vcpus: 0.01, memory_mib: 8 } });
+    const again = await cluster.api.submit({ request_id: 'ret-0', spec: { name: 'ret-0', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.01, memory_mib: 8 } });
     expect(ids).not.toContain(again.id);
   }, 900_000);
 });

@@ -77,8 +77,8 @@ export async function startCluster(
     dispatchTls?: { ca?: string; cert?: string; key?: string };
     /** More coordinator config sections, e.g. failover, reconcile. */
     coordinatorExtra?: Record<string, unknown>;
-    /** The coordinators' environment beyond the log level, e.g. NODE_OPTIONS for a CPU profile. */
-    coordinatorEnv?: Record<string, string>;
+    /** Node options for the coordinators, e.g. `--cpu-prof` (which NODE_OPTIONS does not allow). */
+    coordinatorNodeArgs?: string[];
     /** @default 'debug' */
     coordinatorLogLevel?: string;
   } = {},
@@ -104,9 +104,8 @@ export async function startCluster(
     return file;
   };
   const launchCoordinatorOn = async (id: string, port: number) => {
-    const p = spawnProcess(`coordinator ${id}`, process.execPath, [CLI_ENTRY, 'coordinator', '--config', coordinatorConfigFor(id, port)], {
+    const p = spawnProcess(`coordinator ${id}`, process.execPath, [...(options.coordinatorNodeArgs ?? []), CLI_ENTRY, 'coordinator', '--config', coordinatorConfigFor(id, port)], {
       VIRTFLEET_LOG_LEVEL: options.coordinatorLogLevel ?? 'debug',
-      ...options.coordinatorEnv,
     });
     await waitForPort(port).catch((err: Error) => {
       throw new Error(`${err.message}\n${p.tail()}`);

@@ -178,8 +178,8 @@ export class KvStateStore implements StateStore {
     return this.workloads.get(id);
   }
 
-  unsettled(): Workload[] {
-    return [...this.unsettledIds].flatMap((id) => this.get(id) ?? []);
+  unsettled(): Readonly<Workload>[] {
+    return [...this.unsettledIds].flatMap((id) => this.workloads.get(id) ?? []);
   }
 
   listOnHost(hostId: string): Workload[] {

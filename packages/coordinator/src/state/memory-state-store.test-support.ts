@@ -37,7 +37,7 @@ export class MemoryStateStore implements StateStore {
   peek(id: string): Readonly<Workload> | undefined {
     return this.get(id);
   }
-  unsettled(): Workload[] {
+  unsettled(): Readonly<Workload>[] {
     return this.list().filter(isUnsettled);
   }
   listOnHost(hostId: string): Workload[] {

@@ -273,7 +273,7 @@ export class WorkloadController {
   }
 
   /** Carries out a delete that was accepted while the workload was busy; retried every placement pass until done. */
-  private deleteDeferred(w: Workload): void {
+  private deleteDeferred(w: Readonly<Workload>): void {
     if (!this.leading || this.busy.has(w.id)) return;
     this.act('delete', w.id, '').catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'accepted delete not carried out yet; retrying'));
   }
@@ -558,17 +558,17 @@ export class WorkloadController {
     const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.store.values(), this.stoppedReservation), now);
     for (const { entry, record } of result.waiting) {
       this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
-      const w = this.store.get(entry.workloadId);
+      const w = this.store.peek(entry.workloadId);
       if (w && w.message !== record.summary) {
-        this.update(w, { message: record.summary });
+        this.update(this.get(w.id), { message: record.summary });
         this.events.emit(EVENT_TYPES.workloadUnplaceable, w.id, { id: w.id, reason: record.summary, unresolvable: record.unresolvable });
       }
     }
     if (result.blockedBehind) {
       for (const e of this.queue.ordered(now)) {
-        const w = this.store.get(e.workloadId);
+        const w = this.store.peek(e.workloadId);
         const message = `queued behind ${result.blockedBehind} (strict order)`;
-        if (w && e.workloadId !== result.blockedBehind && w.message !== message) this.update(w, { message });
+        if (w && e.workloadId !== result.blockedBehind && w.message !== message) this.update(this.get(w.id), { message });
       }
     }
     for (const { entry, record } of result.placed) {
@@ -600,7 +600,7 @@ export class WorkloadController {
    * A retryable failure leaves the workload `creating` on the same host to
    * be sent again; any other failure marks it failed.
    */
-  private async dispatchCreate(w: Workload): Promise<void> {
+  private async dispatchCreate(w: Readonly<Workload>): Promise<void> {
     if (!this.leading) return;
     const host = this.hosts.get(w.hostId);
     if (!host || host.status !== 'up') return;

@@ -21,11 +21,11 @@ export interface WorkloadStore {
   /** One workload as stored, without copying; the same terms as `values`. */
   peek(id: string): Readonly<Workload> | undefined;
   /**
-   * Placed workloads still owed an agent command, as copies: a create not
-   * answered yet (`creating`) or an accepted delete not carried out yet.
-   * Cheap however many workloads are settled.
+   * Placed workloads still owed an agent command, as stored (the terms of
+   * `values`): a create not answered yet (`creating`) or an accepted delete
+   * not carried out yet. Cheap however many workloads are settled.
    */
-  unsettled(): Workload[];
+  unsettled(): Readonly<Workload>[];
   /** The workloads placed on a host, in any state (deleted ones included). */
   listOnHost(hostId: string): Workload[];
   /**
