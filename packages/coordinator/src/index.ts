@@ -1,4 +1,6 @@
 export { startCoordinator, type RunningCoordinator } from './coordinator.js';
+export { INGEST_REPORT_MS } from './hosts/host-registry.js';
+export type { IngestLagReport } from './hosts/ingest-lag.js';
 export { coordinatorConfigSchema, loadCoordinatorConfig, type CoordinatorConfig } from './config.js';
 export { AgentClient, AgentClientPool, type AgentAction, type AgentClientOptions } from './dispatch/agent-client.js';
 export type { Scheduler, HostSnapshot, PlacementRecord, PlacementRequest, CandidateRecord, ResourceVector } from './scheduler/scheduler.js';

@@ -109,6 +109,8 @@ describe('HostRegistry', () => {
     r.ingest('virtfleet.telemetry.h1', telemetry('h1', { published_at: new Date(5980).toISOString() }));
     expect(r.get('h1')?.telemetryAppliedMs).toBe(6000);
     expect(r.get('h1')?.telemetry.published_at).toBe(new Date(5980).toISOString());
+    r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+    expect(r.ingestLag.take(), 'each message with a published_at counted once, by its lag').toEqual({ messages: 2, p50: 20, p99: 20, max: 20 });
   });
 
   it('lets neither a heartbeat of an unknown host nor one of a down host change anything; a down host returns through telemetry', () => {

@@ -11,6 +11,10 @@ import {
   type Subscription,
 } from '@virtfleet/shared';
 import type { Host, HostStatus } from './host.js';
+import { IngestLag } from './ingest-lag.js';
+
+/** How often the registry logs its telemetry ingest lag ('telemetry ingest', info). */
+export const INGEST_REPORT_MS = 10_000;
 
 export interface HostRegistryEvents {
   /** A host went up (first telemetry, or ready again), recovering (back after being down) or down (silent past the TTL). */
@@ -35,6 +39,9 @@ export class HostRegistry {
   private readonly hosts = new Map<string, Host>();
   private readonly cordonedIds = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
+  private reporter: NodeJS.Timeout | undefined;
+  /** Every applied message's lag since the last report. */
+  readonly ingestLag = new IngestLag();
   private subscription: Subscription | undefined;
   private heartbeats: Subscription | undefined;
   /** Telemetry messages dropped because they failed validation. */
@@ -74,10 +81,15 @@ export class HostRegistry {
       },
     });
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(1000, this.ttlMs / 4)));
+    this.reporter = setInterval(() => {
+      const report = this.ingestLag.take();
+      if (report) this.log.info({ hosts: this.hosts.size, ...report, periodMs: INGEST_REPORT_MS }, 'telemetry ingest');
+    }, INGEST_REPORT_MS);
   }
 
   stop(): void {
     clearInterval(this.sweeper);
+    clearInterval(this.reporter);
     this.subscription?.unsubscribe();
     this.heartbeats?.unsubscribe();
   }
@@ -125,6 +137,7 @@ export class HostRegistry {
     // A host that was down may still run copies placed elsewhere since: it waits in `recovering` for markReady.
     const status = previous && previous.status !== 'up' ? 'recovering' : 'up';
     const now = this.now();
+    if (telemetry.published_at) this.ingestLag.record(now - Date.parse(telemetry.published_at));
     const host: Host = { id: telemetry.host_id, status, lastSeenMs: now, telemetry, telemetryAppliedMs: now, cpuUtilisationSmoothed: smoothed, cordoned: this.cordonedIds.has(telemetry.host_id) };
     if (previous?.lastHeartbeat) host.lastHeartbeat = previous.lastHeartbeat;
     this.hosts.set(host.id, host);
