@@ -69,7 +69,7 @@ describe(`an agent simulating ${HOSTS} hosts in one process`, () => {
     for (const h of hosts) {
       expect(h.capacity, `${h.id} reports the fake driver's capacity`).toMatchObject({ vcpus: 4, memory_mib: 8192 });
       expect(h.drivers.map((d) => d.name), h.id).toEqual(['fake']);
-      expect(Date.parse(h.telemetry_applied_at) - Date.parse(h.telemetry_published_at), `${h.id} telemetry ingest lag`).toBeGreaterThanOrEqual(-50);
+      expect(Date.parse(h.telemetry_applied_at) - Date.parse(h.telemetry_published_at), `${h.id} telemetry ingest lag`).toBeGreaterThanOrEqual(0);
     }
 
     // Anti-affinity puts each on a host of its own.

@@ -75,13 +75,14 @@ export class TelemetryPublisher {
 
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
+    const dueAt = performance.now() + delayMs;
     this.timer = setTimeout(() => {
-      const startedAt = performance.now();
       this.running = this.tick().finally(() => {
         this.running = undefined;
         if (this.stopped) return;
-        // Counted from this tick's start, so a tick's own time does not stretch the interval (nor drift the phase).
-        this.schedule(this.nudged ? 0 : Math.max(0, this.intervalMs - (performance.now() - startedAt)));
+        // Counted from when this tick was due, so neither a late timer nor the tick's own time stretches the
+        // interval (or drifts the phase); a tick that overran its interval is followed at once.
+        this.schedule(this.nudged ? 0 : Math.max(0, dueAt + this.intervalMs - performance.now()));
         this.nudged = false;
       });
     }, delayMs);
