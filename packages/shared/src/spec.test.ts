@@ -89,6 +89,7 @@ describe('parseWorkloadSpec', () => {
     { name: 'absurd memory', input: { ...container, memory_mib: 1e12 }, field: 'spec.memory_mib', reason: /at most/ },
     { name: 'zero vcpus', input: { ...container, vcpus: 0 }, field: 'spec.vcpus', reason: /greater than 0/ },
     { name: 'NaN vcpus', input: { ...container, vcpus: Number.NaN }, field: 'spec.vcpus', reason: /number/ },
+    { name: 'a container below the smallest CPU quota', input: { ...container, vcpus: 0.005 }, field: 'spec.vcpus', reason: /at least 0.01 for a container/ },
     { name: 'half a vcpu for a vm', input: { ...vm, vcpus: 1.5 }, field: 'spec.vcpus', reason: /whole number for a vm/ },
     { name: 'negative disk', input: { ...vm, disk_gib: -1 }, field: 'spec.disk_gib', reason: /negative/ },
     { name: 'a container without image', input: { ...container, image: '' }, field: 'spec.image', reason: /required/ },

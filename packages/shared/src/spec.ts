@@ -8,6 +8,8 @@ export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
 /** Upper bounds that no real host reaches; anything above is a typo, not a request. */
 export const SPEC_LIMITS = {
   maxVcpus: 1024,
+  // The kernel's smallest CFS quota is 1 ms per 100 ms period; Docker fails the start below it.
+  minContainerVcpus: 0.01,
   minMemoryMiB: 6, // Docker's own minimum
   maxMemoryMiB: 16 * 1024 * 1024,
   maxDiskGiB: 1024 * 1024,
@@ -122,6 +124,8 @@ const workloadSpecShape = z
 
 export const workloadSpecSchema = workloadSpecShape.superRefine((spec, ctx) => {
   if (spec.kind === 'container') {
+    if (spec.vcpus < SPEC_LIMITS.minContainerVcpus)
+      ctx.addIssue({ code: 'custom', path: ['vcpus'], message: `must be at least ${SPEC_LIMITS.minContainerVcpus} for a container (the kernel's smallest CPU quota)` });
     if (!spec.image) ctx.addIssue({ code: 'custom', path: ['image'], message: 'is required for a container' });
     else if (!IMAGE_REFERENCE.test(spec.image) || spec.image.length > 255)
       ctx.addIssue({ code: 'custom', path: ['image'], message: 'must be a Docker image reference such as busybox:latest' });
