@@ -50,6 +50,26 @@ async function submitToRunning(cluster: TestCluster, nc: NatsConnection, spec: p
   return { ms: at - startedAt, id };
 }
 
+/**
+ * `trials` rounds of the engine's own create (`raw`, timed here) then one through the API, interleaved so the
+ * machine's noise hits both alike; the first round is a warm-up. Deletes what went through the API.
+ */
+async function interleaved(cluster: TestCluster, trials: number, raw: (name: string) => Promise<void>, throughApi: (i: number) => Promise<{ ms: number; id: string }>): Promise<{ rawMs: number; virtfleetMs: number }> {
+  const rawTimes: number[] = [];
+  const ours: number[] = [];
+  const ids: string[] = [];
+  for (let i = 0; i <= trials; i++) {
+    const t0 = performance.now();
+    await raw(`cp-raw-${i}`);
+    if (i > 0) rawTimes.push(performance.now() - t0);
+    const { ms, id } = await throughApi(i);
+    ids.push(id);
+    if (i > 0) ours.push(ms);
+  }
+  await deleteAll(cluster, ids);
+  return { rawMs: median(rawTimes), virtfleetMs: median(ours) };
+}
+
 async function deleteAll(cluster: TestCluster, ids: string[]): Promise<void> {
   for (const id of ids) await cluster.api.act('DeleteWorkload', { id, request_id: `del-${id}` });
 }
@@ -59,29 +79,21 @@ async function containerTrials(trials: number): Promise<{ rawMs: number; virtfle
   const cluster = await startCluster({ agents: [{ drivers: { docker: { enabled: true } } }], coordinatorLogLevel: 'info' });
   const agent = cluster.agents[0]!;
   const nc = await connect({ servers: cluster.nats.url });
-  const raw: number[] = [];
-  const ours: number[] = [];
   const rawHost = `bench-raw-${process.pid}`;
   try {
     await waitForHostsUp(cluster);
     const config = agentConfigOf(agent.process);
     const options = { network: config.drivers.docker!.network, stopTimeoutSeconds: config.stopTimeoutSeconds };
-    const ids: string[] = [];
-    // Interleaved, so the machine's noise hits both alike; the first of each is a warm-up.
-    for (let i = 0; i <= trials; i++) {
-      const name = `cp-raw-${i}`;
-      const t0 = performance.now();
-      const c = await docker.createContainer(buildCreateOptions(rawHost, name, parseWorkloadSpec(sleeperContainer(name)), options));
-      await c.start();
-      await c.inspect();
-      if (i > 0) raw.push(performance.now() - t0);
-
-      const { ms, id } = await submitToRunning(cluster, nc, sleeperContainer(`cp-c-${i}`), `cp-c-${i}`);
-      ids.push(id);
-      if (i > 0) ours.push(ms);
-    }
-    await deleteAll(cluster, ids);
-    return { rawMs: median(raw), virtfleetMs: median(ours) };
+    return await interleaved(
+      cluster,
+      trials,
+      async (name) => {
+        const c = await docker.createContainer(buildCreateOptions(rawHost, name, parseWorkloadSpec(sleeperContainer(name)), options));
+        await c.start();
+        await c.inspect();
+      },
+      (i) => submitToRunning(cluster, nc, sleeperContainer(`cp-c-${i}`), `cp-c-${i}`),
+    );
   } finally {
     await nc.close();
     await cluster.stop();
@@ -94,28 +106,21 @@ async function vmTrials(trials: number): Promise<{ rawMs: number; virtfleetMs: n
   await hv.connectOpen();
   const cluster = await startCluster({ agents: [{ drivers: { libvirt: { enabled: true, uri: 'qemu:///system', domainType: 'qemu' } } }], coordinatorLogLevel: 'info' });
   const nc = await connect({ servers: cluster.nats.url });
-  const raw: number[] = [];
-  const ours: number[] = [];
   const rawNames: string[] = [];
-  const ids: string[] = [];
   const rawHost = `bench-raw-${process.pid}`;
   const spec = (name: string): pb.WorkloadSpec => ({ name, kind: 'vm', vcpus: 1, memory_mib: 64, failover: 'reschedule' });
   try {
     await waitForHostsUp(cluster);
-    for (let i = 0; i <= trials; i++) {
-      const name = `cp-raw-${i}`;
-      const t0 = performance.now();
-      const dom = await hv.domainDefineXML(buildDomainXml(name, parseWorkloadSpec(spec(name)), rawHost, 'qemu'));
-      await hv.domainCreate(dom);
-      rawNames.push(await hv.domainGetName(dom));
-      if (i > 0) raw.push(performance.now() - t0);
-
-      const { ms, id } = await submitToRunning(cluster, nc, spec(`cp-v-${i}`), `cp-v-${i}`);
-      ids.push(id);
-      if (i > 0) ours.push(ms);
-    }
-    await deleteAll(cluster, ids);
-    return { rawMs: median(raw), virtfleetMs: median(ours) };
+    return await interleaved(
+      cluster,
+      trials,
+      async (name) => {
+        const dom = await hv.domainDefineXML(buildDomainXml(name, parseWorkloadSpec(spec(name)), rawHost, 'qemu'));
+        await hv.domainCreate(dom);
+        rawNames.push(await hv.domainGetName(dom));
+      },
+      (i) => submitToRunning(cluster, nc, spec(`cp-v-${i}`), `cp-v-${i}`),
+    );
   } finally {
     await nc.close();
     await cluster.stop();
