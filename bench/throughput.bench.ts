@@ -13,7 +13,7 @@ const SUBMIT_TARGET = 1500;
 const RUNNING_TARGET = 1000;
 /** The last batch's submit rate over the first's, at least: per-submit cost must not grow with history. */
 const FLATNESS_TARGET = 0.8;
-const CLIENTS = 16;
+const CLIENTS = Number(process.env.BENCH_THROUGHPUT_CLIENTS ?? 16);
 
 export interface BatchRate {
   /** Workloads ever submitted when the batch began. */
@@ -90,7 +90,14 @@ async function until(what: string, done: () => boolean, timeoutMs: number): Prom
 export async function benchThroughput(batches: number, batchSize: number, options: { profile?: boolean } = {}): Promise<ThroughputResult> {
   const profileDir = options.profile ? mkdtempSync(join(tmpdir(), 'virtfleet-cpuprof-')) : undefined;
   const cluster: TestCluster = await startCluster({
-    agents: [{ drivers: { fake: { enabled: true, vcpus: 1_000_000, memoryMiB: 1_000_000_000, concurrency: 256 } }, telemetryIntervalMs: 1000 }],
+    agents: [
+      {
+        drivers: { fake: { enabled: true, vcpus: 1_000_000, memoryMiB: 1_000_000_000, concurrency: 256 } },
+        telemetryIntervalMs: 1000,
+        logLevel: 'info',
+        nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/agent`] : [],
+      },
+    ],
     coordinatorLogLevel: 'info',
     coordinatorNodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
   });

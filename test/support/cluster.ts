@@ -23,6 +23,10 @@ export interface AgentOptions {
    * through TCP proxies the test controls, to cut the host off while it runs.
    */
   proxied?: boolean;
+  /** @default 'debug' */
+  logLevel?: string;
+  /** Node options before the entry point, e.g. --cpu-prof. */
+  nodeArgs?: string[];
 }
 
 /** The agents' self-fencing timeout in tests: below the cluster's host TTL, as in production. */
@@ -144,7 +148,9 @@ export async function startCluster(
         ...agentOptions.extra,
       }),
     );
-    const launch = () => spawnProcess(`agent ${hostId}`, process.execPath, [CLI_ENTRY, 'agent', '--config', configFile], { VIRTFLEET_LOG_LEVEL: 'debug' });
+    const launch = () => spawnProcess(`agent ${hostId}`, process.execPath, [...(agentOptions.nodeArgs ?? []), CLI_ENTRY, 'agent', '--config', configFile], {
+        VIRTFLEET_LOG_LEVEL: agentOptions.logLevel ?? 'debug',
+      });
     const agent: TestAgent = {
       hostId,
       port,

@@ -232,6 +232,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
       lease.stop();
       await publisher.stop();
       await shutdownServer(server);
+      await Promise.all([records.close(), ledger.close()]);
       await Promise.all(drivers.map((d) => d.close().catch(() => undefined)));
     },
   };

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { FailedPreconditionError } from '@virtfleet/shared';
+import { Journal, readLines } from './journal.js';
 
 /** One command that ran to completion. */
 export interface LedgerEntry<R = unknown> {
@@ -15,9 +14,9 @@ export interface LedgerEntry<R = unknown> {
 
 /**
  * Records the result of every completed command so that a command id runs at
- * most once, across agent restarts. Entries are appended to a JSON-lines file
- * (fsync'd through appendFileSync's sync write) and compacted to the newest
- * `capacity` entries when the file doubles.
+ * most once, across agent restarts. Entries go to a JSON-lines journal (group
+ * commit: a command's result is returned once its entry is on disk), which is
+ * compacted to the newest `capacity` entries when it doubles.
  *
  * Failed commands are not recorded: a retry of a failed command runs again,
  * which is safe because every driver operation is idempotent by intent.
@@ -25,15 +24,20 @@ export interface LedgerEntry<R = unknown> {
 export class CommandLedger {
   private readonly entries = new Map<string, LedgerEntry>();
   private readonly inFlight = new Map<string, { requestHash: string; promise: Promise<unknown> }>();
-  private linesOnDisk = 0;
+  private readonly journal: Journal;
 
   constructor(
-    private readonly file: string,
+    file: string,
     /** @default 10_000 */
     private readonly capacity = 10_000,
   ) {
-    mkdirSync(dirname(file), { recursive: true });
-    if (existsSync(file)) this.load();
+    this.journal = new Journal(file, { snapshot: () => this.newest().map((e) => JSON.stringify(e)), compactAbove: () => 2 * this.capacity });
+    this.load(readLines(file));
+  }
+
+  /** Waits for entries on their way to disk. */
+  close(): Promise<void> {
+    return this.journal.close();
   }
 
   static hash(method: string, request: unknown): string {
@@ -57,8 +61,8 @@ export class CommandLedger {
       this.checkSame(commandId, running.requestHash, requestHash);
       return running.promise as Promise<R>;
     }
-    const promise = execute().then((result) => {
-      this.record({ commandId, method, requestHash, result, at: Date.now() });
+    const promise = execute().then(async (result) => {
+      await this.record({ commandId, method, requestHash, result, at: Date.now() });
       return result;
     });
     this.inFlight.set(commandId, { requestHash, promise });
@@ -77,35 +81,28 @@ export class CommandLedger {
     if (recorded !== requested) throw new FailedPreconditionError(`command id ${commandId} was already used for a different request`);
   }
 
-  private record(entry: LedgerEntry): void {
+  private record(entry: LedgerEntry): Promise<void> {
     this.entries.set(entry.commandId, entry);
-    appendFileSync(this.file, `${JSON.stringify(entry)}\n`, { flush: true });
-    this.linesOnDisk++;
-    if (this.linesOnDisk > 2 * this.capacity) this.compact();
+    return this.journal.append(JSON.stringify(entry));
   }
 
-  private load(): void {
-    const lines = readFileSync(this.file, 'utf8').split('\n');
+  private load(lines: string[]): void {
     for (const line of lines) {
-      if (!line) continue;
       try {
         const entry = JSON.parse(line) as LedgerEntry;
         if (typeof entry.commandId === 'string' && typeof entry.requestHash === 'string') this.entries.set(entry.commandId, entry);
       } catch {
-        // A torn last line from a crash mid-write: that command did not complete.
+        // Not an entry; a compaction drops it.
       }
-      this.linesOnDisk++;
     }
-    if (this.entries.size > this.capacity) this.compact();
+    if (this.entries.size > this.capacity) this.journal.rewriteSync(this.newest().map((e) => JSON.stringify(e)));
   }
 
-  private compact(): void {
+  /** Keeps only the newest `capacity` entries, and returns them oldest first. */
+  private newest(): LedgerEntry[] {
     const newest = [...this.entries.values()].sort((a, b) => a.at - b.at).slice(-this.capacity);
     this.entries.clear();
     for (const e of newest) this.entries.set(e.commandId, e);
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, newest.map((e) => `${JSON.stringify(e)}\n`).join(''), { flush: true });
-    renameSync(tmp, this.file);
-    this.linesOnDisk = newest.length;
+    return newest;
   }
 }

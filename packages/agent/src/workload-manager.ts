@@ -83,12 +83,12 @@ export class WorkloadManager implements Fenceable {
       const present = new Set(owned.map((w) => w.workloadId));
       for (const w of owned) {
         if (this.records.get(w.workloadId)) continue;
-        this.records.put({ workloadId: w.workloadId, name: w.name, kind: w.kind, driver: driver.name, createdAt: new Date().toISOString() });
+        await this.records.put({ workloadId: w.workloadId, name: w.name, kind: w.kind, driver: driver.name, createdAt: new Date().toISOString() });
         adopted++;
       }
       for (const record of this.records.all()) {
         if (record.driver === driver.name && !present.has(record.workloadId)) {
-          this.records.remove(record.workloadId);
+          await this.records.remove(record.workloadId);
           forgotten++;
         }
       }
@@ -105,14 +105,14 @@ export class WorkloadManager implements Fenceable {
         const driver = existing ? this.driverNamed(existing.driver) : this.driverFor(spec.kind);
         this.requireLease(spec.failover, workloadId);
         // Record the intent first: after a crash, recover() reconciles it with the backend.
-        if (!existing) this.records.put({ workloadId, name: spec.name, kind: spec.kind, driver: driver.name, createdAt: new Date().toISOString(), failover: spec.failover });
-        else if (existing.fencedAt) this.records.put({ ...existing, fencedAt: undefined });
+        if (!existing) await this.records.put({ workloadId, name: spec.name, kind: spec.kind, driver: driver.name, createdAt: new Date().toISOString(), failover: spec.failover });
+        else if (existing.fencedAt) await this.records.put({ ...existing, fencedAt: undefined });
         try {
           const created = await driver.create(workloadId, spec);
           return this.changed(driver, created);
         } catch (err) {
           // Forget the intent only when the engine says there is no such workload: one that timed out may still be creating it.
-          if (!existing && (await driver.inspect(workloadId).then((w) => w === undefined, () => false))) this.records.remove(workloadId);
+          if (!existing && (await driver.inspect(workloadId).then((w) => w === undefined, () => false))) await this.records.remove(workloadId);
           throw err;
         }
       }),
@@ -130,7 +130,7 @@ export class WorkloadManager implements Fenceable {
         const driver = this.driverNamed(record.driver);
         if (action === 'start' || action === 'resume') {
           this.requireLease(failoverOf(record), workloadId);
-          if (record.fencedAt) this.records.put({ ...record, fencedAt: undefined });
+          if (record.fencedAt) await this.records.put({ ...record, fencedAt: undefined });
         }
         switch (action) {
           case 'start':
@@ -146,7 +146,7 @@ export class WorkloadManager implements Fenceable {
             return this.changed(driver, await driver.resume(workloadId));
           case 'delete':
             await driver.delete(workloadId);
-            this.records.remove(workloadId);
+            await this.records.remove(workloadId);
             this.onChange();
             return { ...deletedStatus(workloadId), name: record.name, kind: record.kind, driver: driver.name };
         }
@@ -173,7 +173,7 @@ export class WorkloadManager implements Fenceable {
       const again = await this.lock.run(workloadId, async () => {
         const found = await driver.inspect(workloadId);
         if (!found && this.records.get(workloadId)) {
-          this.records.remove(workloadId);
+          await this.records.remove(workloadId);
           this.log.warn({ workload: workloadId }, 'workload vanished from its backend; record forgotten');
         }
         return found;
@@ -211,7 +211,7 @@ export class WorkloadManager implements Fenceable {
               const current = await driver.inspect(record.workloadId);
               if (current && (current.state === 'running' || current.state === 'paused' || current.state === 'creating')) {
                 await driver.stop(record.workloadId, { timeoutSeconds: 0, force: true });
-                this.records.put({ ...record, fencedAt: new Date().toISOString() });
+                await this.records.put({ ...record, fencedAt: new Date().toISOString() });
                 stopped++;
                 workloads.push(record.workloadId);
               }
@@ -227,11 +227,13 @@ export class WorkloadManager implements Fenceable {
   }
 
   /** Notes that the fencer process stopped these workloads, so they report as stopped by self-fencing. */
-  markFenced(workloadIds: string[], at: string): void {
-    for (const id of workloadIds) {
-      const record = this.records.get(id);
-      if (record) this.records.put({ ...record, fencedAt: at });
-    }
+  async markFenced(workloadIds: string[], at: string): Promise<void> {
+    await Promise.all(
+      workloadIds.map((id) => {
+        const record = this.records.get(id);
+        return record ? this.records.put({ ...record, fencedAt: at }) : undefined;
+      }),
+    );
     this.onChange();
   }
 

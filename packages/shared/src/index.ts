@@ -10,3 +10,4 @@ export * from './config.js';
 export * from './nats.js';
 export type * as pb from './pb.js';
 export * from './host-lease.js';
+export * from './freeze.js';

@@ -8,7 +8,7 @@ import type { Fenceable } from './host-lease.js';
 /** What the supervisor needs of the agent's workloads. */
 export interface FencedHost extends Fenceable {
   /** Notes that the fencer stopped these workloads, so they report as stopped by self-fencing. */
-  markFenced(workloadIds: string[], at: string): void;
+  markFenced(workloadIds: string[], at: string): Promise<void>;
 }
 
 /**
@@ -61,7 +61,8 @@ export class FencerSupervisor {
     this.log.info({ pid: child.pid }, 'fencer started');
     child.on('message', (m: FencerMessage) => {
       if (m.type === 'lease') this.host.setLeaseHeld(m.held);
-      else if (m.type === 'fenced') this.host.markFenced(m.workloads, m.at);
+      else if (m.type === 'fenced')
+        this.host.markFenced(m.workloads, m.at).catch((err: unknown) => this.log.error({ err: String(err) }, 'could not record the fencer\'s stops'));
     });
     child.once('exit', (code, signal) => {
       if (this.child === child) this.child = undefined;

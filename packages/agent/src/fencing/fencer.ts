@@ -29,7 +29,7 @@ class DriverFencer implements Fenceable {
   async fence(reason: string): Promise<{ stopped: number; failed: number; workloads: string[] }> {
     const workloads: string[] = [];
     let failed = 0;
-    const records = new WorkloadRecords(this.stateDir).all().filter((r) => (r.failover ?? defaultFailoverMode(r.kind)) === 'fence-first');
+    const records = WorkloadRecords.read(this.stateDir).filter((r) => (r.failover ?? defaultFailoverMode(r.kind)) === 'fence-first');
     await Promise.all(
       records.map(async (r) => {
         const driver = this.drivers.find((d) => d.name === r.driver);

@@ -1,6 +1,6 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
-import { UnavailableError, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { UnavailableError, deepFreeze, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
 import { requestKey, type RequestRecord } from '../requests/request-ledger.js';
 import { isUnsettled, type Workload } from '../workloads/workload.js';
 import { HOST_MARKS, type HostMark, type StateStore, type WorkloadCursor } from '../workloads/workload-store.js';
@@ -152,8 +152,7 @@ export class KvStateStore implements StateStore {
   }
 
   get(id: string): Workload | undefined {
-    const w = this.workloads.get(id);
-    return w ? structuredClone(w) : undefined;
+    return this.workloads.get(id);
   }
 
   getByRequestId(requestId: string): Workload | undefined {
@@ -167,7 +166,7 @@ export class KvStateStore implements StateStore {
   }
 
   list(): Workload[] {
-    return [...this.workloads.values()].map((w) => structuredClone(w));
+    return [...this.workloads.values()];
   }
 
   values(): Iterable<Readonly<Workload>> {
@@ -196,7 +195,7 @@ export class KvStateStore implements StateStore {
         const last = workloads.at(-1)!;
         return { workloads, next: { arrivalSeq: last.arrivalSeq, id: last.id } };
       }
-      workloads.push(structuredClone(w));
+      workloads.push(w);
     }
     return { workloads };
   }
@@ -205,7 +204,7 @@ export class KvStateStore implements StateStore {
     const old: Workload[] = [];
     for (const w of this.workloads.values()) {
       if (old.length >= limit) break;
-      if (w.state === 'deleted' && Date.parse(w.updatedAt) < cutoffMs) old.push(structuredClone(w));
+      if (w.state === 'deleted' && Date.parse(w.updatedAt) < cutoffMs) old.push(w);
     }
     return old;
   }
@@ -408,7 +407,7 @@ export class KvStateStore implements StateStore {
       const onHost = this.byHost.get(w.hostId) ?? new Set<string>();
       this.byHost.set(w.hostId, onHost.add(w.id));
     }
-    this.workloads.set(w.id, structuredClone(w));
+    this.workloads.set(w.id, deepFreeze(structuredClone(w)));
     if (w.requestId) this.byRequest.set(w.requestId, w.id);
     if (w.state !== 'deleted') this.byName.set(w.spec.name, w.id);
     else if (this.byName.get(w.spec.name) === w.id) this.byName.delete(w.spec.name);

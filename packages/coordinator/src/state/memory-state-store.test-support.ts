@@ -1,3 +1,4 @@
+import { deepFreeze } from '@virtfleet/shared';
 import type { RequestRecord } from '../requests/request-ledger.js';
 import { isUnsettled, type Workload } from '../workloads/workload.js';
 import type { HostMark, StateStore, WorkloadCursor } from '../workloads/workload-store.js';
@@ -17,7 +18,7 @@ export class MemoryStateStore implements StateStore {
   writes = 0;
 
   private read(json: string | undefined): Workload | undefined {
-    return json === undefined ? undefined : (JSON.parse(json) as Workload);
+    return json === undefined ? undefined : deepFreeze(JSON.parse(json) as Workload);
   }
   get(id: string): Workload | undefined {
     return this.read(this.workloads.get(id));
@@ -29,7 +30,7 @@ export class MemoryStateStore implements StateStore {
     return this.list().find((w) => w.spec.name === name && w.state !== 'deleted');
   }
   list(): Workload[] {
-    return [...this.workloads.values()].map((json) => JSON.parse(json) as Workload);
+    return [...this.workloads.values()].map((json) => deepFreeze(JSON.parse(json) as Workload));
   }
   values(): Iterable<Readonly<Workload>> {
     return this.list();
