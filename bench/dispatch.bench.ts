@@ -1,12 +1,11 @@
-import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient, coordinatorConfigSchema } from '@virtfleet/coordinator';
 import { parseWorkloadSpec } from '@virtfleet/shared';
 import { startNatsServer } from '../test/support/nats-server.js';
-import { CLI_ENTRY, freePort, REPO_ROOT, spawnProcess, waitForPort } from '../test/support/processes.js';
+import { CLI_ENTRY, freePort, spawnProcess, waitForPort } from '../test/support/processes.js';
+import { startEchoBaseline } from './echo.js';
 import { fmt, measure, summarise, type Summary } from './stats.js';
 import { formatTarget, type Target } from './targets.js';
 
@@ -27,15 +26,8 @@ export interface DispatchResult {
  *    so it passes validation, the ledger (an fsync'd append) and the per-workload lock.
  */
 export async function benchDispatch(n: number): Promise<DispatchResult> {
-  const identity = (b: Buffer) => b;
-  const echo = spawn(process.execPath, [join(REPO_ROOT, 'bench/echo-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const echoPort = await new Promise<number>((resolve) => echo.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
-  const raw = new Client(`127.0.0.1:${echoPort}`, credentials.createInsecure());
+  const echo = await startEchoBaseline();
   const payload = Buffer.alloc(16, 1);
-  const rawEcho = () =>
-    new Promise<void>((resolve, reject) =>
-      raw.makeUnaryRequest('/bench.Echo/Echo', identity, identity, payload, { deadline: new Date(Date.now() + 5000) }, (err: ServiceError | null) => (err ? reject(err) : resolve())),
-    );
 
   const nats = await startNatsServer();
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-bench-'));
@@ -61,15 +53,14 @@ export async function benchDispatch(n: number): Promise<DispatchResult> {
     const noop: bigint[] = [];
     let command = 0;
     for (let r = 0; r < rounds; r++) {
-      baseline.push(...(await measure(per, r === 0 ? 200 : 20, rawEcho)));
+      baseline.push(...(await measure(per, r === 0 ? 200 : 20, echo.call)));
       ping.push(...(await measure(per, r === 0 ? 200 : 20, () => client.ping(payload))));
       noop.push(...(await measure(per, r === 0 ? 50 : 5, () => client.act('start', `bench-start-${command++}`, 'bench-0001'))));
     }
     client.close();
     return { baseline: summarise(baseline), ping: summarise(ping), noopCommand: summarise(noop) };
   } finally {
-    raw.close();
-    echo.kill('SIGTERM');
+    echo.stop();
     await agent.stop();
     await nats.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -5,31 +5,49 @@ import { performance } from 'node:perf_hooks';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startCluster, waitForHostsUp, type TestCluster } from '../test/support/cluster.js';
+import { startEchoBaseline } from './echo.js';
 import { formatTarget, type Target } from './targets.js';
 
-/** Submits accepted durably per second, at least. */
-const SUBMIT_TARGET = 1500;
-/** Workloads reaching running per second, at least (and deletes carried out per second). */
-const RUNNING_TARGET = 1000;
+/**
+ * Issue 9 set 1,500 submits/s and 1,000 running/s on a machine where raw
+ * JetStream KV puts ran 18.7k/s with 16 in flight. Machines here are shared
+ * and their speed varies twofold from hour to hour, so the targets are those
+ * figures as fractions of that baseline, checked against the baseline
+ * measured in the same run.
+ */
+const ISSUE_RAW_KV_PER_SECOND = 18_700;
+/** Submits accepted durably per second, at least, as a fraction of raw KV puts in flight. */
+const SUBMIT_TARGET = 1500 / ISSUE_RAW_KV_PER_SECOND;
+/** Workloads reaching running per second (and deletes carried out per second), at least, as that fraction. */
+const RUNNING_TARGET = 1000 / ISSUE_RAW_KV_PER_SECOND;
 /** The last batch's submit rate over the first's, at least: per-submit cost must not grow with history. */
 const FLATNESS_TARGET = 0.8;
 const CLIENTS = Number(process.env.BENCH_THROUGHPUT_CLIENTS ?? 16);
+
+export interface Baselines {
+  /** Raw JetStream KV puts on the same nats-server per second, `clients` in flight. */
+  kvPerSecond: number;
+  /** Bare grpc-js unary echo round trips per second, `clients` in flight: the ceiling for any gRPC API on this machine. */
+  grpcPerSecond: number;
+}
 
 export interface BatchRate {
   /** Workloads ever submitted when the batch began. */
   before: number;
   submitsPerSecond: number;
   runningPerSecond: number;
+  /** The baselines measured just before and just after the batch, averaged. */
+  baseline: Baselines;
 }
 
 export interface ThroughputResult {
   clients: number;
-  /** Raw JetStream KV puts on the same nats-server, one at a time and `clients` in flight. */
+  /** Raw JetStream KV puts one at a time, at the start. */
   rawSequentialPerSecond: number;
-  rawConcurrentPerSecond: number;
   batches: BatchRate[];
   deleteRequestsPerSecond: number;
   deletedPerSecond: number;
+  deleteBaseline: Baselines;
   /** Set when the coordinator ran with --cpu-prof: where the profile went. */
   profileDir?: string;
 }
@@ -46,17 +64,27 @@ async function rate(count: number, clients: number, op: (i: number) => Promise<u
   return (count * 1000) / (performance.now() - startedAt);
 }
 
-async function rawKvPuts(nc: NatsConnection, count: number, clients: number): Promise<{ sequential: number; concurrent: number }> {
+/**
+ * The baselines, measured between the phases of the run: this machine's
+ * speed drifts within minutes, so each phase is set against the baselines
+ * measured on either side of it.
+ */
+async function measureBaselines(nc: NatsConnection, count: number, clients: number): Promise<Baselines & { sequentialKvPerSecond: number }> {
   const kv = await new Kvm(nc).create(`bench_raw_${process.pid}`, { history: 1 });
   const value = JSON.stringify({ id: 'x'.repeat(40), spec: { name: 'bench', kind: 'vm', vcpus: 0.01, memory_mib: 8 }, state: 'pending', message: 'waiting for placement' });
+  const echo = await startEchoBaseline(200);
   try {
-    const sequential = await rate(count, 1, (i) => kv.put(`seq.${i}`, value));
-    const concurrent = await rate(count, clients, (i) => kv.put(`par.${i}`, value));
-    return { sequential, concurrent };
+    const sequentialKvPerSecond = await rate(Math.ceil(count / 4), 1, (i) => kv.put(`seq.${i}`, value));
+    const kvPerSecond = await rate(count, clients, (i) => kv.put(`par.${i}`, value));
+    const grpcPerSecond = await rate(count, clients, echo.call);
+    return { sequentialKvPerSecond, kvPerSecond, grpcPerSecond };
   } finally {
+    echo.stop();
     await kv.destroy();
   }
 }
+
+const meanOf = (a: Baselines, b: Baselines): Baselines => ({ kvPerSecond: (a.kvPerSecond + b.kvPerSecond) / 2, grpcPerSecond: (a.grpcPerSecond + b.grpcPerSecond) / 2 });
 
 /** Counts workload events seen on plain NATS: how many reached running, and how many were deleted. */
 function watchOutcomes(nc: NatsConnection): { running: () => number; deleted: () => number; stop: () => void } {
@@ -104,7 +132,9 @@ export async function benchThroughput(batches: number, batchSize: number, option
   const nc = await connect({ servers: cluster.nats.url });
   try {
     await waitForHostsUp(cluster);
-    const raw = await rawKvPuts(nc, Math.min(batchSize, 5000), CLIENTS);
+    const baselineCount = Math.min(batchSize, 3000);
+    const first = await measureBaselines(nc, baselineCount, CLIENTS);
+    let previous: Baselines = first;
     const outcomes = watchOutcomes(nc);
     const ids: string[] = [];
     const rates: BatchRate[] = [];
@@ -117,14 +147,18 @@ export async function benchThroughput(batches: number, batchSize: number, option
         ids.push(w.id);
       });
       await until(`batch ${b} running`, () => outcomes.running() >= before + batchSize, 600_000);
-      rates.push({ before, submitsPerSecond, runningPerSecond: (batchSize * 1000) / (performance.now() - startedAt) });
+      const runningPerSecond = (batchSize * 1000) / (performance.now() - startedAt);
+      const after = await measureBaselines(nc, baselineCount, CLIENTS);
+      rates.push({ before, submitsPerSecond, runningPerSecond, baseline: meanOf(previous, after) });
+      previous = after;
     }
     const deleteStartedAt = performance.now();
     const deleteRequestsPerSecond = await rate(ids.length, CLIENTS, (i) => cluster.api.act('DeleteWorkload', { id: ids[i]!, request_id: `del-${i}` }));
     await until('every workload deleted', () => outcomes.deleted() >= ids.length, 600_000);
     const deletedPerSecond = (ids.length * 1000) / (performance.now() - deleteStartedAt);
     outcomes.stop();
-    return { clients: CLIENTS, rawSequentialPerSecond: raw.sequential, rawConcurrentPerSecond: raw.concurrent, batches: rates, deleteRequestsPerSecond, deletedPerSecond, profileDir };
+    const deleteBaseline = meanOf(previous, await measureBaselines(nc, baselineCount, CLIENTS));
+    return { clients: CLIENTS, rawSequentialPerSecond: first.sequentialKvPerSecond, batches: rates, deleteRequestsPerSecond, deletedPerSecond, deleteBaseline, profileDir };
   } finally {
     await nc.close();
     // SIGTERM lets a profiling coordinator write its profile.
@@ -132,19 +166,43 @@ export async function benchThroughput(batches: number, batchSize: number, option
   }
 }
 
+const ofKv = (perSecond: number, baseline: Baselines) => perSecond / baseline.kvPerSecond;
+
 export function throughputTargets(r: ThroughputResult): Target[] {
   const benchmark = 'throughput';
   const first = r.batches[0]!;
   const last = r.batches.at(-1)!;
-  const minOf = (f: (b: BatchRate) => number) => Math.min(...r.batches.map(f));
+  const slowest = (f: (b: BatchRate) => number) => r.batches.reduce((worst, b) => (f(b) < f(worst) ? b : worst));
+  const slowestSubmits = slowest((b) => ofKv(b.submitsPerSecond, b.baseline));
+  const slowestRunning = slowest((b) => ofKv(b.runningPerSecond, b.baseline));
+  const round = (x: number) => Number(x.toFixed(3));
+  const basis = (absolute: number, what: string, baseline: Baselines) =>
+    `issue 9: ${absolute.toLocaleString('en-US')}/s ${what} at ${ISSUE_RAW_KV_PER_SECOND.toLocaleString('en-US')} raw KV puts/s, so ${Math.round((absolute * baseline.kvPerSecond) / ISSUE_RAW_KV_PER_SECOND).toLocaleString('en-US')}/s at the ${Math.round(baseline.kvPerSecond).toLocaleString('en-US')}/s measured around it`;
+  const unit = '× raw KV puts';
   return [
-    { benchmark, what: 'submits accepted durably per second (slowest batch)', measured: Math.round(minOf((b) => b.submitsPerSecond)), bound: 'at least', limit: SUBMIT_TARGET, unit: '/s', basis: `issue 9, ${r.clients} clients` },
-    { benchmark, what: 'workloads reaching running per second (slowest batch)', measured: Math.round(minOf((b) => b.runningPerSecond)), bound: 'at least', limit: RUNNING_TARGET, unit: '/s', basis: 'issue 9, fake-driver host' },
-    { benchmark, what: 'deletes carried out per second', measured: Math.round(r.deletedPerSecond), bound: 'at least', limit: RUNNING_TARGET, unit: '/s', basis: 'issue 9: deletes at the rate of creates' },
     {
       benchmark,
-      what: `submit rate after ${last.before.toLocaleString('en-US')} workloads / after ${first.before}`,
-      measured: last.submitsPerSecond / first.submitsPerSecond,
+      what: 'submits accepted durably per second (slowest batch)',
+      measured: round(ofKv(slowestSubmits.submitsPerSecond, slowestSubmits.baseline)),
+      bound: 'at least',
+      limit: round(SUBMIT_TARGET),
+      unit,
+      basis: basis(1500, `with ${r.clients} clients`, slowestSubmits.baseline),
+    },
+    {
+      benchmark,
+      what: 'workloads reaching running per second (slowest batch)',
+      measured: round(ofKv(slowestRunning.runningPerSecond, slowestRunning.baseline)),
+      bound: 'at least',
+      limit: round(RUNNING_TARGET),
+      unit,
+      basis: basis(1000, 'on a fake-driver host', slowestRunning.baseline),
+    },
+    { benchmark, what: 'deletes carried out per second', measured: round(ofKv(r.deletedPerSecond, r.deleteBaseline)), bound: 'at least', limit: round(RUNNING_TARGET), unit, basis: basis(1000, 'deleted, the rate of creates', r.deleteBaseline) },
+    {
+      benchmark,
+      what: `submit rate after ${last.before.toLocaleString('en-US')} workloads / after ${first.before}, each against its baselines`,
+      measured: ofKv(last.submitsPerSecond, last.baseline) / ofKv(first.submitsPerSecond, first.baseline),
       bound: 'at least',
       limit: FLATNESS_TARGET,
       unit: '×',
@@ -155,14 +213,15 @@ export function throughputTargets(r: ThroughputResult): Target[] {
 
 export function reportThroughput(r: ThroughputResult): string {
   const f = (n: number) => Math.round(n).toLocaleString('en-US');
+  const around = (b: Baselines) => `raw KV puts ${f(b.kvPerSecond)}/s, raw gRPC echo ${f(b.grpcPerSecond)}/s`;
   return [
-    `throughput: one fake-driver host, real nats-server, ${r.clients} clients`,
-    `  raw JetStream KV puts: ${f(r.rawSequentialPerSecond)}/s one at a time, ${f(r.rawConcurrentPerSecond)}/s with ${r.clients} in flight`,
+    `throughput: one fake-driver host, real nats-server, ${r.clients} clients in flight (baselines too)`,
+    `  raw JetStream KV puts one at a time at the start: ${f(r.rawSequentialPerSecond)}/s`,
     ...r.batches.map(
       (b) =>
-        `  after ${f(b.before)} workloads: ${f(b.submitsPerSecond)} submits/s (${(b.submitsPerSecond / r.rawConcurrentPerSecond).toFixed(2)}× raw KV puts in flight), ${f(b.runningPerSecond)} running/s`,
+        `  after ${f(b.before)} workloads: ${f(b.submitsPerSecond)} submits/s (${ofKv(b.submitsPerSecond, b.baseline).toFixed(3)}× raw KV puts, ${(b.submitsPerSecond / b.baseline.grpcPerSecond).toFixed(2)}× raw gRPC echo), ${f(b.runningPerSecond)} running/s (${ofKv(b.runningPerSecond, b.baseline).toFixed(3)}×); around it ${around(b.baseline)}`,
     ),
-    `  deletes: ${f(r.deleteRequestsPerSecond)} requests/s, ${f(r.deletedPerSecond)} carried out/s`,
+    `  deletes: ${f(r.deleteRequestsPerSecond)} requests/s, ${f(r.deletedPerSecond)} carried out/s (${ofKv(r.deletedPerSecond, r.deleteBaseline).toFixed(3)}× raw KV puts); around it ${around(r.deleteBaseline)}`,
     ...(r.profileDir ? [`  coordinator CPU profile in ${r.profileDir}`] : []),
     ...throughputTargets(r).map((t) => `  ${formatTarget(t)}`),
   ].join('\n');

@@ -11,3 +11,4 @@ export * from './nats.js';
 export type * as pb from './pb.js';
 export * from './host-lease.js';
 export * from './freeze.js';
+export * from './stream-publisher.js';

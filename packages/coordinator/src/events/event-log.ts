@@ -1,6 +1,6 @@
 import { DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, StorageType, type JetStreamClient, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { EVENT_LOG_SUBJECT_PREFIX, eventSubject, makeEvent, parseRfc3339Nanos, type CloudEvent, type EventType, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { EVENT_LOG_SUBJECT_PREFIX, StreamPublisher, eventSubject, makeEvent, parseRfc3339Nanos, type CloudEvent, type EventType, type Logger, type NatsConnection } from '@virtfleet/shared';
 import { z } from 'zod';
 
 /** Where components report state changes. */
@@ -78,13 +78,17 @@ export class EventLog implements EventSink {
   private draining: Promise<void> | undefined;
   private closed = false;
 
+  private readonly publisher: StreamPublisher;
+
   private constructor(
     private readonly js: JetStreamClient,
     private readonly nc: NatsConnection,
     private readonly options: EventLogOptions,
     private readonly source: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.publisher = new StreamPublisher(nc);
+  }
 
   /** Creates the stream, or updates its limits to `options`. */
   static async open(nc: NatsConnection, options: EventLogOptions, source: string, log: Logger): Promise<EventLog> {
@@ -131,6 +135,7 @@ export class EventLog implements EventSink {
   async close(timeoutMs = 5_000): Promise<void> {
     await this.flush(timeoutMs);
     this.closed = true;
+    this.publisher.close();
   }
 
   /** Events from a starting point, oldest first, each with its stream sequence. */
@@ -171,23 +176,25 @@ export class EventLog implements EventSink {
   }
 
   /** The stored event, with its sequence, for plain NATS subscribers; at most once, like any plain publish. */
-  private publishPlain(event: CloudEvent): void {
+  private publishPlain(event: CloudEvent, stored: string, sequence: number): void {
     try {
-      this.nc.publish(eventSubject(event), JSON.stringify(event));
+      // The stored JSON with the sequence added, without serializing the event again.
+      this.nc.publish(eventSubject(event), `${stored.slice(0, -1)},"sequence":${sequence}}`);
     } catch (err) {
-      this.log.warn({ err: String(err), seq: event.sequence }, 'stored event not published on plain NATS');
+      this.log.warn({ err: String(err), seq: sequence }, 'stored event not published on plain NATS');
     }
   }
 
   private async drain(): Promise<void> {
     while (this.outbox.length > 0) {
       const batch = this.outbox.slice(0, MAX_BATCH);
-      const results = await Promise.allSettled(batch.map((event) => this.js.publish(eventSubject(event, EVENT_LOG_SUBJECT_PREFIX), JSON.stringify(event), { msgID: event.id })));
+      const stored = batch.map((event) => JSON.stringify(event));
+      const results = await Promise.allSettled(batch.map((event, i) => this.publisher.publish(eventSubject(event, EVENT_LOG_SUBJECT_PREFIX), stored[i]!, { msgId: event.id })));
       const failed: CloudEvent[] = [];
       let firstError: unknown;
       results.forEach((result, i) => {
         const event = batch[i]!;
-        if (result.status === 'fulfilled') this.publishPlain({ ...event, sequence: result.value.seq });
+        if (result.status === 'fulfilled') this.publishPlain(event, stored[i]!, result.value.seq);
         else {
           failed.push(event);
           firstError ??= result.reason;

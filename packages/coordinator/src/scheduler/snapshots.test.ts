@@ -3,7 +3,10 @@ import { parseWorkloadSpec, type Telemetry, type WorkloadState } from '@virtflee
 import type { Host } from '../hosts/host.js';
 import type { Workload } from '../workloads/workload.js';
 import { schedulableFilter } from './filters/schedulable.js';
-import { buildSnapshots, snapshotOf } from './snapshots.js';
+import { HostBookings } from './host-bookings.js';
+import { buildSnapshots as buildFromBookings, snapshotOf } from './snapshots.js';
+
+const buildSnapshots = (hosts: Host[], workloads: Workload[]) => buildFromBookings(hosts, HostBookings.of(workloads));
 
 function telemetry(hostId: string, fields: Partial<Telemetry> = {}): Telemetry {
   return {

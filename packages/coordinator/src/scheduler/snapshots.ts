@@ -1,31 +1,20 @@
-import type { StoppedReservation, WorkloadKind } from '@virtfleet/shared';
+import type { WorkloadKind } from '@virtfleet/shared';
 import type { Host } from '../hosts/host.js';
-import { holdsResources, type Workload } from '../workloads/workload.js';
-import { assume, demandOf, type HostSnapshot } from './scheduler.js';
+import type { HostBookings } from './host-bookings.js';
+import type { HostSnapshot } from './scheduler.js';
 
 /**
  * Builds the scheduler's view of every host: capacity and measured load from
  * telemetry, and bookings from the workloads the store places on it (a
  * stopped workload's only as `stoppedReservation` and its spec say).
  */
-export function buildSnapshots(hosts: readonly Host[], workloads: Iterable<Readonly<Workload>>, stoppedReservation: StoppedReservation = 'keep'): HostSnapshot[] {
-  const snapshots = hosts.map(snapshotOf);
-  const byId = new Map(snapshots.map((s) => [s.id, s]));
-  for (const w of workloads) {
-    if (!holdsResources(w, stoppedReservation)) continue;
-    const s = byId.get(w.hostId);
-    if (!s) continue;
-    if (w.state === 'stopped') {
-      const d = demandOf(w.spec);
-      const held = s.heldByStopped ?? { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
-      s.heldByStopped = { vcpus: held.vcpus + d.vcpus, memoryMiB: held.memoryMiB + d.memoryMiB, diskGiB: held.diskGiB + d.diskGiB };
-    }
-    // Measured availability already includes running workloads; assume() would count them twice.
-    const available = s.memoryAvailableMiB;
-    assume(s, w.spec);
-    s.memoryAvailableMiB = available;
-  }
-  return snapshots;
+export function buildSnapshots(hosts: readonly Host[], bookings: HostBookings): HostSnapshot[] {
+  return hosts.map((host) => {
+    const s = snapshotOf(host);
+    // Measured availability already includes running workloads: bookings leave it as measured.
+    bookings.applyTo(s);
+    return s;
+  });
 }
 
 export function snapshotOf(host: Host): HostSnapshot {

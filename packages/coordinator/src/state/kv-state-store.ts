@@ -1,9 +1,9 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
-import { UnavailableError, deepFreeze, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { StreamPublisher, UnavailableError, deepFreeze, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
 import { requestKey, type RequestRecord } from '../requests/request-ledger.js';
 import { isUnsettled, type Workload } from '../workloads/workload.js';
-import { HOST_MARKS, type HostMark, type StateStore, type WorkloadCursor } from '../workloads/workload-store.js';
+import { HOST_MARKS, type HostMark, type StateStore, type WorkloadChangeListener, type WorkloadCursor } from '../workloads/workload-store.js';
 
 export interface KvStateOptions {
   /** JetStream KV bucket. @default 'virtfleet_state' */
@@ -77,6 +77,7 @@ export class KvStateStore implements StateStore {
   /** A follower mirrors the leader's writes from the bucket; the leader is the only writer. */
   private following = false;
   private watcher: { stop(): void } | undefined;
+  private readonly listeners: WorkloadChangeListener[] = [];
 
   private constructor(
     /** The bucket; the leader lease lives in it too. */
@@ -85,11 +86,13 @@ export class KvStateStore implements StateStore {
     private readonly bucket: string,
     private readonly log: Logger,
     private readonly writeTimeoutMs: number,
+    private readonly publisher: StreamPublisher,
   ) {}
 
   static async open(nc: NatsConnection, options: KvStateOptions, log: Logger): Promise<KvStateStore> {
     const kv = await new Kvm(nc).create(options.bucket, { replicas: options.replicas, history: 1 });
-    const store = new KvStateStore(kv, await jetstreamManager(nc), options.bucket, log, options.writeTimeoutMs ?? 5_000);
+    const writeTimeoutMs = options.writeTimeoutMs ?? 5_000;
+    const store = new KvStateStore(kv, await jetstreamManager(nc), options.bucket, log, writeTimeoutMs, new StreamPublisher(nc, writeTimeoutMs));
     await store.load();
     return store;
   }
@@ -215,10 +218,15 @@ export class KvStateStore implements StateStore {
     void this.write(DECISION + workloadId, undefined).catch(() => undefined);
   }
 
+  watch(listener: WorkloadChangeListener): void {
+    this.listeners.push(listener);
+  }
+
   private forget(workloadId: string): boolean {
     const w = this.workloads.get(workloadId);
     if (!w) return false;
     this.workloads.delete(workloadId);
+    for (const listener of this.listeners) listener(w, undefined);
     if (w.hostId) this.byHost.get(w.hostId)?.delete(workloadId);
     if (w.requestId && this.byRequest.get(w.requestId) === workloadId) this.byRequest.delete(w.requestId);
     if (this.byName.get(w.spec.name) === workloadId) this.byName.delete(w.spec.name);
@@ -285,7 +293,7 @@ export class KvStateStore implements StateStore {
     if (this.following || !this.mayWrite()) throw new UnavailableError('cannot store the workload: this coordinator no longer holds the leader lease');
     const key = WORKLOAD + workload.id;
     try {
-      this.revisions.set(key, await withTimeout(this.kv.create(key, JSON.stringify(workload)), this.writeTimeoutMs));
+      this.revisions.set(key, await this.create(key, JSON.stringify(workload)));
     } catch (err) {
       throw new UnavailableError(`cannot store the workload: state store unavailable (${errorMessage(err)})`, { cause: err });
     }
@@ -336,12 +344,12 @@ export class KvStateStore implements StateStore {
     if (following) {
       // Writes this coordinator queued as leader would overwrite the new leader's.
       this.dropQueued('no longer the leader');
-      if (!this.watcher) await this.watch();
+      if (!this.watcher) await this.followBucket();
     }
     await this.reload();
   }
 
-  private async watch(): Promise<void> {
+  private async followBucket(): Promise<void> {
     const updates = await this.kv.watch({ key: `${WORKLOAD}>`, include: KvWatchInclude.UpdatesOnly });
     this.watcher = updates;
     void (async () => {
@@ -370,6 +378,7 @@ export class KvStateStore implements StateStore {
 
   /** Re-reads the whole bucket into memory. */
   async reload(): Promise<void> {
+    for (const w of this.workloads.values()) for (const listener of this.listeners) listener(w, undefined);
     this.workloads.clear();
     this.byRequest.clear();
     this.byName.clear();
@@ -388,6 +397,7 @@ export class KvStateStore implements StateStore {
     await this.flush(timeoutMs);
     this.closed = true;
     this.watcher?.stop();
+    this.publisher.close();
   }
 
   private forgetPosition(w: WorkloadCursor): void {
@@ -407,7 +417,9 @@ export class KvStateStore implements StateStore {
       const onHost = this.byHost.get(w.hostId) ?? new Set<string>();
       this.byHost.set(w.hostId, onHost.add(w.id));
     }
-    this.workloads.set(w.id, deepFreeze(structuredClone(w)));
+    // Frozen as given, not copied: writers build a new record for each change (spreading the old, whose frozen parts it shares).
+    this.workloads.set(w.id, deepFreeze(w));
+    for (const listener of this.listeners) listener(previous, w);
     if (w.requestId) this.byRequest.set(w.requestId, w.id);
     if (w.state !== 'deleted') this.byName.set(w.spec.name, w.id);
     else if (this.byName.get(w.spec.name) === w.id) this.byName.delete(w.spec.name);
@@ -498,19 +510,40 @@ export class KvStateStore implements StateStore {
     this.queue.unshift(...back);
   }
 
-  /** One write; workload records go by compare-and-set on their last known revision. */
+  /**
+   * One write; workload records go by compare-and-set on their last known
+   * revision. Straight to the bucket's subject through the pipelined
+   * publisher, with the headers the KV client would set.
+   */
   private async send(key: string, value: string | undefined): Promise<void> {
     const fenced = key.startsWith(WORKLOAD);
     const revision = this.revisions.get(key);
     if (value === undefined) {
-      await this.kv.delete(key, fenced && revision !== undefined ? { previousSeq: revision } : undefined);
+      await this.publisher.publish(this.subjectOf(key), '', {
+        headers: { 'KV-Operation': 'DEL' },
+        ...(fenced && revision !== undefined ? { expectLastSubjectSequence: revision } : {}),
+      });
       this.revisions.delete(key);
       this.markers.set(key, Date.now());
     } else if (!fenced) {
-      await this.kv.put(key, value);
+      await this.publisher.publish(this.subjectOf(key), value);
     } else {
-      this.revisions.set(key, revision === undefined ? await this.kv.create(key, value) : await this.kv.update(key, value, revision));
+      this.revisions.set(key, revision === undefined ? await this.create(key, value) : (await this.publisher.publish(this.subjectOf(key), value, { expectLastSubjectSequence: revision })).seq);
     }
+  }
+
+  /** Stores a key that holds nothing yet; one whose last entry is a delete marker goes through the KV client's create, which allows that. */
+  private async create(key: string, value: string): Promise<number> {
+    try {
+      return (await this.publisher.publish(this.subjectOf(key), value, { expectLastSubjectSequence: 0 })).seq;
+    } catch (err) {
+      if (!isWrongRevision(err)) throw err;
+      return withTimeout(this.kv.create(key, value), this.writeTimeoutMs);
+    }
+  }
+
+  private subjectOf(key: string): string {
+    return `$KV.${this.bucket}.${key}`;
   }
 
   private dropQueued(reason: string): void {

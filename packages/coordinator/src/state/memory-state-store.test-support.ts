@@ -1,7 +1,7 @@
 import { deepFreeze } from '@virtfleet/shared';
 import type { RequestRecord } from '../requests/request-ledger.js';
 import { isUnsettled, type Workload } from '../workloads/workload.js';
-import type { HostMark, StateStore, WorkloadCursor } from '../workloads/workload-store.js';
+import type { HostMark, StateStore, WorkloadChangeListener, WorkloadCursor } from '../workloads/workload-store.js';
 
 /**
  * StateStore in memory for unit tests of the controller's logic. Every
@@ -16,6 +16,7 @@ export class MemoryStateStore implements StateStore {
     ['dead', new Set()],
   ]);
   writes = 0;
+  private readonly listeners: WorkloadChangeListener[] = [];
 
   private read(json: string | undefined): Workload | undefined {
     return json === undefined ? undefined : deepFreeze(JSON.parse(json) as Workload);
@@ -56,12 +57,19 @@ export class MemoryStateStore implements StateStore {
   }
   put(workload: Workload): Promise<void> {
     this.writes++;
+    const before = this.get(workload.id);
     this.workloads.set(workload.id, JSON.stringify(workload));
+    for (const listener of this.listeners) listener(before, this.get(workload.id));
     return Promise.resolve();
   }
   remove(workloadId: string): void {
     this.writes++;
+    const before = this.get(workloadId);
     this.workloads.delete(workloadId);
+    if (before) for (const listener of this.listeners) listener(before, undefined);
+  }
+  watch(listener: WorkloadChangeListener): void {
+    this.listeners.push(listener);
   }
   deletedBefore(cutoffMs: number, limit: number): Workload[] {
     return this.list().filter((w) => w.state === 'deleted' && Date.parse(w.updatedAt) < cutoffMs).slice(0, limit);

@@ -22,6 +22,7 @@ import { AdmissionQueue } from '../scheduler/admission-queue.js';
 import type { QueuePolicy } from '../scheduler/catalog.js';
 import { effectivePriority } from '../scheduler/queue/priority.js';
 import type { HostSnapshot, PlacementRecord, Scheduler } from '../scheduler/scheduler.js';
+import { HostBookings } from '../scheduler/host-bookings.js';
 import { buildSnapshots } from '../scheduler/snapshots.js';
 import { DESIRED_BY_ACTION, lifecycleVerdict } from './lifecycle-rules.js';
 import { releasedWhileStopped, type Workload } from './workload.js';
@@ -85,7 +86,13 @@ export class WorkloadController {
     private readonly leaderHint: () => string = () => '',
     /** Whether workloads stopped on purpose keep their booking, where their spec does not say. @default 'keep' */
     readonly stoppedReservation: StoppedReservation = 'keep',
-  ) {}
+  ) {
+    this.bookings = HostBookings.of(store.values(), stoppedReservation);
+    store.watch((before, after) => this.bookings.change(before, after));
+  }
+
+  /** What the store's workloads book on each host, kept current with every record change. */
+  private readonly bookings: HostBookings;
 
   /**
    * Picks up where the last coordinator stopped: pending workloads return to
@@ -284,7 +291,7 @@ export class WorkloadController {
    * @throws FailedPreconditionError naming what does not fit
    */
   private requireRoomToStart(w: Workload): void {
-    const snapshot = buildSnapshots(this.hosts.list(), this.store.values(), this.stoppedReservation).find((h) => h.id === w.hostId);
+    const snapshot = buildSnapshots(this.hosts.list(), this.bookings).find((h) => h.id === w.hostId);
     const record = snapshot ? this.scheduler.place({ workloadId: w.id, spec: w.spec }, [snapshot]) : undefined;
     if (record?.hostId !== w.hostId)
       throw new FailedPreconditionError(`workload ${w.id} released its booking on ${w.hostId} when it stopped (stopped_reservation: release) and the host has no room for it now: ${record?.summary ?? 'host unknown'}`);
@@ -340,7 +347,7 @@ export class WorkloadController {
 
   /** What the scheduler would decide for `spec` now. Changes nothing. */
   plan(spec: WorkloadSpec): PlacementRecord {
-    return this.scheduler.place({ workloadId: '(plan)', spec }, buildSnapshots(this.hosts.list(), this.store.values(), this.stoppedReservation));
+    return this.scheduler.place({ workloadId: '(plan)', spec }, buildSnapshots(this.hosts.list(), this.bookings));
   }
 
   private recordDecision(workloadId: string, decision: DecisionRecord): void {
@@ -366,7 +373,7 @@ export class WorkloadController {
 
   /** Every host as the scheduler sees it now. */
   snapshots(): HostSnapshot[] {
-    return buildSnapshots(this.hosts.list(), this.store.values(), this.stoppedReservation);
+    return buildSnapshots(this.hosts.list(), this.bookings);
   }
 
   /** The latest placement decision for a workload, by id or name. */
@@ -555,7 +562,7 @@ export class WorkloadController {
     }
     if (this.queue.size === 0) return;
     const now = Date.now();
-    const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.store.values(), this.stoppedReservation), now);
+    const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.bookings), now);
     for (const { entry, record } of result.waiting) {
       this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
       const w = this.store.peek(entry.workloadId);

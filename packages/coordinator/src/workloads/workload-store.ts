@@ -3,7 +3,8 @@ import type { Workload } from './workload.js';
 
 /**
  * Where the coordinator keeps workloads. Reads come from memory and return
- * copies: callers change a workload only through `insert` or `put`.
+ * the stored records, frozen: callers change a workload only by passing a
+ * new record to `insert` or `put`.
  */
 export interface WorkloadStore {
   get(id: string): Workload | undefined;
@@ -48,7 +49,15 @@ export interface WorkloadStore {
   remove(workloadId: string): void;
   /** Deleted workloads last changed before `cutoffMs`, at most `limit`. */
   deletedBefore(cutoffMs: number, limit: number): Workload[];
+  /**
+   * Calls `listener` with every change of a workload record in memory,
+   * whoever made it (this coordinator, the leader it follows, a reload),
+   * as the record before and after; undefined where there is none.
+   */
+  watch(listener: WorkloadChangeListener): void;
 }
+
+export type WorkloadChangeListener = (before: Readonly<Workload> | undefined, after: Readonly<Workload> | undefined) => void;
 
 /** A position in arrival order, for paging. */
 export interface WorkloadCursor {

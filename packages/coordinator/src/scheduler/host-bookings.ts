@@ -1,0 +1,100 @@
+import type { IsolationLevel, StoppedReservation } from '@virtfleet/shared';
+import { holdsResources, type Workload } from '../workloads/workload.js';
+import { demandOf, type HostSnapshot, type ResourceVector } from './scheduler.js';
+
+interface Booking {
+  allocated: ResourceVector;
+  heldByStopped: ResourceVector;
+  count: number;
+  stopped: number;
+  tenants: Map<string, number>;
+  antiAffinityGroups: Map<string, number>;
+  /** Workloads that asked for isolation, in the order they were booked. */
+  isolated: Map<string, { level: IsolationLevel; tenant: string }>;
+}
+
+/**
+ * What the store's workloads book on each host, kept up to date one change
+ * at a time (`change(before, after)` for every record written, read or
+ * removed), so that a placement pass costs as many steps as there are hosts,
+ * not as there are workloads.
+ */
+export class HostBookings {
+  private readonly hosts = new Map<string, Booking>();
+
+  constructor(private readonly stoppedReservation: StoppedReservation = 'keep') {}
+
+  static of(workloads: Iterable<Readonly<Workload>>, stoppedReservation: StoppedReservation = 'keep'): HostBookings {
+    const bookings = new HostBookings(stoppedReservation);
+    for (const w of workloads) bookings.change(undefined, w);
+    return bookings;
+  }
+
+  /** Moves one workload's booking from what `before` held to what `after` holds; undefined: no record. */
+  change(before: Readonly<Workload> | undefined, after: Readonly<Workload> | undefined): void {
+    if (before && holdsResources(before, this.stoppedReservation)) this.book(before, -1);
+    if (after && holdsResources(after, this.stoppedReservation)) this.book(after, 1);
+  }
+
+  clear(): void {
+    this.hosts.clear();
+  }
+
+  /** Adds the host's bookings to a snapshot built from its telemetry (which has none). */
+  applyTo(s: HostSnapshot): void {
+    const b = this.hosts.get(s.id);
+    if (!b) return;
+    s.allocated = rounded(b.allocated);
+    if (b.stopped > 0) s.heldByStopped = rounded(b.heldByStopped);
+    s.workloadCount = b.count;
+    s.tenants = new Map(b.tenants);
+    s.antiAffinityGroups = new Set(b.antiAffinityGroups.keys());
+    // A dedicated workload, the first booked, rules the host; else the last tenant-isolated one.
+    let isolation: HostSnapshot['isolation'];
+    for (const i of b.isolated.values()) if (isolation === undefined || isolation.level === 'tenant') isolation = i;
+    s.isolation = isolation;
+  }
+
+  private book(w: Readonly<Workload>, sign: 1 | -1): void {
+    let b = this.hosts.get(w.hostId);
+    if (!b) {
+      b = { allocated: zero(), heldByStopped: zero(), count: 0, stopped: 0, tenants: new Map(), antiAffinityGroups: new Map(), isolated: new Map() };
+      this.hosts.set(w.hostId, b);
+    }
+    const d = demandOf(w.spec);
+    add(b.allocated, d, sign);
+    b.count += sign;
+    if (w.state === 'stopped') {
+      add(b.heldByStopped, d, sign);
+      b.stopped += sign;
+    }
+    count(b.tenants, w.spec.tenant, sign);
+    const group = w.spec.security.anti_affinity_group;
+    if (group) count(b.antiAffinityGroups, group, sign);
+    if (w.spec.security.isolation !== 'shared') {
+      if (sign > 0) b.isolated.set(w.id, { level: w.spec.security.isolation, tenant: w.spec.tenant });
+      else b.isolated.delete(w.id);
+    }
+    if (b.count === 0) this.hosts.delete(w.hostId);
+  }
+}
+
+const zero = (): ResourceVector => ({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+
+function add(to: ResourceVector, d: ResourceVector, sign: number): void {
+  to.vcpus += sign * d.vcpus;
+  to.memoryMiB += sign * d.memoryMiB;
+  to.diskGiB += sign * d.diskGiB;
+}
+
+function count(map: Map<string, number>, key: string, sign: number): void {
+  const n = (map.get(key) ?? 0) + sign;
+  if (n > 0) map.set(key, n);
+  else map.delete(key);
+}
+
+/** Sums kept by adding and taking away drift by a few ulps; specs have at most two decimals. */
+function rounded(v: ResourceVector): ResourceVector {
+  const r = (x: number) => Math.round(x * 1e6) / 1e6;
+  return { vcpus: r(v.vcpus), memoryMiB: r(v.memoryMiB), diskGiB: r(v.diskGiB) };
+}
