@@ -157,7 +157,15 @@ async function placeUnderLoad(cluster: TestCluster, nc: NatsConnection, prefix: 
 /** One fresh nats-server and coordinator, one simulated fleet of `hosts`; every figure taken from them alone. */
 async function runPhase(hosts: number, workloads: number): Promise<FleetPhase> {
   // Production intervals and timeouts: the test harness's shorter ones (scheduler retry, leader lease) reset to defaults.
-  const cluster = await startCluster({ hostTtlMs: COORDINATOR_DEFAULTS.hosts.ttlMs, coordinatorLogLevel: 'info', coordinatorExtra: { scheduler: {}, ha: {} } });
+  // BENCH_PROFILE=1: the coordinator writes a CPU profile per phase into the directory the report names.
+  const profileDir = process.env.BENCH_PROFILE === '1' ? mkdtempSync(join(tmpdir(), `virtfleet-cpuprof-fleet${hosts}-`)) : undefined;
+  if (profileDir) console.error(`fleet ${hosts}: coordinator CPU profile in ${profileDir}`);
+  const cluster = await startCluster({
+    hostTtlMs: COORDINATOR_DEFAULTS.hosts.ttlMs,
+    coordinatorLogLevel: 'info',
+    coordinatorExtra: { scheduler: {}, ha: {}, ...(process.env.BENCH_FLEET_NO_RECONCILE ? { reconcile: { intervalMs: 3_600_000 } } : {}) },
+    coordinatorNodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  });
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-bench-fleet-'));
   const prefix = `sim${hosts}`;
   const nc = await connect({ servers: cluster.nats.url });

@@ -79,31 +79,69 @@ describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
     ({ workload_id: id, name: id, kind: 'container', state, driver: 'docker', driver_ref: 'ref', message: '', cpu_percent: 0, memory_used_mib: 0 }) as pb.WorkloadStatus__Output;
 
   /** One host `h1` whose agent lists `copies`; `repairFails` makes start/resume answer NOT_FOUND. */
-  const run = async (workloads: Workload[], copies: pb.WorkloadStatus__Output[], options: { repairFails?: boolean; recovering?: boolean } = {}) => {
+  const NOW = 5_000_000;
+  /** Telemetry from h1: its copies, sampled and published so long before NOW (on the agent's clock), applied so long before NOW here. */
+  interface TelemetryCase {
+    copies: pb.WorkloadStatus__Output[];
+    sampledAgoMs: number;
+    publishedAgoMs: number;
+    appliedAgoMs: number;
+  }
+  const run = async (
+    workloads: Workload[],
+    copies: pb.WorkloadStatus__Output[],
+    options: { repairFails?: boolean; recovering?: boolean; telemetry?: TelemetryCase; commandFinishedAt?: number } = {},
+  ) => {
     const calls: string[] = [];
     const drift: string[] = [];
-    const host = { id: 'h1', status: options.recovering ? 'recovering' : 'up', telemetry: { address: '127.0.0.1:1' } };
+    // The agent's clock runs an hour ahead of this one: only spans measured on one clock may be compared.
+    const agentIso = (agoMs: number) => new Date(NOW + 3_600_000 - agoMs).toISOString();
+    const t = options.telemetry;
+    const host = {
+      id: 'h1',
+      status: options.recovering ? 'recovering' : 'up',
+      telemetry: { address: '127.0.0.1:1', workloads: t?.copies ?? [], ...(t ? { workloads_sampled_at: agentIso(t.sampledAgoMs), published_at: agentIso(t.publishedAgoMs) } : {}) },
+      ...(t ? { telemetryAppliedMs: NOW - t.appliedAgoMs } : {}),
+    };
     const hosts = { get: () => host, list: () => [host], markReady: () => void calls.push('ready') };
-    const agents = { for: () => ({ list: () => Promise.resolve(copies), act: (action: string, _c: string, id: string) => (calls.push(`agent ${action} ${id}`), Promise.resolve()) }) };
+    const agents = { for: () => ({ list: () => (calls.push('agent list'), Promise.resolve(copies)), act: (action: string, _c: string, id: string) => (calls.push(`agent ${action} ${id}`), Promise.resolve()) }) };
     const controller = {
       isLeader: true,
       find: (id: string) => workloads.find((w) => w.id === id),
       workloads: () => workloads,
       workloadsOn: (hostId: string) => workloads.filter((w) => w.hostId === hostId),
       isBusy: () => false,
-      commandFinishedAt: () => 0,
+      commandFinishedAt: () => options.commandFinishedAt ?? 0,
       note: (w: Workload, patch: Partial<Workload>) => void calls.push(`note ${w.id} ${patch.state}`),
       repair: (w: Workload, action: string) => (calls.push(`repair ${action} ${w.id}`), options.repairFails ? Promise.reject(new NotFoundError('workload', w.id)) : Promise.resolve()),
       recreate: (w: Workload) => (calls.push(`recreate ${w.id}`), Promise.resolve()),
       reclaim: (w: Workload, hostId: string, state: string) => (calls.push(`reclaim ${w.id} on ${hostId} ${state}`), true),
     };
     const events = { emit: (_type: string, subject: string, data: { drift: string; repair: string }) => void drift.push(`${subject} ${data.drift}/${data.repair}`) };
-    const supervisor = new HostSupervisor(controller as never, hosts as never, { verdict: () => ({ fenced: false, detail: '' }) }, agents as never, events as never, scheduler(), { ...SETTINGS, reconcileIntervalMs: 60_000 }, log);
+    const supervisor = new HostSupervisor(controller as never, hosts as never, { verdict: () => ({ fenced: false, detail: '' }) }, agents as never, events as never, scheduler(), { ...SETTINGS, reconcileIntervalMs: 60_000 }, log, () => NOW);
     supervisor.start();
     await supervisor.reconcileHost('h1');
     supervisor.stop();
-    return { calls, drift };
+    return { calls: calls.filter((c) => c !== 'agent list'), drift, askedAgent: calls.includes('agent list') };
   };
+
+  // 'gone' is placed on h1 and missing from every observation below; 'fine' runs. The agent's own listing is the same.
+  const observed = [copy('fine', 'running')];
+  const telemetryCases: { name: string; telemetry?: TelemetryCase; recovering?: boolean; commandFinishedAt?: number; askedAgent: boolean; recreated: boolean }[] = [
+    { name: 'fresh telemetry, everything running: read from it', telemetry: { copies: observed, sampledAgoMs: 1_500, publishedAgoMs: 500, appliedAgoMs: 400 }, askedAgent: false, recreated: true },
+    { name: 'no telemetry stamps (an older agent): the agent is asked', askedAgent: true, recreated: true },
+    { name: 'telemetry older than the reconcile interval: the agent is asked', telemetry: { copies: observed, sampledAgoMs: 61_000, publishedAgoMs: 60_000, appliedAgoMs: 59_000 }, askedAgent: true, recreated: true },
+    { name: 'a stopped copy in telemetry (no exit code there): the agent is asked', telemetry: { copies: [...observed, copy('other', 'stopped')], sampledAgoMs: 1_000, publishedAgoMs: 500, appliedAgoMs: 400 }, askedAgent: true, recreated: true },
+    { name: 'a recovering host: the agent is asked', telemetry: { copies: observed, sampledAgoMs: 1_000, publishedAgoMs: 500, appliedAgoMs: 400 }, recovering: true, askedAgent: true, recreated: true },
+    // Observation began 1,500 - 500 = 1,000 ms before sending; arrived 400 ms ago; less the 2,000 ms margin: NOW - 3,400.
+    { name: 'a command that finished after the observation began (margin included): not judged by it', telemetry: { copies: observed, sampledAgoMs: 1_500, publishedAgoMs: 500, appliedAgoMs: 400 }, commandFinishedAt: NOW - 3_399, askedAgent: false, recreated: false },
+    { name: 'a command that finished before the observation began: judged by it', telemetry: { copies: observed, sampledAgoMs: 1_500, publishedAgoMs: 500, appliedAgoMs: 400 }, commandFinishedAt: NOW - 3_401, askedAgent: false, recreated: true },
+  ];
+  it.each(telemetryCases)('$name', async ({ telemetry, recovering, commandFinishedAt, askedAgent, recreated }) => {
+    const result = await run([placed('gone'), placed('fine')], observed, { ...(telemetry ? { telemetry } : {}), ...(recovering ? { recovering } : {}), ...(commandFinishedAt !== undefined ? { commandFinishedAt } : {}) });
+    expect(result.askedAgent).toBe(askedAgent);
+    expect(result.calls.includes('recreate gone')).toBe(recreated);
+  });
 
   it('re-creates a missing copy, deletes an extra one, and restarts a stopped one', async () => {
     const { calls, drift } = await run(

@@ -72,6 +72,17 @@ const MAX_REPAIR_BACKOFF_MS = 5 * 60_000;
  * confirmed running; until then the host keeps it. A workload still waiting
  * in the queue when the host it left returns running it stays there.
  */
+/** The share of the reconcile interval a pass is spread over, leaving room before the next. */
+const RECONCILE_SPREAD = 0.8;
+/** How often a spread pass starts its next hosts. */
+const RECONCILE_STEP_MS = 50;
+
+/** A copy of a workload on a host, as the agent lists it or its telemetry reports it (which has no exit code). */
+type ObservedCopy = Pick<pb.WorkloadStatus__Output, 'workload_id' | 'state' | 'driver_ref' | 'message'> & { exit_code?: number };
+
+/** How much earlier than its stamps say a telemetry observation is taken to have begun: its time in transit and in queues. */
+const TELEMETRY_TRANSIT_MARGIN_MS = 2_000;
+
 export class HostSupervisor {
   private checkTimer: NodeJS.Timeout | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
@@ -88,6 +99,8 @@ export class HostSupervisor {
   /** The failover mode last acted on; an event and a log line mark each change. */
   private mode: FailoverMode = 'normal';
   private retryTimer: NodeJS.Timeout | undefined;
+  /** The next step of a reconciliation pass spread over the interval. */
+  private spreadTimer: NodeJS.Timeout | undefined;
   /** Copies kept on a host until their workload's other copy runs, `host/workload`; drift is reported once for each. */
   private readonly kept = new Set<string>();
 
@@ -120,7 +133,8 @@ export class HostSupervisor {
     clearInterval(this.checkTimer);
     clearInterval(this.reconcileTimer);
     clearTimeout(this.retryTimer);
-    this.checkTimer = this.reconcileTimer = this.retryTimer = undefined;
+    clearTimeout(this.spreadTimer);
+    this.checkTimer = this.reconcileTimer = this.retryTimer = this.spreadTimer = undefined;
     this.mode = 'normal';
   }
 
@@ -278,6 +292,13 @@ export class HostSupervisor {
   }
 
   /** Reconciles every reachable host, each at most once at a time. */
+  /**
+   * Starts a reconciliation pass over every host that is not down: the first
+   * at once, the rest spread evenly over most of the interval, so a large
+   * fleet sees a steady trickle of ListWorkloads calls instead of one call
+   * per host in the same instant every interval (Nomad spreads its client
+   * syncs the same way).
+   */
   reconcileAll(): void {
     if (!this.running) return;
     for (const id of this.repairBackoff.keys()) if (this.controller.find(id)?.state === 'deleted' || !this.controller.find(id)) this.repairBackoff.delete(id);
@@ -285,7 +306,17 @@ export class HostSupervisor {
       const w = this.controller.find(key.slice(key.indexOf('/') + 1));
       if (!w || w.state === 'deleted' || w.hostId === key.slice(0, key.indexOf('/'))) this.kept.delete(key);
     }
-    for (const host of this.hosts.list()) if (host.status !== 'down') void this.reconcileHost(host.id);
+    const ids = this.hosts.list().flatMap((h) => (h.status === 'down' ? [] : [h.id]));
+    clearTimeout(this.spreadTimer);
+    const spreadMs = RECONCILE_SPREAD * this.settings.reconcileIntervalMs;
+    const perStep = Math.max(1, Math.ceil((ids.length * RECONCILE_STEP_MS) / spreadMs));
+    let next = 0;
+    const step = () => {
+      if (!this.running) return;
+      for (const end = Math.min(ids.length, next + perStep); next < end; next++) void this.reconcileHost(ids[next]!);
+      if (next < ids.length) this.spreadTimer = setTimeout(step, RECONCILE_STEP_MS);
+    };
+    step();
   }
 
   /** Compares one host's workloads with the desired state and repairs the drift. */
@@ -299,12 +330,37 @@ export class HostSupervisor {
     return run;
   }
 
+  /**
+   * What the host runs, for reconciling. Its latest telemetry is used when it
+   * is a whole observation (the agent sends nothing else) younger than the
+   * reconcile interval, the host is up, and no copy in it is stopped or
+   * failed (telemetry carries no exit codes, which restart policies need).
+   * Otherwise the agent is asked (ListWorkloads). Reading telemetry keeps a
+   * large fleet's reconciliation off gRPC: no call and no open channel per
+   * host per interval. `listedAt` is when the observation began on this
+   * coordinator's clock: the telemetry's own sampling-to-sending span (one
+   * clock) taken back from its arrival, and a margin more for its transit, so
+   * a command that finished after the observation is never judged by it.
+   */
+  private async observe(host: Host): Promise<{ copies: ObservedCopy[]; listedAt: number; source: 'telemetry' | 'agent' }> {
+    const t = host.telemetry;
+    const sampledMs = t.workloads_sampled_at ? Date.parse(t.workloads_sampled_at) : NaN;
+    const publishedMs = t.published_at ? Date.parse(t.published_at) : NaN;
+    if (host.status === 'up' && host.telemetryAppliedMs !== undefined && Number.isFinite(sampledMs) && Number.isFinite(publishedMs) && publishedMs >= sampledMs) {
+      const listedAt = host.telemetryAppliedMs - (publishedMs - sampledMs) - TELEMETRY_TRANSIT_MARGIN_MS;
+      const stoppedOrFailed = t.workloads.some((c) => c.state === 'stopped' || c.state === 'failed');
+      if (!stoppedOrFailed && this.now() - listedAt < this.settings.reconcileIntervalMs)
+        return { copies: t.workloads.map((c) => ({ workload_id: c.workload_id, state: c.state, driver_ref: c.driver_ref, message: '' })), listedAt, source: 'telemetry' };
+    }
+    const listedAt = this.now();
+    const copies = await this.agents.for(host.id, t.address).list();
+    return { copies, listedAt, source: 'agent' };
+  }
+
   private async reconcileOnce(hostId: string): Promise<void> {
     const host = this.hosts.get(hostId);
     if (!this.running || !this.controller.isLeader || !host || host.status === 'down') return;
-    const client = this.agents.for(host.id, host.telemetry.address);
-    const listedAt = this.now();
-    const observed = await client.list();
+    const { copies: observed, listedAt, source } = await this.observe(host);
     const seen = new Set<string>();
     const work: Promise<void>[] = [];
     for (const copy of observed) {
@@ -348,8 +404,8 @@ export class HostSupervisor {
       }
     }
     await Promise.all(work);
-    this.log.debug({ host: hostId, pass: ++this.passes, listed_at: listedAt, copies: observed.length, repairs: work.length }, 'host reconciled');
-    if (host.status === 'recovering' && this.hosts.get(hostId)?.status === 'recovering') {
+    this.log.debug({ host: hostId, pass: ++this.passes, listed_at: listedAt, source, copies: observed.length, repairs: work.length }, 'host reconciled');
+    if (source === 'agent' && host.status === 'recovering' && this.hosts.get(hostId)?.status === 'recovering') {
       this.hosts.markReady(hostId);
       this.log.info({ host: hostId }, 'host reconciled after returning; schedulable again');
     }
@@ -389,7 +445,7 @@ export class HostSupervisor {
     return RUNS.has(w.state) ? undefined : `its other copy on ${w.hostId} is ${w.state}, not confirmed running`;
   }
 
-  private keepCopy(hostId: string, copy: pb.WorkloadStatus__Output, why: string): void {
+  private keepCopy(hostId: string, copy: ObservedCopy, why: string): void {
     const key = `${hostId}/${copy.workload_id}`;
     if (this.kept.has(key)) return;
     this.kept.add(key);
@@ -398,7 +454,7 @@ export class HostSupervisor {
   }
 
   /** Deletes a copy the host should not have. Throws when it cannot, so a recovering host stays unschedulable. */
-  private async removeCopy(hostId: string, copy: pb.WorkloadStatus__Output, w: Workload | undefined): Promise<void> {
+  private async removeCopy(hostId: string, copy: ObservedCopy, w: Workload | undefined): Promise<void> {
     const why = !w ? 'unknown to the coordinator' : w.state === 'deleted' ? 'deleted' : `now placed on ${w.hostId || '(queue)'}`;
     this.drift(copy.workload_id, hostId, 'extra', { observed: copy.state, repair: 'delete', detail: why });
     const host = this.hosts.get(hostId);
