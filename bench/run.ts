@@ -6,6 +6,9 @@
 //   npm run bench -- placement failover # only these
 //   BENCH_BURST_N=200 npm run bench -- burst  # the create burst, smaller than its 1,000
 //   BENCH_FLEET_HOSTS=1000 npm run bench -- fleet  # the simulated fleet, at 1,000 hosts only (default 1000,5000)
+//   BENCH_THROUGHPUT_BATCHES=2 BENCH_THROUGHPUT_BATCH=4000 npm run bench -- throughput  # smaller than 10 x 10,000
+//   BENCH_PROFILE=1            # throughput and fleet: the coordinator (and agent) write CPU profiles; the report says where
+//   BENCH_FLEET_NO_RECONCILE=1 # fleet: periodic reconciliation off, to see its share of CPU and memory
 import { benchBurst, burstTargets, reportBurst } from './burst.bench.js';
 import { benchCreatePath, createPathTargets, reportCreatePath } from './create-path.bench.js';
 import { benchDispatch, dispatchTargets, reportDispatch } from './dispatch.bench.js';
