@@ -13,6 +13,9 @@ import {
 import type { Host, HostStatus } from './host.js';
 import { IngestLag } from './ingest-lag.js';
 
+/** The longest the registry applies telemetry before letting the event loop turn. */
+const TELEMETRY_SLICE_MS = 20;
+
 /** How often the registry logs its telemetry ingest lag ('telemetry ingest', info). */
 export const INGEST_REPORT_MS = 10_000;
 
@@ -33,7 +36,9 @@ export interface HostRegistryEvents {
  * makes a driver unhealthy, never the host down. A host that was down comes
  * back (as `recovering`) through telemetry only, which carries what it runs.
  * Messages that fail validation are counted and dropped; they never change
- * state.
+ * state. Under overload a host's telemetry not yet applied is replaced by its
+ * newer message (`superseded`), so the registry falls behind by at most one
+ * message per host.
  */
 export class HostRegistry {
   private readonly hosts = new Map<string, Host>();
@@ -46,6 +51,11 @@ export class HostRegistry {
   private heartbeats: Subscription | undefined;
   /** Telemetry messages dropped because they failed validation. */
   rejected = 0;
+  /** Telemetry received and not yet applied, the newest per subject. */
+  private readonly pendingTelemetry = new Map<string, Msg>();
+  private drainScheduled: NodeJS.Immediate | undefined;
+  /** Telemetry messages replaced by a newer one from the same host before they were applied. */
+  superseded = 0;
 
   constructor(
     private readonly ttlMs: number,
@@ -66,11 +76,26 @@ export class HostRegistry {
         return { ok: false };
       }
     };
+    // Telemetry is applied in slices between turns of the event loop, newest per host: when messages come
+    // faster than they can be applied, a host's older message is dropped for its newer one instead of
+    // queueing, and timers (the leader lease's renewal among them) still run between slices.
+    const drain = () => {
+      this.drainScheduled = undefined;
+      const until = performance.now() + TELEMETRY_SLICE_MS;
+      for (const [subject, msg] of this.pendingTelemetry) {
+        this.pendingTelemetry.delete(subject);
+        const parsed = json(msg);
+        if (parsed.ok) this.ingest(subject, parsed.body);
+        if (performance.now() >= until) break;
+      }
+      if (this.pendingTelemetry.size > 0) this.drainScheduled = setImmediate(drain);
+    };
     this.subscription = nc.subscribe(TELEMETRY_WILDCARD, {
       callback: (err, msg) => {
         if (err) return;
-        const parsed = json(msg);
-        if (parsed.ok) this.ingest(msg.subject, parsed.body);
+        if (this.pendingTelemetry.delete(msg.subject)) this.superseded++;
+        this.pendingTelemetry.set(msg.subject, msg);
+        this.drainScheduled ??= setImmediate(drain);
       },
     });
     this.heartbeats = nc.subscribe(HEARTBEAT_WILDCARD, {
@@ -83,11 +108,14 @@ export class HostRegistry {
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(1000, this.ttlMs / 4)));
     this.reporter = setInterval(() => {
       const report = this.ingestLag.take();
-      if (report) this.log.info({ hosts: this.hosts.size, ...report, periodMs: INGEST_REPORT_MS }, 'telemetry ingest');
+      if (report) this.log.info({ hosts: this.hosts.size, ...report, superseded: this.superseded, periodMs: INGEST_REPORT_MS }, 'telemetry ingest');
     }, INGEST_REPORT_MS);
   }
 
   stop(): void {
+    clearImmediate(this.drainScheduled);
+    this.drainScheduled = undefined;
+    this.pendingTelemetry.clear();
     clearInterval(this.sweeper);
     clearInterval(this.reporter);
     this.subscription?.unsubscribe();
