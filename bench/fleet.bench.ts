@@ -1,14 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { agentConfigSchema, simulatedHostId } from '@virtfleet/agent';
+import { agentConfigSchema } from '@virtfleet/agent';
 import { coordinatorConfigSchema, INGEST_REPORT_MS, type IngestLagReport } from '@virtfleet/coordinator';
 import { telemetrySubject, type pb } from '@virtfleet/shared';
 import { startCluster, type TestCluster } from '../test/support/cluster.js';
-import { CLI_ENTRY, spawnProcess, type ManagedProcess } from '../test/support/processes.js';
+import type { ManagedProcess } from '../test/support/processes.js';
+import { startSimulatedFleet, type SimulatedFleet } from '../test/support/simulated-fleet.js';
 import { GiveUp, waitUntil } from '../test/support/wait.js';
 import { formatTarget, type Target } from './targets.js';
 
@@ -169,7 +170,7 @@ async function runPhase(hosts: number, workloads: number): Promise<FleetPhase> {
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-bench-fleet-'));
   const prefix = `sim${hosts}`;
   const nc = await connect({ servers: cluster.nats.url });
-  const fleets: { ids: string[]; process: ManagedProcess }[] = [];
+  const fleets: SimulatedFleet[] = [];
   try {
     const coordinatorPid = cluster.coordinator.child.pid!;
     await sleep(2000);
@@ -180,12 +181,7 @@ async function runPhase(hosts: number, workloads: number): Promise<FleetPhase> {
     const fleetStartedAt = performance.now();
     for (let k = 0; k < processes; k++) {
       const count = Math.floor(hosts / processes) + (k < hosts % processes ? 1 : 0);
-      const configFile = join(dir, `agent-${k}.json`);
-      writeFileSync(
-        configFile,
-        JSON.stringify({ hostId: `${prefix}p${k}`, stateDir: join(dir, `state-${k}`), grpc: { listen: '127.0.0.1:0' }, nats: { servers: [cluster.nats.url] }, drivers: { fake: { enabled: true } }, simulate: { hosts: count } }),
-      );
-      fleets.push({ ids: Array.from({ length: count }, (_, i) => simulatedHostId(`${prefix}p${k}`, i + 1, count)), process: spawnProcess(`fleet ${k}`, process.execPath, [CLI_ENTRY, 'agent', '--config', configFile], { VIRTFLEET_LOG_LEVEL: 'warn' }) });
+      fleets.push(startSimulatedFleet({ idPrefix: `${prefix}p${k}`, hosts: count, natsUrl: cluster.nats.url, dir }));
     }
     const exited = () => fleets.find((f) => !f.process.running);
     await waitUntil(

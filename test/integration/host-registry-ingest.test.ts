@@ -2,26 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { createLogger, telemetrySubject } from '@virtfleet/shared';
 import { HostRegistry } from '../../packages/coordinator/src/hosts/host-registry.js';
+import { testTelemetry } from '../../packages/coordinator/src/hosts/telemetry.test-support.js';
 import { startNatsServer } from '../support/nats-server.js';
 import { waitUntil } from '../support/wait.js';
 
 const log = createLogger('host-registry-ingest-test', 'silent');
 
-const telemetry = (hostId: string, seq: number) => ({
-  version: 1,
-  host_id: hostId,
-  hostname: hostId,
-  address: '127.0.0.1:1',
-  agent_version: '0',
-  boot_id: 'b',
-  seq,
-  time: new Date().toISOString(),
-  labels: {},
-  drivers: [],
-  capacity: { vcpus: 1, memory_mib: 1024, disk_gib: 1 },
-  host: { cpu_count: 1, cpu_utilisation: 0, load1: 0, load5: 0, load15: 0, memory_total_mib: 1024, memory_used_mib: 1, memory_available_mib: 1023, storage: [] },
-  workloads: [],
-});
 
 describe('HostRegistry telemetry ingest against a real nats-server', () => {
   const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -50,7 +36,7 @@ describe('HostRegistry telemetry ingest against a real nats-server', () => {
     cleanups.push(() => publisher.close());
     const hosts = 200;
     const rounds = 20;
-    for (let seq = 1; seq <= rounds; seq++) for (let h = 0; h < hosts; h++) publisher.publish(telemetrySubject(`h${h}`), JSON.stringify(telemetry(`h${h}`, seq)));
+    for (let seq = 1; seq <= rounds; seq++) for (let h = 0; h < hosts; h++) publisher.publish(telemetrySubject(`h${h}`), JSON.stringify(testTelemetry(`h${h}`, { seq })));
     await publisher.flush();
 
     await waitUntil('every host at its last message', () => registry.list().length === hosts && registry.list().every((h) => h.telemetry.seq === rounds), { timeoutMs: 10_000 });

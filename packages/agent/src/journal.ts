@@ -1,6 +1,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, truncateSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { SerialDrain } from '@virtfleet/shared';
 
 export interface JournalOptions {
   /** The lines that describe the owner's whole state now: what a compaction writes instead of the history. */
@@ -29,7 +30,7 @@ interface Queued {
 export class Journal {
   private handle: FileHandle | undefined;
   private readonly queue: Queued[] = [];
-  private writing: Promise<void> | undefined;
+  private readonly writer = new SerialDrain(() => this.drain(), () => this.queue.length > 0);
   private lines: number;
   private closed = false;
   private syncCount = 0;
@@ -72,23 +73,15 @@ export class Journal {
   append(line: string): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`journal ${this.file} is closed`));
     const stored = new Promise<void>((resolve, reject) => this.queue.push({ line, resolve, reject }));
-    this.startWriter();
+    this.writer.kick();
     return stored;
   }
 
-  private startWriter(): void {
-    if (this.writing) return;
-    this.writing = this.drain().finally(() => {
-      this.writing = undefined;
-      // A line queued after the drain's last look would otherwise wait for the next append.
-      if (this.queue.length > 0) this.startWriter();
-    });
-  }
 
   /** Waits for queued lines, then closes the file. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.writing) await this.writing;
+    while (this.writer.running) await this.writer.running;
     await this.handle?.close();
     this.handle = undefined;
   }

@@ -12,3 +12,4 @@ export type * as pb from './pb.js';
 export * from './host-lease.js';
 export * from './freeze.js';
 export * from './stream-publisher.js';
+export * from './serial-drain.js';

@@ -1,6 +1,6 @@
 import { DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, StorageType, type JetStreamClient, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { EVENT_LOG_SUBJECT_PREFIX, StreamPublisher, eventSubject, makeEvent, parseRfc3339Nanos, type CloudEvent, type EventType, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { EVENT_LOG_SUBJECT_PREFIX, SerialDrain, StreamPublisher, eventSubject, makeEvent, parseRfc3339Nanos, type CloudEvent, type EventType, type Logger, type NatsConnection } from '@virtfleet/shared';
 import { z } from 'zod';
 
 /** Where components report state changes. */
@@ -75,7 +75,7 @@ const CLOCK_SKEW_MARGIN_MS = 60_000;
  */
 export class EventLog implements EventSink {
   private readonly outbox: CloudEvent[] = [];
-  private draining: Promise<void> | undefined;
+  private readonly drainer = new SerialDrain(() => this.drain(), () => this.outbox.length > 0 && !this.closed);
   private closed = false;
 
   private readonly publisher: StreamPublisher;
@@ -121,14 +121,14 @@ export class EventLog implements EventSink {
       return event;
     }
     this.outbox.push(event);
-    this.draining ??= this.drain().finally(() => (this.draining = undefined));
+    this.drainer.kick();
     return event;
   }
 
   /** Resolves once every event emitted so far is stored, or `timeoutMs` passes. */
   async flush(timeoutMs = 5_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.outbox.length > 0 && Date.now() < deadline) await (this.draining ?? Promise.resolve());
+    while (this.outbox.length > 0 && Date.now() < deadline) await (this.drainer.running ?? new Promise((r) => setTimeout(r, 10)));
     return this.outbox.length === 0;
   }
 

@@ -2,27 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '@virtfleet/shared';
 import type { Host } from './host.js';
 import { HostRegistry } from './host-registry.js';
+import { testTelemetry as telemetry } from './telemetry.test-support.js';
 
 const log = createLogger('test', 'silent');
 
-function telemetry(hostId: string, overrides: Record<string, unknown> = {}) {
-  return {
-    version: 1,
-    host_id: hostId,
-    hostname: hostId,
-    address: '127.0.0.1:1',
-    agent_version: '0',
-    boot_id: 'b',
-    seq: 1,
-    time: new Date().toISOString(),
-    labels: {},
-    drivers: [],
-    capacity: { vcpus: 1, memory_mib: 1024, disk_gib: 1 },
-    host: { cpu_count: 1, cpu_utilisation: 0, load1: 0, load5: 0, load15: 0, memory_total_mib: 1024, memory_used_mib: 1, memory_available_mib: 1023, storage: [] },
-    workloads: [],
-    ...overrides,
-  };
-}
 
 function heartbeat(hostId: string, overrides: Record<string, unknown> = {}) {
   return { version: 1, host_id: hostId, boot_id: 'b', seq: 1, time: new Date().toISOString(), address: '127.0.0.1:1', ...overrides };

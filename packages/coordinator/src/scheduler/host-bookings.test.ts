@@ -1,28 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { parseWorkloadSpec, type WorkloadState } from '@virtfleet/shared';
+import type { WorkloadState } from '@virtfleet/shared';
 import { holdsResources, type Workload } from '../workloads/workload.js';
+import { testWorkload } from '../workloads/workload.test-support.js';
+import { hostSnapshot } from './host-snapshot.test-support.js';
 import { HostBookings } from './host-bookings.js';
 import { assume, type HostSnapshot, type ResourceVector } from './scheduler.js';
 
-const blank = (id: string): HostSnapshot => ({
-  id,
-  schedulable: true,
-  capacity: { vcpus: 64, memoryMiB: 65536, diskGiB: 1000 },
-  allocatable: { vcpus: 64, memoryMiB: 65536, diskGiB: 1000 },
-  allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 0 },
-  overcommit: { cpu: 1, memory: 1 },
-  drivers: [],
-  kinds: new Set(['vm', 'container']),
-  labels: {},
-  trustLevel: 0,
-  features: new Set(),
-  cpuUtilisation: 0,
-  memoryAvailableMiB: 65536,
-  workloadCount: 0,
-  tenants: new Map(),
-  antiAffinityGroups: new Set(),
-  isolation: undefined,
-});
+const blank = (id: string): HostSnapshot => hostSnapshot(id, { memoryAvailableMiB: 65536 });
 
 /** The bookings the old way: every workload assumed onto a fresh snapshot, in store order. */
 function fromScratch(id: string, workloads: Iterable<Workload>): HostSnapshot {
@@ -74,28 +58,18 @@ describe('HostBookings', () => {
         bookings.change(before, undefined);
         continue;
       }
-      const after: Workload = {
+      const drawn = testWorkload(
         id,
-        spec: before?.spec ?? parseWorkloadSpec({
-          name: id,
-          kind: 'container',
-          image: 'i',
+        { hostId: hosts[random(4)]!, state: states[random(states.length)]!, arrivalSeq: step },
+        {
           vcpus: (1 + random(300)) / 100,
           memory_mib: 8 + random(500),
           tenant: tenants[random(2)],
           security: { isolation: isolations[random(4)], ...(random(3) === 0 ? { anti_affinity_group: `g${random(3)}` } : {}) },
-        }),
-        hostId: hosts[random(4)]!,
-        desiredState: 'running',
-        state: states[random(states.length)]!,
-        message: '',
-        driverRef: '',
-        requestId: '',
-        arrivalSeq: step,
-        arrivalMs: 0,
-        createdAt: '',
-        updatedAt: '',
-      };
+        },
+      );
+      // A workload's spec never changes; only where and how it runs.
+      const after: Workload = before ? { ...drawn, spec: before.spec } : drawn;
       store.set(id, after);
       bookings.change(before, after);
       for (const h of ['h1', 'h2', 'h3']) {
@@ -113,20 +87,7 @@ describe('HostBookings', () => {
   });
 
   it('hands each snapshot its own maps, so a pass that assumes placements leaves the bookings as they were', () => {
-    const w: Workload = {
-      id: 'w1',
-      spec: parseWorkloadSpec({ name: 'w1', kind: 'vm', vcpus: 2, memory_mib: 512, tenant: 't' }),
-      hostId: 'h1',
-      desiredState: 'running',
-      state: 'running',
-      message: '',
-      driverRef: '',
-      requestId: '',
-      arrivalSeq: 1,
-      arrivalMs: 0,
-      createdAt: '',
-      updatedAt: '',
-    };
+    const w = testWorkload('w1', {}, { kind: 'vm', image: undefined, vcpus: 2, memory_mib: 512, tenant: 't' });
     const bookings = HostBookings.of([w]);
     assume(applied(bookings, 'h1'), { ...w.spec, tenant: 'other', security: { ...w.spec.security, anti_affinity_group: 'x' } });
     const again = applied(bookings, 'h1');

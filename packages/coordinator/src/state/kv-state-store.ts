@@ -1,6 +1,6 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
-import { StreamPublisher, UnavailableError, deepFreeze, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { SerialDrain, StreamPublisher, UnavailableError, deepFreeze, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
 import { requestKey, type RequestRecord } from '../requests/request-ledger.js';
 import { isUnsettled, type Workload } from '../workloads/workload.js';
 import { HOST_MARKS, type HostMark, type StateStore, type WorkloadChangeListener, type WorkloadCursor } from '../workloads/workload-store.js';
@@ -72,7 +72,7 @@ export class KvStateStore implements StateStore {
   private readonly queuedByKey = new Map<string, PendingWrite>();
   /** Keys of the batch being sent. */
   private readonly sending = new Set<string>();
-  private writing: Promise<void> | undefined;
+  private readonly writer = new SerialDrain(() => this.drain(), () => this.queue.length > 0 && !this.closed && !this.following);
   private closed = false;
   /** A follower mirrors the leader's writes from the bucket; the leader is the only writer. */
   private following = false;
@@ -331,7 +331,7 @@ export class KvStateStore implements StateStore {
   async flush(timeoutMs = 5_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     const pending = () => this.queue.length > 0 || this.sending.size > 0;
-    while (pending() && Date.now() < deadline) await Promise.race([this.writing, new Promise((r) => setTimeout(r, 100))]);
+    while (pending() && Date.now() < deadline) await Promise.race([this.writer.running, new Promise((r) => setTimeout(r, 100))]);
     return !pending();
   }
 
@@ -443,18 +443,10 @@ export class KvStateStore implements StateStore {
       this.queue.push(write);
       this.queuedByKey.set(key, write);
     });
-    this.startWriter();
+    this.writer.kick();
     return stored;
   }
 
-  private startWriter(): void {
-    if (this.writing) return;
-    this.writing = this.drain().finally(() => {
-      this.writing = undefined;
-      // A write queued between the drain's last check and here would otherwise wait for the next one.
-      if (this.queue.length > 0 && !this.closed && !this.following) this.startWriter();
-    });
-  }
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && !this.closed) {
