@@ -3,20 +3,14 @@ import { parseWorkloadSpec, type Telemetry, type WorkloadState } from '@virtflee
 import type { Host } from '../hosts/host.js';
 import type { Workload } from '../workloads/workload.js';
 import { schedulableFilter } from './filters/schedulable.js';
+import { testTelemetry } from '../hosts/telemetry.test-support.js';
 import { HostBookings } from './host-bookings.js';
 import { buildSnapshots as buildFromBookings, snapshotOf } from './snapshots.js';
 
 const buildSnapshots = (hosts: Host[], workloads: Workload[]) => buildFromBookings(hosts, HostBookings.of(workloads));
 
 function telemetry(hostId: string, fields: Partial<Telemetry> = {}): Telemetry {
-  return {
-    version: 1,
-    host_id: hostId,
-    hostname: hostId,
-    address: '127.0.0.1:1',
-    agent_version: '0',
-    boot_id: 'b',
-    seq: 1,
+  return testTelemetry(hostId, {
     time: new Date(0).toISOString(),
     labels: { zone: 'a' },
     drivers: [
@@ -29,9 +23,8 @@ function telemetry(hostId: string, fields: Partial<Telemetry> = {}): Telemetry {
     trust_level: 2,
     features: ['secure-boot'],
     host: { cpu_count: 16, cpu_utilisation: 0.9, load1: 0, load5: 0, load15: 0, memory_total_mib: 32768, memory_used_mib: 12288, memory_available_mib: 20480, storage: [] },
-    workloads: [],
     ...fields,
-  };
+  }) as Telemetry;
 }
 
 const hostOf = (id: string, fields: Partial<Host> = {}, t: Partial<Telemetry> = {}): Host => ({
