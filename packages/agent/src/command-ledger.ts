@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { FailedPreconditionError } from '@virtfleet/shared';
-import { Journal, readLines } from './journal.js';
+import { Journal } from './journal.js';
 
 /** One command that ran to completion. */
 export interface LedgerEntry<R = unknown> {
@@ -32,7 +32,7 @@ export class CommandLedger {
     private readonly capacity = 10_000,
   ) {
     this.journal = new Journal(file, { snapshot: () => this.newest().map((e) => JSON.stringify(e)), compactAbove: () => 2 * this.capacity });
-    this.load(readLines(file));
+    this.load(this.journal.opened);
   }
 
   /** Waits for entries on their way to disk. */
@@ -86,7 +86,7 @@ export class CommandLedger {
     return this.journal.append(JSON.stringify(entry));
   }
 
-  private load(lines: string[]): void {
+  private load(lines: readonly string[]): void {
     for (const line of lines) {
       try {
         const entry = JSON.parse(line) as LedgerEntry;

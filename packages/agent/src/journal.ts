@@ -32,6 +32,8 @@ export class Journal {
   private readonly queue: Queued[] = [];
   private readonly writer = new SerialDrain(() => this.drain(), () => this.queue.length > 0);
   private lines: number;
+  /** The complete lines the file held when opened, oldest first: the owner's state to replay. */
+  readonly opened: readonly string[];
   private closed = false;
   private syncCount = 0;
 
@@ -41,9 +43,11 @@ export class Journal {
   ) {
     mkdirSync(dirname(file), { recursive: true });
     const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    const whole = text.slice(0, text.lastIndexOf('\n') + 1);
     // A torn last line would glue itself to the next append: cut it off.
-    if (text && !text.endsWith('\n')) truncateSync(file, Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1)));
-    this.lines = readLines(file).length;
+    if (whole.length < text.length) truncateSync(file, Buffer.byteLength(whole));
+    this.opened = linesOf(whole);
+    this.lines = this.opened.length;
   }
 
   /** Disk writes (each one fdatasync or one compaction) so far: a burst of appends shares them. */
@@ -76,7 +80,6 @@ export class Journal {
     this.writer.kick();
     return stored;
   }
-
 
   /** Waits for queued lines, then closes the file. */
   async close(): Promise<void> {
@@ -126,6 +129,9 @@ export class Journal {
 export function readLines(file: string): string[] {
   if (!existsSync(file)) return [];
   const text = readFileSync(file, 'utf8');
-  const end = text.lastIndexOf('\n');
-  return end < 0 ? [] : text.slice(0, end).split('\n').filter(Boolean);
+  return linesOf(text.slice(0, text.lastIndexOf('\n') + 1));
+}
+
+function linesOf(whole: string): string[] {
+  return whole.split('\n').filter(Boolean);
 }

@@ -29,9 +29,8 @@ export class WorkloadRecords {
   private readonly journal: Journal;
 
   constructor(stateDir: string) {
-    const file = journalFile(stateDir);
-    this.records = readRecords(stateDir);
-    this.journal = new Journal(file, { snapshot: () => this.snapshot(), compactAbove: () => Math.max(COMPACT_MIN_LINES, 2 * this.records.size) });
+    this.journal = new Journal(journalFile(stateDir), { snapshot: () => this.snapshot(), compactAbove: () => Math.max(COMPACT_MIN_LINES, 2 * this.records.size) });
+    this.records = replay(stateDir, this.journal.opened);
     const legacy = join(stateDir, LEGACY_DIR);
     if (existsSync(legacy)) {
       this.journal.rewriteSync(this.snapshot());
@@ -41,7 +40,7 @@ export class WorkloadRecords {
 
   /** The records as a journal on disk holds them now, without taking the journal over: for the fencer process. */
   static read(stateDir: string): WorkloadRecord[] {
-    return [...readRecords(stateDir).values()];
+    return [...replay(stateDir, readLines(journalFile(stateDir))).values()];
   }
 
   get(workloadId: string): WorkloadRecord | undefined {
@@ -80,8 +79,8 @@ function journalFile(stateDir: string): string {
   return join(stateDir, 'workloads.jsonl');
 }
 
-/** The journal's records, after the legacy per-file records (which the journal, once written, supersedes). */
-function readRecords(stateDir: string): Map<string, WorkloadRecord> {
+/** The records the journal's `lines` leave, applied over the legacy per-file records (which the journal, once written, supersedes). */
+function replay(stateDir: string, lines: readonly string[]): Map<string, WorkloadRecord> {
   const records = new Map<string, WorkloadRecord>();
   const legacy = join(stateDir, LEGACY_DIR);
   if (existsSync(legacy)) {
@@ -95,7 +94,7 @@ function readRecords(stateDir: string): Map<string, WorkloadRecord> {
       }
     }
   }
-  for (const line of readLines(journalFile(stateDir))) {
+  for (const line of lines) {
     try {
       const change = JSON.parse(line) as { put?: WorkloadRecord; remove?: string };
       if (change.put && WORKLOAD_ID.test(change.put.workloadId)) records.set(change.put.workloadId, change.put);

@@ -176,9 +176,6 @@ export class KvStateStore implements StateStore {
     return this.workloads.values();
   }
 
-  peek(id: string): Readonly<Workload> | undefined {
-    return this.workloads.get(id);
-  }
 
   unsettled(): Readonly<Workload>[] {
     return [...this.unsettledIds].flatMap((id) => this.workloads.get(id) ?? []);

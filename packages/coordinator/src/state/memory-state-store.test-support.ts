@@ -36,9 +36,6 @@ export class MemoryStateStore implements StateStore {
   values(): Iterable<Readonly<Workload>> {
     return this.list();
   }
-  peek(id: string): Readonly<Workload> | undefined {
-    return this.get(id);
-  }
   unsettled(): Readonly<Workload>[] {
     return this.list().filter(isUnsettled);
   }

@@ -417,7 +417,7 @@ export class WorkloadController {
     if (!this.leading) return;
     const sampledAt = Date.parse(host.telemetry.time);
     for (const t of host.telemetry.workloads) {
-      const w = this.store.peek(t.workload_id);
+      const w = this.store.get(t.workload_id);
       if (!w || w.hostId !== host.id || w.state === 'deleted' || w.state === t.state || this.busy.has(w.id)) continue;
       if (sampledAt <= (this.lastCommandAt.get(w.id) ?? 0)) continue;
       this.update(this.get(w.id), { state: t.state, message: t.state === 'failed' ? 'reported failed by its host' : '' });
@@ -565,7 +565,7 @@ export class WorkloadController {
     const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.bookings), now);
     for (const { entry, record } of result.waiting) {
       this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
-      const w = this.store.peek(entry.workloadId);
+      const w = this.store.get(entry.workloadId);
       if (w && w.message !== record.summary) {
         this.update(this.get(w.id), { message: record.summary });
         this.events.emit(EVENT_TYPES.workloadUnplaceable, w.id, { id: w.id, reason: record.summary, unresolvable: record.unresolvable });
@@ -573,7 +573,7 @@ export class WorkloadController {
     }
     if (result.blockedBehind) {
       for (const e of this.queue.ordered(now)) {
-        const w = this.store.peek(e.workloadId);
+        const w = this.store.get(e.workloadId);
         const message = `queued behind ${result.blockedBehind} (strict order)`;
         if (w && e.workloadId !== result.blockedBehind && w.message !== message) this.update(this.get(w.id), { message });
       }

@@ -14,16 +14,10 @@ export interface WorkloadStore {
   getByName(name: string): Workload | undefined;
   /** All workloads, oldest first. */
   list(): Workload[];
-  /**
-   * Every workload as stored, without copying, for scans that only read: the
-   * caller must not change them or keep them past the current turn.
-   */
+  /** Every workload, for scans: no array is built. */
   values(): Iterable<Readonly<Workload>>;
-  /** One workload as stored, without copying; the same terms as `values`. */
-  peek(id: string): Readonly<Workload> | undefined;
   /**
-   * Placed workloads still owed an agent command, as stored (the terms of
-   * `values`): a create not answered yet (`creating`) or an accepted delete
+   * Placed workloads still owed an agent command: a create not answered yet (`creating`) or an accepted delete
    * not carried out yet. Cheap however many workloads are settled.
    */
   unsettled(): Readonly<Workload>[];
@@ -31,7 +25,7 @@ export interface WorkloadStore {
   listOnHost(hostId: string): Workload[];
   /**
    * One page of the workloads that `match`, oldest first (by arrival), from
-   * just after `after`; copies only what it returns. `next` is set when more follow.
+   * just after `after`. `next` is set when more follow.
    */
   page(match: (w: Readonly<Workload>) => boolean, after: WorkloadCursor | undefined, limit: number): { workloads: Workload[]; next?: WorkloadCursor };
   /**
