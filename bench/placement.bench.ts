@@ -1,7 +1,7 @@
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { assume, coordinatorConfigSchema, createScheduler, snapshotOf, type HostSnapshot, type PlacementRecord } from '@virtfleet/coordinator';
-import { parseWorkloadSpec, type DriverInfo, type Telemetry, type WorkloadSpec } from '@virtfleet/shared';
+import { parseWorkloadSpec, WorkloadView, type DriverInfo, type Telemetry, type WorkloadSpec } from '@virtfleet/shared';
 import { formatTarget, type Target } from './targets.js';
 
 type Host = Parameters<typeof snapshotOf>[0];
@@ -115,7 +115,7 @@ export function simulatedHosts(count: number, seed = 1): Host[] {
       },
       workloads: [],
     };
-    hosts.push({ id, status: rand() < 0.01 ? 'down' : 'up', lastSeenMs: 0, telemetry, cpuUtilisationSmoothed: utilisation, cordoned: false });
+    hosts.push({ id, status: rand() < 0.01 ? 'down' : 'up', lastSeenMs: 0, telemetry, workloads: new WorkloadView(), cpuUtilisationSmoothed: utilisation, cordoned: false });
   }
   return hosts;
 }

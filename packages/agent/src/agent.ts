@@ -203,6 +203,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     new WorkloadSampler(manager, config.telemetry.usageReadsPerSecond),
     config.telemetry.intervalMs,
     log,
+    config.telemetry.fullEveryMs,
   );
   publisher.start(phase);
   onChange.push(() => publisher.nudge());

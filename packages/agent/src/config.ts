@@ -72,9 +72,14 @@ export const agentConfigSchema = z
          * refreshed less often rather than the engine being kept busy. @default 20
          */
         usageReadsPerSecond: z.number().positive().max(10_000).default(20),
+        /**
+         * The longest between two messages carrying the whole workload list; the ones between
+         * carry only what changed. 0: every message carries the whole list. @default 10000
+         */
+        fullEveryMs: z.number().int().min(0).max(3_600_000).default(10_000),
       })
       .strict()
-      .default({ intervalMs: 1000, storagePaths: ['/'], usageReadsPerSecond: 20 }),
+      .default({ intervalMs: 1000, storagePaths: ['/'], usageReadsPerSecond: 20, fullEveryMs: 10_000 }),
     /**
      * Liveness: a tiny message on `virtfleet.heartbeat.<hostId>` from its own
      * timer, never waiting on a driver. Keep `intervalMs` well below the

@@ -69,9 +69,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         controller.onHostStatus(host);
         supervisor.onHostStatus(host);
       },
-      onTelemetry(host) {
-        controller.onTelemetry(host);
-        supervisor.onTelemetry(host);
+      onTelemetry(host, reported) {
+        controller.onTelemetry(host, reported);
+        supervisor.onTelemetry(host, reported);
       },
       onDriverHealthChange(host, driver) {
         // Only an event: a driver's health never changes the host's status or moves a workload.

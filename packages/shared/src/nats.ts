@@ -1,4 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+export { headers } from '@nats-io/transport-node';
 import type { Logger } from './logger.js';
 
 export type { NatsConnection, Subscription, Msg } from '@nats-io/transport-node';

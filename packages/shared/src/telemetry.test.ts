@@ -35,6 +35,10 @@ describe('telemetry schema', () => {
     expect(telemetrySchema.safeParse(sampleTelemetry()).success).toBe(true);
   });
 
+  it('accepts a delta', () => {
+    expect(telemetrySchema.safeParse(sampleTelemetry({ seq: 5, workloads_base_seq: 4, workloads_removed: ['w-1'] })).success).toBe(true);
+  });
+
   const bad: { name: string; message: unknown }[] = [
     { name: 'a wildcard host id', message: sampleTelemetry({ host_id: 'h.*' }) },
     { name: 'a future version', message: sampleTelemetry({ version: 2 }) },
@@ -42,6 +46,8 @@ describe('telemetry schema', () => {
     { name: 'negative memory', message: sampleTelemetry({ capacity: { vcpus: 1, memory_mib: -1, disk_gib: 0 } }) },
     { name: 'a bad time', message: sampleTelemetry({ time: 'yesterday' }) },
     { name: 'an unknown workload state', message: sampleTelemetry({ workloads: [{ workload_id: 'w', name: 'w', kind: 'vm', state: 'zombie', driver: 'x', driver_ref: '', cpu_percent: 0, memory_used_mib: 0 }] }) },
+    { name: 'removals on a full list', message: sampleTelemetry({ workloads_removed: ['w'] }) },
+    { name: 'a delta based on itself', message: sampleTelemetry({ seq: 4, workloads_base_seq: 4, workloads_removed: [] }) },
     { name: 'a string', message: 'hello' },
   ];
   it.each(bad)('rejects $name', ({ message }) => {

@@ -92,8 +92,19 @@ export const telemetrySchema = z.object({
     memory_available_mib: nonNegative,
     storage: z.array(z.object({ path: z.string().max(4096), total_gib: nonNegative, used_gib: nonNegative, sampled_at: z.iso.datetime().optional() })).max(64),
   }),
+  /** The host's workloads: all of them, or on a delta (`workloads_base_seq` set) those that changed. */
   workloads: z.array(workloadTelemetrySchema).max(10_000),
-});
+  /**
+   * Set on a delta: `workloads` holds only the workloads that are new or
+   * changed since message `workloads_base_seq` of this agent run, and
+   * `workloads_removed` the ids gone since. Absent: `workloads` is the whole
+   * list. See `WorkloadDeltaEncoder` and `WorkloadView`.
+   */
+  workloads_base_seq: z.number().int().min(0).optional(),
+  workloads_removed: z.array(z.string().min(1).max(128)).max(10_000).optional(),
+})
+  .refine((t) => t.workloads_base_seq === undefined || t.workloads_base_seq < t.seq, { path: ['workloads_base_seq'], message: 'must be an earlier seq' })
+  .refine((t) => t.workloads_base_seq !== undefined || !t.workloads_removed?.length, { path: ['workloads_removed'], message: 'only a delta (with workloads_base_seq) removes workloads' });
 export type Telemetry = z.output<typeof telemetrySchema>;
 
 /**

@@ -1,4 +1,15 @@
-import { telemetrySchema, telemetrySubject, TELEMETRY_VERSION, type Logger, type NatsConnection, type Telemetry } from '@virtfleet/shared';
+import {
+  headers,
+  telemetrySchema,
+  telemetrySubject,
+  TELEMETRY_KIND_HEADER,
+  TELEMETRY_VERSION,
+  WorkloadDeltaEncoder,
+  type Logger,
+  type NatsConnection,
+  type Telemetry,
+  type TelemetryKind,
+} from '@virtfleet/shared';
 import type { HostSource } from './host-sampler.js';
 import type { WorkloadSampler } from './workload-sampler.js';
 
@@ -15,6 +26,9 @@ export type TelemetryIdentity = Pick<
  * has: a stalled engine makes the workload part late (its `time` and
  * `workloads_sampled_at` say how late), never the message. Until the first
  * observation completes nothing is published; the heartbeat covers liveness.
+ * The workload list goes out whole every `fullEveryMs` and as changes in
+ * between (`WorkloadDeltaEncoder`); the `Virtfleet-Telemetry` header says
+ * which.
  */
 export class TelemetryPublisher {
   private seq = 0;
@@ -22,6 +36,7 @@ export class TelemetryPublisher {
   private running: Promise<void> | undefined;
   private nudged = false;
   private stopped = false;
+  private readonly encoder: WorkloadDeltaEncoder;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -31,7 +46,11 @@ export class TelemetryPublisher {
     private readonly workloads: WorkloadSampler,
     private readonly intervalMs: number,
     private readonly log: Logger,
-  ) {}
+    /** The longest between two messages carrying the whole workload list. 0: every message does. @default 10000 */
+    fullEveryMs = 10_000,
+  ) {
+    this.encoder = new WorkloadDeltaEncoder(fullEveryMs);
+  }
 
   /** The first message goes out `phase × intervalMs` from now, so hosts sharing a process spread theirs. @default phase 0 */
   start(phase = 0): void {
@@ -54,23 +73,26 @@ export class TelemetryPublisher {
     await this.running;
   }
 
-  /** The next message, or undefined while no workload observation has completed yet. */
-  async buildMessage(): Promise<Telemetry | undefined> {
+  /** The next message and its kind, or undefined while no workload observation has completed yet. Its workload part counts as sent: the encoder is reset when it is not. */
+  private async buildMessage(): Promise<{ message: Telemetry; kind: TelemetryKind } | undefined> {
     const [host, snapshot, drivers] = await Promise.all([this.host.sample(), this.workloads.snapshot(Math.floor(this.intervalMs / 2)), this.capacity()]);
     if (!snapshot) return undefined;
     // The observation's start, not now: the coordinator ignores samples older than its last command.
     const time = new Date(snapshot.startedAtMs).toISOString();
-    return {
+    const seq = this.seq++;
+    const { part, kind } = this.encoder.encode(seq, snapshot.workloads);
+    const message: Telemetry = {
       version: TELEMETRY_VERSION,
       ...this.identity,
-      seq: this.seq++,
+      seq,
       time,
       published_at: new Date().toISOString(),
       workloads_sampled_at: time,
       ...drivers,
       host,
-      workloads: snapshot.workloads,
+      ...part,
     };
+    return { message, kind };
   }
 
   private schedule(delayMs: number): void {
@@ -90,16 +112,24 @@ export class TelemetryPublisher {
 
   private async tick(): Promise<void> {
     try {
-      const message = await this.buildMessage();
-      if (!message) return;
+      const built = await this.buildMessage();
+      if (!built) return;
       // Validate our own output too: a bad message would be dropped by every receiver.
-      const checked = telemetrySchema.safeParse(message);
+      const checked = telemetrySchema.safeParse(built.message);
       if (!checked.success) {
+        this.encoder.reset();
         this.log.error({ issues: checked.error.issues.slice(0, 3) }, 'telemetry failed validation; not published');
         return;
       }
-      if (!this.nc.isClosed()) this.nc.publish(telemetrySubject(this.identity.host_id), JSON.stringify(message));
+      if (this.nc.isClosed()) {
+        this.encoder.reset();
+        return;
+      }
+      const h = headers();
+      h.set(TELEMETRY_KIND_HEADER, built.kind);
+      this.nc.publish(telemetrySubject(this.identity.host_id), JSON.stringify(built.message), { headers: h });
     } catch (err) {
+      this.encoder.reset();
       this.log.warn({ err }, 'telemetry sample failed');
     }
   }

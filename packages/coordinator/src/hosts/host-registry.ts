@@ -3,12 +3,15 @@ import {
   HEARTBEAT_WILDCARD,
   NotFoundError,
   telemetrySchema,
+  TELEMETRY_KIND_HEADER,
   TELEMETRY_WILDCARD,
+  WorkloadView,
   type DriverInfo,
   type Logger,
   type Msg,
   type NatsConnection,
   type Subscription,
+  type WorkloadTelemetry,
 } from '@virtfleet/shared';
 import type { Host, HostStatus } from './host.js';
 import { IngestLag } from './ingest-lag.js';
@@ -16,14 +19,17 @@ import { IngestLag } from './ingest-lag.js';
 /** The longest the registry applies telemetry before letting the event loop turn. */
 const TELEMETRY_SLICE_MS = 20;
 
+/** Deltas queued per host, at most, while the registry is behind; beyond that the oldest is dropped (the host's view waits for its next full list). */
+const MAX_QUEUED_PER_HOST = 64;
+
 /** How often the registry logs its telemetry ingest lag ('telemetry ingest', info). */
 export const INGEST_REPORT_MS = 10_000;
 
 export interface HostRegistryEvents {
   /** A host went up (first telemetry, or ready again), recovering (back after being down) or down (silent past the TTL). */
   onStatusChange(host: Host, previous: HostStatus | undefined): void;
-  /** Every accepted telemetry message, after the host's record was updated. */
-  onTelemetry(host: Host): void;
+  /** Every accepted telemetry message, after the host's record was updated, with the workloads it carries (all of them, or the changes of a delta). */
+  onTelemetry(host: Host, reported: readonly WorkloadTelemetry[]): void;
   /** A driver of a reporting host turned unhealthy or healthy again (a first report counts when unhealthy). The host's status does not change. */
   onDriverHealthChange?(host: Host, driver: DriverInfo): void;
 }
@@ -36,9 +42,9 @@ export interface HostRegistryEvents {
  * makes a driver unhealthy, never the host down. A host that was down comes
  * back (as `recovering`) through telemetry only, which carries what it runs.
  * Messages that fail validation are counted and dropped; they never change
- * state. Under overload a host's telemetry not yet applied is replaced by its
- * newer message (`superseded`), so the registry falls behind by at most one
- * message per host.
+ * state. Under overload a host's queued telemetry is dropped when a full
+ * workload list from it arrives (`superseded`), so the registry falls behind
+ * by at most one full list and the deltas after it per host.
  */
 export class HostRegistry {
   private readonly hosts = new Map<string, Host>();
@@ -51,10 +57,10 @@ export class HostRegistry {
   private heartbeats: Subscription | undefined;
   /** Telemetry messages dropped because they failed validation. */
   rejected = 0;
-  /** Telemetry received and not yet applied, the newest per subject. */
-  private readonly pendingTelemetry = new Map<string, Msg>();
+  /** Telemetry received and not yet applied, per subject: the newest full list (if any) and the deltas after it, oldest first. */
+  private readonly pendingTelemetry = new Map<string, Msg[]>();
   private drainScheduled: NodeJS.Immediate | undefined;
-  /** Telemetry messages replaced by a newer one from the same host before they were applied. */
+  /** Telemetry messages dropped unapplied for a newer full list from the same host (or a full queue). */
   superseded = 0;
 
   constructor(
@@ -76,16 +82,19 @@ export class HostRegistry {
         return { ok: false };
       }
     };
-    // Telemetry is applied in slices between turns of the event loop, newest per host: when messages come
-    // faster than they can be applied, a host's older message is dropped for its newer one instead of
-    // queueing, and timers (the leader lease's renewal among them) still run between slices.
+    // Telemetry is applied in slices between turns of the event loop: when messages come faster than they
+    // can be applied, a host's full workload list replaces what is queued from it (the header says which
+    // messages are full, so nothing is parsed to drop it), and timers (the leader lease's renewal among
+    // them) still run between slices.
     const drain = () => {
       this.drainScheduled = undefined;
       const until = performance.now() + TELEMETRY_SLICE_MS;
-      for (const [subject, msg] of this.pendingTelemetry) {
+      for (const [subject, queued] of this.pendingTelemetry) {
         this.pendingTelemetry.delete(subject);
-        const parsed = json(msg);
-        if (parsed.ok) this.ingest(subject, parsed.body);
+        for (const msg of queued) {
+          const parsed = json(msg);
+          if (parsed.ok) this.ingest(subject, parsed.body);
+        }
         if (performance.now() >= until) break;
       }
       if (this.pendingTelemetry.size > 0) this.drainScheduled = setImmediate(drain);
@@ -93,8 +102,18 @@ export class HostRegistry {
     this.subscription = nc.subscribe(TELEMETRY_WILDCARD, {
       callback: (err, msg) => {
         if (err) return;
-        if (this.pendingTelemetry.delete(msg.subject)) this.superseded++;
-        this.pendingTelemetry.set(msg.subject, msg);
+        const queued = this.pendingTelemetry.get(msg.subject);
+        if (!queued) this.pendingTelemetry.set(msg.subject, [msg]);
+        else if (msg.headers?.get(TELEMETRY_KIND_HEADER) !== 'delta') {
+          this.superseded += queued.length;
+          this.pendingTelemetry.set(msg.subject, [msg]);
+        } else {
+          queued.push(msg);
+          if (queued.length > MAX_QUEUED_PER_HOST) {
+            queued.shift();
+            this.superseded++;
+          }
+        }
         this.drainScheduled ??= setImmediate(drain);
       },
     });
@@ -166,7 +185,18 @@ export class HostRegistry {
     const status = previous && previous.status !== 'up' ? 'recovering' : 'up';
     const now = this.now();
     if (telemetry.published_at) this.ingestLag.record(now - Date.parse(telemetry.published_at));
-    const host: Host = { id: telemetry.host_id, status, lastSeenMs: now, telemetry, telemetryAppliedMs: now, cpuUtilisationSmoothed: smoothed, cordoned: this.cordonedIds.has(telemetry.host_id) };
+    const workloads = previous?.workloads ?? new WorkloadView();
+    const reported = workloads.apply(telemetry);
+    const host: Host = {
+      id: telemetry.host_id,
+      status,
+      lastSeenMs: now,
+      telemetry,
+      workloads,
+      telemetryAppliedMs: now,
+      cpuUtilisationSmoothed: smoothed,
+      cordoned: this.cordonedIds.has(telemetry.host_id),
+    };
     if (previous?.lastHeartbeat) host.lastHeartbeat = previous.lastHeartbeat;
     this.hosts.set(host.id, host);
     if (previous?.status !== status) this.events.onStatusChange(host, previous?.status);
@@ -174,7 +204,7 @@ export class HostRegistry {
       const before = previous?.telemetry.drivers.find((d) => d.name === driver.name);
       if (before ? before.healthy !== driver.healthy : !driver.healthy) this.events.onDriverHealthChange?.(host, driver);
     }
-    this.events.onTelemetry(host);
+    this.events.onTelemetry(host, reported);
     return true;
   }
 

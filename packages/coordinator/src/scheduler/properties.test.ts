@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseWorkloadSpec, type DriverInfo, type WorkloadSpec } from '@virtfleet/shared';
+import { parseWorkloadSpec, WorkloadView, type DriverInfo, type WorkloadSpec } from '@virtfleet/shared';
 import type { Host } from '../hosts/host.js';
 import { AdmissionQueue } from './admission-queue.js';
 import type { PlacementPolicy } from './catalog.js';
@@ -133,8 +133,8 @@ function hostOf(d: HostDef): Host {
         memory_available_mib: d.memoryAvailableMiB,
         storage: [],
       },
-      workloads: [],
     },
+    workloads: new WorkloadView(),
   };
 }
 

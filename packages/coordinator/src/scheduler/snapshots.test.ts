@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseWorkloadSpec, type Telemetry, type WorkloadState } from '@virtfleet/shared';
+import { parseWorkloadSpec, WorkloadView, type Telemetry, type WorkloadState } from '@virtfleet/shared';
 import type { Host } from '../hosts/host.js';
 import type { Workload } from '../workloads/workload.js';
 import { schedulableFilter } from './filters/schedulable.js';
@@ -32,6 +32,7 @@ const hostOf = (id: string, fields: Partial<Host> = {}, t: Partial<Telemetry> = 
   status: 'up',
   lastSeenMs: 0,
   telemetry: telemetry(id, t),
+  workloads: new WorkloadView(),
   cpuUtilisationSmoothed: 0.25,
   cordoned: false,
   ...fields,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, EVENT_TYPES, NotFoundError, parseWorkloadSpec, type pb, type RestartPolicy } from '@virtfleet/shared';
+import { createLogger, EVENT_TYPES, NotFoundError, parseWorkloadSpec, WorkloadView, type pb, type RestartPolicy, type WorkloadTelemetry } from '@virtfleet/shared';
 import { createScheduler } from '../scheduler/create-scheduler.js';
 import { hostSnapshot } from '../scheduler/host-snapshot.test-support.js';
 import type { HostSnapshot } from '../scheduler/scheduler.js';
@@ -86,6 +86,8 @@ describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
     sampledAgoMs: number;
     publishedAgoMs: number;
     appliedAgoMs: number;
+    /** A delta was missed since the last full list. */
+    gap?: boolean;
   }
   const run = async (
     workloads: Workload[],
@@ -97,10 +99,14 @@ describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
     // The agent's clock runs an hour ahead of this one: only spans measured on one clock may be compared.
     const agentIso = (agoMs: number) => new Date(NOW + 3_600_000 - agoMs).toISOString();
     const t = options.telemetry;
+    const view = new WorkloadView();
+    view.apply({ boot_id: 'b', seq: 0, workloads: (t?.copies ?? []) as WorkloadTelemetry[] });
+    if (t?.gap) view.apply({ boot_id: 'b', seq: 2, workloads: [], workloads_base_seq: 1, workloads_removed: [] });
     const host = {
       id: 'h1',
       status: options.recovering ? 'recovering' : 'up',
-      telemetry: { address: '127.0.0.1:1', workloads: t?.copies ?? [], ...(t ? { workloads_sampled_at: agentIso(t.sampledAgoMs), published_at: agentIso(t.publishedAgoMs) } : {}) },
+      workloads: view,
+      telemetry: { address: '127.0.0.1:1', ...(t ? { workloads_sampled_at: agentIso(t.sampledAgoMs), published_at: agentIso(t.publishedAgoMs) } : {}) },
       ...(t ? { telemetryAppliedMs: NOW - t.appliedAgoMs } : {}),
     };
     const hosts = { get: () => host, list: () => [host], markReady: () => void calls.push('ready') };
@@ -132,6 +138,7 @@ describe('HostSupervisor.reconcileHost (fake host and controller)', () => {
     { name: 'no telemetry stamps (an older agent): the agent is asked', askedAgent: true, recreated: true },
     { name: 'telemetry older than the reconcile interval: the agent is asked', telemetry: { copies: observed, sampledAgoMs: 61_000, publishedAgoMs: 60_000, appliedAgoMs: 59_000 }, askedAgent: true, recreated: true },
     { name: 'a stopped copy in telemetry (no exit code there): the agent is asked', telemetry: { copies: [...observed, copy('other', 'stopped')], sampledAgoMs: 1_000, publishedAgoMs: 500, appliedAgoMs: 400 }, askedAgent: true, recreated: true },
+    { name: 'a delta missed since the last full list: the agent is asked', telemetry: { copies: observed, sampledAgoMs: 1_500, publishedAgoMs: 500, appliedAgoMs: 400, gap: true }, askedAgent: true, recreated: true },
     { name: 'a recovering host: the agent is asked', telemetry: { copies: observed, sampledAgoMs: 1_000, publishedAgoMs: 500, appliedAgoMs: 400 }, recovering: true, askedAgent: true, recreated: true },
     // Observation began 1,500 - 500 = 1,000 ms before sending; arrived 400 ms ago; less the 2,000 ms margin: NOW - 3,400.
     { name: 'a command that finished after the observation began (margin included): not judged by it', telemetry: { copies: observed, sampledAgoMs: 1_500, publishedAgoMs: 500, appliedAgoMs: 400 }, commandFinishedAt: NOW - 3_399, askedAgent: false, recreated: false },

@@ -7,6 +7,7 @@ import {
   type Logger,
   type pb,
   type RestartPolicy,
+  type WorkloadTelemetry,
 } from '@virtfleet/shared';
 import type { AgentAction, AgentClientPool } from '../dispatch/agent-client.js';
 import type { EventSink } from '../events/event-log.js';
@@ -144,9 +145,9 @@ export class HostSupervisor {
   }
 
   /** A workload seen stopped or failed against its desired state gets reconciled soon, not at the next interval. */
-  onTelemetry(host: Host): void {
+  onTelemetry(host: Host, reported: readonly WorkloadTelemetry[]): void {
     if (!this.running || this.nudged.has(host.id)) return;
-    for (const t of host.telemetry.workloads) {
+    for (const t of reported) {
       const w = this.controller.find(t.workload_id);
       if (w && w.hostId === host.id && RUNS.has(w.desiredState) && (t.state === 'stopped' || t.state === 'failed')) {
         this.nudged.add(host.id);
@@ -331,10 +332,10 @@ export class HostSupervisor {
   }
 
   /**
-   * What the host runs, for reconciling. Its latest telemetry is used when it
-   * is a whole observation (the agent sends nothing else) younger than the
-   * reconcile interval, the host is up, and no copy in it is stopped or
-   * failed (telemetry carries no exit codes, which restart policies need).
+   * What the host runs, for reconciling. Its telemetry is used when the
+   * workloads view built from it is complete (a full list and every delta
+   * since), younger than the reconcile interval, the host is up, and no copy
+   * in it is stopped or failed (telemetry carries no exit codes, which restart policies need).
    * Otherwise the agent is asked (ListWorkloads). Reading telemetry keeps a
    * large fleet's reconciliation off gRPC: no call and no open channel per
    * host per interval. `listedAt` is when the observation began on this
@@ -346,11 +347,17 @@ export class HostSupervisor {
     const t = host.telemetry;
     const sampledMs = t.workloads_sampled_at ? Date.parse(t.workloads_sampled_at) : NaN;
     const publishedMs = t.published_at ? Date.parse(t.published_at) : NaN;
-    if (host.status === 'up' && host.telemetryAppliedMs !== undefined && Number.isFinite(sampledMs) && Number.isFinite(publishedMs) && publishedMs >= sampledMs) {
+    if (host.status === 'up' && host.workloads.complete && host.telemetryAppliedMs !== undefined && Number.isFinite(sampledMs) && Number.isFinite(publishedMs) && publishedMs >= sampledMs) {
       const listedAt = host.telemetryAppliedMs - (publishedMs - sampledMs) - TELEMETRY_TRANSIT_MARGIN_MS;
-      const stoppedOrFailed = t.workloads.some((c) => c.state === 'stopped' || c.state === 'failed');
-      if (!stoppedOrFailed && this.now() - listedAt < this.settings.reconcileIntervalMs)
-        return { copies: t.workloads.map((c) => ({ workload_id: c.workload_id, state: c.state, driver_ref: c.driver_ref, message: '' })), listedAt, source: 'telemetry' };
+      if (this.now() - listedAt < this.settings.reconcileIntervalMs) {
+        const copies: ObservedCopy[] = [];
+        let stoppedOrFailed = false;
+        for (const c of host.workloads.values()) {
+          stoppedOrFailed ||= c.state === 'stopped' || c.state === 'failed';
+          copies.push({ workload_id: c.workload_id, state: c.state, driver_ref: c.driver_ref, message: '' });
+        }
+        if (!stoppedOrFailed) return { copies, listedAt, source: 'telemetry' };
+      }
     }
     const listedAt = this.now();
     const copies = await this.agents.for(host.id, t.address).list();

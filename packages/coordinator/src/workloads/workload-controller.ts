@@ -13,6 +13,7 @@ import {
   type StoppedReservation,
   type WorkloadSpec,
   type WorkloadState,
+  type WorkloadTelemetry,
 } from '@virtfleet/shared';
 import type { AgentAction, AgentClientPool } from '../dispatch/agent-client.js';
 import type { EventSink } from '../events/event-log.js';
@@ -412,11 +413,16 @@ export class WorkloadController {
     return this.queueView();
   }
 
-  /** Folds one host's telemetry into the workloads placed on it. */
-  onTelemetry(host: Host): void {
+  /**
+   * Folds the workloads one telemetry message reports (all of a host's, or
+   * those that changed) into the workloads placed there. One that differs
+   * only because a command was newer than the sample is corrected by a later
+   * full list or by reconciliation.
+   */
+  onTelemetry(host: Host, reported: readonly WorkloadTelemetry[]): void {
     if (!this.leading) return;
     const sampledAt = Date.parse(host.telemetry.time);
-    for (const t of host.telemetry.workloads) {
+    for (const t of reported) {
       const w = this.store.get(t.workload_id);
       if (!w || w.hostId !== host.id || w.state === 'deleted' || w.state === t.state || this.busy.has(w.id)) continue;
       if (sampledAt <= (this.lastCommandAt.get(w.id) ?? 0)) continue;
