@@ -27,6 +27,9 @@ const FLATNESS_TARGET = 0.8;
 const CLIENTS = 16;
 /** Simulated fake-driver hosts the workloads spread over: a thousand each at 100,000, as real hosts would not hold more. */
 const HOSTS = 100;
+/** Workload memory, and host memory that holds 1,150 of them beside the agent's default 512 MiB reserve: the packing scorer fills hosts one after another, and 100,000 fit on 87. */
+const WORKLOAD_MEMORY_MIB = 8;
+const HOST_MEMORY_MIB = 512 + 1_150 * WORKLOAD_MEMORY_MIB;
 
 export interface Baselines {
   /** Raw JetStream KV puts on the same nats-server per second, `clients` in flight. */
@@ -135,7 +138,7 @@ export async function benchThroughput(batches: number, batchSize: number, option
     natsUrl: cluster.nats.url,
     dir,
     logLevel: 'info',
-    config: { drivers: { fake: { enabled: true, vcpus: 1_000_000, memoryMiB: 1_000_000_000, concurrency: 256 } }, telemetry: { intervalMs: 1000 } },
+    config: { drivers: { fake: { enabled: true, vcpus: 64, memoryMiB: HOST_MEMORY_MIB, concurrency: 256 } }, telemetry: { intervalMs: 1000 } },
     nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/agent`] : [],
   });
   try {
@@ -159,7 +162,7 @@ export async function benchThroughput(batches: number, batchSize: number, option
       const startedAt = performance.now();
       const submitsPerSecond = await rate(batchSize, CLIENTS, async (i) => {
         const name = `tp-${before + i}`;
-        const w = await cluster.api.submit({ request_id: name, spec: { name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.01, memory_mib: 8, failover: 'reschedule' } });
+        const w = await cluster.api.submit({ request_id: name, spec: { name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.01, memory_mib: WORKLOAD_MEMORY_MIB, failover: 'reschedule' } });
         ids.push(w.id);
       });
       await until(`batch ${b} running`, () => outcomes.running() >= before + batchSize, 600_000);

@@ -161,6 +161,7 @@ describe('the virtfleet CLI against a real cluster', () => {
     { name: 'a bad output format', args: () => ['-o', 'yaml', 'host', 'ls'], code: 2, stderr: /yaml/ },
     { name: 'an agent config with a bad address', args: () => ['agent', '--config', file('agent.yaml', 'grpc:\n  listen: nowhere\n')], code: 2, stderr: /agent\.yaml: grpc\.listen: must be host:port/ },
     { name: 'an agent config with an unknown key', args: () => ['agent', '--config', file('agent2.yaml', 'hostid: x\n')], code: 2, stderr: /agent2\.yaml: .*hostid/ },
+    { name: 'a config check with a bad NATS URL', args: () => ['agent', '--check-config', '--host-id', 'h1', '--nats', 'ftp://x'], code: 2, stderr: /nats\.servers/ },
     { name: 'a coordinator TTL that is not a number', args: () => ['coordinator', '--host-ttl-ms', 'soon'], code: 2, stderr: /--host-ttl-ms must be a whole number/ },
     { name: 'a bad stop timeout', args: () => ['workload', 'stop', 'x', '--timeout-seconds', '-5'], code: 2, stderr: /--timeout-seconds/ },
   ];
@@ -250,6 +251,16 @@ describe('the virtfleet CLI against a real cluster', () => {
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code, stderr).toBe(0);
     expect(stderr).toBe('');
+  });
+
+  it.each([
+    { daemon: 'agent', args: ['--host-id', 'sim1', '--listen', '127.0.0.1:7300'], check: (c: Record<string, any>) => [c.hostId, c.grpc.listen, c.telemetry.fullEveryMs] },
+    { daemon: 'coordinator', args: ['--listen', '127.0.0.1:7310'], check: (c: Record<string, any>) => [c.grpc.listen] },
+  ])('$daemon --check-config prints the resolved config, defaults filled in, and exits 0 without starting', async ({ daemon, args, check }) => {
+    const r = await runCli([daemon, '--check-config', ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    const config = JSON.parse(r.stdout) as Record<string, any>;
+    expect(check(config)).toEqual(daemon === 'agent' ? ['sim1', '127.0.0.1:7300', 10_000] : ['127.0.0.1:7310']);
   });
 
   it.each([['--help'], ['host', 'ls', '--help'], ['workload', 'create', '--help'], ['workload', 'stop', '--help'], ['events', '--help'], ['agent', '--help'], ['coordinator', '--help']])(

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger, FailedPreconditionError, NotFoundError, parseWorkloadSpec } from '@virtfleet/shared';
+import { createLogger, FailedPreconditionError, NotFoundError, parseWorkloadSpec, ResourceExhaustedError } from '@virtfleet/shared';
 import { CommandLedger } from './command-ledger.js';
 import type { Driver } from './drivers/driver.js';
 import { createFakeDriver } from './drivers/fake/fake-driver.js';
@@ -51,6 +51,18 @@ describe('WorkloadManager with the fake driver', () => {
     const spec = parseWorkloadSpec({ name: 'c', kind: 'container', image: 'busybox', vcpus: 1, memory_mib: 64 });
     await expect(manager.create('c1', 'c-1', spec)).rejects.toThrow(/no driver for kind container/);
     expect(await manager.list()).toEqual([]);
+  });
+
+  it('refuses a create beyond the most workloads a host may hold, and takes the same one again', async () => {
+    manager = new WorkloadManager([driver], new WorkloadRecords(dir), new CommandLedger(join(dir, 'commands.jsonl')), log, 5, () => changes++, 2);
+    await manager.create('c1', 'vm1-aaaa', vmSpec);
+    await manager.create('c2', 'vm1-bbbb', vmSpec);
+    await expect(manager.create('c3', 'vm1-cccc', vmSpec)).rejects.toBeInstanceOf(ResourceExhaustedError);
+    expect((await manager.list()).map((w) => w.workload_id).sort()).toEqual(['vm1-aaaa', 'vm1-bbbb']);
+    // A repeated create of one it holds is not a new workload.
+    expect((await manager.create('c4', 'vm1-aaaa', vmSpec)).state).toBe('running');
+    await manager.act('delete', 'c5', 'vm1-bbbb');
+    expect((await manager.create('c6', 'vm1-cccc', vmSpec)).state).toBe('running');
   });
 
   it('refuses a second, different workload under an id already in use', async () => {

@@ -2,7 +2,9 @@ import {
   defaultFailoverMode,
   errorMessage,
   FailedPreconditionError,
+  MAX_HOST_WORKLOADS,
   NotFoundError,
+  ResourceExhaustedError,
   UnavailableError,
   type Logger,
   type pb,
@@ -51,6 +53,8 @@ export class WorkloadManager implements Fenceable {
     private readonly stopTimeoutSeconds: number,
     /** Called after any command changed a workload, to publish telemetry early. */
     private readonly onChange: () => void = () => undefined,
+    /** The most workloads this host holds; a create beyond it is refused with RESOURCE_EXHAUSTED. @default MAX_HOST_WORKLOADS */
+    private readonly maxWorkloads = MAX_HOST_WORKLOADS,
   ) {
     this.driversByName = new Map(drivers.map((d) => [d.name, d]));
   }
@@ -102,6 +106,9 @@ export class WorkloadManager implements Fenceable {
         const existing = this.records.get(workloadId);
         if (existing && (existing.name !== spec.name || existing.kind !== spec.kind))
           throw new FailedPreconditionError(`workload id ${workloadId} already holds ${existing.kind} ${existing.name}`);
+        // Telemetry lists every workload of a host in one message: a host never holds more than that can carry.
+        if (!existing && this.records.size >= this.maxWorkloads)
+          throw new ResourceExhaustedError(`this host holds ${this.records.size} workloads, the most it may hold`);
         const driver = existing ? this.driverNamed(existing.driver) : this.driverFor(spec.kind);
         this.requireLease(spec.failover, workloadId);
         // Record the intent first: after a crash, recover() reconciles it with the backend.

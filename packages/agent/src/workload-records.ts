@@ -51,6 +51,10 @@ export class WorkloadRecords {
     return [...this.records.values()];
   }
 
+  get size(): number {
+    return this.records.size;
+  }
+
   put(record: WorkloadRecord): Promise<void> {
     if (!WORKLOAD_ID.test(record.workloadId)) return Promise.reject(new Error(`unsafe workload id ${JSON.stringify(record.workloadId)}`));
     this.records.set(record.workloadId, record);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { InvalidArgumentError } from './errors.js';
-import { loadConfig, parseDocument } from './config.js';
+import { loadConfig, natsConfigSchema, parseDocument } from './config.js';
 
 describe('parseDocument', () => {
   it('reads YAML and JSON', () => {
@@ -33,5 +33,20 @@ describe('loadConfig', () => {
   });
   it('names every bad key', () => {
     expect(() => loadConfig(schema, undefined, { port: 'x', nested: { a: 1 }, prot: 2 })).toThrow(/^config: port: Invalid input: expected number, received string; nested\.a: Invalid input: expected string, received number; prot: unknown field$/);
+  });
+});
+
+describe('natsConfigSchema', () => {
+  it.each([
+    { servers: ['nats://127.0.0.1:4222'], ok: true },
+    { servers: ['127.0.0.1:4222', 'tls://nats.example:4443'], ok: true },
+    { servers: ['nats://user:secret@10.0.0.1:4222'], ok: true },
+    { servers: ['ftp://x'], ok: false },
+    { servers: ['nats://host:4222/path'], ok: false },
+    { servers: ['nats://has space:4222'], ok: false },
+    { servers: [''], ok: false },
+    { servers: [], ok: false },
+  ])('$servers: valid $ok', ({ servers, ok }) => {
+    expect(natsConfigSchema.safeParse({ servers }).success).toBe(ok);
   });
 });

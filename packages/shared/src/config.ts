@@ -71,6 +71,11 @@ export const hostPortSchema = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, '
 const DEFAULT_NATS_SERVERS = ['nats://127.0.0.1:4222'];
 /** The `nats` section both daemons share. */
 export const natsConfigSchema = z
-  .object({ servers: z.array(z.string().min(1)).min(1).default(DEFAULT_NATS_SERVERS) })
+  .object({
+    servers: z
+      .array(z.string().regex(/^((nats|tls|ws|wss):\/\/)?[^\s/?#]+(:\d{1,5})?$/, 'must be a NATS server URL such as nats://127.0.0.1:4222 or host:port'))
+      .min(1)
+      .default(DEFAULT_NATS_SERVERS),
+  })
   .strict()
   .default({ servers: DEFAULT_NATS_SERVERS });

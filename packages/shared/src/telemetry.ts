@@ -15,6 +15,8 @@ export const TELEMETRY_SUBJECT_PREFIX = 'virtfleet.telemetry';
 export const telemetrySubject = (hostId: string): string => `${TELEMETRY_SUBJECT_PREFIX}.${hostId}`;
 export const TELEMETRY_WILDCARD = `${TELEMETRY_SUBJECT_PREFIX}.*`;
 export const TELEMETRY_VERSION = 1;
+/** The most workloads one telemetry message lists, and so the most one host may hold. */
+export const MAX_HOST_WORKLOADS = 10_000;
 
 const nonNegative = z.number().finite().min(0);
 const fraction = z.number().finite().min(0).max(1);
@@ -93,7 +95,7 @@ export const telemetrySchema = z.object({
     storage: z.array(z.object({ path: z.string().max(4096), total_gib: nonNegative, used_gib: nonNegative, sampled_at: z.iso.datetime().optional() })).max(64),
   }),
   /** The host's workloads: all of them, or on a delta (`workloads_base_seq` set) those that changed. */
-  workloads: z.array(workloadTelemetrySchema).max(10_000),
+  workloads: z.array(workloadTelemetrySchema).max(MAX_HOST_WORKLOADS),
   /**
    * Set on a delta: `workloads` holds only the workloads that are new or
    * changed since message `workloads_base_seq` of this agent run, and
@@ -101,7 +103,7 @@ export const telemetrySchema = z.object({
    * list. See `WorkloadDeltaEncoder` and `WorkloadView`.
    */
   workloads_base_seq: z.number().int().min(0).optional(),
-  workloads_removed: z.array(z.string().min(1).max(128)).max(10_000).optional(),
+  workloads_removed: z.array(z.string().min(1).max(128)).max(MAX_HOST_WORKLOADS).optional(),
 })
   .refine((t) => t.workloads_base_seq === undefined || t.workloads_base_seq < t.seq, { path: ['workloads_base_seq'], message: 'must be an earlier seq' })
   .refine((t) => t.workloads_base_seq !== undefined || !t.workloads_removed?.length, { path: ['workloads_removed'], message: 'only a delta (with workloads_base_seq) removes workloads' });

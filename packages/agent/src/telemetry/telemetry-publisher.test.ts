@@ -76,4 +76,29 @@ describe('TelemetryPublisher', () => {
     expect(sent.map((s) => s.kind).slice(0, 12)).toEqual(['full', 'delta', 'delta', 'delta', 'delta', 'full', 'delta', 'delta', 'delta', 'delta', 'full', 'delta']);
     expect(sent.filter((s) => s.kind === 'delta').every((s) => s.message.workloads.length <= 1)).toBe(true);
   });
+
+  it('publishes 50 ms after a nudge, and a second nudge does not postpone it', async () => {
+    const { p, at } = publisher(0);
+    p.start(0);
+    await vi.advanceTimersByTimeAsync(400);
+    p.nudge();
+    await vi.advanceTimersByTimeAsync(30);
+    p.nudge();
+    await vi.advanceTimersByTimeAsync(570);
+    await p.stop();
+    expect(at).toEqual([0, 450]);
+  });
+
+  it('keeps publishing every interval while nudged every 10 ms, at most four messages per interval', async () => {
+    const { p, at } = publisher(0);
+    p.start(0);
+    const nudger = setInterval(() => p.nudge(), 10);
+    await vi.advanceTimersByTimeAsync(3000);
+    clearInterval(nudger);
+    await p.stop();
+    const perSecond = [0, 1, 2].map((s) => at.filter((t) => t >= s * 1000 && t < (s + 1) * 1000).length);
+    expect(perSecond.every((n) => n >= 1 && n <= 4), `messages at ${at.join(', ')}`).toBe(true);
+    const gaps = at.slice(1).map((t, i) => t - at[i]!);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(250);
+  });
 });

@@ -30,12 +30,19 @@ export type TelemetryIdentity = Pick<
  * between (`WorkloadDeltaEncoder`); the `Virtfleet-Telemetry` header says
  * which.
  */
+/** A nudge waits this long, so the changes of one burst share a message. */
+const NUDGE_GATHER_MS = 50;
+
 export class TelemetryPublisher {
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private nudged = false;
   private stopped = false;
+  /** When the scheduled tick fires (performance.now()); Infinity while one runs. */
+  private dueAt = Infinity;
+  /** When the last tick began; nudges keep a quarter interval from it. */
+  private lastTickAt = -Infinity;
   private readonly encoder: WorkloadDeltaEncoder;
 
   constructor(
@@ -57,14 +64,22 @@ export class TelemetryPublisher {
     this.schedule(Math.floor((phase % 1) * this.intervalMs));
   }
 
-  /** Publish soon, because something changed. */
+  /**
+   * Publish soon, because something changed: 50 ms from now, to gather the
+   * changes of one burst, and no sooner than a quarter interval after the
+   * last tick began, so a host whose workloads change all the time sends at
+   * most four messages per interval instead of sampling without pause. A
+   * nudge never postpones a tick already due earlier.
+   */
   nudge(): void {
     if (this.stopped) return;
     if (this.running) {
       this.nudged = true;
       return;
     }
-    this.schedule(50);
+    const now = performance.now();
+    const at = Math.max(now + NUDGE_GATHER_MS, this.lastTickAt + this.intervalMs / 4);
+    if (at < this.dueAt) this.schedule(at - now);
   }
 
   async stop(): Promise<void> {
@@ -98,14 +113,19 @@ export class TelemetryPublisher {
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
     const dueAt = performance.now() + delayMs;
+    this.dueAt = dueAt;
     this.timer = setTimeout(() => {
+      this.dueAt = Infinity;
+      this.lastTickAt = performance.now();
       this.running = this.tick().finally(() => {
         this.running = undefined;
         if (this.stopped) return;
         // Counted from when this tick was due, so neither a late timer nor the tick's own time stretches the
         // interval (or drifts the phase); a tick that overran its interval is followed at once.
-        this.schedule(this.nudged ? 0 : Math.max(0, dueAt + this.intervalMs - performance.now()));
+        const regular = Math.max(0, dueAt + this.intervalMs - performance.now());
+        const nudged = this.nudged ? Math.max(0, this.lastTickAt + this.intervalMs / 4 - performance.now()) : Infinity;
         this.nudged = false;
+        this.schedule(Math.min(regular, nudged));
       });
     }, delayMs);
   }

@@ -30,6 +30,11 @@ const int = (name: string) => (v: string) => {
   return n;
 };
 
+/** `--check-config`: the resolved config on stdout as JSON; invalid configs have already failed to load. */
+function printConfig(config: unknown): void {
+  process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+}
+
 export function registerDaemonCommands(program: Command): void {
   program
     .command('agent')
@@ -42,7 +47,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--state-dir <dir>', 'state directory')
     .option('--telemetry-interval-ms <ms>', 'telemetry interval', int('--telemetry-interval-ms'))
     .option('--simulate-hosts <n>', 'load testing: run n simulated hosts on the fake driver in this process (config: simulate.hosts)', int('--simulate-hosts'))
-    .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; stateDir?: string; telemetryIntervalMs?: number; simulateHosts?: number }) => {
+    .option('--check-config', 'validate the config (file and flags), print it with the defaults filled in, and exit')
+    .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; stateDir?: string; telemetryIntervalMs?: number; simulateHosts?: number; checkConfig?: boolean }) => {
       const { loadAgentConfig, startAgent, startSimulatedFleet } = await import('@virtfleet/agent');
       const config = loadAgentConfig(opts.config, {
         hostId: opts.hostId,
@@ -52,6 +58,7 @@ export function registerDaemonCommands(program: Command): void {
         telemetry: opts.telemetryIntervalMs ? { intervalMs: opts.telemetryIntervalMs } : undefined,
         simulate: opts.simulateHosts !== undefined ? { hosts: opts.simulateHosts } : undefined,
       });
+      if (opts.checkConfig) return printConfig(config);
       if (config.simulate) {
         const log = createLogger('agent');
         await runUntilSignal(log, () => startSimulatedFleet(config, log));
@@ -83,13 +90,15 @@ export function registerDaemonCommands(program: Command): void {
     .option('--listen <host:port>', 'API listen address')
     .option('--nats <urls>', 'comma-separated NATS server URLs')
     .option('--host-ttl-ms <ms>', 'mark a host down after this much silence', int('--host-ttl-ms'))
-    .action(async (opts: { config?: string; listen?: string; nats?: string; hostTtlMs?: number }) => {
+    .option('--check-config', 'validate the config (file and flags), print it with the defaults filled in, and exit')
+    .action(async (opts: { config?: string; listen?: string; nats?: string; hostTtlMs?: number; checkConfig?: boolean }) => {
       const { loadCoordinatorConfig, startCoordinator } = await import('@virtfleet/coordinator');
       const config = loadCoordinatorConfig(opts.config, {
         grpc: { listen: opts.listen },
         nats: opts.nats ? { servers: opts.nats.split(',') } : undefined,
         hosts: opts.hostTtlMs ? { ttlMs: opts.hostTtlMs } : undefined,
       });
+      if (opts.checkConfig) return printConfig(config);
       const log = createLogger('coordinator');
       await runUntilSignal(log, () => startCoordinator(config, log));
     });

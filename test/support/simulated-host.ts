@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { REPO_ROOT } from './processes.js';
+
+const run = promisify(execFile);
+const SCRIPT = `${REPO_ROOT}scripts/simulated-host.sh`;
+
+/** A host of the multi-host playground (scripts/simulated-host.sh), as its `env` command describes it. */
+export interface SimulatedHost {
+  name: string;
+  /** Its network namespace, for `nsenter --net=/run/netns/NAME`. */
+  netns: string;
+  /** Its address on the playground fabric, inside the namespaces. */
+  address: string;
+  /** `unix://…` of its dockerd. */
+  dockerHost: string;
+  /** A client of its dockerd. */
+  docker: Docker;
+  /** Its libvirtd through the unix socket. */
+  libvirtUri: string;
+  /** Its libvirtd on the fabric, as the other simulated hosts reach it. */
+  libvirtTcpUri: string;
+  agentAddress: string;
+  /** Runs a command inside its network namespace. */
+  inNetns(command: string[]): Promise<{ stdout: string; stderr: string }>;
+  /** `simulated-host.sh down`: stops everything and deletes its state. Safe to call twice. */
+  down(): Promise<void>;
+}
+
+/** Runs the playground script; its output comes back in the error when it fails. */
+export async function simulatedHostScript(args: string[], timeoutMs = 300_000): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await run('bash', [SCRIPT, ...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`simulated-host.sh ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`, { cause: err });
+  }
+}
+
+/** Brings up simulated host `name` with its agent on `agentPort`, reporting to `natsUrl`. */
+export async function startSimulatedHost(name: string, natsUrl: string, agentPort: number): Promise<SimulatedHost> {
+  await simulatedHostScript(['up', name, '--nats', natsUrl, '--agent-port', String(agentPort)]);
+  const { stdout } = await simulatedHostScript(['env', name]);
+  const env = Object.fromEntries(stdout.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).replace(/^'(.*)'$/, '$1').replace(/\\(.)/g, '$1')]));
+  const netns = env.SIM_NETNS!;
+  let stopped = false;
+  return {
+    name,
+    netns,
+    address: env.SIM_ADDRESS!,
+    dockerHost: env.SIM_DOCKER_HOST!,
+    docker: new Docker({ socketPath: env.SIM_DOCKER_HOST!.replace(/^unix:\/\//, '') }),
+    libvirtUri: env.SIM_LIBVIRT_URI!,
+    libvirtTcpUri: env.SIM_LIBVIRT_TCP_URI!,
+    agentAddress: `127.0.0.1:${agentPort}`,
+    inNetns: (command) => run('nsenter', [`--net=/run/netns/${netns}`, ...command], { timeout: 30_000 }),
+    async down() {
+      if (stopped) return;
+      stopped = true;
+      await simulatedHostScript(['down', name]);
+    },
+  };
+}
