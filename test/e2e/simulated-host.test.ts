@@ -44,7 +44,7 @@ describe('the multi-host playground (scripts/simulated-host.sh) with real daemon
     // On the host's docker0, inside its namespace: reachable from there.
     const ip = inspected.NetworkSettings.Networks.bridge?.IPAddress ?? '';
     expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-    await host.inNetns(['ping', '-c', '1', '-W', '5', ip]);
+    await host.inNetns(['busybox', 'ping', '-c', '1', '-W', '5', ip]);
     // Not in the machine's own dockerd.
     const { stdout } = await run('docker', ['ps', '-aq', '--no-trunc']);
     expect(stdout.split('\n')).not.toContain(w.driver_ref);
@@ -56,9 +56,9 @@ describe('the multi-host playground (scripts/simulated-host.sh) with real daemon
       const got = await cluster.api.get(submitted.id);
       return got.state === 'running' ? got : undefined;
     }, { timeoutMs: 120_000 });
-    const own = await run('virsh', ['-c', host.libvirtUri, 'list', '--name']);
+    const own = await run('virsh', ['-c', host.libvirtUri, 'list', '--uuid']);
     expect(own.stdout.split('\n')).toContain(w.driver_ref);
-    const machine = await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name']);
+    const machine = await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--uuid']);
     expect(machine.stdout.split('\n')).not.toContain(w.driver_ref);
     // Its libvirtd listens on its fabric address, inside the namespace.
     const listening = await host.inNetns(['ss', '-ltn']);
