@@ -5,14 +5,17 @@ import {
   DeadlineExceededError,
   FailedPreconditionError,
   findCause,
+  fromCommandFailure,
   fromServiceError,
   InternalError,
   InvalidArgumentError,
   isRetryable,
   NotFoundError,
   ResourceExhaustedError,
+  toCommandFailure,
   toServiceError,
   UnavailableError,
+  UnimplementedError,
   type VirtfleetError,
 } from './errors.js';
 
@@ -29,6 +32,7 @@ describe('error table', () => {
     { error: new UnavailableError('down'), code: status.UNAVAILABLE, retryable: true },
     { error: new DeadlineExceededError('slow'), code: status.DEADLINE_EXCEEDED, retryable: true },
     { error: new ResourceExhaustedError('full'), code: status.RESOURCE_EXHAUSTED, retryable: true },
+    { error: new UnimplementedError('no such method'), code: status.UNIMPLEMENTED, retryable: false },
     { error: new InternalError('boom'), code: status.INTERNAL, retryable: false },
   ];
 
@@ -42,6 +46,23 @@ describe('error table', () => {
     expect(back.message).toBe(error.message);
     expect(back.constructor).toBe(error.constructor);
     expect(isRetryable(back)).toBe(retryable);
+  });
+
+  it.each(cases)('maps $error.name the same inside a batch reply', ({ error, code, retryable }) => {
+    const back = fromCommandFailure(toCommandFailure(error), 'host h1');
+    const wire = toServiceError(error);
+    const alone = fromServiceError(serviceError(wire.code, wire.details, wire.metadata as Metadata), 'host h1');
+    expect(back.code).toBe(code);
+    expect(back.message).toBe(alone.message);
+    expect(back.message).toContain('host h1: ');
+    expect(back.constructor).toBe(error.constructor);
+    expect(isRetryable(back)).toBe(retryable);
+  });
+
+  it('keeps the field of an InvalidArgumentError inside a batch reply', () => {
+    const back = fromCommandFailure(toCommandFailure(new InvalidArgumentError('spec.memory_mib', 'must be at least 6'))) as InvalidArgumentError;
+    expect(back.field).toBe('spec.memory_mib');
+    expect(back.reason).toBe('must be at least 6');
   });
 
   it('keeps the field of an InvalidArgumentError across the wire', () => {

@@ -64,6 +64,11 @@ export class ResourceExhaustedError extends VirtfleetError {
   override readonly retryable = true;
 }
 
+/** The server does not offer the method (an older version of it). */
+export class UnimplementedError extends VirtfleetError {
+  readonly code = status.UNIMPLEMENTED;
+}
+
 /** A driver or backend failed in a way the caller cannot fix by changing the request. */
 export class InternalError extends VirtfleetError {
   readonly code = status.INTERNAL;
@@ -117,9 +122,32 @@ export function fromServiceError(err: ServiceError, context = ''): VirtfleetErro
       return new DeadlineExceededError(details, { cause: err });
     case status.RESOURCE_EXHAUSTED:
       return new ResourceExhaustedError(details, { cause: err });
+    case status.UNIMPLEMENTED:
+      return new UnimplementedError(details, { cause: err });
     default:
       return new InternalError(details, { cause: err });
   }
+}
+
+/** One command's failure inside a batch reply: the status, message and field it would have failed with alone. */
+export interface CommandFailure {
+  code: number;
+  message: string;
+  field: string;
+}
+
+/** The failure of one command of a batch, for its place in the reply. */
+export function toCommandFailure(err: unknown): CommandFailure {
+  const e = toServiceError(err);
+  return { code: e.code, message: e.details, field: String(e.metadata?.get(fieldKey)[0] ?? '') };
+}
+
+/** The error a batched command failed with, as `fromServiceError` would have made it of the same failure alone. */
+export function fromCommandFailure(failure: CommandFailure, context = ''): VirtfleetError {
+  const metadata = new Metadata();
+  if (failure.field) metadata.set(fieldKey, failure.field);
+  const err = Object.assign(new Error(failure.message), { code: failure.code as status, details: failure.message, metadata }) as ServiceError;
+  return fromServiceError(err, context);
 }
 
 /** Walks the `.cause` chain looking for an error that matches. */

@@ -10,6 +10,11 @@ export type { CreateWorkloadRequest, CreateWorkloadRequest__Output } from './gen
 export type { WorkloadCommand, WorkloadCommand__Output } from './generated/virtfleet/v1/WorkloadCommand.js';
 export type { GetAgentWorkloadRequest__Output } from './generated/virtfleet/v1/GetAgentWorkloadRequest.js';
 export type { ListAgentWorkloadsResponse, ListAgentWorkloadsResponse__Output } from './generated/virtfleet/v1/ListAgentWorkloadsResponse.js';
+export type { AgentCommand, AgentCommand__Output } from './generated/virtfleet/v1/AgentCommand.js';
+export type { CommandBatch, CommandBatch__Output } from './generated/virtfleet/v1/CommandBatch.js';
+export type { CommandBatchResult, CommandBatchResult__Output } from './generated/virtfleet/v1/CommandBatchResult.js';
+export type { CommandResult, CommandResult__Output } from './generated/virtfleet/v1/CommandResult.js';
+export type { CommandError, CommandError__Output } from './generated/virtfleet/v1/CommandError.js';
 export type { AgentClient, AgentHandlers } from './generated/virtfleet/v1/Agent.js';
 export type { CoordinatorClient, CoordinatorHandlers } from './generated/virtfleet/v1/Coordinator.js';
 export type { Workload, Workload__Output } from './generated/virtfleet/v1/Workload.js';

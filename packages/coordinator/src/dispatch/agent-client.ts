@@ -3,6 +3,7 @@ import {
   connectionFailure,
   channelCredentials,
   deadlineIn,
+  fromCommandFailure,
   fromServiceError,
   InternalError,
   loadAgentProto,
@@ -11,10 +12,11 @@ import {
   type pb,
   type TlsFiles,
   UnavailableError,
+  UnimplementedError,
   type WorkloadSpec,
 } from '@virtfleet/shared';
 import { z } from 'zod';
-import { HostCommandLimiter } from './host-command-limiter.js';
+import { HostCommandBatcher, type CommandOutcome } from './host-command-batcher.js';
 
 export type AgentAction = 'start' | 'stop' | 'pause' | 'resume' | 'delete';
 
@@ -26,9 +28,20 @@ export interface AgentClientOptions {
   /** Attempts on UNAVAILABLE, the first included. @default 4 */
   maxAttempts: number;
   tls?: TlsFiles | undefined;
-  /** Commands (create, start, stop, ...) in flight to one host; more wait their turn. Reads are not limited. @default 16 */
+  /** Commands (create, start, stop, ...) in flight to one host; more wait their turn and go out together. Reads are not limited. @default 16 */
   maxInFlightPerHost?: number;
 }
+
+/** One lifecycle command on its way to an agent. */
+interface QueuedCommand {
+  request: pb.AgentCommand;
+  deadlineMs: number;
+}
+
+type CommandBatcher = HostCommandBatcher<QueuedCommand, pb.WorkloadStatus__Output>;
+
+/** A new batcher for a pool: a graceful stop, which may take its whole timeout, goes in a call of its own. */
+const newBatcher = (maxInFlightPerHost: number): CommandBatcher => new HostCommandBatcher(maxInFlightPerHost, (c) => c.request.command === 'stop');
 
 /** Agent replies are input from outside: checked before they touch state. */
 const workloadStatusSchema = z.object({
@@ -56,16 +69,21 @@ const rpcByAction = {
  * Calls one agent. Every call carries a deadline. Retries on UNAVAILABLE are
  * left to grpc-js's retry policy, which is safe here because every Agent
  * method is idempotent: reads by nature, commands by their command id.
+ * Commands queue per host (`HostCommandBatcher`); those that go out together
+ * travel in one RunCommands call, or as single calls to an agent that does
+ * not know it yet.
  */
 export class AgentClient {
   private readonly client: pb.AgentClient;
+  /** The agent answered RunCommands with UNIMPLEMENTED: it predates batches. */
+  private batchesUnsupported = false;
 
   constructor(
     readonly hostId: string,
     readonly address: string,
     private readonly options: AgentClientOptions,
     /** Shared by every client of the pool, so that a host's limit survives a change of its address. */
-    private readonly limiter = new HostCommandLimiter(options.maxInFlightPerHost ?? DEFAULT_MAX_IN_FLIGHT_PER_HOST),
+    private readonly batcher: CommandBatcher = newBatcher(options.maxInFlightPerHost ?? DEFAULT_MAX_IN_FLIGHT_PER_HOST),
   ) {
     const proto = loadAgentProto();
     const serviceConfig = {
@@ -98,23 +116,52 @@ export class AgentClient {
   }
 
   async create(commandId: string, workloadId: string, spec: WorkloadSpec): Promise<pb.WorkloadStatus__Output> {
-    const status = await this.limiter.run(this.hostId, () =>
-      this.call<pb.WorkloadStatus__Output>('CreateWorkload', { command_id: commandId, workload_id: workloadId, spec }, this.options.deadlineMs),
-    );
-    return this.checkStatus(status, workloadId);
+    const request: pb.AgentCommand = { command: 'create', create: { command_id: commandId, workload_id: workloadId, spec } };
+    return this.checkStatus(await this.batcher.run(this.hostId, { request, deadlineMs: this.options.deadlineMs }, this.sendBatch), workloadId);
   }
 
   async act(action: AgentAction, commandId: string, workloadId: string, stop: { timeoutSeconds?: number; force?: boolean } = {}): Promise<pb.WorkloadStatus__Output> {
     // A graceful stop may take its whole timeout before the agent answers.
-    const deadline = this.options.deadlineMs + (action === 'stop' ? (stop.timeoutSeconds ?? 0) * 1000 + 15_000 : 0);
-    const status = await this.limiter.run(this.hostId, () =>
-      this.call<pb.WorkloadStatus__Output>(
-        rpcByAction[action],
-        { command_id: commandId, workload_id: workloadId, timeout_seconds: stop.timeoutSeconds ?? 0, force: stop.force ?? false },
-        deadline,
+    const deadlineMs = this.options.deadlineMs + (action === 'stop' ? (stop.timeoutSeconds ?? 0) * 1000 + 15_000 : 0);
+    const request: pb.AgentCommand = {
+      command: action,
+      [action]: { command_id: commandId, workload_id: workloadId, timeout_seconds: stop.timeoutSeconds ?? 0, force: stop.force ?? false },
+    };
+    return this.checkStatus(await this.batcher.run(this.hostId, { request, deadlineMs }, this.sendBatch), workloadId);
+  }
+
+  /** Sends commands that go out together: one RunCommands call, or single calls for one command or an older agent. */
+  private readonly sendBatch = async (commands: QueuedCommand[]): Promise<CommandOutcome<pb.WorkloadStatus__Output>[]> => {
+    if (commands.length > 1 && !this.batchesUnsupported) {
+      try {
+        const reply = await this.call<pb.CommandBatchResult__Output>('RunCommands', { commands: commands.map((c) => c.request) }, Math.max(...commands.map((c) => c.deadlineMs)));
+        if (reply.results.length !== commands.length) throw new InternalError(`host ${this.hostId} answered ${reply.results.length} results for ${commands.length} commands`);
+        return reply.results.map((r): CommandOutcome<pb.WorkloadStatus__Output> => {
+          if (r.status) return { ok: true, value: r.status };
+          if (r.error) return { ok: false, error: fromCommandFailure(r.error, `host ${this.hostId}`) };
+          return { ok: false, error: new InternalError(`host ${this.hostId} answered a command with neither a status nor an error`) };
+        });
+      } catch (err) {
+        if (!(err instanceof UnimplementedError)) throw err;
+        this.batchesUnsupported = true;
+      }
+    }
+    return Promise.all(
+      commands.map((c) =>
+        this.callOne(c).then(
+          (value): CommandOutcome<pb.WorkloadStatus__Output> => ({ ok: true, value }),
+          (error: unknown): CommandOutcome<pb.WorkloadStatus__Output> => ({ ok: false, error }),
+        ),
       ),
     );
-    return this.checkStatus(status, workloadId);
+  };
+
+  /** One command through its own RPC. */
+  private callOne({ request, deadlineMs }: QueuedCommand): Promise<pb.WorkloadStatus__Output> {
+    const which = request.command;
+    if (which === 'create') return this.call('CreateWorkload', request.create ?? {}, deadlineMs);
+    if (which === undefined) return Promise.reject(new InternalError('a command without a kind'));
+    return this.call(rpcByAction[which], request[which] ?? {}, deadlineMs);
   }
 
   async get(workloadId: string): Promise<pb.WorkloadStatus__Output> {
@@ -154,17 +201,17 @@ export class AgentClient {
 /** One client per host, replaced when the host's advertised address changes. */
 export class AgentClientPool {
   private readonly clients = new Map<string, AgentClient>();
-  private readonly limiter: HostCommandLimiter;
+  private readonly batcher: CommandBatcher;
 
   constructor(private readonly options: AgentClientOptions) {
-    this.limiter = new HostCommandLimiter(options.maxInFlightPerHost ?? DEFAULT_MAX_IN_FLIGHT_PER_HOST);
+    this.batcher = newBatcher(options.maxInFlightPerHost ?? DEFAULT_MAX_IN_FLIGHT_PER_HOST);
   }
 
   for(hostId: string, address: string): AgentClient {
     const existing = this.clients.get(hostId);
     if (existing?.address === address) return existing;
     existing?.close();
-    const client = new AgentClient(hostId, address, this.options, this.limiter);
+    const client = new AgentClient(hostId, address, this.options, this.batcher);
     this.clients.set(hostId, client);
     return client;
   }
