@@ -87,6 +87,42 @@ export class CoordinatorApi {
     }
   }
 
+  listImages(): Promise<pb.ListImagesResponse__Output> {
+    return this.unary('ListImages', {});
+  }
+
+  deleteImage(name: string): Promise<pb.Image__Output> {
+    return this.unary('DeleteImage', { name });
+  }
+
+  /**
+   * Streams an image to the coordinator that answered last: the header, then
+   * `data` in order, waiting whenever the transport says to (back-pressure).
+   * No deadline: an import takes as long as its bytes do.
+   */
+  importImage(header: pb.ImportImageHeader, data: AsyncIterable<Buffer>): Promise<pb.Image__Output> {
+    const index = this.current;
+    return new Promise<pb.Image__Output>((resolve, reject) => {
+      const call = this.clients[index]!.ImportImage((err, image) => {
+        if (err) reject(this.mapError(index, err));
+        else if (image) resolve(image);
+        else reject(new UnavailableError('the coordinator ended the import without an answer'));
+      });
+      void (async () => {
+        try {
+          call.write({ header });
+          for await (const chunk of data) {
+            if (!call.write({ data: chunk })) await new Promise((r) => call.once('drain', r));
+          }
+          call.end();
+        } catch (err) {
+          call.cancel();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      })();
+    });
+  }
+
   close(): void {
     for (const c of this.clients) c.close();
   }

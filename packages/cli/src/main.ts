@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { registerDaemonCommands } from './commands/daemons.js';
+import { registerImageCommands } from './commands/images.js';
 import { registerOperatorCommands } from './commands/operator.js';
 import { registerSchedulingCommands } from './commands/scheduling.js';
 import { registerSimulateCommand } from './commands/simulate.js';
@@ -29,6 +30,7 @@ const program = new Command('virtfleet')
 registerDaemonCommands(program);
 registerOperatorCommands(program);
 registerSchedulingCommands(program);
+registerImageCommands(program);
 registerSimulateCommand(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();

@@ -121,6 +121,15 @@ export const coordinatorConfigSchema = z
       })
       .strict()
       .default({ bucket: 'virtfleet_state', replicas: 1 }),
+    images: z
+      .object({
+        /** JetStream object store bucket of the image catalog; agents read images from it. @default 'virtfleet_images' */
+        bucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('virtfleet_images'),
+        /** The largest image an import may bring, in bytes. @default 68719476736 (64 GiB) */
+        maxImageBytes: z.number().int().min(1).max(2 ** 50).default(64 * 2 ** 30),
+      })
+      .strict()
+      .default({ bucket: 'virtfleet_images', maxImageBytes: 64 * 2 ** 30 }),
     retention: z
       .object({
         /** Deleted workloads are forgotten this long after deletion; a delete by name or id succeeds until then. @default 24 */

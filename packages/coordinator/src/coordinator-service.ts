@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { decodePageToken, DEFAULT_PAGE_SIZE, encodePageToken, pageSizeOf } from './api/paging.js';
 import type { AgentAction } from './dispatch/agent-client.js';
 import type { EventLog } from './events/event-log.js';
+import type { ImageHandlers } from './images/image-service.js';
 import type { Host } from './hosts/host.js';
 import type { RequestLedger } from './requests/request-ledger.js';
 import type { HostRegistry } from './hosts/host-registry.js';
@@ -156,7 +157,7 @@ export function coordinatorHandlers(
   events: EventLog,
   requests: RequestLedger,
   log: Logger,
-): pb.CoordinatorHandlers {
+): Omit<pb.CoordinatorHandlers, keyof ImageHandlers> {
   const workloadHandles = (w: pb.Workload) => [w.id ?? '', w.spec?.name ?? ''];
   const action = (name: AgentAction, method: string) =>
     unary<pb.WorkloadActionRequest__Output, pb.Workload>(log, method, (req) => {

@@ -28,6 +28,8 @@ import { RequestLedger } from './requests/request-ledger.js';
 import { HostLeaseMonitor } from './hosts/host-lease-monitor.js';
 import { followHostEvents } from './hosts/host-event-follower.js';
 import { HostSupervisor } from './workloads/host-supervisor.js';
+import { ImageCatalog } from './images/image-catalog.js';
+import { imageHandlers } from './images/image-service.js';
 
 const HOST_STATUS_EVENTS = { up: EVENT_TYPES.hostUp, down: EVENT_TYPES.hostDown, recovering: EVENT_TYPES.hostRecovering } as const;
 
@@ -138,7 +140,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     () => controller.isLeader,
     log.child({ component: 'retention' }),
   );
-  server.addService(loadCoordinatorProto().Coordinator.service, coordinatorHandlers(controller, hosts, events, requests, log));
+  const images = await untilReady(
+    `the image catalog ${config.images.bucket}`,
+    () => ImageCatalog.open(nc, { bucket: config.images.bucket, replicas: config.state.replicas, maxImageBytes: config.images.maxImageBytes }, log.child({ component: 'images' })),
+    log,
+  );
+  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, log), ...imageHandlers(images, log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');

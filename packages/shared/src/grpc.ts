@@ -1,4 +1,4 @@
-import { status, type Client, type sendUnaryData, type ServerUnaryCall, type Server, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { status, type Client, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type Server, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
 import { ERROR_METADATA, InternalError, isServiceError, toServiceError } from './errors.js';
@@ -9,17 +9,24 @@ import type { Logger } from './logger.js';
  * gRPC statuses through the error table in errors.ts.
  */
 export function unary<Req, Res>(log: Logger, method: string, handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    // Through an async function so that a synchronous throw becomes a rejection too.
-    (async () => handler(call.request, call))().then(
-      (response) => callback(null, response),
-      (err: unknown) => {
-        const serviceError = toServiceError(err);
-        log.debug({ method, code: serviceError.code, err: serviceError.details }, 'request failed');
-        callback(serviceError);
-      },
-    );
-  };
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => answer(log, method, () => handler(call.request, call), callback);
+}
+
+/** Like `unary`, for a method whose client streams its request: the handler reads the call (an async iterable of messages). */
+export function clientStream<Req, Res>(log: Logger, method: string, handler: (call: ServerReadableStream<Req, Res>) => Promise<Res>) {
+  return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>): void => answer(log, method, () => handler(call), callback);
+}
+
+function answer<Res>(log: Logger, method: string, handle: () => Promise<Res>, callback: sendUnaryData<Res>): void {
+  // Through an async function so that a synchronous throw becomes a rejection too.
+  (async () => handle())().then(
+    (response) => callback(null, response),
+    (err: unknown) => {
+      const serviceError = toServiceError(err);
+      log.debug({ method, code: serviceError.code, err: serviceError.details }, 'request failed');
+      callback(serviceError);
+    },
+  );
 }
 
 export function serverStream<Req, Res>(log: Logger, method: string, handler: (call: ServerWritableStream<Req, Res>) => Promise<void>) {

@@ -38,3 +38,9 @@ export type { PlanWorkloadRequest__Output } from './generated/virtfleet/v1/PlanW
 export type { CordonHostRequest__Output } from './generated/virtfleet/v1/CordonHostRequest.js';
 export type { ConfirmHostDeadRequest__Output } from './generated/virtfleet/v1/ConfirmHostDeadRequest.js';
 export type { ConfirmHostDeadResponse, ConfirmHostDeadResponse__Output } from './generated/virtfleet/v1/ConfirmHostDeadResponse.js';
+export type { Image, Image__Output } from './generated/virtfleet/v1/Image.js';
+export type { ImportImageChunk, ImportImageChunk__Output } from './generated/virtfleet/v1/ImportImageChunk.js';
+export type { ImportImageHeader, ImportImageHeader__Output } from './generated/virtfleet/v1/ImportImageHeader.js';
+export type { ListImagesRequest, ListImagesRequest__Output } from './generated/virtfleet/v1/ListImagesRequest.js';
+export type { ListImagesResponse, ListImagesResponse__Output } from './generated/virtfleet/v1/ListImagesResponse.js';
+export type { DeleteImageRequest, DeleteImageRequest__Output } from './generated/virtfleet/v1/DeleteImageRequest.js';

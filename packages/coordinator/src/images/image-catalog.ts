@@ -1,0 +1,198 @@
+import { createHash } from 'node:crypto';
+import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, type Logger, type NatsConnection, type WorkloadKind } from '@virtfleet/shared';
+import { FORMAT_PROBE_BYTES, formatMismatch, IMAGE_FORMATS, KIND_OF_FORMAT, sizeMismatch, sniffFormat, type ImageFormat } from './image-format.js';
+
+/** An image of the catalog. */
+export interface CatalogImage {
+  name: string;
+  kind: WorkloadKind;
+  format: ImageFormat;
+  size: number;
+  /** `sha256:` and 64 hex digits. */
+  digest: string;
+  createdAt: string;
+}
+
+/** What an import announces before its bytes. */
+export interface ImportHeader {
+  name: string;
+  format: string;
+  size: number;
+  /** 64 hex digits, or '' when the importer gives none. */
+  sha256: string;
+}
+
+export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const IMAGE_RESOURCE = 'image';
+
+export interface ImageCatalogOptions {
+  bucket: string;
+  replicas: number;
+  /** The largest image accepted, in bytes. */
+  maxImageBytes: number;
+}
+
+/**
+ * The image catalog, kept in a JetStream object store, which chunks each
+ * image into the stream and digests it; agents read images from the same
+ * bucket. An image's kind, format, SHA-256 and import time ride in the
+ * object's metadata, so the bucket alone is the catalog. An import streams
+ * into the bucket while it is checked (declared size, declared digest,
+ * content of the declared format); a check that fails aborts the upload,
+ * and the object store then drops the chunks already stored, so a refused
+ * import leaves nothing behind.
+ */
+export class ImageCatalog {
+  /** Names being imported by this coordinator now. */
+  private readonly importing = new Set<string>();
+
+  private constructor(
+    private readonly store: ObjectStore,
+    private readonly options: ImageCatalogOptions,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(nc: NatsConnection, options: ImageCatalogOptions, log: Logger): Promise<ImageCatalog> {
+    const store = await new Objm(nc).create(options.bucket, { storage: StorageType.File, replicas: options.replicas, description: 'virtfleet image catalog' });
+    return new ImageCatalog(store, options, log);
+  }
+
+  /**
+   * Validates `header`, then streams `data` into the catalog.
+   * @throws InvalidArgumentError naming the header field or `data` when a check fails (nothing is stored)
+   * @throws AlreadyExistsError when the name holds other content, or is being imported now
+   */
+  async import(header: ImportHeader, data: AsyncIterable<Uint8Array>): Promise<CatalogImage> {
+    const format = this.checkHeader(header);
+    const existing = await this.get(header.name);
+    if (existing) {
+      if (header.sha256 && existing.digest === `sha256:${header.sha256}` && existing.size === header.size && existing.format === format) return existing;
+      throw new AlreadyExistsError(`image ${header.name} exists with ${existing.digest}; delete it first, or import under another name`);
+    }
+    if (this.importing.has(header.name)) throw new AlreadyExistsError(`image ${header.name} is being imported now`);
+    this.importing.add(header.name);
+    try {
+      const createdAt = new Date().toISOString();
+      const checked = new CheckedUpload(header, format, data);
+      const metadata: Record<string, string> = { kind: KIND_OF_FORMAT[format], format, created_at: createdAt };
+      const info = await this.store.put({ name: header.name, metadata }, checked.stream()).catch((err: unknown) => {
+        throw checked.failure ?? err;
+      });
+      const image = toImage(info);
+      if (!image) throw new Error(`image ${header.name} was stored without its metadata`);
+      this.log.info({ image: image.name, format, size: image.size, digest: image.digest }, 'image imported');
+      return image;
+    } finally {
+      this.importing.delete(header.name);
+    }
+  }
+
+  async get(name: string): Promise<CatalogImage | undefined> {
+    if (!IMAGE_NAME.test(name)) return undefined;
+    const info = await this.store.info(name);
+    return info && !info.deleted ? toImage(info) : undefined;
+  }
+
+  async list(): Promise<CatalogImage[]> {
+    const infos = await this.store.list();
+    return infos.flatMap((i) => toImage(i) ?? []).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** @throws NotFoundError for a name the catalog does not hold */
+  async remove(name: string): Promise<CatalogImage> {
+    const image = await this.get(name);
+    if (!image) throw new NotFoundError(IMAGE_RESOURCE, name);
+    await this.store.delete(name);
+    this.log.info({ image: name, digest: image.digest }, 'image deleted');
+    return image;
+  }
+
+  private checkHeader(header: ImportHeader): ImageFormat {
+    if (!IMAGE_NAME.test(header.name)) throw new InvalidArgumentError('header.name', 'must be a lowercase letter or digit, then up to 62 of lowercase letters, digits, ".", "_" and "-"');
+    const format = IMAGE_FORMATS.find((f) => f === header.format);
+    if (!format) throw new InvalidArgumentError('header.format', `must be one of ${IMAGE_FORMATS.join(', ')}`);
+    if (!Number.isSafeInteger(header.size) || header.size <= 0) throw new InvalidArgumentError('header.size', 'must be the number of bytes that follow, at least 1');
+    if (header.size > this.options.maxImageBytes) throw new InvalidArgumentError('header.size', `must be at most ${this.options.maxImageBytes} bytes (images.maxImageBytes)`);
+    const sized = sizeMismatch(format, header.size);
+    if (sized) throw new InvalidArgumentError('header.size', sized);
+    if (header.sha256 && !SHA256_HEX.test(header.sha256)) throw new InvalidArgumentError('header.sha256', 'must be 64 lowercase hex digits');
+    return format;
+  }
+}
+
+/** The bytes of one import as a stream that checks them on the way: it errors, and so aborts the upload, at the first failed check. */
+class CheckedUpload {
+  failure: Error | undefined;
+  private readonly hash = createHash('sha256');
+  private received = 0;
+  private head: Buffer = Buffer.alloc(0);
+  private sniffed = false;
+
+  constructor(
+    private readonly header: ImportHeader,
+    private readonly format: ImageFormat,
+    private readonly data: AsyncIterable<Uint8Array>,
+  ) {}
+
+  stream(): ReadableStream<Uint8Array> {
+    const chunks = this.data[Symbol.asyncIterator]();
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          const { value, done } = await chunks.next();
+          if (done) {
+            this.finish();
+            controller.close();
+            return;
+          }
+          this.take(value);
+          controller.enqueue(value);
+        } catch (err) {
+          this.failure ??= err instanceof Error ? err : new Error(String(err));
+          controller.error(this.failure);
+          await chunks.return?.();
+        }
+      },
+      cancel: async () => {
+        await chunks.return?.();
+      },
+    });
+  }
+
+  private take(chunk: Uint8Array): void {
+    this.received += chunk.length;
+    if (this.received > this.header.size) throw new InvalidArgumentError('data', `is longer than the ${this.header.size} bytes of header.size`);
+    this.hash.update(chunk);
+    if (!this.sniffed) {
+      this.head = Buffer.concat([this.head, chunk]).subarray(0, FORMAT_PROBE_BYTES);
+      if (this.head.length >= FORMAT_PROBE_BYTES) this.sniff();
+    }
+  }
+
+  /** The checks that need every byte. */
+  private finish(): void {
+    if (this.received !== this.header.size) throw new InvalidArgumentError('data', `ended after ${this.received} of the ${this.header.size} bytes of header.size`);
+    if (!this.sniffed) this.sniff();
+    const digest = this.hash.digest('hex');
+    if (this.header.sha256 && digest !== this.header.sha256) throw new InvalidArgumentError('data', `has SHA-256 ${digest}, not the ${this.header.sha256} of header.sha256: the transfer was corrupted`);
+  }
+
+  private sniff(): void {
+    this.sniffed = true;
+    const mismatch = formatMismatch(this.format, sniffFormat(this.head));
+    if (mismatch) throw new InvalidArgumentError('data', mismatch);
+  }
+}
+
+const OBJECT_DIGEST = /^SHA-256=([A-Za-z0-9_-]+=*)$/;
+
+/** The catalog image an object describes (its digest is the object store's own); undefined for an object without virtfleet's metadata. */
+function toImage(info: ObjectInfo): CatalogImage | undefined {
+  const m = info.metadata ?? {};
+  const format = IMAGE_FORMATS.find((f) => f === m.format);
+  const digest = OBJECT_DIGEST.exec(info.digest)?.[1];
+  if (!format || !digest || !m.created_at) return undefined;
+  return { name: info.name, kind: KIND_OF_FORMAT[format], format, size: info.size, digest: `sha256:${Buffer.from(digest, 'base64url').toString('hex')}`, createdAt: m.created_at };
+}
