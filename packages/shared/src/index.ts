@@ -3,6 +3,7 @@ export * from './validation.js';
 export * from './spec.js';
 export * from './telemetry.js';
 export * from './telemetry-delta.js';
+export * from './images.js';
 export * from './events.js';
 export * from './logger.js';
 export * from './proto.js';

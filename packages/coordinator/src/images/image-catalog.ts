@@ -1,18 +1,18 @@
 import { createHash } from 'node:crypto';
-import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, type Logger, type NatsConnection, type WorkloadKind } from '@virtfleet/shared';
-import { FORMAT_PROBE_BYTES, formatMismatch, IMAGE_FORMATS, KIND_OF_FORMAT, sizeMismatch, sniffFormat, type ImageFormat } from './image-format.js';
-
-/** An image of the catalog. */
-export interface CatalogImage {
-  name: string;
-  kind: WorkloadKind;
-  format: ImageFormat;
-  size: number;
-  /** `sha256:` and 64 hex digits. */
-  digest: string;
-  createdAt: string;
-}
+import { Objm, StorageType, type ObjectStore } from '@nats-io/obj';
+import {
+  AlreadyExistsError,
+  IMAGE_FORMATS,
+  imageFromObject,
+  InvalidArgumentError,
+  KIND_OF_FORMAT,
+  NotFoundError,
+  type CatalogImage,
+  type ImageFormat,
+  type Logger,
+  type NatsConnection,
+} from '@virtfleet/shared';
+import { FORMAT_PROBE_BYTES, formatMismatch, sizeMismatch, sniffFormat } from './image-format.js';
 
 /** What an import announces before its bytes. */
 export interface ImportHeader {
@@ -80,7 +80,7 @@ export class ImageCatalog {
       const info = await this.store.put({ name: header.name, metadata }, checked.stream()).catch((err: unknown) => {
         throw checked.failure ?? err;
       });
-      const image = toImage(info);
+      const image = imageFromObject(info);
       if (!image) throw new Error(`image ${header.name} was stored without its metadata`);
       this.log.info({ image: image.name, format, size: image.size, digest: image.digest }, 'image imported');
       return image;
@@ -92,12 +92,12 @@ export class ImageCatalog {
   async get(name: string): Promise<CatalogImage | undefined> {
     if (!IMAGE_NAME.test(name)) return undefined;
     const info = await this.store.info(name);
-    return info && !info.deleted ? toImage(info) : undefined;
+    return info ? imageFromObject(info) : undefined;
   }
 
   async list(): Promise<CatalogImage[]> {
     const infos = await this.store.list();
-    return infos.flatMap((i) => toImage(i) ?? []).sort((a, b) => a.name.localeCompare(b.name));
+    return infos.flatMap((i) => imageFromObject(i) ?? []).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** @throws NotFoundError for a name the catalog does not hold */
@@ -186,13 +186,3 @@ class CheckedUpload {
   }
 }
 
-const OBJECT_DIGEST = /^SHA-256=([A-Za-z0-9_-]+=*)$/;
-
-/** The catalog image an object describes (its digest is the object store's own); undefined for an object without virtfleet's metadata. */
-function toImage(info: ObjectInfo): CatalogImage | undefined {
-  const m = info.metadata ?? {};
-  const format = IMAGE_FORMATS.find((f) => f === m.format);
-  const digest = OBJECT_DIGEST.exec(info.digest)?.[1];
-  if (!format || !digest || !m.created_at) return undefined;
-  return { name: info.name, kind: KIND_OF_FORMAT[format], format, size: info.size, digest: `sha256:${Buffer.from(digest, 'base64url').toString('hex')}`, createdAt: m.created_at };
-}

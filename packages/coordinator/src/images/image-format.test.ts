@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatMismatch, sizeMismatch, sniffFormat, type ImageFormat } from './image-format.js';
+import type { ImageFormat } from '@virtfleet/shared';
+import { formatMismatch, sizeMismatch, sniffFormat } from './image-format.js';
 
 const qcow2Head = () => Buffer.concat([Buffer.from([0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 3]), Buffer.alloc(504)]);
 const tarHead = () => {

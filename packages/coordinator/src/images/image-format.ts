@@ -1,9 +1,4 @@
-import type { WorkloadKind } from '@virtfleet/shared';
-
-export const IMAGE_FORMATS = ['qcow2', 'raw', 'docker-archive'] as const;
-export type ImageFormat = (typeof IMAGE_FORMATS)[number];
-
-export const KIND_OF_FORMAT: Record<ImageFormat, WorkloadKind> = { qcow2: 'vm', raw: 'vm', 'docker-archive': 'container' };
+import type { ImageFormat } from '@virtfleet/shared';
 
 /** Bytes of an image's start that decide its format: a tar header is 512 bytes. */
 export const FORMAT_PROBE_BYTES = 512;

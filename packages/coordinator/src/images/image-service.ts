@@ -1,5 +1,5 @@
-import { clientStream, InvalidArgumentError, unary, type Logger, type pb } from '@virtfleet/shared';
-import type { CatalogImage, ImageCatalog } from './image-catalog.js';
+import { clientStream, InvalidArgumentError, unary, type CatalogImage, type Logger, type pb } from '@virtfleet/shared';
+import type { ImageCatalog } from './image-catalog.js';
 
 export type ImageHandlers = Pick<pb.CoordinatorHandlers, 'ImportImage' | 'ListImages' | 'DeleteImage'>;
 
