@@ -119,7 +119,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
 
   // Commands may arrive before telemetry starts; changes before then need no early publish.
   const onChange: (() => void)[] = [];
-  const manager = new WorkloadManager(drivers, records, ledger, log, config.stopTimeoutSeconds, () => onChange.forEach((f) => f()));
+  const manager = new WorkloadManager(drivers, records, ledger, log, config.stopTimeoutSeconds, () => onChange.forEach((f) => f()), config.maxWorkloads);
   // Fence-first workloads wait for the first host lease renewal.
   manager.setLeaseHeld(false);
   const recovered = await manager.recover();
@@ -145,6 +145,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
         vcpus: simulated?.vcpus ?? cpus().length,
         memory_mib: simulated?.memoryMiB ?? host.memory_total_mib,
         disk_gib: host.storage[0]?.total_gib ?? 0,
+        workloads: config.maxWorkloads,
       },
     };
   };

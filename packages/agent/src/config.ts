@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, HOST_ID, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
 import { z } from 'zod';
 
 
@@ -163,6 +163,8 @@ export const agentConfigSchema = z
       .default({ bucket: DEFAULT_HOST_LEASE_BUCKET, timeoutMs: 6000, fencer: { enabled: false, agentLossFenceMs: 60_000, restartDelayMs: 1000 } }),
     /** Default for stop requests that give no timeout. @default 10 */
     stopTimeoutSeconds: z.number().int().min(0).max(3600).default(10),
+    /** The most workloads this host takes; the scheduler places no more here and the agent refuses more. At most what one telemetry message lists. @default 10000 */
+    maxWorkloads: z.number().int().min(1).max(MAX_HOST_WORKLOADS).default(MAX_HOST_WORKLOADS),
     /**
      * Load testing: run `hosts` simulated hosts in this one process instead
      * of this machine's own, each a whole agent on the fake driver (its own

@@ -74,7 +74,8 @@ export const telemetrySchema = z.object({
   workloads_sampled_at: z.iso.datetime().optional(),
   labels: z.record(z.string().max(63), z.string().max(253)),
   drivers: z.array(driverInfoSchema).max(8),
-  capacity: z.object({ vcpus: nonNegative, memory_mib: nonNegative, disk_gib: nonNegative }),
+  /** `workloads`: the most workloads the host takes (absent from older agents: MAX_HOST_WORKLOADS). */
+  capacity: z.object({ vcpus: nonNegative, memory_mib: nonNegative, disk_gib: nonNegative, workloads: z.number().int().min(1).max(MAX_HOST_WORKLOADS).optional() }),
   /** Held back for the host itself; not offered to workloads. */
   reserved: z.object({ vcpus: nonNegative, memory_mib: nonNegative, disk_gib: nonNegative }).default({ vcpus: 0, memory_mib: 0, disk_gib: 0 }),
   /** Allocation ratios: allocatable = (capacity - reserved) * ratio. */

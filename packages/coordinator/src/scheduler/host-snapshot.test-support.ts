@@ -17,6 +17,7 @@ export function hostSnapshot(id: string, overrides: Partial<HostSnapshot> = {}):
     cpuUtilisation: 0,
     memoryAvailableMiB: 8192,
     workloadCount: 0,
+    maxWorkloads: 10_000,
     tenants: new Map(),
     antiAffinityGroups: new Set(),
     isolation: undefined,

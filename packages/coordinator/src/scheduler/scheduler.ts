@@ -36,6 +36,8 @@ export interface HostSnapshot {
   /** Memory the host reports available, minus what placements since that report took. */
   memoryAvailableMiB: number;
   workloadCount: number;
+  /** The most workloads the host takes (its agent refuses more). */
+  maxWorkloads: number;
   /** Workloads per tenant on the host. */
   tenants: Map<string, number>;
   /** Anti-affinity groups with a member on the host. */

@@ -1,4 +1,4 @@
-import type { WorkloadKind } from '@virtfleet/shared';
+import { MAX_HOST_WORKLOADS, type WorkloadKind } from '@virtfleet/shared';
 import type { Host } from '../hosts/host.js';
 import type { HostBookings } from './host-bookings.js';
 import type { HostSnapshot } from './scheduler.js';
@@ -42,6 +42,7 @@ export function snapshotOf(host: Host): HostSnapshot {
     cpuUtilisation: host.cpuUtilisationSmoothed,
     memoryAvailableMiB: t.host.memory_available_mib,
     workloadCount: 0,
+    maxWorkloads: t.capacity.workloads ?? MAX_HOST_WORKLOADS,
     tenants: new Map(),
     antiAffinityGroups: new Set(),
     isolation: undefined,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { HOST_ID, InvalidArgumentError, MAX_TRUST_LEVEL, WORKLOAD_KINDS, readDocument, type DriverInfo, type WorkloadKind } from '@virtfleet/shared';
+import { HOST_ID, InvalidArgumentError, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, WORKLOAD_KINDS, readDocument, type DriverInfo, type WorkloadKind } from '@virtfleet/shared';
 import type { HostSnapshot, ResourceVector } from '../scheduler/scheduler.js';
 
 /** A simulated host: static capacity and attributes, with nothing running. */
@@ -130,6 +130,7 @@ export function simSnapshot(host: SimHost): HostSnapshot {
     cpuUtilisation: 0,
     memoryAvailableMiB: host.capacity.memoryMiB,
     workloadCount: 0,
+    maxWorkloads: MAX_HOST_WORKLOADS,
     tenants: new Map(),
     antiAffinityGroups: new Set(),
     isolation: undefined,

@@ -125,6 +125,8 @@ const cases: Record<string, { plugin: FilterPlugin; cases: Case[] }> = {
     plugin: resourcesFilter,
     cases: [
       { name: 'empty host', spec: spec({ vcpus: 2, memory_mib: 2048, disk_gib: 10 }), host: host(), want: OK },
+      { name: 'one workload below its most', spec: spec({ vcpus: 1 }), host: host({ workloadCount: 2, maxWorkloads: 3 }), want: OK },
+      { name: 'at the most workloads it takes', spec: spec({ vcpus: 1 }), host: host({ workloadCount: 3, maxWorkloads: 3 }), want: unschedulable('holds the most workloads it takes') },
       {
         name: 'fits exactly',
         spec: spec({ vcpus: 2, memory_mib: 2048, disk_gib: 10 }),

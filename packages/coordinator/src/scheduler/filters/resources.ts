@@ -3,12 +3,13 @@ import { OK } from '../plugins.js';
 
 export const RESOURCES = 'resources';
 
-export const INSUFFICIENT = { cpu: 'insufficient cpu', memory: 'insufficient memory', disk: 'insufficient disk' } as const;
+export const INSUFFICIENT = { cpu: 'insufficient cpu', memory: 'insufficient memory', disk: 'insufficient disk', workloads: 'holds the most workloads it takes' } as const;
 
 /**
  * Room within the host's allocatable resources: capacity minus what is
- * reserved for the host, times its overcommit ratio. A demand larger than
- * the whole allocatable amount can never fit there.
+ * reserved for the host, times its overcommit ratio, and below the most
+ * workloads its agent takes. A demand larger than the whole allocatable
+ * amount can never fit there.
  */
 export const resourcesFilter: FilterPlugin = {
   name: RESOURCES,
@@ -22,6 +23,7 @@ export const resourcesFilter: FilterPlugin = {
     if (u.vcpus + spec.vcpus > a.vcpus) return { status: 'unschedulable', reason: INSUFFICIENT.cpu };
     if (u.memoryMiB + spec.memory_mib > a.memoryMiB) return { status: 'unschedulable', reason: INSUFFICIENT.memory };
     if (u.diskGiB + spec.disk_gib > a.diskGiB) return { status: 'unschedulable', reason: INSUFFICIENT.disk };
+    if (host.workloadCount >= host.maxWorkloads) return { status: 'unschedulable', reason: INSUFFICIENT.workloads };
     return OK;
   },
 };
