@@ -25,6 +25,7 @@ describe('virtfleet image: the catalog through the CLI, on a real coordinator an
   let dir: string;
   let qcow2: string;
   let archive: string;
+  let big: string;
   const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
 
   beforeAll(async () => {
@@ -32,6 +33,8 @@ describe('virtfleet image: the catalog through the CLI, on a real coordinator an
     dir = mkdtempSync(join(tmpdir(), 'vf-images-'));
     qcow2 = join(dir, 'disk.qcow2');
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '1G']);
+    big = join(dir, 'big.raw');
+    await run('truncate', ['-s', '256M', big]);
     archive = join(dir, 'busybox.tar');
     await run('docker', ['save', '-o', archive, TEST_IMAGE]);
   }, 120_000);
@@ -62,6 +65,7 @@ describe('virtfleet image: the catalog through the CLI, on a real coordinator an
     { name: 'a name with a path', args: () => ['image', 'import', qcow2, '--name', '../x'], code: 2, stderr: /header\.name/ },
     { name: 'a kind the file is not', args: () => ['image', 'import', qcow2, '--name', 'x1', '--kind', 'container'], code: 2, stderr: /qcow2 image, which is for a vm, not a container/ },
     { name: 'a format the content is not', args: () => ['image', 'import', archive, '--name', 'x2', '--format', 'qcow2'], code: 2, stderr: /not a qcow2 image/ },
+    { name: 'a large file refused at its first bytes (the CLI stops sending)', args: () => ['image', 'import', big, '--name', 'x4', '--format', 'qcow2'], code: 2, stderr: /not a qcow2 image/ },
     { name: 'a missing file', args: () => ['image', 'import', join(dir, 'nope.qcow2'), '--name', 'x3'], code: 2, stderr: /nope\.qcow2: cannot read it \(ENOENT\)/ },
     { name: 'other content under a taken name', args: () => ['image', 'import', archive, '--name', 'disk-1'], code: 5, stderr: /disk-1 exists/ },
     { name: 'deleting an unknown image', args: () => ['image', 'rm', 'nothing-here'], code: 3, stderr: /nothing-here/ },

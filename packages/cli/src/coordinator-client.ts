@@ -103,16 +103,21 @@ export class CoordinatorApi {
   importImage(header: pb.ImportImageHeader, data: AsyncIterable<Buffer>): Promise<pb.Image__Output> {
     const index = this.current;
     return new Promise<pb.Image__Output>((resolve, reject) => {
+      // Set once the coordinator has answered: a refusal can come before the last byte, and then nothing more is sent.
+      let answered = false;
       const call = this.clients[index]!.ImportImage((err, image) => {
+        answered = true;
         if (err) reject(this.mapError(index, err));
         else if (image) resolve(image);
         else reject(new UnavailableError('the coordinator ended the import without an answer'));
       });
+      const writable = () => new Promise((r) => (call.once('drain', r), call.once('status', r)));
       void (async () => {
         try {
           call.write({ header });
           for await (const chunk of data) {
-            if (!call.write({ data: chunk })) await new Promise((r) => call.once('drain', r));
+            if (answered) return;
+            if (!call.write({ data: chunk })) await writable();
           }
           call.end();
         } catch (err) {

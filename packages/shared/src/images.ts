@@ -26,6 +26,26 @@ export interface ImageObject {
   metadata?: Record<string, string>;
 }
 
+/** Bytes of an image's start that decide its format: a tar header is 512 bytes. */
+export const FORMAT_PROBE_BYTES = 512;
+
+const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]);
+const TAR_MAGIC = Buffer.from('ustar');
+const TAR_MAGIC_OFFSET = 257;
+
+/** What an image's first bytes (up to FORMAT_PROBE_BYTES, fewer only for a smaller image) say it is. */
+export function sniffFormat(head: Buffer): 'qcow2' | 'tar' | 'other' {
+  if (head.subarray(0, QCOW2_MAGIC.length).equals(QCOW2_MAGIC)) return 'qcow2';
+  if (head.subarray(TAR_MAGIC_OFFSET, TAR_MAGIC_OFFSET + TAR_MAGIC.length).equals(TAR_MAGIC)) return 'tar';
+  return 'other';
+}
+
+/** The format an image whose first bytes are `head` has: qcow2, a tar archive (`docker save`), or else a raw disk. */
+export function formatOfHead(head: Buffer): ImageFormat {
+  const found = sniffFormat(head);
+  return found === 'qcow2' ? 'qcow2' : found === 'tar' ? 'docker-archive' : 'raw';
+}
+
 const OBJECT_DIGEST = /^SHA-256=([A-Za-z0-9_-]+=*)$/;
 
 /**

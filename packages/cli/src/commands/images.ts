@@ -2,24 +2,17 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { InvalidArgumentError, type pb } from '@virtfleet/shared';
+import { FORMAT_PROBE_BYTES, formatOfHead, IMAGE_FORMATS, InvalidArgumentError, KIND_OF_FORMAT, WORKLOAD_KINDS, type ImageFormat, type pb } from '@virtfleet/shared';
 import { age, print, table } from '../output.js';
 import { withApi } from './operator.js';
 
-const KINDS = ['vm', 'container'] as const;
-const FORMATS = ['qcow2', 'raw', 'docker-archive'] as const;
-const KIND_OF: Record<(typeof FORMATS)[number], (typeof KINDS)[number]> = { qcow2: 'vm', raw: 'vm', 'docker-archive': 'container' };
-
-/** The format a file's first bytes show: a qcow2 magic, a tar header, or else a raw disk. */
-async function detectFormat(file: string): Promise<(typeof FORMATS)[number]> {
+/** The format a file's first bytes show. */
+async function detectFormat(file: string): Promise<ImageFormat> {
   const handle = await open(file, 'r');
   try {
-    const head = Buffer.alloc(512);
-    const { bytesRead } = await handle.read(head, 0, 512, 0);
-    const bytes = head.subarray(0, bytesRead);
-    if (bytes.subarray(0, 4).equals(Buffer.from([0x51, 0x46, 0x49, 0xfb]))) return 'qcow2';
-    if (bytes.subarray(257, 262).toString('latin1') === 'ustar') return 'docker-archive';
-    return 'raw';
+    const head = Buffer.alloc(FORMAT_PROBE_BYTES);
+    const { bytesRead } = await handle.read(head, 0, FORMAT_PROBE_BYTES, 0);
+    return formatOfHead(head.subarray(0, bytesRead));
   } finally {
     await handle.close();
   }
@@ -50,15 +43,15 @@ export function registerImageCommands(program: Command): void {
     .option('--kind <kind>', 'vm or container (default: from the file)')
     .option('--format <format>', 'qcow2, raw or docker-archive (default: from the file)')
     .action(async (file: string, opts: { name: string; kind?: string; format?: string }, cmd: Command) => {
-      if (opts.kind !== undefined && !KINDS.some((k) => k === opts.kind)) throw new InvalidArgumentError('--kind', `must be one of ${KINDS.join(', ')}`);
-      if (opts.format !== undefined && !FORMATS.some((f) => f === opts.format)) throw new InvalidArgumentError('--format', `must be one of ${FORMATS.join(', ')}`);
+      if (opts.kind !== undefined && !WORKLOAD_KINDS.some((k) => k === opts.kind)) throw new InvalidArgumentError('--kind', `must be one of ${WORKLOAD_KINDS.join(', ')}`);
+      if (opts.format !== undefined && !IMAGE_FORMATS.some((f) => f === opts.format)) throw new InvalidArgumentError('--format', `must be one of ${IMAGE_FORMATS.join(', ')}`);
       const info = await stat(file).catch((err: NodeJS.ErrnoException) => {
         throw new InvalidArgumentError('<file>', `${file}: cannot read it (${err.code ?? err.message})`);
       });
       if (!info.isFile()) throw new InvalidArgumentError('<file>', `${file}: not a regular file`);
-      const format = (opts.format as (typeof FORMATS)[number] | undefined) ?? (await detectFormat(file));
-      if (opts.kind !== undefined && KIND_OF[format] !== opts.kind)
-        throw new InvalidArgumentError('--kind', `${file} is a ${format} image, which is for a ${KIND_OF[format]}, not a ${opts.kind}`);
+      const format = (opts.format as ImageFormat | undefined) ?? (await detectFormat(file));
+      if (opts.kind !== undefined && KIND_OF_FORMAT[format] !== opts.kind)
+        throw new InvalidArgumentError('--kind', `${file} is a ${format} image, which is for a ${KIND_OF_FORMAT[format]}, not a ${opts.kind}`);
       const sha256 = await sha256Of(file);
       await withApi(cmd, async (client, output) => {
         const stored = await client.importImage({ name: opts.name, format, size: String(info.size), sha256 }, createReadStream(file, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>);

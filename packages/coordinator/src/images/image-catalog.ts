@@ -2,17 +2,19 @@ import { createHash } from 'node:crypto';
 import { Objm, StorageType, type ObjectStore } from '@nats-io/obj';
 import {
   AlreadyExistsError,
+  FORMAT_PROBE_BYTES,
   IMAGE_FORMATS,
   imageFromObject,
   InvalidArgumentError,
   KIND_OF_FORMAT,
   NotFoundError,
+  sniffFormat,
   type CatalogImage,
   type ImageFormat,
   type Logger,
   type NatsConnection,
 } from '@virtfleet/shared';
-import { FORMAT_PROBE_BYTES, formatMismatch, sizeMismatch, sniffFormat } from './image-format.js';
+import { formatMismatch, sizeMismatch } from './image-format.js';
 
 /** What an import announces before its bytes. */
 export interface ImportHeader {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ImageFormat } from '@virtfleet/shared';
-import { formatMismatch, sizeMismatch, sniffFormat } from './image-format.js';
+import { formatOfHead, sniffFormat, type ImageFormat } from '@virtfleet/shared';
+import { formatMismatch, sizeMismatch } from './image-format.js';
 
 const qcow2Head = () => Buffer.concat([Buffer.from([0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 3]), Buffer.alloc(504)]);
 const tarHead = () => {
@@ -18,6 +18,7 @@ describe('image formats', () => {
     { head: Buffer.from('QF'), found: 'other' },
   ])('sniffs $found', ({ head, found }) => {
     expect(sniffFormat(head)).toBe(found);
+    expect(formatOfHead(head)).toBe({ qcow2: 'qcow2', tar: 'docker-archive', other: 'raw' }[found]);
   });
 
   const cases: { format: ImageFormat; head: Buffer; ok: boolean }[] = [

@@ -1,19 +1,6 @@
-import type { ImageFormat } from '@virtfleet/shared';
+import type { ImageFormat, sniffFormat } from '@virtfleet/shared';
 
-/** Bytes of an image's start that decide its format: a tar header is 512 bytes. */
-export const FORMAT_PROBE_BYTES = 512;
-
-const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]);
-const TAR_MAGIC = Buffer.from('ustar');
-const TAR_MAGIC_OFFSET = 257;
 const SECTOR_BYTES = 512;
-
-/** What an image's first bytes (up to FORMAT_PROBE_BYTES, fewer only for a smaller image) say it is. */
-export function sniffFormat(head: Buffer): 'qcow2' | 'tar' | 'other' {
-  if (head.subarray(0, QCOW2_MAGIC.length).equals(QCOW2_MAGIC)) return 'qcow2';
-  if (head.subarray(TAR_MAGIC_OFFSET, TAR_MAGIC_OFFSET + TAR_MAGIC.length).equals(TAR_MAGIC)) return 'tar';
-  return 'other';
-}
 
 /** Why content whose start sniffs as `found` cannot be a `format` image; undefined when it can. */
 export function formatMismatch(format: ImageFormat, found: ReturnType<typeof sniffFormat>): string | undefined {
