@@ -21,6 +21,7 @@ import { decodePageToken, DEFAULT_PAGE_SIZE, encodePageToken, pageSizeOf } from 
 import type { AgentAction } from './dispatch/agent-client.js';
 import type { EventLog } from './events/event-log.js';
 import type { ImageHandlers } from './images/image-service.js';
+import { pinCatalogImages, type ImageLookup } from './images/image-pinning.js';
 import type { Host } from './hosts/host.js';
 import type { RequestLedger } from './requests/request-ledger.js';
 import type { HostRegistry } from './hosts/host-registry.js';
@@ -156,6 +157,7 @@ export function coordinatorHandlers(
   hosts: HostRegistry,
   events: EventLog,
   requests: RequestLedger,
+  images: ImageLookup,
   log: Logger,
 ): Omit<pb.CoordinatorHandlers, keyof ImageHandlers> {
   const workloadHandles = (w: pb.Workload) => [w.id ?? '', w.spec?.name ?? ''];
@@ -172,10 +174,10 @@ export function coordinatorHandlers(
     });
 
   return {
-    SubmitWorkload: unary<pb.SubmitWorkloadRequest__Output, pb.Workload>(log, 'SubmitWorkload', (req) => {
+    SubmitWorkload: unary<pb.SubmitWorkloadRequest__Output, pb.Workload>(log, 'SubmitWorkload', async (req) => {
       const requestId = optionalRequestId(req.request_id);
-      const spec = parseWorkloadSpec(req.spec, 'spec');
-      return controller.submit(requestId, spec).then(toProtoWorkload);
+      const spec = await pinCatalogImages(parseWorkloadSpec(req.spec, 'spec'), images);
+      return toProtoWorkload(await controller.submit(requestId, spec));
     }),
     GetWorkload: unary<pb.GetWorkloadRequest__Output, pb.Workload>(log, 'GetWorkload', (req) =>
       Promise.resolve(toProtoWorkload(controller.get(requireId(workloadRefSchema, req.id, 'id')))),
@@ -231,8 +233,8 @@ export function coordinatorHandlers(
       const ref = requireId(workloadRefSchema, req.id, 'id');
       return { ...toProtoDecision(await controller.explain(ref)), stopped_reservation: stoppedReservationOf(controller.get(ref), controller.stoppedReservation) };
     }),
-    PlanWorkload: unary<pb.PlanWorkloadRequest__Output, pb.PlacementDecision>(log, 'PlanWorkload', (req) =>
-      Promise.resolve(toProtoDecision(controller.plan(parseWorkloadSpec(req.spec, 'spec')))),
+    PlanWorkload: unary<pb.PlanWorkloadRequest__Output, pb.PlacementDecision>(log, 'PlanWorkload', async (req) =>
+      toProtoDecision(controller.plan(await pinCatalogImages(parseWorkloadSpec(req.spec, 'spec'), images))),
     ),
     GetQueue: unary<pb.GetQueueRequest__Output, pb.QueueState>(log, 'GetQueue', (req) => {
       const limit = pageSizeOf(req.page_size);

@@ -1,9 +1,35 @@
 import type { WorkloadKind } from './spec.js';
 
-export const IMAGE_FORMATS = ['qcow2', 'raw', 'docker-archive'] as const;
+/** qcow2 and raw are disk images; kernel and initrd boot a VM directly; docker-archive is what `docker save` writes. */
+export const IMAGE_FORMATS = ['qcow2', 'raw', 'kernel', 'initrd', 'docker-archive'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
-export const KIND_OF_FORMAT: Record<ImageFormat, WorkloadKind> = { qcow2: 'vm', raw: 'vm', 'docker-archive': 'container' };
+export const KIND_OF_FORMAT: Record<ImageFormat, WorkloadKind> = { qcow2: 'vm', raw: 'vm', kernel: 'vm', initrd: 'vm', 'docker-archive': 'container' };
+
+/** Formats a VM's root disk may have. */
+export const DISK_FORMATS: readonly ImageFormat[] = ['qcow2', 'raw'];
+
+/** A catalog image's name: what `image import --name` takes and specs refer to. */
+export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const IMAGE_NAME_RULE = 'must be a lowercase letter or digit, then up to 62 of lowercase letters, digits, ".", "_" and "-"';
+const CATALOG_REF = /^([a-z0-9][a-z0-9._-]{0,62})(?:@(sha256:[0-9a-f]{64}))?$/;
+
+/** A spec's reference to a catalog image: a name, pinned to one content when `digest` is set. */
+export interface CatalogRef {
+  name: string;
+  digest?: string;
+}
+
+/** Reads `NAME` or `NAME@sha256:HEX`; undefined for anything else. */
+export function parseCatalogRef(ref: string): CatalogRef | undefined {
+  const m = CATALOG_REF.exec(ref);
+  if (!m) return undefined;
+  return m[2] ? { name: m[1]!, digest: m[2] } : { name: m[1]! };
+}
+
+export function formatCatalogRef(ref: CatalogRef): string {
+  return ref.digest ? `${ref.name}@${ref.digest}` : ref.name;
+}
 
 /** An image of the catalog, as the coordinator lists it and agents fetch it. */
 export interface CatalogImage {
@@ -26,24 +52,43 @@ export interface ImageObject {
   metadata?: Record<string, string>;
 }
 
-/** Bytes of an image's start that decide its format: a tar header is 512 bytes. */
-export const FORMAT_PROBE_BYTES = 512;
+/** Bytes of an image's start that decide its format: a tar header is 512 bytes, a bzImage's header ends past that. */
+export const FORMAT_PROBE_BYTES = 1024;
 
 const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]);
 const TAR_MAGIC = Buffer.from('ustar');
 const TAR_MAGIC_OFFSET = 257;
+// The x86 boot protocol's header signature (Documentation/arch/x86/boot.rst).
+const BZIMAGE_MAGIC = Buffer.from('HdrS');
+const BZIMAGE_MAGIC_OFFSET = 0x202;
+// What an initramfs starts with: a newc cpio archive, or one compressed as the kernel can unpack it.
+const INITRD_MAGICS = [
+  Buffer.from('070701'),
+  Buffer.from('070702'),
+  Buffer.from([0x1f, 0x8b]), // gzip
+  Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), // zstd
+  Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), // xz
+  Buffer.from([0x02, 0x21, 0x4c, 0x18]), // lz4 legacy
+  Buffer.from('BZh'),
+];
+
+export type SniffedContent = 'qcow2' | 'tar' | 'kernel' | 'initramfs' | 'other';
 
 /** What an image's first bytes (up to FORMAT_PROBE_BYTES, fewer only for a smaller image) say it is. */
-export function sniffFormat(head: Buffer): 'qcow2' | 'tar' | 'other' {
-  if (head.subarray(0, QCOW2_MAGIC.length).equals(QCOW2_MAGIC)) return 'qcow2';
-  if (head.subarray(TAR_MAGIC_OFFSET, TAR_MAGIC_OFFSET + TAR_MAGIC.length).equals(TAR_MAGIC)) return 'tar';
+export function sniffFormat(head: Buffer): SniffedContent {
+  const at = (magic: Buffer, offset = 0) => head.subarray(offset, offset + magic.length).equals(magic);
+  if (at(QCOW2_MAGIC)) return 'qcow2';
+  if (at(TAR_MAGIC, TAR_MAGIC_OFFSET)) return 'tar';
+  if (at(BZIMAGE_MAGIC, BZIMAGE_MAGIC_OFFSET)) return 'kernel';
+  if (INITRD_MAGICS.some((magic) => at(magic))) return 'initramfs';
   return 'other';
 }
 
-/** The format an image whose first bytes are `head` has: qcow2, a tar archive (`docker save`), or else a raw disk. */
+const FORMAT_OF_CONTENT: Record<SniffedContent, ImageFormat> = { qcow2: 'qcow2', tar: 'docker-archive', kernel: 'kernel', initramfs: 'initrd', other: 'raw' };
+
+/** The format an image whose first bytes are `head` has: qcow2, a tar archive (`docker save`), a kernel, an initramfs, or else a raw disk. */
 export function formatOfHead(head: Buffer): ImageFormat {
-  const found = sniffFormat(head);
-  return found === 'qcow2' ? 'qcow2' : found === 'tar' ? 'docker-archive' : 'raw';
+  return FORMAT_OF_CONTENT[sniffFormat(head)];
 }
 
 const OBJECT_DIGEST = /^SHA-256=([A-Za-z0-9_-]+=*)$/;

@@ -1,5 +1,7 @@
 import { posix } from 'node:path';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { parseCatalogRef } from './images.js';
 import { DNS_LABEL, parseOrThrow } from './validation.js';
 
 export const WORKLOAD_KINDS = ['vm', 'container'] as const;
@@ -17,6 +19,11 @@ export const SPEC_LIMITS = {
   maxArgLength: 4096,
   maxEnv: 256,
   maxLabels: 64,
+  maxDataDisks: 16,
+  maxKernelCmdline: 2048,
+  maxUserDataBytes: 64 * 1024,
+  maxMetaDataBytes: 16 * 1024,
+  maxSshKeys: 32,
 } as const;
 
 // Docker reference: [registry[:port]/]path[:tag][@digest], lower-case path components.
@@ -58,6 +65,8 @@ export function defaultFailoverMode(kind: WorkloadKind): FailoverMode {
 
 /** proto3 sends '' for an unset string; treat it like an absent field so defaults apply. */
 const unsetIfEmpty = (v: unknown) => (v === '' || v === null ? undefined : v);
+/** proto3 sends [] for an unset repeated field; optional lists stay out of records that do not use them. */
+const unsetIfEmptyList = (v: unknown) => (v === null || (Array.isArray(v) && v.length === 0) ? undefined : v);
 
 const performanceSchema = z
   .object({
@@ -73,6 +82,98 @@ const securitySchema = z
     min_trust_level: z.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must not be negative').max(MAX_TRUST_LEVEL, `must be at most ${MAX_TRUST_LEVEL}`).default(0),
     required_features: z.array(z.string().regex(FEATURE, 'features are 1-63 characters of a-z, 0-9, "-" and "."')).max(32).default([]),
     anti_affinity_group: z.preprocess(unsetIfEmpty, z.string().regex(DNS_LABEL, 'must be a DNS label').optional()),
+  })
+  .strict();
+
+const DOMAIN_TYPES = ['kvm', 'qemu'] as const;
+export type SpecDomainType = (typeof DOMAIN_TYPES)[number];
+const CATALOG_REF_RULE = 'must name a catalog image: NAME or NAME@sha256:<64 hex digits> (see virtfleet image ls)';
+const catalogRef = z.string().refine((s) => parseCatalogRef(s) !== undefined, CATALOG_REF_RULE);
+const noNul = (max: number, what: string) =>
+  z
+    .string()
+    .refine((s) => Buffer.byteLength(s) <= max, `must be at most ${max} bytes of ${what}`)
+    .refine((s) => !s.includes('\0'), 'must not contain NUL');
+
+// What cloud-init accepts at the start of user-data (its "user data formats").
+const USER_DATA_HEADERS = ['#cloud-config', '#!', '#include', '#cloud-boothook', '#part-handler', '#cloud-config-archive', '## template: jinja', 'Content-Type:'];
+
+/** Why `text` is not a YAML mapping (or empty); undefined when it is. */
+function yamlMappingProblem(text: string): string | undefined {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const error = doc.errors[0];
+  if (error) return `is not valid YAML: ${error.message.split('\n')[0]}`;
+  const value: unknown = doc.toJS();
+  if (value !== null && value !== undefined && (typeof value !== 'object' || Array.isArray(value))) return 'must be a YAML mapping';
+  return undefined;
+}
+
+const cloudInitSchema = z
+  .object({
+    /** cloud-init user-data: #cloud-config YAML, a script, or another format cloud-init knows by its first line. */
+    user_data: noNul(SPEC_LIMITS.maxUserDataBytes, 'user-data')
+      .default('')
+      .superRefine((text, ctx) => {
+        if (text === '') return;
+        if (!USER_DATA_HEADERS.some((h) => text.startsWith(h))) {
+          ctx.addIssue({ code: 'custom', message: `must start with a cloud-init header such as #cloud-config or #! (one of ${USER_DATA_HEADERS.join(', ')})` });
+          return;
+        }
+        if (text.startsWith('#cloud-config') && !text.startsWith('#cloud-config-archive')) {
+          const problem = yamlMappingProblem(text);
+          if (problem) ctx.addIssue({ code: 'custom', message: `#cloud-config ${problem}` });
+        }
+      }),
+    /** NoCloud meta-data, YAML; instance-id and local-hostname are filled in when absent. */
+    meta_data: noNul(SPEC_LIMITS.maxMetaDataBytes, 'meta-data')
+      .default('')
+      .superRefine((text, ctx) => {
+        const problem = text === '' ? undefined : yamlMappingProblem(text);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    /** Network config, version 1 or 2 YAML. */
+    network_config: noNul(SPEC_LIMITS.maxMetaDataBytes, 'network config')
+      .default('')
+      .superRefine((text, ctx) => {
+        const problem = text === '' ? undefined : yamlMappingProblem(text);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    /** Shorthand: keys for the default user, added to user-data's #cloud-config. */
+    ssh_authorized_keys: z
+      .array(z.string().max(SPEC_LIMITS.maxArgLength).regex(/^(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\u0000-\u001f\u007f]*)?$/, 'must be one OpenSSH public key line, such as "ssh-ed25519 AAAA... user@host"'))
+      .max(SPEC_LIMITS.maxSshKeys)
+      .default([]),
+    /** Shorthand: the guest's hostname (meta-data local-hostname). */
+    hostname: z.preprocess(unsetIfEmpty, z.string().regex(DNS_LABEL, 'must be a DNS label').optional()),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const shorthands = c.ssh_authorized_keys.length > 0;
+    if (shorthands && c.user_data !== '' && !c.user_data.startsWith('#cloud-config'))
+      ctx.addIssue({ code: 'custom', path: ['ssh_authorized_keys'], message: 'can only be merged into #cloud-config user-data; put the keys in the script instead' });
+  });
+
+export type CloudInit = z.output<typeof cloudInitSchema>;
+
+const dataDiskSchema = z
+  .object({
+    name: z.string().regex(DNS_LABEL, 'must be a DNS label').max(32, 'must be at most 32 characters'),
+    size_gib: z.number({ error: 'must be a number' }).int('must be a whole number of GiB').min(1, 'must be at least 1').max(SPEC_LIMITS.maxDiskGiB, `must be at most ${SPEC_LIMITS.maxDiskGiB}`),
+  })
+  .strict();
+
+const kernelBootSchema = z
+  .object({
+    /** A catalog image of format kernel. */
+    kernel: catalogRef,
+    /** A catalog image of format initrd; '' for none. */
+    initrd: z.string().default('').refine((s) => s === '' || parseCatalogRef(s) !== undefined, CATALOG_REF_RULE),
+    cmdline: z
+      .string()
+      .max(SPEC_LIMITS.maxKernelCmdline, `must be at most ${SPEC_LIMITS.maxKernelCmdline} characters`)
+      // eslint-disable-next-line no-control-regex
+      .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+      .default(''),
   })
   .strict();
 
@@ -119,6 +220,10 @@ const workloadSpecShape = z
     restart_policy: z.preprocess(unsetIfEmpty, z.enum(RESTART_POLICIES, { error: `must be one of ${RESTART_POLICIES.join(', ')}` }).default('always')),
     failover: z.preprocess(unsetIfEmpty, z.enum(FAILOVER_MODES, { error: `must be one of ${FAILOVER_MODES.join(', ')}` }).optional()),
     stopped_reservation: z.preprocess(unsetIfEmpty, z.enum(STOPPED_RESERVATIONS, { error: `must be one of ${STOPPED_RESERVATIONS.join(', ')}` }).optional()),
+    disks: z.preprocess(unsetIfEmptyList, z.array(dataDiskSchema).max(SPEC_LIMITS.maxDataDisks, `at most ${SPEC_LIMITS.maxDataDisks} data disks`).optional()),
+    boot: z.preprocess(unsetIfEmpty, kernelBootSchema.optional()),
+    cloud_init: z.preprocess(unsetIfEmpty, cloudInitSchema.optional()),
+    domain_type: z.preprocess(unsetIfEmpty, z.enum(DOMAIN_TYPES, { error: `must be one of ${DOMAIN_TYPES.join(', ')}` }).optional()),
   })
   .strict();
 
@@ -131,10 +236,24 @@ export const workloadSpecSchema = workloadSpecShape.superRefine((spec, ctx) => {
       ctx.addIssue({ code: 'custom', path: ['image'], message: 'must be a Docker image reference such as busybox:latest' });
   } else {
     if (!Number.isInteger(spec.vcpus)) ctx.addIssue({ code: 'custom', path: ['vcpus'], message: 'must be a whole number for a vm' });
-    if (spec.image && (!DISK_PATH.test(spec.image) || posix.normalize(spec.image) !== spec.image || spec.image.split('/').includes('..')))
-      ctx.addIssue({ code: 'custom', path: ['image'], message: 'must be an absolute, normalised disk image path of letters, digits and ._+-/' });
+    if (spec.image.startsWith('/')) {
+      if (!DISK_PATH.test(spec.image) || posix.normalize(spec.image) !== spec.image || spec.image.split('/').includes('..'))
+        ctx.addIssue({ code: 'custom', path: ['image'], message: 'must be an absolute, normalised disk image path of letters, digits and ._+-/' });
+    } else if (spec.image && !parseCatalogRef(spec.image)) {
+      ctx.addIssue({ code: 'custom', path: ['image'], message: `${CATALOG_REF_RULE}, or an absolute path of a disk image on every host` });
+    }
     if (spec.command.length > 0) ctx.addIssue({ code: 'custom', path: ['command'], message: 'applies to containers only' });
     if (Object.keys(spec.env).length > 0) ctx.addIssue({ code: 'custom', path: ['env'], message: 'applies to containers only' });
+    const names = new Set<string>();
+    (spec.disks ?? []).forEach((d, i) => {
+      if (d.name === 'root' || names.has(d.name)) ctx.addIssue({ code: 'custom', path: ['disks', i, 'name'], message: d.name === 'root' ? '"root" is the image\'s disk' : 'must be unique' });
+      names.add(d.name);
+    });
+  }
+  if (spec.kind === 'container') {
+    for (const field of ['disks', 'boot', 'cloud_init', 'domain_type'] as const) {
+      if (spec[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'applies to vms only' });
+    }
   }
 }).transform((spec) => ({ ...spec, failover: spec.failover ?? defaultFailoverMode(spec.kind) }));
 
@@ -174,6 +293,26 @@ export function failoverModeOf(spec: Pick<WorkloadSpec, 'kind'> & { failover?: F
 /** The spec's restart policy; `always` for records stored before the field existed. */
 export function restartPolicyOf(spec: { restart_policy?: RestartPolicy }): RestartPolicy {
   return spec.restart_policy ?? 'always';
+}
+
+/** GiB of host disk the workload takes: its root disk and every data disk. */
+export function diskDemandGiB(spec: Pick<WorkloadSpec, 'disk_gib'> & { disks?: readonly { size_gib: number }[] }): number {
+  let total = spec.disk_gib;
+  for (const d of spec.disks ?? []) total += d.size_gib;
+  return total;
+}
+
+/**
+ * The catalog images a spec refers to, by the field that names each: a VM's
+ * root disk, kernel and initrd; a container's image when it has the form of
+ * a catalog reference (the coordinator decides whether the catalog holds it).
+ */
+export function catalogRefsOf(spec: Pick<WorkloadSpec, 'kind' | 'image' | 'boot'>): { field: 'image' | 'boot.kernel' | 'boot.initrd'; ref: string }[] {
+  const refs: { field: 'image' | 'boot.kernel' | 'boot.initrd'; ref: string }[] = [];
+  if (spec.image && !spec.image.startsWith('/') && parseCatalogRef(spec.image)) refs.push({ field: 'image', ref: spec.image });
+  if (spec.boot?.kernel) refs.push({ field: 'boot.kernel', ref: spec.boot.kernel });
+  if (spec.boot?.initrd) refs.push({ field: 'boot.initrd', ref: spec.boot.initrd });
+  return refs;
 }
 
 /** The run time SJF orders by. */

@@ -95,6 +95,11 @@ export const telemetrySchema = z.object({
     memory_available_mib: nonNegative,
     storage: z.array(z.object({ path: z.string().max(4096), total_gib: nonNegative, used_gib: nonNegative, sampled_at: z.iso.datetime().optional() })).max(64),
   }),
+  /** Catalog images this host holds in its image cache (absent from older agents: none). */
+  images: z
+    .array(z.object({ name: z.string().max(63), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256: and 64 hex digits'), size: nonNegative }))
+    .max(4096)
+    .default([]),
   /** The host's workloads: all of them, or on a delta (`workloads_base_seq` set) those that changed. */
   workloads: z.array(workloadTelemetrySchema).max(MAX_HOST_WORKLOADS),
   /**

@@ -48,7 +48,8 @@ export class TelemetryPublisher {
   constructor(
     private readonly nc: NatsConnection,
     private readonly identity: TelemetryIdentity,
-    private readonly capacity: () => Promise<Pick<Telemetry, 'drivers' | 'capacity'>>,
+    /** What the host offers now: drivers, capacity, and the images it holds (none when absent). */
+    private readonly capacity: () => Promise<Pick<Telemetry, 'drivers' | 'capacity'> & Partial<Pick<Telemetry, 'images'>>>,
     private readonly host: HostSource,
     private readonly workloads: WorkloadSampler,
     private readonly intervalMs: number,
@@ -103,6 +104,7 @@ export class TelemetryPublisher {
       time,
       published_at: new Date().toISOString(),
       workloads_sampled_at: time,
+      images: [],
       ...drivers,
       host,
       ...part,

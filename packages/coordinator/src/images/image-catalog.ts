@@ -4,6 +4,8 @@ import {
   AlreadyExistsError,
   FORMAT_PROBE_BYTES,
   IMAGE_FORMATS,
+  IMAGE_NAME,
+  IMAGE_NAME_RULE,
   imageFromObject,
   InvalidArgumentError,
   KIND_OF_FORMAT,
@@ -25,7 +27,6 @@ export interface ImportHeader {
   sha256: string;
 }
 
-export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const IMAGE_RESOURCE = 'image';
 
@@ -112,7 +113,7 @@ export class ImageCatalog {
   }
 
   private checkHeader(header: ImportHeader): ImageFormat {
-    if (!IMAGE_NAME.test(header.name)) throw new InvalidArgumentError('header.name', 'must be a lowercase letter or digit, then up to 62 of lowercase letters, digits, ".", "_" and "-"');
+    if (!IMAGE_NAME.test(header.name)) throw new InvalidArgumentError('header.name', IMAGE_NAME_RULE);
     const format = IMAGE_FORMATS.find((f) => f === header.format);
     if (!format) throw new InvalidArgumentError('header.format', `must be one of ${IMAGE_FORMATS.join(', ')}`);
     if (!Number.isSafeInteger(header.size) || header.size <= 0) throw new InvalidArgumentError('header.size', 'must be the number of bytes that follow, at least 1');

@@ -14,6 +14,7 @@ import { prioritySort } from './queue/priority.js';
 import { sjfSort } from './queue/sjf.js';
 import { Registry } from './registry.js';
 import { binpackScorer } from './scorers/binpack.js';
+import { imageLocalityScorer } from './scorers/image-locality.js';
 import { performanceHeadroomScorer } from './scorers/performance-headroom.js';
 import { spreadScorer } from './scorers/spread.js';
 import { tenantAffinityScorer } from './scorers/tenant-affinity.js';
@@ -29,7 +30,7 @@ for (const f of [schedulableFilter, avoidHostsFilter, driverFilter, trustLevelFi
   FILTERS.register(f.name, f);
 
 export const SCORERS = new Registry<ScorePlugin>('scorer');
-for (const s of [binpackScorer, spreadScorer, performanceHeadroomScorer, tenantAffinityScorer]) SCORERS.register(s.name, s);
+for (const s of [binpackScorer, spreadScorer, performanceHeadroomScorer, tenantAffinityScorer, imageLocalityScorer]) SCORERS.register(s.name, s);
 
 /** Queue orderings by name; priority takes its aging rate. */
 export const QUEUE_SORTS = new Registry<(options: { agingPerMinute: number }) => QueueSortPlugin>('queue policy');
@@ -49,6 +50,7 @@ export function scorerWeights(placement: PlacementPolicy, overrides: Record<stri
     spread: placement === 'spread' ? 1 : 0,
     'performance-headroom': 0.5,
     'tenant-affinity': 0.25,
+    'image-locality': 0.5,
   };
   return { ...base, ...overrides };
 }

@@ -19,6 +19,7 @@ export function hostSnapshot(id: string, overrides: Partial<HostSnapshot> = {}):
     workloadCount: 0,
     maxWorkloads: 10_000,
     tenants: new Map(),
+    images: new Set(),
     antiAffinityGroups: new Set(),
     isolation: undefined,
     ...overrides,

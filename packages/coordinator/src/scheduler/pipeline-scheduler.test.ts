@@ -318,6 +318,7 @@ describe('PipelineScheduler', () => {
       expect(r.candidates[0]!.scores.map((s) => [s.plugin, s.weight])).toEqual([
         ['binpack', 1],
         ['performance-headroom', 2],
+        ['image-locality', 0.5],
       ]);
     });
 
@@ -329,7 +330,7 @@ describe('PipelineScheduler', () => {
         error = err;
       }
       expect(error).toBeInstanceOf(InvalidArgumentError);
-      expect(error).toMatchObject({ field: 'scheduler.weights.binpak', reason: 'unknown scorer; known: binpack, spread, performance-headroom, tenant-affinity' });
+      expect(error).toMatchObject({ field: 'scheduler.weights.binpak', reason: 'unknown scorer; known: binpack, spread, performance-headroom, tenant-affinity, image-locality' });
     });
   });
 

@@ -1,4 +1,4 @@
-import type { DriverInfo, IsolationLevel, WorkloadKind, WorkloadSpec } from '@virtfleet/shared';
+import { diskDemandGiB, type DriverInfo, type IsolationLevel, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
 
 export interface ResourceVector {
   vcpus: number;
@@ -40,6 +40,8 @@ export interface HostSnapshot {
   maxWorkloads: number;
   /** Workloads per tenant on the host. */
   tenants: Map<string, number>;
+  /** Digests of the catalog images the host holds in its cache. */
+  images: ReadonlySet<string>;
   /** Anti-affinity groups with a member on the host. */
   antiAffinityGroups: Set<string>;
   /** The strongest isolation any workload on the host asked for, and its tenant. */
@@ -54,7 +56,7 @@ export interface PlacementRequest {
 }
 
 export function demandOf(spec: WorkloadSpec): ResourceVector {
-  return { vcpus: spec.vcpus, memoryMiB: spec.memory_mib, diskGiB: spec.disk_gib };
+  return { vcpus: spec.vcpus, memoryMiB: spec.memory_mib, diskGiB: diskDemandGiB(spec) };
 }
 
 /** Books `spec` on the snapshot, as if placed. */

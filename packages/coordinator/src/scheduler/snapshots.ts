@@ -17,6 +17,16 @@ export function buildSnapshots(hosts: readonly Host[], bookings: HostBookings): 
   });
 }
 
+const NO_IMAGES: ReadonlySet<string> = new Set();
+// Telemetry arrives every second with the same list: reuse the set while the list is the same object.
+const digestSets = new WeakMap<object, ReadonlySet<string>>();
+function imageDigests(images: readonly { digest: string }[] | undefined): ReadonlySet<string> {
+  if (!images || images.length === 0) return NO_IMAGES;
+  let set = digestSets.get(images);
+  if (!set) digestSets.set(images, (set = new Set(images.map((i) => i.digest))));
+  return set;
+}
+
 export function snapshotOf(host: Host): HostSnapshot {
   const t = host.telemetry;
   const ratio = t.overcommit;
@@ -44,6 +54,7 @@ export function snapshotOf(host: Host): HostSnapshot {
     workloadCount: 0,
     maxWorkloads: t.capacity.workloads ?? MAX_HOST_WORKLOADS,
     tenants: new Map(),
+    images: imageDigests(t.images),
     antiAffinityGroups: new Set(),
     isolation: undefined,
   };

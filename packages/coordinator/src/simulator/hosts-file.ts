@@ -132,6 +132,7 @@ export function simSnapshot(host: SimHost): HostSnapshot {
     workloadCount: 0,
     maxWorkloads: MAX_HOST_WORKLOADS,
     tenants: new Map(),
+    images: new Set(),
     antiAffinityGroups: new Set(),
     isolation: undefined,
   };

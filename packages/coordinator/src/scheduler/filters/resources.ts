@@ -1,3 +1,4 @@
+import { diskDemandGiB } from '@virtfleet/shared';
 import type { FilterPlugin } from '../plugins.js';
 import { OK } from '../plugins.js';
 
@@ -16,13 +17,14 @@ export const resourcesFilter: FilterPlugin = {
   filter({ spec }, host) {
     const a = host.allocatable;
     const u = host.allocated;
+    const disk = diskDemandGiB(spec);
     // "Never" before "not now": a host whose CPU is merely full must still say so when the memory could never fit.
     if (spec.vcpus > a.vcpus) return { status: 'unresolvable', reason: INSUFFICIENT.cpu };
     if (spec.memory_mib > a.memoryMiB) return { status: 'unresolvable', reason: INSUFFICIENT.memory };
-    if (spec.disk_gib > a.diskGiB) return { status: 'unresolvable', reason: INSUFFICIENT.disk };
+    if (disk > a.diskGiB) return { status: 'unresolvable', reason: INSUFFICIENT.disk };
     if (u.vcpus + spec.vcpus > a.vcpus) return { status: 'unschedulable', reason: INSUFFICIENT.cpu };
     if (u.memoryMiB + spec.memory_mib > a.memoryMiB) return { status: 'unschedulable', reason: INSUFFICIENT.memory };
-    if (u.diskGiB + spec.disk_gib > a.diskGiB) return { status: 'unschedulable', reason: INSUFFICIENT.disk };
+    if (u.diskGiB + disk > a.diskGiB) return { status: 'unschedulable', reason: INSUFFICIENT.disk };
     if (host.workloadCount >= host.maxWorkloads) return { status: 'unschedulable', reason: INSUFFICIENT.workloads };
     return OK;
   },

@@ -10,10 +10,14 @@ import { performanceHeadroomScorer } from './performance-headroom.js';
 import { hostSnapshot } from '../host-snapshot.test-support.js';
 import { spreadScorer } from './spread.js';
 import { tenantAffinityScorer } from './tenant-affinity.js';
+import { imageLocalityScorer } from './image-locality.js';
+
 
 const host = (overrides: Partial<HostSnapshot> = {}): HostSnapshot => hostSnapshot('h1', overrides);
 
 const spec = (overrides: Record<string, unknown> = {}) => parseWorkloadSpec({ name: 'w', kind: 'vm', vcpus: 2, memory_mib: 2048, ...overrides });
+const pin = (name: string, c: string) => `${name}@sha256:${c.repeat(64)}`;
+const booted = spec({ image: pin('disk', 'a'), boot: { kernel: pin('kernel', 'b'), initrd: pin('initrd', 'c') } });
 const used = (vcpus: number, memoryMiB: number): ResourceVector => ({ vcpus, memoryMiB, diskGiB: 0 });
 
 interface Case {
@@ -75,6 +79,16 @@ const cases: Record<string, { plugin: ScorePlugin; cases: Case[] }> = {
       { name: 'only other tenants', spec: spec({ tenant: 'a' }), host: host({ workloadCount: 2, tenants: new Map([['b', 2]]) }), want: 0 },
     ],
   },
+  'image-locality': {
+    plugin: imageLocalityScorer,
+    cases: [
+      { name: 'no catalog images to hold', spec: spec(), host: host({ images: new Set([`sha256:${'a'.repeat(64)}`]) }), want: 0 },
+      { name: 'an unpinned name counts for nothing', spec: spec({ image: 'disk' }), host: host({ images: new Set([`sha256:${'a'.repeat(64)}`]) }), want: 0 },
+      { name: 'holds none of three', spec: booted, host: host({ images: new Set([`sha256:${'f'.repeat(64)}`]) }), want: 0 },
+      { name: 'holds two of three', spec: booted, host: host({ images: new Set([`sha256:${'a'.repeat(64)}`, `sha256:${'c'.repeat(64)}`]) }), want: (2 / 3) * 100 },
+      { name: 'holds all', spec: spec({ image: pin('disk', 'a') }), host: host({ images: new Set([`sha256:${'a'.repeat(64)}`]) }), want: 100 },
+    ],
+  },
 };
 
 describe('scorers', () => {
@@ -132,9 +146,9 @@ describe('scorers', () => {
     });
 
     it('each policy weights only its own packing scorer', () => {
-      expect(scorerWeights('binpack')).toEqual({ binpack: 1, spread: 0, 'performance-headroom': 0.5, 'tenant-affinity': 0.25 });
-      expect(scorerWeights('spread')).toEqual({ binpack: 0, spread: 1, 'performance-headroom': 0.5, 'tenant-affinity': 0.25 });
-      expect(scorerWeights('spread', { 'tenant-affinity': 0 })).toEqual({ binpack: 0, spread: 1, 'performance-headroom': 0.5, 'tenant-affinity': 0 });
+      expect(scorerWeights('binpack')).toEqual({ binpack: 1, spread: 0, 'performance-headroom': 0.5, 'tenant-affinity': 0.25, 'image-locality': 0.5 });
+      expect(scorerWeights('spread')).toEqual({ binpack: 0, spread: 1, 'performance-headroom': 0.5, 'tenant-affinity': 0.25, 'image-locality': 0.5 });
+      expect(scorerWeights('spread', { 'tenant-affinity': 0 })).toEqual({ binpack: 0, spread: 1, 'performance-headroom': 0.5, 'tenant-affinity': 0, 'image-locality': 0.5 });
     });
 
     it('the full pipeline picks the fuller host under binpack and the emptier under spread', () => {
