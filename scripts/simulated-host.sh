@@ -262,6 +262,8 @@ host_env() {
   printf 'SIM_LIBVIRT_URI=%q\n' "qemu+unix:///system?socket=$dir/libvirt/run/libvirt-sock"
   printf 'SIM_LIBVIRT_TCP_URI=%q\n' "qemu+tcp://$FABRIC_PREFIX.$(<"$dir/index"):$LIBVIRT_TCP_PORT/system"
   printf 'SIM_AGENT_CONFIG=%q\n' "$dir/agent.yaml"
+  printf 'SIM_AGENT_STATE_DIR=%q\n' "$dir/agent"
+  printf 'SIM_AGENT_LOG=%q\n' "$VIRTFLEET_LOG_DIR/sim-$name-agent.log"
 }
 
 main() {

@@ -11,20 +11,23 @@
 # reaches its init in seconds (under nested KVM on these machines it hangs: use qemu). Its init
 # prints on the serial console, in this order:
 #   VIRTFLEET-BOOTS N             boots counted in /boots on its first virtio disk (ext4), if any
-#   VIRTFLEET-USER-DATA-BEGIN     then a cloud-init NoCloud seed's user-data (an iso9660 virtio disk
-#   ...                           labelled cidata), if one is attached
+#   VIRTFLEET-USER-DATA-BEGIN     then a cloud-init NoCloud seed's user-data (an iso9660 volume
+#   ...                           labelled cidata, on a virtio disk or a virtio-scsi CD-ROM), if one is attached
 #   VIRTFLEET-USER-DATA-END
 #   VIRTFLEET-GUEST-READY
 #   VIRTFLEET-TICK N              every second from 1, so a restart and a memory-state move differ
-# Cached in /var/cache/virtfleet/test-guest/KERNEL-VERSION (VIRTFLEET_GUEST_CACHE overrides the parent).
+# Cached in /var/cache/virtfleet/test-guest/KERNEL-VERSION-rRECIPE (VIRTFLEET_GUEST_CACHE overrides the parent).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CACHE="${VIRTFLEET_GUEST_CACHE:-/var/cache/virtfleet/test-guest}"
-# The modules the guest needs (virtio disks and network, ISO 9660 for the cloud-init seed); what they
-# depend on is added ahead of them from each module's modinfo `depends=`. Built-in ones are skipped.
-WANTED_MODULES=(virtio_pci virtio_blk virtio_net isofs)
+# The modules the guest needs (virtio disks and network, a virtio-scsi CD-ROM and ISO 9660 for the
+# cloud-init seed); what they depend on is added ahead of them from each module's modinfo `depends=`.
+# Built-in ones are skipped.
+WANTED_MODULES=(virtio_pci virtio_blk virtio_net virtio_scsi sr_mod isofs)
+# Bumped whenever what is built changes, so machines that cached an older guest build it again.
+RECIPE=2
 
 force=0
 case ${1:-} in
@@ -38,7 +41,7 @@ ensure_apt_packages
 package=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [[ $package =~ ^linux-image-([0-9][A-Za-z0-9.+-]*)$ ]] || die "cannot tell which kernel linux-image-cloud-amd64 depends on (got '$package')"
 version=${BASH_REMATCH[1]}
-out="$CACHE/$version"
+out="$CACHE/$version-r$RECIPE"
 if ((force == 0)) && [[ -s $out/vmlinuz && -s $out/initrd.img && -s $out/disk.qcow2 ]]; then
   echo "$out"
   exit 0
@@ -79,7 +82,7 @@ mount -t devtmpfs dev /dev
 for m in ${MODULES[*]}; do [ -f /lib/modules/\$m.ko ] && insmod /lib/modules/\$m.ko 2>/dev/null; done
 sleep 1
 rooted=0
-for d in /dev/vd?; do
+for d in /dev/vd? /dev/sr?; do
   [ -b "\$d" ] || continue
   if [ "\$rooted" = 0 ] && mount -t ext4 "\$d" /mnt 2>/dev/null; then
     rooted=1

@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Hypervisor } from '@unraid/libvirt';
 import { NotFoundError, createLogger, parseWorkloadSpec, type WorkloadSpec } from '@virtfleet/shared';
@@ -10,7 +12,10 @@ import { waitUntil } from '../support/wait.js';
 // Runs against the real libvirtd and QEMU on this machine; see /work/shared/ENVIRONMENT.md for the setup.
 // The guests are diskless, so they never boot an OS and ignore ACPI shutdown requests.
 const URI = 'qemu:///system';
-const CONFIG: LibvirtDriverConfig = { uri: URI, domainType: 'auto', stopTimeoutSeconds: 10 };
+// Diskless guests get only a console log here; QEMU's user must be able to reach it.
+const VM_DIR = mkdtempSync('/var/tmp/vf-libvirt-itest-');
+chmodSync(VM_DIR, 0o755);
+const CONFIG: LibvirtDriverConfig = { uri: URI, domainType: 'auto', stopTimeoutSeconds: 10, vmDir: VM_DIR };
 // Defining or starting a domain can take tens of seconds when libvirtd re-probes QEMU.
 const SLOW = 300_000;
 
@@ -43,8 +48,9 @@ describe('libvirt driver against the real libvirtd', () => {
   beforeAll(async () => {
     hv = new Hypervisor({ uri: URI });
     await hv.connectOpen();
-    a = await createLibvirtDriver(CONFIG, { hostId: hostA, log });
-    b = await createLibvirtDriver(CONFIG, { hostId: hostB, log });
+    // Each host's own directory, as each agent has its own state directory.
+    a = await createLibvirtDriver({ ...CONFIG, vmDir: join(VM_DIR, 'a') }, { hostId: hostA, log });
+    b = await createLibvirtDriver({ ...CONFIG, vmDir: join(VM_DIR, 'b') }, { hostId: hostB, log });
   });
 
   afterAll(async () => {
@@ -56,6 +62,7 @@ describe('libvirt driver against the real libvirtd', () => {
     }
     await Promise.all([a?.close(), b?.close()]);
     await hv?.connectClose();
+    rmSync(VM_DIR, { recursive: true, force: true });
   }, SLOW);
 
   it(

@@ -46,7 +46,8 @@ describe('the bootable test guest (scripts/test-guest.sh) under real QEMU (TCG)'
   <os><type arch='x86_64'>hvm</type><kernel>${guest.kernel}</kernel><initrd>${guest.initrd}</initrd><cmdline>console=ttyS0 quiet</cmdline></os>
   <devices>
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${overlay}'/><target dev='vda' bus='virtio'/></disk>
-    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${seed}'/><target dev='vdb' bus='virtio'/><readonly/></disk>
+    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='${seed}'/><target dev='sda' bus='scsi'/><readonly/></disk>
+    <controller type='scsi' model='virtio-scsi' index='0'/>
     <serial type='file'><source path='${log}' append='on'/><target port='0'/></serial>
   </devices>
 </domain>`;

@@ -74,9 +74,9 @@ describe('ImageCache fetching from the catalog in a real nats-server', () => {
 
   it('fetches an image once for concurrent requests, verifies it, and keeps it across a restart', async () => {
     const dir = cacheDir();
-    const { source, counts } = spoiling(new CatalogImageSource(nc, BUCKET));
+    const { source, counts } = spoiling(new CatalogImageSource(() => Promise.resolve(nc), BUCKET));
     const cache = await ImageCache.open(dir, source, { maxBytes: 10 * 2 ** 20 }, log);
-    const leases = await Promise.all(Array.from({ length: 5 }, () => cache.acquire('a')));
+    const leases = await Promise.all(Array.from({ length: 5 }, () => cache.acquire({ name: 'a' })));
     expect(counts.reads).toBe(1);
     const { image } = leases[0]!;
     expect(image).toMatchObject({ name: 'a', digest: `sha256:${sha256(images.a)}`, size: images.a.length, format: 'qcow2' });
@@ -84,46 +84,63 @@ describe('ImageCache fetching from the catalog in a real nats-server', () => {
     for (const l of leases) await l.release();
     const reopened = await ImageCache.open(dir, source, { maxBytes: 10 * 2 ** 20 }, log);
     expect(reopened.list().map((i) => i.digest)).toEqual([image.digest]);
-    await reopened.acquire('a');
+    await reopened.acquire({ name: 'a' });
     expect(counts.reads).toBe(1);
   });
 
   it('throws a corrupted transfer away and fetches again', async () => {
     const dir = cacheDir();
-    const { source, counts } = spoiling(new CatalogImageSource(nc, BUCKET), 2);
+    const { source, counts } = spoiling(new CatalogImageSource(() => Promise.resolve(nc), BUCKET), 2);
     const cache = await ImageCache.open(dir, source, { maxBytes: 10 * 2 ** 20 }, log);
-    const { image } = await cache.acquire('b');
+    const { image } = await cache.acquire({ name: 'b' });
     expect(counts.reads).toBe(3);
     expect(sha256(readFileSync(image.path))).toBe(sha256(images.b));
   });
 
   it('gives up after its attempts with UNAVAILABLE and leaves no partial file', async () => {
     const dir = cacheDir();
-    const { source, counts } = spoiling(new CatalogImageSource(nc, BUCKET), 10);
+    const { source, counts } = spoiling(new CatalogImageSource(() => Promise.resolve(nc), BUCKET), 10);
     const cache = await ImageCache.open(dir, source, { maxBytes: 10 * 2 ** 20, attempts: 3 }, log);
-    await expect(cache.acquire('c')).rejects.toBeInstanceOf(UnavailableError);
+    await expect(cache.acquire({ name: 'c' })).rejects.toBeInstanceOf(UnavailableError);
     expect(counts.reads).toBe(3);
     expect(readdirSync(dir)).toEqual([]);
     expect(cache.list()).toEqual([]);
   });
 
+  it('serves a pinned image it holds without the catalog, refuses a pin the catalog no longer holds, and holds by digest', async () => {
+    const dir = cacheDir();
+    const { source, counts } = spoiling(new CatalogImageSource(() => Promise.resolve(nc), BUCKET));
+    const cache = await ImageCache.open(dir, source, { maxBytes: 10 * 2 ** 20 }, log);
+    const digest = `sha256:${sha256(images.a)}`;
+    const other = `sha256:${'0'.repeat(64)}`;
+    await (await cache.acquire({ name: 'a', digest })).release();
+    expect(counts.reads).toBe(1);
+    const down = () => Promise.reject(new Error('catalog down'));
+    const offline = await ImageCache.open(dir, { describe: down, read: down }, { maxBytes: 10 * 2 ** 20 }, log);
+    expect((await offline.acquire({ name: 'a', digest })).image.digest).toBe(digest);
+    await expect(offline.acquire({ name: 'a' }), 'an unpinned name needs the catalog').rejects.toBeInstanceOf(UnavailableError);
+    await expect(cache.acquire({ name: 'a', digest: other })).rejects.toThrow(/holds sha256:/);
+    expect(offline.hold(digest)?.image.digest).toBe(digest);
+    expect(offline.hold(other)).toBeUndefined();
+  });
+
   it('says NOT_FOUND for an image the catalog lacks', async () => {
-    const cache = await ImageCache.open(cacheDir(), new CatalogImageSource(nc, BUCKET), { maxBytes: 2 ** 20 }, log);
-    await expect(cache.acquire('nope')).rejects.toBeInstanceOf(NotFoundError);
+    const cache = await ImageCache.open(cacheDir(), new CatalogImageSource(() => Promise.resolve(nc), BUCKET), { maxBytes: 2 ** 20 }, log);
+    await expect(cache.acquire({ name: 'nope' })).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it('evicts the least recently used idle image past its limit, never one a workload holds', async () => {
     const dir = cacheDir();
-    const cache = await ImageCache.open(dir, new CatalogImageSource(nc, BUCKET), { maxBytes: 700 * KB }, log);
-    const a = await cache.acquire('a');
-    const b = await cache.acquire('b');
+    const cache = await ImageCache.open(dir, new CatalogImageSource(() => Promise.resolve(nc), BUCKET), { maxBytes: 700 * KB }, log);
+    const a = await cache.acquire({ name: 'a' });
+    const b = await cache.acquire({ name: 'b' });
     await b.release();
-    const c = await cache.acquire('c');
+    const c = await cache.acquire({ name: 'c' });
     // a is held and c is new: b, idle and least recently used, goes.
     expect(cache.list().map((i) => i.name)).toEqual(['a', 'c']);
     expect(existsSync(b.image.path)).toBe(false);
     // Over the limit with everything held: nothing is evicted.
-    const again = await cache.acquire('b');
+    const again = await cache.acquire({ name: 'b' });
     expect(cache.list().map((i) => i.name)).toEqual(['a', 'b', 'c']);
     for (const l of [a, c, again]) await l.release();
     expect(cache.bytes).toBeLessThanOrEqual(700 * KB);

@@ -22,6 +22,10 @@ export interface SimulatedHost {
   /** Its libvirtd on the fabric, as the other simulated hosts reach it. */
   libvirtTcpUri: string;
   agentAddress: string;
+  /** Its agent's state directory: VMs' files under `vms/`, the image cache under `images/`. */
+  agentStateDir: string;
+  /** Its agent's log (pino JSON lines). */
+  agentLog: string;
   /** Runs a command inside its network namespace. */
   inNetns(command: string[]): Promise<{ stdout: string; stderr: string }>;
   /** `simulated-host.sh down`: stops everything and deletes its state. Safe to call twice. */
@@ -54,6 +58,8 @@ export async function startSimulatedHost(name: string, natsUrl: string, agentPor
     libvirtUri: env.SIM_LIBVIRT_URI!,
     libvirtTcpUri: env.SIM_LIBVIRT_TCP_URI!,
     agentAddress: `127.0.0.1:${agentPort}`,
+    agentStateDir: env.SIM_AGENT_STATE_DIR!,
+    agentLog: env.SIM_AGENT_LOG!,
     inNetns: (command) => run('nsenter', [`--net=/run/netns/${netns}`, ...command], { timeout: 30_000 }),
     async down() {
       if (stopped) return;

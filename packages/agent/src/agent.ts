@@ -26,6 +26,8 @@ import { GuardedDriver, type DriverStatus } from './drivers/guarded-driver.js';
 import { HeartbeatPublisher } from './telemetry/heartbeat.js';
 import { HostSampler, type HostSource } from './telemetry/host-sampler.js';
 import { TelemetryPublisher } from './telemetry/telemetry-publisher.js';
+import { CatalogImageSource } from './images/catalog-source.js';
+import { ImageCache } from './images/image-cache.js';
 import { WorkloadSampler } from './telemetry/workload-sampler.js';
 import { FencerSupervisor } from './fencing/fencer-supervisor.js';
 import { HostLease } from './fencing/host-lease.js';
@@ -96,6 +98,15 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
   const ledger = new CommandLedger(join(config.stateDir, 'commands.jsonl'));
   const records = new WorkloadRecords(config.stateDir);
 
+  // Catalog images for real engines; simulated hosts run none. The catalog is read over NATS,
+  // which connects later: fetches wait for it.
+  let natsConnected: (nc: NatsConnection) => void = () => undefined;
+  const natsReady = new Promise<NatsConnection>((resolve) => (natsConnected = resolve));
+  const usesImages = config.drivers.docker?.enabled === true || config.drivers.libvirt?.enabled === true;
+  const images = usesImages
+    ? await ImageCache.open(config.images.cacheDir ?? join(config.stateDir, 'images'), new CatalogImageSource(() => natsReady, config.images.bucket), { maxBytes: config.images.maxCacheBytes }, log.child({ component: 'images' }))
+    : undefined;
+
   // Every driver call has a deadline, and changes go through a bounded queue per driver.
   const drivers: GuardedDriver[] = [];
   const healthChanged: (() => void)[] = [];
@@ -105,7 +116,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     const { concurrency, readTimeoutMs, changeTimeoutMs, ...rest } = section;
     const driverConfig = { ...rest, stopTimeoutSeconds: config.stopTimeoutSeconds };
     const driverLog = log.child({ driver: name });
-    const inner = await createDriver(name as DriverName, driverConfig as never, { hostId: config.hostId, log: driverLog });
+    const inner = await createDriver(name as DriverName, driverConfig as never, { hostId: config.hostId, log: driverLog, stateDir: config.stateDir, ...(images ? { images } : {}) });
     drivers.push(
       new GuardedDriver(inner, { concurrency, readTimeoutMs, changeTimeoutMs }, (healthy, detail) => {
         if (healthy) driverLog.info('driver healthy again');
@@ -136,7 +147,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     });
   };
 
-  const capacity = async (): Promise<Pick<Telemetry, 'drivers' | 'capacity'>> => {
+  const capacity = async (): Promise<Pick<Telemetry, 'drivers' | 'capacity' | 'images'>> => {
     const host = await hostSampler.sample();
     const simulated = fingerprints.find((f) => f.name === 'fake')?.capacity;
     return {
@@ -147,6 +158,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
         disk_gib: host.storage[0]?.total_gib ?? 0,
         workloads: config.maxWorkloads,
       },
+      images: images?.list().map(({ name, digest, size }) => ({ name, digest, size })) ?? [],
     };
   };
 
@@ -165,6 +177,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
   let nc: NatsConnection;
   try {
     nc = await deps.nats();
+    natsConnected(nc);
   } catch (err) {
     server.forceShutdown();
     await Promise.all(drivers.map((d) => d.close()));

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
 import { z } from 'zod';
 
 
@@ -7,6 +7,11 @@ import { z } from 'zod';
 export function defaultHostId(): string {
   return (hostname().split('.')[0] ?? 'localhost').toLowerCase();
 }
+
+const absolutePath = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._+/-]*$/, 'must be an absolute path of letters, digits and ._+-/')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ..');
 
 /** drivers.fake: the in-memory engine of simulated hosts. */
 export const fakeDriverSchema = z
@@ -60,6 +65,18 @@ export const agentConfigSchema = z
       .strict()
       .default({ listen: '0.0.0.0:7101' }),
     nats: natsConfigSchema,
+    /** The image cache: catalog images fetched on first use, kept for the next workload. */
+    images: z
+      .object({
+        /** The coordinator's images.bucket. @default 'virtfleet_images' */
+        bucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "-" or "_"').default(DEFAULT_IMAGE_BUCKET),
+        /** @default `<stateDir>/images` */
+        cacheDir: absolutePath.optional(),
+        /** Bytes of images no workload uses kept, at most; least recently used go first. @default 21474836480 (20 GiB) */
+        maxCacheBytes: z.number().int().min(0).max(2 ** 50).default(20 * 2 ** 30),
+      })
+      .strict()
+      .default({ bucket: DEFAULT_IMAGE_BUCKET, maxCacheBytes: 20 * 2 ** 30 }),
     telemetry: z
       .object({
         /** @default 1000 */
@@ -113,6 +130,8 @@ export const agentConfigSchema = z
             enabled: z.boolean().default(true),
             uri: z.string().regex(/^[a-z+]+:\/\/[^\s]*$/, 'must be a libvirt URI such as qemu:///system').default('qemu:///system'),
             domainType: z.enum(['auto', 'kvm', 'qemu', 'test']).default('auto'),
+            /** Where VMs' disks (overlays, data disks, cloud-init seeds) and console logs live, a directory per workload. @default `<stateDir>/vms` */
+            vmDir: absolutePath.optional(),
             /** Engine operations that change something (create, start, stop, pause, resume, delete) run at once; more wait in order. @default 2 */
             concurrency: z.number().int().min(1).max(256).default(2),
             /** Deadline of each read (inspect, list, usage, the health probe); one missed marks the driver unhealthy. @default 10000 */

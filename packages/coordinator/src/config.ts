@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, STOPPED_RESERVATIONS, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, STOPPED_RESERVATIONS, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
 
@@ -124,12 +124,12 @@ export const coordinatorConfigSchema = z
     images: z
       .object({
         /** JetStream object store bucket of the image catalog; agents read images from it. @default 'virtfleet_images' */
-        bucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('virtfleet_images'),
+        bucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(DEFAULT_IMAGE_BUCKET),
         /** The largest image an import may bring, in bytes. @default 68719476736 (64 GiB) */
         maxImageBytes: z.number().int().min(1).max(2 ** 50).default(64 * 2 ** 30),
       })
       .strict()
-      .default({ bucket: 'virtfleet_images', maxImageBytes: 64 * 2 ** 30 }),
+      .default({ bucket: DEFAULT_IMAGE_BUCKET, maxImageBytes: 64 * 2 ** 30 }),
     retention: z
       .object({
         /** Deleted workloads are forgotten this long after deletion; a delete by name or id succeeds until then. @default 24 */

@@ -6,6 +6,9 @@ export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
 export const KIND_OF_FORMAT: Record<ImageFormat, WorkloadKind> = { qcow2: 'vm', raw: 'vm', kernel: 'vm', initrd: 'vm', 'docker-archive': 'container' };
 
+/** The JetStream object store bucket of the image catalog, on the coordinator and on agents. */
+export const DEFAULT_IMAGE_BUCKET = 'virtfleet_images';
+
 /** Formats a VM's root disk may have. */
 export const DISK_FORMATS: readonly ImageFormat[] = ['qcow2', 'raw'];
 

@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './validation.js';
 export * from './spec.js';
+export * from './cloud-init.js';
 export * from './telemetry.js';
 export * from './telemetry-delta.js';
 export * from './images.js';

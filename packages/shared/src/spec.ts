@@ -140,7 +140,13 @@ const cloudInitSchema = z
       }),
     /** Shorthand: keys for the default user, added to user-data's #cloud-config. */
     ssh_authorized_keys: z
-      .array(z.string().max(SPEC_LIMITS.maxArgLength).regex(/^(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\u0000-\u001f\u007f]*)?$/, 'must be one OpenSSH public key line, such as "ssh-ed25519 AAAA... user@host"'))
+      .array(
+        z
+          .string()
+          .max(SPEC_LIMITS.maxArgLength)
+          .regex(/^(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$/, 'must be one OpenSSH public key line, such as "ssh-ed25519 AAAA... user@host"')
+          .regex(NO_CONTROL, 'must not contain control characters'),
+      )
       .max(SPEC_LIMITS.maxSshKeys)
       .default([]),
     /** Shorthand: the guest's hostname (meta-data local-hostname). */

@@ -99,7 +99,7 @@ export const telemetrySchema = z.object({
   images: z
     .array(z.object({ name: z.string().max(63), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256: and 64 hex digits'), size: nonNegative }))
     .max(4096)
-    .default([]),
+    .optional(),
   /** The host's workloads: all of them, or on a delta (`workloads_base_seq` set) those that changed. */
   workloads: z.array(workloadTelemetrySchema).max(MAX_HOST_WORKLOADS),
   /**

@@ -1,4 +1,15 @@
-import type { DriverInfo, Logger, WorkloadKind, WorkloadSpec, WorkloadState } from '@virtfleet/shared';
+import type { CatalogRef, DriverInfo, Logger, WorkloadKind, WorkloadSpec, WorkloadState } from '@virtfleet/shared';
+import type { ImageLease } from '../images/image-cache.js';
+
+export type { ImageLease } from '../images/image-cache.js';
+
+/** The host's image cache, as drivers use it (see ImageCache). */
+export interface ImageProvider {
+  /** The image, fetched from the catalog if this host lacks it, held until the lease is released. */
+  acquire(ref: CatalogRef): Promise<ImageLease>;
+  /** Holds an image this host has, by digest, without the catalog; undefined when it lacks it. */
+  hold(digest: string): ImageLease | undefined;
+}
 
 /** What a driver found when probing its backend. */
 export interface DriverFingerprint extends DriverInfo {
@@ -39,6 +50,10 @@ export interface DriverContext {
   /** The agent's host id. A driver touches only workloads tagged with it. */
   hostId: string;
   log: Logger;
+  /** The agent's state directory; drivers that keep files (libvirt: disks) keep them under it unless configured elsewhere. */
+  stateDir?: string;
+  /** Catalog images. Absent on simulated hosts, whose workloads use none. */
+  images?: ImageProvider;
 }
 
 /**

@@ -92,7 +92,7 @@ export async function runFencer(config: AgentConfig, bootId: string, log: Logger
     const section = config.drivers[name];
     if (!section?.enabled) continue;
     const { concurrency: _c, readTimeoutMs: _r, changeTimeoutMs: _w, ...rest } = section;
-    drivers.push(await createDriver(name as DriverName, { ...rest, stopTimeoutSeconds: config.stopTimeoutSeconds } as never, { hostId: config.hostId, log: log.child({ driver: name }) }));
+    drivers.push(await createDriver(name as DriverName, { ...rest, stopTimeoutSeconds: config.stopTimeoutSeconds } as never, { hostId: config.hostId, log: log.child({ driver: name }), stateDir: config.stateDir }));
   }
   const send = (m: FencerMessage) => {
     if (process.connected) process.send?.(m);

@@ -12,7 +12,8 @@ export class CatalogImageSource implements ImageSource {
   private store: Promise<ObjectStore> | undefined;
 
   constructor(
-    private readonly nc: NatsConnection,
+    /** The connection, once there is one: an agent opens its image cache before it connects. */
+    private readonly connection: () => Promise<NatsConnection>,
     private readonly bucket: string,
   ) {}
 
@@ -32,7 +33,7 @@ export class CatalogImageSource implements ImageSource {
   }
 
   private open(): Promise<ObjectStore> {
-    this.store ??= new Objm(this.nc).open(this.bucket).catch((err: unknown) => {
+    this.store ??= this.connection().then((nc) => new Objm(nc).open(this.bucket)).catch((err: unknown) => {
       this.store = undefined;
       throw err;
     });

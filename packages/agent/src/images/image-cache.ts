@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
-import { errorMessage, NotFoundError, UnavailableError, type CatalogImage, type Logger } from '@virtfleet/shared';
+import { errorMessage, NotFoundError, UnavailableError, type CatalogImage, type CatalogRef, type Logger } from '@virtfleet/shared';
 
 /** What the cache needs to know of a catalog image. */
 export type ImageDescription = Pick<CatalogImage, 'name' | 'digest' | 'size' | 'format'>;
@@ -82,20 +82,40 @@ export class ImageCache {
   }
 
   /**
-   * The image the catalog holds under `name`, fetched if this host lacks it,
-   * and held until `release`.
-   * @throws NotFoundError when the catalog has no such image
+   * The image `ref` names, fetched if this host lacks it, and held until
+   * `release`. A pinned ref (`digest` set) is served from the cache without
+   * asking the catalog when this host holds that content.
+   * @throws NotFoundError when the catalog has no such image, or no longer the pinned content
    * @throws UnavailableError when every fetch came out corrupted or the catalog cannot be read
    */
-  async acquire(name: string): Promise<ImageLease> {
-    const description = await this.source.describe(name).catch((err: unknown) => {
-      throw new UnavailableError(`cannot read image ${name} from the catalog: ${errorMessage(err)}`, { cause: err });
+  async acquire(ref: CatalogRef): Promise<ImageLease> {
+    const cached = ref.digest ? this.images.get(ref.digest) : undefined;
+    if (cached) return this.leaseOf(cached);
+    const description = await this.source.describe(ref.name).catch((err: unknown) => {
+      throw new UnavailableError(`cannot read image ${ref.name} from the catalog: ${errorMessage(err)}`, { cause: err });
     });
-    if (!description) throw new NotFoundError('image', name);
+    if (!description) throw new NotFoundError('image', ref.name);
+    if (ref.digest && description.digest !== ref.digest)
+      throw new NotFoundError('image', `${ref.name}@${ref.digest} (the catalog's ${ref.name} holds ${description.digest} now)`);
     const image = this.images.get(description.digest) ?? (await this.fetchOnce(description));
+    const lease = this.leaseOf(image);
+    await this.evict();
+    return lease;
+  }
+
+  /**
+   * Holds an image this host has, by digest, without asking the catalog: for
+   * the disks of workloads that existed before a restart. Undefined when the
+   * cache lacks it.
+   */
+  hold(digest: string): ImageLease | undefined {
+    const image = this.images.get(digest);
+    return image ? this.leaseOf(image) : undefined;
+  }
+
+  private leaseOf(image: CachedImage): ImageLease {
     this.holds.set(image.digest, (this.holds.get(image.digest) ?? 0) + 1);
     image.lastUsedMs = Date.now();
-    await this.evict();
     let released = false;
     return {
       image,

@@ -104,7 +104,6 @@ export class TelemetryPublisher {
       time,
       published_at: new Date().toISOString(),
       workloads_sampled_at: time,
-      images: [],
       ...drivers,
       host,
       ...part,

@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import Docker from 'dockerode';
 import {
@@ -8,6 +9,7 @@ import {
   UnavailableError,
   VirtfleetError,
   errorMessage,
+  parseCatalogRef,
   type Logger,
   type WorkloadKind,
   type WorkloadSpec,
@@ -21,9 +23,16 @@ import {
   type DriverFactory,
   type DriverFingerprint,
   type DriverWorkload,
+  type ImageLease,
+  type ImageProvider,
   type StopOptions,
   type WorkloadUsage,
 } from '../driver.js';
+
+/** The repository catalog images are loaded under, tagged by content digest, so a load happens once per host. */
+export const CATALOG_REPOSITORY = 'virtfleet-catalog';
+export const catalogImageTag = (digest: string): string => `${CATALOG_REPOSITORY}:${digest.replace(/^sha256:/, '')}`;
+const LOADED = /^Loaded image(?: ID)?: (\S+)\s*$/m;
 
 export const DOCKER_DRIVER_NAME = 'docker';
 
@@ -206,6 +215,9 @@ class DockerDriver implements Driver {
   private readonly docker: Docker;
   private readonly hostId: string;
   private readonly log: Logger;
+  private readonly images: ImageProvider | undefined;
+  /** Loads in progress by tag: concurrent creates of one image load it once. */
+  private readonly loading = new Map<string, Promise<void>>();
 
   constructor(
     private readonly config: DockerDriverConfig,
@@ -214,6 +226,7 @@ class DockerDriver implements Driver {
     this.docker = new Docker({ socketPath: config.socketPath });
     this.hostId = context.hostId;
     this.log = context.log.child({ driver: DOCKER_DRIVER_NAME });
+    this.images = context.images;
   }
 
   async fingerprint(): Promise<DriverFingerprint> {
@@ -237,13 +250,13 @@ class DockerDriver implements Driver {
     const existing = await this.inspectByName(workloadId);
     if (existing) return this.ownedOrConflict(workloadId, existing);
 
-    await this.requireImage(spec.image, workloadId);
+    const image = await this.resolveImage(spec.image, workloadId);
 
     let container: Docker.Container;
     const deadline = Date.now() + NAME_RACE_TIMEOUT_MS;
     for (;;) {
       try {
-        container = await this.docker.createContainer(buildCreateOptions(this.hostId, workloadId, spec, this.config));
+        container = await this.docker.createContainer(buildCreateOptions(this.hostId, workloadId, { ...spec, image }, this.config));
         break;
       } catch (err) {
         if (statusCodeOf(err) === 400) throw invalidSpec(err);
@@ -390,6 +403,82 @@ class DockerDriver implements Driver {
     throw new FailedPreconditionError(
       `container ${backendName(this.hostId, workloadId)} already exists and belongs to ${owner ? `host ${JSON.stringify(owner)}` : 'no virtfleet host'}`,
     );
+  }
+
+  /**
+   * The image to create the container from: a pinned catalog image
+   * (`NAME@sha256:<hex>`, as the coordinator pins one), loaded from the image
+   * cache under `virtfleet-catalog:<hex>` unless already there; else a
+   * reference the engine must already hold.
+   */
+  private async resolveImage(image: string, workloadId: string): Promise<string> {
+    const ref = parseCatalogRef(image);
+    if (ref?.digest && this.images) {
+      const tag = catalogImageTag(ref.digest);
+      if (await this.hasImage(tag, workloadId)) return tag;
+      let lease: ImageLease | undefined;
+      try {
+        lease = await this.images.acquire(ref);
+      } catch (err) {
+        // Not a catalog image after all: a Docker reference by digest, which the engine must hold.
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+      if (lease) {
+        try {
+          await this.loadOnce(lease.image.path, tag);
+        } finally {
+          await lease.release();
+        }
+        return tag;
+      }
+    }
+    await this.requireImage(image, workloadId);
+    return image;
+  }
+
+  private loadOnce(archive: string, tag: string): Promise<void> {
+    let running = this.loading.get(tag);
+    if (!running) {
+      running = this.load(archive, tag).finally(() => this.loading.delete(tag));
+      this.loading.set(tag, running);
+    }
+    return running;
+  }
+
+  /** `docker load` of a `docker save` archive, then the catalog tag on what it loaded. */
+  private async load(archive: string, tag: string): Promise<void> {
+    const startedAt = performance.now();
+    let output = '';
+    try {
+      const stream = await this.docker.loadImage(createReadStream(archive), { quiet: true });
+      await new Promise<void>((resolve, reject) => {
+        this.docker.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(err) : resolve()),
+          (event: { stream?: string; error?: string }) => {
+            if (event.error) reject(new Error(event.error));
+            if (event.stream) output += event.stream;
+          },
+        );
+      });
+    } catch (err) {
+      throw new InvalidArgumentError('spec.image', `Docker could not load the catalog image: ${errorMessage(err)}`, { cause: err });
+    }
+    const loaded = LOADED.exec(output)?.[1];
+    if (!loaded) throw new InvalidArgumentError('spec.image', `the catalog image loaded no image Docker names (it said ${JSON.stringify(output.slice(0, 200))})`);
+    const [repo, tagName] = [tag.slice(0, tag.lastIndexOf(':')), tag.slice(tag.lastIndexOf(':') + 1)];
+    await this.docker.getImage(loaded).tag({ repo, tag: tagName });
+    this.log.info({ image: loaded, tag, ms: Math.round(performance.now() - startedAt) }, 'catalog image loaded');
+  }
+
+  private async hasImage(image: string, workloadId: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return false;
+      throw mapDockerError(err, workloadId);
+    }
   }
 
   private async requireImage(image: string, workloadId: string): Promise<void> {

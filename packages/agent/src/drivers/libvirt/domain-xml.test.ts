@@ -2,6 +2,7 @@ import { InvalidArgumentError, parseWorkloadSpec, type WorkloadSpec } from '@vir
 import { parseStringPromise } from 'xml2js';
 import { describe, expect, it } from 'vitest';
 import { VIRTFLEET_XMLNS, buildDomainXml, parseGuestDomainTypes, parseOwnership } from './domain-xml.js';
+import type { VmFiles } from './vm-storage.js';
 
 const HOSTILE = `a'"<>&`;
 const baseSpec: WorkloadSpec = parseWorkloadSpec({ name: 'web', kind: 'vm', vcpus: 2, memory_mib: 64 });
@@ -73,12 +74,44 @@ describe('buildDomainXml', () => {
     { name: 'workload id too long', workloadId: 'a'.repeat(81), spec: baseSpec, field: 'workload_id' },
     { name: 'container kind', workloadId: 'web-1', spec: spec({ kind: 'container', image: 'busybox' }), field: 'spec.kind' },
     { name: 'fractional vcpus', workloadId: 'web-1', spec: spec({ vcpus: 0.5 }), field: 'spec.vcpus' },
-    { name: 'relative image path', workloadId: 'web-1', spec: spec({ image: 'disk.img' }), field: 'spec.image' },
+    { name: 'relative image path', workloadId: 'web-1', spec: spec({ image: 'images/disk.img' }), field: 'spec.image' },
     { name: 'control character in a label', workloadId: 'web-1', spec: spec({ labels: { x: 'bell\u0007' } }), field: 'spec' },
   ])('rejects a $name with InvalidArgumentError on $field', ({ workloadId, spec: s, field }) => {
     const build = () => buildDomainXml(workloadId, s, 'host-1', 'kvm');
     expect(build).toThrow(InvalidArgumentError);
     expect(build).toThrow(expect.objectContaining({ field }));
+  });
+
+  const files: VmFiles = {
+    disks: [
+      { name: 'root', path: '/vms/w-1/root.qcow2', format: 'qcow2', readonly: false },
+      { name: 'data', path: '/vms/w-1/disk-data.qcow2', format: 'qcow2', readonly: false },
+    ],
+    kernel: '/cache/aaa',
+    initrd: '/cache/bbb',
+    cmdline: `console=ttyS0 x=${HOSTILE}`,
+    seed: '/vms/w-1/seed.iso',
+    consoleLog: '/vms/w-1/console.log',
+  };
+
+  it('attaches a VM\'s files: virtio disks in order, the seed as a virtio-scsi CD-ROM, direct kernel boot, a logged serial console', async () => {
+    const { domain } = await plain(buildDomainXml('w-1', spec({ image: `disk@sha256:${'a'.repeat(64)}` }), 'host-1', 'qemu', files));
+    expect(domain.os).toEqual([{ type: [{ _: 'hvm', $: { arch: 'x86_64' } }], kernel: ['/cache/aaa'], initrd: ['/cache/bbb'], cmdline: [`console=ttyS0 x=${HOSTILE}`] }]);
+    const devices = domain.devices![0] as Record<string, { $: Record<string, string>; source?: { $: Record<string, string> }[]; target: { $: Record<string, string> }[]; log?: { $: Record<string, string> }[] }[]>;
+    expect(devices.disk!.map((d) => [d.$.device, d.source![0]!.$.file, d.target[0]!.$])).toEqual([
+      ['disk', '/vms/w-1/root.qcow2', { dev: 'vda', bus: 'virtio' }],
+      ['disk', '/vms/w-1/disk-data.qcow2', { dev: 'vdb', bus: 'virtio' }],
+      ['cdrom', '/vms/w-1/seed.iso', { dev: 'sda', bus: 'scsi' }],
+    ]);
+    expect(devices.controller!.map((c) => c.$)).toEqual([{ type: 'scsi', model: 'virtio-scsi', index: '0' }]);
+    expect(devices.serial![0]!.log![0]!.$).toEqual({ file: '/vms/w-1/console.log', append: 'on' });
+  });
+
+  it.each([
+    { name: 'a disk path with a quote', files: { ...files, disks: [{ name: 'root', path: "/vms/x'/root.qcow2", format: 'qcow2' as const, readonly: false }] } },
+    { name: 'a relative console log', files: { ...files, consoleLog: 'console.log' } },
+  ])('refuses $name among the files', ({ files: f }) => {
+    expect(() => buildDomainXml('w-1', baseSpec, 'host-1', 'qemu', f)).toThrow(InvalidArgumentError);
   });
 });
 

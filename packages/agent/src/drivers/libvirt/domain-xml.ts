@@ -1,6 +1,9 @@
-import { DNS_LABEL, InvalidArgumentError, WORKLOAD_ID, errorMessage, type WorkloadSpec } from '@virtfleet/shared';
+import { DNS_LABEL, InvalidArgumentError, WORKLOAD_ID, errorMessage, parseCatalogRef, type WorkloadSpec } from '@virtfleet/shared';
 import { Builder, parseStringPromise } from 'xml2js';
 import { backendName } from '../driver.js';
+import type { VmFiles } from './vm-storage.js';
+
+const SAFE_PATH = /^\/[A-Za-z0-9._+/-]+$/;
 
 /** Namespace of the metadata element that marks a domain as a virtfleet workload. */
 export const VIRTFLEET_XMLNS = 'https://virtfleet.dev/xmlns/domain/v1';
@@ -19,19 +22,54 @@ export interface DomainOwnership {
 
 const builder = new Builder({ headless: true, renderOpts: { pretty: false } });
 
+/** Disk targets in attachment order: vda is the root disk (or the first data disk). */
+const diskTarget = (index: number): string => `vd${String.fromCharCode('a'.charCodeAt(0) + index)}`;
+
+/** The `<devices>` of a domain with these files: virtio disks, the seed as a SCSI CD-ROM, a serial console logged to a file. */
+function devicesOf(files: VmFiles): Record<string, unknown> {
+  const disks: Record<string, unknown>[] = files.disks.map((d, i) => ({
+    $: { type: 'file', device: 'disk' },
+    driver: { $: { name: 'qemu', type: d.format } },
+    source: { $: { file: d.path } },
+    target: { $: { dev: diskTarget(i), bus: 'virtio' } },
+    ...(d.readonly ? { readonly: '' } : {}),
+  }));
+  if (files.seed) {
+    disks.push({
+      $: { type: 'file', device: 'cdrom' },
+      driver: { $: { name: 'qemu', type: 'raw' } },
+      source: { $: { file: files.seed } },
+      target: { $: { dev: 'sda', bus: 'scsi' } },
+      readonly: '',
+    });
+  }
+  return {
+    ...(disks.length > 0 ? { disk: disks } : {}),
+    ...(files.seed ? { controller: { $: { type: 'scsi', model: 'virtio-scsi', index: '0' } } } : {}),
+    // A pty for interactive use, its output also in a log file that virtlogd writes and rotates.
+    serial: { $: { type: 'pty' }, log: { $: { file: files.consoleLog, append: 'on' } }, target: { $: { port: '0' } } },
+    console: { $: { type: 'pty' }, target: { $: { type: 'serial', port: '0' } } },
+  };
+}
+
 /**
  * Builds the XML that defines a workload's domain. Every value goes through the
  * XML builder, which escapes it; ids and names are also re-validated here
- * because they end up as the domain name.
+ * because they end up as the domain name. `files` are the disks, kernel,
+ * seed and console log VmStorage made; without them, a VM by path as before.
  * @throws InvalidArgumentError when the id, name or image is unusable.
  */
-export function buildDomainXml(workloadId: string, spec: WorkloadSpec, hostId: string, domainType: DomainType): string {
+export function buildDomainXml(workloadId: string, spec: WorkloadSpec, hostId: string, domainType: DomainType, files?: VmFiles): string {
   if (!WORKLOAD_ID.test(workloadId)) throw new InvalidArgumentError('workload_id', 'must be 1-80 characters of a-z, 0-9 and "-", starting and ending with a letter or digit');
   if (!DNS_LABEL.test(spec.name)) throw new InvalidArgumentError('spec.name', 'must be a DNS label: 1-63 characters of a-z, 0-9 and "-"');
   if (spec.kind !== 'vm') throw new InvalidArgumentError('spec.kind', 'the libvirt driver runs vms only');
   if (!Number.isInteger(spec.vcpus) || spec.vcpus < 1) throw new InvalidArgumentError('spec.vcpus', 'must be a whole number of at least 1');
   if (!Number.isInteger(spec.memory_mib) || spec.memory_mib < 1) throw new InvalidArgumentError('spec.memory_mib', 'must be a whole number of at least 1');
-  if (spec.image && !spec.image.startsWith('/')) throw new InvalidArgumentError('spec.image', 'must be an absolute disk image path');
+  if (spec.image && !spec.image.startsWith('/') && !parseCatalogRef(spec.image))
+    throw new InvalidArgumentError('spec.image', 'must be a catalog image (NAME or NAME@sha256:HEX) or an absolute disk image path');
+  for (const path of [...(files?.disks.map((d) => d.path) ?? []), files?.kernel, files?.initrd, files?.seed, files?.consoleLog]) {
+    if (path !== undefined && !SAFE_PATH.test(path)) throw new InvalidArgumentError('spec', `a VM file path ${JSON.stringify(path)} is not an absolute path of letters, digits and ._+-/`);
+  }
 
   const labels = Object.entries(spec.labels).map(([key, value]) => ({ $: { key }, _: value }));
   const domain = {
@@ -48,10 +86,15 @@ export function buildDomainXml(workloadId: string, spec: WorkloadSpec, hostId: s
     },
     memory: { $: { unit: 'MiB' }, _: String(spec.memory_mib) },
     vcpu: String(spec.vcpus),
-    os: { type: { $: { arch: 'x86_64' }, _: 'hvm' } },
+    os: {
+      type: { $: { arch: 'x86_64' }, _: 'hvm' },
+      ...(files?.kernel ? { kernel: files.kernel, ...(files.initrd ? { initrd: files.initrd } : {}), ...(files.cmdline ? { cmdline: files.cmdline } : {}) } : {}),
+    },
     on_poweroff: 'destroy',
     // No <interface>: guests get no network unless a later feature adds one deliberately.
-    ...(spec.image
+    ...(files
+      ? { devices: devicesOf(files) }
+      : spec.image.startsWith('/')
       ? {
           devices: {
             disk: {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Hypervisor } from '@unraid/libvirt';
 import {
   FailedPreconditionError,
@@ -18,7 +21,10 @@ import { LibvirtDriver, chooseDomainType, createLibvirtDriver, mapDomainState, m
 const TEST_URI = 'test:///default';
 const UNREACHABLE_URI = 'qemu+unix:///system?socket=/nonexistent/libvirt-sock';
 const log = createLogger('libvirt-driver-test', 'silent');
-const config = (overrides: Partial<LibvirtDriverConfig> = {}): LibvirtDriverConfig => ({ uri: TEST_URI, domainType: 'auto', stopTimeoutSeconds: 10, ...overrides });
+// Diskless test guests get only a console log there; removed once the file's tests are done.
+const VM_DIR = mkdtempSync(join(tmpdir(), 'vf-libvirt-unit-'));
+afterAll(() => rmSync(VM_DIR, { recursive: true, force: true }));
+const config = (overrides: Partial<LibvirtDriverConfig> = {}): LibvirtDriverConfig => ({ uri: TEST_URI, domainType: 'auto', stopTimeoutSeconds: 10, vmDir: VM_DIR, ...overrides });
 const vm = (name: string, overrides: Partial<WorkloadSpec> = {}): WorkloadSpec => ({ ...parseWorkloadSpec({ name, kind: 'vm', vcpus: 1, memory_mib: 64 }), ...overrides });
 const HOSTILE_HOST = `host-a'"<>&`;
 
@@ -93,7 +99,8 @@ describe('LibvirtDriver on test:///default', () => {
   let b: Driver;
   const drivers: Driver[] = [];
   const open = async (hostId: string, overrides: Partial<LibvirtDriverConfig> = {}) => {
-    const driver = await createLibvirtDriver(config(overrides), { hostId, log });
+    // Each driver its own directory, as each agent has its own state directory.
+    const driver = await createLibvirtDriver(config({ vmDir: join(VM_DIR, `host-${drivers.length}`), ...overrides }), { hostId, log });
     drivers.push(driver);
     return driver;
   };

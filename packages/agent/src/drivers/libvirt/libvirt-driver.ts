@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Hypervisor, type Domain, type NodeInfo } from '@unraid/libvirt';
 import {
@@ -28,6 +29,7 @@ import {
 } from '../driver.js';
 import { buildDomainXml, parseGuestDomainTypes, parseOwnership, type DomainOwnership, type DomainType } from './domain-xml.js';
 import { loadLibvirtExt, type LibvirtExtLoad } from './native-ext.js';
+import { VmStorage, type VmFiles } from './vm-storage.js';
 
 export const LIBVIRT_DRIVER_NAME = 'libvirt';
 
@@ -44,6 +46,8 @@ export interface LibvirtDriverConfig {
   domainType: 'auto' | DomainType;
   /** Graceful-shutdown wait used when a stop request carries no valid timeout. @default 10 */
   stopTimeoutSeconds: number;
+  /** Where VMs' disks, seeds and console logs go. @default `<stateDir>/vms` */
+  vmDir?: string;
 }
 
 export const LIBVIRT_DRIVER_DEFAULTS: LibvirtDriverConfig = { uri: 'qemu:///system', domainType: 'auto', stopTimeoutSeconds: 10 };
@@ -272,6 +276,7 @@ export class LibvirtDriver implements Driver {
   private chosenType: DomainType | undefined;
   /** A kvm guest failed to start for want of KVM; 'auto' uses qemu from then on. */
   private kvmFailed = false;
+  private readonly storage: VmStorage;
 
   constructor(
     private readonly config: LibvirtDriverConfig,
@@ -280,10 +285,14 @@ export class LibvirtDriver implements Driver {
   ) {
     this.log = context.log;
     this.conn = new Connection(config.uri, context.log);
+    const vmDir = config.vmDir ?? (context.stateDir ? join(context.stateDir, 'vms') : undefined);
+    if (!vmDir) throw new InvalidArgumentError('drivers.libvirt.vmDir', 'is required when the agent gives no state directory');
+    this.storage = new VmStorage(vmDir, context.images, context.log.child({ component: 'vm-storage' }));
   }
 
-  /** Opens the connection now, so configuration mistakes show at start-up. An unreachable libvirtd is only logged. */
+  /** Takes up VMs' files and opens the connection now, so configuration mistakes show at start-up. An unreachable libvirtd is only logged. */
   async connect(): Promise<void> {
+    await this.storage.restore();
     try {
       await this.conn.run(() => Promise.resolve());
     } catch (err) {
@@ -327,31 +336,42 @@ export class LibvirtDriver implements Driver {
     return this.call(workloadId, async (hv) => {
       const existing = await this.lookup(hv, workloadId);
       if (existing) return this.adopt(hv, existing, workloadId);
-      for (;;) {
-        const type = await this.newDomainType();
-        let found: Owned;
-        try {
-          found = await this.define(hv, workloadId, spec, type);
-        } catch (err) {
-          if (/already exists/.test(errorMessage(err))) {
-            // Someone defined it since the lookup: settle it like the lookup would have.
-            const raced = await this.lookup(hv, workloadId);
-            if (raced) return this.adopt(hv, raced, workloadId);
-          }
-          if (SPEC_REJECTED.test(errorMessage(err))) throw new InvalidArgumentError('spec', `libvirt rejected the domain: ${errorMessage(err)}`, { cause: err });
-          throw err;
-        }
-        try {
-          await hv.domainCreate(found.dom);
-          return await this.snapshot(hv, found);
-        } catch (err) {
-          if (isConnectionLost(err)) throw err;
-          // Leave nothing behind, so that a retry starts afresh.
-          await this.undefineQuietly(hv, found);
-          if (!this.noteKvmFailure(type, err)) throw this.startFailure(err, spec);
-        }
+      const files = await this.storage.prepare(workloadId, spec);
+      try {
+        return await this.defineAndStart(hv, workloadId, spec, files);
+      } catch (err) {
+        // Leave nothing behind, so that a retry starts afresh; but a lost connection may have left a
+        // domain that the retry adopts, and that domain needs its files.
+        if (!isConnectionLost(err)) await this.storage.remove(workloadId);
+        throw err;
       }
     });
+  }
+
+  private async defineAndStart(hv: Hypervisor, workloadId: string, spec: WorkloadSpec, files: VmFiles): Promise<DriverWorkload> {
+    for (;;) {
+      const type = spec.domain_type ?? (await this.newDomainType());
+      let found: Owned;
+      try {
+        found = await this.define(hv, workloadId, spec, type, files);
+      } catch (err) {
+        if (/already exists/.test(errorMessage(err))) {
+          // Someone defined it since the lookup: settle it like the lookup would have.
+          const raced = await this.lookup(hv, workloadId);
+          if (raced) return this.adopt(hv, raced, workloadId);
+        }
+        if (SPEC_REJECTED.test(errorMessage(err))) throw new InvalidArgumentError('spec', `libvirt rejected the domain: ${errorMessage(err)}`, { cause: err });
+        throw err;
+      }
+      try {
+        await hv.domainCreate(found.dom);
+        return await this.snapshot(hv, found);
+      } catch (err) {
+        if (isConnectionLost(err)) throw err;
+        await this.undefineQuietly(hv, found);
+        if (spec.domain_type !== undefined || !this.noteKvmFailure(type, err)) throw this.startFailure(err, spec);
+      }
+    }
   }
 
   async start(workloadId: string): Promise<DriverWorkload> {
@@ -404,18 +424,22 @@ export class LibvirtDriver implements Driver {
     });
   }
 
+  /** Removes the domain, then its files: overlays, data disks, seed and console log (never a catalog image). */
   async delete(workloadId: string): Promise<void> {
     await this.call(workloadId, async (hv) => {
       const found = await this.owned(hv, workloadId);
-      if (!found) return;
-      try {
-        const { state } = await hv.domainGetInfo(found.dom);
-        if (state !== S.SHUTOFF) await this.change(hv, found, () => hv.domainDestroy(found.dom), isDown);
-        await hv.domainUndefine(found.dom);
-      } catch (err) {
-        if (!isDomainNotFound(err)) throw err;
+      if (found) {
+        try {
+          const { state } = await hv.domainGetInfo(found.dom);
+          if (state !== S.SHUTOFF) await this.change(hv, found, () => hv.domainDestroy(found.dom), isDown);
+          await hv.domainUndefine(found.dom);
+        } catch (err) {
+          if (!isDomainNotFound(err)) throw err;
+        }
+        this.owners.delete(found.uuid);
       }
-      this.owners.delete(found.uuid);
+      // The files under this agent's vmDir are its own, whoever holds a domain of that name.
+      await this.storage.remove(workloadId);
     });
   }
 
@@ -526,8 +550,8 @@ export class LibvirtDriver implements Driver {
     throw new FailedPreconditionError(`libvirt domain ${backendName(this.context.hostId, workloadId)} already exists and belongs to ${holder}`);
   }
 
-  private async define(hv: Hypervisor, workloadId: string, spec: WorkloadSpec, type: DomainType): Promise<Owned> {
-    const dom = await hv.domainDefineXML(buildDomainXml(workloadId, spec, this.context.hostId, type));
+  private async define(hv: Hypervisor, workloadId: string, spec: WorkloadSpec, type: DomainType, files: VmFiles): Promise<Owned> {
+    const dom = await hv.domainDefineXML(buildDomainXml(workloadId, spec, this.context.hostId, type, files));
     const uuid = await hv.domainGetUUIDString(dom);
     const owner: DomainOwnership = { hostId: this.context.hostId, workloadId, name: spec.name };
     this.owners.set(uuid, owner);

@@ -77,6 +77,9 @@ const cases: Record<string, { plugin: FilterPlugin; cases: Case[] }> = {
       { name: 'no vm driver at all', spec: spec(), host: host({ drivers: [driver('docker', 'container')], kinds: new Set(['container']) }), want: unresolvable('no vm driver') },
       { name: 'no container driver at all', spec: container(), host: host({ drivers: [driver('libvirt', 'vm')], kinds: new Set(['vm']) }), want: unresolvable('no container driver') },
       { name: 'no drivers', spec: container(), host: host({ drivers: [], kinds: new Set() }), want: unresolvable('no container driver') },
+      { name: 'a domain type the vm driver offers', spec: spec({ domain_type: 'qemu' }), host: host({ drivers: [{ ...driver('libvirt', 'vm'), domain_types: ['qemu', 'kvm'] }] }), want: OK },
+      { name: 'a domain type no vm driver offers', spec: spec({ domain_type: 'kvm' }), host: host({ drivers: [{ ...driver('libvirt', 'vm'), domain_types: ['qemu'] }] }), want: unresolvable('no kvm domain type') },
+      { name: 'a domain type only a container driver lists', spec: spec({ domain_type: 'qemu' }), host: host({ drivers: [driver('libvirt', 'vm'), { ...driver('docker', 'container'), domain_types: ['qemu'] }] }), want: unresolvable('no qemu domain type') },
     ],
   },
   'trust-level': {
@@ -126,6 +129,9 @@ const cases: Record<string, { plugin: FilterPlugin; cases: Case[] }> = {
     cases: [
       { name: 'empty host', spec: spec({ vcpus: 2, memory_mib: 2048, disk_gib: 10 }), host: host(), want: OK },
       { name: 'one workload below its most', spec: spec({ vcpus: 1 }), host: host({ workloadCount: 2, maxWorkloads: 3 }), want: OK },
+      { name: 'data disks count with the root disk', spec: spec({ disk_gib: 60, disks: [{ name: 'a', size_gib: 30 }, { name: 'b', size_gib: 10 }] }), host: host(), want: OK },
+      { name: 'data disks past the free disk', spec: spec({ disk_gib: 60, disks: [{ name: 'a', size_gib: 30 }] }), host: host({ allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 20 } }), want: unschedulable('insufficient disk') },
+      { name: 'data disks past the whole disk', spec: spec({ disks: [{ name: 'a', size_gib: 101 }] }), host: host(), want: unresolvable('insufficient disk') },
       { name: 'at the most workloads it takes', spec: spec({ vcpus: 1 }), host: host({ workloadCount: 3, maxWorkloads: 3 }), want: unschedulable('holds the most workloads it takes') },
       {
         name: 'fits exactly',
