@@ -99,6 +99,15 @@ describe('VMs and containers from catalog images on simulated hosts', () => {
     const first = await waitForConsole(consoleLog, 'VIRTFLEET-TICK 2', { timeoutMs: GUEST_BOOT_MS });
     expect(first).toContain('VIRTFLEET-BOOTS 1');
     expect(first).toMatch(/VIRTFLEET-USER-DATA-BEGIN\s+#cloud-config\s+message: hello from virtfleet\s+VIRTFLEET-USER-DATA-END/);
+    // The same console through virtfleet: agent → coordinator → CLI.
+    const logs = await cli('workload', 'logs', w.id);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain('VIRTFLEET-BOOTS 1');
+    expect(logs.stdout).toContain('VIRTFLEET-GUEST-READY');
+    expect((await cli('workload', 'logs', w.id, '--tail', '1')).stdout).toMatch(/^[^\n]*VIRTFLEET-TICK \d+\s*$/);
+    const since = await cli('workload', 'logs', w.id, '--since', new Date().toISOString());
+    expect(since.code).toBe(2);
+    expect(since.stderr).toMatch(/options\.since: .*a VM's console log carries no timestamps/);
     // The root overlay grown to disk_gib over the cached image, and the data disk.
     const root = JSON.parse((await run('qemu-img', ['info', '--output=json', '-U', join(files, 'root.qcow2')])).stdout) as { 'virtual-size': number; 'backing-filename': string };
     expect(root['virtual-size']).toBe(2 ** 30);

@@ -2,7 +2,11 @@ import {
   InvalidArgumentError,
   opaqueIdSchema,
   parseWorkloadSpec,
+  callSignal,
+  parseLogOptions,
+  pipeToCall,
   requireId,
+  serverStream,
   toCommandFailure,
   unary,
   workloadIdSchema,
@@ -57,6 +61,12 @@ export function agentHandlers(manager: WorkloadManager, hostInfo: () => Promise<
       manager.get(requireId(workloadIdSchema, req.workload_id, 'workload_id')),
     ),
     ListWorkloads: unary(log, 'ListWorkloads', async () => ({ workloads: await manager.list() })),
+    WorkloadLogs: serverStream<pb.WorkloadLogsRequest__Output, pb.LogChunk>(log, 'WorkloadLogs', async (call) => {
+      const workloadId = requireId(workloadIdSchema, call.request.workload_id, 'workload_id');
+      const request = parseLogOptions(call.request.options, 'options');
+      const signal = callSignal(call);
+      await pipeToCall(manager.logs(workloadId, request, signal), call, signal);
+    }),
     RunCommands: unary<pb.CommandBatch__Output, pb.CommandBatchResult>(log, 'RunCommands', async (req) => {
       if (req.commands.length > MAX_BATCH_COMMANDS) throw new InvalidArgumentError('commands', `at most ${MAX_BATCH_COMMANDS} in one call, not ${req.commands.length}`);
       const settled = await Promise.allSettled(req.commands.map((c) => run(c)));

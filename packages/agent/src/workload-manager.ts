@@ -6,7 +6,10 @@ import {
   NotFoundError,
   ResourceExhaustedError,
   UnavailableError,
+  UnimplementedError,
+  type LogChunk,
   type Logger,
+  type LogRequest,
   type pb,
   type WorkloadKind,
   type WorkloadSpec,
@@ -165,6 +168,19 @@ export class WorkloadManager implements Fenceable {
     const observed = await this.observe(workloadId);
     if (!observed) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
     return toStatus(observed.driver, observed.workload);
+  }
+
+  /**
+   * The workload's log from its driver.
+   * @throws NotFoundError when this host does not own it
+   * @throws UnimplementedError when its driver keeps no logs
+   */
+  logs(workloadId: string, request: LogRequest, signal: AbortSignal): AsyncIterable<LogChunk> {
+    const record = this.records.get(workloadId);
+    if (!record) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+    const driver = this.driverNamed(record.driver);
+    if (!driver.logs) throw new UnimplementedError(`the ${driver.name} driver keeps no workload logs`);
+    return driver.logs(workloadId, request, signal);
   }
 
   /** The workload as its backend sees it now; undefined if this host does not own it. */

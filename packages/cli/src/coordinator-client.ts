@@ -71,12 +71,26 @@ export class CoordinatorApi {
    * first event arrives, an address that cannot be reached moves on to the
    * next, as for unary calls.
    */
-  async streamEvents(req: WatchRequest, onEvent: (e: pb.Event__Output) => void, signal: AbortSignal): Promise<void> {
+  streamEvents(req: WatchRequest, onEvent: (e: pb.Event__Output) => void, signal: AbortSignal): Promise<void> {
+    return this.stream('WatchEvents', req, onEvent, signal);
+  }
+
+  /**
+   * Streams a workload's log to `onChunk` until it ends (without `follow`, at
+   * the end of the retained log), `signal` aborts, or it fails. When
+   * `onChunk` returns a promise, reading waits for it: a slow stdout slows
+   * the agent, not the CLI's memory.
+   */
+  streamLogs(req: pb.GetWorkloadLogsRequest, onChunk: (c: pb.LogChunk__Output) => void | Promise<unknown>, signal: AbortSignal): Promise<void> {
+    return this.stream('WorkloadLogs', req, onChunk, signal);
+  }
+
+  private async stream<T>(method: 'WatchEvents' | 'WorkloadLogs', req: object, onMessage: (m: T) => void | Promise<unknown>, signal: AbortSignal): Promise<void> {
     const unreachable = new Map<number, string>();
     for (;;) {
       const index = this.current;
       try {
-        await this.streamOnce(index, req, onEvent, signal);
+        await this.streamOnce(index, method, req, onMessage, signal);
         return;
       } catch (err) {
         if (!(err instanceof NoConnectionError) || err.afterData) throw err;
@@ -169,13 +183,14 @@ export class CoordinatorApi {
     return callUnary<Res>(this.clients[index]!, method, req, new Date(deadline), (err) => this.mapError(index, err));
   }
 
-  private streamOnce(index: number, req: WatchRequest, onEvent: (e: pb.Event__Output) => void, signal: AbortSignal): Promise<void> {
+  private streamOnce<T>(index: number, method: 'WatchEvents' | 'WorkloadLogs', req: object, onMessage: (m: T) => void | Promise<unknown>, signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) {
         resolve();
         return;
       }
-      const stream = this.clients[index]!.WatchEvents(req);
+      const client = this.clients[index]!;
+      const stream: ClientReadableStream<T> = method === 'WatchEvents' ? (client.WatchEvents(req) as ClientReadableStream<T>) : (client.WorkloadLogs(req) as ClientReadableStream<T>);
       let received = false;
       let settled = false;
       const cancel = () => stream.cancel();
@@ -187,10 +202,16 @@ export class CoordinatorApi {
         else resolve();
       };
       signal.addEventListener('abort', cancel, { once: true });
-      stream.on('data', (e: pb.Event__Output) => {
+      stream.on('data', (m: T) => {
         received = true;
         this.current = index;
-        if (!signal.aborted) onEvent(e);
+        if (signal.aborted) return;
+        const wait = onMessage(m);
+        if (wait) {
+          stream.pause();
+          const resume = () => stream.resume();
+          void wait.then(resume, resume);
+        }
       });
       stream.on('end', () => settle());
       stream.on('error', (err: ServiceError) => {

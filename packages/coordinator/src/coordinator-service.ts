@@ -10,6 +10,10 @@ import {
   parseWorkloadSpec,
   requireId,
   serverStream,
+  callSignal,
+  FailedPreconditionError,
+  parseLogOptions,
+  pipeToCall,
   unary,
   WORKLOAD_STATES,
   type CloudEvent,
@@ -22,6 +26,7 @@ import type { AgentAction } from './dispatch/agent-client.js';
 import type { EventLog } from './events/event-log.js';
 import type { ImageHandlers } from './images/image-service.js';
 import { pinCatalogImages, type ImageLookup } from './images/image-pinning.js';
+import type { AgentClientPool } from './dispatch/agent-client.js';
 import type { Host } from './hosts/host.js';
 import type { RequestLedger } from './requests/request-ledger.js';
 import type { HostRegistry } from './hosts/host-registry.js';
@@ -158,6 +163,7 @@ export function coordinatorHandlers(
   events: EventLog,
   requests: RequestLedger,
   images: ImageLookup,
+  agents: AgentClientPool,
   log: Logger,
 ): Omit<pb.CoordinatorHandlers, keyof ImageHandlers> {
   const workloadHandles = (w: pb.Workload) => [w.id ?? '', w.spec?.name ?? ''];
@@ -246,6 +252,16 @@ export function coordinatorHandlers(
       const requestId = optionalRequestId(req.request_id);
       const change = { policy: req.policy as QueuePolicy, ...(req.backfill === undefined ? {} : { backfill: req.backfill }) };
       return requests.run(requestId, { method: 'SetQueuePolicy', subject: '', params: change }, () => Promise.resolve(toProtoQueue(controller.configureQueue(change))));
+    }),
+    WorkloadLogs: serverStream<pb.GetWorkloadLogsRequest__Output, pb.LogChunk>(log, 'WorkloadLogs', async (call) => {
+      const ref = requireId(workloadRefSchema, call.request.id, 'id');
+      const request = parseLogOptions(call.request.options, 'options');
+      const w = controller.get(ref);
+      if (!w.hostId) throw new FailedPreconditionError(`workload ${w.spec.name} (${w.id}) is on no host yet (${w.state}), so it has no log`);
+      const host = hosts.get(w.hostId);
+      if (!host) throw new UnavailableError(`workload ${w.spec.name} is on host ${w.hostId}, which this coordinator does not know`);
+      const signal = callSignal(call);
+      await pipeToCall(agents.for(host.id, host.telemetry.address).logs(w.id, request, signal), call, signal);
     }),
     WatchEvents: serverStream<pb.WatchEventsRequest__Output, pb.Event>(log, 'WatchEvents', async (call) => {
       const req = call.request;

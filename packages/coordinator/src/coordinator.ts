@@ -145,7 +145,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     () => ImageCatalog.open(nc, { bucket: config.images.bucket, replicas: config.state.replicas, maxImageBytes: config.images.maxImageBytes }, log.child({ component: 'images' })),
     log,
   );
-  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, log), ...imageHandlers(images, log) });
+  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, log), ...imageHandlers(images, log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');

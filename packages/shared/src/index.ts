@@ -9,6 +9,7 @@ export * from './events.js';
 export * from './logger.js';
 export * from './proto.js';
 export * from './grpc.js';
+export * from './logs.js';
 export * from './config.js';
 export * from './nats.js';
 export type * as pb from './pb.js';

@@ -44,3 +44,7 @@ export type { ImportImageHeader, ImportImageHeader__Output } from './generated/v
 export type { ListImagesRequest, ListImagesRequest__Output } from './generated/virtfleet/v1/ListImagesRequest.js';
 export type { ListImagesResponse, ListImagesResponse__Output } from './generated/virtfleet/v1/ListImagesResponse.js';
 export type { DeleteImageRequest, DeleteImageRequest__Output } from './generated/virtfleet/v1/DeleteImageRequest.js';
+export type { LogOptions, LogOptions__Output } from './generated/virtfleet/v1/LogOptions.js';
+export type { LogChunk, LogChunk__Output } from './generated/virtfleet/v1/LogChunk.js';
+export type { WorkloadLogsRequest, WorkloadLogsRequest__Output } from './generated/virtfleet/v1/WorkloadLogsRequest.js';
+export type { GetWorkloadLogsRequest, GetWorkloadLogsRequest__Output } from './generated/virtfleet/v1/GetWorkloadLogsRequest.js';

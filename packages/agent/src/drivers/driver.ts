@@ -1,4 +1,4 @@
-import type { CatalogRef, DriverInfo, Logger, WorkloadKind, WorkloadSpec, WorkloadState } from '@virtfleet/shared';
+import type { CatalogRef, DriverInfo, LogChunk, Logger, LogRequest, WorkloadKind, WorkloadSpec, WorkloadState } from '@virtfleet/shared';
 import type { ImageLease } from '../images/image-cache.js';
 
 export type { ImageLease } from '../images/image-cache.js';
@@ -100,6 +100,16 @@ export interface Driver {
   list(): Promise<DriverWorkload[]>;
   /** Usage counters, or undefined when the workload is not running or absent. */
   usage(workloadId: string): Promise<WorkloadUsage | undefined>;
+
+  /**
+   * The workload's output (container stdout and stderr, VM serial console),
+   * as kept by the backend after it stops too. Ends at the end of the log;
+   * with `follow`, when `signal` aborts or the workload is deleted. Drivers
+   * without logs (the fake one) leave it out.
+   * @throws NotFoundError when this host does not own the workload
+   * @throws InvalidArgumentError for an option the backend cannot honour
+   */
+  logs?(workloadId: string, request: LogRequest, signal: AbortSignal): AsyncIterable<LogChunk>;
 
   /** Releases connections. Leaves workloads running. */
   close(): Promise<void>;

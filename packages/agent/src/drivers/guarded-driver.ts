@@ -1,4 +1,4 @@
-import { UnavailableError, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
+import { UnavailableError, UnimplementedError, type LogChunk, type LogRequest, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
 import { DriverTimeoutError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
 import type { Driver, DriverFingerprint, DriverWorkload, StopOptions, WorkloadUsage } from './driver.js';
@@ -135,6 +135,11 @@ export class GuardedDriver implements Driver {
   }
   usage(workloadId: string): Promise<WorkloadUsage | undefined> {
     return this.read('usage', () => this.inner.usage(workloadId));
+  }
+  /** Streams straight from the backend: a log read takes as long as the reader wants, so it has no deadline and no queue slot. */
+  logs(workloadId: string, request: LogRequest, signal: AbortSignal): AsyncIterable<LogChunk> {
+    if (!this.inner.logs) throw new UnimplementedError(`the ${this.inner.name} driver keeps no workload logs`);
+    return this.inner.logs(workloadId, request, signal);
   }
 
   close(): Promise<void> {

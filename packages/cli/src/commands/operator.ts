@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { EVENT_TYPES, eventTypePrefix, InvalidArgumentError, parseRfc3339Nanos, parseWorkloadSpec, readDocument, type pb } from '@virtfleet/shared';
+import { once } from 'node:events';
+import { EVENT_TYPES, eventTypePrefix, InvalidArgumentError, MAX_TAIL_LINES, parseRfc3339Nanos, parseWorkloadSpec, readDocument, type pb } from '@virtfleet/shared';
 import { CoordinatorApi } from '../coordinator-client.js';
 import { EXIT } from '../exit-codes.js';
 import { age, mib, print, stdoutClosed, table, write, type OutputFormat } from '../output.js';
@@ -193,6 +194,22 @@ export function registerOperatorCommands(program: Command): void {
       }),
     );
 
+  workload
+    .command('logs')
+    .description("print a workload's output: a container's stdout and stderr, a VM's serial console")
+    .argument('<workload>', 'workload id or name')
+    .option('-f, --follow', 'keep printing what it writes')
+    .addOption(new Option('--tail <n>', 'start this many lines before the end').argParser(parseTail))
+    .option('--since <time>', 'containers: only what was written since this RFC 3339 time, e.g. 2025-01-02T15:04:05Z')
+    .action(async (ref: string, opts: { follow?: boolean; tail?: number; since?: string }, cmd: Command) => {
+      if (opts.since !== undefined && parseRfc3339Nanos(opts.since) === undefined)
+        throw new InvalidArgumentError('--since', `must be an RFC 3339 time such as 2025-01-02T15:04:05Z, not ${JSON.stringify(opts.since)}`);
+      const options = { follow: opts.follow ?? false, since: opts.since ?? '', ...(opts.tail !== undefined ? { tail_lines: opts.tail } : {}) };
+      await withApi(cmd, async (client) =>
+        untilInterrupted((signal) => client.streamLogs({ id: ref, options }, (chunk) => writeRaw(chunk.stream === 'stderr' ? process.stderr : process.stdout, chunk.data), signal)),
+      );
+    });
+
   const actions = [
     ['start', 'StartWorkload', 'start a stopped workload'],
     ['stop', 'StopWorkload', 'stop a workload (graceful, then forced after the timeout)'],
@@ -228,28 +245,47 @@ export function registerOperatorCommands(program: Command): void {
       const follow = opts.follow ?? false;
       const since = parseSince(opts.since);
       const typePrefix = parseTypePrefix(opts.type);
-      await withApi(cmd, async (client, format) => {
-        const stop = new AbortController();
-        const abort = () => stop.abort();
-        process.once('SIGINT', abort);
-        process.once('SIGTERM', abort);
-        stdoutClosed.signal.addEventListener('abort', abort, { once: true });
-        try {
-          await client.streamEvents(
+      await withApi(cmd, async (client, format) =>
+        untilInterrupted((signal) =>
+          client.streamEvents(
             { type_prefix: typePrefix, follow, from_start: since.fromStart ?? (since.seq === undefined && since.time === undefined && !follow), since_seq: since.seq ?? '0', since_time: since.time ?? '' },
             (e) => {
               if (format === 'json') write(`${JSON.stringify({ ...e, data: safeJson(e.data) })}\n`);
               else write(`${e.sequence.padStart(6)}  ${e.time}  ${e.type.replace('io.virtfleet.', '').padEnd(24)} ${e.subject}  ${e.data}\n`);
             },
-            stop.signal,
-          );
-        } finally {
-          process.off('SIGINT', abort);
-          process.off('SIGTERM', abort);
-          stdoutClosed.signal.removeEventListener('abort', abort);
-        }
-      });
+            signal,
+          ),
+        ),
+      );
     });
+}
+
+/** Runs a stream until it ends, or until Ctrl-C, SIGTERM or a closed stdout stops it quietly. */
+async function untilInterrupted(run: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
+  stdoutClosed.signal.addEventListener('abort', abort, { once: true });
+  try {
+    await run(stop.signal);
+  } finally {
+    process.off('SIGINT', abort);
+    process.off('SIGTERM', abort);
+    stdoutClosed.signal.removeEventListener('abort', abort);
+  }
+}
+
+/** Writes raw bytes to stdout or stderr; a promise when the stream is full, so the reader waits for it to drain. */
+function writeRaw(to: NodeJS.WriteStream, data: Buffer): Promise<unknown> | undefined {
+  if (to.write(data)) return undefined;
+  return once(to, 'drain');
+}
+
+function parseTail(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > MAX_TAIL_LINES) throw new InvalidArgumentError('--tail', `must be a whole number from 0 to ${MAX_TAIL_LINES}`);
+  return n;
 }
 
 function parseSeconds(v: string): number {

@@ -6,16 +6,24 @@ import {
   fromCommandFailure,
   fromServiceError,
   InternalError,
+  isServiceError,
   loadAgentProto,
+  toLogOptions,
   WORKLOAD_KINDS,
   WORKLOAD_STATES,
+  type LogChunk,
+  type LogRequest,
+  type LogStream,
   type pb,
   type TlsFiles,
   UnavailableError,
   UnimplementedError,
   type WorkloadSpec,
 } from '@virtfleet/shared';
+import type { ServiceError } from '@grpc/grpc-js';
 import { z } from 'zod';
+
+const LOG_STREAMS: readonly LogStream[] = ['stdout', 'stderr', 'console'];
 import { HostCommandBatcher, type CommandOutcome } from './host-command-batcher.js';
 
 export type AgentAction = 'start' | 'stop' | 'pause' | 'resume' | 'delete';
@@ -174,6 +182,29 @@ export class AgentClient {
     return res.workloads.map((w) => this.checkStatus(w, w.workload_id));
   }
 
+  /**
+   * A workload's log from the agent, as it streams it; reading slower slows
+   * the agent (gRPC flow control). Ends early, quietly, when `signal` aborts.
+   */
+  async *logs(workloadId: string, request: LogRequest, signal: AbortSignal): AsyncGenerator<LogChunk> {
+    const call = this.client.WorkloadLogs({ workload_id: workloadId, options: toLogOptions(request) });
+    const cancel = () => call.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      for await (const chunk of call as AsyncIterable<pb.LogChunk__Output>) {
+        const stream = LOG_STREAMS.find((s) => s === chunk.stream);
+        if (!stream) throw new InternalError(`host ${this.hostId} sent a log chunk of the unknown stream ${JSON.stringify(String(chunk.stream).slice(0, 32))}`);
+        yield { stream, data: chunk.data };
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      throw isServiceError(err) ? this.failure(err) : err;
+    } finally {
+      signal.removeEventListener('abort', cancel);
+      call.cancel();
+    }
+  }
+
   close(): void {
     this.client.close();
   }
@@ -189,11 +220,13 @@ export class AgentClient {
   }
 
   private call<Res>(method: string, request: object, deadlineMs: number): Promise<Res> {
-    return callUnary<Res>(this.client, method, request, deadlineIn(deadlineMs), (err) => {
-      // The transport's own text ends in grpc-js's "Resolution note: "; say plainly why the agent was not reached.
-      const why = connectionFailure(err);
-      return why ? new UnavailableError(`host ${this.hostId}: cannot reach its agent at ${this.address}: ${why}`, { cause: err }) : fromServiceError(err, `host ${this.hostId}`);
-    });
+    return callUnary<Res>(this.client, method, request, deadlineIn(deadlineMs), (err) => this.failure(err));
+  }
+
+  private failure(err: ServiceError): Error {
+    // The transport's own text ends in grpc-js's "Resolution note: "; say plainly why the agent was not reached.
+    const why = connectionFailure(err);
+    return why ? new UnavailableError(`host ${this.hostId}: cannot reach its agent at ${this.address}: ${why}`, { cause: err }) : fromServiceError(err, `host ${this.hostId}`);
   }
 
 }

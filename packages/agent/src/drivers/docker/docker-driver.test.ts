@@ -174,6 +174,7 @@ describe('buildCreateOptions', () => {
         NanoCpus: 500_000_000,
         NetworkMode: 'none',
         RestartPolicy: { Name: 'no' },
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
       },
     });
   });

@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import Docker from 'dockerode';
 import {
@@ -8,8 +9,11 @@ import {
   NotFoundError,
   UnavailableError,
   VirtfleetError,
+  demuxDockerLog,
   errorMessage,
   parseCatalogRef,
+  type LogChunk,
+  type LogRequest,
   type Logger,
   type WorkloadKind,
   type WorkloadSpec,
@@ -28,6 +32,10 @@ import {
   type StopOptions,
   type WorkloadUsage,
 } from '../driver.js';
+
+/** Docker's json-file log of each container: at most this big per file, and this many files. */
+const CONTAINER_LOG_MAX_SIZE = '10m';
+const CONTAINER_LOG_FILES = '3';
 
 /** The repository catalog images are loaded under, tagged by content digest, so a load happens once per host. */
 export const CATALOG_REPOSITORY = 'virtfleet-catalog';
@@ -204,6 +212,8 @@ export function buildCreateOptions(
       NetworkMode: config.network,
       // The agent decides what runs; Docker must not restart anything behind its back.
       RestartPolicy: { Name: 'no' },
+      // `workload logs` reads this; rotated so a chatty container cannot fill the disk.
+      LogConfig: { Type: 'json-file', Config: { 'max-size': CONTAINER_LOG_MAX_SIZE, 'max-file': CONTAINER_LOG_FILES } },
     },
   };
 }
@@ -331,6 +341,35 @@ class DockerDriver implements Driver {
   async inspect(workloadId: string): Promise<DriverWorkload | undefined> {
     const info = await this.inspectByName(workloadId);
     return info && isOwnedBy(info.Config.Labels, this.hostId, workloadId) ? toDriverWorkload(info) : undefined;
+  }
+
+  async *logs(workloadId: string, request: LogRequest, signal: AbortSignal): AsyncGenerator<LogChunk> {
+    const info = await this.inspectByName(workloadId);
+    if (!info || !isOwnedBy(info.Config.Labels, this.hostId, workloadId)) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+    const container = this.docker.getContainer(info.Id);
+    const options = {
+      stdout: true,
+      stderr: true,
+      timestamps: false,
+      ...(request.tailLines !== undefined ? { tail: request.tailLines } : {}),
+      ...(request.sinceMs !== undefined ? { since: Math.floor(request.sinceMs / 1000) } : {}),
+      abortSignal: signal,
+    };
+    let source: AsyncIterable<Buffer>;
+    try {
+      source = request.follow
+        ? ((await container.logs({ ...options, follow: true })) as unknown as AsyncIterable<Buffer>)
+        : Readable.from([await container.logs({ ...options, follow: false })]);
+    } catch (err) {
+      if (signal.aborted) return;
+      throw mapDockerError(err, workloadId);
+    }
+    try {
+      yield* demuxDockerLog(source);
+    } catch (err) {
+      // A follow ends when the reader goes away (abort) or Docker ends it (the container was removed).
+      if (!signal.aborted) throw mapDockerError(err, workloadId);
+    }
   }
 
   async list(): Promise<DriverWorkload[]> {

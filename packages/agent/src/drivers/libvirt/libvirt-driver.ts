@@ -10,7 +10,9 @@ import {
   UnavailableError,
   VirtfleetError,
   errorMessage,
+  type LogChunk,
   type Logger,
+  type LogRequest,
   type WorkloadKind,
   type WorkloadSpec,
   type WorkloadState,
@@ -30,6 +32,7 @@ import {
 import { buildDomainXml, parseGuestDomainTypes, parseOwnership, type DomainOwnership, type DomainType } from './domain-xml.js';
 import { loadLibvirtExt, type LibvirtExtLoad } from './native-ext.js';
 import { VmStorage, type VmFiles } from './vm-storage.js';
+import { tailFile } from '../../file-tail.js';
 
 export const LIBVIRT_DRIVER_NAME = 'libvirt';
 
@@ -441,6 +444,16 @@ export class LibvirtDriver implements Driver {
       // The files under this agent's vmDir are its own, whoever holds a domain of that name.
       await this.storage.remove(workloadId);
     });
+  }
+
+  /** The serial console, from the log file libvirt writes (virtlogd rotates it). */
+  async *logs(workloadId: string, request: LogRequest, signal: AbortSignal): AsyncGenerator<LogChunk> {
+    if (request.sinceMs !== undefined) throw new InvalidArgumentError('options.since', "a VM's console log carries no timestamps; use tail_lines");
+    const found = await this.call(workloadId, (hv) => this.owned(hv, workloadId));
+    if (!found) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+    const files = await this.storage.files(workloadId);
+    if (!files) throw new FailedPreconditionError(`VM ${workloadId} was created before virtfleet kept console logs`);
+    for await (const data of tailFile(files.consoleLog, request, signal)) yield { stream: 'console', data };
   }
 
   async inspect(workloadId: string): Promise<DriverWorkload | undefined> {
