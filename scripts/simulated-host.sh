@@ -167,6 +167,9 @@ nats:
   servers: [$nats]
 telemetry:
   storagePaths: [$SIM_ROOT]
+# Its bridge, NAT and DHCP live inside its own network namespace, like everything else of it.
+network:
+  enabled: true
 drivers:
   docker:
     socketPath: $dir/docker.sock

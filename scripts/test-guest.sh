@@ -14,6 +14,7 @@
 #   VIRTFLEET-USER-DATA-BEGIN     then a cloud-init NoCloud seed's user-data (an iso9660 volume
 #   ...                           labelled cidata, on a virtio disk or a virtio-scsi CD-ROM), if one is attached
 #   VIRTFLEET-USER-DATA-END
+#   VIRTFLEET-IP ADDRESS          the address DHCP gave eth0, if it has a (virtio) network interface
 #   VIRTFLEET-GUEST-READY
 #   VIRTFLEET-TICK N              every second from 1, so a restart and a memory-state move differ
 # Cached in /var/cache/virtfleet/test-guest/KERNEL-VERSION-rRECIPE (VIRTFLEET_GUEST_CACHE overrides the parent).
@@ -27,7 +28,7 @@ CACHE="${VIRTFLEET_GUEST_CACHE:-/var/cache/virtfleet/test-guest}"
 # Built-in ones are skipped.
 WANTED_MODULES=(virtio_pci virtio_blk virtio_net virtio_scsi sr_mod isofs)
 # Bumped whenever what is built changes, so machines that cached an older guest build it again.
-RECIPE=2
+RECIPE=3
 
 force=0
 case ${1:-} in
@@ -73,6 +74,19 @@ add_module() {
   MODULES+=("$m")
 }
 for m in "${WANTED_MODULES[@]}"; do add_module "$m"; done
+mkdir -p "$root/usr/share/udhcpc"
+# udhcpc runs this with the lease in its environment ($ip, $mask as a prefix length, $router).
+cat >"$root/usr/share/udhcpc/default.script" <<'SCRIPT'
+#!/bin/busybox sh
+case "$1" in
+  bound|renew)
+    ip addr add "$ip/$mask" dev "$interface"
+    [ -n "$router" ] && ip route add default via "${router%% *}"
+    echo "VIRTFLEET-IP $ip" >/dev/console
+    ;;
+esac
+SCRIPT
+chmod 755 "$root/usr/share/udhcpc/default.script"
 cat >"$root/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -101,6 +115,11 @@ for d in /dev/vd? /dev/sr?; do
     umount /seed
   fi
 done
+if [ -e /sys/class/net/eth0 ]; then
+  ip link set lo up
+  ip link set eth0 up
+  udhcpc -i eth0 -n -q -t 10 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 || echo VIRTFLEET-NO-DHCP
+fi
 echo VIRTFLEET-GUEST-READY
 i=0
 while true; do

@@ -163,6 +163,45 @@ describe('VMs and containers from catalog images on simulated hosts', () => {
     await cluster.api.act('DeleteWorkload', { id: w.id, request_id: `${tag}-c-delete` });
   }, 300_000);
 
+  it('puts a VM and a container on the host network: each gets an address, and the container reaches the VM', async () => {
+    const [a, b] = hosts as [SimulatedHost, SimulatedHost];
+    await waitUntil('both hosts to offer the network', async () => {
+      const plan = await cluster.api.plan(guestSpec(`${tag}-netplan`, { network: 'default' }));
+      return plan.candidates.filter((c) => c.feasible).length === 2;
+    }, { timeoutMs: 30_000 });
+    await cluster.api.cordon(b.name, true);
+    const vmId = (await cluster.api.submit({ request_id: `${tag}-netvm`, spec: guestSpec(`${tag}-netvm`, { network: 'default' }) })).id;
+    const containerId = (await cluster.api.submit({ request_id: `${tag}-netc`, spec: { name: `${tag}-netc`, kind: 'container', image: TEST_IMAGE, vcpus: 0.1, memory_mib: 32, command: ['sleep', '3600'], network: 'default' } })).id;
+    const c = await runningOn(containerId);
+    await runningOn(vmId);
+    const console = await waitForConsole(join(vmsOf(a), vmId, 'console.log'), 'VIRTFLEET-GUEST-READY', { timeoutMs: GUEST_BOOT_MS });
+    const vmIp = /VIRTFLEET-IP (\d+\.\d+\.\d+\.\d+)/.exec(console)?.[1];
+    // The VM's address is one libvirt's DHCP gave from the lower half of the host's 10.253.0.0/24.
+    expect(vmIp).toMatch(/^10\.253\.0\.(\d+)$/);
+    expect(Number(vmIp!.split('.')[3])).toBeLessThan(128);
+    const inspected = await a.docker.getContainer(c.driver_ref).inspect();
+    const containerIp = inspected.NetworkSettings.Networks['virtfleet-default']?.IPAddress ?? '';
+    expect(Number(containerIp.split('.')[3])).toBeGreaterThanOrEqual(128);
+    // Inside host a's namespace: the container pings the VM over the shared bridge.
+    const ping = await run('docker', ['-H', a.dockerHost, 'exec', c.driver_ref, 'busybox', 'ping', '-c', '2', '-W', '5', vmIp!]);
+    expect(ping.stdout).toMatch(/2 packets received/);
+    // Both addresses reach the coordinator through telemetry: workload get shows them.
+    await waitUntil('the addresses in workload get', async () => (await cluster.api.get(vmId)).addresses.includes(vmIp!) && (await cluster.api.get(containerId)).addresses.includes(containerIp), { timeoutMs: 30_000 });
+    const shown = await cli('workload', 'get', vmId);
+    expect(shown.stdout).toMatch(new RegExp(`addresses:\\s+${vmIp!.replaceAll('.', '\\.')}\\n`));
+    expect(shown.stdout).toMatch(/network:\s+default\n/);
+    for (const id of [vmId, containerId]) await cluster.api.act('DeleteWorkload', { id, request_id: `${id}-delete` });
+    await waitUntil('the VM\'s files gone', () => filesOf(a).length === 0, { timeoutMs: 60_000 });
+    await cluster.api.cordon(b.name, false);
+  }, 300_000);
+
+  it('keeps a workload that names a network no host offers pending with the reason', async () => {
+    const w = await cluster.api.submit({ request_id: `${tag}-nonet`, spec: { name: `${tag}-nonet`, kind: 'container', image: TEST_IMAGE, vcpus: 0.1, memory_mib: 32, network: 'backend' } });
+    await waitUntil('the scheduler to have judged it', async () => (await cluster.api.get(w.id)).message.includes('no network backend'), { timeoutMs: 30_000 });
+    expect((await cluster.api.get(w.id)).state).toBe('pending');
+    await cluster.api.act('DeleteWorkload', { id: w.id, request_id: `${tag}-nonet-delete` });
+  });
+
   it.each([
     { what: 'an unknown image', spec: { image: `${tag}-nope` }, field: /spec\.image: no image named/ },
     { what: 'a name with ../', spec: { image: '../etc/passwd' }, field: /spec\.image: must name a catalog image/ },

@@ -28,6 +28,8 @@ import { HostSampler, type HostSource } from './telemetry/host-sampler.js';
 import { TelemetryPublisher } from './telemetry/telemetry-publisher.js';
 import { CatalogImageSource } from './images/catalog-source.js';
 import { ImageCache } from './images/image-cache.js';
+import { HostNetwork } from './network/host-network.js';
+import { loadLibvirtExt } from './drivers/libvirt/native-ext.js';
 import { WorkloadSampler } from './telemetry/workload-sampler.js';
 import { FencerSupervisor } from './fencing/fencer-supervisor.js';
 import { HostLease } from './fencing/host-lease.js';
@@ -107,6 +109,17 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     ? await ImageCache.open(config.images.cacheDir ?? join(config.stateDir, 'images'), new CatalogImageSource(() => natsReady, config.images.bucket), { maxBytes: config.images.maxCacheBytes }, log.child({ component: 'images' }))
     : undefined;
 
+  const network = config.network.enabled
+    ? new HostNetwork(
+        config.network,
+        {
+          ...(config.drivers.libvirt?.enabled ? { libvirt: { uri: config.drivers.libvirt.uri, ext: loadLibvirtExt() } } : {}),
+          ...(config.drivers.docker?.enabled ? { dockerSocket: config.drivers.docker.socketPath } : {}),
+        },
+        log.child({ component: 'network' }),
+      )
+    : undefined;
+
   // Every driver call has a deadline, and changes go through a bounded queue per driver.
   const drivers: GuardedDriver[] = [];
   const healthChanged: (() => void)[] = [];
@@ -116,7 +129,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     const { concurrency, readTimeoutMs, changeTimeoutMs, ...rest } = section;
     const driverConfig = { ...rest, stopTimeoutSeconds: config.stopTimeoutSeconds };
     const driverLog = log.child({ driver: name });
-    const inner = await createDriver(name as DriverName, driverConfig as never, { hostId: config.hostId, log: driverLog, stateDir: config.stateDir, ...(images ? { images } : {}) });
+    const inner = await createDriver(name as DriverName, driverConfig as never, { hostId: config.hostId, log: driverLog, stateDir: config.stateDir, ...(images ? { images } : {}), ...(network ? { network } : {}) });
     drivers.push(
       new GuardedDriver(inner, { concurrency, readTimeoutMs, changeTimeoutMs }, (healthy, detail) => {
         if (healthy) driverLog.info('driver healthy again');
@@ -126,6 +139,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     );
   }
   for (const d of drivers) d.startProbing(config.telemetry.intervalMs, phase);
+  await network?.start();
   let fingerprints = await fingerprintAll(drivers, log);
 
   // Commands may arrive before telemetry starts; changes before then need no early publish.
@@ -147,7 +161,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     });
   };
 
-  const capacity = async (): Promise<Pick<Telemetry, 'drivers' | 'capacity' | 'images'>> => {
+  const capacity = async (): Promise<Pick<Telemetry, 'drivers' | 'capacity' | 'images' | 'networks'>> => {
     const host = await hostSampler.sample();
     const simulated = fingerprints.find((f) => f.name === 'fake')?.capacity;
     return {
@@ -159,6 +173,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
         workloads: config.maxWorkloads,
       },
       images: images?.list().map(({ name, digest, size }) => ({ name, digest, size })) ?? [],
+      networks: network?.ready ? [network.name] : [],
     };
   };
 
@@ -243,6 +258,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     manager,
     async stop() {
       refingerprint.stop();
+      network?.stop();
       heartbeat.stop();
       lease.stop();
       await publisher.stop();

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, hostNetworkSchema, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
 import { z } from 'zod';
 
 
@@ -65,6 +65,8 @@ export const agentConfigSchema = z
       .strict()
       .default({ listen: '0.0.0.0:7101' }),
     nats: natsConfigSchema,
+    /** The host network VMs and containers join when their spec names it (see HostNetwork). */
+    network: hostNetworkSchema.default({ enabled: false, name: 'default', bridge: 'vfbr0', subnet: '10.253.0.0/24', mode: 'nat' }),
     /** The image cache: catalog images fetched on first use, kept for the next workload. */
     images: z
       .object({

@@ -318,6 +318,7 @@ export function toStatus(driver: Driver, w: DriverWorkload, usage?: { cpuPercent
     cpu_percent: usage?.cpuPercent ?? 0,
     memory_used_mib: usage?.memoryUsedMiB ?? 0,
     ...(w.exitCode !== undefined ? { exit_code: w.exitCode } : {}),
+    addresses: w.addresses ?? [],
   };
 }
 

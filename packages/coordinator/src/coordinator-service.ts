@@ -54,6 +54,7 @@ export function toProtoWorkload(w: Workload): pb.Workload {
     created_at: w.createdAt,
     updated_at: w.updatedAt,
     driver_ref: w.driverRef,
+    addresses: w.addresses ?? [],
   };
 }
 

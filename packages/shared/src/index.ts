@@ -10,6 +10,7 @@ export * from './logger.js';
 export * from './proto.js';
 export * from './grpc.js';
 export * from './logs.js';
+export * from './network.js';
 export * from './config.js';
 export * from './nats.js';
 export type * as pb from './pb.js';

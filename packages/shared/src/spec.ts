@@ -230,6 +230,7 @@ const workloadSpecShape = z
     boot: z.preprocess(unsetIfEmpty, kernelBootSchema.optional()),
     cloud_init: z.preprocess(unsetIfEmpty, cloudInitSchema.optional()),
     domain_type: z.preprocess(unsetIfEmpty, z.enum(DOMAIN_TYPES, { error: `must be one of ${DOMAIN_TYPES.join(', ')}` }).optional()),
+    network: z.preprocess(unsetIfEmpty, z.string().regex(DNS_LABEL, 'must be "none" or the name of a host network (a DNS label)').optional()),
   })
   .strict();
 

@@ -35,6 +35,7 @@ describe('WorkloadDeltaEncoder', () => {
     { name: 'nothing changed: an empty delta', next: base, carried: [], removed: [] },
     { name: 'a state change', next: [workload('a', { state: 'stopped' }), workload('b'), workload('c')], carried: ['a'], removed: [] },
     { name: 'a new driver ref (recreated)', next: [workload('a'), workload('b', { driver_ref: 'other' }), workload('c')], carried: ['b'], removed: [] },
+    { name: 'an address given (DHCP)', next: [workload('a'), workload('b', { addresses: ['10.253.0.9'] }), workload('c')], carried: ['b'], removed: [] },
     { name: 'a new workload', next: [...base, workload('d')], carried: ['d'], removed: [] },
     { name: 'a workload gone', next: [workload('a'), workload('c')], carried: [], removed: ['b'] },
     { name: 'CPU moved by less than a step', next: [workload('a', { cpu_percent: 10.9 }), workload('b'), workload('c')], carried: [], removed: [] },

@@ -21,6 +21,7 @@ function changedEnough(sent: WorkloadTelemetry, now: WorkloadTelemetry): boolean
   return (
     sent.state !== now.state ||
     sent.driver_ref !== now.driver_ref ||
+    (sent.addresses ?? []).join(',') !== (now.addresses ?? []).join(',') ||
     sent.name !== now.name ||
     sent.kind !== now.kind ||
     sent.driver !== now.driver ||

@@ -48,6 +48,8 @@ export const workloadTelemetrySchema = z.object({
   driver_ref: z.string().max(256),
   cpu_percent: nonNegative,
   memory_used_mib: nonNegative,
+  /** IP addresses on the host's networks (absent: none, or an older agent). */
+  addresses: z.array(z.string().max(64)).max(16).optional(),
 });
 export type WorkloadTelemetry = z.output<typeof workloadTelemetrySchema>;
 
@@ -100,6 +102,8 @@ export const telemetrySchema = z.object({
     .array(z.object({ name: z.string().max(63), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256: and 64 hex digits'), size: nonNegative }))
     .max(4096)
     .optional(),
+  /** Host networks set up and usable by workloads' `network` (absent from older agents: none). */
+  networks: z.array(z.string().max(63)).max(16).optional(),
   /** The host's workloads: all of them, or on a delta (`workloads_base_seq` set) those that changed. */
   workloads: z.array(workloadTelemetrySchema).max(MAX_HOST_WORKLOADS),
   /**

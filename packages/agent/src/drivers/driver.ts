@@ -1,4 +1,4 @@
-import type { CatalogRef, DriverInfo, LogChunk, Logger, LogRequest, WorkloadKind, WorkloadSpec, WorkloadState } from '@virtfleet/shared';
+import { engineNetworkName, FailedPreconditionError, SPEC_NETWORK_NONE, UnavailableError, type CatalogRef, type DriverInfo, type LogChunk, type Logger, type LogRequest, type WorkloadKind, type WorkloadSpec, type WorkloadState } from '@virtfleet/shared';
 import type { ImageLease } from '../images/image-cache.js';
 
 export type { ImageLease } from '../images/image-cache.js';
@@ -29,6 +29,8 @@ export interface DriverWorkload {
   message?: string;
   /** A container that exited: its exit code, which tells on-failure restarts from clean exits. */
   exitCode?: number;
+  /** IP addresses on the host's networks, when it has any. */
+  addresses?: string[];
 }
 
 /** Cumulative counters; telemetry turns successive samples into rates. */
@@ -54,6 +56,21 @@ export interface DriverContext {
   stateDir?: string;
   /** Catalog images. Absent on simulated hosts, whose workloads use none. */
   images?: ImageProvider;
+  /** The host network workloads may join (`spec.network`), once `ready`. Absent when the agent sets none up. */
+  network?: { readonly name: string; readonly ready: boolean };
+}
+
+/**
+ * The engine network a spec's `network` joins: undefined for none or unset
+ * (the driver's own default applies to unset), else the host network's name
+ * in libvirt and Docker.
+ * @throws FailedPreconditionError when the spec names a network this host does not offer (now)
+ */
+export function engineNetworkOf(spec: Pick<WorkloadSpec, 'network'>, network: DriverContext['network']): string | undefined {
+  if (spec.network === undefined || spec.network === SPEC_NETWORK_NONE) return undefined;
+  if (network?.name !== spec.network) throw new FailedPreconditionError(`this host has no network ${spec.network}${network ? ` (it has ${network.name})` : ''}`);
+  if (!network.ready) throw new UnavailableError(`network ${spec.network} is not set up on this host yet`);
+  return engineNetworkName(spec.network);
 }
 
 /**

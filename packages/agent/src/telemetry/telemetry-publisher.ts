@@ -49,7 +49,7 @@ export class TelemetryPublisher {
     private readonly nc: NatsConnection,
     private readonly identity: TelemetryIdentity,
     /** What the host offers now: drivers, capacity, and the images it holds (none when absent). */
-    private readonly capacity: () => Promise<Pick<Telemetry, 'drivers' | 'capacity'> & Partial<Pick<Telemetry, 'images'>>>,
+    private readonly capacity: () => Promise<Pick<Telemetry, 'drivers' | 'capacity'> & Partial<Pick<Telemetry, 'images' | 'networks'>>>,
     private readonly host: HostSource,
     private readonly workloads: WorkloadSampler,
     private readonly intervalMs: number,

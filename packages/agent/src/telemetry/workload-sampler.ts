@@ -118,6 +118,7 @@ export class WorkloadSampler {
         driver_ref: workload.ref,
         cpu_percent: Math.round((usage?.cpuPercent ?? 0) * 100) / 100,
         memory_used_mib: Math.round((usage?.memoryUsedMiB ?? 0) * 100) / 100,
+        ...(workload.addresses?.length ? { addresses: workload.addresses } : {}),
       };
     });
   }

@@ -49,6 +49,8 @@ function workloadDetail(w: pb.Workload__Output): string {
     ['desired', w.desired_state],
     ['host', w.host_id || '-'],
     ['driver ref', w.driver_ref || '-'],
+    ['addresses', w.addresses.join(', ') || '-'],
+    ['network', s?.network || '-'],
     ['image', s?.image || '-'],
     ['vcpus', String(s?.vcpus ?? '')],
     ['memory', mib(s?.memory_mib ?? 0)],

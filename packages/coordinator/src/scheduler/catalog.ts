@@ -4,6 +4,7 @@ import { driverFilter } from './filters/driver.js';
 import { featuresFilter } from './filters/features.js';
 import { hostSelectorFilter } from './filters/host-selector.js';
 import { isolationFilter } from './filters/isolation.js';
+import { networkFilter } from './filters/network.js';
 import { performanceFilter } from './filters/performance.js';
 import { resourcesFilter } from './filters/resources.js';
 import { schedulableFilter } from './filters/schedulable.js';
@@ -26,7 +27,7 @@ import { tenantAffinityScorer } from './scorers/tenant-affinity.js';
  * host that cannot fit the request anyway is not judged on its load.
  */
 export const FILTERS = new Registry<FilterPlugin>('filter');
-for (const f of [schedulableFilter, avoidHostsFilter, driverFilter, trustLevelFilter, featuresFilter, hostSelectorFilter, resourcesFilter, antiAffinityFilter, isolationFilter, performanceFilter])
+for (const f of [schedulableFilter, avoidHostsFilter, driverFilter, networkFilter, trustLevelFilter, featuresFilter, hostSelectorFilter, resourcesFilter, antiAffinityFilter, isolationFilter, performanceFilter])
   FILTERS.register(f.name, f);
 
 export const SCORERS = new Registry<ScorePlugin>('scorer');

@@ -20,6 +20,7 @@ export function hostSnapshot(id: string, overrides: Partial<HostSnapshot> = {}):
     maxWorkloads: 10_000,
     tenants: new Map(),
     images: new Set(),
+    networks: new Set(),
     antiAffinityGroups: new Set(),
     isolation: undefined,
     ...overrides,

@@ -40,6 +40,8 @@ export interface HostSnapshot {
   maxWorkloads: number;
   /** Workloads per tenant on the host. */
   tenants: Map<string, number>;
+  /** Host networks workloads can join. */
+  networks: ReadonlySet<string>;
   /** Digests of the catalog images the host holds in its cache. */
   images: ReadonlySet<string>;
   /** Anti-affinity groups with a member on the host. */

@@ -55,6 +55,7 @@ export function snapshotOf(host: Host): HostSnapshot {
     maxWorkloads: t.capacity.workloads ?? MAX_HOST_WORKLOADS,
     tenants: new Map(),
     images: imageDigests(t.images),
+    networks: new Set(t.networks ?? []),
     antiAffinityGroups: new Set(),
     isolation: undefined,
   };

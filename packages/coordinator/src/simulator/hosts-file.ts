@@ -133,6 +133,7 @@ export function simSnapshot(host: SimHost): HostSnapshot {
     maxWorkloads: MAX_HOST_WORKLOADS,
     tenants: new Map(),
     images: new Set(),
+    networks: new Set(),
     antiAffinityGroups: new Set(),
     isolation: undefined,
   };

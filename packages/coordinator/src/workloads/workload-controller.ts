@@ -424,7 +424,11 @@ export class WorkloadController {
     const sampledAt = Date.parse(host.telemetry.time);
     for (const t of reported) {
       const w = this.store.get(t.workload_id);
-      if (!w || w.hostId !== host.id || w.state === 'deleted' || w.state === t.state || this.busy.has(w.id)) continue;
+      if (!w || w.hostId !== host.id || w.state === 'deleted') continue;
+      // Addresses are facts of the copy on this host, whatever command is in flight.
+      const addresses = t.addresses ?? [];
+      if (addresses.join(',') !== (w.addresses ?? []).join(',')) this.update(w, { addresses });
+      if (w.state === t.state || this.busy.has(w.id)) continue;
       if (sampledAt <= (this.lastCommandAt.get(w.id) ?? 0)) continue;
       this.update(this.get(w.id), { state: t.state, message: t.state === 'failed' ? 'reported failed by its host' : '' });
     }
@@ -514,7 +518,7 @@ export class WorkloadController {
   async reschedule(w: Workload, reason: string): Promise<void> {
     if (!this.leading || this.busy.has(w.id)) return;
     const fromHost = w.hostId;
-    const { workload, stored } = this.updateStored(w, { hostId: '', leftHostId: fromHost, state: 'pending', driverRef: '', generation: (w.generation ?? 0) + 1, message: `rescheduling: ${reason}` });
+    const { workload, stored } = this.updateStored(w, { hostId: '', leftHostId: fromHost, state: 'pending', driverRef: '', addresses: [], generation: (w.generation ?? 0) + 1, message: `rescheduling: ${reason}` });
     await stored;
     this.events.emit(EVENT_TYPES.workloadRescheduled, w.id, { id: w.id, from_host: fromHost, failover: failoverModeOf(w.spec), reason });
     this.log.warn({ workload: w.id, from: fromHost, reason }, 'rescheduling workload');

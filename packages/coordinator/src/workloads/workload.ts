@@ -14,6 +14,8 @@ export interface Workload {
   /** Why the workload is in its state: the placement verdict while pending, the error when failed. */
   message: string;
   driverRef: string;
+  /** IP addresses its host last reported for it. Absent: none. */
+  addresses?: string[];
   /** The submit request id, for idempotent submission. */
   requestId: string;
   /** Arrival order and time in the admission queue, kept so a restart restores the queue as it was. */

@@ -12,6 +12,7 @@ import {
   demuxDockerLog,
   errorMessage,
   parseCatalogRef,
+  SPEC_NETWORK_NONE,
   type LogChunk,
   type LogRequest,
   type Logger,
@@ -27,6 +28,7 @@ import {
   type DriverFactory,
   type DriverFingerprint,
   type DriverWorkload,
+  engineNetworkOf,
   type ImageLease,
   type ImageProvider,
   type StopOptions,
@@ -226,6 +228,7 @@ class DockerDriver implements Driver {
   private readonly hostId: string;
   private readonly log: Logger;
   private readonly images: ImageProvider | undefined;
+  private readonly network: DriverContext['network'];
   /** Loads in progress by tag: concurrent creates of one image load it once. */
   private readonly loading = new Map<string, Promise<void>>();
 
@@ -237,6 +240,7 @@ class DockerDriver implements Driver {
     this.hostId = context.hostId;
     this.log = context.log.child({ driver: DOCKER_DRIVER_NAME });
     this.images = context.images;
+    this.network = context.network;
   }
 
   async fingerprint(): Promise<DriverFingerprint> {
@@ -260,13 +264,15 @@ class DockerDriver implements Driver {
     const existing = await this.inspectByName(workloadId);
     if (existing) return this.ownedOrConflict(workloadId, existing);
 
+    const joined = engineNetworkOf(spec, this.network);
+    const networkMode = joined ?? (spec.network === SPEC_NETWORK_NONE ? 'none' : this.config.network);
     const image = await this.resolveImage(spec.image, workloadId);
 
     let container: Docker.Container;
     const deadline = Date.now() + NAME_RACE_TIMEOUT_MS;
     for (;;) {
       try {
-        container = await this.docker.createContainer(buildCreateOptions(this.hostId, workloadId, { ...spec, image }, this.config));
+        container = await this.docker.createContainer(buildCreateOptions(this.hostId, workloadId, { ...spec, image }, { ...this.config, network: networkMode }));
         break;
       } catch (err) {
         if (statusCodeOf(err) === 400) throw invalidSpec(err);
@@ -387,6 +393,7 @@ class DockerDriver implements Driver {
         kind: KIND,
         state: dockerStateToWorkloadState({ Status: c.State }),
         ref: c.Id,
+        ...addressesOf(c.NetworkSettings?.Networks),
       });
     }
     return workloads;
@@ -587,7 +594,19 @@ function toDriverWorkload(info: Docker.ContainerInspectInfo): DriverWorkload {
   const message = stateMessage(info.State);
   if (message) workload.message = message;
   if (info.State.Status === 'exited') workload.exitCode = info.State.ExitCode;
-  return workload;
+  return Object.assign(workload, addressesOf(info.NetworkSettings.Networks));
+}
+
+const addressesOf = (networks: Record<string, { IPAddress?: string }> | undefined): { addresses?: string[] } => {
+  const addresses = containerAddresses(networks);
+  return addresses.length > 0 ? { addresses } : {};
+};
+
+/** The IPv4 addresses Docker gave a container on its networks, in network name order. */
+export function containerAddresses(networks: Record<string, { IPAddress?: string }> | undefined): string[] {
+  return Object.keys(networks ?? {})
+    .sort()
+    .flatMap((name) => networks?.[name]?.IPAddress || []);
 }
 
 function stateMessage(state: Docker.ContainerInspectInfo['State']): string | undefined {

@@ -105,6 +105,13 @@ describe('buildDomainXml', () => {
     ]);
     expect(devices.controller!.map((c) => c.$)).toEqual([{ type: 'scsi', model: 'virtio-scsi', index: '0' }]);
     expect(devices.serial![0]!.log![0]!.$).toEqual({ file: '/vms/w-1/console.log', append: 'on' });
+    expect(devices.interface, 'no network asked: no NIC').toBeUndefined();
+  });
+
+  it('gives a VM one virtio NIC on the host network it joins', async () => {
+    const { domain } = await plain(buildDomainXml('w-1', baseSpec, 'host-1', 'qemu', files, 'virtfleet-default'));
+    const devices = domain.devices![0] as Record<string, unknown[]>;
+    expect(devices.interface).toEqual([{ $: { type: 'network' }, source: [{ $: { network: 'virtfleet-default' } }], model: [{ $: { type: 'virtio' } }] }]);
   });
 
   it.each([

@@ -26,7 +26,7 @@ const builder = new Builder({ headless: true, renderOpts: { pretty: false } });
 const diskTarget = (index: number): string => `vd${String.fromCharCode('a'.charCodeAt(0) + index)}`;
 
 /** The `<devices>` of a domain with these files: virtio disks, the seed as a SCSI CD-ROM, a serial console logged to a file. */
-function devicesOf(files: VmFiles): Record<string, unknown> {
+function devicesOf(files: VmFiles, network: string | undefined): Record<string, unknown> {
   const disks: Record<string, unknown>[] = files.disks.map((d, i) => ({
     $: { type: 'file', device: 'disk' },
     driver: { $: { name: 'qemu', type: d.format } },
@@ -46,6 +46,7 @@ function devicesOf(files: VmFiles): Record<string, unknown> {
   return {
     ...(disks.length > 0 ? { disk: disks } : {}),
     ...(files.seed ? { controller: { $: { type: 'scsi', model: 'virtio-scsi', index: '0' } } } : {}),
+    ...(network ? { interface: { $: { type: 'network' }, source: { $: { network } }, model: { $: { type: 'virtio' } } } } : {}),
     // A pty for interactive use, its output also in a log file that virtlogd writes and rotates.
     serial: { $: { type: 'pty' }, log: { $: { file: files.consoleLog, append: 'on' } }, target: { $: { port: '0' } } },
     console: { $: { type: 'pty' }, target: { $: { type: 'serial', port: '0' } } },
@@ -57,9 +58,10 @@ function devicesOf(files: VmFiles): Record<string, unknown> {
  * XML builder, which escapes it; ids and names are also re-validated here
  * because they end up as the domain name. `files` are the disks, kernel,
  * seed and console log VmStorage made; without them, a VM by path as before.
+ * `network` is the libvirt network its one NIC joins, if any.
  * @throws InvalidArgumentError when the id, name or image is unusable.
  */
-export function buildDomainXml(workloadId: string, spec: WorkloadSpec, hostId: string, domainType: DomainType, files?: VmFiles): string {
+export function buildDomainXml(workloadId: string, spec: WorkloadSpec, hostId: string, domainType: DomainType, files?: VmFiles, network?: string): string {
   if (!WORKLOAD_ID.test(workloadId)) throw new InvalidArgumentError('workload_id', 'must be 1-80 characters of a-z, 0-9 and "-", starting and ending with a letter or digit');
   if (!DNS_LABEL.test(spec.name)) throw new InvalidArgumentError('spec.name', 'must be a DNS label: 1-63 characters of a-z, 0-9 and "-"');
   if (spec.kind !== 'vm') throw new InvalidArgumentError('spec.kind', 'the libvirt driver runs vms only');
@@ -91,9 +93,9 @@ export function buildDomainXml(workloadId: string, spec: WorkloadSpec, hostId: s
       ...(files?.kernel ? { kernel: files.kernel, ...(files.initrd ? { initrd: files.initrd } : {}), ...(files.cmdline ? { cmdline: files.cmdline } : {}) } : {}),
     },
     on_poweroff: 'destroy',
-    // No <interface>: guests get no network unless a later feature adds one deliberately.
+    // An <interface> only on the host network the spec names: otherwise guests get no network at all.
     ...(files
-      ? { devices: devicesOf(files) }
+      ? { devices: devicesOf(files, network) }
       : spec.image.startsWith('/')
       ? {
           devices: {

@@ -277,7 +277,13 @@ describe('LibvirtDriver on test:///default', () => {
 
   it('falls back to qemu for good when libvirt offers kvm but a kvm guest cannot start', async () => {
     const caps = `<capabilities><guest><os_type>hvm</os_type><arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest></capabilities>`;
-    const ext = { getLibVersion: () => Promise.resolve('9.0.0'), getHypervisorVersion: () => Promise.resolve('7.2.0'), getCapabilities: () => Promise.resolve(caps) };
+    const ext = {
+      getLibVersion: () => Promise.resolve('9.0.0'),
+      getHypervisorVersion: () => Promise.resolve('7.2.0'),
+      getCapabilities: () => Promise.resolve(caps),
+      ensureNetwork: () => Promise.resolve('existing'),
+      domainAddresses: () => Promise.resolve('[]'),
+    };
     const driver = new LibvirtDriver(config(), { hostId: 'host-kvm', log }, { ok: true, ext });
     drivers.push(driver);
     await driver.connect();

@@ -26,11 +26,12 @@ import {
   type DriverFactory,
   type DriverFingerprint,
   type DriverWorkload,
+  engineNetworkOf,
   type StopOptions,
   type WorkloadUsage,
 } from '../driver.js';
 import { buildDomainXml, parseGuestDomainTypes, parseOwnership, type DomainOwnership, type DomainType } from './domain-xml.js';
-import { loadLibvirtExt, type LibvirtExtLoad } from './native-ext.js';
+import { loadLibvirtExt, type DomainInterface, type LibvirtExtLoad } from './native-ext.js';
 import { VmStorage, type VmFiles } from './vm-storage.js';
 import { tailFile } from '../../file-tail.js';
 
@@ -265,6 +266,7 @@ interface About {
 }
 
 const POLL_INTERVAL_MS = 100;
+const ADDRESS_TTL_MS = 5_000;
 const MAX_DETAIL = 1024;
 
 /** Runs VMs as libvirt domains; owns only domains whose metadata carries its host id. */
@@ -280,6 +282,8 @@ export class LibvirtDriver implements Driver {
   /** A kvm guest failed to start for want of KVM; 'auto' uses qemu from then on. */
   private kvmFailed = false;
   private readonly storage: VmStorage;
+  /** Each VM's addresses, by domain UUID, and when they were read. */
+  private readonly addresses = new Map<string, { at: number; addresses: string[] }>();
 
   constructor(
     private readonly config: LibvirtDriverConfig,
@@ -339,9 +343,10 @@ export class LibvirtDriver implements Driver {
     return this.call(workloadId, async (hv) => {
       const existing = await this.lookup(hv, workloadId);
       if (existing) return this.adopt(hv, existing, workloadId);
+      const network = engineNetworkOf(spec, this.context.network);
       const files = await this.storage.prepare(workloadId, spec);
       try {
-        return await this.defineAndStart(hv, workloadId, spec, files);
+        return await this.defineAndStart(hv, workloadId, spec, files, network);
       } catch (err) {
         // Leave nothing behind, so that a retry starts afresh; but a lost connection may have left a
         // domain that the retry adopts, and that domain needs its files.
@@ -351,12 +356,12 @@ export class LibvirtDriver implements Driver {
     });
   }
 
-  private async defineAndStart(hv: Hypervisor, workloadId: string, spec: WorkloadSpec, files: VmFiles): Promise<DriverWorkload> {
+  private async defineAndStart(hv: Hypervisor, workloadId: string, spec: WorkloadSpec, files: VmFiles, network: string | undefined): Promise<DriverWorkload> {
     for (;;) {
       const type = spec.domain_type ?? (await this.newDomainType());
       let found: Owned;
       try {
-        found = await this.define(hv, workloadId, spec, type, files);
+        found = await this.define(hv, workloadId, spec, type, files, network);
       } catch (err) {
         if (/already exists/.test(errorMessage(err))) {
           // Someone defined it since the lookup: settle it like the lookup would have.
@@ -440,6 +445,7 @@ export class LibvirtDriver implements Driver {
           if (!isDomainNotFound(err)) throw err;
         }
         this.owners.delete(found.uuid);
+        this.addresses.delete(found.uuid);
       }
       // The files under this agent's vmDir are its own, whoever holds a domain of that name.
       await this.storage.remove(workloadId);
@@ -563,8 +569,8 @@ export class LibvirtDriver implements Driver {
     throw new FailedPreconditionError(`libvirt domain ${backendName(this.context.hostId, workloadId)} already exists and belongs to ${holder}`);
   }
 
-  private async define(hv: Hypervisor, workloadId: string, spec: WorkloadSpec, type: DomainType, files: VmFiles): Promise<Owned> {
-    const dom = await hv.domainDefineXML(buildDomainXml(workloadId, spec, this.context.hostId, type, files));
+  private async define(hv: Hypervisor, workloadId: string, spec: WorkloadSpec, type: DomainType, files: VmFiles, network: string | undefined): Promise<Owned> {
+    const dom = await hv.domainDefineXML(buildDomainXml(workloadId, spec, this.context.hostId, type, files, network));
     const uuid = await hv.domainGetUUIDString(dom);
     const owner: DomainOwnership = { hostId: this.context.hostId, workloadId, name: spec.name };
     this.owners.set(uuid, owner);
@@ -638,7 +644,28 @@ export class LibvirtDriver implements Driver {
   private async snapshot(hv: Hypervisor, found: Owned): Promise<DriverWorkload> {
     const info = await hv.domainGetInfo(found.dom);
     const { state, message } = mapDomainState(info.state);
-    return { workloadId: found.owner.workloadId, name: found.owner.name, kind: 'vm', state, ref: found.uuid, ...(message ? { message } : {}) };
+    const addresses = state === 'running' ? await this.addressesOf(found) : [];
+    return { workloadId: found.owner.workloadId, name: found.owner.name, kind: 'vm', state, ref: found.uuid, ...(message ? { message } : {}), ...(addresses.length > 0 ? { addresses } : {}) };
+  }
+
+  /**
+   * A running VM's IPv4 addresses from its networks' DHCP leases, asked of
+   * libvirt at most every ADDRESS_TTL_MS per VM (telemetry looks every
+   * second). None without the addon, or when the lookup fails.
+   */
+  private async addressesOf(found: Owned): Promise<string[]> {
+    if (!this.ext.ok) return [];
+    const cached = this.addresses.get(found.uuid);
+    if (cached && performance.now() - cached.at < ADDRESS_TTL_MS) return cached.addresses;
+    let addresses: string[] = [];
+    try {
+      const interfaces = JSON.parse(await this.ext.ext.domainAddresses(this.config.uri, backendName(found.owner.hostId, found.owner.workloadId))) as DomainInterface[];
+      addresses = interfaces.flatMap((i) => i.addrs.filter((a) => a.type === 'ipv4').map((a) => a.addr));
+    } catch (err) {
+      this.log.debug({ workloadId: found.owner.workloadId, err: errorMessage(err) }, 'reading a VM\'s addresses failed');
+    }
+    this.addresses.set(found.uuid, { at: performance.now(), addresses });
+    return addresses;
   }
 
   private about(): Promise<About> {

@@ -14,6 +14,17 @@ export interface LibvirtExt {
   getHypervisorVersion(uri: string): Promise<string>;
   /** The capabilities XML (virConnectGetCapabilities). */
   getCapabilities(uri: string): Promise<string>;
+  /** Defines the network from `xml` unless `name` exists, starts it and marks it autostart: "defined" or "existing". */
+  ensureNetwork(uri: string, name: string, xml: string): Promise<string>;
+  /** The domain's interfaces and their addresses from DHCP leases, as JSON (see DomainInterface). */
+  domainAddresses(uri: string, domainName: string): Promise<string>;
+}
+
+/** One interface in domainAddresses' answer. */
+export interface DomainInterface {
+  name: string;
+  hwaddr: string;
+  addrs: { type: 'ipv4' | 'ipv6'; addr: string; prefix: number }[];
 }
 
 /** Where `npm run build:native -w @virtfleet/agent` puts the addon; the same from src/ and dist/. */
@@ -28,7 +39,7 @@ export function loadLibvirtExt(): LibvirtExtLoad {
   if (loaded) return loaded;
   try {
     const ext = createRequire(import.meta.url)(LIBVIRT_EXT_PATH) as Partial<LibvirtExt>;
-    const missing = (['getLibVersion', 'getHypervisorVersion', 'getCapabilities'] as const).filter((f) => typeof ext[f] !== 'function');
+    const missing = (['getLibVersion', 'getHypervisorVersion', 'getCapabilities', 'ensureNetwork', 'domainAddresses'] as const).filter((f) => typeof ext[f] !== 'function');
     loaded = missing.length === 0 ? { ok: true, ext: ext as LibvirtExt } : { ok: false, reason: `${LIBVIRT_EXT_PATH} lacks ${missing.join(', ')}` };
   } catch (err) {
     loaded = { ok: false, reason: `cannot load ${LIBVIRT_EXT_PATH}: ${errorMessage(err)}` };

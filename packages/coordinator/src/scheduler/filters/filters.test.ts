@@ -6,6 +6,7 @@ import type { HostSnapshot } from '../scheduler.js';
 import { antiAffinityFilter } from './anti-affinity.js';
 import { avoidHostsFilter } from './avoid-hosts.js';
 import { driverFilter } from './driver.js';
+import { networkFilter } from './network.js';
 import { featuresFilter } from './features.js';
 import { hostSelectorFilter } from './host-selector.js';
 import { isolationFilter } from './isolation.js';
@@ -61,6 +62,15 @@ const cases: Record<string, { plugin: FilterPlugin; cases: Case[] }> = {
       { name: 'another host to avoid', spec: spec(), host: host(), avoid: ['h2'], want: OK },
       { name: 'the host being left', spec: spec(), host: host(), avoid: ['h2', 'h1'], want: unschedulable('being left by this workload') },
       { name: 'a host selector naming it does not override', spec: spec({ host_selector: { zone: 'a' } }), host: host(), avoid: ['h1'], want: unschedulable('being left by this workload') },
+    ],
+  },
+  network: {
+    plugin: networkFilter,
+    cases: [
+      { name: 'no network asked', spec: spec(), host: host(), want: OK },
+      { name: 'none asked', spec: spec({ network: 'none' }), host: host(), want: OK },
+      { name: 'a network the host offers', spec: spec({ network: 'default' }), host: host({ networks: new Set(['default']) }), want: OK },
+      { name: 'a network the host lacks', spec: spec({ network: 'backend' }), host: host({ networks: new Set(['default']) }), want: unresolvable('no network backend') },
     ],
   },
   driver: {
@@ -304,7 +314,7 @@ describe('filters', () => {
   }
 
   it('run cheapest first, measured load last', () => {
-    expect(FILTERS.names()).toEqual(['schedulable', 'avoid-hosts', 'driver', 'trust-level', 'features', 'host-selector', 'resources', 'anti-affinity', 'isolation', 'performance']);
+    expect(FILTERS.names()).toEqual(['schedulable', 'avoid-hosts', 'driver', 'network', 'trust-level', 'features', 'host-selector', 'resources', 'anti-affinity', 'isolation', 'performance']);
   });
 
   it('cover every registered filter in this file', () => {
