@@ -115,6 +115,11 @@ describe('VMs and containers from catalog images on simulated hosts', () => {
     const data = JSON.parse((await run('qemu-img', ['info', '--output=json', '-U', join(files, 'disk-data.qcow2')])).stdout) as { 'virtual-size': number };
     expect(data['virtual-size']).toBe(2 * 2 ** 30);
 
+    // Its images cannot leave the catalog while it exists.
+    const rm = await cli('image', 'rm', `${tag}-kernel`);
+    expect(rm.code).toBe(5);
+    expect(rm.stderr).toContain(`image ${tag}-kernel is used by 1 workload (${tag}-vm1)`);
+
     await cluster.api.act('StopWorkload', { id: w.id, request_id: `${tag}-vm1-stop`, force: true });
     await waitUntil('stopped', async () => (await cluster.api.get(w.id)).state === 'stopped', { timeoutMs: 60_000 });
     await cluster.api.act('StartWorkload', { id: w.id, request_id: `${tag}-vm1-start` });

@@ -105,8 +105,8 @@ export class CoordinatorApi {
     return this.unary('ListImages', {});
   }
 
-  deleteImage(name: string): Promise<pb.Image__Output> {
-    return this.unary('DeleteImage', { name });
+  deleteImage(name: string, force = false): Promise<pb.Image__Output> {
+    return this.unary('DeleteImage', { name, force });
   }
 
   /**

@@ -30,6 +30,7 @@ import { followHostEvents } from './hosts/host-event-follower.js';
 import { HostSupervisor } from './workloads/host-supervisor.js';
 import { ImageCatalog } from './images/image-catalog.js';
 import { imageHandlers } from './images/image-service.js';
+import { imageUsers } from './images/image-pinning.js';
 
 const HOST_STATUS_EVENTS = { up: EVENT_TYPES.hostUp, down: EVENT_TYPES.hostDown, recovering: EVENT_TYPES.hostRecovering } as const;
 
@@ -145,7 +146,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     () => ImageCatalog.open(nc, { bucket: config.images.bucket, replicas: config.state.replicas, maxImageBytes: config.images.maxImageBytes }, log.child({ component: 'images' })),
     log,
   );
-  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, log), ...imageHandlers(images, log) });
+  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');

@@ -71,9 +71,10 @@ export function registerImageCommands(program: Command): void {
     .command('rm')
     .description('delete an image from the catalog')
     .argument('<name>', 'catalog name')
-    .action(async (name: string, _opts: unknown, cmd: Command) =>
+    .option('--force', 'delete it although workloads use it (they cannot then move to a host without a copy)')
+    .action(async (name: string, opts: { force?: boolean }, cmd: Command) =>
       withApi(cmd, async (client, output) => {
-        const removed = await client.deleteImage(name);
+        const removed = await client.deleteImage(name, opts.force ?? false);
         print(output, removed, () => `deleted ${removed.name} (${removed.digest})`);
       }),
     );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, parseWorkloadSpec, type CatalogImage } from '@virtfleet/shared';
-import { pinCatalogImages, type ImageLookup } from './image-pinning.js';
+import { imageUsers, pinCatalogImages, type ImageLookup } from './image-pinning.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 const image = (name: string, format: CatalogImage['format'], d: string): CatalogImage => ({
@@ -56,5 +56,21 @@ describe('pinCatalogImages', () => {
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect((err as InvalidArgumentError).field).toBe(field);
     expect((err as InvalidArgumentError).reason).toMatch(reason);
+  });
+});
+
+describe('imageUsers', () => {
+  it('names the workloads, not deleted, whose root disk, kernel, initrd or container image is the image', () => {
+    const pinned = `@sha256:${'a'.repeat(64)}`;
+    const workloads = [
+      { state: 'running', spec: vm({ name: 'v1', image: `disk${pinned}` }) },
+      { state: 'stopped', spec: vm({ name: 'v2', boot: { kernel: 'disk' } }) },
+      { state: 'deleted', spec: vm({ name: 'v3', image: 'disk' }) },
+      { state: 'running', spec: vm({ name: 'v4', image: 'other' }) },
+      { state: 'pending', spec: { ...container('disk'), name: 'c1' } },
+      { state: 'running', spec: vm({ name: 'v5', image: '/var/lib/disk' }) },
+    ];
+    expect(imageUsers(workloads, 'disk')).toEqual(['v1', 'v2', 'c1']);
+    expect(imageUsers(workloads, 'nothing')).toEqual([]);
   });
 });

@@ -55,3 +55,8 @@ export async function pinCatalogImages(spec: WorkloadSpec, catalog: ImageLookup)
     ...(spec.boot ? { boot: { ...spec.boot, ...(kernel ? { kernel } : {}), ...(initrd ? { initrd } : {}) } } : {}),
   };
 }
+
+/** Names of the workloads (not deleted) whose specs use the catalog image `name`. */
+export function imageUsers(workloads: readonly { state: string; spec: WorkloadSpec }[], name: string): string[] {
+  return workloads.filter((w) => w.state !== 'deleted' && catalogRefsOf(w.spec).some((r) => parseCatalogRef(r.ref)?.name === name)).map((w) => w.spec.name);
+}

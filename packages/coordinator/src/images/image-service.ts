@@ -1,4 +1,4 @@
-import { clientStream, InvalidArgumentError, unary, type CatalogImage, type Logger, type pb } from '@virtfleet/shared';
+import { clientStream, FailedPreconditionError, InvalidArgumentError, unary, type CatalogImage, type Logger, type pb } from '@virtfleet/shared';
 import type { ImageCatalog } from './image-catalog.js';
 
 export type ImageHandlers = Pick<pb.CoordinatorHandlers, 'ImportImage' | 'ListImages' | 'DeleteImage'>;
@@ -7,8 +7,11 @@ export function toProtoImage(image: CatalogImage): pb.Image {
   return { name: image.name, kind: image.kind, format: image.format, size: String(image.size), digest: image.digest, created_at: image.createdAt };
 }
 
+/** Names of the workloads, not deleted, whose specs use a catalog image. */
+export type ImageUsers = (imageName: string) => string[];
+
 /** The image calls of virtfleet.v1.Coordinator, on the catalog. */
-export function imageHandlers(catalog: ImageCatalog, log: Logger): ImageHandlers {
+export function imageHandlers(catalog: ImageCatalog, usersOf: ImageUsers, log: Logger): ImageHandlers {
   return {
     ImportImage: clientStream<pb.ImportImageChunk__Output, pb.Image>(log, 'ImportImage', async (call) => {
       const messages = call[Symbol.asyncIterator]() as AsyncIterator<pb.ImportImageChunk__Output>;
@@ -25,6 +28,13 @@ export function imageHandlers(catalog: ImageCatalog, log: Logger): ImageHandlers
       return toProtoImage(await catalog.import({ name: h.name, format: h.format, size, sha256: h.sha256 }, data()));
     }),
     ListImages: unary<pb.ListImagesRequest__Output, pb.ListImagesResponse>(log, 'ListImages', async () => ({ images: (await catalog.list()).map(toProtoImage) })),
-    DeleteImage: unary<pb.DeleteImageRequest__Output, pb.Image>(log, 'DeleteImage', async (req) => toProtoImage(await catalog.remove(req.name))),
+    DeleteImage: unary<pb.DeleteImageRequest__Output, pb.Image>(log, 'DeleteImage', async (req) => {
+      const users = usersOf(req.name);
+      if (users.length > 0 && !req.force) {
+        const shown = users.slice(0, 10).join(', ') + (users.length > 10 ? ` and ${users.length - 10} more` : '');
+        throw new FailedPreconditionError(`image ${req.name} is used by ${users.length} workload${users.length === 1 ? '' : 's'} (${shown}); delete them first, or force it`);
+      }
+      return toProtoImage(await catalog.remove(req.name));
+    }),
   };
 }
