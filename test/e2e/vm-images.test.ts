@@ -200,6 +200,30 @@ describe('VMs and containers from catalog images on simulated hosts', () => {
     await cluster.api.cordon(b.name, false);
   }, 300_000);
 
+  it('publishes a container\'s port on its host\'s address, and books the host port so a second one waits', async () => {
+    const [a, b] = hosts as [SimulatedHost, SimulatedHost];
+    await cluster.api.cordon(b.name, true);
+    const server = 'mkdir -p /www && echo VIRTFLEET-PORT-OK > /www/index.html && exec busybox httpd -f -p 8080 -h /www';
+    const web = (name: string) => ({ name, kind: 'container', image: TEST_IMAGE, vcpus: 0.1, memory_mib: 32, command: ['/bin/sh', '-c', server], network: 'default', ports: [{ host_port: 18080, port: 8080, protocol: 'tcp' }] });
+    const first = await runningOn((await cluster.api.submit({ request_id: `${tag}-web1`, spec: web(`${tag}-web1`) })).id);
+    expect(first.host_id).toBe(a.name);
+    // From inside host a's namespace, to its fabric address.
+    // (busybox wget's -T crashes the static build; inNetns has its own 30 s limit.)
+    const { page } = await waitFor('the published port to answer', async () => {
+      const got = await a.inNetns(['busybox', 'wget', '-q', '-O', '-', `http://${a.address}:18080/`]).catch(() => undefined);
+      return got?.stdout.includes('VIRTFLEET-PORT-OK') ? { page: got.stdout } : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(page).toContain('VIRTFLEET-PORT-OK');
+    const second = await cluster.api.submit({ request_id: `${tag}-web2`, spec: web(`${tag}-web2`) });
+    await waitUntil('the second to wait for the port', async () => (await cluster.api.get(second.id)).message.includes('tcp port 18080 taken'), { timeoutMs: 30_000 });
+    expect((await cluster.api.get(second.id)).state).toBe('pending');
+    // The port frees with the first; the second then runs there.
+    await cluster.api.act('DeleteWorkload', { id: first.id, request_id: `${tag}-web1-delete` });
+    expect((await runningOn(second.id)).host_id).toBe(a.name);
+    await cluster.api.act('DeleteWorkload', { id: second.id, request_id: `${tag}-web2-delete` });
+    await cluster.api.cordon(b.name, false);
+  }, 180_000);
+
   it('keeps a workload that names a network no host offers pending with the reason', async () => {
     const w = await cluster.api.submit({ request_id: `${tag}-nonet`, spec: { name: `${tag}-nonet`, kind: 'container', image: TEST_IMAGE, vcpus: 0.1, memory_mib: 32, network: 'backend' } });
     await waitUntil('the scheduler to have judged it', async () => (await cluster.api.get(w.id)).message.includes('no network backend'), { timeoutMs: 30_000 });

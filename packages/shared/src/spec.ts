@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseCatalogRef } from './images.js';
+import { SPEC_NETWORK_NONE } from './network.js';
 import { DNS_LABEL, parseOrThrow } from './validation.js';
 
 export const WORKLOAD_KINDS = ['vm', 'container'] as const;
@@ -24,6 +25,7 @@ export const SPEC_LIMITS = {
   maxUserDataBytes: 64 * 1024,
   maxMetaDataBytes: 16 * 1024,
   maxSshKeys: 32,
+  maxPorts: 32,
 } as const;
 
 // Docker reference: [registry[:port]/]path[:tag][@digest], lower-case path components.
@@ -183,6 +185,22 @@ const kernelBootSchema = z
   })
   .strict();
 
+export const PORT_PROTOCOLS = ['tcp', 'udp'] as const;
+const portNumber = z.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(65535, 'must be at most 65535');
+const publishedPortSchema = z
+  .object({
+    /** The port on the host's addresses. */
+    host_port: portNumber,
+    /** The port inside the workload. */
+    port: portNumber,
+    protocol: z.preprocess(unsetIfEmpty, z.enum(PORT_PROTOCOLS, { error: `must be one of ${PORT_PROTOCOLS.join(', ')}` }).default('tcp')),
+  })
+  .strict();
+export type PublishedPort = z.output<typeof publishedPortSchema>;
+
+/** How a published port is booked on its host: one workload per host port and protocol. */
+export const hostPortKey = (p: Pick<PublishedPort, 'host_port' | 'protocol'>): string => `${p.protocol}/${p.host_port}`;
+
 const printable = (max: number) => z.string().max(max, `must be at most ${max} characters`).regex(NO_CONTROL, 'must not contain control characters');
 
 const workloadSpecShape = z
@@ -231,6 +249,7 @@ const workloadSpecShape = z
     cloud_init: z.preprocess(unsetIfEmpty, cloudInitSchema.optional()),
     domain_type: z.preprocess(unsetIfEmpty, z.enum(DOMAIN_TYPES, { error: `must be one of ${DOMAIN_TYPES.join(', ')}` }).optional()),
     network: z.preprocess(unsetIfEmpty, z.string().regex(DNS_LABEL, 'must be "none" or the name of a host network (a DNS label)').optional()),
+    ports: z.preprocess(unsetIfEmptyList, z.array(publishedPortSchema).max(SPEC_LIMITS.maxPorts, `at most ${SPEC_LIMITS.maxPorts} ports`).optional()),
   })
   .strict();
 
@@ -257,6 +276,13 @@ export const workloadSpecSchema = workloadSpecShape.superRefine((spec, ctx) => {
       names.add(d.name);
     });
   }
+  const taken = new Set<string>();
+  (spec.ports ?? []).forEach((p, i) => {
+    if (taken.has(hostPortKey(p))) ctx.addIssue({ code: 'custom', path: ['ports', i, 'host_port'], message: `${p.protocol} port ${p.host_port} is published twice` });
+    taken.add(hostPortKey(p));
+  });
+  if (spec.ports && spec.kind === 'vm') ctx.addIssue({ code: 'custom', path: ['ports'], message: 'are published for containers only so far; reach a VM at its address on the host network' });
+  if (spec.ports && spec.network === SPEC_NETWORK_NONE) ctx.addIssue({ code: 'custom', path: ['ports'], message: 'need a network; this spec has network none' });
   if (spec.kind === 'container') {
     for (const field of ['disks', 'boot', 'cloud_init', 'domain_type'] as const) {
       if (spec[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'applies to vms only' });

@@ -6,6 +6,7 @@ import { hostSelectorFilter } from './filters/host-selector.js';
 import { isolationFilter } from './filters/isolation.js';
 import { networkFilter } from './filters/network.js';
 import { performanceFilter } from './filters/performance.js';
+import { portsFilter } from './filters/ports.js';
 import { resourcesFilter } from './filters/resources.js';
 import { schedulableFilter } from './filters/schedulable.js';
 import { trustLevelFilter } from './filters/trust-level.js';
@@ -27,7 +28,7 @@ import { tenantAffinityScorer } from './scorers/tenant-affinity.js';
  * host that cannot fit the request anyway is not judged on its load.
  */
 export const FILTERS = new Registry<FilterPlugin>('filter');
-for (const f of [schedulableFilter, avoidHostsFilter, driverFilter, networkFilter, trustLevelFilter, featuresFilter, hostSelectorFilter, resourcesFilter, antiAffinityFilter, isolationFilter, performanceFilter])
+for (const f of [schedulableFilter, avoidHostsFilter, driverFilter, networkFilter, trustLevelFilter, featuresFilter, hostSelectorFilter, resourcesFilter, portsFilter, antiAffinityFilter, isolationFilter, performanceFilter])
   FILTERS.register(f.name, f);
 
 export const SCORERS = new Registry<ScorePlugin>('scorer');

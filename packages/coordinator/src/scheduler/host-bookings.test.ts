@@ -66,6 +66,7 @@ describe('HostBookings', () => {
           memory_mib: 8 + random(500),
           tenant: tenants[random(2)],
           security: { isolation: isolations[random(4)], ...(random(3) === 0 ? { anti_affinity_group: `g${random(3)}` } : {}) },
+          ...(random(4) === 0 ? { kind: 'container', image: 'busybox', ports: [{ host_port: 8000 + random(3), port: 80 }] } : {}),
         },
       );
       // A workload's spec never changes; only where and how it runs.
@@ -81,6 +82,7 @@ describe('HostBookings', () => {
         expect(got.workloadCount).toBe(want.workloadCount);
         expect(got.tenants).toEqual(want.tenants);
         expect(got.antiAffinityGroups).toEqual(want.antiAffinityGroups);
+        expect(got.ports).toEqual(want.ports);
         expect(got.isolation?.level).toBe(want.isolation?.level);
       }
     }

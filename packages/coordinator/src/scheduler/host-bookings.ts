@@ -1,4 +1,4 @@
-import type { IsolationLevel, StoppedReservation } from '@virtfleet/shared';
+import { hostPortKey, type IsolationLevel, type StoppedReservation } from '@virtfleet/shared';
 import { holdsResources, type Workload } from '../workloads/workload.js';
 import { demandOf, type HostSnapshot, type ResourceVector } from './scheduler.js';
 
@@ -9,6 +9,8 @@ interface Booking {
   stopped: number;
   tenants: Map<string, number>;
   antiAffinityGroups: Map<string, number>;
+  /** Published host ports, as `tcp/8080`. */
+  ports: Map<string, number>;
   /** Workloads that asked for isolation, in the order they were booked. */
   isolated: Map<string, { level: IsolationLevel; tenant: string }>;
 }
@@ -49,6 +51,7 @@ export class HostBookings {
     s.workloadCount = b.count;
     s.tenants = new Map(b.tenants);
     s.antiAffinityGroups = new Set(b.antiAffinityGroups.keys());
+    s.ports = new Set(b.ports.keys());
     // A dedicated workload, the first booked, rules the host; else the last tenant-isolated one.
     let isolation: HostSnapshot['isolation'];
     for (const i of b.isolated.values()) if (isolation === undefined || isolation.level === 'tenant') isolation = i;
@@ -58,7 +61,7 @@ export class HostBookings {
   private book(w: Readonly<Workload>, sign: 1 | -1): void {
     let b = this.hosts.get(w.hostId);
     if (!b) {
-      b = { allocated: zero(), heldByStopped: zero(), count: 0, stopped: 0, tenants: new Map(), antiAffinityGroups: new Map(), isolated: new Map() };
+      b = { allocated: zero(), heldByStopped: zero(), count: 0, stopped: 0, tenants: new Map(), antiAffinityGroups: new Map(), ports: new Map(), isolated: new Map() };
       this.hosts.set(w.hostId, b);
     }
     const d = demandOf(w.spec);
@@ -71,6 +74,7 @@ export class HostBookings {
     count(b.tenants, w.spec.tenant, sign);
     const group = w.spec.security.anti_affinity_group;
     if (group) count(b.antiAffinityGroups, group, sign);
+    for (const p of w.spec.ports ?? []) count(b.ports, hostPortKey(p), sign);
     if (w.spec.security.isolation !== 'shared') {
       if (sign > 0) b.isolated.set(w.id, { level: w.spec.security.isolation, tenant: w.spec.tenant });
       else b.isolated.delete(w.id);

@@ -22,6 +22,7 @@ export function hostSnapshot(id: string, overrides: Partial<HostSnapshot> = {}):
     images: new Set(),
     networks: new Set(),
     antiAffinityGroups: new Set(),
+    ports: new Set(),
     isolation: undefined,
     ...overrides,
   };

@@ -1,4 +1,4 @@
-import { diskDemandGiB, type DriverInfo, type IsolationLevel, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
+import { diskDemandGiB, hostPortKey, type DriverInfo, type IsolationLevel, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
 
 export interface ResourceVector {
   vcpus: number;
@@ -44,6 +44,8 @@ export interface HostSnapshot {
   networks: ReadonlySet<string>;
   /** Digests of the catalog images the host holds in its cache. */
   images: ReadonlySet<string>;
+  /** Published ports booked on the host, as `tcp/8080`. */
+  ports: Set<string>;
   /** Anti-affinity groups with a member on the host. */
   antiAffinityGroups: Set<string>;
   /** The strongest isolation any workload on the host asked for, and its tenant. */
@@ -69,6 +71,7 @@ export function assume(host: HostSnapshot, spec: WorkloadSpec): void {
   host.workloadCount++;
   host.tenants.set(spec.tenant, (host.tenants.get(spec.tenant) ?? 0) + 1);
   if (spec.security.anti_affinity_group) host.antiAffinityGroups.add(spec.security.anti_affinity_group);
+  for (const p of spec.ports ?? []) host.ports.add(hostPortKey(p));
   const level = spec.security.isolation;
   if (level !== 'shared' && (host.isolation === undefined || host.isolation.level === 'tenant')) host.isolation = { level, tenant: spec.tenant };
 }
@@ -83,6 +86,7 @@ export function release(host: HostSnapshot, spec: WorkloadSpec, remaining: reado
   if (left > 0) host.tenants.set(spec.tenant, left);
   else host.tenants.delete(spec.tenant);
   host.antiAffinityGroups = new Set(remaining.map((s) => s.security.anti_affinity_group).filter((g): g is string => Boolean(g)));
+  host.ports = new Set(remaining.flatMap((s) => (s.ports ?? []).map(hostPortKey)));
   host.isolation = undefined;
   for (const s of remaining) if (s.security.isolation !== 'shared' && (host.isolation === undefined || host.isolation.level === 'tenant')) host.isolation = { level: s.security.isolation, tenant: s.tenant };
 }

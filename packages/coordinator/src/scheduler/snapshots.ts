@@ -57,6 +57,7 @@ export function snapshotOf(host: Host): HostSnapshot {
     images: imageDigests(t.images),
     networks: new Set(t.networks ?? []),
     antiAffinityGroups: new Set(),
+    ports: new Set(),
     isolation: undefined,
   };
 }

@@ -135,6 +135,7 @@ export function simSnapshot(host: SimHost): HostSnapshot {
     images: new Set(),
     networks: new Set(),
     antiAffinityGroups: new Set(),
+    ports: new Set(),
     isolation: undefined,
   };
 }

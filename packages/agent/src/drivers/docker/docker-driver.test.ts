@@ -179,6 +179,25 @@ describe('buildCreateOptions', () => {
     });
   });
 
+  it('publishes ports: exposed in the container, bound to their host ports', () => {
+    const spec = parseWorkloadSpec({
+      name: 'web',
+      kind: 'container',
+      image: 'busybox:latest',
+      vcpus: 1,
+      memory_mib: 32,
+      ports: [
+        { host_port: 8080, port: 80 },
+        { host_port: 8443, port: 80 },
+        { host_port: 5353, port: 53, protocol: 'udp' },
+      ],
+    });
+    const options = buildCreateOptions('h1', 'w1', spec, { network: 'virtfleet-default', stopTimeoutSeconds: 1 });
+    expect(options.ExposedPorts).toEqual({ '80/tcp': {}, '53/udp': {} });
+    expect(options.HostConfig?.PortBindings).toEqual({ '80/tcp': [{ HostPort: '8080' }, { HostPort: '8443' }], '53/udp': [{ HostPort: '5353' }] });
+    expect(() => buildCreateOptions('h1', 'w1', spec, { network: 'none', stopTimeoutSeconds: 1 })).toThrow(/spec\.ports: cannot be published from network none/);
+  });
+
   it('leaves Cmd out so the image default applies when the spec has no command', () => {
     const spec = parseWorkloadSpec({ name: 'web', kind: 'container', image: 'busybox:latest', vcpus: 1, memory_mib: 32 });
     expect(buildCreateOptions('h1', 'w1', spec, config)).not.toHaveProperty('Cmd');

@@ -14,6 +14,7 @@ import {
   parseCatalogRef,
   SPEC_NETWORK_NONE,
   type LogChunk,
+  type PublishedPort,
   type LogRequest,
   type Logger,
   type WorkloadKind,
@@ -34,6 +35,13 @@ import {
   type StopOptions,
   type WorkloadUsage,
 } from '../driver.js';
+
+/** Docker's PortBindings: each workload port to its host port on every host address. */
+function portBindings(ports: readonly PublishedPort[]): Record<string, { HostPort: string }[]> {
+  const bindings: Record<string, { HostPort: string }[]> = {};
+  for (const p of ports) (bindings[`${p.port}/${p.protocol}`] ??= []).push({ HostPort: String(p.host_port) });
+  return bindings;
+}
 
 /** Docker's json-file log of each container: at most this big per file, and this many files. */
 const CONTAINER_LOG_MAX_SIZE = '10m';
@@ -200,9 +208,13 @@ export function buildCreateOptions(
   config: Pick<DockerDriverConfig, 'network' | 'stopTimeoutSeconds'>,
 ): Docker.ContainerCreateOptions {
   const memory = spec.memory_mib * MIB;
+  const ports = spec.ports ?? [];
+  if (ports.length > 0 && (config.network === 'none' || config.network === 'host'))
+    throw new InvalidArgumentError('spec.ports', `cannot be published from network ${config.network}; name a network in the spec`);
   return {
     name: backendName(hostId, workloadId),
     Image: spec.image,
+    ...(ports.length > 0 ? { ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.port}/${p.protocol}`, {}])) } : {}),
     ...(spec.command.length > 0 ? { Cmd: spec.command } : {}),
     Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
     Labels: buildLabels(hostId, workloadId, spec),
@@ -212,6 +224,7 @@ export function buildCreateOptions(
       MemorySwap: memory, // equal to Memory: no swap on top of the limit
       NanoCpus: Math.round(spec.vcpus * 1e9),
       NetworkMode: config.network,
+      ...(ports.length > 0 ? { PortBindings: portBindings(ports) } : {}),
       // The agent decides what runs; Docker must not restart anything behind its back.
       RestartPolicy: { Name: 'no' },
       // `workload logs` reads this; rotated so a chatty container cannot fill the disk.

@@ -7,6 +7,7 @@ import { antiAffinityFilter } from './anti-affinity.js';
 import { avoidHostsFilter } from './avoid-hosts.js';
 import { driverFilter } from './driver.js';
 import { networkFilter } from './network.js';
+import { portsFilter } from './ports.js';
 import { featuresFilter } from './features.js';
 import { hostSelectorFilter } from './host-selector.js';
 import { isolationFilter } from './isolation.js';
@@ -62,6 +63,14 @@ const cases: Record<string, { plugin: FilterPlugin; cases: Case[] }> = {
       { name: 'another host to avoid', spec: spec(), host: host(), avoid: ['h2'], want: OK },
       { name: 'the host being left', spec: spec(), host: host(), avoid: ['h2', 'h1'], want: unschedulable('being left by this workload') },
       { name: 'a host selector naming it does not override', spec: spec({ host_selector: { zone: 'a' } }), host: host(), avoid: ['h1'], want: unschedulable('being left by this workload') },
+    ],
+  },
+  ports: {
+    plugin: portsFilter,
+    cases: [
+      { name: 'no ports', spec: container(), host: host({ ports: new Set(['tcp/80']) }), want: OK },
+      { name: 'free ports', spec: container({ ports: [{ host_port: 8080, port: 80 }] }), host: host({ ports: new Set(['tcp/80', 'udp/8080']) }), want: OK },
+      { name: 'a taken port', spec: container({ ports: [{ host_port: 53, port: 53, protocol: 'udp' }] }), host: host({ ports: new Set(['udp/53']) }), want: unschedulable('udp port 53 taken') },
     ],
   },
   network: {
@@ -314,7 +323,7 @@ describe('filters', () => {
   }
 
   it('run cheapest first, measured load last', () => {
-    expect(FILTERS.names()).toEqual(['schedulable', 'avoid-hosts', 'driver', 'network', 'trust-level', 'features', 'host-selector', 'resources', 'anti-affinity', 'isolation', 'performance']);
+    expect(FILTERS.names()).toEqual(['schedulable', 'avoid-hosts', 'driver', 'network', 'trust-level', 'features', 'host-selector', 'resources', 'ports', 'anti-affinity', 'isolation', 'performance']);
   });
 
   it('cover every registered filter in this file', () => {
