@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlreadyExistsError, createLogger, InvalidArgumentError, NotFoundError } from '@virtfleet/shared';
@@ -59,7 +60,7 @@ describe('ImageCatalog on a real nats-server (JetStream object store)', () => {
     { name: 'a raw disk that is no whole sectors', header: { name: 'c5', format: 'raw', size: 1000, sha256: '' }, data: Buffer.alloc(1000), field: 'header.size', why: /sectors/ },
     { name: 'a name with a path in it', header: { name: '../etc', format: 'raw', size: raw.length, sha256: '' }, data: raw, field: 'header.name', why: /lowercase/ },
     { name: 'XML metacharacters in the name', header: { name: "a'<b>", format: 'raw', size: raw.length, sha256: '' }, data: raw, field: 'header.name', why: /lowercase/ },
-    { name: 'an unknown format', header: { name: 'c6', format: 'vmdk', size: raw.length, sha256: '' }, data: raw, field: 'header.format', why: /qcow2, raw, docker-archive/ },
+    { name: 'an unknown format', header: { name: 'c6', format: 'vmdk', size: raw.length, sha256: '' }, data: raw, field: 'header.format', why: /qcow2, raw, kernel, initrd, docker-archive/ },
     { name: 'an image over the limit', header: { name: 'c7', format: 'raw', size: 8 * 2 ** 20, sha256: '' }, data: raw, field: 'header.size', why: /at most 4194304/ },
     { name: 'a malformed digest', header: { name: 'c8', format: 'raw', size: raw.length, sha256: 'abc' }, data: raw, field: 'header.sha256', why: /64 lowercase hex/ },
   ];
@@ -74,6 +75,24 @@ describe('ImageCatalog on a real nats-server (JetStream object store)', () => {
     expect((err as Error).message).toMatch(why);
     expect(await storedBytes()).toBe(before);
     expect((await catalog.list()).map((i) => i.name)).toEqual(['base-1']);
+  });
+
+  it('sweeps the chunks of uploads that never finished, once quiet long enough, and nothing an image uses', async () => {
+    const kept = qcow2(300_000, 7);
+    await catalog.import({ name: 'kept', format: 'qcow2', size: kept.length, sha256: sha256(kept) }, chunks(kept));
+    // What a coordinator killed mid-import leaves: chunks on a subject no entry names.
+    const js = jetstream(nc);
+    for (let i = 0; i < 3; i++) await js.publish(`$O.${BUCKET}.C.abandonedupload${i % 2}`, Buffer.alloc(50_000, i));
+    const before = await storedBytes();
+    expect(await catalog.sweepAbandonedUploads(60_000), 'too young: may be an import under way').toBe(0);
+    expect(await storedBytes()).toBe(before);
+    expect(await catalog.sweepAbandonedUploads(0)).toBe(2);
+    expect(await storedBytes()).toBeLessThan(before - 140_000);
+    // The image's own chunks are intact.
+    const store = await new Objm(nc).open(BUCKET);
+    const read = await store.getBlob('kept');
+    expect(sha256(Buffer.from(read!))).toBe(sha256(kept));
+    await catalog.remove('kept');
   });
 
   it('deletes an image, and a second delete is NOT_FOUND', async () => {

@@ -146,6 +146,10 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     () => ImageCatalog.open(nc, { bucket: config.images.bucket, replicas: config.state.replicas, maxImageBytes: config.images.maxImageBytes }, log.child({ component: 'images' })),
     log,
   );
+  // The leader removes what imports cut off mid-way left in the catalog's stream.
+  const uploadSweep = leaderTimer(UPLOAD_SWEEP_INTERVAL_MS, () =>
+    images.sweepAbandonedUploads(ABANDONED_UPLOAD_AGE_MS).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'sweeping abandoned image uploads failed')),
+  );
   server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
@@ -168,10 +172,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         await controller.lead(config.scheduler.retryIntervalMs);
         supervisor.start();
         sweeper.start();
+        uploadSweep.start();
       },
       onDeposed: () => {
         supervisor.stop();
         sweeper.stop();
+        uploadSweep.stop();
         followUntilDone();
       },
     },
@@ -193,6 +199,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       hostEvents.unsubscribe();
       supervisor.stop();
       sweeper.stop();
+      uploadSweep.stop();
       leases.stop();
       await controller.stop();
       await lease.stop();
@@ -201,6 +208,25 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       await store.close();
       await events.close();
       await nc.drain().catch(() => undefined);
+    },
+  };
+}
+
+/** How often the leader looks for abandoned image uploads, and how long an upload's chunks must have been quiet to count as one. */
+const UPLOAD_SWEEP_INTERVAL_MS = 10 * 60_000;
+const ABANDONED_UPLOAD_AGE_MS = 60 * 60_000;
+
+/** A task the leader runs every `intervalMs` while it leads. */
+function leaderTimer(intervalMs: number, task: () => Promise<unknown>): { start(): void; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    start() {
+      timer ??= setInterval(() => void task(), intervalMs);
+      timer.unref();
+    },
+    stop() {
+      clearInterval(timer);
+      timer = undefined;
     },
   };
 }

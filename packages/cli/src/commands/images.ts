@@ -37,11 +37,11 @@ export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('the image catalog: VM disk images and container images, which hosts fetch on first use');
   image
     .command('import')
-    .description('add an image: a qcow2 or raw disk image (vm) or a `docker save` archive (container)')
+    .description('add an image: a qcow2 or raw disk image, a kernel or initrd (vm), or a `docker save` archive (container)')
     .argument('<file>', 'the image file')
     .requiredOption('--name <name>', 'catalog name: a lowercase letter or digit, then lowercase letters, digits, ".", "_" or "-"')
     .option('--kind <kind>', 'vm or container (default: from the file)')
-    .option('--format <format>', 'qcow2, raw or docker-archive (default: from the file)')
+    .option('--format <format>', 'qcow2, raw, kernel, initrd or docker-archive (default: from the file)')
     .action(async (file: string, opts: { name: string; kind?: string; format?: string }, cmd: Command) => {
       if (opts.kind !== undefined && !WORKLOAD_KINDS.some((k) => k === opts.kind)) throw new InvalidArgumentError('--kind', `must be one of ${WORKLOAD_KINDS.join(', ')}`);
       if (opts.format !== undefined && !IMAGE_FORMATS.some((f) => f === opts.format)) throw new InvalidArgumentError('--format', `must be one of ${IMAGE_FORMATS.join(', ')}`);

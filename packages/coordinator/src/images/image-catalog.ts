@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Objm, StorageType, type ObjectStore } from '@nats-io/obj';
 import {
   AlreadyExistsError,
@@ -53,13 +54,39 @@ export class ImageCatalog {
 
   private constructor(
     private readonly store: ObjectStore,
+    private readonly jsm: JetStreamManager,
     private readonly options: ImageCatalogOptions,
     private readonly log: Logger,
   ) {}
 
   static async open(nc: NatsConnection, options: ImageCatalogOptions, log: Logger): Promise<ImageCatalog> {
     const store = await new Objm(nc).create(options.bucket, { storage: StorageType.File, replicas: options.replicas, description: 'virtfleet image catalog' });
-    return new ImageCatalog(store, options, log);
+    return new ImageCatalog(store, await jetstreamManager(nc), options, log);
+  }
+
+  /**
+   * Removes the chunks of uploads that never finished: an import whose
+   * coordinator died mid-way leaves its chunks in the bucket's stream with
+   * no entry naming them. Chunks whose last one is younger than
+   * `olderThanMs` may belong to an import still under way and stay.
+   * Resolves to the number of abandoned uploads removed.
+   */
+  async sweepAbandonedUploads(olderThanMs: number): Promise<number> {
+    const stream = `OBJ_${this.options.bucket}`;
+    const chunkPrefix = `$O.${this.options.bucket}.C.`;
+    // Entries first: an upload that completes after this read is young, and young chunks stay.
+    const live = new Set((await this.store.list()).map((i) => i.nuid));
+    const info = await this.jsm.streams.info(stream, { subjects_filter: `${chunkPrefix}>` });
+    let removed = 0;
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      if (live.has(subject.slice(chunkPrefix.length))) continue;
+      const last = await this.jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);
+      if (!last || Date.now() - last.time.getTime() < olderThanMs) continue;
+      await this.jsm.streams.purge(stream, { filter: subject });
+      removed++;
+      this.log.warn({ upload: subject.slice(chunkPrefix.length), chunksOf: subject }, 'removed the chunks of an image upload that never finished');
+    }
+    return removed;
   }
 
   /**
