@@ -105,3 +105,41 @@ describe('CoordinatorApi failover and failing fast', () => {
     expect((past.err as Error).message).toMatch(/does not implement/);
   });
 });
+
+describe('CoordinatorApi image import', () => {
+  /** A coordinator stand-in for ImportImage: a follower refuses at the header; the leader counts what it got. */
+  async function importer(leader: boolean, got: { bytes: number; headers: number }): Promise<string> {
+    const server = new Server();
+    server.addService(loadCoordinatorProto().Coordinator.service, {
+      ImportImage: (call: NodeJS.ReadableStream & { on: (e: string, f: (m: pb.ImportImageChunk__Output) => void) => void }, cb: sendUnaryData<pb.Image>) => {
+        if (!leader) {
+          cb(toServiceError(new NotLeaderError('not the leader')));
+          return;
+        }
+        call.on('data', (m) => {
+          if (m.header) got.headers++;
+          if (m.data) got.bytes += m.data.length;
+        });
+        call.on('end', () => cb(null, { name: 'x', kind: 'vm', format: 'raw', size: String(got.bytes), digest: '', created_at: '' }));
+      },
+    });
+    const port = await bindServer(server, '127.0.0.1:0', ServerCredentials.createInsecure());
+    servers.push(server);
+    return `127.0.0.1:${port}`;
+  }
+
+  it('starts again at the leader, with fresh data, when a follower refuses at the header', async () => {
+    const atFollower = { bytes: 0, headers: 0 };
+    const atLeader = { bytes: 0, headers: 0 };
+    const addresses = `${await importer(false, atFollower)},${await importer(true, atLeader)}`;
+    let opened = 0;
+    async function* data(): AsyncGenerator<Buffer> {
+      opened++;
+      for (let i = 0; i < 4; i++) yield Buffer.alloc(1024, i);
+    }
+    const image = await client(addresses, 10_000).importImage({ name: 'x', format: 'raw', size: '4096', sha256: '' }, data);
+    expect(image.size).toBe('4096');
+    expect(atLeader).toEqual({ bytes: 4096, headers: 1 });
+    expect(opened).toBe(2);
+  });
+});

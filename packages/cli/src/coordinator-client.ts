@@ -110,12 +110,16 @@ export class CoordinatorApi {
   }
 
   /**
-   * Streams an image to the coordinator that answered last: the header, then
-   * `data` in order, waiting whenever the transport says to (back-pressure).
-   * No deadline: an import takes as long as its bytes do.
+   * Streams an image to the leader: the header, then `data()` in order,
+   * waiting whenever the transport says to (back-pressure). A follower
+   * refuses at the header, and the import starts again, with fresh data, at
+   * the next address. No deadline: an import takes as long as its bytes do.
    */
-  importImage(header: pb.ImportImageHeader, data: AsyncIterable<Buffer>): Promise<pb.Image__Output> {
-    const index = this.current;
+  importImage(header: pb.ImportImageHeader, data: () => AsyncIterable<Buffer>): Promise<pb.Image__Output> {
+    return this.withFailover(Date.now() + this.options.timeoutMs, (index) => this.importOnce(index, header, data()));
+  }
+
+  private importOnce(index: number, header: pb.ImportImageHeader, data: AsyncIterable<Buffer>): Promise<pb.Image__Output> {
     return new Promise<pb.Image__Output>((resolve, reject) => {
       // Set once the coordinator has answered: a refusal can come before the last byte, and then nothing more is sent.
       let answered = false;
@@ -154,19 +158,28 @@ export class CoordinatorApi {
    * fails at once: nothing is listening, and waiting would only hide that.
    * Every call the CLI makes is safe to repeat.
    */
-  private async unary<Res>(method: string, req: object): Promise<Res> {
+  private unary<Res>(method: string, req: object): Promise<Res> {
     const deadline = Date.now() + this.options.timeoutMs;
+    return this.withFailover(deadline, (index) => this.once<Res>(index, method, req, deadline));
+  }
+
+  /** Runs `call` against the current address, moving on as `unary` describes. */
+  private async withFailover<T>(deadline: number, call: (index: number) => Promise<T>): Promise<T> {
     const unreachable = new Map<number, string>();
+    let refusal: NotLeaderError | undefined;
     for (let attempt = 0; ; attempt++) {
       const index = this.current;
       try {
-        return await this.once<Res>(index, method, req, deadline);
+        return await call(index);
       } catch (err) {
+        // Out of time in a call after followers refused: that no leader answered is the news.
+        if (err instanceof DeadlineExceededError && refusal) throw refusal;
         if (err instanceof NoConnectionError) {
           unreachable.set(index, err.reason);
           if (unreachable.size === this.clients.length) throw this.unreachableError(unreachable, err);
         } else if (err instanceof NotLeaderError) {
           unreachable.clear();
+          refusal = err;
         } else {
           throw err;
         }

@@ -150,7 +150,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const uploadSweep = leaderTimer(UPLOAD_SWEEP_INTERVAL_MS, () =>
     images.sweepAbandonedUploads(ABANDONED_UPLOAD_AGE_MS).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'sweeping abandoned image uploads failed')),
   );
-  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), log) });
+  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), () => controller.requireLeader(), log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');

@@ -54,7 +54,7 @@ export function registerImageCommands(program: Command): void {
         throw new InvalidArgumentError('--kind', `${file} is a ${format} image, which is for a ${KIND_OF_FORMAT[format]}, not a ${opts.kind}`);
       const sha256 = await sha256Of(file);
       await withApi(cmd, async (client, output) => {
-        const stored = await client.importImage({ name: opts.name, format, size: String(info.size), sha256 }, createReadStream(file, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>);
+        const stored = await client.importImage({ name: opts.name, format, size: String(info.size), sha256 }, () => createReadStream(file, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>);
         print(output, stored, () => `imported ${stored.name}: ${stored.kind} ${stored.format}, ${sizeText(Number(stored.size))}, ${stored.digest}`);
       });
     });

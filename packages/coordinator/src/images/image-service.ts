@@ -11,9 +11,11 @@ export function toProtoImage(image: CatalogImage): pb.Image {
 export type ImageUsers = (imageName: string) => string[];
 
 /** The image calls of virtfleet.v1.Coordinator, on the catalog. */
-export function imageHandlers(catalog: ImageCatalog, usersOf: ImageUsers, log: Logger): ImageHandlers {
+export function imageHandlers(catalog: ImageCatalog, usersOf: ImageUsers, requireLeader: () => void, log: Logger): ImageHandlers {
   return {
     ImportImage: clientStream<pb.ImportImageChunk__Output, pb.Image>(log, 'ImportImage', async (call) => {
+      // Catalog changes go through the leader, so its guard against two imports of one name covers the cluster.
+      requireLeader();
       const messages = call[Symbol.asyncIterator]() as AsyncIterator<pb.ImportImageChunk__Output>;
       const first = await messages.next();
       if (first.done || first.value.part !== 'header' || !first.value.header) throw new InvalidArgumentError('header', 'the first message of an import must be its header');
@@ -29,6 +31,7 @@ export function imageHandlers(catalog: ImageCatalog, usersOf: ImageUsers, log: L
     }),
     ListImages: unary<pb.ListImagesRequest__Output, pb.ListImagesResponse>(log, 'ListImages', async () => ({ images: (await catalog.list()).map(toProtoImage) })),
     DeleteImage: unary<pb.DeleteImageRequest__Output, pb.Image>(log, 'DeleteImage', async (req) => {
+      requireLeader();
       const users = usersOf(req.name);
       if (users.length > 0 && !req.force) {
         const shown = users.slice(0, 10).join(', ') + (users.length > 10 ? ` and ${users.length - 10} more` : '');

@@ -144,7 +144,8 @@ export class WorkloadController {
     await this.placing;
   }
 
-  private requireLeader(): void {
+  /** @throws NotLeaderError (UNAVAILABLE, naming the leader when known) on a follower: changes go to the leader. */
+  requireLeader(): void {
     if (!this.leading) throw new NotLeaderError(`this coordinator is not the leader${this.leaderHint()}; send changes to the leader`);
   }
 
