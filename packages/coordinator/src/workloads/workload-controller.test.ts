@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, FailedPreconditionError, UnavailableError, WORKLOAD_STATES, type pb, type WorkloadState } from '@virtfleet/shared';
+import { createLogger, FailedPreconditionError, ResourceExhaustedError, UnavailableError, WORKLOAD_STATES, type pb, type WorkloadState } from '@virtfleet/shared';
 import type { AgentAction, AgentClientPool } from '../dispatch/agent-client.js';
 import type { EventSink } from '../events/event-log.js';
 import type { Host } from '../hosts/host.js';
@@ -46,8 +46,12 @@ interface Harness {
   agentCalls: { action: AgentAction; workloadId: string }[];
 }
 
-/** A leading controller over an in-memory store, one host h1 and an agent that answers `agentAnswer`. */
-async function harness(hostStatus: Host['status'], agentAnswer: (action: AgentAction, w: Workload) => pb.WorkloadStatus): Promise<Harness> {
+/** A leading controller over an in-memory store, one host h1 and an agent that answers `agentAnswer` (and creates with `create`). */
+async function harness(
+  hostStatus: Host['status'],
+  agentAnswer: (action: AgentAction, w: Workload) => pb.WorkloadStatus,
+  create: (workloadId: string) => Promise<pb.WorkloadStatus> = () => Promise.reject(new Error('no create expected')),
+): Promise<Harness> {
   const store = new MemoryStateStore();
   const agentCalls: Harness['agentCalls'] = [];
   const host = { id: 'h1', status: hostStatus, telemetry: { address: '127.0.0.1:1' } } as unknown as Host;
@@ -58,6 +62,7 @@ async function harness(hostStatus: Host['status'], agentAnswer: (action: AgentAc
         agentCalls.push({ action, workloadId });
         return Promise.resolve(agentAnswer(action, store.get(workloadId)!));
       },
+      create: (_commandId: string, workloadId: string) => create(workloadId),
     }),
   } as unknown as AgentClientPool;
   const events: EventSink = { emit: (type, subject, data) => ({ specversion: '1.0', id: '1', source: 's', type, subject, time: '', datacontenttype: 'application/json', data }) };
@@ -203,5 +208,22 @@ describe('WorkloadController.act: delete', () => {
   it('of a name that never existed is NOT_FOUND', async () => {
     const h = await harness('up', statusAfter);
     await expect(h.controller.act('delete', 'never-there', '')).rejects.toMatchObject({ name: 'NotFoundError' });
+  });
+});
+
+describe('WorkloadController: a host that turns out to have no room', () => {
+  it('sends the workload back to the queue, away from that host, instead of retrying there', async () => {
+    const creates: string[] = [];
+    const h = await harness('up', statusAfter, (workloadId) => {
+      creates.push(workloadId);
+      return Promise.reject(new ResourceExhaustedError("the VM's disks need 50.0 GiB and /var/lib/virtfleet/agent/vms has 3.2 GiB free"));
+    });
+    const w = { ...workload('creating'), id: 'w-full' };
+    await h.store.put(w);
+    await h.controller.recreate(w, 'test');
+    const after = h.store.get('w-full')!;
+    expect(creates).toEqual(['w-full']);
+    expect(after).toMatchObject({ state: 'pending', hostId: '', leftHostId: 'h1' });
+    expect(after.message).toMatch(/^rescheduling: host h1 had no room: the VM's disks need 50\.0 GiB/);
   });
 });

@@ -6,6 +6,7 @@ import {
   isRetryable,
   NotFoundError,
   NotLeaderError,
+  ResourceExhaustedError,
   UnavailableError,
   errorMessage,
   failoverModeOf,
@@ -615,21 +616,27 @@ export class WorkloadController {
   /**
    * Sends the create to the chosen agent. The command id is fixed per
    * workload, so a repeat after a lost reply cannot create a second copy.
-   * A retryable failure leaves the workload `creating` on the same host to
-   * be sent again; any other failure marks it failed.
+   * A host that has no room after all (RESOURCE_EXHAUSTED: its disk is
+   * fuller than its bookings say, or its count raced) sends the workload
+   * back to the queue to be placed elsewhere. Another retryable failure
+   * leaves it `creating` on the same host to be sent again; any other marks
+   * it failed.
    */
   private async dispatchCreate(w: Readonly<Workload>): Promise<void> {
     if (!this.leading) return;
     const host = this.hosts.get(w.hostId);
     if (!host || host.status !== 'up') return;
     this.busy.add(w.id);
+    let noRoom: string | undefined;
     try {
       const client = this.agents.for(host.id, host.telemetry.address);
       const status = await client.create(createCommandId(w), w.id, w.spec);
       this.lastCommandAt.set(w.id, Date.now());
       this.update(this.get(w.id), { state: status.state as WorkloadState, driverRef: status.driver_ref, message: status.message || `running on ${host.id}` });
     } catch (err) {
-      if (isRetryable(err)) {
+      if (err instanceof ResourceExhaustedError) {
+        noRoom = `host ${host.id} had no room: ${errorMessage(err)}`;
+      } else if (isRetryable(err)) {
         this.log.warn({ workload: w.id, host: host.id, err: errorMessage(err) }, 'create failed; will retry');
         this.update(this.get(w.id), { message: `create on ${host.id} failed, retrying: ${errorMessage(err)}` });
       } else {
@@ -639,6 +646,8 @@ export class WorkloadController {
     } finally {
       this.commandDone(w.id);
     }
+    // Nothing was made there; the next placement skips that host.
+    if (noRoom !== undefined) await this.reschedule(this.get(w.id), noRoom);
   }
 
   private update(w: Workload, patch: Partial<Workload>): Workload {
