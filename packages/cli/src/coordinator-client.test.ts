@@ -143,3 +143,30 @@ describe('CoordinatorApi image import', () => {
     expect(opened).toBe(2);
   });
 });
+
+describe('CoordinatorApi streams', () => {
+  it('reads to the end whatever the callback returns, and waits while it returns a promise', async () => {
+    const server = new Server();
+    server.addService(loadCoordinatorProto().Coordinator.service, {
+      WatchEvents: (call: { write: (e: object) => boolean; end: () => void }) => {
+        for (let i = 1; i <= 3; i++) call.write({ id: `e${i}`, type: 't', sequence: String(i) });
+        call.end();
+      },
+    });
+    const address = `127.0.0.1:${await bindServer(server, '127.0.0.1:0', ServerCredentials.createInsecure())}`;
+    servers.push(server);
+    const seen: string[] = [];
+    // Array.push returns a number: not a promise, so nothing waits on it.
+    await client(address, 5_000).streamEvents({}, (e) => seen.push(e.id), new AbortController().signal);
+    expect(seen).toEqual(['e1', 'e2', 'e3']);
+    const slow: string[] = [];
+    const api = client(address, 5_000);
+    await (api as unknown as { stream: (m: string, r: object, f: (e: pb.Event__Output) => unknown, s: AbortSignal) => Promise<void> }).stream(
+      'WatchEvents',
+      {},
+      (e) => new Promise((r) => setTimeout(() => r(slow.push(e.id)), 20)),
+      new AbortController().signal,
+    );
+    expect(slow).toEqual(['e1', 'e2', 'e3']);
+  });
+});

@@ -85,7 +85,7 @@ export class CoordinatorApi {
     return this.stream('WorkloadLogs', req, onChunk, signal);
   }
 
-  private async stream<T>(method: 'WatchEvents' | 'WorkloadLogs', req: object, onMessage: (m: T) => void | Promise<unknown>, signal: AbortSignal): Promise<void> {
+  private async stream<T>(method: 'WatchEvents' | 'WorkloadLogs', req: object, onMessage: (m: T) => unknown, signal: AbortSignal): Promise<void> {
     const unreachable = new Map<number, string>();
     for (;;) {
       const index = this.current;
@@ -196,7 +196,7 @@ export class CoordinatorApi {
     return callUnary<Res>(this.clients[index]!, method, req, new Date(deadline), (err) => this.mapError(index, err));
   }
 
-  private streamOnce<T>(index: number, method: 'WatchEvents' | 'WorkloadLogs', req: object, onMessage: (m: T) => void | Promise<unknown>, signal: AbortSignal): Promise<void> {
+  private streamOnce<T>(index: number, method: 'WatchEvents' | 'WorkloadLogs', req: object, onMessage: (m: T) => unknown, signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) {
         resolve();
@@ -206,6 +206,7 @@ export class CoordinatorApi {
       const stream: ClientReadableStream<T> = method === 'WatchEvents' ? (client.WatchEvents(req) as ClientReadableStream<T>) : (client.WorkloadLogs(req) as ClientReadableStream<T>);
       let received = false;
       let settled = false;
+      let held: Promise<void> = Promise.resolve();
       const cancel = () => stream.cancel();
       const settle = (err?: Error) => {
         if (settled) return;
@@ -220,13 +221,15 @@ export class CoordinatorApi {
         this.current = index;
         if (signal.aborted) return;
         const wait = onMessage(m);
-        if (wait) {
+        // Only a promise holds the stream back; a callback may well return something else (push's new length).
+        if (wait instanceof Promise) {
           stream.pause();
-          const resume = () => stream.resume();
-          void wait.then(resume, resume);
+          const resume = () => void stream.resume();
+          held = wait.then(resume, resume);
         }
       });
-      stream.on('end', () => settle());
+      // The end can come while the last message's promise is still pending: it counts once that is done.
+      stream.on('end', () => void held.then(() => settle()));
       stream.on('error', (err: ServiceError) => {
         if (signal.aborted) return settle();
         const mapped = this.mapError(index, err);

@@ -11,6 +11,7 @@ export interface HostNetworkConfig {
   subnet: string;
   /** `nat`: guests reach out through the host; `isolated`: only each other and the host. */
   mode: 'nat' | 'isolated';
+  netns?: string;
 }
 
 /** Where each kind of address comes from in a network's subnet. */
@@ -76,6 +77,15 @@ export const hostNetworkSchema = z
         if (typeof plan === 'string') ctx.addIssue({ code: 'custom', message: plan });
       }),
     mode: z.enum(['nat', 'isolated']).default('nat'),
+    /**
+     * The network namespace the engines' networking lives in, when not the
+     * agent's own (the playground's hosts): VMs' published ports are set up there.
+     */
+    netns: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._/-]+$/, 'must be an absolute path such as /run/netns/NAME')
+      .refine((p) => !p.split('/').includes('..'), 'must not contain ..')
+      .optional(),
   })
   .strict();
 

@@ -134,7 +134,7 @@ describe('parseWorkloadSpec', () => {
     { name: 'a host port published twice', input: { ...container, ports: [{ host_port: 80, port: 80 }, { host_port: 80, port: 81 }] }, field: 'spec.ports.1.host_port', reason: /tcp port 80 is published twice/ },
     { name: 'an unknown protocol', input: { ...container, ports: [{ host_port: 80, port: 80, protocol: 'sctp' }] }, field: 'spec.ports.0.protocol', reason: /tcp, udp/ },
     { name: 'ports on network none', input: { ...container, network: 'none', ports: [{ host_port: 80, port: 80 }] }, field: 'spec.ports', reason: /need a network/ },
-    { name: 'ports for a vm', input: { ...vm, network: 'default', ports: [{ host_port: 80, port: 80 }] }, field: 'spec.ports', reason: /containers only/ },
+    { name: 'ports for a vm without a network', input: { ...vm, ports: [{ host_port: 80, port: 80 }] }, field: 'spec.ports', reason: /need the VM on a host network/ },
     { name: 'a network that is not a label', input: { ...container, network: 'Back End' }, field: 'spec.network', reason: /host network/ },
     { name: 'a disk path with ..', input: { ...vm, image: '/var/../etc/shadow' }, field: 'spec.image', reason: /normalised/ },
     { name: 'a disk path with a quote', input: { ...vm, image: "/var/x'.img" }, field: 'spec.image', reason: /absolute/ },

@@ -281,7 +281,7 @@ export const workloadSpecSchema = workloadSpecShape.superRefine((spec, ctx) => {
     if (taken.has(hostPortKey(p))) ctx.addIssue({ code: 'custom', path: ['ports', i, 'host_port'], message: `${p.protocol} port ${p.host_port} is published twice` });
     taken.add(hostPortKey(p));
   });
-  if (spec.ports && spec.kind === 'vm') ctx.addIssue({ code: 'custom', path: ['ports'], message: 'are published for containers only so far; reach a VM at its address on the host network' });
+  if (spec.ports && spec.kind === 'vm' && spec.network === undefined) ctx.addIssue({ code: 'custom', path: ['ports'], message: "need the VM on a host network: set network (a VM without one has no NIC)" });
   if (spec.ports && spec.network === SPEC_NETWORK_NONE) ctx.addIssue({ code: 'custom', path: ['ports'], message: 'need a network; this spec has network none' });
   if (spec.kind === 'container') {
     for (const field of ['disks', 'boot', 'cloud_init', 'domain_type'] as const) {

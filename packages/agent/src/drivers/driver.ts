@@ -57,7 +57,7 @@ export interface DriverContext {
   /** Catalog images. Absent on simulated hosts, whose workloads use none. */
   images?: ImageProvider;
   /** The host network workloads may join (`spec.network`), once `ready`. Absent when the agent sets none up. */
-  network?: { readonly name: string; readonly ready: boolean };
+  network?: { readonly name: string; readonly ready: boolean; readonly netns?: string | undefined };
 }
 
 /**

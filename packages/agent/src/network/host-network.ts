@@ -72,6 +72,10 @@ export class HostNetwork {
     return this.config.name;
   }
 
+  get netns(): string | undefined {
+    return this.config.netns;
+  }
+
   get ready(): boolean {
     return this.done;
   }

@@ -34,6 +34,7 @@ import { buildDomainXml, parseGuestDomainTypes, parseOwnership, type DomainOwner
 import { loadLibvirtExt, type DomainInterface, type LibvirtExtLoad } from './native-ext.js';
 import { VmStorage, type VmFiles } from './vm-storage.js';
 import { tailFile } from '../../file-tail.js';
+import { PortForwarder, type Forward } from '../../network/port-forwarder.js';
 
 export const LIBVIRT_DRIVER_NAME = 'libvirt';
 
@@ -282,6 +283,8 @@ export class LibvirtDriver implements Driver {
   /** A kvm guest failed to start for want of KVM; 'auto' uses qemu from then on. */
   private kvmFailed = false;
   private readonly storage: VmStorage;
+  /** Publishes VMs' ports on the host network, when there is one. */
+  private readonly forwarder: PortForwarder | undefined;
   /** Each VM's addresses, by domain UUID, and when they were read. */
   private readonly addresses = new Map<string, { at: number; addresses: string[] }>();
 
@@ -295,6 +298,7 @@ export class LibvirtDriver implements Driver {
     const vmDir = config.vmDir ?? (context.stateDir ? join(context.stateDir, 'vms') : undefined);
     if (!vmDir) throw new InvalidArgumentError('drivers.libvirt.vmDir', 'is required when the agent gives no state directory');
     this.storage = new VmStorage(vmDir, context.images, context.log.child({ component: 'vm-storage' }));
+    if (context.network) this.forwarder = new PortForwarder(context.network.netns, context.log.child({ component: 'published-ports' }));
   }
 
   /** Takes up VMs' files and opens the connection now, so configuration mistakes show at start-up. An unreachable libvirtd is only logged. */
@@ -495,7 +499,9 @@ export class LibvirtDriver implements Driver {
         }),
       );
       for (const uuid of this.owners.keys()) if (!seen.has(uuid)) this.owners.delete(uuid);
-      return workloads.filter((w): w is DriverWorkload => w !== undefined);
+      const found = workloads.filter((w): w is DriverWorkload => w !== undefined);
+      if (this.forwarder) void this.publishPorts(found);
+      return found;
     });
   }
 
@@ -646,6 +652,22 @@ export class LibvirtDriver implements Driver {
     const { state, message } = mapDomainState(info.state);
     const addresses = state === 'running' ? await this.addressesOf(found) : [];
     return { workloadId: found.owner.workloadId, name: found.owner.name, kind: 'vm', state, ref: found.uuid, ...(message ? { message } : {}), ...(addresses.length > 0 ? { addresses } : {}) };
+  }
+
+  /**
+   * Points each running VM's published ports at its address, and removes
+   * the rules of VMs that stopped, went or changed address. Runs with every
+   * listing (each telemetry tick), so a VM's ports follow its DHCP lease.
+   */
+  private async publishPorts(workloads: readonly DriverWorkload[]): Promise<void> {
+    const forwards: Forward[] = [];
+    for (const w of workloads) {
+      const address = w.addresses?.[0];
+      if (w.state !== 'running' || !address) continue;
+      const ports = await this.storage.ports(w.workloadId);
+      if (ports.length > 0) forwards.push({ workloadId: w.workloadId, address, ports });
+    }
+    await this.forwarder?.sync(forwards);
   }
 
   /**

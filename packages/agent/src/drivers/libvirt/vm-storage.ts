@@ -18,6 +18,7 @@ import {
   WORKLOAD_ID,
   type Logger,
   type NoCloudSeed,
+  type PublishedPort,
   type WorkloadSpec,
 } from '@virtfleet/shared';
 import type { ImageLease, ImageProvider } from '../driver.js';
@@ -55,6 +56,8 @@ interface Manifest {
   /** Digests of the catalog images the files stand on. */
   images: string[];
   files: VmFiles;
+  /** The spec's published ports, kept with the files so they outlive an agent restart. */
+  ports?: PublishedPort[];
 }
 
 /**
@@ -153,7 +156,7 @@ export class VmStorage {
       }
       if (spec.cloud_init) files.seed = await makeSeed(dir, buildNoCloudSeed(spec.cloud_init, workloadId, spec.name));
 
-      const manifest: Manifest = { workloadId, images: [...leases.values()].map((l) => l.image.digest), files };
+      const manifest: Manifest = { workloadId, images: [...leases.values()].map((l) => l.image.digest), files, ...(spec.ports ? { ports: spec.ports } : {}) };
       await writeFile(join(dir, MANIFEST), JSON.stringify(manifest), { mode: 0o644 });
       this.holds.set(workloadId, [...leases.values()]);
       return files;
@@ -167,6 +170,11 @@ export class VmStorage {
   /** The files of a prepared VM, or undefined. */
   async files(workloadId: string): Promise<VmFiles | undefined> {
     return (await this.manifest(workloadId))?.files;
+  }
+
+  /** The ports a prepared VM publishes; none when it publishes none or has no files. */
+  async ports(workloadId: string): Promise<PublishedPort[]> {
+    return (await this.manifest(workloadId))?.ports ?? [];
   }
 
   /** Removes the VM's files (never a catalog image) and lets its images be evicted. Removing absent files succeeds. */
