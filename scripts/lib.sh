@@ -14,7 +14,7 @@ VIRTFLEET_TEST_IMAGE="virtfleet-test/busybox:latest"
 VIRTFLEET_CLI="$VIRTFLEET_ROOT/packages/cli/bin/virtfleet.cjs"
 VIRTFLEET_APT_PACKAGES=(
   nats-server docker.io libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-  libvirt-dev qemu-system-x86 qemu-utils busybox-static iproute2 openssl e2fsprogs xz-utils genisoimage dnsmasq-base
+  libvirt-dev qemu-system-x86 qemu-utils busybox-static iproute2 openssl e2fsprogs xz-utils genisoimage dnsmasq-base iptables
 )
 
 step() { printf '==> %s\n' "$*"; }

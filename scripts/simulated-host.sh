@@ -170,6 +170,7 @@ telemetry:
 # Its bridge, NAT and DHCP live inside its own network namespace, like everything else of it.
 network:
   enabled: true
+  netns: /run/netns/$(netns_of "$name")
 drivers:
   docker:
     socketPath: $dir/docker.sock

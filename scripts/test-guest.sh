@@ -14,7 +14,8 @@
 #   VIRTFLEET-USER-DATA-BEGIN     then a cloud-init NoCloud seed's user-data (an iso9660 volume
 #   ...                           labelled cidata, on a virtio disk or a virtio-scsi CD-ROM), if one is attached
 #   VIRTFLEET-USER-DATA-END
-#   VIRTFLEET-IP ADDRESS          the address DHCP gave eth0, if it has a (virtio) network interface
+#   VIRTFLEET-IP ADDRESS          the address DHCP gave eth0, if it has a (virtio) network interface;
+#                                 it then serves VIRTFLEET-HTTP over HTTP on port 80
 #   VIRTFLEET-GUEST-READY
 #   VIRTFLEET-TICK N              every second from 1, so a restart and a memory-state move differ
 # Cached in /var/cache/virtfleet/test-guest/KERNEL-VERSION-rRECIPE (VIRTFLEET_GUEST_CACHE overrides the parent).
@@ -28,7 +29,7 @@ CACHE="${VIRTFLEET_GUEST_CACHE:-/var/cache/virtfleet/test-guest}"
 # Built-in ones are skipped.
 WANTED_MODULES=(virtio_pci virtio_blk virtio_net virtio_scsi sr_mod isofs)
 # Bumped whenever what is built changes, so machines that cached an older guest build it again.
-RECIPE=3
+RECIPE=4
 
 force=0
 case ${1:-} in
@@ -119,6 +120,9 @@ if [ -e /sys/class/net/eth0 ]; then
   ip link set lo up
   ip link set eth0 up
   udhcpc -i eth0 -n -q -t 10 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 || echo VIRTFLEET-NO-DHCP
+  mkdir -p /www
+  echo VIRTFLEET-HTTP > /www/index.html
+  httpd -p 80 -h /www
 fi
 echo VIRTFLEET-GUEST-READY
 i=0

@@ -200,6 +200,24 @@ describe('VMs and containers from catalog images on simulated hosts', () => {
     await cluster.api.cordon(b.name, false);
   }, 300_000);
 
+  it('publishes a VM\'s port on its host\'s address (DNAT in the host\'s namespace), and takes the rules away with it', async () => {
+    const [a, b] = hosts as [SimulatedHost, SimulatedHost];
+    await cluster.api.cordon(b.name, true);
+    const vmId = (await cluster.api.submit({ request_id: `${tag}-webvm`, spec: guestSpec(`${tag}-webvm`, { network: 'default', ports: [{ host_port: 18081, port: 80, protocol: 'tcp' }] }) })).id;
+    await runningOn(vmId);
+    await waitForConsole(join(vmsOf(a), vmId, 'console.log'), 'VIRTFLEET-GUEST-READY', { timeoutMs: GUEST_BOOT_MS });
+    const { page } = await waitFor('the VM\'s published port to answer', async () => {
+      const got = await a.inNetns(['busybox', 'wget', '-q', '-O', '-', `http://${a.address}:18081/`]).catch(() => undefined);
+      return got?.stdout.includes('VIRTFLEET-HTTP') ? { page: got.stdout } : undefined;
+    }, { timeoutMs: 60_000 });
+    expect(page).toContain('VIRTFLEET-HTTP');
+    const rules = async () => (await a.inNetns(['iptables-save'])).stdout.split('\n').filter((l) => l.includes(`virtfleet:${vmId}`));
+    expect(await rules()).toHaveLength(3);
+    await cluster.api.act('DeleteWorkload', { id: vmId, request_id: `${vmId}-delete` });
+    await waitUntil('its rules gone', async () => (await rules()).length === 0, { timeoutMs: 30_000 });
+    await cluster.api.cordon(b.name, false);
+  }, 300_000);
+
   it('publishes a container\'s port on its host\'s address, and books the host port so a second one waits', async () => {
     const [a, b] = hosts as [SimulatedHost, SimulatedHost];
     await cluster.api.cordon(b.name, true);
