@@ -152,6 +152,10 @@ describe('CoordinatorApi streams', () => {
         for (let i = 1; i <= 3; i++) call.write({ id: `e${i}`, type: 't', sequence: String(i) });
         call.end();
       },
+      WorkloadLogs: (call: { write: (c: object) => boolean; end: () => void }) => {
+        for (let i = 1; i <= 3; i++) call.write({ stream: 'stdout', data: Buffer.from(`e${i}`) });
+        call.end();
+      },
     });
     const address = `127.0.0.1:${await bindServer(server, '127.0.0.1:0', ServerCredentials.createInsecure())}`;
     servers.push(server);
@@ -159,14 +163,9 @@ describe('CoordinatorApi streams', () => {
     // Array.push returns a number: not a promise, so nothing waits on it.
     await client(address, 5_000).streamEvents({}, (e) => seen.push(e.id), new AbortController().signal);
     expect(seen).toEqual(['e1', 'e2', 'e3']);
+    // A slow reader: each chunk's promise settles later, and the stream ends only after the last.
     const slow: string[] = [];
-    const api = client(address, 5_000);
-    await (api as unknown as { stream: (m: string, r: object, f: (e: pb.Event__Output) => unknown, s: AbortSignal) => Promise<void> }).stream(
-      'WatchEvents',
-      {},
-      (e) => new Promise((r) => setTimeout(() => r(slow.push(e.id)), 20)),
-      new AbortController().signal,
-    );
+    await client(address, 5_000).streamLogs({ id: 'w' }, (c) => new Promise((r) => setTimeout(() => r(slow.push(c.data.toString())), 20)), new AbortController().signal);
     expect(slow).toEqual(['e1', 'e2', 'e3']);
   });
 });

@@ -71,6 +71,8 @@ interface Manifest {
  */
 export class VmStorage {
   private readonly holds = new Map<string, ImageLease[]>();
+  /** Manifests read or written, by workload id; telemetry asks for published ports every tick. */
+  private readonly manifests = new Map<string, Manifest>();
 
   constructor(
     private readonly dir: string,
@@ -109,6 +111,7 @@ export class VmStorage {
     if (existing) return existing.files;
     await rm(dir, { recursive: true, force: true });
     await this.releaseHolds(workloadId);
+    this.manifests.delete(workloadId);
 
     const leases = new Map<string, ImageLease>();
     try {
@@ -158,6 +161,7 @@ export class VmStorage {
 
       const manifest: Manifest = { workloadId, images: [...leases.values()].map((l) => l.image.digest), files, ...(spec.ports ? { ports: spec.ports } : {}) };
       await writeFile(join(dir, MANIFEST), JSON.stringify(manifest), { mode: 0o644 });
+      this.manifests.set(workloadId, manifest);
       this.holds.set(workloadId, [...leases.values()]);
       return files;
     } catch (err) {
@@ -180,13 +184,9 @@ export class VmStorage {
   /** Removes the VM's files (never a catalog image) and lets its images be evicted. Removing absent files succeeds. */
   async remove(workloadId: string): Promise<void> {
     if (!WORKLOAD_ID.test(workloadId)) return; // no such id can have files
+    this.manifests.delete(workloadId);
     await rm(this.workloadDir(workloadId), { recursive: true, force: true });
     await this.releaseHolds(workloadId);
-  }
-
-  /** Workload ids with files here. */
-  async list(): Promise<string[]> {
-    return (await readdir(this.dir).catch(() => [])).filter((name) => WORKLOAD_ID.test(name));
   }
 
   private workloadDir(workloadId: string): string {
@@ -195,11 +195,16 @@ export class VmStorage {
     return join(this.dir, workloadId);
   }
 
+  /** A VM's manifest, read once: only this agent writes its directory, and a manifest never changes once written. */
   private async manifest(workloadId: string): Promise<Manifest | undefined> {
     if (!WORKLOAD_ID.test(workloadId)) return undefined;
+    const known = this.manifests.get(workloadId);
+    if (known) return known;
     try {
       const manifest = JSON.parse(await readFile(join(this.dir, workloadId, MANIFEST), 'utf8')) as Manifest;
-      return manifest.workloadId === workloadId ? manifest : undefined;
+      if (manifest.workloadId !== workloadId) return undefined;
+      this.manifests.set(workloadId, manifest);
+      return manifest;
     } catch {
       return undefined;
     }
