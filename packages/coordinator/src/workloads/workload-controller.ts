@@ -25,6 +25,7 @@ import type { QueuePolicy } from '../scheduler/catalog.js';
 import { effectivePriority } from '../scheduler/queue/priority.js';
 import type { HostSnapshot, PlacementRecord, Scheduler } from '../scheduler/scheduler.js';
 import { HostBookings } from '../scheduler/host-bookings.js';
+import { decodePlacementRecord, encodePlacementRecord } from '../scheduler/placement-record-codec.js';
 import { buildSnapshots } from '../scheduler/snapshots.js';
 import { DESIRED_BY_ACTION, lifecycleVerdict } from './lifecycle-rules.js';
 import { releasedWhileStopped, type Workload } from './workload.js';
@@ -355,7 +356,7 @@ export class WorkloadController {
 
   private recordDecision(workloadId: string, decision: DecisionRecord): void {
     // A waiting request is re-decided every pass; store it only when the verdict changes.
-    if (this.decisions.get(workloadId)?.summary !== decision.summary) this.store.putDecision(workloadId, decision);
+    if (this.decisions.get(workloadId)?.summary !== decision.summary) this.store.putDecision(workloadId, encodePlacementRecord(decision));
     this.decisions.delete(workloadId);
     this.decisions.set(workloadId, decision);
     if (this.decisions.size > this.maxDecisions) {
@@ -382,9 +383,16 @@ export class WorkloadController {
   /** The latest placement decision for a workload, by id or name. */
   async explain(ref: string): Promise<DecisionRecord> {
     const w = this.get(ref);
-    const decision = this.decisions.get(w.id) ?? (await this.store.getDecision<DecisionRecord>(w.id));
-    if (!decision) throw new FailedPreconditionError(`workload ${w.id} has no placement decision yet`);
-    return decision;
+    const remembered = this.decisions.get(w.id);
+    if (remembered) return remembered;
+    const stored = await this.store.getDecision<unknown>(w.id);
+    if (stored === undefined) throw new FailedPreconditionError(`workload ${w.id} has no placement decision yet`);
+    try {
+      return decodePlacementRecord<DecisionRecord>(stored);
+    } catch (err) {
+      this.log.warn({ workload: w.id, err: errorMessage(err) }, 'stored placement decision unreadable');
+      throw new FailedPreconditionError(`workload ${w.id} has no readable placement decision: ${errorMessage(err)}`);
+    }
   }
 
   queueView(nowMs = Date.now()): QueueView {
