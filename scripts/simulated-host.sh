@@ -178,6 +178,10 @@ drivers:
   libvirt:
     uri: qemu+unix:///system?socket=$dir/libvirt/run/libvirt-sock
     domainType: qemu
+    # Other hosts' libvirtds reach this one, and QEMU receives migrations, on its fabric address.
+    migration:
+      uri: qemu+tcp://$FABRIC_PREFIX.$index:$LIBVIRT_TCP_PORT/system
+      address: $FABRIC_PREFIX.$index
 EOF
   # Validated before it is started, so a bad --nats or --agent-port is reported here, not in a log.
   node "$VIRTFLEET_CLI" agent --config "$config" --check-config >/dev/null

@@ -1,4 +1,5 @@
 import {
+  hostIdSchema,
   InvalidArgumentError,
   opaqueIdSchema,
   parseWorkloadSpec,
@@ -13,7 +14,29 @@ import {
   type Logger,
   type pb,
 } from '@virtfleet/shared';
+import { z } from 'zod';
+import type { IncomingMigration } from './drivers/driver.js';
 import type { LifecycleAction, WorkloadManager } from './workload-manager.js';
+
+const migrationFileSchema = z.object({ role: z.string().regex(/^(disk:[a-z0-9-]{1,63}|kernel|initrd|seed|console-log)$/, 'must be disk:NAME, kernel, initrd, seed or console-log'), path: z.string().regex(/^\/[A-Za-z0-9._+/-]{1,4095}$/, 'must be an absolute path of letters, digits and ._+-/') });
+const incomingMigrationSchema = z.object({
+  host_id: hostIdSchema,
+  hypervisor_uri: z.string().regex(/^[a-z+]+:\/\/[^\s/]+\/[^\s]*$/, 'must be a libvirt URI with a host'),
+  transfer_uri: z.string().regex(/^tcp:\/\/[A-Za-z0-9.:[\]-]+$/, 'must be tcp://HOST'),
+  files: z.array(migrationFileSchema).max(64),
+  backend_name: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be a backend name'),
+});
+
+/** The target's answer to PrepareIncomingMigration, as the coordinator forwards it; every value reaches libvirt, so each is checked. */
+function parseIncomingMigration(input: unknown, field: string): IncomingMigration {
+  const parsed = incomingMigrationSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new InvalidArgumentError([field, ...issue.path].join('.'), issue.message);
+  }
+  const t = parsed.data;
+  return { hostId: t.host_id, hypervisorUri: t.hypervisor_uri, transferUri: t.transfer_uri, files: Object.fromEntries(t.files.map((f) => [f.role, f.path])), backendName: t.backend_name };
+}
 
 /** Maximum stop timeout a caller may ask for, in seconds. */
 const MAX_STOP_TIMEOUT_SECONDS = 3600;
@@ -66,6 +89,38 @@ export function agentHandlers(manager: WorkloadManager, hostInfo: () => Promise<
       const request = parseLogOptions(call.request.options, 'options');
       const signal = callSignal(call);
       await pipeToCall(manager.logs(workloadId, request, signal), call, signal);
+    }),
+    PrepareIncomingMigration: unary<pb.PrepareIncomingMigrationRequest__Output, pb.IncomingMigration>(log, 'PrepareIncomingMigration', (req) => {
+      const commandId = requireId(opaqueIdSchema, req.command_id, 'command_id');
+      const workloadId = requireId(workloadIdSchema, req.workload_id, 'workload_id');
+      return manager.prepareIncoming(commandId, workloadId, parseWorkloadSpec(req.spec, 'spec'));
+    }),
+    MigrateWorkload: serverStream<pb.MigrateOutRequest__Output, pb.MigrationProgress>(log, 'MigrateWorkload', async (call) => {
+      const req = call.request;
+      const commandId = requireId(opaqueIdSchema, req.command_id, 'command_id');
+      const workloadId = requireId(workloadIdSchema, req.workload_id, 'workload_id');
+      const target = parseIncomingMigration(req.target, 'target');
+      await manager.migrateOut(commandId, workloadId, target, { maxDowntimeMs: req.max_downtime_ms, bandwidthMiBs: req.bandwidth_mib_s }, (p) => {
+        call.write({
+          phase: p.phase,
+          data_total_bytes: p.dataTotalBytes,
+          data_processed_bytes: p.dataProcessedBytes,
+          data_remaining_bytes: p.dataRemainingBytes,
+          bytes_per_second: p.bytesPerSecond,
+          downtime_ms: p.downtimeMs,
+          elapsed_ms: p.elapsedMs,
+        });
+      });
+    }),
+    AbortMigration: unary<pb.GetAgentWorkloadRequest__Output, pb.WorkloadStatus>(log, 'AbortMigration', async (req) => {
+      const workloadId = requireId(workloadIdSchema, req.workload_id, 'workload_id');
+      await manager.abortMigration(workloadId);
+      return manager.get(workloadId);
+    }),
+    DiscardIncomingMigration: unary<pb.GetAgentWorkloadRequest__Output, pb.WorkloadStatus>(log, 'DiscardIncomingMigration', async (req) => {
+      const workloadId = requireId(workloadIdSchema, req.workload_id, 'workload_id');
+      await manager.discardIncoming(workloadId);
+      return { workload_id: workloadId, state: 'deleted', message: 'incoming migration discarded' };
     }),
     RunCommands: unary<pb.CommandBatch__Output, pb.CommandBatchResult>(log, 'RunCommands', async (req) => {
       if (req.commands.length > MAX_BATCH_COMMANDS) throw new InvalidArgumentError('commands', `at most ${MAX_BATCH_COMMANDS} in one call, not ${req.commands.length}`);

@@ -134,6 +134,18 @@ export const agentConfigSchema = z
             domainType: z.enum(['auto', 'kvm', 'qemu', 'test']).default('auto'),
             /** Where VMs' disks (overlays, data disks, cloud-init seeds) and console logs live, a directory per workload. @default `<stateDir>/vms` */
             vmDir: absolutePath.optional(),
+            /**
+             * How other hosts' libvirtds reach this one for live migration: its libvirt URI on the
+             * migration network (peer to peer, e.g. qemu+tcp://10.0.0.5/system) and the address QEMU
+             * receives memory and disks on. Without it, this host receives no live migrations.
+             */
+            migration: z
+              .object({
+                uri: z.string().regex(/^[a-z+]+:\/\/[^\s/]+\/[^\s]*$/, 'must be a libvirt URI with a host, such as qemu+tcp://10.0.0.5/system'),
+                address: z.string().regex(/^[A-Za-z0-9.:-]+$/, 'must be a host name or IP address'),
+              })
+              .strict()
+              .optional(),
             /** Engine operations that change something (create, start, stop, pause, resume, delete) run at once; more wait in order. @default 2 */
             concurrency: z.number().int().min(1).max(256).default(2),
             /** Deadline of each read (inspect, list, usage, the health probe); one missed marks the driver unhealthy. @default 10000 */

@@ -15,7 +15,7 @@ import {
   type WorkloadSpec,
 } from '@virtfleet/shared';
 import type { CommandLedger } from './command-ledger.js';
-import { WORKLOAD_RESOURCE, type Driver, type DriverWorkload } from './drivers/driver.js';
+import { WORKLOAD_RESOURCE, type Driver, type DriverWorkload, type IncomingMigration, type LiveMigration, type MigrationOptions, type MigrationProgressReport } from './drivers/driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { Fenceable } from './fencing/host-lease.js';
 import type { WorkloadRecord, WorkloadRecords } from './workload-records.js';
@@ -162,6 +162,68 @@ export class WorkloadManager implements Fenceable {
         }
       }),
     );
+  }
+
+  /**
+   * Live migration, on the target: makes the workload's files without
+   * creating it. The workload gets a record here only when the coordinator
+   * takes it over after the move (a create, which adopts the running copy).
+   * @throws FailedPreconditionError when this host already holds the workload
+   * @throws UnimplementedError when no driver here can receive its kind
+   */
+  prepareIncoming(commandId: string, workloadId: string, spec: WorkloadSpec): Promise<pb.IncomingMigration> {
+    return this.ledger.run(commandId, 'prepare-incoming', { workloadId, spec }, () =>
+      this.lock.run(workloadId, async () => {
+        if (this.records.get(workloadId)) throw new FailedPreconditionError(`this host already holds workload ${workloadId}`);
+        const incoming = await migrationOf(this.driverFor(spec.kind)).prepareIncoming(workloadId, spec);
+        return {
+          host_id: incoming.hostId,
+          hypervisor_uri: incoming.hypervisorUri,
+          transfer_uri: incoming.transferUri,
+          files: Object.entries(incoming.files).map(([role, path]) => ({ role, path })),
+          backend_name: incoming.backendName,
+        };
+      }),
+    );
+  }
+
+  /**
+   * Live migration, on the source: moves the workload to the prepared
+   * target and forgets it here once it runs there. A repeat of a finished
+   * command answers from the ledger without moving anything.
+   * @throws NotFoundError when this host does not hold the workload
+   * @throws AbortedError when abortMigration called it off; it still runs here
+   */
+  migrateOut(commandId: string, workloadId: string, target: IncomingMigration, options: MigrationOptions, onProgress: (p: MigrationProgressReport) => void): Promise<pb.WorkloadStatus> {
+    return this.ledger.run(commandId, 'migrate', { workloadId, target, options }, () =>
+      this.lock.run(workloadId, async () => {
+        const record = this.records.get(workloadId);
+        if (!record) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+        const driver = this.driverNamed(record.driver);
+        await migrationOf(driver).migrateOut(workloadId, target, options, onProgress);
+        await this.records.remove(workloadId);
+        this.onChange();
+        return { ...deletedStatus(workloadId), name: record.name, kind: record.kind, driver: driver.name, message: `migrated to ${target.hostId}` };
+      }),
+    );
+  }
+
+  /** Calls off this host's migration of the workload. @throws FailedPreconditionError when none runs */
+  async abortMigration(workloadId: string): Promise<void> {
+    const record = this.records.get(workloadId);
+    if (!record) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+    await migrationOf(this.driverNamed(record.driver)).abortMigration(workloadId);
+  }
+
+  /**
+   * Removes the files a migration that did not finish prepared here.
+   * @throws FailedPreconditionError when the workload is held here (the migration finished)
+   */
+  discardIncoming(workloadId: string): Promise<void> {
+    return this.lock.run(workloadId, async () => {
+      if (this.records.get(workloadId)) throw new FailedPreconditionError(`this host holds workload ${workloadId}; its files stay`);
+      for (const driver of this.drivers) await driver.migration?.discardIncoming(workloadId);
+    });
   }
 
   async get(workloadId: string): Promise<pb.WorkloadStatus> {
@@ -324,4 +386,9 @@ export function toStatus(driver: Driver, w: DriverWorkload, usage?: { cpuPercent
 
 function deletedStatus(workloadId: string): pb.WorkloadStatus {
   return { workload_id: workloadId, state: 'deleted', name: '', kind: '', driver: '', driver_ref: '', message: '', cpu_percent: 0, memory_used_mib: 0 };
+}
+
+function migrationOf(driver: Driver): LiveMigration {
+  if (!driver.migration) throw new UnimplementedError(`the ${driver.name} driver cannot migrate workloads live`);
+  return driver.migration;
 }

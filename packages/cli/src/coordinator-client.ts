@@ -42,6 +42,9 @@ export class CoordinatorApi {
   act(method: 'StartWorkload' | 'StopWorkload' | 'PauseWorkload' | 'ResumeWorkload' | 'DeleteWorkload', req: pb.WorkloadActionRequest): Promise<pb.Workload__Output> {
     return this.unary(method, req);
   }
+  migrate(req: pb.MigrateWorkloadRequest): Promise<pb.Workload__Output> {
+    return this.unary('MigrateWorkload', req);
+  }
   confirmDead(hostId: string, requestId = ''): Promise<pb.ConfirmHostDeadResponse__Output> {
     return this.unary('ConfirmHostDead', { host_id: hostId, request_id: requestId });
   }

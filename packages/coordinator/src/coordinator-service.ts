@@ -32,10 +32,14 @@ import type { RequestLedger } from './requests/request-ledger.js';
 import type { HostRegistry } from './hosts/host-registry.js';
 import { QUEUE_POLICIES, type QueuePolicy } from './scheduler/catalog.js';
 import type { HostSnapshot, PlacementRecord } from './scheduler/scheduler.js';
-import { stoppedReservationOf, type Workload } from './workloads/workload.js';
+import { stoppedReservationOf, type Workload, type WorkloadMigration } from './workloads/workload.js';
+import type { MigrationProgressView, WorkloadMigrator } from './workloads/workload-migrator.js';
 import type { DecisionRecord, QueueView, WorkloadController } from './workloads/workload-controller.js';
 
 const MAX_STOP_TIMEOUT_SECONDS = 3600;
+/** A downtime above a minute is no longer live; a bandwidth above 100 GiB/s is a typo. */
+const MAX_MIGRATION_DOWNTIME_MS = 60_000;
+const MAX_MIGRATION_BANDWIDTH_MIBS = 102_400;
 /** A workload reference: its id or its name. */
 const workloadRefSchema = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,78}[a-z0-9])?$/, 'must be a workload id or name');
 
@@ -43,8 +47,26 @@ function optionalRequestId(value: string): string {
   return value ? requireId(opaqueIdSchema, value, 'request_id') : '';
 }
 
-export function toProtoWorkload(w: Workload): pb.Workload {
+export function toProtoMigration(m: WorkloadMigration, progress: MigrationProgressView | undefined): pb.WorkloadMigration {
   return {
+    id: m.id,
+    source_host_id: m.sourceHostId,
+    target_host_id: m.targetHostId,
+    mode: m.mode,
+    phase: m.phase,
+    started_at: m.startedAt,
+    data_total_bytes: progress?.dataTotalBytes ?? 0,
+    data_processed_bytes: progress?.dataProcessedBytes ?? 0,
+    data_remaining_bytes: progress?.dataRemainingBytes ?? 0,
+    bytes_per_second: progress?.bytesPerSecond ?? 0,
+    expected_downtime_ms: progress?.expectedDowntimeMs ?? 0,
+  };
+}
+
+/** A workload for the API; `progress` is the migration's latest, when one runs. */
+export function toProtoWorkload(w: Workload, progress?: MigrationProgressView): pb.Workload {
+  return {
+    ...(w.migration ? { migration: toProtoMigration(w.migration, progress) } : {}),
     id: w.id,
     spec: w.spec,
     host_id: w.hostId,
@@ -165,6 +187,7 @@ export function coordinatorHandlers(
   requests: RequestLedger,
   images: ImageLookup,
   agents: AgentClientPool,
+  migrator: WorkloadMigrator,
   log: Logger,
 ): Omit<pb.CoordinatorHandlers, keyof ImageHandlers> {
   const workloadHandles = (w: pb.Workload) => [w.id ?? '', w.spec?.name ?? ''];
@@ -186,9 +209,21 @@ export function coordinatorHandlers(
       const spec = await pinCatalogImages(parseWorkloadSpec(req.spec, 'spec'), images);
       return toProtoWorkload(await controller.submit(requestId, spec));
     }),
-    GetWorkload: unary<pb.GetWorkloadRequest__Output, pb.Workload>(log, 'GetWorkload', (req) =>
-      Promise.resolve(toProtoWorkload(controller.get(requireId(workloadRefSchema, req.id, 'id')))),
-    ),
+    GetWorkload: unary<pb.GetWorkloadRequest__Output, pb.Workload>(log, 'GetWorkload', (req) => {
+      const w = controller.get(requireId(workloadRefSchema, req.id, 'id'));
+      return Promise.resolve(toProtoWorkload(w, migrator.progressOf(w.id)));
+    }),
+    MigrateWorkload: unary<pb.MigrateWorkloadRequest__Output, pb.Workload>(log, 'MigrateWorkload', async (req) => {
+      const ref = requireId(workloadRefSchema, req.id, 'id');
+      const requestId = optionalRequestId(req.request_id);
+      if (req.target_host_id) requireId(hostIdSchema, req.target_host_id, 'target_host_id');
+      if (req.max_downtime_ms > MAX_MIGRATION_DOWNTIME_MS) throw new InvalidArgumentError('max_downtime_ms', `must be at most ${MAX_MIGRATION_DOWNTIME_MS}`);
+      if (req.bandwidth_mib_s > MAX_MIGRATION_BANDWIDTH_MIBS) throw new InvalidArgumentError('bandwidth_mib_s', `must be at most ${MAX_MIGRATION_BANDWIDTH_MIBS}`);
+      controller.requireLeader();
+      if (req.cancel) return toProtoWorkload(await migrator.cancel(ref));
+      const w = await migrator.start(ref, { requestId, targetHostId: req.target_host_id, mode: req.mode, maxDowntimeMs: req.max_downtime_ms, bandwidthMiBs: req.bandwidth_mib_s });
+      return toProtoWorkload(w, migrator.progressOf(w.id));
+    }),
     ListWorkloads: unary<pb.ListWorkloadsRequest__Output, pb.ListWorkloadsResponse>(log, 'ListWorkloads', (req) => {
       if (req.state && !(WORKLOAD_STATES as readonly string[]).includes(req.state))
         throw new InvalidArgumentError('state', `must be one of ${WORKLOAD_STATES.join(', ')}`);
@@ -196,7 +231,7 @@ export function coordinatorHandlers(
       const limit = pageSizeOf(req.page_size);
       const after = decodePageToken(req.page_token, workloadCursorSchema);
       const page = controller.listPage({ hostId: req.host_id, state: req.state }, after, limit);
-      return Promise.resolve({ workloads: page.workloads.map(toProtoWorkload), next_page_token: page.next ? encodePageToken(page.next) : '' });
+      return Promise.resolve({ workloads: page.workloads.map((w) => toProtoWorkload(w, migrator.progressOf(w.id))), next_page_token: page.next ? encodePageToken(page.next) : '' });
     }),
     ListHosts: unary<pb.ListHostsRequest__Output, pb.ListHostsResponse>(log, 'ListHosts', (req) => {
       const limit = pageSizeOf(req.page_size);

@@ -21,6 +21,7 @@ import { HostRegistry } from './hosts/host-registry.js';
 import { AdmissionQueue } from './scheduler/admission-queue.js';
 import { createScheduler } from './scheduler/create-scheduler.js';
 import { WorkloadController } from './workloads/workload-controller.js';
+import { WorkloadMigrator } from './workloads/workload-migrator.js';
 import { LeaderLease } from './ha/leader-lease.js';
 import { KvStateStore } from './state/kv-state-store.js';
 import { RetentionSweeper } from './state/retention-sweeper.js';
@@ -97,6 +98,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     return l && l.expiresAtMs > Date.now() ? ` (the leader is ${l.coordinatorId} at ${l.address})` : ' (no leader is elected right now)';
   };
   const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint, config.scheduler.stoppedReservation);
+  const migrator = new WorkloadMigrator(controller, hosts, agents, events, log.child({ component: 'migrator' }));
   const leases = await untilReady(
     `the host lease bucket ${config.hosts.leaseBucket}`,
     () => HostLeaseMonitor.open(nc, config.id, { bucket: config.hosts.leaseBucket, replicas: config.state.replicas, fenceMarginMs: config.failover.fenceMarginMs }, log),
@@ -150,7 +152,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const uploadSweep = leaderTimer(UPLOAD_SWEEP_INTERVAL_MS, () =>
     images.sweepAbandonedUploads(ABANDONED_UPLOAD_AGE_MS).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'sweeping abandoned image uploads failed')),
   );
-  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), () => controller.requireLeader(), log) });
+  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, migrator, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), () => controller.requireLeader(), log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
@@ -170,6 +172,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     {
       onElected: async () => {
         await controller.lead(config.scheduler.retryIntervalMs);
+        migrator.recoverInterrupted();
         supervisor.start();
         sweeper.start();
         uploadSweep.start();

@@ -1,6 +1,7 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import {
+  AbortedError,
   AlreadyExistsError,
   DeadlineExceededError,
   FailedPreconditionError,
@@ -33,6 +34,7 @@ describe('error table', () => {
     { error: new DeadlineExceededError('slow'), code: status.DEADLINE_EXCEEDED, retryable: true },
     { error: new ResourceExhaustedError('full'), code: status.RESOURCE_EXHAUSTED, retryable: true },
     { error: new UnimplementedError('no such method'), code: status.UNIMPLEMENTED, retryable: false },
+    { error: new AbortedError('cancelled'), code: status.ABORTED, retryable: false },
     { error: new InternalError('boom'), code: status.INTERNAL, retryable: false },
   ];
 

@@ -69,6 +69,11 @@ export class UnimplementedError extends VirtfleetError {
   readonly code = status.UNIMPLEMENTED;
 }
 
+/** An operation was called off while under way (a migration cancelled); what it worked on is as before it began. */
+export class AbortedError extends VirtfleetError {
+  readonly code = status.ABORTED;
+}
+
 /** A driver or backend failed in a way the caller cannot fix by changing the request. */
 export class InternalError extends VirtfleetError {
   readonly code = status.INTERNAL;
@@ -124,6 +129,8 @@ export function fromServiceError(err: ServiceError, context = ''): VirtfleetErro
       return new ResourceExhaustedError(details, { cause: err });
     case status.UNIMPLEMENTED:
       return new UnimplementedError(details, { cause: err });
+    case status.ABORTED:
+      return new AbortedError(details, { cause: err });
     default:
       return new InternalError(details, { cause: err });
   }

@@ -22,6 +22,14 @@ export const EVENT_TYPES = {
   workloadDeleted: 'io.virtfleet.workload.deleted',
   /** Its host was lost; the workload goes back to the queue to be placed elsewhere. */
   workloadRescheduled: 'io.virtfleet.workload.rescheduled',
+  /** A migration to another host began (its target chosen and booked). */
+  workloadMigrationStarted: 'io.virtfleet.workload.migration_started',
+  /** A migration under way: phase, bytes transferred and remaining, rate, expected downtime; about every 2 s. */
+  workloadMigrationProgress: 'io.virtfleet.workload.migration_progress',
+  /** The workload runs on the target now, and nothing of it is left on the source. */
+  workloadMigrationCompleted: 'io.virtfleet.workload.migration_completed',
+  /** The migration failed or was cancelled; the workload runs where it was. */
+  workloadMigrationFailed: 'io.virtfleet.workload.migration_failed',
   /** Reconciliation found the host's copy differs from the desired state; data says how and what was done. */
   workloadDrift: 'io.virtfleet.workload.drift',
   hostUp: 'io.virtfleet.host.up',

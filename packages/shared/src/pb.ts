@@ -48,3 +48,10 @@ export type { LogOptions, LogOptions__Output } from './generated/virtfleet/v1/Lo
 export type { LogChunk, LogChunk__Output } from './generated/virtfleet/v1/LogChunk.js';
 export type { WorkloadLogsRequest, WorkloadLogsRequest__Output } from './generated/virtfleet/v1/WorkloadLogsRequest.js';
 export type { GetWorkloadLogsRequest, GetWorkloadLogsRequest__Output } from './generated/virtfleet/v1/GetWorkloadLogsRequest.js';
+export type { PrepareIncomingMigrationRequest, PrepareIncomingMigrationRequest__Output } from './generated/virtfleet/v1/PrepareIncomingMigrationRequest.js';
+export type { MigrationFile, MigrationFile__Output } from './generated/virtfleet/v1/MigrationFile.js';
+export type { IncomingMigration, IncomingMigration__Output } from './generated/virtfleet/v1/IncomingMigration.js';
+export type { MigrateWorkloadRequest, MigrateWorkloadRequest__Output } from './generated/virtfleet/v1/MigrateWorkloadRequest.js';
+export type { MigrationProgress, MigrationProgress__Output } from './generated/virtfleet/v1/MigrationProgress.js';
+export type { WorkloadMigration, WorkloadMigration__Output } from './generated/virtfleet/v1/WorkloadMigration.js';
+export type { MigrateOutRequest, MigrateOutRequest__Output } from './generated/virtfleet/v1/MigrateOutRequest.js';

@@ -128,8 +128,77 @@ export interface Driver {
    */
   logs?(workloadId: string, request: LogRequest, signal: AbortSignal): AsyncIterable<LogChunk>;
 
+  /** Live migration between hosts of this driver; absent when the backend cannot migrate. */
+  readonly migration?: LiveMigration;
+
   /** Releases connections. Leaves workloads running. */
   close(): Promise<void>;
+}
+
+/** Where a migrating workload's files are on the target, by role: `disk:NAME`, `kernel`, `initrd`, `seed`, `console-log`. */
+export type MigrationFiles = Record<string, string>;
+
+/** What the target tells the source: how to reach it and where the workload's files are. */
+export interface IncomingMigration {
+  hostId: string;
+  /** The target's hypervisor as the source's reaches it (libvirt peer to peer). */
+  hypervisorUri: string;
+  /** Where the memory stream and disk copy go, such as tcp://10.251.0.3. */
+  transferUri: string;
+  files: MigrationFiles;
+  /** The workload's backend name on the target. */
+  backendName: string;
+}
+
+export interface MigrationOptions {
+  /** 0 or absent: the backend's default. */
+  maxDowntimeMs?: number;
+  /** MiB/s; 0 or absent: unlimited. */
+  bandwidthMiBs?: number;
+}
+
+export interface MigrationProgressReport {
+  phase: 'transferring' | 'switching' | 'completed';
+  dataTotalBytes: number;
+  dataProcessedBytes: number;
+  dataRemainingBytes: number;
+  bytesPerSecond: number;
+  downtimeMs: number;
+  elapsedMs: number;
+}
+
+/**
+ * Moving a running workload to another host of the same backend while it
+ * runs. The target prepares first (files, no domain), then the source
+ * migrates. Exactly one copy runs at any moment: the backend switches over
+ * atomically, and a failed or aborted migration leaves the workload running
+ * on the source and nothing running on the target.
+ */
+export interface LiveMigration {
+  /**
+   * On the target: makes the workload's files (disks empty or on the cached
+   * image, the seed) without defining or starting it. Idempotent.
+   * @throws InvalidArgumentError / ResourceExhaustedError as create does
+   */
+  prepareIncoming(workloadId: string, spec: WorkloadSpec): Promise<IncomingMigration>;
+  /**
+   * On the source: moves the running or paused workload to `target` and
+   * resolves once it runs there and nothing of it is left here (its files
+   * removed). Progress is reported about every second.
+   * @throws NotFoundError when this host does not own it
+   * @throws AbortedError when abortMigration stopped it; it still runs here
+   */
+  migrateOut(workloadId: string, target: IncomingMigration, options: MigrationOptions, onProgress: (p: MigrationProgressReport) => void): Promise<void>;
+  /**
+   * On the source: aborts the migration under way.
+   * @throws FailedPreconditionError when none is under way
+   */
+  abortMigration(workloadId: string): Promise<void>;
+  /**
+   * On the target: removes what prepareIncoming made.
+   * @throws FailedPreconditionError when the workload exists here (the migration finished)
+   */
+  discardIncoming(workloadId: string): Promise<void>;
 }
 
 /** Builds a driver from its config section. Registered by name in catalog.ts. */

@@ -1,7 +1,7 @@
 import { UnavailableError, UnimplementedError, type LogChunk, type LogRequest, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
 import { DriverTimeoutError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
-import type { Driver, DriverFingerprint, DriverWorkload, StopOptions, WorkloadUsage } from './driver.js';
+import type { Driver, DriverFingerprint, DriverWorkload, LiveMigration, StopOptions, WorkloadUsage } from './driver.js';
 import { every, type Periodic } from '../periodic.js';
 import { OpQueue } from './op-queue.js';
 
@@ -64,7 +64,19 @@ export class GuardedDriver implements Driver {
     this.name = inner.name;
     this.kinds = inner.kinds;
     this.queue = new OpQueue(options.concurrency);
+    const migration = inner.migration;
+    // Preparing and discarding are changes like any other; a migration itself takes as long as its
+    // data does and ends with the backend's own verdict (or an abort), so it has no deadline or slot.
+    if (migration)
+      this.migration = {
+        prepareIncoming: (workloadId, spec) => this.change('prepare-incoming', () => migration.prepareIncoming(workloadId, spec)),
+        discardIncoming: (workloadId) => this.change('discard-incoming', () => migration.discardIncoming(workloadId)),
+        migrateOut: (workloadId, target, options, onProgress) => migration.migrateOut(workloadId, target, options, onProgress),
+        abortMigration: (workloadId) => migration.abortMigration(workloadId),
+      };
   }
+
+  readonly migration?: LiveMigration;
 
   status(): DriverStatus {
     return {

@@ -59,8 +59,17 @@ function workloadDetail(w: pb.Workload__Output): string {
     ['created', w.created_at],
     ['updated', w.updated_at],
     ['message', w.message || '-'],
+    ...(w.migration ? ([['migration', migrationLine(w.migration)]] as [string, string][]) : []),
   ];
   return lines.map(([k, v]) => `${`${k}:`.padEnd(12)}${v}`).join('\n');
+}
+
+/** One line about a migration under way: where to, its phase, how far, how fast. */
+export function migrationLine(m: pb.WorkloadMigration__Output): string {
+  const done = m.data_total_bytes > 0 ? ` ${Math.floor((100 * m.data_processed_bytes) / m.data_total_bytes)}% of ${mib(m.data_total_bytes / 2 ** 20)}` : '';
+  const rate = m.bytes_per_second > 0 ? `, ${mib(m.bytes_per_second / 2 ** 20)}/s` : '';
+  const downtime = m.expected_downtime_ms > 0 ? `, expected downtime ${m.expected_downtime_ms} ms` : '';
+  return `${m.mode} ${m.source_host_id} -> ${m.target_host_id}, ${m.phase}${done}${rate}${downtime}`;
 }
 
 /** States `create --wait` stops at; any other is still on its way to running. */
@@ -212,6 +221,51 @@ export function registerOperatorCommands(program: Command): void {
       );
     });
 
+  workload
+    .command('migrate')
+    .description('move a running VM to another host while it runs (live); the scheduler picks the host unless --to names one')
+    .argument('<workload>', 'workload id or name')
+    .option('--to <host>', 'the target host')
+    .addOption(new Option('--mode <mode>', 'live, or auto (which is live for VMs)').choices(['live', 'auto']).default('auto'))
+    .addOption(new Option('--max-downtime <ms>', 'longest pause of the guest at the switch-over').argParser((v) => parseWhole(v, '--max-downtime', 1, 60_000)))
+    .addOption(new Option('--bandwidth <MiB/s>', 'transfer at most this fast').argParser((v) => parseWhole(v, '--bandwidth', 1, 102_400)))
+    .option('--watch', 'print progress until the migration ends')
+    .option('--cancel', 'abort the migration under way; the workload keeps running where it was')
+    .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)')
+    .action(async (ref: string, opts: { to?: string; mode: string; maxDowntime?: number; bandwidth?: number; watch?: boolean; cancel?: boolean; requestId?: string }, cmd: Command) =>
+      withApi(cmd, async (client, format) => {
+        let w = await client.migrate({
+          id: ref,
+          request_id: requestIdOf(opts),
+          target_host_id: opts.to ?? '',
+          mode: opts.mode,
+          max_downtime_ms: opts.maxDowntime ?? 0,
+          bandwidth_mib_s: opts.bandwidth ?? 0,
+          cancel: opts.cancel ?? false,
+        });
+        const what = opts.cancel ? 'cancelling the migration of' : 'migrating';
+        if (!opts.watch) return print(format, w, () => `${what} ${w.id}: ${w.migration ? migrationLine(w.migration) : w.message}`);
+        if (format === 'table') write(`${what} ${w.id}: ${w.migration ? migrationLine(w.migration) : w.message}\n`);
+        const until = Date.now() + cmd.optsWithGlobals<GlobalOptions>().timeout * 1000;
+        let last = '';
+        while (w.migration && Date.now() < until) {
+          await new Promise((r) => setTimeout(r, 1000));
+          w = await client.get(w.id);
+          const line = w.migration ? migrationLine(w.migration) : `${w.state} on ${w.host_id}: ${w.message}`;
+          if (format === 'table' && line !== last) write(`${line}\n`);
+          last = line;
+        }
+        if (format !== 'table') print(format, w, () => '');
+        if (w.migration) {
+          process.stderr.write(`error: still migrating after ${cmd.optsWithGlobals<GlobalOptions>().timeout} s; it goes on (watch again, or --cancel)\n`);
+          process.exitCode = EXIT.unavailable;
+        } else if (!opts.cancel && /migration .*(failed|cancelled)/.test(w.message)) {
+          process.stderr.write(`error: ${w.message}\n`);
+          process.exitCode = EXIT.failure;
+        }
+      }),
+    );
+
   const actions = [
     ['start', 'StartWorkload', 'start a stopped workload'],
     ['stop', 'StopWorkload', 'stop a workload (graceful, then forced after the timeout)'],
@@ -287,6 +341,12 @@ function writeRaw(to: NodeJS.WriteStream, data: Buffer): Promise<unknown> | unde
 function parseTail(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || n > MAX_TAIL_LINES) throw new InvalidArgumentError('--tail', `must be a whole number from 0 to ${MAX_TAIL_LINES}`);
+  return n;
+}
+
+function parseWhole(v: string, option: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(option, `must be a whole number from ${min} to ${max}`);
   return n;
 }
 

@@ -65,6 +65,19 @@ const workloadStatusSchema = z.object({
   exit_code: z.number().int().optional(),
 });
 
+const nonNegative = z.number().finite().min(0);
+const migrationProgressSchema = z.object({
+  phase: z.enum(['transferring', 'switching', 'completed']),
+  data_total_bytes: nonNegative,
+  data_processed_bytes: nonNegative,
+  data_remaining_bytes: nonNegative,
+  bytes_per_second: nonNegative,
+  downtime_ms: nonNegative,
+});
+
+/** Preparing a migration target may fetch the workload's images first. */
+const PREPARE_INCOMING_DEADLINE_MS = 10 * 60_000;
+
 const rpcByAction = {
   start: 'StartWorkload',
   stop: 'StopWorkload',
@@ -203,6 +216,44 @@ export class AgentClient {
       signal.removeEventListener('abort', cancel);
       call.cancel();
     }
+  }
+
+  /** Live migration, on the target: its files made, and how the source reaches it. Slow when the images must be fetched first. */
+  async prepareIncoming(commandId: string, workloadId: string, spec: WorkloadSpec): Promise<pb.IncomingMigration__Output> {
+    const reply = await this.call<pb.IncomingMigration__Output>('PrepareIncomingMigration', { command_id: commandId, workload_id: workloadId, spec }, Math.max(this.options.deadlineMs, PREPARE_INCOMING_DEADLINE_MS));
+    if (reply.host_id !== this.hostId) throw new InternalError(`host ${this.hostId} prepared a migration as host ${JSON.stringify(reply.host_id.slice(0, 64))}`);
+    return reply;
+  }
+
+  /**
+   * Live migration, on the source: its progress as the agent streams it,
+   * ending when the workload runs on the target. Fails, with the workload
+   * still running here, when the migration fails or is aborted.
+   */
+  async *migrate(commandId: string, workloadId: string, target: pb.IncomingMigration__Output, options: { maxDowntimeMs: number; bandwidthMiBs: number }, signal: AbortSignal): AsyncGenerator<pb.MigrationProgress__Output> {
+    const call = this.client.MigrateWorkload({ command_id: commandId, workload_id: workloadId, target, max_downtime_ms: options.maxDowntimeMs, bandwidth_mib_s: options.bandwidthMiBs });
+    const cancel = () => call.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      for await (const p of call as AsyncIterable<pb.MigrationProgress__Output>) {
+        const parsed = migrationProgressSchema.safeParse(p);
+        if (!parsed.success) throw new InternalError(`host ${this.hostId} sent invalid migration progress: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
+        yield p;
+      }
+    } catch (err) {
+      throw isServiceError(err) ? this.failure(err) : err;
+    } finally {
+      signal.removeEventListener('abort', cancel);
+    }
+  }
+
+  async abortMigration(workloadId: string): Promise<void> {
+    await this.call('AbortMigration', { workload_id: workloadId }, this.options.deadlineMs);
+  }
+
+  /** On the target of a migration that did not finish: removes what it prepared. FailedPreconditionError when the workload runs there. */
+  async discardIncoming(workloadId: string): Promise<void> {
+    await this.call('DiscardIncomingMigration', { workload_id: workloadId }, this.options.deadlineMs);
   }
 
   close(): void {

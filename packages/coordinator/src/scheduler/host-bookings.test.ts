@@ -97,4 +97,20 @@ describe('HostBookings', () => {
     expect(again.tenants).toEqual(new Map([['t', 1]]));
     expect(again.antiAffinityGroups).toEqual(new Set());
   });
+
+  it('books a migrating workload on its target as well, until the migration ends', () => {
+    const bookings = new HostBookings();
+    const w = testWorkload('w1', { hostId: 'h1', state: 'running' }, { memory_mib: 512, vcpus: 2 });
+    bookings.change(undefined, w);
+    const migrating: Workload = { ...w, migration: { id: 'm1', sourceHostId: 'h1', targetHostId: 'h2', mode: 'live', phase: 'transferring', startedAt: '', maxDowntimeMs: 0, bandwidthMiBs: 0, requestId: '' } };
+    bookings.change(w, migrating);
+    expect([applied(bookings, 'h1').allocated, applied(bookings, 'h2').allocated]).toEqual([
+      { vcpus: 2, memoryMiB: 512, diskGiB: 0 },
+      { vcpus: 2, memoryMiB: 512, diskGiB: 0 },
+    ]);
+    const moved: Workload = { ...w, hostId: 'h2' };
+    bookings.change(migrating, moved);
+    expect([applied(bookings, 'h1').workloadCount, applied(bookings, 'h2').workloadCount]).toEqual([0, 1]);
+    expect(applied(bookings, 'h2').allocated).toEqual({ vcpus: 2, memoryMiB: 512, diskGiB: 0 });
+  });
 });

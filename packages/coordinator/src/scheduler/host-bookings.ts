@@ -34,8 +34,8 @@ export class HostBookings {
 
   /** Moves one workload's booking from what `before` held to what `after` holds; undefined: no record. */
   change(before: Readonly<Workload> | undefined, after: Readonly<Workload> | undefined): void {
-    if (before && holdsResources(before, this.stoppedReservation)) this.book(before, -1);
-    if (after && holdsResources(after, this.stoppedReservation)) this.book(after, 1);
+    if (before && holdsResources(before, this.stoppedReservation)) this.bookWithMigration(before, -1);
+    if (after && holdsResources(after, this.stoppedReservation)) this.bookWithMigration(after, 1);
   }
 
   clear(): void {
@@ -56,6 +56,12 @@ export class HostBookings {
     let isolation: HostSnapshot['isolation'];
     for (const i of b.isolated.values()) if (isolation === undefined || isolation.level === 'tenant') isolation = i;
     s.isolation = isolation;
+  }
+
+  /** A migrating workload holds its place on the target as well as on its host until the move ends. */
+  private bookWithMigration(w: Readonly<Workload>, sign: 1 | -1): void {
+    this.book(w, sign);
+    if (w.migration && w.migration.targetHostId !== w.hostId) this.book({ ...w, hostId: w.migration.targetHostId }, sign);
   }
 
   private book(w: Readonly<Workload>, sign: 1 | -1): void {

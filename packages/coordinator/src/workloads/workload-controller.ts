@@ -548,6 +548,42 @@ export class WorkloadController {
     return true;
   }
 
+  /**
+   * For long operations outside the controller (migrations): runs `work`
+   * with the workload marked busy, so that placement and reconciliation
+   * leave it alone meanwhile, the leadership checked first.
+   * @throws FailedPreconditionError when a command on it is under way
+   */
+  async whileBusy<T>(workloadId: string, work: () => Promise<T>): Promise<T> {
+    this.requireLeader();
+    if (this.busy.has(workloadId)) throw new FailedPreconditionError(`workload ${workloadId} has a command under way; try again when it ends`);
+    this.busy.add(workloadId);
+    try {
+      return await work();
+    } finally {
+      this.lastCommandAt.set(workloadId, Date.now());
+      this.commandDone(workloadId);
+    }
+  }
+
+  /** Writes a change of the workload (an event for a new state); `stored` says when it is durable. */
+  change(w: Workload, patch: Partial<Workload>): { workload: Workload; stored: Promise<void> } {
+    return this.updateStored(w, patch);
+  }
+
+  /**
+   * Chooses a host for a workload that stays where it is meanwhile (a
+   * migration's target): its own host avoided, only `onlyHost` considered
+   * when given. The decision is kept for explain.
+   */
+  chooseTarget(w: Workload, onlyHost?: string): PlacementRecord {
+    const now = Date.now();
+    const snapshots = buildSnapshots(this.hosts.list(), this.bookings).filter((s) => onlyHost === undefined || s.id === onlyHost);
+    const record = this.scheduler.place({ workloadId: w.id, spec: w.spec, avoidHosts: [w.hostId] }, snapshots);
+    this.recordDecision(w.id, { ...record, queuePolicy: this.queue.policy, waitedMs: 0, decidedAt: new Date(now).toISOString() });
+    return record;
+  }
+
   /** Creates a workload again on its own host (its copy vanished there). */
   async recreate(w: Workload, reason: string): Promise<void> {
     if (!this.leading || this.busy.has(w.id)) return;

@@ -25,8 +25,29 @@ export interface Workload {
   generation?: number;
   /** The host its last reschedule took it from; placing it after that reschedule never picks this host. Absent: never rescheduled. */
   leftHostId?: string;
+  /** Set while the workload moves to another host; the target is booked too until it ends. */
+  migration?: WorkloadMigration;
   createdAt: string;
   updatedAt: string;
+}
+
+export const MIGRATION_PHASES = ['preparing', 'transferring', 'switching', 'cancelling'] as const;
+export type MigrationPhase = (typeof MIGRATION_PHASES)[number];
+
+/** The durable record of a migration under way. */
+export interface WorkloadMigration {
+  /** Names the agent commands of this migration, so each runs once. */
+  id: string;
+  sourceHostId: string;
+  targetHostId: string;
+  mode: 'live';
+  phase: MigrationPhase;
+  startedAt: string;
+  /** 0: the backend's default. */
+  maxDowntimeMs: number;
+  /** MiB/s; 0: unlimited. */
+  bandwidthMiBs: number;
+  requestId: string;
 }
 
 /** The stopped-reservation policy that applies to a workload: its spec's, else the cluster's. */

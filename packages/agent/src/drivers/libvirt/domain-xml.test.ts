@@ -1,7 +1,7 @@
 import { InvalidArgumentError, parseWorkloadSpec, type WorkloadSpec } from '@virtfleet/shared';
 import { parseStringPromise } from 'xml2js';
 import { describe, expect, it } from 'vitest';
-import { VIRTFLEET_XMLNS, buildDomainXml, parseGuestDomainTypes, parseOwnership } from './domain-xml.js';
+import { VIRTFLEET_XMLNS, buildDomainXml, parseGuestDomainTypes, parseOwnership, retargetDomainXml } from './domain-xml.js';
 import type { VmFiles } from './vm-storage.js';
 
 const HOSTILE = `a'"<>&`;
@@ -177,5 +177,42 @@ describe('parseGuestDomainTypes', () => {
     { name: 'malformed XML', xml: '<capabilities><guest>', want: [] },
   ])('lists x86_64 hvm types for $name', async ({ xml, want }) => {
     expect(await parseGuestDomainTypes(xml)).toEqual(want);
+  });
+});
+
+describe('retargetDomainXml', () => {
+  const source = { hostId: 'a', files: { 'disk:root': '/s/vms/w/root.qcow2', kernel: '/s/images/k1', 'console-log': '/s/vms/w/console.log', seed: '/s/vms/w/seed.iso' } };
+  const target = { hostId: 'b', files: { 'disk:root': '/t/vms/w/root.qcow2', kernel: '/t/images/k1', 'console-log': '/t/vms/w/console.log', seed: '/t/vms/w/seed.iso' } };
+  const xml = [
+    "<domain type='qemu'><name>virtfleet-a.w</name><metadata><virtfleet:workload xmlns:virtfleet='https://virtfleet.dev/xmlns/domain/v1'>",
+    '<virtfleet:host-id>a</virtfleet:host-id><virtfleet:workload-id>w</virtfleet:workload-id></virtfleet:workload></metadata>',
+    "<os><kernel>/s/images/k1</kernel></os><devices><disk type='file' device='disk'><source file='/s/vms/w/root.qcow2'/></disk>",
+    "<disk type='file' device='cdrom'><source file=\"/s/vms/w/seed.iso\"/></disk><serial type='pty'><log file='/s/vms/w/console.log' append='on'/></serial>",
+    "<description>/s/vms/w/root.qcow2.bak</description></devices></domain>",
+  ].join('');
+
+  it('replaces every path by role and the owning host, and nothing else', () => {
+    const out = retargetDomainXml(xml, source, target);
+    expect(out).toContain("<source file='/t/vms/w/root.qcow2'/>");
+    expect(out).toContain('<kernel>/t/images/k1</kernel>');
+    expect(out).toContain('<source file="/t/vms/w/seed.iso"/>');
+    expect(out).toContain("<log file='/t/vms/w/console.log' append='on'/>");
+    expect(out).toContain('<virtfleet:host-id>b</virtfleet:host-id>');
+    // A longer string that merely starts with a path is not a path of the VM.
+    expect(out).toContain('<description>/s/vms/w/root.qcow2.bak</description>');
+    expect(out).not.toMatch(/'\/s\/|>\/s\/images/);
+  });
+
+  it.each([
+    ['a role the target did not prepare', { ...target, files: { ...target.files, seed: undefined } }, /target\.files: has no path for seed/],
+    ['an unsafe target path', { ...target, files: { ...target.files, kernel: "/t/k'/><evil/>" } }, /kernel path .* is not an absolute path/],
+    ['a relative target path', { ...target, files: { ...target.files, kernel: 'k1' } }, /kernel path "k1"/],
+  ])('refuses %s', (_name, to, message) => {
+    const files = Object.fromEntries(Object.entries(to.files).filter((e): e is [string, string] => e[1] !== undefined));
+    expect(() => retargetDomainXml(xml, source, { hostId: to.hostId, files })).toThrow(message);
+  });
+
+  it('refuses a domain without virtfleet metadata', () => {
+    expect(() => retargetDomainXml("<domain><name>x</name></domain>", { hostId: 'a', files: {} }, { hostId: 'b', files: {} })).toThrow(/no virtfleet host-id/);
   });
 });

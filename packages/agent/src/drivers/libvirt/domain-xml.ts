@@ -192,3 +192,41 @@ export async function parseGuestDomainTypes(capabilitiesXml: string, arch = 'x86
   }
   return [...types];
 }
+
+/** A VM's files by role, as a migration names them on both hosts: `disk:NAME`, `kernel`, `initrd`, `seed`, `console-log`. */
+export function migrationFilesOf(files: VmFiles): Record<string, string> {
+  const roles: Record<string, string> = { 'console-log': files.consoleLog };
+  for (const d of files.disks) roles[`disk:${d.name}`] = d.path;
+  if (files.kernel) roles.kernel = files.kernel;
+  if (files.initrd) roles.initrd = files.initrd;
+  if (files.seed) roles.seed = files.seed;
+  return roles;
+}
+
+/** The target devices of a VM's writable disks: what a migration without shared storage copies. */
+export function writableDiskTargets(files: VmFiles): string[] {
+  return files.disks.flatMap((d, i) => (d.readonly ? [] : [diskTarget(i)]));
+}
+
+const escapeXmlText = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/**
+ * A running domain's XML (as libvirt gives it for migration) rewritten for
+ * the target host: each file's path replaced by the target's path for the
+ * same role, and the owning host in virtfleet's metadata changed. Paths only
+ * ever appear as whole attribute values or element texts, so only those are
+ * replaced.
+ * @throws InvalidArgumentError when a target path is unsafe or a role has no target path
+ */
+export function retargetDomainXml(xml: string, from: { hostId: string; files: Record<string, string> }, to: { hostId: string; files: Record<string, string> }): string {
+  let out = xml;
+  for (const [role, source] of Object.entries(from.files)) {
+    const target = to.files[role];
+    if (target === undefined) throw new InvalidArgumentError(`target.files`, `has no path for ${role}`);
+    if (!SAFE_PATH.test(target)) throw new InvalidArgumentError(`target.files`, `${role} path ${JSON.stringify(target)} is not an absolute path of letters, digits and ._+-/`);
+    for (const [open, close] of [["'", "'"], ['"', '"'], ['>', '<']] as const) out = out.split(`${open}${source}${close}`).join(`${open}${target}${close}`);
+  }
+  const hostIdElement = new RegExp(`(<${PREFIX}:host-id>)[^<]*(</${PREFIX}:host-id>)`);
+  if (!hostIdElement.test(out)) throw new InvalidArgumentError('domain', 'carries no virtfleet host-id metadata');
+  return out.replace(hostIdElement, `$1${escapeXmlText(to.hostId)}$2`);
+}

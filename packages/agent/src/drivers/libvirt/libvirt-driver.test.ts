@@ -283,6 +283,9 @@ describe('LibvirtDriver on test:///default', () => {
       getCapabilities: () => Promise.resolve(caps),
       ensureNetwork: () => Promise.resolve('existing'),
       domainAddresses: () => Promise.resolve('[]'),
+      migrateDomain: () => Promise.reject(new Error('not used here')),
+      domainJobStats: () => Promise.reject(new Error('not used here')),
+      abortDomainJob: () => Promise.reject(new Error('not used here')),
     };
     const driver = new LibvirtDriver(config(), { hostId: 'host-kvm', log }, { ok: true, ext });
     drivers.push(driver);

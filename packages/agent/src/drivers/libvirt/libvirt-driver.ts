@@ -27,12 +27,14 @@ import {
   type DriverFingerprint,
   type DriverWorkload,
   engineNetworkOf,
+  type LiveMigration,
   type StopOptions,
   type WorkloadUsage,
 } from '../driver.js';
 import { buildDomainXml, parseGuestDomainTypes, parseOwnership, type DomainOwnership, type DomainType } from './domain-xml.js';
 import { loadLibvirtExt, type DomainInterface, type LibvirtExtLoad } from './native-ext.js';
 import { VmStorage, type VmFiles } from './vm-storage.js';
+import { LibvirtLiveMigration } from './libvirt-migration.js';
 import { tailFile } from '../../file-tail.js';
 import { PortForwarder, type Forward } from '../../network/port-forwarder.js';
 
@@ -53,6 +55,8 @@ export interface LibvirtDriverConfig {
   stopTimeoutSeconds: number;
   /** Where VMs' disks, seeds and console logs go. @default `<stateDir>/vms` */
   vmDir?: string;
+  /** How other hosts reach this one for live migration; without it, none is received. */
+  migration?: { uri: string; address: string };
 }
 
 export const LIBVIRT_DRIVER_DEFAULTS: LibvirtDriverConfig = { uri: 'qemu:///system', domainType: 'auto', stopTimeoutSeconds: 10 };
@@ -299,7 +303,26 @@ export class LibvirtDriver implements Driver {
     if (!vmDir) throw new InvalidArgumentError('drivers.libvirt.vmDir', 'is required when the agent gives no state directory');
     this.storage = new VmStorage(vmDir, context.images, context.log.child({ component: 'vm-storage' }));
     if (context.network) this.forwarder = new PortForwarder(context.network.netns, context.log.child({ component: 'published-ports' }));
+    this.migration = new LibvirtLiveMigration({
+      hostId: context.hostId,
+      uri: config.uri,
+      migration: config.migration,
+      ext,
+      storage: this.storage,
+      log: context.log.child({ component: 'live-migration' }),
+      domainXml: (workloadId, flags) => this.call(workloadId, async (hv) => hv.domainGetXMLDesc((await this.require(hv, workloadId)).dom, flags)),
+      holds: (workloadId) => this.call(workloadId, async (hv) => (await this.owned(hv, workloadId)) !== undefined),
+      forget: (workloadId) => {
+        for (const [uuid, owner] of this.owners) {
+          if (owner?.workloadId !== workloadId) continue;
+          this.owners.delete(uuid);
+          this.addresses.delete(uuid);
+        }
+      },
+    });
   }
+
+  readonly migration: LiveMigration;
 
   /** Takes up VMs' files and opens the connection now, so configuration mistakes show at start-up. An unreachable libvirtd is only logged. */
   async connect(): Promise<void> {

@@ -1,0 +1,133 @@
+import { AbortedError, FailedPreconditionError, InternalError, NotFoundError, UnavailableError, WORKLOAD_ID, errorMessage, type Logger, type WorkloadSpec } from '@virtfleet/shared';
+import { backendName, WORKLOAD_RESOURCE, type IncomingMigration, type LiveMigration, type MigrationOptions, type MigrationProgressReport } from '../driver.js';
+import { migrationFilesOf, retargetDomainXml, writableDiskTargets } from './domain-xml.js';
+import { MIGRATE_FLAGS, parseDomainJobStats, type LibvirtExtLoad } from './native-ext.js';
+import type { VmStorage } from './vm-storage.js';
+
+/** libvirt's XML of a domain as it may be sent to another host (VIR_DOMAIN_XML_MIGRATABLE). */
+const XML_MIGRATABLE = 8;
+/** How often the source reports a migration's progress. */
+const PROGRESS_INTERVAL_MS = 1000;
+
+/** What the migration needs of the libvirt driver that owns it. */
+export interface MigratingDriver {
+  readonly hostId: string;
+  /** The driver's own libvirt URI. */
+  readonly uri: string;
+  /** How other hosts reach this one, if they may. */
+  readonly migration: { uri: string; address: string } | undefined;
+  readonly ext: LibvirtExtLoad;
+  readonly storage: VmStorage;
+  readonly log: Logger;
+  /** The migratable XML of the workload's domain on this host. @throws NotFoundError when this host does not own it */
+  domainXml(workloadId: string, flags: number): Promise<string>;
+  /** True when this host owns a domain of the workload. */
+  holds(workloadId: string): Promise<boolean>;
+  /** Drops what the driver remembers of a domain that left this host. */
+  forget(workloadId: string): void;
+}
+
+/**
+ * Live migration between two libvirt hosts, peer to peer: the source's
+ * libvirtd talks to the target's, QEMU sends memory (and, for disks that are
+ * not shared, their top layer over NBD) straight to the target. The target
+ * makes the VM's files first, on its own cached images; the source rewrites
+ * the domain's paths to the target's, and libvirt defines the domain there
+ * and undefines it here only once it runs there. Until that switch-over the
+ * source's copy runs; after it only the target's.
+ */
+export class LibvirtLiveMigration implements LiveMigration {
+  /** Workloads migrating away now, and whether an abort was asked for. */
+  private readonly outgoing = new Map<string, { aborted: boolean }>();
+
+  constructor(private readonly driver: MigratingDriver) {}
+
+  async prepareIncoming(workloadId: string, spec: WorkloadSpec): Promise<IncomingMigration> {
+    const { migration, hostId } = this.driver;
+    if (!migration) throw new FailedPreconditionError(`host ${hostId} receives no live migrations: drivers.libvirt.migration is not configured`);
+    if (await this.driver.holds(workloadId)) throw new FailedPreconditionError(`host ${hostId} already runs workload ${workloadId}`);
+    const files = await this.driver.storage.prepare(workloadId, spec);
+    return { hostId, hypervisorUri: migration.uri, transferUri: `tcp://${migration.address}`, files: migrationFilesOf(files), backendName: backendName(hostId, workloadId) };
+  }
+
+  async migrateOut(workloadId: string, target: IncomingMigration, options: MigrationOptions, onProgress: (p: MigrationProgressReport) => void): Promise<void> {
+    const ext = this.requireExt();
+    if (this.outgoing.has(workloadId)) throw new FailedPreconditionError(`workload ${workloadId} is already migrating`);
+    const files = await this.driver.storage.files(workloadId);
+    if (!files) throw new FailedPreconditionError(`workload ${workloadId} has no files made by virtfleet on this host, so it cannot be migrated live`);
+    const xml = await this.driver.domainXml(workloadId, XML_MIGRATABLE);
+    const destXml = retargetDomainXml(xml, { hostId: this.driver.hostId, files: migrationFilesOf(files) }, { hostId: target.hostId, files: target.files });
+    const name = backendName(this.driver.hostId, workloadId);
+    const state = { aborted: false };
+    this.outgoing.set(workloadId, state);
+    const startedAt = Date.now();
+    let progress: ReturnType<typeof setInterval> | undefined;
+    try {
+      const migrating = ext.migrateDomain(this.driver.uri, name, target.hypervisorUri, {
+        // Persistent on the target and gone from here once it runs there; disks copied unless shared
+        // (only their top layer: the target has the same catalog images beneath).
+        flags: MIGRATE_FLAGS.LIVE | MIGRATE_FLAGS.PEER2PEER | MIGRATE_FLAGS.PERSIST_DEST | MIGRATE_FLAGS.UNDEFINE_SOURCE | MIGRATE_FLAGS.NON_SHARED_INC | MIGRATE_FLAGS.ABORT_ON_ERROR,
+        migrateUri: target.transferUri,
+        disksUri: target.transferUri,
+        destXml,
+        persistXml: destXml,
+        destName: target.backendName,
+        migrateDisks: writableDiskTargets(files),
+        ...(options.bandwidthMiBs ? { bandwidthMiBs: options.bandwidthMiBs } : {}),
+        ...(options.maxDowntimeMs ? { maxDowntimeMs: options.maxDowntimeMs } : {}),
+      });
+      progress = setInterval(() => {
+        ext.domainJobStats(this.driver.uri, name).then(
+          (json) => {
+            const stats = parseDomainJobStats(json);
+            if (stats.type !== 'unbounded' && stats.type !== 'bounded') return;
+            const remaining = stats.data_remaining ?? 0;
+            onProgress({
+              phase: remaining === 0 && (stats.data_total ?? 0) > 0 ? 'switching' : 'transferring',
+              dataTotalBytes: stats.data_total ?? 0,
+              dataProcessedBytes: stats.data_processed ?? 0,
+              dataRemainingBytes: remaining,
+              bytesPerSecond: stats.memory_bps ?? 0,
+              downtimeMs: stats.downtime ?? 0,
+              elapsedMs: stats.time_elapsed ?? Date.now() - startedAt,
+            });
+          },
+          () => undefined, // the job may have ended between two polls
+        );
+      }, PROGRESS_INTERVAL_MS);
+      await migrating;
+    } catch (err) {
+      if (state.aborted) throw new AbortedError(`the migration of workload ${workloadId} was cancelled; it still runs on ${this.driver.hostId}`, { cause: err });
+      throw new UnavailableError(`migrating workload ${workloadId} to ${target.hostId} failed; it still runs on ${this.driver.hostId}: ${errorMessage(err)}`, { cause: err });
+    } finally {
+      clearInterval(progress);
+      this.outgoing.delete(workloadId);
+    }
+    // It runs on the target now, and libvirt undefined it here: only the files are left.
+    this.driver.forget(workloadId);
+    await this.driver.storage.remove(workloadId).catch((err: unknown) => this.driver.log.warn({ workload: workloadId, err: errorMessage(err) }, 'migrated away, but its files here were not removed'));
+    onProgress({ phase: 'completed', dataTotalBytes: 0, dataProcessedBytes: 0, dataRemainingBytes: 0, bytesPerSecond: 0, downtimeMs: 0, elapsedMs: Date.now() - startedAt });
+  }
+
+  async abortMigration(workloadId: string): Promise<void> {
+    const state = this.outgoing.get(workloadId);
+    if (!state) throw new FailedPreconditionError(`workload ${workloadId} is not migrating from host ${this.driver.hostId}`);
+    state.aborted = true;
+    try {
+      await this.requireExt().abortDomainJob(this.driver.uri, backendName(this.driver.hostId, workloadId));
+    } catch (err) {
+      throw new UnavailableError(`cannot abort the migration of workload ${workloadId}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  async discardIncoming(workloadId: string): Promise<void> {
+    if (!WORKLOAD_ID.test(workloadId)) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+    if (await this.driver.holds(workloadId)) throw new FailedPreconditionError(`workload ${workloadId} runs on host ${this.driver.hostId}: its migration finished, so its files stay`);
+    await this.driver.storage.remove(workloadId);
+  }
+
+  private requireExt() {
+    if (!this.driver.ext.ok) throw new InternalError(`live migration needs the libvirt-ext addon: ${this.driver.ext.reason}`);
+    return this.driver.ext.ext;
+  }
+}

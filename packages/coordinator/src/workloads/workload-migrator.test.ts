@@ -1,0 +1,199 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { AbortedError, createLogger, EVENT_TYPES, FailedPreconditionError, NotFoundError, UnavailableError, type pb } from '@virtfleet/shared';
+import type { AgentClientPool } from '../dispatch/agent-client.js';
+import type { EventSink } from '../events/event-log.js';
+import type { Host } from '../hosts/host.js';
+import type { HostRegistry } from '../hosts/host-registry.js';
+import { AdmissionQueue } from '../scheduler/admission-queue.js';
+import type { PlacementRecord, PlacementRequest, Scheduler } from '../scheduler/scheduler.js';
+import { MemoryStateStore } from '../state/memory-state-store.test-support.js';
+import type { Workload } from './workload.js';
+import { WorkloadController } from './workload-controller.js';
+import { WorkloadMigrator, type MigrateRequest } from './workload-migrator.js';
+import { testWorkload } from './workload.test-support.js';
+
+const log = createLogger('test', 'silent');
+
+/** How the fake agents behave; each host's calls are recorded in order. */
+interface AgentScript {
+  prepare?: () => Promise<void>;
+  migrate?: (report: (p: Partial<pb.MigrationProgress__Output>) => void) => Promise<void>;
+  /** The source's answer to `get` during recovery: the workload is still there, or gone. */
+  sourceHolds?: boolean;
+  /** How many aborts the source accepts (a migration still running) before saying none runs. */
+  runningAborts?: number;
+}
+
+function harness(script: AgentScript = {}, hostIds = ['h1', 'h2', 'h3'], placeOn: string | null = 'h2') {
+  const store = new MemoryStateStore();
+  const calls: string[] = [];
+  const events: { type: string; data: Record<string, unknown> }[] = [];
+  const hosts = new Map(hostIds.map((id) => [id, { id, status: 'up', telemetry: { address: `127.0.0.1:${id}` } } as unknown as Host]));
+  const registry = { get: (id: string) => hosts.get(id), list: () => [], restoreCordons: () => undefined } as unknown as HostRegistry;
+  let abortsLeft = script.runningAborts ?? 0;
+  const agents = {
+    for: (hostId: string) => ({
+      prepareIncoming: async (commandId: string, workloadId: string) => {
+        calls.push(`${hostId} prepare ${commandId} ${workloadId} migration=${store.get(workloadId)?.migration?.phase ?? 'none'}`);
+        await script.prepare?.();
+        return { host_id: hostId, hypervisor_uri: `qemu+tcp://${hostId}/system`, transfer_uri: `tcp://${hostId}`, files: [], backend_name: `virtfleet-${hostId}.${workloadId}` };
+      },
+      migrate: async function* (commandId: string, workloadId: string, target: pb.IncomingMigration__Output) {
+        calls.push(`${hostId} migrate ${commandId} ${workloadId} to ${target.host_id} phase=${store.get(workloadId)?.migration?.phase ?? 'none'}`);
+        const reports: pb.MigrationProgress__Output[] = [];
+        await script.migrate?.((p) =>
+          reports.push({ phase: 'transferring', data_total_bytes: 100, data_processed_bytes: 50, data_remaining_bytes: 50, bytes_per_second: 10, downtime_ms: 30, elapsed_ms: '1', ...p } as pb.MigrationProgress__Output),
+        );
+        yield* reports;
+      },
+      discardIncoming: (workloadId: string) => {
+        calls.push(`${hostId} discard ${workloadId}`);
+        return Promise.resolve();
+      },
+      abortMigration: (workloadId: string) => {
+        calls.push(`${hostId} abort ${workloadId}`);
+        if (abortsLeft-- > 0) return Promise.resolve();
+        return Promise.reject(script.sourceHolds ? new FailedPreconditionError(`${workloadId} is not migrating`) : new NotFoundError('workload', workloadId));
+      },
+      get: (workloadId: string) => {
+        calls.push(`${hostId} get ${workloadId}`);
+        return script.sourceHolds ? Promise.resolve({ workload_id: workloadId, state: 'running' }) : Promise.reject(new NotFoundError('workload', workloadId));
+      },
+      create: (commandId: string, workloadId: string) => {
+        calls.push(`${hostId} create ${commandId} ${workloadId}`);
+        return Promise.resolve({ workload_id: workloadId, state: 'running', driver_ref: 'uuid-1', message: '' });
+      },
+    }),
+  } as unknown as AgentClientPool;
+  const sink: EventSink = {
+    emit: (type, subject, data) => {
+      events.push({ type, data: data as Record<string, unknown> });
+      return { specversion: '1.0', id: '1', source: 's', type, subject, time: '', datacontenttype: 'application/json', data };
+    },
+  };
+  const placed: PlacementRequest[] = [];
+  const scheduler: Scheduler = {
+    place: (request, snapshots): PlacementRecord => {
+      placed.push(request);
+      return { workloadId: request.workloadId, hostId: placeOn ?? undefined, summary: placeOn ? `placed on ${placeOn}` : 'no host fits', candidates: [], hostsTotal: snapshots.length, hostsEvaluated: 0, rejections: {}, unresolvable: false, decidedAt: '' };
+    },
+  };
+  const controller = new WorkloadController(store, registry, scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), agents, sink, log);
+  controllers.push(controller);
+  const migrator = new WorkloadMigrator(controller, registry, agents, sink, log);
+  return { store, calls, events, controller, migrator, placed, hosts };
+}
+
+const controllers: WorkloadController[] = [];
+afterEach(async () => {
+  for (const c of controllers.splice(0)) await c.stop();
+});
+
+const vm = (overrides: Partial<Workload> = {}) =>
+  testWorkload('vm1', { hostId: 'h1', state: 'running', desiredState: 'running', driverRef: 'uuid-1', ...overrides }, { kind: 'vm', image: '/images/vm.qcow2' });
+const request = (overrides: Partial<MigrateRequest> = {}): MigrateRequest => ({ requestId: 'r1', targetHostId: '', mode: 'auto', maxDowntimeMs: 0, bandwidthMiBs: 0, ...overrides });
+
+async function leading(h: ReturnType<typeof harness>, ...workloads: Workload[]) {
+  for (const w of workloads) await h.store.insert(w);
+  await h.controller.lead(3_600_000);
+}
+
+describe('WorkloadMigrator', () => {
+  it('moves a running VM: the record is durable before the target prepares, then the source migrates, then the target takes it over', async () => {
+    const h = harness({ migrate: async (report) => report({}) });
+    await leading(h, vm());
+    const started = await h.migrator.start('vm1', request());
+    expect(started.migration).toMatchObject({ sourceHostId: 'h1', targetHostId: 'h2', phase: 'preparing', mode: 'live' });
+    expect(h.store.get('vm1')?.migration?.targetHostId).toBe('h2');
+    expect(h.placed[0]?.avoidHosts).toEqual(['h1']);
+    await h.migrator.settle();
+    const id = started.migration!.id;
+    expect(h.calls).toEqual([`h2 prepare ${id}.prepare vm1 migration=preparing`, `h1 migrate ${id}.migrate vm1 to h2 phase=transferring`, 'h2 create vm1.create.1 vm1']);
+    const moved = h.store.get('vm1')!;
+    expect([moved.hostId, moved.state, moved.generation, moved.migration, moved.message]).toEqual(['h2', 'running', 1, undefined, 'migrated from h1 to h2']);
+    expect(h.events.map((e) => e.type)).toEqual([
+      EVENT_TYPES.workloadMigrationStarted,
+      EVENT_TYPES.workloadMigrationProgress,
+      EVENT_TYPES.workloadMigrationCompleted,
+    ]);
+    expect(h.events[1]?.data).toMatchObject({ data_total_bytes: 100, data_processed_bytes: 50, expected_downtime_ms: 30 });
+    expect(h.controller.isBusy('vm1')).toBe(false);
+  });
+
+  it('repeats the answer for the same request id while the migration runs, and starts nothing new', async () => {
+    let release = () => undefined as void;
+    const h = harness({ migrate: () => new Promise<void>((r) => (release = r)) });
+    await leading(h, vm());
+    const first = await h.migrator.start('vm1', request());
+    await new Promise((r) => setTimeout(r, 20));
+    const again = await h.migrator.start('vm1', request());
+    expect(again.migration?.id).toBe(first.migration?.id);
+    release();
+    await h.migrator.settle();
+    expect(h.calls.filter((c) => c.includes('prepare'))).toHaveLength(1);
+  });
+
+  it.each([
+    ['the target cannot prepare', { prepare: () => Promise.reject(new UnavailableError('no room')) }, ['h2 prepare'], false],
+    ['the migration fails', { migrate: () => Promise.reject(new UnavailableError('connection reset')) }, ['h2 prepare', 'h1 migrate', 'h2 discard'], false],
+    ['the migration is cancelled', { migrate: () => Promise.reject(new AbortedError('aborted')) }, ['h2 prepare', 'h1 migrate', 'h2 discard'], true],
+  ])('leaves the VM running where it was when %s, and the target holds nothing', async (_name, script, calls, cancelled) => {
+    const h = harness(script);
+    await leading(h, vm());
+    await h.migrator.start('vm1', request());
+    await h.migrator.settle();
+    expect(h.calls.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(calls);
+    const w = h.store.get('vm1')!;
+    expect([w.hostId, w.state, w.migration, w.generation]).toEqual(['h1', 'running', undefined, undefined]);
+    expect(w.message).toMatch(cancelled ? /migration to h2 cancelled; it runs on h1/ : /migration to h2 failed: .*; it runs on h1/);
+    expect(h.events.at(-1)).toMatchObject({ type: EVENT_TYPES.workloadMigrationFailed, data: { cancelled } });
+  });
+
+  it.each([
+    ['a container', vm({ spec: testWorkload('c', {}, {}).spec }), request(), /only VMs migrate/],
+    ['a stopped VM', vm({ state: 'stopped', desiredState: 'stopped' }), request(), /is stopped; only running or paused/],
+    ['a VM being deleted', vm({ desiredState: 'deleted' }), request(), /only running or paused/],
+    ['a VM migrating already', vm({ migration: { id: 'm0', sourceHostId: 'h1', targetHostId: 'h3', mode: 'live', phase: 'transferring', startedAt: '', maxDowntimeMs: 0, bandwidthMiBs: 0, requestId: 'other' } }), request(), /already migrating to h3/],
+    ['a cold migration', vm(), request({ mode: 'cold' }), /mode: must be live or auto/],
+    ['its own host as target', vm(), request({ targetHostId: 'h1' }), /target_host_id: is the host workload vm1 already runs on/],
+    ['an unknown target', vm(), request({ targetHostId: 'h9' }), /host h9 not found|h9/],
+  ])('refuses %s and changes nothing', async (_name, w, req, message) => {
+    const h = harness();
+    await leading(h, w);
+    const before = JSON.stringify(h.store.get(w.id));
+    await expect(h.migrator.start(w.id, req)).rejects.toThrow(message);
+    expect(JSON.stringify(h.store.get(w.id))).toBe(before);
+    expect([h.calls, h.events]).toEqual([[], []]);
+  });
+
+  it('refuses when no other host can take the VM, naming why, and changes nothing', async () => {
+    const h = harness({}, ['h1', 'h2'], null);
+    await leading(h, vm());
+    const before = JSON.stringify(h.store.get('vm1'));
+    await expect(h.migrator.start('vm1', request())).rejects.toThrow(/no host can take workload vm1: no host fits/);
+    expect(JSON.stringify(h.store.get('vm1'))).toBe(before);
+  });
+
+  it('considers only the named target', async () => {
+    const h = harness({ migrate: async () => undefined }, ['h1', 'h2', 'h3'], 'h3');
+    await leading(h, vm());
+    const started = await h.migrator.start('vm1', request({ targetHostId: 'h3' }));
+    expect(started.migration?.targetHostId).toBe('h3');
+    await h.migrator.settle();
+  });
+
+  it.each([
+    ['the source still holds it: the target discards its files and the VM stays', true, 'h1', ['h1 abort', 'h1 abort', 'h1 get', 'h2 discard']],
+    ['the source no longer holds it: the move finished, and the target takes it over', false, 'h2', ['h1 abort', 'h1 abort', 'h1 get', 'h2 create']],
+  ])('settles a migration a previous leader left: %s', async (_name, sourceHolds, hostAfter, calls) => {
+    const h = harness({ sourceHolds, runningAborts: 1 });
+    const m = { id: 'm0', sourceHostId: 'h1', targetHostId: 'h2', mode: 'live' as const, phase: 'transferring' as const, startedAt: '', maxDowntimeMs: 0, bandwidthMiBs: 0, requestId: '' };
+    await leading(h, vm({ migration: m }));
+    h.migrator.recoverInterrupted();
+    await new Promise((r) => setTimeout(r, 1100));
+    await h.migrator.settle();
+    expect(h.calls.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(calls);
+    const w = h.store.get('vm1')!;
+    expect([w.hostId, w.migration]).toEqual([hostAfter, undefined]);
+  });
+});

@@ -1,0 +1,272 @@
+import { randomBytes } from 'node:crypto';
+import { AbortedError, EVENT_TYPES, errorMessage, FailedPreconditionError, InvalidArgumentError, NotFoundError, type Logger, type pb, type WorkloadState } from '@virtfleet/shared';
+import type { AgentClientPool } from '../dispatch/agent-client.js';
+import type { EventSink } from '../events/event-log.js';
+import type { HostRegistry } from '../hosts/host-registry.js';
+import type { WorkloadMigration, Workload } from './workload.js';
+import { createCommandId, type WorkloadController } from './workload-controller.js';
+
+export interface MigrateRequest {
+  requestId: string;
+  /** Empty: the scheduler chooses. */
+  targetHostId: string;
+  mode: string;
+  maxDowntimeMs: number;
+  bandwidthMiBs: number;
+}
+
+/** What a migration under way has reported last; kept in memory, not stored. */
+export interface MigrationProgressView {
+  dataTotalBytes: number;
+  dataProcessedBytes: number;
+  dataRemainingBytes: number;
+  bytesPerSecond: number;
+  expectedDowntimeMs: number;
+}
+
+/** Progress events go out at most this often per migration. */
+const PROGRESS_EVENT_INTERVAL_MS = 2000;
+/** How soon an interrupted migration is tried again when its hosts do not answer yet (after a leader change they report within seconds). */
+const RECOVERY_RETRY_MS = 3000;
+const MOVABLE_STATES: ReadonlySet<WorkloadState> = new Set(['running', 'paused']);
+
+/**
+ * Moves workloads between hosts while they run (VMs, live). The migration is
+ * a durable record on the workload (`migration`): written before any agent
+ * is asked to do anything, and while it exists the target is booked too and
+ * reconciliation leaves the workload alone. The target prepares the files,
+ * the source migrates (libvirt switches over atomically: the copy runs on
+ * exactly one host at any time), then the workload is handed to the target
+ * (a create there adopts the running copy). A failed or cancelled migration
+ * leaves the workload running on the source and the target's files removed.
+ */
+export class WorkloadMigrator {
+  private readonly progress = new Map<string, MigrationProgressView>();
+  private readonly running = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly controller: WorkloadController,
+    private readonly hosts: HostRegistry,
+    private readonly agents: AgentClientPool,
+    private readonly events: EventSink,
+    private readonly log: Logger,
+  ) {}
+
+  /** The last progress of the workload's migration under way, if any. */
+  progressOf(workloadId: string): MigrationProgressView | undefined {
+    return this.progress.get(workloadId);
+  }
+
+  /**
+   * Starts a migration and returns the workload with its migration record,
+   * durable. Idempotent by request id while that migration runs.
+   * @throws InvalidArgumentError for a mode other than live or auto
+   * @throws FailedPreconditionError when the workload cannot move now (not a running VM, already moving, no target)
+   */
+  async start(ref: string, request: MigrateRequest): Promise<Workload> {
+    const w = this.controller.get(ref);
+    if (request.requestId && w.migration?.requestId === request.requestId) return w;
+    if (!['', 'auto', 'live'].includes(request.mode)) throw new InvalidArgumentError('mode', 'must be live or auto (cold migration is not offered yet)');
+    if (w.spec.kind !== 'vm') throw new FailedPreconditionError(`workload ${w.id} is a container; only VMs migrate, and only live`);
+    if (w.migration) throw new FailedPreconditionError(`workload ${w.id} is already migrating to ${w.migration.targetHostId}`);
+    if (w.desiredState === 'deleted' || !MOVABLE_STATES.has(w.state)) throw new FailedPreconditionError(`workload ${w.id} is ${w.state}; only running or paused workloads migrate live`);
+    const source = this.hosts.get(w.hostId);
+    if (source?.status !== 'up') throw new FailedPreconditionError(`workload ${w.id}'s host ${w.hostId} is ${source?.status ?? 'unknown'}, not up`);
+    if (request.targetHostId) {
+      if (request.targetHostId === w.hostId) throw new InvalidArgumentError('target_host_id', `is the host workload ${w.id} already runs on`);
+      if (!this.hosts.get(request.targetHostId)) throw new NotFoundError('host', request.targetHostId);
+    }
+    const decision = this.controller.chooseTarget(w, request.targetHostId || undefined);
+    if (decision.hostId === undefined) throw new FailedPreconditionError(`no host can take workload ${w.id}: ${decision.summary}`);
+    const migration: WorkloadMigration = {
+      id: `mig-${randomBytes(6).toString('hex')}`,
+      sourceHostId: w.hostId,
+      targetHostId: decision.hostId,
+      mode: 'live',
+      phase: 'preparing',
+      startedAt: new Date().toISOString(),
+      maxDowntimeMs: request.maxDowntimeMs,
+      bandwidthMiBs: request.bandwidthMiBs,
+      requestId: request.requestId,
+    };
+    if (this.controller.isBusy(w.id)) throw new FailedPreconditionError(`workload ${w.id} has a command under way; try again when it ends`);
+    const { workload: started, stored } = this.controller.change(w, { migration, message: `migrating to ${migration.targetHostId}` });
+    await stored;
+    this.events.emit(EVENT_TYPES.workloadMigrationStarted, w.id, { id: w.id, from_host: migration.sourceHostId, to_host: migration.targetHostId, mode: migration.mode, reason: decision.summary });
+    const done = this.controller
+      .whileBusy(w.id, () => this.carryOut(started, migration))
+      // Errors end in the workload's record and events; the caller has its answer already.
+      .catch((err: unknown) => this.fail(w.id, migration, err))
+      .catch((err: unknown) => this.log.error({ workload: w.id, err: errorMessage(err) }, 'migration ended abnormally'))
+      .finally(() => this.running.delete(w.id));
+    this.running.set(w.id, done);
+    return started;
+  }
+
+  /**
+   * Cancels the workload's migration under way; it keeps running where it was.
+   * @throws FailedPreconditionError when none is under way, or it is past the point of no return
+   */
+  async cancel(ref: string): Promise<Workload> {
+    const w = this.controller.get(ref);
+    const m = w.migration;
+    if (!m) throw new FailedPreconditionError(`workload ${w.id} is not migrating`);
+    if (m.phase === 'preparing') throw new FailedPreconditionError(`the migration of workload ${w.id} is still preparing its target; cancel it once it transfers`);
+    const source = this.hosts.get(m.sourceHostId);
+    if (!source) throw new FailedPreconditionError(`workload ${w.id}'s host ${m.sourceHostId} is unknown`);
+    await this.agents.for(source.id, source.telemetry.address).abortMigration(w.id);
+    return this.controller.change(w, { migration: { ...m, phase: 'cancelling' } }).workload;
+  }
+
+  /**
+   * On becoming leader: settles the migrations a previous leader left
+   * unfinished. The source's migration is aborted if it still runs (libvirt
+   * then keeps the copy there); once none runs, a source that still holds
+   * the workload keeps it and the target's files go, and a source that no
+   * longer does means the move finished, so the target takes it over.
+   */
+  recoverInterrupted(): void {
+    for (const w of this.controller.workloads()) {
+      const m = w.migration;
+      if (!m || this.running.has(w.id)) continue;
+      const done = this.controller
+        .whileBusy(w.id, () => this.settleInterrupted(w.id, m))
+        .catch((err: unknown) => {
+          this.log.warn({ workload: w.id, err: errorMessage(err) }, `interrupted migration not settled yet; trying again in ${RECOVERY_RETRY_MS} ms`);
+          setTimeout(() => this.controller.isLeader && this.recoverInterrupted(), RECOVERY_RETRY_MS).unref();
+        })
+        .finally(() => this.running.delete(w.id));
+      this.running.set(w.id, done);
+    }
+  }
+
+  private async settleInterrupted(workloadId: string, m: WorkloadMigration): Promise<void> {
+    this.log.warn({ workload: workloadId, from: m.sourceHostId, to: m.targetHostId, phase: m.phase }, 'settling a migration a previous leader left unfinished');
+    const source = await this.hostAgent(m.sourceHostId);
+    // Abort until the source says none runs: only then is the source's answer final.
+    for (;;) {
+      try {
+        await source.abortMigration(workloadId);
+      } catch (err) {
+        if (err instanceof FailedPreconditionError || err instanceof NotFoundError) break;
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const stillAtSource = await source.get(workloadId).then(
+      (status) => status.state !== 'deleted',
+      (err: unknown) => {
+        if (err instanceof NotFoundError) return false;
+        throw err;
+      },
+    );
+    if (stillAtSource) {
+      await (await this.hostAgent(m.targetHostId)).discardIncoming(workloadId);
+      return this.fail(workloadId, m, new FailedPreconditionError('the coordinator leading it stopped before it finished'));
+    }
+    await this.handOver(workloadId, m);
+  }
+
+  private async hostAgent(hostId: string) {
+    const host = this.hosts.get(hostId);
+    if (!host || host.status !== 'up') throw new FailedPreconditionError(`host ${hostId} is ${host?.status ?? 'unknown'}; waiting for it`);
+    return this.agents.for(host.id, host.telemetry.address);
+  }
+
+  /** Waits for every migration under way to end (tests, shutdown). */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  private async carryOut(w: Workload, m: WorkloadMigration): Promise<void> {
+    const target = this.hosts.get(m.targetHostId);
+    const source = this.hosts.get(m.sourceHostId);
+    if (!target || !source) return this.fail(w.id, m, new FailedPreconditionError(`host ${!target ? m.targetHostId : m.sourceHostId} is gone`));
+    const targetAgent = this.agents.for(target.id, target.telemetry.address);
+    const sourceAgent = this.agents.for(source.id, source.telemetry.address);
+    let incoming: pb.IncomingMigration__Output;
+    try {
+      incoming = await targetAgent.prepareIncoming(`${m.id}.prepare`, w.id, w.spec);
+    } catch (err) {
+      return this.fail(w.id, m, err);
+    }
+    try {
+      await this.setPhase(w.id, 'transferring');
+      let lastEventAt = 0;
+      for await (const p of sourceAgent.migrate(`${m.id}.migrate`, w.id, incoming, { maxDowntimeMs: m.maxDowntimeMs, bandwidthMiBs: m.bandwidthMiBs }, new AbortController().signal)) {
+        if (p.phase === 'completed') continue;
+        const view: MigrationProgressView = {
+          dataTotalBytes: p.data_total_bytes,
+          dataProcessedBytes: p.data_processed_bytes,
+          dataRemainingBytes: p.data_remaining_bytes,
+          bytesPerSecond: p.bytes_per_second,
+          expectedDowntimeMs: p.downtime_ms,
+        };
+        this.progress.set(w.id, view);
+        if (p.phase === 'switching' && this.controller.find(w.id)?.migration?.phase === 'transferring') await this.setPhase(w.id, 'switching');
+        if (Date.now() - lastEventAt >= PROGRESS_EVENT_INTERVAL_MS) {
+          lastEventAt = Date.now();
+          this.events.emit(EVENT_TYPES.workloadMigrationProgress, w.id, {
+            id: w.id,
+            phase: p.phase,
+            data_total_bytes: view.dataTotalBytes,
+            data_processed_bytes: view.dataProcessedBytes,
+            data_remaining_bytes: view.dataRemainingBytes,
+            bytes_per_second: view.bytesPerSecond,
+            expected_downtime_ms: view.expectedDowntimeMs,
+          });
+        }
+      }
+    } catch (err) {
+      await targetAgent.discardIncoming(w.id).catch((e: unknown) => this.log.warn({ workload: w.id, host: target.id, err: errorMessage(e) }, 'files of a migration that did not finish not removed'));
+      return this.fail(w.id, m, err);
+    } finally {
+      this.progress.delete(w.id);
+    }
+    await this.handOver(w.id, m);
+  }
+
+  /** The workload runs on the target now: it becomes the target's (durably first), and the target's agent takes it over. */
+  private async handOver(workloadId: string, m: WorkloadMigration): Promise<void> {
+    const now = this.controller.get(workloadId);
+    const { workload: moved, stored } = this.controller.change(now, {
+      hostId: m.targetHostId,
+      generation: (now.generation ?? 0) + 1,
+      addresses: [],
+      migration: { ...m, phase: 'switching' },
+      message: `migrated from ${m.sourceHostId}; taking over on ${m.targetHostId}`,
+    });
+    await stored;
+    const target = this.hosts.get(m.targetHostId);
+    let message = `migrated from ${m.sourceHostId} to ${m.targetHostId}`;
+    let patch: Partial<Workload> = {};
+    try {
+      if (!target) throw new FailedPreconditionError(`host ${m.targetHostId} is gone`);
+      // The create adopts the running copy: the domain exists on the target and is its own.
+      const status = await this.agents.for(target.id, target.telemetry.address).create(createCommandId(moved), workloadId, moved.spec);
+      patch = { state: status.state as WorkloadState, driverRef: status.driver_ref };
+    } catch (err) {
+      // Reconciliation finds the copy on the target and settles its state.
+      message += `; taking it over there failed for now: ${errorMessage(err)}`;
+    }
+    const { stored: cleared } = this.controller.change(this.controller.get(workloadId), { ...patch, migration: undefined, message });
+    await cleared;
+    this.events.emit(EVENT_TYPES.workloadMigrationCompleted, workloadId, { id: workloadId, from_host: m.sourceHostId, to_host: m.targetHostId, mode: m.mode });
+    this.log.info({ workload: workloadId, from: m.sourceHostId, to: m.targetHostId }, 'workload migrated');
+  }
+
+  private async fail(workloadId: string, m: WorkloadMigration, err: unknown): Promise<void> {
+    const cancelled = err instanceof AbortedError;
+    const reason = cancelled ? 'cancelled' : errorMessage(err);
+    const w = this.controller.find(workloadId);
+    if (w) await this.controller.change(w, { migration: undefined, message: `migration to ${m.targetHostId} ${cancelled ? 'cancelled' : `failed: ${reason}`}; it runs on ${m.sourceHostId}` }).stored;
+    this.events.emit(EVENT_TYPES.workloadMigrationFailed, workloadId, { id: workloadId, from_host: m.sourceHostId, to_host: m.targetHostId, cancelled, reason });
+    this.log.warn({ workload: workloadId, to: m.targetHostId, reason }, cancelled ? 'migration cancelled' : 'migration failed');
+  }
+
+  private async setPhase(workloadId: string, phase: WorkloadMigration['phase']): Promise<void> {
+    const w = this.controller.get(workloadId);
+    if (!w.migration || w.migration.phase === phase) return;
+    await this.controller.change(w, { migration: { ...w.migration, phase } }).stored;
+  }
+}

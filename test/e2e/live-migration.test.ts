@@ -1,0 +1,179 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { pb } from '@virtfleet/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, type TestCluster } from '../support/cluster.js';
+import { freePort, runCli } from '../support/processes.js';
+import { startSimulatedHost, type SimulatedHost } from '../support/simulated-host.js';
+import { consoleText, testGuest, waitForConsole, type TestGuest } from '../support/test-guest.js';
+import { GiveUp, waitFor, waitUntil } from '../support/wait.js';
+import { retainedEvents } from '../support/workloads.js';
+
+const run = promisify(execFile);
+const GUEST_BOOT_MS = 180_000;
+const ticksIn = (text: string) => [...text.matchAll(/VIRTFLEET-TICK (\d+)/g)].map((m) => Number(m[1]));
+
+/**
+ * Live migration through virtfleet between two simulated hosts (own
+ * libvirtd, dockerd, agent and network namespace each), with the test guest
+ * under TCG: its tick counter goes on across the move instead of starting
+ * again, its disk comes along, and nothing of it is left on the source.
+ */
+describe('live migration of VMs between simulated hosts', () => {
+  let cluster: TestCluster;
+  let hosts: [SimulatedHost, SimulatedHost];
+  let guest: TestGuest;
+  const tag = `m${process.pid % 100_000}`;
+  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const vmsOf = (host: SimulatedHost) => join(host.agentStateDir, 'vms');
+  const filesOn = (host: SimulatedHost, id: string) => existsSync(join(vmsOf(host), id));
+  const domainsOf = async (host: SimulatedHost) => (await run('virsh', ['-c', host.libvirtUri, 'list', '--all', '--name'])).stdout.split('\n').filter((l) => l.trim() !== '');
+  const consoleOn = (host: SimulatedHost, id: string) => join(vmsOf(host), id, 'console.log');
+  const guestSpec = (name: string): pb.WorkloadSpec => ({
+    name,
+    kind: 'vm',
+    vcpus: 1,
+    memory_mib: 128,
+    image: `${tag}-disk`,
+    disk_gib: 1,
+    boot: { kernel: `${tag}-kernel`, initrd: `${tag}-initrd`, cmdline: 'console=ttyS0 quiet' },
+    domain_type: 'qemu',
+  });
+  /** Submits a guest on `host` (the other one cordoned meanwhile) and waits for it to tick. */
+  const bootOn = async (host: SimulatedHost, other: SimulatedHost, name: string) => {
+    await cluster.api.cordon(other.name, true);
+    try {
+      const submitted = await cluster.api.submit({ request_id: name, spec: guestSpec(name) });
+      const w = await waitFor(
+        `${name} running`,
+        async () => {
+          const got = await cluster.api.get(submitted.id);
+          if (got.state === 'failed') throw new GiveUp(`${name} failed: ${got.message}`);
+          return got.state === 'running' ? got : undefined;
+        },
+        { timeoutMs: GUEST_BOOT_MS },
+      );
+      expect(w.host_id).toBe(host.name);
+      await waitForConsole(consoleOn(host, w.id), 'VIRTFLEET-TICK 3', { timeoutMs: GUEST_BOOT_MS });
+      return w;
+    } finally {
+      await cluster.api.cordon(other.name, false);
+    }
+  };
+  const migrationEnded = (id: string, timeoutMs = 180_000) =>
+    waitFor(
+      `the migration of ${id} to end`,
+      async () => {
+        const w = await cluster.api.get(id);
+        return w.migration ? undefined : w;
+      },
+      { timeoutMs, intervalMs: 250 },
+    );
+
+  beforeAll(async () => {
+    guest = await testGuest();
+    cluster = await startCluster({ agents: [] });
+    hosts = [await startSimulatedHost(`${tag}a`, cluster.nats.url, await freePort()), await startSimulatedHost(`${tag}b`, cluster.nats.url, await freePort())];
+    for (const [file, name] of [
+      [guest.kernel, 'kernel'],
+      [guest.initrd, 'initrd'],
+      [guest.disk, 'disk'],
+    ] as const) {
+      const imported = await cli('image', 'import', file, '--name', `${tag}-${name}`);
+      expect(imported.code, imported.stderr).toBe(0);
+    }
+    await waitUntil('both simulated hosts up', async () => (await cluster.api.hosts()).hosts.filter((h) => h.status === 'up').length === 2, { timeoutMs: 60_000 });
+  }, 600_000);
+  afterAll(async () => {
+    for (const h of hosts ?? []) await h.down().catch(() => undefined);
+    await cluster?.stop();
+  }, 300_000);
+
+  it('moves a running VM to the host the scheduler picks: its ticks go on, its disk comes along, and the source keeps nothing', async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm1`);
+    const before = ticksIn(consoleText(consoleOn(a, w.id)));
+
+    const migrate = await cli('workload', 'migrate', w.id, '--watch', '--max-downtime', '500');
+    expect(migrate.code, migrate.stderr).toBe(0);
+    expect(migrate.stdout).toContain(`migrating ${w.id}: live ${a.name} -> ${b.name}`);
+    const moved = await cluster.api.get(w.id);
+    expect([moved.host_id, moved.state, moved.migration ?? null]).toEqual([b.name, 'running', null]);
+    expect(moved.message).toBe(`migrated from ${a.name} to ${b.name}`);
+
+    // The guest did not start again: the target's console goes on counting where the source's stopped.
+    const after = ticksIn(await waitForConsole(consoleOn(b, w.id), 'VIRTFLEET-TICK', { count: 3, timeoutMs: 60_000 }));
+    expect(Math.min(...after)).toBeGreaterThan(Math.max(...before));
+    expect(consoleText(consoleOn(b, w.id))).not.toContain('VIRTFLEET-BOOTS');
+
+    // Exactly one copy, on the target; nothing left on the source.
+    expect(await domainsOf(a)).toEqual([]);
+    expect(await domainsOf(b)).toEqual([`virtfleet-${b.name}.${w.id}`]);
+    expect(filesOn(a, w.id)).toBe(false);
+    expect(readdirSync(join(vmsOf(b), w.id))).toContain('root.qcow2');
+
+    // The scheduler's choice is kept for explain; the events tell the story.
+    const explained = await cli('explain', w.id);
+    expect(explained.stdout).toContain(`placed on ${b.name}`);
+    const types = (await retainedEvents(cluster.api)).filter((e) => e.subject === w.id).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(['io.virtfleet.workload.migration_started', 'io.virtfleet.workload.migration_completed']));
+    expect(types).not.toContain('io.virtfleet.workload.migration_failed');
+
+    // Its disk came along: a restart on the target boots from it, and counts a second boot.
+    await cluster.api.act('StopWorkload', { id: w.id, request_id: `${tag}-vm1-stop`, force: true });
+    await waitUntil('stopped', async () => (await cluster.api.get(w.id)).state === 'stopped', { timeoutMs: 60_000 });
+    await cluster.api.act('StartWorkload', { id: w.id, request_id: `${tag}-vm1-start` });
+    expect(await waitForConsole(consoleOn(b, w.id), 'VIRTFLEET-GUEST-READY', { timeoutMs: GUEST_BOOT_MS })).toContain('VIRTFLEET-BOOTS 2');
+
+    await cluster.api.act('DeleteWorkload', { id: w.id, request_id: `${tag}-vm1-delete` });
+    await waitUntil('deleted', async () => !filesOn(b, w.id) && (await domainsOf(b)).length === 0, { timeoutMs: 60_000 });
+  }, 900_000);
+
+  it('cancels a slow migration: the VM keeps running on the source and the target keeps nothing', async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm2`);
+    const started = await cli('workload', 'migrate', w.id, '--to', b.name, '--bandwidth', '1', '-o', 'json');
+    expect(started.code, started.stderr).toBe(0);
+    expect(JSON.parse(started.stdout)).toMatchObject({ migration: { target_host_id: b.name, source_host_id: a.name } });
+    await waitFor(
+      'the migration to transfer',
+      async () => {
+        const m = (await cluster.api.get(w.id)).migration;
+        return m?.phase === 'transferring' && m.data_processed_bytes > 0 ? m : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
+    // A second migration of the same VM is refused meanwhile.
+    const twice = await cli('workload', 'migrate', w.id);
+    expect(twice.code).toBe(5);
+    expect(twice.stderr).toContain(`is already migrating to ${b.name}`);
+
+    const cancel = await cli('workload', 'migrate', w.id, '--cancel');
+    expect(cancel.code, cancel.stderr).toBe(0);
+    const ended = await migrationEnded(w.id);
+    expect([ended.host_id, ended.state]).toEqual([a.name, 'running']);
+    expect(ended.message).toBe(`migration to ${b.name} cancelled; it runs on ${a.name}`);
+    expect(await domainsOf(b)).toEqual([]);
+    await waitUntil('the target’s files removed', () => Promise.resolve(!filesOn(b, w.id)), { timeoutMs: 30_000 });
+    // Still ticking on the source, without a reboot.
+    const last = Math.max(...ticksIn(consoleText(consoleOn(a, w.id))));
+    const later = await waitForConsole(consoleOn(a, w.id), `VIRTFLEET-TICK ${last + 2}`, { timeoutMs: 60_000 });
+    expect(later.split('VIRTFLEET-BOOTS').length - 1).toBe(1);
+    const failed = (await retainedEvents(cluster.api)).find((e) => e.subject === w.id && e.type === 'io.virtfleet.workload.migration_failed');
+    expect(failed?.data).toMatchObject({ cancelled: true, to_host: b.name });
+
+    await cluster.api.act('DeleteWorkload', { id: w.id, request_id: `${tag}-vm2-delete` });
+    await waitUntil('deleted', async () => !filesOn(a, w.id) && (await domainsOf(a)).length === 0, { timeoutMs: 60_000 });
+  }, 900_000);
+
+  it('refuses an unknown workload (exit 3) and a bad option (exit 2), naming it', async () => {
+    const unknown = await cli('workload', 'migrate', 'no-such-workload');
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('no-such-workload');
+    const bad = await cli('workload', 'migrate', 'x', '--max-downtime', '0');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--max-downtime: must be a whole number from 1 to 60000');
+  }, 60_000);
+});
