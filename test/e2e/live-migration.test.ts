@@ -168,6 +168,90 @@ describe('live migration of VMs between simulated hosts', () => {
     await waitUntil('deleted', async () => !filesOn(a, w.id) && (await domainsOf(a)).length === 0, { timeoutMs: 60_000 });
   }, 900_000);
 
+  /** Starts a migration to `to` and waits until it transfers. */
+  const migratingTo = async (id: string, to: SimulatedHost, bandwidthMiBs: number) => {
+    await cluster.api.migrate({ id, target_host_id: to.name, bandwidth_mib_s: bandwidthMiBs, request_id: `${id}-migrate-${to.name}` });
+    await waitFor(
+      'the migration to transfer',
+      async () => {
+        const m = (await cluster.api.get(id)).migration;
+        return m?.phase === 'transferring' && m.data_processed_bytes > 0 ? m : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 200 },
+    );
+  };
+  /** Exactly one copy of the VM, on `on`, and no domain or file of it anywhere else. */
+  const expectOneCopyOn = async (id: string, on: SimulatedHost) => {
+    const other = hosts.find((h) => h !== on)!;
+    const of = async (host: SimulatedHost) => (await domainsOf(host)).filter((d) => d.endsWith(`.${id}`));
+    expect(await of(on)).toEqual([`virtfleet-${on.name}.${id}`]);
+    expect(await of(other)).toEqual([]);
+    expect(filesOn(on, id)).toBe(true);
+    await waitUntil(`no files of ${id} on ${other.name}`, () => Promise.resolve(!filesOn(other, id)), { timeoutMs: 30_000 });
+  };
+  const expectTicking = async (id: string, on: SimulatedHost) => {
+    const last = Math.max(...ticksIn(consoleText(consoleOn(on, id))));
+    await waitForConsole(consoleOn(on, id), `VIRTFLEET-TICK ${last + 2}`, { timeoutMs: 60_000 });
+  };
+  const cleanUp = async (id: string, on: SimulatedHost) => {
+    await cluster.api.act('DeleteWorkload', { id, request_id: `${id}-delete` });
+    await waitUntil('deleted', async () => !filesOn(on, id) && (await domainsOf(on)).length === 0, { timeoutMs: 60_000 });
+  };
+
+  it('a leader killed mid-transfer: the next leader aborts the move, the VM runs on the source alone and the target keeps nothing', async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm3`);
+    await migratingTo(w.id, b, 1);
+    await cluster.restartCoordinator('SIGKILL');
+    const ended = await migrationEnded(w.id);
+    expect([ended.host_id, ended.state]).toEqual([a.name, 'running']);
+    expect(ended.message).toBe(`migration to ${b.name} failed: the coordinator leading it stopped before it finished; it runs on ${a.name}`);
+    await expectOneCopyOn(w.id, a);
+    await expectTicking(w.id, a);
+    await cleanUp(w.id, a);
+  }, 900_000);
+
+  it("the source's agent killed mid-transfer: nothing is decided until the agent is back; the VM then runs on the source alone", async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm4`);
+    await migratingTo(w.id, b, 1);
+    await a.killAgent();
+    await new Promise((r) => setTimeout(r, 3000));
+    // Nothing is decided while the source cannot say what libvirt did.
+    expect((await cluster.api.get(w.id)).migration?.target_host_id).toBe(b.name);
+    await a.startAgent();
+    const ended = await migrationEnded(w.id);
+    expect(ended.host_id).toBe(a.name);
+    // Its lease lapsed while it was dead, so the agent fenced its VMs when it came back (the move failed
+    // with it); the coordinator then starts the VM again where it is.
+    await waitUntil(`${w.id} running on ${a.name}`, async () => (await cluster.api.get(w.id)).state === 'running', { timeoutMs: 120_000 });
+    await expectOneCopyOn(w.id, a);
+    await cleanUp(w.id, a);
+  }, 900_000);
+
+  it("the target's agent killed mid-transfer: the move completes, and the target's agent takes the VM over once it is back", async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm5`);
+    const before = Math.max(...ticksIn(consoleText(consoleOn(a, w.id))));
+    await migratingTo(w.id, b, 16);
+    await b.killAgent();
+    await migrationEnded(w.id);
+    await b.startAgent();
+    const settled = await waitFor(
+      `${w.id} running on ${b.name}`,
+      async () => {
+        const got = await cluster.api.get(w.id);
+        return got.host_id === b.name && got.state === 'running' ? got : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
+    expect(settled.migration ?? null).toBeNull();
+    await expectOneCopyOn(w.id, b);
+    expect(Math.min(...ticksIn(consoleText(consoleOn(b, w.id))))).toBeGreaterThan(before);
+    await expectTicking(w.id, b);
+    await cleanUp(w.id, b);
+  }, 900_000);
+
   it('refuses an unknown workload (exit 3) and a bad option (exit 2), naming it', async () => {
     const unknown = await cli('workload', 'migrate', 'no-such-workload');
     expect(unknown.code).toBe(3);

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { REPO_ROOT } from './processes.js';
@@ -28,6 +30,10 @@ export interface SimulatedHost {
   agentLog: string;
   /** Runs a command inside its network namespace. */
   inNetns(command: string[]): Promise<{ stdout: string; stderr: string }>;
+  /** Kills its agent alone (SIGKILL by default: a crash); its engines and workloads go on. */
+  killAgent(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts its agent again after killAgent, with the same config and state. */
+  startAgent(): Promise<void>;
   /** `simulated-host.sh down`: stops everything and deletes its state. Safe to call twice. */
   down(): Promise<void>;
 }
@@ -61,6 +67,23 @@ export async function startSimulatedHost(name: string, natsUrl: string, agentPor
     agentStateDir: env.SIM_AGENT_STATE_DIR!,
     agentLog: env.SIM_AGENT_LOG!,
     inNetns: (command) => run('nsenter', [`--net=/run/netns/${netns}`, ...command], { timeout: 30_000 }),
+    async killAgent(signal: NodeJS.Signals = 'SIGKILL') {
+      const pidFile = join(dirname(env.SIM_AGENT_STATE_DIR!), 'agent.pid');
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      process.kill(pid, signal);
+      for (let i = 0; i < 200; i++) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`the agent of ${name} (pid ${pid}) did not exit after ${signal}`);
+    },
+    async startAgent() {
+      await simulatedHostScript(['up', name, '--nats', natsUrl, '--agent-port', String(agentPort)]);
+    },
     async down() {
       if (stopped) return;
       stopped = true;

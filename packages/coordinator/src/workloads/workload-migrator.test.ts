@@ -106,9 +106,9 @@ describe('WorkloadMigrator', () => {
     expect(started.migration).toMatchObject({ sourceHostId: 'h1', targetHostId: 'h2', phase: 'preparing', mode: 'live' });
     expect(h.store.get('vm1')?.migration?.targetHostId).toBe('h2');
     expect(h.placed[0]?.avoidHosts).toEqual(['h1']);
-    await h.migrator.settle();
+    await h.migrator.idle();
     const id = started.migration!.id;
-    expect(h.calls).toEqual([`h2 prepare ${id}.prepare vm1 migration=preparing`, `h1 migrate ${id}.migrate vm1 to h2 phase=transferring`, 'h2 create vm1.create.1 vm1']);
+    expect(h.calls).toEqual([`h2 prepare ${id}.prepare vm1 migration=preparing`, `h1 migrate ${id}.migrate vm1 to h2 phase=transferring`, 'h2 create vm1.create.1 vm1', 'h1 discard vm1']);
     const moved = h.store.get('vm1')!;
     expect([moved.hostId, moved.state, moved.generation, moved.migration, moved.message]).toEqual(['h2', 'running', 1, undefined, 'migrated from h1 to h2']);
     expect(h.events.map((e) => e.type)).toEqual([
@@ -129,24 +129,41 @@ describe('WorkloadMigrator', () => {
     const again = await h.migrator.start('vm1', request());
     expect(again.migration?.id).toBe(first.migration?.id);
     release();
-    await h.migrator.settle();
+    await h.migrator.idle();
     expect(h.calls.filter((c) => c.includes('prepare'))).toHaveLength(1);
   });
 
   it.each([
     ['the target cannot prepare', { prepare: () => Promise.reject(new UnavailableError('no room')) }, ['h2 prepare'], false],
-    ['the migration fails', { migrate: () => Promise.reject(new UnavailableError('connection reset')) }, ['h2 prepare', 'h1 migrate', 'h2 discard'], false],
-    ['the migration is cancelled', { migrate: () => Promise.reject(new AbortedError('aborted')) }, ['h2 prepare', 'h1 migrate', 'h2 discard'], true],
+    ['the migration fails', { sourceHolds: true, migrate: () => Promise.reject(new UnavailableError('connection reset')) }, ['h2 prepare', 'h1 migrate', 'h1 abort', 'h1 get', 'h2 discard'], false],
+    ['the migration is cancelled', { sourceHolds: true, migrate: () => Promise.reject(new AbortedError('aborted')) }, ['h2 prepare', 'h1 migrate', 'h1 abort', 'h1 get', 'h2 discard'], true],
+    [
+      'the source agent is lost mid-way and libvirt aborts the move once asked',
+      { sourceHolds: true, runningAborts: 1, migrate: () => Promise.reject(new UnavailableError('host h1: cannot reach its agent')) },
+      ['h2 prepare', 'h1 migrate', 'h1 abort', 'h1 abort', 'h1 get', 'h2 discard'],
+      false,
+    ],
   ])('leaves the VM running where it was when %s, and the target holds nothing', async (_name, script, calls, cancelled) => {
     const h = harness(script);
     await leading(h, vm());
     await h.migrator.start('vm1', request());
-    await h.migrator.settle();
+    await h.migrator.idle();
     expect(h.calls.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(calls);
     const w = h.store.get('vm1')!;
     expect([w.hostId, w.state, w.migration, w.generation]).toEqual(['h1', 'running', undefined, undefined]);
     expect(w.message).toMatch(cancelled ? /migration to h2 cancelled; it runs on h1/ : /migration to h2 failed: .*; it runs on h1/);
     expect(h.events.at(-1)).toMatchObject({ type: EVENT_TYPES.workloadMigrationFailed, data: { cancelled } });
+  });
+
+  it('hands the VM to the target when the source agent was lost mid-way but libvirt finished the move', async () => {
+    const h = harness({ sourceHolds: false, migrate: () => Promise.reject(new UnavailableError('host h1: cannot reach its agent')) });
+    await leading(h, vm());
+    await h.migrator.start('vm1', request());
+    await h.migrator.idle();
+    expect(h.calls.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(['h2 prepare', 'h1 migrate', 'h1 abort', 'h1 get', 'h2 create', 'h1 discard']);
+    const w = h.store.get('vm1')!;
+    expect([w.hostId, w.state, w.migration]).toEqual(['h2', 'running', undefined]);
+    expect(h.events.at(-1)?.type).toBe(EVENT_TYPES.workloadMigrationCompleted);
   });
 
   it.each([
@@ -179,19 +196,19 @@ describe('WorkloadMigrator', () => {
     await leading(h, vm());
     const started = await h.migrator.start('vm1', request({ targetHostId: 'h3' }));
     expect(started.migration?.targetHostId).toBe('h3');
-    await h.migrator.settle();
+    await h.migrator.idle();
   });
 
   it.each([
     ['the source still holds it: the target discards its files and the VM stays', true, 'h1', ['h1 abort', 'h1 abort', 'h1 get', 'h2 discard']],
-    ['the source no longer holds it: the move finished, and the target takes it over', false, 'h2', ['h1 abort', 'h1 abort', 'h1 get', 'h2 create']],
+    ['the source no longer holds it: the move finished, and the target takes it over', false, 'h2', ['h1 abort', 'h1 abort', 'h1 get', 'h2 create', 'h1 discard']],
   ])('settles a migration a previous leader left: %s', async (_name, sourceHolds, hostAfter, calls) => {
     const h = harness({ sourceHolds, runningAborts: 1 });
     const m = { id: 'm0', sourceHostId: 'h1', targetHostId: 'h2', mode: 'live' as const, phase: 'transferring' as const, startedAt: '', maxDowntimeMs: 0, bandwidthMiBs: 0, requestId: '' };
     await leading(h, vm({ migration: m }));
     h.migrator.recoverInterrupted();
     await new Promise((r) => setTimeout(r, 1100));
-    await h.migrator.settle();
+    await h.migrator.idle();
     expect(h.calls.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(calls);
     const w = h.store.get('vm1')!;
     expect([w.hostId, w.migration]).toEqual([hostAfter, undefined]);

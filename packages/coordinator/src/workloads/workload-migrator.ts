@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { AbortedError, EVENT_TYPES, errorMessage, FailedPreconditionError, InvalidArgumentError, NotFoundError, type Logger, type pb, type WorkloadState } from '@virtfleet/shared';
+import { AbortedError, EVENT_TYPES, errorMessage, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, type Logger, type pb, type WorkloadState } from '@virtfleet/shared';
 import type { AgentClientPool } from '../dispatch/agent-client.js';
 import type { EventSink } from '../events/event-log.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
@@ -26,7 +26,9 @@ export interface MigrationProgressView {
 
 /** Progress events go out at most this often per migration. */
 const PROGRESS_EVENT_INTERVAL_MS = 2000;
-/** How soon an interrupted migration is tried again when its hosts do not answer yet (after a leader change they report within seconds). */
+/** How often an abort is repeated until the source says no migration runs. */
+const ABORT_POLL_MS = 1000;
+/** How soon an unsettled migration is tried again when its hosts do not answer yet (after a leader change they report within seconds). */
 const RECOVERY_RETRY_MS = 3000;
 const MOVABLE_STATES: ReadonlySet<WorkloadState> = new Set(['running', 'paused']);
 
@@ -129,52 +131,23 @@ export class WorkloadMigrator {
     for (const w of this.controller.workloads()) {
       const m = w.migration;
       if (!m || this.running.has(w.id)) continue;
+      this.log.warn({ workload: w.id, from: m.sourceHostId, to: m.targetHostId, phase: m.phase }, 'settling a migration a previous leader left unfinished');
       const done = this.controller
-        .whileBusy(w.id, () => this.settleInterrupted(w.id, m))
-        .catch((err: unknown) => {
-          this.log.warn({ workload: w.id, err: errorMessage(err) }, `interrupted migration not settled yet; trying again in ${RECOVERY_RETRY_MS} ms`);
-          setTimeout(() => this.controller.isLeader && this.recoverInterrupted(), RECOVERY_RETRY_MS).unref();
-        })
+        .whileBusy(w.id, () => this.settle(w.id, m, new FailedPreconditionError('the coordinator leading it stopped before it finished')))
+        .catch((err: unknown) => this.log.error({ workload: w.id, err: errorMessage(err) }, 'interrupted migration not settled'))
         .finally(() => this.running.delete(w.id));
       this.running.set(w.id, done);
     }
   }
 
-  private async settleInterrupted(workloadId: string, m: WorkloadMigration): Promise<void> {
-    this.log.warn({ workload: workloadId, from: m.sourceHostId, to: m.targetHostId, phase: m.phase }, 'settling a migration a previous leader left unfinished');
-    const source = await this.hostAgent(m.sourceHostId);
-    // Abort until the source says none runs: only then is the source's answer final.
-    for (;;) {
-      try {
-        await source.abortMigration(workloadId);
-      } catch (err) {
-        if (err instanceof FailedPreconditionError || err instanceof NotFoundError) break;
-        throw err;
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    const stillAtSource = await source.get(workloadId).then(
-      (status) => status.state !== 'deleted',
-      (err: unknown) => {
-        if (err instanceof NotFoundError) return false;
-        throw err;
-      },
-    );
-    if (stillAtSource) {
-      await (await this.hostAgent(m.targetHostId)).discardIncoming(workloadId);
-      return this.fail(workloadId, m, new FailedPreconditionError('the coordinator leading it stopped before it finished'));
-    }
-    await this.handOver(workloadId, m);
-  }
-
-  private async hostAgent(hostId: string) {
+  private hostAgent(hostId: string) {
     const host = this.hosts.get(hostId);
-    if (!host || host.status !== 'up') throw new FailedPreconditionError(`host ${hostId} is ${host?.status ?? 'unknown'}; waiting for it`);
+    if (!host || host.status !== 'up') throw new UnavailableError(`host ${hostId} is ${host?.status ?? 'unknown'}; waiting for it`);
     return this.agents.for(host.id, host.telemetry.address);
   }
 
   /** Waits for every migration under way to end (tests, shutdown). */
-  async settle(): Promise<void> {
+  async idle(): Promise<void> {
     await Promise.allSettled([...this.running.values()]);
   }
 
@@ -218,12 +191,68 @@ export class WorkloadMigrator {
         }
       }
     } catch (err) {
-      await targetAgent.discardIncoming(w.id).catch((e: unknown) => this.log.warn({ workload: w.id, host: target.id, err: errorMessage(e) }, 'files of a migration that did not finish not removed'));
-      return this.fail(w.id, m, err);
-    } finally {
+      // The stream ended without the word that the VM runs on the target: a failure, an abort, or a
+      // lost agent whose migration libvirt may still be carrying out. Only libvirt can tell which.
       this.progress.delete(w.id);
+      return this.settle(w.id, m, err);
     }
+    this.progress.delete(w.id);
     await this.handOver(w.id, m);
+  }
+
+  /**
+   * Ends a migration whose outcome is not known from the source's stream:
+   * aborts it at the source until none runs there, then keeps the VM where
+   * libvirt left it. Retries while the source does not answer, as long as
+   * this coordinator leads (else the next leader settles it).
+   */
+  private async settle(workloadId: string, m: WorkloadMigration, cause: unknown): Promise<void> {
+    for (;;) {
+      if (!this.controller.isLeader) return;
+      try {
+        return await this.settleOnce(workloadId, m, cause);
+      } catch (err) {
+        this.log.warn({ workload: workloadId, err: errorMessage(err) }, `migration not settled yet; trying again in ${RECOVERY_RETRY_MS} ms`);
+        await new Promise((r) => setTimeout(r, RECOVERY_RETRY_MS));
+      }
+    }
+  }
+
+  private async settleOnce(workloadId: string, m: WorkloadMigration, cause: unknown): Promise<void> {
+    const source = this.hostAgent(m.sourceHostId);
+    for (;;) {
+      try {
+        await source.abortMigration(workloadId);
+      } catch (err) {
+        if (err instanceof FailedPreconditionError || err instanceof NotFoundError) break;
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, ABORT_POLL_MS));
+    }
+    const stillAtSource = await source.get(workloadId).then(
+      (status) => status.state !== 'deleted',
+      (err: unknown) => {
+        if (err instanceof NotFoundError) return false;
+        throw err;
+      },
+    );
+    if (!stillAtSource) return this.handOver(workloadId, m);
+    await this.discard(m.targetHostId, workloadId);
+    return this.fail(workloadId, m, cause);
+  }
+
+  /**
+   * Removes a workload's files from a host that does not hold it. A host not
+   * reporting yet (just after a leader change) is waited for: the error makes
+   * the caller try again. Only a host that is down is given up on, its files
+   * left (logged).
+   */
+  private async discard(hostId: string, workloadId: string): Promise<void> {
+    if (this.hosts.get(hostId)?.status === 'down') {
+      this.log.warn({ workload: workloadId, host: hostId }, 'files of a migration left on a host that is down; not removed');
+      return;
+    }
+    await this.hostAgent(hostId).discardIncoming(workloadId);
   }
 
   /** The workload runs on the target now: it becomes the target's (durably first), and the target's agent takes it over. */
@@ -251,6 +280,10 @@ export class WorkloadMigrator {
     }
     const { stored: cleared } = this.controller.change(this.controller.get(workloadId), { ...patch, migration: undefined, message });
     await cleared;
+    // A source agent that went away mid-way could not remove its files; it refuses while it holds the VM.
+    await this.discard(m.sourceHostId, workloadId).catch((err: unknown) =>
+      this.log.warn({ workload: workloadId, host: m.sourceHostId, err: errorMessage(err) }, 'files left on the host a VM migrated from; not removed'),
+    );
     this.events.emit(EVENT_TYPES.workloadMigrationCompleted, workloadId, { id: workloadId, from_host: m.sourceHostId, to_host: m.targetHostId, mode: m.mode });
     this.log.info({ workload: workloadId, from: m.sourceHostId, to: m.targetHostId }, 'workload migrated');
   }

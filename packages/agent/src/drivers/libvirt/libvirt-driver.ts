@@ -312,6 +312,7 @@ export class LibvirtDriver implements Driver {
       log: context.log.child({ component: 'live-migration' }),
       domainXml: (workloadId, flags) => this.call(workloadId, async (hv) => hv.domainGetXMLDesc((await this.require(hv, workloadId)).dom, flags)),
       holds: (workloadId) => this.call(workloadId, async (hv) => (await this.owned(hv, workloadId)) !== undefined),
+      stateOf: async (workloadId) => (await this.inspect(workloadId))?.state,
       forget: (workloadId) => {
         for (const [uuid, owner] of this.owners) {
           if (owner?.workloadId !== workloadId) continue;

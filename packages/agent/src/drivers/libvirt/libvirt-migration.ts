@@ -23,6 +23,8 @@ export interface MigratingDriver {
   domainXml(workloadId: string, flags: number): Promise<string>;
   /** True when this host owns a domain of the workload. */
   holds(workloadId: string): Promise<boolean>;
+  /** The state of the workload's domain here, or undefined when this host owns none. */
+  stateOf(workloadId: string): Promise<string | undefined>;
   /** Drops what the driver remembers of a domain that left this host. */
   forget(workloadId: string): void;
 }
@@ -52,12 +54,16 @@ export class LibvirtLiveMigration implements LiveMigration {
 
   async migrateOut(workloadId: string, target: IncomingMigration, options: MigrationOptions, onProgress: (p: MigrationProgressReport) => void): Promise<void> {
     const ext = this.requireExt();
-    if (this.outgoing.has(workloadId)) throw new FailedPreconditionError(`workload ${workloadId} is already migrating`);
+    const name = backendName(this.driver.hostId, workloadId);
+    const running = await ext.domainJobStats(this.driver.uri, name).then(
+      (json) => ['unbounded', 'bounded'].includes(parseDomainJobStats(json).type),
+      () => false,
+    );
+    if (this.outgoing.has(workloadId) || running) throw new FailedPreconditionError(`workload ${workloadId} is already migrating`);
     const files = await this.driver.storage.files(workloadId);
     if (!files) throw new FailedPreconditionError(`workload ${workloadId} has no files made by virtfleet on this host, so it cannot be migrated live`);
     const xml = await this.driver.domainXml(workloadId, XML_MIGRATABLE);
     const destXml = retargetDomainXml(xml, { hostId: this.driver.hostId, files: migrationFilesOf(files) }, { hostId: target.hostId, files: target.files });
-    const name = backendName(this.driver.hostId, workloadId);
     const state = { aborted: false };
     this.outgoing.set(workloadId, state);
     const startedAt = Date.now();
@@ -109,12 +115,30 @@ export class LibvirtLiveMigration implements LiveMigration {
     onProgress({ phase: 'completed', dataTotalBytes: 0, dataProcessedBytes: 0, dataRemainingBytes: 0, bytesPerSecond: 0, downtimeMs: 0, elapsedMs: Date.now() - startedAt });
   }
 
+  /**
+   * Asks libvirt, not this process's memory, whether a migration runs: one
+   * started before an agent restart goes on (libvirt keeps peer-to-peer jobs
+   * when their caller goes) and must be abortable all the same.
+   */
   async abortMigration(workloadId: string): Promise<void> {
-    const state = this.outgoing.get(workloadId);
-    if (!state) throw new FailedPreconditionError(`workload ${workloadId} is not migrating from host ${this.driver.hostId}`);
-    state.aborted = true;
+    const ext = this.requireExt();
+    const name = backendName(this.driver.hostId, workloadId);
+    let active: boolean;
     try {
-      await this.requireExt().abortDomainJob(this.driver.uri, backendName(this.driver.hostId, workloadId));
+      const { type } = parseDomainJobStats(await ext.domainJobStats(this.driver.uri, name));
+      active = type === 'unbounded' || type === 'bounded';
+    } catch (err) {
+      // libvirt keeps no job for a domain that is not running: nothing can be migrating then.
+      const state = await this.driver.stateOf(workloadId);
+      if (state === undefined) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+      if (state !== 'running' && state !== 'paused') throw new FailedPreconditionError(`workload ${workloadId} is ${state} on host ${this.driver.hostId}, so it is not migrating`);
+      throw new UnavailableError(`cannot read the migration job of workload ${workloadId}: ${errorMessage(err)}`, { cause: err });
+    }
+    if (!active) throw new FailedPreconditionError(`workload ${workloadId} is not migrating from host ${this.driver.hostId}`);
+    const state = this.outgoing.get(workloadId);
+    if (state) state.aborted = true;
+    try {
+      await ext.abortDomainJob(this.driver.uri, name);
     } catch (err) {
       throw new UnavailableError(`cannot abort the migration of workload ${workloadId}: ${errorMessage(err)}`, { cause: err });
     }
