@@ -7,6 +7,7 @@
 //   BENCH_BURST_N=200 npm run bench -- burst  # the create burst, smaller than its 1,000
 //   BENCH_FLEET_HOSTS=1000 npm run bench -- fleet  # the simulated fleet, at 1,000 hosts only (default 1000,5000)
 //   BENCH_THROUGHPUT_BATCHES=2 BENCH_THROUGHPUT_BATCH=4000 npm run bench -- throughput  # smaller than 10 x 10,000
+//   BENCH_REBALANCE_INSTANCES=3 npm run bench -- rebalance  # the first 3 instances of each class, not all 20
 //   BENCH_PROFILE=1            # throughput and fleet: the coordinator (and agent) write CPU profiles; the report says where
 //   BENCH_FLEET_NO_RECONCILE=1 # fleet: periodic reconciliation off, to see its share of CPU and memory
 import { benchBurst, burstTargets, reportBurst } from './burst.bench.js';
@@ -16,6 +17,7 @@ import { benchFleet, fleetTargets, reportFleet } from './fleet.bench.js';
 import { benchFailover, failoverTargets, reportFailover } from './failover.bench.js';
 import { benchHostLoss, hostLossTargets, reportHostLoss } from './host-loss.bench.js';
 import { benchPlacement, placementTargets, reportPlacement } from './placement.bench.js';
+import { benchRebalance, rebalanceTargets, reportRebalance } from './rebalance.bench.js';
 import { benchThroughput, reportThroughput, throughputTargets } from './throughput.bench.js';
 import { formatTarget, isMet, type Target } from './targets.js';
 
@@ -38,6 +40,14 @@ const BENCHMARKS: Benchmark[] = [
     async run() {
       const r = benchPlacement();
       return { report: reportPlacement(r), targets: placementTargets(r) };
+    },
+  },
+  {
+    // About a minute: 40 bin-packing instances, each consolidated from best-fit (BENCH_REBALANCE_INSTANCES=3 for a quick look).
+    name: 'rebalance',
+    async run() {
+      const r = benchRebalance(process.env.BENCH_REBALANCE_INSTANCES ? Number(process.env.BENCH_REBALANCE_INSTANCES) : undefined);
+      return { report: reportRebalance(r), targets: rebalanceTargets(r) };
     },
   },
   {

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import type { pb } from '@virtfleet/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from '../support/cluster.js';
+import { testGuestSpec } from '../support/playground.js';
 import { freePort, runCli } from '../support/processes.js';
 import { startSimulatedHost, type SimulatedHost } from '../support/simulated-host.js';
 import { testGuest, waitForConsole, type TestGuest } from '../support/test-guest.js';
@@ -46,17 +47,7 @@ describe('VMs and containers from catalog images on simulated hosts', () => {
       },
       { timeoutMs: GUEST_BOOT_MS },
     );
-  const guestSpec = (name: string, extra: Partial<pb.WorkloadSpec> = {}): pb.WorkloadSpec => ({
-    name,
-    kind: 'vm',
-    vcpus: 1,
-    memory_mib: 128,
-    image: `${tag}-disk`,
-    disk_gib: 1,
-    boot: { kernel: `${tag}-kernel`, initrd: `${tag}-initrd`, cmdline: 'console=ttyS0 quiet' },
-    domain_type: 'qemu',
-    ...extra,
-  });
+  const guestSpec = (name: string, extra: Partial<pb.WorkloadSpec> = {}): pb.WorkloadSpec => testGuestSpec(tag, name, extra);
 
   beforeAll(async () => {
     guest = await testGuest();

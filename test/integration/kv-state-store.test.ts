@@ -69,6 +69,29 @@ describe('KvStateStore against a real nats-server', () => {
     expect(reopened.hostsMarked('dead')).toEqual(['h3']);
   });
 
+  it('keeps operation records (host drains): a reload and a follower read them, and a removed one is gone and compacted', async () => {
+    const nats: NatsServer = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    const { nc, store } = await open([nats.url]);
+    await store.setFollowing(false);
+    const { store: follower } = await open([nats.url]);
+    await follower.setFollowing(true);
+    await store.putOperation('drain', 'h1', { id: 'drain-1', state: 'draining' });
+    await store.putOperation('drain', 'h1', { id: 'drain-1', state: 'drained' });
+    await store.putOperation('drain', 'h2', { id: 'drain-2', state: 'draining' });
+    expect(await follower.readOperation('drain', 'h1'), 'a follower reads the bucket, not its memory').toEqual({ id: 'drain-1', state: 'drained' });
+    await store.putOperation('drain', 'h2', undefined);
+    expect([...store.operations('drain').keys()]).toEqual(['h1']);
+
+    const { store: reopened } = await open([nats.url]);
+    expect([...reopened.operations('drain')]).toEqual([['h1', { id: 'drain-1', state: 'drained' }]]);
+    expect(await reopened.readOperation('drain', 'h2')).toBeUndefined();
+    const jsm = await jetstreamManager(nc);
+    const subjects = async () => Object.keys((await jsm.streams.info('KV_state_test', { subjects_filter: '$KV.state_test.>' })).state.subjects ?? {});
+    await store.compact(0);
+    expect(await subjects()).toEqual(['$KV.state_test.op.drain.h1']);
+  });
+
   it('pipelines a burst of writes: each key ends with its last write, every caller hears once it is stored, and no write is sent twice', async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());

@@ -102,6 +102,7 @@ export async function startCluster(
       dispatch: { deadlineMs: 30_000, maxAttempts: 3, ...(options.dispatchTls ? { tls: options.dispatchTls } : {}) },
         scheduler: { retryIntervalMs: 250 },
         ha: { leaseTtlMs: 3000 },
+        backups: { dir: join(dir, 'backups') },
         ...options.coordinatorExtra,
       }),
     );

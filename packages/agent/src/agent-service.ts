@@ -4,6 +4,7 @@ import {
   opaqueIdSchema,
   parseWorkloadSpec,
   callSignal,
+  clientStream,
   parseLogOptions,
   pipeToCall,
   requireId,
@@ -14,8 +15,13 @@ import {
   type Logger,
   type pb,
 } from '@virtfleet/shared';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ServerWritableStream } from '@grpc/grpc-js';
 import { z } from 'zod';
 import type { IncomingMigration } from './drivers/driver.js';
+import { StateReceiver, stateChunks } from './state-stream.js';
 import type { LifecycleAction, WorkloadManager } from './workload-manager.js';
 
 const migrationFileSchema = z.object({ role: z.string().regex(/^(disk:[a-z0-9-]{1,63}|kernel|initrd|seed|console-log)$/, 'must be disk:NAME, kernel, initrd, seed or console-log'), path: z.string().regex(/^\/[A-Za-z0-9._+/-]{1,4095}$/, 'must be an absolute path of letters, digits and ._+-/') });
@@ -45,8 +51,14 @@ export const MAX_BATCH_COMMANDS = 256;
 
 const ACTIONS: readonly LifecycleAction[] = ['start', 'stop', 'pause', 'resume', 'delete'];
 
-/** Implements virtfleet.v1.Agent on top of the WorkloadManager. Every request is validated first. */
-export function agentHandlers(manager: WorkloadManager, hostInfo: () => Promise<pb.HostInfo>, hostId: string, log: Logger): pb.AgentHandlers {
+/** A workload state larger than this is refused: 1 TiB. */
+const MAX_IMPORT_BYTES = 2 ** 40;
+
+/**
+ * Implements virtfleet.v1.Agent on top of the WorkloadManager. Every request is validated first.
+ * `scratchDir` holds exports and imports on their way (on the disk the workloads' files are on, so imported files move into place).
+ */
+export function agentHandlers(manager: WorkloadManager, hostInfo: () => Promise<pb.HostInfo>, hostId: string, log: Logger, scratchDir: () => string = tmpdir): pb.AgentHandlers {
   const create = (req: pb.CreateWorkloadRequest__Output): Promise<pb.WorkloadStatus> => {
     const commandId = requireId(opaqueIdSchema, req.command_id, 'command_id');
     const workloadId = requireId(workloadIdSchema, req.workload_id, 'workload_id');
@@ -68,6 +80,19 @@ export function agentHandlers(manager: WorkloadManager, hostInfo: () => Promise<
     const req = action && command[action];
     if (!action || !req) throw new InvalidArgumentError('command', 'must be one of create, start, stop, pause, resume or delete');
     return act(action, req);
+  };
+  /** Streams a workload's state: as exported once stopped, or (`snapshot`, a backup) as it is now. */
+  const sendState = async (call: ServerWritableStream<{ workload_id: string }, pb.WorkloadStateChunk>, snapshot: boolean): Promise<void> => {
+    const workloadId = requireId(workloadIdSchema, call.request.workload_id, 'workload_id');
+    const signal = callSignal(call);
+    const dir = await mkdtemp(join(scratchDir(), `${snapshot ? 'backup' : 'export'}-${workloadId}-`));
+    // A running VM's backup is written by QEMU, which runs as its own user: it may pass through, not list.
+    if (snapshot) await chmod(dir, 0o711);
+    try {
+      await manager.exportState(workloadId, dir, (files) => pipeToCall(stateChunks(files, signal), call, signal), snapshot);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   };
   const command = (action: LifecycleAction) => unary<pb.WorkloadCommand__Output, pb.WorkloadStatus>(log, action, (req) => act(action, req));
 
@@ -121,6 +146,22 @@ export function agentHandlers(manager: WorkloadManager, hostInfo: () => Promise<
       const workloadId = requireId(workloadIdSchema, req.workload_id, 'workload_id');
       await manager.discardIncoming(workloadId);
       return { workload_id: workloadId, state: 'deleted', message: 'incoming migration discarded' };
+    }),
+    ExportWorkloadState: serverStream<pb.GetAgentWorkloadRequest__Output, pb.WorkloadStateChunk>(log, 'ExportWorkloadState', (call) => sendState(call, false)),
+    BackupWorkloadState: serverStream<pb.BackupWorkloadStateRequest__Output, pb.WorkloadStateChunk>(log, 'BackupWorkloadState', (call) => sendState(call, true)),
+    ImportWorkloadState: clientStream<pb.WorkloadStateChunk__Output, pb.WorkloadStatus>(log, 'ImportWorkloadState', async (call) => {
+      const dir = await mkdtemp(join(scratchDir(), 'import-'));
+      const receiver = new StateReceiver(dir, MAX_IMPORT_BYTES);
+      try {
+        for await (const chunk of call as AsyncIterable<pb.WorkloadStateChunk__Output>) await receiver.take(chunk);
+        const { header, files } = await receiver.finish();
+        const commandId = requireId(opaqueIdSchema, header.command_id, 'header.command_id');
+        const workloadId = requireId(workloadIdSchema, header.workload_id, 'header.workload_id');
+        return await manager.importState(commandId, workloadId, parseWorkloadSpec(header.spec, 'header.spec'), files);
+      } finally {
+        receiver.abandon();
+        await rm(dir, { recursive: true, force: true });
+      }
     }),
     RunCommands: unary<pb.CommandBatch__Output, pb.CommandBatchResult>(log, 'RunCommands', async (req) => {
       if (req.commands.length > MAX_BATCH_COMMANDS) throw new InvalidArgumentError('commands', `at most ${MAX_BATCH_COMMANDS} in one call, not ${req.commands.length}`);

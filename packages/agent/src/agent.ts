@@ -1,6 +1,6 @@
 import { Server } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -183,7 +183,13 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     const c = await capacity();
     return { host_id: config.hostId, hostname: hostname(), agent_version: AGENT_VERSION, drivers: c.drivers, capacity: c.capacity, labels: config.labels };
   };
-  server.addService(proto.Agent.service, agentHandlers(manager, hostInfo, config.hostId, log));
+  server.addService(proto.Agent.service, agentHandlers(manager, hostInfo, config.hostId, log, () => {
+    const dir = join(config.stateDir, 'transfers');
+    // Traversable (not listable) by QEMU's user, which writes running VMs' backups below it.
+    mkdirSync(dir, { recursive: true, mode: 0o711 });
+    chmodSync(dir, 0o711);
+    return dir;
+  }));
   addHealthService(server, ['virtfleet.v1.Agent']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   const address = config.grpc.advertise ?? dialableAddress(config.grpc.listen, port);

@@ -15,7 +15,7 @@ import {
   type WorkloadSpec,
 } from '@virtfleet/shared';
 import type { CommandLedger } from './command-ledger.js';
-import { WORKLOAD_RESOURCE, type Driver, type DriverWorkload, type IncomingMigration, type LiveMigration, type MigrationOptions, type MigrationProgressReport } from './drivers/driver.js';
+import { WORKLOAD_RESOURCE, type Driver, type DriverWorkload, type IncomingMigration, type LiveMigration, type MigrationOptions, type MigrationProgressReport, type WorkloadStateTransfer } from './drivers/driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { Fenceable } from './fencing/host-lease.js';
 import type { WorkloadRecord, WorkloadRecords } from './workload-records.js';
@@ -105,28 +105,40 @@ export class WorkloadManager implements Fenceable {
 
   create(commandId: string, workloadId: string, spec: WorkloadSpec): Promise<pb.WorkloadStatus> {
     return this.ledger.run(commandId, 'create', { workloadId, spec }, () =>
-      this.lock.run(workloadId, async () => {
-        const existing = this.records.get(workloadId);
-        if (existing && (existing.name !== spec.name || existing.kind !== spec.kind))
-          throw new FailedPreconditionError(`workload id ${workloadId} already holds ${existing.kind} ${existing.name}`);
-        // Telemetry lists every workload of a host in one message: a host never holds more than that can carry.
-        if (!existing && this.records.size >= this.maxWorkloads)
-          throw new ResourceExhaustedError(`this host holds ${this.records.size} workloads, the most it may hold`);
-        const driver = existing ? this.driverNamed(existing.driver) : this.driverFor(spec.kind);
+      this.makeWorkload(workloadId, spec, (driver) => {
         this.requireLease(spec.failover, workloadId);
-        // Record the intent first: after a crash, recover() reconciles it with the backend.
-        if (!existing) await this.records.put({ workloadId, name: spec.name, kind: spec.kind, driver: driver.name, createdAt: new Date().toISOString(), failover: spec.failover });
-        else if (existing.fencedAt) await this.records.put({ ...existing, fencedAt: undefined });
-        try {
-          const created = await driver.create(workloadId, spec);
-          return this.changed(driver, created);
-        } catch (err) {
-          // Forget the intent only when the engine says there is no such workload: one that timed out may still be creating it.
-          if (!existing && (await driver.inspect(workloadId).then((w) => w === undefined, () => false))) await this.records.remove(workloadId);
-          throw err;
-        }
+        return () => driver.create(workloadId, spec);
       }),
     );
+  }
+
+  /**
+   * Makes a workload on this host (a create, an import), one at a time per
+   * workload: checks the id against the record and the host's limit, picks
+   * the driver, records the intent first (after a crash, recover() reconciles
+   * it with the backend), then runs what `prepare` answers. The record is
+   * forgotten again only when the engine says there is no such workload: one
+   * that timed out may still be making it.
+   */
+  private makeWorkload(workloadId: string, spec: WorkloadSpec, prepare: (driver: Driver) => () => Promise<DriverWorkload>): Promise<pb.WorkloadStatus> {
+    return this.lock.run(workloadId, async () => {
+      const existing = this.records.get(workloadId);
+      if (existing && (existing.name !== spec.name || existing.kind !== spec.kind))
+        throw new FailedPreconditionError(`workload id ${workloadId} already holds ${existing.kind} ${existing.name}`);
+      // Telemetry lists every workload of a host in one message: a host never holds more than that can carry.
+      if (!existing && this.records.size >= this.maxWorkloads)
+        throw new ResourceExhaustedError(`this host holds ${this.records.size} workloads, the most it may hold`);
+      const driver = existing ? this.driverNamed(existing.driver) : this.driverFor(spec.kind);
+      const make = prepare(driver);
+      if (!existing) await this.records.put({ workloadId, name: spec.name, kind: spec.kind, driver: driver.name, createdAt: new Date().toISOString(), failover: spec.failover });
+      else if (existing.fencedAt) await this.records.put({ ...existing, fencedAt: undefined });
+      try {
+        return this.changed(driver, await make());
+      } catch (err) {
+        if (!existing && (await driver.inspect(workloadId).then((w) => w === undefined, () => false))) await this.records.remove(workloadId);
+        throw err;
+      }
+    });
   }
 
   act(action: LifecycleAction, commandId: string, workloadId: string, options: ActionOptions = {}): Promise<pb.WorkloadStatus> {
@@ -224,6 +236,41 @@ export class WorkloadManager implements Fenceable {
       if (this.records.get(workloadId)) throw new FailedPreconditionError(`this host holds workload ${workloadId}; its files stay`);
       for (const driver of this.drivers) await driver.migration?.discardIncoming(workloadId);
     });
+  }
+
+  /**
+   * Cold migration, on the source: exports the stopped workload's state and
+   * hands its files to `send`, holding the workload meanwhile so nothing
+   * starts it while its files are read. With `snapshot` (a backup), the state
+   * as it is now, while it may run.
+   * @throws NotFoundError / FailedPreconditionError (not stopped) / UnimplementedError
+   */
+  exportState(workloadId: string, dir: string, send: (files: Record<string, string>) => Promise<void>, snapshot = false): Promise<void> {
+    return this.lock.run(workloadId, async () => {
+      const record = this.records.get(workloadId);
+      if (!record) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+      const transfer = stateTransferOf(this.driverNamed(record.driver));
+      const exported = await (snapshot ? transfer.snapshotState(workloadId, dir) : transfer.exportState(workloadId, dir));
+      try {
+        await send(exported.files);
+      } finally {
+        await exported.release();
+      }
+    });
+  }
+
+  /**
+   * Cold migration, on the target: makes the workload, stopped, from the
+   * received files. Runs once per command id; the workload gets its record
+   * first, as a create does.
+   */
+  importState(commandId: string, workloadId: string, spec: WorkloadSpec, files: Record<string, string>): Promise<pb.WorkloadStatus> {
+    return this.ledger.run(commandId, 'import-state', { workloadId, spec }, () =>
+      this.makeWorkload(workloadId, spec, (driver) => {
+        const transfer = stateTransferOf(driver);
+        return () => transfer.importState(workloadId, spec, files);
+      }),
+    );
   }
 
   async get(workloadId: string): Promise<pb.WorkloadStatus> {
@@ -391,4 +438,9 @@ function deletedStatus(workloadId: string): pb.WorkloadStatus {
 function migrationOf(driver: Driver): LiveMigration {
   if (!driver.migration) throw new UnimplementedError(`the ${driver.name} driver cannot migrate workloads live`);
   return driver.migration;
+}
+
+function stateTransferOf(driver: Driver): WorkloadStateTransfer {
+  if (!driver.stateTransfer) throw new UnimplementedError(`the ${driver.name} driver cannot export or import a workload's state`);
+  return driver.stateTransfer;
 }

@@ -45,17 +45,47 @@ export class CoordinatorApi {
   migrate(req: pb.MigrateWorkloadRequest): Promise<pb.Workload__Output> {
     return this.unary('MigrateWorkload', req);
   }
+  createBackup(req: pb.CreateBackupRequest): Promise<pb.Backup__Output> {
+    return this.unary('CreateBackup', req);
+  }
+  listBackups(req: pb.ListBackupsRequest = {}): Promise<pb.ListBackupsResponse__Output> {
+    return this.unary('ListBackups', req);
+  }
+  deleteBackup(req: pb.BackupRef): Promise<pb.Backup__Output> {
+    return this.unary('DeleteBackup', req);
+  }
+  verifyBackup(req: pb.BackupRef): Promise<pb.BackupVerification__Output> {
+    return this.unary('VerifyBackup', req);
+  }
+  restoreBackup(req: pb.RestoreBackupRequest): Promise<pb.Workload__Output> {
+    return this.unary('RestoreBackup', req);
+  }
   confirmDead(hostId: string, requestId = ''): Promise<pb.ConfirmHostDeadResponse__Output> {
     return this.unary('ConfirmHostDead', { host_id: hostId, request_id: requestId });
   }
   cordon(hostId: string, cordon: boolean, requestId = ''): Promise<pb.Host__Output> {
     return this.unary('CordonHost', { host_id: hostId, cordon, request_id: requestId });
   }
+  drainHost(req: pb.DrainHostRequest): Promise<pb.HostDrain__Output> {
+    return this.unary('DrainHost', req);
+  }
+  hostDrain(hostId: string): Promise<pb.HostDrain__Output> {
+    return this.unary('GetHostDrain', { host_id: hostId });
+  }
+  undrainHost(hostId: string, requestId = ''): Promise<pb.UndrainHostResponse__Output> {
+    return this.unary('UndrainHost', { host_id: hostId, request_id: requestId });
+  }
+  removeHost(hostId: string, requestId = ''): Promise<pb.Host__Output> {
+    return this.unary('RemoveHost', { host_id: hostId, request_id: requestId });
+  }
   explain(id: string): Promise<pb.PlacementDecision__Output> {
     return this.unary('ExplainWorkload', { id });
   }
   plan(spec: pb.WorkloadSpec): Promise<pb.PlacementDecision__Output> {
     return this.unary('PlanWorkload', { spec });
+  }
+  planRebalance(goal: string): Promise<pb.RebalancePlan__Output> {
+    return this.unary('PlanRebalance', { goal });
   }
   queue(req: pb.GetQueueRequest = {}): Promise<pb.QueueState__Output> {
     return this.unary('GetQueue', req);

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
+import { registerBackupCommands } from './commands/backups.js';
 import { registerDaemonCommands } from './commands/daemons.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerOperatorCommands } from './commands/operator.js';
 import { registerSchedulingCommands } from './commands/scheduling.js';
+import { registerRebalanceCommand } from './commands/rebalance.js';
 import { registerSimulateCommand } from './commands/simulate.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { errorText, watchForClosedStdout } from './output.js';
@@ -31,7 +33,9 @@ registerDaemonCommands(program);
 registerOperatorCommands(program);
 registerSchedulingCommands(program);
 registerImageCommands(program);
+registerBackupCommands(program);
 registerSimulateCommand(program);
+registerRebalanceCommand(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

@@ -25,9 +25,14 @@ export const coordinatorConfigSchema = z
         ttlMs: z.number().int().min(500).max(600_000).default(10_000),
         /** JetStream KV bucket where agents renew their host leases; created with state.replicas. @default 'virtfleet_hosts' */
         leaseBucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(DEFAULT_HOST_LEASE_BUCKET),
+        /**
+         * The leader forgets a host that has been down this long and holds no workloads then (as `host rm` does);
+         * one that reports again registers again. 0: never. @default 86_400_000 (24 h)
+         */
+        forgetDownAfterMs: z.number().int().min(0).max(365 * 86_400_000).default(86_400_000),
       })
       .strict()
-      .default({ ttlMs: 10_000, leaseBucket: DEFAULT_HOST_LEASE_BUCKET }),
+      .default({ ttlMs: 10_000, leaseBucket: DEFAULT_HOST_LEASE_BUCKET, forgetDownAfterMs: 86_400_000 }),
     failover: z
       .object({
         /** reschedule mode: how long a host stays down before its workloads are placed elsewhere. @default 2000 */
@@ -83,6 +88,13 @@ export const coordinatorConfigSchema = z
         secondaryReschedulesPerSecond: 1,
         smallClusterHosts: 3,
       }),
+    backups: z
+      .object({
+        /** The backup repository: chunks and manifests, one directory for the cluster (shared storage when coordinators run on several machines). @default /var/lib/virtfleet/backups */
+        dir: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').default('/var/lib/virtfleet/backups'),
+      })
+      .strict()
+      .default({ dir: '/var/lib/virtfleet/backups' }),
     reconcile: z
       .object({
         /** How often every host's workloads are compared with their desired state. @default 10_000 */

@@ -25,6 +25,7 @@ import { decodePageToken, DEFAULT_PAGE_SIZE, encodePageToken, pageSizeOf } from 
 import type { AgentAction } from './dispatch/agent-client.js';
 import type { EventLog } from './events/event-log.js';
 import type { ImageHandlers } from './images/image-service.js';
+import type { HostHandlers } from './hosts/host-service.js';
 import { pinCatalogImages, type ImageLookup } from './images/image-pinning.js';
 import type { AgentClientPool } from './dispatch/agent-client.js';
 import type { Host } from './hosts/host.js';
@@ -35,6 +36,7 @@ import type { HostSnapshot, PlacementRecord } from './scheduler/scheduler.js';
 import { stoppedReservationOf, type Workload, type WorkloadMigration } from './workloads/workload.js';
 import type { MigrationProgressView, WorkloadMigrator } from './workloads/workload-migrator.js';
 import type { DecisionRecord, QueueView, WorkloadController } from './workloads/workload-controller.js';
+import { rebalanceHandlers } from './rebalance/rebalance-service.js';
 
 const MAX_STOP_TIMEOUT_SECONDS = 3600;
 /** A downtime above a minute is no longer live; a bandwidth above 100 GiB/s is a typo. */
@@ -189,7 +191,7 @@ export function coordinatorHandlers(
   agents: AgentClientPool,
   migrator: WorkloadMigrator,
   log: Logger,
-): Omit<pb.CoordinatorHandlers, keyof ImageHandlers> {
+): Omit<pb.CoordinatorHandlers, keyof ImageHandlers | keyof HostHandlers> {
   const workloadHandles = (w: pb.Workload) => [w.id ?? '', w.spec?.name ?? ''];
   const action = (name: AgentAction, method: string) =>
     unary<pb.WorkloadActionRequest__Output, pb.Workload>(log, method, (req) => {
@@ -204,6 +206,7 @@ export function coordinatorHandlers(
     });
 
   return {
+    ...rebalanceHandlers(controller, log),
     SubmitWorkload: unary<pb.SubmitWorkloadRequest__Output, pb.Workload>(log, 'SubmitWorkload', async (req) => {
       const requestId = optionalRequestId(req.request_id);
       const spec = await pinCatalogImages(parseWorkloadSpec(req.spec, 'spec'), images);

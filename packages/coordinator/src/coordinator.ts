@@ -22,6 +22,9 @@ import { AdmissionQueue } from './scheduler/admission-queue.js';
 import { createScheduler } from './scheduler/create-scheduler.js';
 import { WorkloadController } from './workloads/workload-controller.js';
 import { WorkloadMigrator } from './workloads/workload-migrator.js';
+import { backupHandlers } from './backups/backup-handlers.js';
+import { BackupService } from './backups/backup-service.js';
+import { DirectoryBackupRepository } from './backups/directory-backup-repository.js';
 import { LeaderLease } from './ha/leader-lease.js';
 import { KvStateStore } from './state/kv-state-store.js';
 import { RetentionSweeper } from './state/retention-sweeper.js';
@@ -32,6 +35,9 @@ import { HostSupervisor } from './workloads/host-supervisor.js';
 import { ImageCatalog } from './images/image-catalog.js';
 import { imageHandlers } from './images/image-service.js';
 import { imageUsers } from './images/image-pinning.js';
+import { HostDrainer } from './hosts/host-drainer.js';
+import { HostForgetter } from './hosts/host-forgetter.js';
+import { hostHandlers } from './hosts/host-service.js';
 
 const HOST_STATUS_EVENTS = { up: EVENT_TYPES.hostUp, down: EVENT_TYPES.hostDown, recovering: EVENT_TYPES.hostRecovering } as const;
 
@@ -99,10 +105,21 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   };
   const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint, config.scheduler.stoppedReservation);
   const migrator = new WorkloadMigrator(controller, hosts, agents, events, log.child({ component: 'migrator' }));
+  const backups = new BackupService(new DirectoryBackupRepository(config.backups.dir, log.child({ component: 'backups' })), controller, hosts, agents, events, log.child({ component: 'backups' }));
   const leases = await untilReady(
     `the host lease bucket ${config.hosts.leaseBucket}`,
     () => HostLeaseMonitor.open(nc, config.id, { bucket: config.hosts.leaseBucket, replicas: config.state.replicas, fenceMarginMs: config.failover.fenceMarginMs }, log),
     log,
+  );
+  const drainer = new HostDrainer(controller, hosts, migrator, store, events, log.child({ component: 'drainer' }), { resumeAfterMs: config.hosts.ttlMs });
+  const forgetter = new HostForgetter(
+    controller,
+    hosts,
+    store,
+    { drains: drainer, leases, agents },
+    events,
+    { ttlMs: config.hosts.ttlMs, forgetDownAfterMs: config.hosts.forgetDownAfterMs },
+    log.child({ component: 'hosts' }),
   );
   const supervisor = new HostSupervisor(
     controller,
@@ -152,7 +169,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const uploadSweep = leaderTimer(UPLOAD_SWEEP_INTERVAL_MS, () =>
     images.sweepAbandonedUploads(ABANDONED_UPLOAD_AGE_MS).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'sweeping abandoned image uploads failed')),
   );
-  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, migrator, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), () => controller.requireLeader(), log) });
+  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, migrator, log), ...backupHandlers(backups, requests, log), ...hostHandlers(drainer, forgetter, controller, hosts, requests, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), () => controller.requireLeader(), log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
@@ -173,12 +190,16 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       onElected: async () => {
         await controller.lead(config.scheduler.retryIntervalMs);
         migrator.recoverInterrupted();
+        drainer.resume();
+        forgetter.start();
         supervisor.start();
         sweeper.start();
         uploadSweep.start();
       },
       onDeposed: () => {
         supervisor.stop();
+        drainer.stop();
+        forgetter.stop();
         sweeper.stop();
         uploadSweep.stop();
         followUntilDone();
@@ -201,6 +222,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       hosts.stop();
       hostEvents.unsubscribe();
       supervisor.stop();
+      drainer.stop();
+      forgetter.stop();
       sweeper.stop();
       uploadSweep.stop();
       leases.stop();

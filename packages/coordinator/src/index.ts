@@ -13,3 +13,7 @@ export { simulate, type SimulationOptions, type SimulationResult, type JobResult
 export { parseTrace, readTrace, type Arrival } from './simulator/trace.js';
 export { parseHosts, readHosts, type SimHost } from './simulator/hosts-file.js';
 export { formatReport, comparisonTable, utilisationTable, type ReportTable, type TableRenderer } from './simulator/report.js';
+export { REBALANCE_GOALS, type RebalanceGoal, type RebalanceInput, type RebalanceOptions, type RebalancePlan, type RebalancePlanner, type PlanWorkload, type PlannedMove, type UtilisationSpread } from './rebalance/rebalance.js';
+export { planRebalance } from './rebalance/planner.js';
+export { offlineInput, parseWorkloads, readWorkloads, type PlacedWorkload } from './rebalance/offline-input.js';
+export { toProtoRebalancePlan } from './rebalance/rebalance-service.js';

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AbortedError,
   AlreadyExistsError,
+  DataLossError,
   DeadlineExceededError,
   FailedPreconditionError,
   findCause,
@@ -35,6 +36,7 @@ describe('error table', () => {
     { error: new ResourceExhaustedError('full'), code: status.RESOURCE_EXHAUSTED, retryable: true },
     { error: new UnimplementedError('no such method'), code: status.UNIMPLEMENTED, retryable: false },
     { error: new AbortedError('cancelled'), code: status.ABORTED, retryable: false },
+    { error: new DataLossError('chunk damaged'), code: status.DATA_LOSS, retryable: false },
     { error: new InternalError('boom'), code: status.INTERNAL, retryable: false },
   ];
 

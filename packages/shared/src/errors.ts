@@ -74,6 +74,11 @@ export class AbortedError extends VirtfleetError {
   readonly code = status.ABORTED;
 }
 
+/** Stored data is lost or damaged (a backup's chunk missing or not matching its digest); trying again will not bring it back. */
+export class DataLossError extends VirtfleetError {
+  readonly code = status.DATA_LOSS;
+}
+
 /** A driver or backend failed in a way the caller cannot fix by changing the request. */
 export class InternalError extends VirtfleetError {
   readonly code = status.INTERNAL;
@@ -131,6 +136,8 @@ export function fromServiceError(err: ServiceError, context = ''): VirtfleetErro
       return new UnimplementedError(details, { cause: err });
     case status.ABORTED:
       return new AbortedError(details, { cause: err });
+    case status.DATA_LOSS:
+      return new DataLossError(details, { cause: err });
     default:
       return new InternalError(details, { cause: err });
   }

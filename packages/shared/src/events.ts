@@ -30,6 +30,12 @@ export const EVENT_TYPES = {
   workloadMigrationCompleted: 'io.virtfleet.workload.migration_completed',
   /** The migration failed or was cancelled; the workload runs where it was. */
   workloadMigrationFailed: 'io.virtfleet.workload.migration_failed',
+  /** A backup of the workload was stored: its id, size and the bytes it added to the repository. */
+  backupCreated: 'io.virtfleet.workload.backup_created',
+  /** A backup of the workload was removed, with the bytes freed. */
+  backupDeleted: 'io.virtfleet.workload.backup_deleted',
+  /** The workload (the subject) was made from a backup of another (or of the same name). */
+  backupRestored: 'io.virtfleet.workload.backup_restored',
   /** Reconciliation found the host's copy differs from the desired state; data says how and what was done. */
   workloadDrift: 'io.virtfleet.workload.drift',
   hostUp: 'io.virtfleet.host.up',
@@ -54,6 +60,16 @@ export const EVENT_TYPES = {
   hostDriverUnhealthy: 'io.virtfleet.host.driver_unhealthy',
   /** A driver that was unhealthy answers again. */
   hostDriverHealthy: 'io.virtfleet.host.driver_healthy',
+  /** A drain began: the host is cordoned, and data lists how many workloads it holds, the parallelism, mode and deadline. */
+  hostDrainStarted: 'io.virtfleet.host.drain_started',
+  /** One workload of a drain changed outcome (moving, moved, or left and why); data carries the counts so far. */
+  hostDrainProgress: 'io.virtfleet.host.drain_progress',
+  /** A drain ended; data `state` says how (drained: the host is empty; incomplete, deadline_exceeded, cancelled) and lists what was left. */
+  hostDrainEnded: 'io.virtfleet.host.drain_ended',
+  /** An operator undrained the host: a drain under way stops starting moves, and the host is uncordoned. */
+  hostUndrained: 'io.virtfleet.host.undrained',
+  /** A down, empty host was forgotten: by an operator (`host rm`) or after hosts.forgetDownAfterMs; data `by` says which. */
+  hostForgotten: 'io.virtfleet.host.forgotten',
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
 

@@ -130,6 +130,8 @@ export interface Driver {
 
   /** Live migration between hosts of this driver; absent when the backend cannot migrate. */
   readonly migration?: LiveMigration;
+  /** A stopped workload's state as files and back (cold migration); absent when the backend cannot. */
+  readonly stateTransfer?: WorkloadStateTransfer;
 
   /** Releases connections. Leaves workloads running. */
   close(): Promise<void>;
@@ -199,6 +201,42 @@ export interface LiveMigration {
    * @throws FailedPreconditionError when the workload exists here (the migration finished)
    */
   discardIncoming(workloadId: string): Promise<void>;
+}
+
+/** An exported workload state: its files by role (`disk:NAME`, `image`), and what to do once they are sent. */
+export interface ExportedState {
+  files: Record<string, string>;
+  /** Removes what the export made (never the workload's own files). */
+  release(): Promise<void>;
+}
+
+/**
+ * A stopped workload's state as files, to make it again on another host of
+ * the same backend (cold migration): a VM's disks as they are, a container's
+ * writable layer committed to an image archive (its volumes are not carried).
+ */
+export interface WorkloadStateTransfer {
+  /**
+   * On the source: the state of the stopped workload, in files under `dir`
+   * (an empty directory the caller removes afterwards) or its own files.
+   * @throws NotFoundError when this host does not own it
+   * @throws FailedPreconditionError when it is not stopped
+   */
+  exportState(workloadId: string, dir: string): Promise<ExportedState>;
+  /**
+   * On the target: makes the workload from exported files, stopped (start it
+   * with start). The files are the caller's; they may be moved away. An own
+   * copy that exists already is returned as it is.
+   * @throws InvalidArgumentError when the files do not fit the spec (a missing or unknown role)
+   */
+  importState(workloadId: string, spec: WorkloadSpec, files: Record<string, string>): Promise<DriverWorkload>;
+  /**
+   * The workload's state as it is at this instant, in the roles exportState
+   * uses, while it may go on running: a running VM's disks crash-consistent
+   * (as after a power cut), a container's writable layer committed.
+   * @throws NotFoundError when this host does not own it
+   */
+  snapshotState(workloadId: string, dir: string): Promise<ExportedState>;
 }
 
 /** Builds a driver from its config section. Registered by name in catalog.ts. */

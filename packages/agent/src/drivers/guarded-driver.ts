@@ -1,7 +1,7 @@
 import { UnavailableError, UnimplementedError, type LogChunk, type LogRequest, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
 import { DriverTimeoutError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
-import type { Driver, DriverFingerprint, DriverWorkload, LiveMigration, StopOptions, WorkloadUsage } from './driver.js';
+import type { Driver, DriverFingerprint, DriverWorkload, LiveMigration, StopOptions, WorkloadStateTransfer, WorkloadUsage } from './driver.js';
 import { every, type Periodic } from '../periodic.js';
 import { OpQueue } from './op-queue.js';
 
@@ -64,6 +64,7 @@ export class GuardedDriver implements Driver {
     this.name = inner.name;
     this.kinds = inner.kinds;
     this.queue = new OpQueue(options.concurrency);
+    if (inner.stateTransfer) this.stateTransfer = inner.stateTransfer;
     const migration = inner.migration;
     // Preparing and discarding are changes like any other; a migration itself takes as long as its
     // data does and ends with the backend's own verdict (or an abort), so it has no deadline or slot.
@@ -77,6 +78,8 @@ export class GuardedDriver implements Driver {
   }
 
   readonly migration?: LiveMigration;
+  /** Passed through: an export or import takes as long as its data does. */
+  readonly stateTransfer?: WorkloadStateTransfer;
 
   status(): DriverStatus {
     return {

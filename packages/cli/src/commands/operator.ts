@@ -5,6 +5,7 @@ import { CoordinatorApi } from '../coordinator-client.js';
 import { EXIT } from '../exit-codes.js';
 import { age, mib, print, stdoutClosed, table, write, type OutputFormat } from '../output.js';
 import { noteMorePages, readPages, requestIdOf, withPageOptions, type PageOptions } from './paging.js';
+import { registerHostMaintenanceCommands } from './host-maintenance.js';
 
 interface GlobalOptions {
   coordinator: string;
@@ -151,6 +152,8 @@ export function registerOperatorCommands(program: Command): void {
       }),
     );
 
+  registerHostMaintenanceCommands(host, withApi);
+
   const workload = program.command('workload').alias('wl').description('VMs and containers');
   workload
     .command('create')
@@ -223,10 +226,10 @@ export function registerOperatorCommands(program: Command): void {
 
   workload
     .command('migrate')
-    .description('move a running VM to another host while it runs (live); the scheduler picks the host unless --to names one')
+    .description('move a workload to another host: a VM live while it runs, a container (or --mode cold) stopped and started again there; the scheduler picks the host unless --to names one')
     .argument('<workload>', 'workload id or name')
     .option('--to <host>', 'the target host')
-    .addOption(new Option('--mode <mode>', 'live, or auto (which is live for VMs)').choices(['live', 'auto']).default('auto'))
+    .addOption(new Option('--mode <mode>', 'live (VMs, while they run), cold (stopped, state carried, started again), or auto: live for VMs, cold for containers').choices(['live', 'cold', 'auto']).default('auto'))
     .addOption(new Option('--max-downtime <ms>', 'longest pause of the guest at the switch-over').argParser((v) => parseWhole(v, '--max-downtime', 1, 60_000)))
     .addOption(new Option('--bandwidth <MiB/s>', 'transfer at most this fast').argParser((v) => parseWhole(v, '--bandwidth', 1, 102_400)))
     .option('--watch', 'print progress until the migration ends')

@@ -20,6 +20,7 @@ import {
   UnimplementedError,
   type WorkloadSpec,
 } from '@virtfleet/shared';
+import { once } from 'node:events';
 import type { ServiceError } from '@grpc/grpc-js';
 import { z } from 'zod';
 
@@ -256,6 +257,73 @@ export class AgentClient {
     await this.call('DiscardIncomingMigration', { workload_id: workloadId }, this.options.deadlineMs);
   }
 
+  /**
+   * Cold migration, on the source: the stopped workload's state as the agent
+   * streams it (see ExportWorkloadState); reading slower slows the agent.
+   */
+  exportState(workloadId: string, signal: AbortSignal): AsyncGenerator<pb.WorkloadStateChunk__Output> {
+    return this.readState(this.client.ExportWorkloadState({ workload_id: workloadId }), signal);
+  }
+
+  /** Backup: the workload's state as it is now, while it may run, streamed as exportState streams it. */
+  backupState(workloadId: string, signal: AbortSignal): AsyncGenerator<pb.WorkloadStateChunk__Output> {
+    return this.readState(this.client.BackupWorkloadState({ workload_id: workloadId }), signal);
+  }
+
+  private async *readState(call: ReturnType<pb.AgentClient['ExportWorkloadState']>, signal: AbortSignal): AsyncGenerator<pb.WorkloadStateChunk__Output> {
+    const cancel = () => call.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      for await (const chunk of call as AsyncIterable<pb.WorkloadStateChunk__Output>) yield chunk;
+    } catch (err) {
+      throw isServiceError(err) ? this.failure(err) : err;
+    } finally {
+      signal.removeEventListener('abort', cancel);
+      call.cancel();
+    }
+  }
+
+  /**
+   * Cold migration, on the target: sends `header`, then every chunk of
+   * `chunks` in order, and answers what the agent made (stopped). Aborting
+   * `signal` (or a failing `chunks`) cancels the call: the agent then makes
+   * nothing.
+   */
+  async importState(header: pb.WorkloadStateHeader, chunks: AsyncIterable<pb.WorkloadStateChunk>, signal: AbortSignal): Promise<pb.WorkloadStatus__Output> {
+    let settle!: { resolve: (s: pb.WorkloadStatus__Output) => void; reject: (e: unknown) => void };
+    const answered = new Promise<pb.WorkloadStatus__Output>((resolve, reject) => (settle = { resolve, reject }));
+    const call = this.client.ImportWorkloadState((err: ServiceError | null, status?: pb.WorkloadStatus__Output) => (err ? settle.reject(this.failure(err)) : settle.resolve(status!)));
+    const cancel = () => call.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    /** Set when the chunks' source failed: that error is the news, not the cancellation it causes. */
+    let sourceFailed: { err: unknown } | undefined;
+    const fromSource = async function* () {
+      try {
+        yield* chunks;
+      } catch (err) {
+        sourceFailed = { err };
+        throw err;
+      }
+    };
+    try {
+      const send = async (chunk: pb.WorkloadStateChunk) => {
+        if (!call.write(chunk)) await Promise.race([once(call, 'drain'), answered]);
+      };
+      await send({ header });
+      for await (const chunk of fromSource()) await send(chunk);
+      call.end();
+      return this.checkStatus(await answered, header.workload_id ?? '');
+    } catch (err) {
+      call.cancel();
+      answered.catch(() => undefined);
+      if (sourceFailed) throw sourceFailed.err;
+      // The agent's own refusal says more than the broken stream that carried it.
+      throw await Promise.race([answered.then(() => err, (agentErr: unknown) => agentErr), new Promise((r) => setTimeout(() => r(err), 100))]);
+    } finally {
+      signal.removeEventListener('abort', cancel);
+    }
+  }
+
   close(): void {
     this.client.close();
   }
@@ -298,6 +366,12 @@ export class AgentClientPool {
     const client = new AgentClient(hostId, address, this.options, this.batcher);
     this.clients.set(hostId, client);
     return client;
+  }
+
+  /** Closes and drops the client of a host that was forgotten. */
+  forget(hostId: string): void {
+    this.clients.get(hostId)?.close();
+    this.clients.delete(hostId);
   }
 
   closeAll(): void {

@@ -88,6 +88,16 @@ export class HostLeaseMonitor {
     this.watcher?.stop();
   }
 
+  /**
+   * Drops what this monitor remembers of a forgotten host. Its lease and
+   * fence record stay in the bucket (one key each): an agent that starts
+   * again reads its lapsed lease there and fences itself before anything else.
+   */
+  forget(hostId: string): void {
+    this.seen.delete(hostId);
+    this.fenceRecords.delete(hostId);
+  }
+
   /** Whether `hostId` has proven its fence-first workloads stopped by now (see judgeFence). */
   verdict(hostId: string): FenceVerdict {
     const last = this.seen.get(hostId);

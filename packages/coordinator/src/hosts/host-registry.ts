@@ -49,6 +49,8 @@ export interface HostRegistryEvents {
 export class HostRegistry {
   private readonly hosts = new Map<string, Host>();
   private readonly cordonedIds = new Set<string>();
+  /** Hosts forgotten while this registry ran: one that reports again comes back `recovering`, so its copies are checked before it takes work. */
+  private readonly forgotten = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
   private reporter: NodeJS.Timeout | undefined;
   /** Every applied message's lag since the last report. */
@@ -182,7 +184,7 @@ export class HostRegistry {
     const sample = telemetry.host.cpu_utilisation;
     const smoothed = previous ? this.smoothing * sample + (1 - this.smoothing) * previous.cpuUtilisationSmoothed : sample;
     // A host that was down may still run copies placed elsewhere since: it waits in `recovering` for markReady.
-    const status = previous && previous.status !== 'up' ? 'recovering' : 'up';
+    const status = (previous && previous.status !== 'up') || (!previous && this.forgotten.delete(telemetry.host_id)) ? 'recovering' : 'up';
     const now = this.now();
     if (telemetry.published_at) this.ingestLag.record(now - Date.parse(telemetry.published_at));
     const workloads = previous?.workloads ?? new WorkloadView();
@@ -251,6 +253,19 @@ export class HostRegistry {
 
   get(id: string): Host | undefined {
     return this.hosts.get(id);
+  }
+
+  /**
+   * Drops a host (removed by an operator, or down and empty for long) with
+   * its cordon: it leaves `list`. If it reports again it registers again, as
+   * `recovering`. Returns the host as it was; undefined for an unknown one.
+   */
+  forget(id: string): Host | undefined {
+    const host = this.hosts.get(id);
+    this.hosts.delete(id);
+    this.cordonedIds.delete(id);
+    if (host) this.forgotten.add(id);
+    return host;
   }
 
   list(): Host[] {

@@ -3,7 +3,7 @@ import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import { SerialDrain, StreamPublisher, UnavailableError, deepFreeze, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
 import { requestKey, type RequestRecord } from '../requests/request-ledger.js';
 import { isUnsettled, type Workload } from '../workloads/workload.js';
-import { HOST_MARKS, type HostMark, type StateStore, type WorkloadChangeListener, type WorkloadCursor } from '../workloads/workload-store.js';
+import { HOST_MARKS, OPERATION_KINDS, type HostMark, type OperationKind, type StateStore, type WorkloadChangeListener, type WorkloadCursor } from '../workloads/workload-store.js';
 
 export interface KvStateOptions {
   /** JetStream KV bucket. @default 'virtfleet_state' */
@@ -17,6 +17,8 @@ export interface KvStateOptions {
 const WORKLOAD = 'workload.';
 const DECISION = 'decision.';
 const REQUEST = 'request.';
+/** Operation records: `op.<kind>.<id>`. */
+const OPERATION = 'op.';
 const RETRY_MS = 500;
 /** Writes sent together, at most: each batch is one pipeline of publishes, not one round trip each. */
 const MAX_BATCH = 512;
@@ -57,6 +59,7 @@ export class KvStateStore implements StateStore {
   /** Workload ids by the host they are placed on, so per-host work does not scan every workload. */
   private readonly byHost = new Map<string, Set<string>>();
   private readonly marks = new Map<HostMark, Set<string>>(HOST_MARKS.map((m) => [m, new Set<string>()]));
+  private readonly operationRecords = new Map<OperationKind, Map<string, unknown>>(OPERATION_KINDS.map((k) => [k, new Map<string, unknown>()]));
   /** Completed operator requests by request id. */
   private readonly requests = new Map<string, RequestRecord>();
   /** The revision of each workload record as this store last wrote or read it: writes are compare-and-set on it. */
@@ -113,6 +116,10 @@ export class KvStateStore implements StateStore {
     const keys = await this.keys();
     await this.loadRecords(keys, WORKLOAD, 'workload', (json: Workload) => this.remember(json));
     await this.loadRecords(keys, REQUEST, 'request', (r: RequestRecord) => this.requests.set(r.requestId, r));
+    for (const [kind, records] of this.operationRecords) {
+      const prefix = `${OPERATION}${kind}.`;
+      await this.loadRecords(keys, prefix, kind, (record: unknown, key: string) => records.set(key.slice(prefix.length), record));
+    }
     for (const [mark, hosts] of this.marks) {
       const prefix = `${mark}.`;
       const entries = await Promise.all(keys.filter((k) => k.startsWith(prefix)).map((k) => this.kv.get(k)));
@@ -134,7 +141,7 @@ export class KvStateStore implements StateStore {
   }
 
   /** Reads every live record under `prefix`, 200 at a time, and notes the removed ones' markers. */
-  private async loadRecords<T>(keys: string[], prefix: string, what: string, use: (record: T) => void): Promise<void> {
+  private async loadRecords<T>(keys: string[], prefix: string, what: string, use: (record: T, key: string) => void): Promise<void> {
     const mine = keys.filter((k) => k.startsWith(prefix));
     for (let i = 0; i < mine.length; i += 200) {
       const entries = await Promise.all(mine.slice(i, i + 200).map((k) => this.kv.get(k)));
@@ -145,7 +152,7 @@ export class KvStateStore implements StateStore {
           continue;
         }
         try {
-          use(e.json<T>());
+          use(e.json<T>(), e.key);
           if (prefix === WORKLOAD) this.revisions.set(e.key, e.revision);
         } catch (err) {
           this.log.error({ key: e.key, err: errorMessage(err) }, `unreadable ${what} record; skipped`);
@@ -283,6 +290,10 @@ export class KvStateStore implements StateStore {
     if (key.startsWith(WORKLOAD)) return this.workloads.has(key.slice(WORKLOAD.length));
     if (key.startsWith(DECISION)) return this.workloads.has(key.slice(DECISION.length));
     if (key.startsWith(REQUEST)) return liveRequestKeys.has(key);
+    if (key.startsWith(OPERATION)) {
+      const [kind = '', ...id] = key.slice(OPERATION.length).split('.');
+      return this.operationRecords.get(kind as OperationKind)?.has(id.join('.')) ?? true;
+    }
     return true;
   }
 
@@ -322,6 +333,22 @@ export class KvStateStore implements StateStore {
     if (on) hosts.add(hostId);
     else hosts.delete(hostId);
     void this.write(`${mark}.${hostId}`, on ? '1' : undefined).catch(() => undefined);
+  }
+
+  operations<T>(kind: OperationKind): Map<string, T> {
+    return (this.operationRecords.get(kind) ?? new Map<string, unknown>()) as Map<string, T>;
+  }
+
+  putOperation(kind: OperationKind, id: string, record: unknown): Promise<void> {
+    const records = this.operationRecords.get(kind);
+    if (record === undefined) records?.delete(id);
+    else records?.set(id, record);
+    return this.write(`${OPERATION}${kind}.${id}`, record === undefined ? undefined : JSON.stringify(record));
+  }
+
+  async readOperation<T>(kind: OperationKind, id: string): Promise<T | undefined> {
+    const e = await this.kv.get(`${OPERATION}${kind}.${id}`);
+    return e && e.operation === 'PUT' ? e.json<T>() : undefined;
   }
 
   /** Resolves once every queued write is stored, or after `timeoutMs`. */
@@ -386,6 +413,7 @@ export class KvStateStore implements StateStore {
     this.markers.clear();
     this.revisions.clear();
     for (const hosts of this.marks.values()) hosts.clear();
+    for (const records of this.operationRecords.values()) records.clear();
     await this.load();
   }
 

@@ -1,7 +1,7 @@
 import { deepFreeze } from '@virtfleet/shared';
 import type { RequestRecord } from '../requests/request-ledger.js';
 import { isUnsettled, type Workload } from '../workloads/workload.js';
-import type { HostMark, StateStore, WorkloadChangeListener, WorkloadCursor } from '../workloads/workload-store.js';
+import type { HostMark, OperationKind, StateStore, WorkloadChangeListener, WorkloadCursor } from '../workloads/workload-store.js';
 
 /**
  * StateStore in memory for unit tests of the controller's logic. Every
@@ -103,6 +103,20 @@ export class MemoryStateStore implements StateStore {
     this.writes++;
     if (on) this.marks.get(mark)?.add(hostId);
     else this.marks.get(mark)?.delete(hostId);
+  }
+  /** Operation records as the JSON they would store, by kind and id. */
+  readonly operationRecords = new Map<OperationKind, Map<string, string>>([['drain', new Map()]]);
+  operations<T>(kind: OperationKind): Map<string, T> {
+    return new Map([...(this.operationRecords.get(kind) ?? [])].map(([id, json]) => [id, JSON.parse(json) as T]));
+  }
+  putOperation(kind: OperationKind, id: string, record: unknown): Promise<void> {
+    this.writes++;
+    if (record === undefined) this.operationRecords.get(kind)?.delete(id);
+    else this.operationRecords.get(kind)?.set(id, JSON.stringify(record));
+    return Promise.resolve();
+  }
+  readOperation<T>(kind: OperationKind, id: string): Promise<T | undefined> {
+    return Promise.resolve(this.operations<T>(kind).get(id));
   }
   setFollowing(): Promise<void> {
     return Promise.resolve();

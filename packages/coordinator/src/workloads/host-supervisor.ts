@@ -374,6 +374,8 @@ export class HostSupervisor {
       if (copy.state === 'deleted') continue;
       seen.add(copy.workload_id);
       const w = this.controller.find(copy.workload_id);
+      // The copy a migration is making on its target is the migration's to keep or remove.
+      if (w?.migration?.targetHostId === hostId) continue;
       if (!w || w.state === 'deleted' || w.hostId !== hostId) {
         // Not (or no longer) this host's to run: a stale copy after a reschedule, or deleted meanwhile.
         // A copy still running on the host its workload left, before it was placed elsewhere, is simply taken back.

@@ -184,15 +184,14 @@ export class WorkloadController {
     return earlier;
   }
 
-  private async admit(requestId: string, spec: WorkloadSpec): Promise<Workload> {
+  /** A new workload's record: its id (name and a random suffix), arrival, and where it stands. */
+  private newWorkload(spec: WorkloadSpec, requestId: string, at: Pick<Workload, 'hostId' | 'state' | 'message'>): Workload {
     const now = new Date().toISOString();
-    const workload: Workload = {
+    return {
       id: `${spec.name.slice(0, 71)}-${randomBytes(4).toString('hex')}`,
       spec,
-      hostId: '',
+      ...at,
       desiredState: 'running',
-      state: 'pending',
-      message: 'waiting for placement',
       driverRef: '',
       requestId,
       arrivalSeq: this.nextArrivalSeq++,
@@ -200,11 +199,50 @@ export class WorkloadController {
       createdAt: now,
       updatedAt: now,
     };
+  }
+
+  private async admit(requestId: string, spec: WorkloadSpec): Promise<Workload> {
+    const workload = this.newWorkload(spec, requestId, { hostId: '', state: 'pending', message: 'waiting for placement' });
     await this.store.insert(workload);
     this.queue.add(workload.id, spec, workload.arrivalMs, workload.arrivalSeq);
     this.events.emit(EVENT_TYPES.workloadSubmitted, workload.id, { id: workload.id, name: spec.name, kind: spec.kind });
     this.kick();
     return workload;
+  }
+
+  /**
+   * Records a new workload already placed on `hostId` (a restore: its copy is
+   * made there from a backup, not by the queue), `creating` until the caller
+   * reports otherwise. Resolves once durable. Not idempotent: the caller
+   * guards its request id.
+   * @throws AlreadyExistsError when the name is taken
+   */
+  async admitPlaced(spec: WorkloadSpec, hostId: string, requestId: string, message: string): Promise<Workload> {
+    this.requireLeader();
+    if (this.store.getByName(spec.name) || this.admittingNames.has(spec.name)) throw new AlreadyExistsError(`a workload named ${spec.name} already exists`);
+    this.admittingNames.add(spec.name);
+    try {
+      const workload = this.newWorkload(spec, requestId, { hostId, state: 'creating', message });
+      // Busy from the start: the placement loop must not send it a create of its own.
+      this.busy.add(workload.id);
+      try {
+        await this.store.insert(workload);
+      } catch (err) {
+        this.busy.delete(workload.id);
+        throw err;
+      }
+      this.events.emit(EVENT_TYPES.workloadSubmitted, workload.id, { id: workload.id, name: spec.name, kind: spec.kind });
+      this.events.emit(EVENT_TYPES.workloadPlaced, workload.id, { id: workload.id, host_id: hostId, reason: message });
+      return workload;
+    } finally {
+      this.admittingNames.delete(spec.name);
+    }
+  }
+
+  /** Ends the busy mark admitPlaced set. */
+  releasePlaced(workloadId: string): void {
+    this.lastCommandAt.set(workloadId, Date.now());
+    this.commandDone(workloadId);
   }
 
   /** Looks a workload up by id, or else by name. */
@@ -349,9 +387,10 @@ export class WorkloadController {
       });
   }
 
-  /** What the scheduler would decide for `spec` now. Changes nothing. */
-  plan(spec: WorkloadSpec): PlacementRecord {
-    return this.scheduler.place({ workloadId: '(plan)', spec }, buildSnapshots(this.hosts.list(), this.bookings));
+  /** What the scheduler would decide for `spec` now, among every host or only `onlyHost`. Changes nothing. */
+  plan(spec: WorkloadSpec, onlyHost?: string): PlacementRecord {
+    const snapshots = buildSnapshots(this.hosts.list(), this.bookings).filter((s) => onlyHost === undefined || s.id === onlyHost);
+    return this.scheduler.place({ workloadId: '(plan)', spec }, snapshots);
   }
 
   private recordDecision(workloadId: string, decision: DecisionRecord): void {

@@ -22,6 +22,11 @@ interface AgentScript {
   sourceHolds?: boolean;
   /** How many aborts the source accepts (a migration still running) before saying none runs. */
   runningAborts?: number;
+  /** Cold: what an agent answers to a lifecycle command (default: success). */
+  act?: (hostId: string, action: string) => Promise<pb.WorkloadStatus__Output>;
+  /** Cold: runs in the middle of the export (to cancel it there). */
+  export?: () => Promise<void>;
+  importFails?: boolean;
 }
 
 function harness(script: AgentScript = {}, hostIds = ['h1', 'h2', 'h3'], placeOn: string | null = 'h2') {
@@ -58,6 +63,28 @@ function harness(script: AgentScript = {}, hostIds = ['h1', 'h2', 'h3'], placeOn
       get: (workloadId: string) => {
         calls.push(`${hostId} get ${workloadId}`);
         return script.sourceHolds ? Promise.resolve({ workload_id: workloadId, state: 'running' }) : Promise.reject(new NotFoundError('workload', workloadId));
+      },
+      act: (action: string, commandId: string, workloadId: string) => {
+        calls.push(`${hostId} ${action} ${commandId} ${workloadId}`);
+        if (script.act) return script.act(hostId, action);
+        return Promise.resolve({ workload_id: workloadId, state: action === 'stop' ? 'stopped' : action === 'delete' ? 'deleted' : 'running', driver_ref: `${hostId}-ref`, message: '' });
+      },
+      exportState: async function* (workloadId: string, signal: AbortSignal) {
+        calls.push(`${hostId} export ${workloadId}`);
+        yield { file: { role: 'image', size_bytes: 4 } };
+        yield { data: Buffer.from('ab') };
+        await script.export?.();
+        // As the real client: an aborted call ends the stream with an error.
+        if (signal.aborted) throw new Error('CANCELLED: call cancelled');
+        yield { data: Buffer.from('cd') };
+        yield { file_end: { sha256: 'x' } };
+      },
+      importState: async (header: pb.WorkloadStateHeader, chunks: AsyncIterable<pb.WorkloadStateChunk>) => {
+        let bytes = 0;
+        for await (const c of chunks) bytes += c.data?.length ?? 0;
+        calls.push(`${hostId} import ${header.command_id} ${header.workload_id} bytes=${bytes}`);
+        if (script.importFails) throw new UnavailableError('disk full');
+        return { workload_id: header.workload_id, state: 'stopped', driver_ref: `${hostId}-ref`, message: '' };
       },
       create: (commandId: string, workloadId: string) => {
         calls.push(`${hostId} create ${commandId} ${workloadId}`);
@@ -166,12 +193,81 @@ describe('WorkloadMigrator', () => {
     expect(h.events.at(-1)?.type).toBe(EVENT_TYPES.workloadMigrationCompleted);
   });
 
+  const container = (overrides: Partial<Workload> = {}) => testWorkload('c1', { hostId: 'h1', state: 'running', desiredState: 'running', driverRef: 'ref', ...overrides });
+  const short = (calls: string[]) => calls.map((c) => c.split(' ').slice(0, 2).join(' '));
+
+  it('moves a container cold: stopped, its state relayed from the source to the target, owned by the target, started there, removed from the source', async () => {
+    const h = harness();
+    await leading(h, container());
+    const started = await h.migrator.start('c1', request());
+    expect(started.migration).toMatchObject({ mode: 'cold', phase: 'stopping', wasRunning: true, targetHostId: 'h2' });
+    await h.migrator.idle();
+    const id = started.migration!.id;
+    expect(h.calls).toEqual([`h1 stop ${id}.stop c1`, 'h1 export c1', `h2 import ${id}.import c1 bytes=4`, `h2 start ${id}.start c1`, `h1 delete ${id}.cleanup c1`]);
+    const w = h.store.get('c1')!;
+    expect([w.hostId, w.state, w.driverRef, w.generation, w.migration, w.message]).toEqual(['h2', 'running', 'h2-ref', 1, undefined, 'migrated cold from h1 to h2']);
+    expect(h.events.at(-1)).toMatchObject({ type: EVENT_TYPES.workloadMigrationCompleted, data: { mode: 'cold' } });
+  });
+
+  it('moves a stopped container cold without starting it anywhere', async () => {
+    const h = harness();
+    await leading(h, container({ state: 'stopped', desiredState: 'stopped' }));
+    await h.migrator.start('c1', request());
+    await h.migrator.idle();
+    expect(short(h.calls)).toEqual(['h1 export', 'h2 import', 'h1 delete']);
+    expect([h.store.get('c1')?.hostId, h.store.get('c1')?.state]).toEqual(['h2', 'stopped']);
+  });
+
   it.each([
-    ['a container', vm({ spec: testWorkload('c', {}, {}).spec }), request(), /only VMs migrate/],
-    ['a stopped VM', vm({ state: 'stopped', desiredState: 'stopped' }), request(), /is stopped; only running or paused/],
-    ['a VM being deleted', vm({ desiredState: 'deleted' }), request(), /only running or paused/],
+    ['the target refuses the import', { importFails: true }, /failed: disk full/],
+    ['the stop fails', { act: (host: string, action: string) => (action === 'stop' ? Promise.reject(new UnavailableError('agent gone')) : Promise.resolve({ workload_id: 'c1', state: 'running', driver_ref: 'r', message: '' } as pb.WorkloadStatus__Output)) }, /failed: agent gone/],
+  ])('puts a cold migration back when %s: the target copy removed, the source started again', async (_name, script, message) => {
+    const h = harness(script as AgentScript);
+    await leading(h, container());
+    await h.migrator.start('c1', request());
+    await h.migrator.idle();
+    expect(short(h.calls).slice(-2)).toEqual(['h2 delete', 'h1 start']);
+    const w = h.store.get('c1')!;
+    expect([w.hostId, w.state, w.migration]).toEqual(['h1', 'running', undefined]);
+    expect(w.message).toMatch(message);
+  });
+
+  it('cancels a cold migration while it transfers: the import is called off and the container runs on the source again', async () => {
+    let cancel = (): Promise<void> => Promise.resolve();
+    const h = harness({ export: () => cancel() });
+    cancel = async () => {
+      await h.migrator.cancel('c1');
+      await new Promise((r) => setTimeout(r, 10));
+    };
+    await leading(h, container());
+    await h.migrator.start('c1', request());
+    await h.migrator.idle();
+    const w = h.store.get('c1')!;
+    expect([w.hostId, w.state, w.migration]).toEqual(['h1', 'running', undefined]);
+    expect(w.message).toBe('migration to h2 cancelled; it runs on h1');
+    expect(h.events.at(-1)).toMatchObject({ type: EVENT_TYPES.workloadMigrationFailed, data: { cancelled: true } });
+  });
+
+  it.each([
+    ['before ownership moved: the target copy goes and the source starts again', 'h1', ['h2 delete', 'h2 delete', 'h1 start'], 'h1'],
+    ['after ownership moved: started on the target, removed from the source', 'h2', ['h2 start', 'h1 delete'], 'h2'],
+  ])('settles a cold migration a previous leader left %s', async (_name, hostId, calls, hostAfter) => {
+    const h = harness();
+    const m = { id: 'm0', sourceHostId: 'h1', targetHostId: 'h2', mode: 'cold' as const, phase: 'transferring' as const, wasRunning: true, startedAt: '', maxDowntimeMs: 0, bandwidthMiBs: 0, requestId: '' };
+    await leading(h, container({ hostId, state: 'stopped', migration: m }));
+    h.migrator.recoverInterrupted();
+    await h.migrator.idle();
+    expect(short(h.calls)).toEqual(calls);
+    expect([h.store.get('c1')?.hostId, h.store.get('c1')?.migration]).toEqual([hostAfter, undefined]);
+  });
+
+  it.each([
+    ['a container asked to move live', vm({ spec: testWorkload('c', {}, {}).spec }), request({ mode: 'live' }), /containers migrate cold/],
+    ['a stopped VM, live', vm({ state: 'stopped', desiredState: 'stopped' }), request(), /is stopped; only running, paused workloads migrate live/],
+    ['a VM being deleted', vm({ desiredState: 'deleted' }), request(), /only running, paused workloads migrate live/],
+    ['a pending container, cold', vm({ spec: testWorkload('c', {}, {}).spec, state: 'pending', hostId: '' }), request(), /is pending; only running, paused, stopped workloads migrate cold/],
     ['a VM migrating already', vm({ migration: { id: 'm0', sourceHostId: 'h1', targetHostId: 'h3', mode: 'live', phase: 'transferring', startedAt: '', maxDowntimeMs: 0, bandwidthMiBs: 0, requestId: 'other' } }), request(), /already migrating to h3/],
-    ['a cold migration', vm(), request({ mode: 'cold' }), /mode: must be live or auto/],
+    ['an unknown mode', vm(), request({ mode: 'warp' }), /mode: must be live, cold or auto/],
     ['its own host as target', vm(), request({ targetHostId: 'h1' }), /target_host_id: is the host workload vm1 already runs on/],
     ['an unknown target', vm(), request({ targetHostId: 'h9' }), /host h9 not found|h9/],
   ])('refuses %s and changes nothing', async (_name, w, req, message) => {

@@ -31,6 +31,7 @@ const ABORT_POLL_MS = 1000;
 /** How soon an unsettled migration is tried again when its hosts do not answer yet (after a leader change they report within seconds). */
 const RECOVERY_RETRY_MS = 3000;
 const MOVABLE_STATES: ReadonlySet<WorkloadState> = new Set(['running', 'paused']);
+const COLD_MOVABLE_STATES: ReadonlySet<WorkloadState> = new Set(['running', 'paused', 'stopped']);
 
 /**
  * Moves workloads between hosts while they run (VMs, live). The migration is
@@ -45,6 +46,8 @@ const MOVABLE_STATES: ReadonlySet<WorkloadState> = new Set(['running', 'paused']
 export class WorkloadMigrator {
   private readonly progress = new Map<string, MigrationProgressView>();
   private readonly running = new Map<string, Promise<void>>();
+  /** Cold migrations' transfers under way, to cancel them. */
+  private readonly transfers = new Map<string, AbortController>();
 
   constructor(
     private readonly controller: WorkloadController,
@@ -68,10 +71,13 @@ export class WorkloadMigrator {
   async start(ref: string, request: MigrateRequest): Promise<Workload> {
     const w = this.controller.get(ref);
     if (request.requestId && w.migration?.requestId === request.requestId) return w;
-    if (!['', 'auto', 'live'].includes(request.mode)) throw new InvalidArgumentError('mode', 'must be live or auto (cold migration is not offered yet)');
-    if (w.spec.kind !== 'vm') throw new FailedPreconditionError(`workload ${w.id} is a container; only VMs migrate, and only live`);
+    if (!['', 'auto', 'live', 'cold'].includes(request.mode)) throw new InvalidArgumentError('mode', 'must be live, cold or auto');
+    // auto: VMs live, containers cold (a container cannot move while it runs).
+    const mode = request.mode === 'cold' || (request.mode !== 'live' && w.spec.kind === 'container') ? 'cold' : 'live';
+    if (mode === 'live' && w.spec.kind !== 'vm') throw new FailedPreconditionError(`workload ${w.id} is a container; containers migrate cold (stopped, their writable layer carried, started again)`);
     if (w.migration) throw new FailedPreconditionError(`workload ${w.id} is already migrating to ${w.migration.targetHostId}`);
-    if (w.desiredState === 'deleted' || !MOVABLE_STATES.has(w.state)) throw new FailedPreconditionError(`workload ${w.id} is ${w.state}; only running or paused workloads migrate live`);
+    const movable = mode === 'live' ? MOVABLE_STATES : COLD_MOVABLE_STATES;
+    if (w.desiredState === 'deleted' || !movable.has(w.state)) throw new FailedPreconditionError(`workload ${w.id} is ${w.state}; only ${[...movable].join(', ')} workloads migrate ${mode}`);
     const source = this.hosts.get(w.hostId);
     if (source?.status !== 'up') throw new FailedPreconditionError(`workload ${w.id}'s host ${w.hostId} is ${source?.status ?? 'unknown'}, not up`);
     if (request.targetHostId) {
@@ -84,8 +90,9 @@ export class WorkloadMigrator {
       id: `mig-${randomBytes(6).toString('hex')}`,
       sourceHostId: w.hostId,
       targetHostId: decision.hostId,
-      mode: 'live',
-      phase: 'preparing',
+      mode,
+      phase: mode === 'live' ? 'preparing' : 'stopping',
+      ...(mode === 'cold' ? { wasRunning: w.state !== 'stopped' } : {}),
       startedAt: new Date().toISOString(),
       maxDowntimeMs: request.maxDowntimeMs,
       bandwidthMiBs: request.bandwidthMiBs,
@@ -113,7 +120,13 @@ export class WorkloadMigrator {
     const w = this.controller.get(ref);
     const m = w.migration;
     if (!m) throw new FailedPreconditionError(`workload ${w.id} is not migrating`);
-    if (m.phase === 'preparing') throw new FailedPreconditionError(`the migration of workload ${w.id} is still preparing its target; cancel it once it transfers`);
+    if (m.phase !== 'transferring') throw new FailedPreconditionError(`the migration of workload ${w.id} is ${m.phase}; it can be cancelled while it transfers`);
+    if (m.mode === 'cold') {
+      const transfer = this.transfers.get(w.id);
+      if (!transfer) throw new FailedPreconditionError(`the migration of workload ${w.id} is not transferring here`);
+      transfer.abort(new AbortedError(`the migration of workload ${w.id} was cancelled`));
+      return this.controller.change(w, { migration: { ...m, phase: 'cancelling' } }).workload;
+    }
     const source = this.hosts.get(m.sourceHostId);
     if (!source) throw new FailedPreconditionError(`workload ${w.id}'s host ${m.sourceHostId} is unknown`);
     await this.agents.for(source.id, source.telemetry.address).abortMigration(w.id);
@@ -146,12 +159,116 @@ export class WorkloadMigrator {
     return this.agents.for(host.id, host.telemetry.address);
   }
 
+  /** Resolves when the workload's migration under way (if any) has ended, however it ended; read the workload then. */
+  async ended(workloadId: string): Promise<void> {
+    await this.running.get(workloadId);
+  }
+
   /** Waits for every migration under way to end (tests, shutdown). */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.running.values()]);
   }
 
   private async carryOut(w: Workload, m: WorkloadMigration): Promise<void> {
+    return m.mode === 'cold' ? this.carryOutCold(w, m) : this.carryOutLive(w, m);
+  }
+
+  /**
+   * Stops the workload, relays its state (disks, or the writable layer) from
+   * the source's agent to the target's, which makes it stopped; then moves
+   * ownership durably, starts it there if it ran, and removes the source's
+   * copy. Until ownership moves, a failure puts everything back: the
+   * target's copy removed, the source's started again.
+   */
+  private async carryOutCold(w: Workload, m: WorkloadMigration): Promise<void> {
+    const target = this.hostAgent(m.targetHostId);
+    const source = this.hostAgent(m.sourceHostId);
+    const abort = new AbortController();
+    this.transfers.set(w.id, abort);
+    let made: pb.WorkloadStatus__Output;
+    try {
+      if (this.controller.get(w.id).state !== 'stopped') {
+        const stopped = await source.act('stop', `${m.id}.stop`, w.id);
+        await this.controller.change(this.controller.get(w.id), { state: stopped.state as WorkloadState, message: `stopped to migrate to ${m.targetHostId}` }).stored;
+      }
+      await this.setPhase(w.id, 'transferring');
+      const progress: MigrationProgressView = { dataTotalBytes: 0, dataProcessedBytes: 0, dataRemainingBytes: 0, bytesPerSecond: 0, expectedDowntimeMs: 0 };
+      this.progress.set(w.id, progress);
+      const startedAt = Date.now();
+      const counted = async function* (chunks: AsyncIterable<pb.WorkloadStateChunk__Output>) {
+        for await (const chunk of chunks) {
+          if (chunk.file) progress.dataTotalBytes += chunk.file.size_bytes;
+          if (chunk.data) progress.dataProcessedBytes += chunk.data.length;
+          progress.dataRemainingBytes = progress.dataTotalBytes - progress.dataProcessedBytes;
+          progress.bytesPerSecond = progress.dataProcessedBytes / Math.max(0.001, (Date.now() - startedAt) / 1000);
+          yield chunk;
+        }
+      };
+      made = await target.importState({ command_id: `${m.id}.import`, workload_id: w.id, spec: w.spec }, counted(source.exportState(w.id, abort.signal)), abort.signal);
+    } catch (err) {
+      const why = abort.signal.aborted && abort.signal.reason instanceof AbortedError ? abort.signal.reason : err;
+      await this.putBack(w.id, m);
+      return this.fail(w.id, m, why);
+    } finally {
+      this.transfers.delete(w.id);
+      this.progress.delete(w.id);
+    }
+    const now = this.controller.get(w.id);
+    const { workload: moved, stored } = this.controller.change(now, {
+      hostId: m.targetHostId,
+      generation: (now.generation ?? 0) + 1,
+      state: made.state as WorkloadState,
+      driverRef: made.driver_ref,
+      addresses: [],
+      migration: { ...m, phase: 'switching' },
+      message: `moved from ${m.sourceHostId}; starting on ${m.targetHostId}`,
+    });
+    await stored;
+    await this.finishCold(moved.id, m);
+  }
+
+  /** After ownership moved: starts the workload on the target if it ran, removes the source's copy, ends the migration. */
+  private async finishCold(workloadId: string, m: WorkloadMigration): Promise<void> {
+    let patch: Partial<Workload> = {};
+    let message = `migrated cold from ${m.sourceHostId} to ${m.targetHostId}`;
+    try {
+      if (m.wasRunning) {
+        const started = await this.hostAgent(m.targetHostId).act('start', `${m.id}.start`, workloadId);
+        patch = { state: started.state as WorkloadState, driverRef: started.driver_ref };
+      }
+    } catch (err) {
+      // It is the target's now; reconciliation starts it once the target answers.
+      message += `; starting it there failed for now: ${errorMessage(err)}`;
+    }
+    await this.controller.change(this.controller.get(workloadId), { ...patch, migration: undefined, message }).stored;
+    try {
+      await this.hostAgent(m.sourceHostId).act('delete', `${m.id}.cleanup`, workloadId);
+    } catch (err) {
+      // Reconciliation removes a copy on a host its workload left, once the new copy runs.
+      this.log.warn({ workload: workloadId, host: m.sourceHostId, err: errorMessage(err) }, 'the copy a cold migration left behind was not removed yet');
+    }
+    this.events.emit(EVENT_TYPES.workloadMigrationCompleted, workloadId, { id: workloadId, from_host: m.sourceHostId, to_host: m.targetHostId, mode: m.mode });
+    this.log.info({ workload: workloadId, from: m.sourceHostId, to: m.targetHostId }, 'workload migrated cold');
+  }
+
+  /** A cold migration that did not move ownership: the target's copy (whole or partial) goes, the source's runs again if it ran. */
+  private async putBack(workloadId: string, m: WorkloadMigration): Promise<void> {
+    try {
+      await this.hostAgent(m.targetHostId).act('delete', `${m.id}.discard`, workloadId);
+    } catch (err) {
+      this.log.warn({ workload: workloadId, host: m.targetHostId, err: errorMessage(err) }, 'the copy of a cold migration that did not finish was not removed from its target yet');
+    }
+    if (!m.wasRunning) return;
+    try {
+      const started = await this.hostAgent(m.sourceHostId).act('start', `${m.id}.restart`, workloadId);
+      await this.controller.change(this.controller.get(workloadId), { state: started.state as WorkloadState }).stored;
+    } catch (err) {
+      // Reconciliation starts it: it is desired running where it is.
+      this.log.warn({ workload: workloadId, host: m.sourceHostId, err: errorMessage(err) }, 'not started again after a cold migration that did not finish');
+    }
+  }
+
+  private async carryOutLive(w: Workload, m: WorkloadMigration): Promise<void> {
     const target = this.hosts.get(m.targetHostId);
     const source = this.hosts.get(m.sourceHostId);
     if (!target || !source) return this.fail(w.id, m, new FailedPreconditionError(`host ${!target ? m.targetHostId : m.sourceHostId} is gone`));
@@ -210,12 +327,20 @@ export class WorkloadMigrator {
     for (;;) {
       if (!this.controller.isLeader) return;
       try {
-        return await this.settleOnce(workloadId, m, cause);
+        return await (m.mode === 'cold' ? this.settleCold(workloadId, m, cause) : this.settleOnce(workloadId, m, cause));
       } catch (err) {
         this.log.warn({ workload: workloadId, err: errorMessage(err) }, `migration not settled yet; trying again in ${RECOVERY_RETRY_MS} ms`);
         await new Promise((r) => setTimeout(r, RECOVERY_RETRY_MS));
       }
     }
+  }
+
+  /** A cold migration a previous leader left: ownership tells whether it moved (then finish it), else put everything back. */
+  private async settleCold(workloadId: string, m: WorkloadMigration, cause: unknown): Promise<void> {
+    if (this.controller.get(workloadId).hostId === m.targetHostId) return this.finishCold(workloadId, m);
+    await this.hostAgent(m.targetHostId).act('delete', `${m.id}.discard`, workloadId);
+    await this.putBack(workloadId, m);
+    return this.fail(workloadId, m, cause);
   }
 
   private async settleOnce(workloadId: string, m: WorkloadMigration, cause: unknown): Promise<void> {

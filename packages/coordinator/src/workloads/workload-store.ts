@@ -63,6 +63,10 @@ export interface WorkloadCursor {
 export const HOST_MARKS = ['cordon', 'dead'] as const;
 export type HostMark = (typeof HOST_MARKS)[number];
 
+/** Long operations whose durable record is kept by id beside the workloads (a host drain, by host id). */
+export const OPERATION_KINDS = ['drain'] as const;
+export type OperationKind = (typeof OPERATION_KINDS)[number];
+
 /** The workload store plus the rest of the coordinator's durable state. */
 export interface StateStore extends WorkloadStore, RequestStore {
   /** Stores the latest decision record of a workload. */
@@ -71,6 +75,12 @@ export interface StateStore extends WorkloadStore, RequestStore {
   /** Hosts carrying an operator's mark: cordoned, or confirmed dead. */
   hostsMarked(mark: HostMark): string[];
   setHostMark(mark: HostMark, hostId: string, on: boolean): void;
+  /** The records of one kind of operation by id, as loaded when this coordinator last reloaded and written by it since. */
+  operations<T>(kind: OperationKind): Map<string, T>;
+  /** Stores an operation record; undefined removes it. Writes keep their order; resolves once durable. */
+  putOperation(kind: OperationKind, id: string, record: unknown): Promise<void>;
+  /** The record as the bucket holds it now, for followers, which do not mirror operation records. */
+  readOperation<T>(kind: OperationKind, id: string): Promise<T | undefined>;
   /** Follow other coordinators' writes (true), or reload and become the writer (false). */
   setFollowing(following: boolean): Promise<void>;
   /** Resolves true once every write so far is durable, false after `timeoutMs`. */

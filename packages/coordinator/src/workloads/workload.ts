@@ -31,7 +31,7 @@ export interface Workload {
   updatedAt: string;
 }
 
-export const MIGRATION_PHASES = ['preparing', 'transferring', 'switching', 'cancelling'] as const;
+export const MIGRATION_PHASES = ['preparing', 'stopping', 'transferring', 'switching', 'cancelling'] as const;
 export type MigrationPhase = (typeof MIGRATION_PHASES)[number];
 
 /** The durable record of a migration under way. */
@@ -40,7 +40,10 @@ export interface WorkloadMigration {
   id: string;
   sourceHostId: string;
   targetHostId: string;
-  mode: 'live';
+  /** live: moved while it runs (VMs). cold: stopped, its state carried, made and started again on the target. */
+  mode: 'live' | 'cold';
+  /** cold: whether it ran before it was stopped to move, so it runs again after. */
+  wasRunning?: boolean;
   phase: MigrationPhase;
   startedAt: string;
   /** 0: the backend's default. */

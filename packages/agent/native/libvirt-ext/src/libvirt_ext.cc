@@ -17,7 +17,7 @@
 
 namespace {
 
-enum class Query { LibVersion, HypervisorVersion, Capabilities, EnsureNetwork, DomainAddresses, MigrateDomain, DomainJobStats, AbortDomainJob };
+enum class Query { LibVersion, HypervisorVersion, Capabilities, EnsureNetwork, DomainAddresses, MigrateDomain, DomainJobStats, CompletedJobStats, AbortDomainJob, BackupBegin };
 
 // migrateDomain's options, read and checked on the main thread.
 struct MigrateOptions {
@@ -72,7 +72,7 @@ class QueryWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
-    const bool writes = query_ == Query::EnsureNetwork || query_ == Query::MigrateDomain || query_ == Query::AbortDomainJob;
+    const bool writes = query_ == Query::EnsureNetwork || query_ == Query::MigrateDomain || query_ == Query::AbortDomainJob || query_ == Query::BackupBegin;
     virConnectPtr conn = writes ? virConnectOpen(uri_.c_str()) : virConnectOpenReadOnly(uri_.c_str());
     if (conn == nullptr) return Fail(writes ? "virConnectOpen" : "virConnectOpenReadOnly");
     switch (query_) {
@@ -106,15 +106,21 @@ class QueryWorker : public Napi::AsyncWorker {
         break;
       case Query::MigrateDomain:
       case Query::DomainJobStats:
-      case Query::AbortDomainJob: {
+      case Query::CompletedJobStats:
+      case Query::AbortDomainJob:
+      case Query::BackupBegin: {
         virDomainPtr dom = virDomainLookupByName(conn, args_[0].c_str());
         if (dom == nullptr) {
           Fail("virDomainLookupByName");
           break;
         }
         if (query_ == Query::MigrateDomain) MigrateDomain(dom, args_[1]);
-        else if (query_ == Query::DomainJobStats) DomainJobStats(dom);
-        else if (virDomainAbortJob(dom) < 0) Fail("virDomainAbortJob");
+        else if (query_ == Query::DomainJobStats) DomainJobStats(dom, 0);
+        else if (query_ == Query::CompletedJobStats) DomainJobStats(dom, VIR_DOMAIN_JOB_STATS_COMPLETED);
+        // Push mode: libvirt writes each disk's content as of now to the files the XML names.
+        else if (query_ == Query::BackupBegin) {
+          if (virDomainBackupBegin(dom, args_[1].c_str(), nullptr, 0) < 0) Fail("virDomainBackupBegin");
+        } else if (virDomainAbortJob(dom) < 0) Fail("virDomainAbortJob");
         virDomainFree(dom);
         break;
       }
@@ -198,12 +204,13 @@ class QueryWorker : public Napi::AsyncWorker {
     virTypedParamsFree(params, n);
   }
 
-  // The current job as JSON: {"type": "none" | "bounded" | ..., and every typed parameter by its name}.
-  void DomainJobStats(virDomainPtr dom) {
+  // The current job (or with VIR_DOMAIN_JOB_STATS_COMPLETED the last finished one) as JSON:
+  // {"type": "none" | "bounded" | ..., and every typed parameter by its name}.
+  void DomainJobStats(virDomainPtr dom, unsigned int flags) {
     int type = VIR_DOMAIN_JOB_NONE;
     virTypedParameterPtr params = nullptr;
     int n = 0;
-    if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) return Fail("virDomainGetJobStats");
+    if (virDomainGetJobStats(dom, &type, &params, &n, flags) < 0) return Fail("virDomainGetJobStats");
     std::string json = std::string("{\"type\":\"") + JobTypeName(type) + "\"";
     for (int i = 0; i < n; i++) {
       const virTypedParameter& p = params[i];
@@ -358,6 +365,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("migrateDomain", Napi::Function::New(env, RunMigrate, "migrateDomain"));
   exports.Set("domainJobStats", Napi::Function::New(env, Run<Query::DomainJobStats, 1>, "domainJobStats"));
   exports.Set("abortDomainJob", Napi::Function::New(env, Run<Query::AbortDomainJob, 1>, "abortDomainJob"));
+  exports.Set("completedJobStats", Napi::Function::New(env, Run<Query::CompletedJobStats, 1>, "completedJobStats"));
+  exports.Set("backupBegin", Napi::Function::New(env, Run<Query::BackupBegin, 2>, "backupBegin"));
   return exports;
 }
 

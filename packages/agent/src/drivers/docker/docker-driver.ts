@@ -1,4 +1,6 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import Docker from 'dockerode';
@@ -32,7 +34,9 @@ import {
   engineNetworkOf,
   type ImageLease,
   type ImageProvider,
+  type ExportedState,
   type StopOptions,
+  type WorkloadStateTransfer,
   type WorkloadUsage,
 } from '../driver.js';
 
@@ -51,6 +55,8 @@ const CONTAINER_LOG_FILES = '3';
 export const CATALOG_REPOSITORY = 'virtfleet-catalog';
 export const catalogImageTag = (digest: string): string => `${CATALOG_REPOSITORY}:${digest.replace(/^sha256:/, '')}`;
 const LOADED = /^Loaded image(?: ID)?: (\S+)\s*$/m;
+/** Where a container's imported state is tagged, per workload: `virtfleet-state:<workload id>`. */
+const STATE_IMAGE_REPO = 'virtfleet-state';
 
 export const DOCKER_DRIVER_NAME = 'docker';
 
@@ -276,11 +282,14 @@ class DockerDriver implements Driver {
 
     const existing = await this.inspectByName(workloadId);
     if (existing) return this.ownedOrConflict(workloadId, existing);
+    const image = await this.resolveImage(spec.image, workloadId);
+    return this.makeContainer(workloadId, spec, image, true);
+  }
 
+  /** Creates the workload's container from `image` (which stands in for the spec's), and starts it when asked to. */
+  private async makeContainer(workloadId: string, spec: WorkloadSpec, image: string, start: boolean): Promise<DriverWorkload> {
     const joined = engineNetworkOf(spec, this.network);
     const networkMode = joined ?? (spec.network === SPEC_NETWORK_NONE ? 'none' : this.config.network);
-    const image = await this.resolveImage(spec.image, workloadId);
-
     let container: Docker.Container;
     const deadline = Date.now() + NAME_RACE_TIMEOUT_MS;
     for (;;) {
@@ -300,6 +309,7 @@ class DockerDriver implements Driver {
       }
     }
 
+    if (!start) return this.refresh(workloadId, container.id);
     try {
       await ignoreNotModified(container.start());
     } catch (err) {
@@ -311,6 +321,54 @@ class DockerDriver implements Driver {
     }
     this.log.info({ workloadId, container: container.id }, 'container created');
     return this.refresh(workloadId, container.id);
+  }
+
+  /**
+   * A stopped container's state: its writable layer committed to an image
+   * (labelled with the workload, removed on release) and saved as an archive.
+   * Volumes are not carried: virtfleet containers have none of their own.
+   */
+  readonly stateTransfer: WorkloadStateTransfer = {
+    exportState: async (workloadId, dir) => {
+      const info = await this.requireOwned(workloadId);
+      if (info.State.Running) throw new FailedPreconditionError(`workload ${workloadId} is ${info.State.Paused ? 'paused' : 'running'}; its state is exported once it is stopped`);
+      return this.commitState(workloadId, info.Id, dir);
+    },
+    // Docker pauses a running container for the moment of the commit, so the layer is consistent.
+    snapshotState: async (workloadId, dir) => this.commitState(workloadId, (await this.requireOwned(workloadId)).Id, dir),
+    importState: async (workloadId, spec, files) => {
+      if (spec.kind !== KIND) throw new InvalidArgumentError('spec.kind', `the ${this.name} driver runs containers only, not ${spec.kind}`);
+      const unknown = Object.keys(files).filter((role) => role !== 'image');
+      if (unknown.length > 0 || !files.image) throw new InvalidArgumentError('files', `a container's state is one image archive (role image), not ${JSON.stringify(Object.keys(files))}`);
+      const existing = await this.inspectByName(workloadId);
+      if (existing) return this.ownedOrConflict(workloadId, existing);
+      const tag = `${STATE_IMAGE_REPO}:${workloadId}`;
+      await this.load(files.image, tag);
+      return this.makeContainer(workloadId, spec, tag, false);
+    },
+  };
+
+  /** The container's writable layer committed to an image (removed on release) and saved as an archive in `dir`. */
+  private async commitState(workloadId: string, containerId: string, dir: string): Promise<ExportedState> {
+    const committed = (await this.call(workloadId, () => this.docker.getContainer(containerId).commit({ comment: `virtfleet: the state of workload ${workloadId}` }))) as { Id: string };
+    const archive = join(dir, 'image.tar');
+    try {
+      const stream = await this.call(workloadId, () => this.docker.getImage(committed.Id).get());
+      await pipeline(stream, createWriteStream(archive, { mode: 0o600 }));
+    } catch (err) {
+      await this.removeImage(committed.Id);
+      throw err;
+    }
+    return { files: { image: archive }, release: () => this.removeImage(committed.Id) };
+  }
+
+  private async removeImage(id: string): Promise<void> {
+    try {
+      await this.docker.getImage(id).remove({ force: false });
+    } catch (err) {
+      // Still used by a container made from it (an import on this host): Docker keeps it, and so do we.
+      if (statusCodeOf(err) !== 404 && statusCodeOf(err) !== 409) this.log.warn({ image: id, err: errorMessage(err) }, 'exported state image not removed');
+    }
   }
 
   async start(workloadId: string): Promise<DriverWorkload> {
@@ -355,6 +413,8 @@ class DockerDriver implements Driver {
       throw mapDockerError(err, workloadId);
     }
     this.log.info({ workloadId, container: info.Id }, 'container removed');
+    // A container that came here by cold migration was made from its own state image: it goes too.
+    await this.removeImage(`${STATE_IMAGE_REPO}:${workloadId}`);
   }
 
   async inspect(workloadId: string): Promise<DriverWorkload | undefined> {

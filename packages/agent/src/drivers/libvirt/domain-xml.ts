@@ -230,3 +230,24 @@ export function retargetDomainXml(xml: string, from: { hostId: string; files: Re
   if (!hostIdElement.test(out)) throw new InvalidArgumentError('domain', 'carries no virtfleet host-id metadata');
   return out.replace(hostIdElement, `$1${escapeXmlText(to.hostId)}$2`);
 }
+
+/**
+ * The `<domainbackup>` (push mode) that has libvirt write the VM's own disks
+ * (`ownRoles`, as VmStorage.ownDisks names them) into `dir` as qcow2 files,
+ * and skips the others (shared disks, the seed). Answers the XML and the file
+ * each role goes to.
+ * @throws InvalidArgumentError when `dir` is not a safe absolute path
+ */
+export function domainBackupXml(files: VmFiles, ownRoles: ReadonlySet<string>, dir: string): { xml: string; targets: Record<string, string> } {
+  if (!SAFE_PATH.test(dir)) throw new InvalidArgumentError('dir', `${JSON.stringify(dir)} is not an absolute path of letters, digits and ._+-/`);
+  const targets: Record<string, string> = {};
+  const disks: Record<string, unknown>[] = files.disks.map((d, i) => {
+    const role = `disk:${d.name}`;
+    if (d.readonly || !ownRoles.has(role)) return { $: { name: diskTarget(i), backup: 'no' } };
+    const target = `${dir}/disk-${d.name}.qcow2`;
+    targets[role] = target;
+    return { $: { name: diskTarget(i), backup: 'yes', type: 'file' }, driver: { $: { type: 'qcow2' } }, target: { $: { file: target } } };
+  });
+  if (files.seed) disks.push({ $: { name: 'sda', backup: 'no' } });
+  return { xml: builder.buildObject({ domainbackup: { $: { mode: 'push' }, disks: { disk: disks } } }), targets };
+}

@@ -286,6 +286,8 @@ describe('LibvirtDriver on test:///default', () => {
       migrateDomain: () => Promise.reject(new Error('not used here')),
       domainJobStats: () => Promise.reject(new Error('not used here')),
       abortDomainJob: () => Promise.reject(new Error('not used here')),
+      completedJobStats: () => Promise.reject(new Error('not used here')),
+      backupBegin: () => Promise.reject(new Error('not used here')),
     };
     const driver = new LibvirtDriver(config(), { hostId: 'host-kvm', log }, { ok: true, ext });
     drivers.push(driver);

@@ -29,9 +29,11 @@ import {
   engineNetworkOf,
   type LiveMigration,
   type StopOptions,
+  type WorkloadStateTransfer,
   type WorkloadUsage,
 } from '../driver.js';
-import { buildDomainXml, parseGuestDomainTypes, parseOwnership, type DomainOwnership, type DomainType } from './domain-xml.js';
+import { buildDomainXml, domainBackupXml, parseGuestDomainTypes, parseOwnership, type DomainOwnership, type DomainType } from './domain-xml.js';
+import { runPushBackup } from './libvirt-backup.js';
 import { loadLibvirtExt, type DomainInterface, type LibvirtExtLoad } from './native-ext.js';
 import { VmStorage, type VmFiles } from './vm-storage.js';
 import { LibvirtLiveMigration } from './libvirt-migration.js';
@@ -324,6 +326,43 @@ export class LibvirtDriver implements Driver {
   }
 
   readonly migration: LiveMigration;
+
+  /** A stopped VM's own disks, carried as they are; the target points overlays at its own copy of the catalog image. */
+  readonly stateTransfer: WorkloadStateTransfer = {
+    exportState: async (workloadId) => {
+      const found = await this.inspect(workloadId);
+      if (!found) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+      if (found.state !== 'stopped') throw new FailedPreconditionError(`workload ${workloadId} is ${found.state}; its disks are exported once it is stopped`);
+      return { files: await this.storage.ownDisks(workloadId), release: () => Promise.resolve() };
+    },
+    snapshotState: async (workloadId, dir) => {
+      const found = await this.inspect(workloadId);
+      if (!found) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+      const own = await this.storage.ownDisks(workloadId);
+      if (found.state === 'stopped') return { files: own, release: () => Promise.resolve() };
+      if (!this.ext.ok) throw new FailedPreconditionError(`backing up a running VM needs the libvirt-ext addon: ${this.ext.reason}`);
+      const files = await this.storage.files(workloadId);
+      if (!files) throw new FailedPreconditionError(`workload ${workloadId} has no files made by virtfleet on this host`);
+      const { xml, targets } = domainBackupXml(files, new Set(Object.keys(own)), dir);
+      await runPushBackup(this.ext.ext, this.config.uri, backendName(this.context.hostId, workloadId), xml);
+      return { files: targets, release: () => Promise.resolve() };
+    },
+    importState: async (workloadId, spec, received) => {
+      buildDomainXml(workloadId, spec, this.context.hostId, 'qemu');
+      return this.call(workloadId, async (hv) => {
+        const existing = await this.lookup(hv, workloadId);
+        if (existing) return this.adopt(hv, existing, workloadId);
+        const network = engineNetworkOf(spec, this.context.network);
+        const files = await this.storage.adoptDisks(workloadId, spec, received);
+        try {
+          return await this.snapshot(hv, await this.define(hv, workloadId, spec, spec.domain_type ?? (await this.newDomainType()), files, network));
+        } catch (err) {
+          if (!isConnectionLost(err)) await this.storage.remove(workloadId);
+          throw err;
+        }
+      });
+    },
+  };
 
   /** Takes up VMs' files and opens the connection now, so configuration mistakes show at start-up. An unreachable libvirtd is only logged. */
   async connect(): Promise<void> {

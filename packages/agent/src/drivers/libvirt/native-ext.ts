@@ -62,6 +62,20 @@ export interface LibvirtExt {
    * active, so it is not idempotent.
    */
   abortDomainJob(uri: string, domainName: string): Promise<string>;
+  /**
+   * The last finished job of the domain (virDomainGetJobStats with
+   * VIR_DOMAIN_JOB_STATS_COMPLETED), as domainJobStats answers: its type says
+   * how it ended ("completed", "failed" or "cancelled"); "none" when libvirt
+   * keeps none.
+   */
+  completedJobStats(uri: string, domainName: string): Promise<string>;
+  /**
+   * Starts a push-mode backup (virDomainBackupBegin): libvirt writes every
+   * disk the `<domainbackup>` XML names, as it is at this instant, to the
+   * target file given there, while the domain runs. Resolves "" once the job
+   * has begun; follow it with domainJobStats and completedJobStats.
+   */
+  backupBegin(uri: string, domainName: string, backupXml: string): Promise<string>;
 }
 
 /** libvirt's virDomainMigrateFlags that virtfleet uses (libvirt-domain.h). */
@@ -193,7 +207,7 @@ export function loadLibvirtExt(): LibvirtExtLoad {
   if (loaded) return loaded;
   try {
     const ext = createRequire(import.meta.url)(LIBVIRT_EXT_PATH) as Partial<LibvirtExt>;
-    const missing = (['getLibVersion', 'getHypervisorVersion', 'getCapabilities', 'ensureNetwork', 'domainAddresses', 'migrateDomain', 'domainJobStats', 'abortDomainJob'] as const).filter((f) => typeof ext[f] !== 'function');
+    const missing = (['getLibVersion', 'getHypervisorVersion', 'getCapabilities', 'ensureNetwork', 'domainAddresses', 'migrateDomain', 'domainJobStats', 'abortDomainJob', 'completedJobStats', 'backupBegin'] as const).filter((f) => typeof ext[f] !== 'function');
     loaded = missing.length === 0 ? { ok: true, ext: ext as LibvirtExt } : { ok: false, reason: `${LIBVIRT_EXT_PATH} lacks ${missing.join(', ')}` };
   } catch (err) {
     loaded = { ok: false, reason: `cannot load ${LIBVIRT_EXT_PATH}: ${errorMessage(err)}` };

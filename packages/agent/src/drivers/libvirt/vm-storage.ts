@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -171,6 +171,43 @@ export class VmStorage {
     }
   }
 
+  /**
+   * The disks that are this VM's own (in its directory), by role `disk:NAME`:
+   * what a cold migration carries. A disk by path elsewhere is shared storage.
+   */
+  async ownDisks(workloadId: string): Promise<Record<string, string>> {
+    const files = await this.files(workloadId);
+    const dir = this.workloadDir(workloadId);
+    return Object.fromEntries((files?.disks ?? []).filter((d) => d.path.startsWith(`${dir}/`)).map((d) => [`disk:${d.name}`, d.path]));
+  }
+
+  /**
+   * Makes the VM's files (as prepare does) with its own disks taken from
+   * `received` (by role, as ownDisks names them on the host they come from):
+   * each is moved into place, and an overlay is pointed at this host's copy
+   * of its catalog image. All or nothing, like prepare.
+   * @throws InvalidArgumentError when a disk is missing from `received` or a role names no disk of the spec
+   */
+  async adoptDisks(workloadId: string, spec: WorkloadSpec, received: Record<string, string>): Promise<VmFiles> {
+    const files = await this.prepare(workloadId, spec);
+    try {
+      const own = await this.ownDisks(workloadId);
+      const unknown = Object.keys(received).filter((role) => !(role in own));
+      if (unknown.length > 0) throw new InvalidArgumentError('files', `${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a disk of this VM (it has ${Object.keys(own).join(', ') || 'none'})`);
+      for (const [role, path] of Object.entries(own)) {
+        const source = received[role];
+        if (source === undefined) throw new InvalidArgumentError('files', `${role} is missing`);
+        const backing = await backingOf(path);
+        await moveFile(source, path);
+        if (backing) await tool('qemu-img', ['rebase', '-u', '-f', 'qcow2', '-F', backing.format, '-b', backing.path, path]);
+      }
+      return files;
+    } catch (err) {
+      await this.remove(workloadId);
+      throw asStorageError(err);
+    }
+  }
+
   /** The files of a prepared VM, or undefined. */
   async files(workloadId: string): Promise<VmFiles | undefined> {
     return (await this.manifest(workloadId))?.files;
@@ -235,6 +272,26 @@ async function tool(command: string, args: string[]): Promise<string> {
     const detail = (e.stderr ?? '').trim() || errorMessage(err);
     if (/No space left on device/i.test(detail)) throw new ResourceExhaustedError(`${command}: the host's disk is full: ${detail}`, { cause: err });
     throw new InternalError(`${command} failed: ${detail}`, { cause: err });
+  }
+}
+
+/** The image a qcow2 file stands on, if any (its path and format, as qemu-img reports them). */
+async function backingOf(path: string): Promise<{ path: string; format: string } | undefined> {
+  const info = JSON.parse(await tool('qemu-img', ['info', '--output=json', '-U', '-f', 'qcow2', path])) as { 'backing-filename'?: unknown; 'backing-filename-format'?: unknown };
+  const backing = info['backing-filename'];
+  if (typeof backing !== 'string' || backing === '') return undefined;
+  const format = info['backing-filename-format'];
+  return { path: backing, format: typeof format === 'string' ? format : 'raw' };
+}
+
+/** Moves a file, copying it when it is on another file system. */
+async function moveFile(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await copyFile(from, to);
+    await rm(from, { force: true });
   }
 }
 

@@ -2,59 +2,39 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { pb } from '@virtfleet/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type TestCluster } from '../support/cluster.js';
-import { freePort, runCli } from '../support/processes.js';
-import { startSimulatedHost, type SimulatedHost } from '../support/simulated-host.js';
-import { consoleText, testGuest, waitForConsole, type TestGuest } from '../support/test-guest.js';
-import { GiveUp, waitFor, waitUntil } from '../support/wait.js';
-import { retainedEvents } from '../support/workloads.js';
+import type { TestCluster } from '../support/cluster.js';
+import { GUEST_BOOT_MS, startPlayground, testGuestSpec, type Playground } from '../support/playground.js';
+import type { SimulatedHost } from '../support/simulated-host.js';
+import { consoleText, waitForConsole } from '../support/test-guest.js';
+import { waitFor, waitUntil } from '../support/wait.js';
+import { retainedEvents, TEST_IMAGE } from '../support/workloads.js';
 
 const run = promisify(execFile);
-const GUEST_BOOT_MS = 180_000;
 const ticksIn = (text: string) => [...text.matchAll(/VIRTFLEET-TICK (\d+)/g)].map((m) => Number(m[1]));
 
 /**
- * Live migration through virtfleet between two simulated hosts (own
- * libvirtd, dockerd, agent and network namespace each), with the test guest
- * under TCG: its tick counter goes on across the move instead of starting
- * again, its disk comes along, and nothing of it is left on the source.
+ * Migration through virtfleet between two simulated hosts (own libvirtd,
+ * dockerd, agent and network namespace each). Live, with the test guest under
+ * TCG: its tick counter goes on across the move instead of starting again,
+ * its disk comes along, and nothing of it is left on the source. Cold, for a
+ * container (its writable layer comes along) and a VM (its disk does).
  */
-describe('live migration of VMs between simulated hosts', () => {
+describe('migration between simulated hosts', () => {
+  let playground: Playground;
   let cluster: TestCluster;
   let hosts: [SimulatedHost, SimulatedHost];
-  let guest: TestGuest;
   const tag = `m${process.pid % 100_000}`;
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const cli = (...args: string[]) => playground.cli(...args);
   const vmsOf = (host: SimulatedHost) => join(host.agentStateDir, 'vms');
   const filesOn = (host: SimulatedHost, id: string) => existsSync(join(vmsOf(host), id));
   const domainsOf = async (host: SimulatedHost) => (await run('virsh', ['-c', host.libvirtUri, 'list', '--all', '--name'])).stdout.split('\n').filter((l) => l.trim() !== '');
   const consoleOn = (host: SimulatedHost, id: string) => join(vmsOf(host), id, 'console.log');
-  const guestSpec = (name: string): pb.WorkloadSpec => ({
-    name,
-    kind: 'vm',
-    vcpus: 1,
-    memory_mib: 128,
-    image: `${tag}-disk`,
-    disk_gib: 1,
-    boot: { kernel: `${tag}-kernel`, initrd: `${tag}-initrd`, cmdline: 'console=ttyS0 quiet' },
-    domain_type: 'qemu',
-  });
   /** Submits a guest on `host` (the other one cordoned meanwhile) and waits for it to tick. */
   const bootOn = async (host: SimulatedHost, other: SimulatedHost, name: string) => {
     await cluster.api.cordon(other.name, true);
     try {
-      const submitted = await cluster.api.submit({ request_id: name, spec: guestSpec(name) });
-      const w = await waitFor(
-        `${name} running`,
-        async () => {
-          const got = await cluster.api.get(submitted.id);
-          if (got.state === 'failed') throw new GiveUp(`${name} failed: ${got.message}`);
-          return got.state === 'running' ? got : undefined;
-        },
-        { timeoutMs: GUEST_BOOT_MS },
-      );
+      const w = await playground.runningOn((await cluster.api.submit({ request_id: name, spec: testGuestSpec(tag, name) })).id);
       expect(w.host_id).toBe(host.name);
       await waitForConsole(consoleOn(host, w.id), 'VIRTFLEET-TICK 3', { timeoutMs: GUEST_BOOT_MS });
       return w;
@@ -73,22 +53,11 @@ describe('live migration of VMs between simulated hosts', () => {
     );
 
   beforeAll(async () => {
-    guest = await testGuest();
-    cluster = await startCluster({ agents: [] });
-    hosts = [await startSimulatedHost(`${tag}a`, cluster.nats.url, await freePort()), await startSimulatedHost(`${tag}b`, cluster.nats.url, await freePort())];
-    for (const [file, name] of [
-      [guest.kernel, 'kernel'],
-      [guest.initrd, 'initrd'],
-      [guest.disk, 'disk'],
-    ] as const) {
-      const imported = await cli('image', 'import', file, '--name', `${tag}-${name}`);
-      expect(imported.code, imported.stderr).toBe(0);
-    }
-    await waitUntil('both simulated hosts up', async () => (await cluster.api.hosts()).hosts.filter((h) => h.status === 'up').length === 2, { timeoutMs: 60_000 });
+    playground = await startPlayground(tag);
+    ({ cluster, hosts } = playground);
   }, 600_000);
   afterAll(async () => {
-    for (const h of hosts ?? []) await h.down().catch(() => undefined);
-    await cluster?.stop();
+    await playground?.stop();
   }, 300_000);
 
   it('moves a running VM to the host the scheduler picks: its ticks go on, its disk comes along, and the source keeps nothing', async () => {
@@ -251,6 +220,77 @@ describe('live migration of VMs between simulated hosts', () => {
     await expectTicking(w.id, b);
     await cleanUp(w.id, b);
   }, 900_000);
+
+  it("moves a container cold: stopped, its writable layer carried, started on the other host, and gone from the first", async () => {
+    const [a, b] = hosts;
+    await cluster.api.cordon(b.name, true);
+    const name = `${tag}-c1`;
+    // The first start writes a random value into the container's own layer; every start prints it.
+    const script = 'trap "exit 0" TERM; [ -f /state ] || echo "VIRTFLEET-STATE $(head -c 8 /dev/urandom | od -An -tx1 | tr -d " ")" > /state; cat /state; while true; do sleep 1; done';
+    const submitted = await cluster.api.submit({ request_id: name, spec: { name, kind: 'container', image: TEST_IMAGE, vcpus: 0.1, memory_mib: 32, command: ['/bin/sh', '-c', script] } });
+    await cluster.api.cordon(b.name, false);
+    await waitUntil(`${name} running`, async () => (await cluster.api.get(submitted.id)).state === 'running', { timeoutMs: 60_000 });
+    const stateOf = async () => {
+      const value = /VIRTFLEET-STATE ([0-9a-f]{16})/.exec((await cli('workload', 'logs', submitted.id)).stdout)?.[1];
+      return value === undefined ? undefined : { value };
+    };
+    const before = (await waitFor('its state printed', stateOf, { timeoutMs: 30_000 })).value;
+
+    const migrate = await cli('workload', 'migrate', submitted.id, '--watch');
+    expect(migrate.code, migrate.stderr).toBe(0);
+    expect(migrate.stdout).toContain(`cold ${a.name} -> ${b.name}`);
+    const moved = await cluster.api.get(submitted.id);
+    expect([moved.host_id, moved.state, moved.message]).toEqual([b.name, 'running', `migrated cold from ${a.name} to ${b.name}`]);
+    // The container on b started from the state carried over: it prints the value written on a.
+    expect((await waitFor('its state printed on the target', stateOf, { timeoutMs: 30_000 })).value).toBe(before);
+    const containersOf = async (host: SimulatedHost) => (await host.docker.listContainers({ all: true })).filter((c) => c.Names.some((n) => n.endsWith(`.${submitted.id}`)));
+    expect(await containersOf(a)).toEqual([]);
+    expect((await containersOf(b)).map((c) => c.State)).toEqual(['running']);
+
+    await cluster.api.act('DeleteWorkload', { id: submitted.id, request_id: `${name}-delete` });
+    await waitUntil('deleted', async () => (await containersOf(b)).length === 0, { timeoutMs: 60_000 });
+    // Its state image went with it.
+    expect((await b.docker.listImages()).filter((i) => (i.RepoTags ?? []).includes(`virtfleet-state:${submitted.id}`))).toEqual([]);
+  }, 300_000);
+
+  it('moves a VM cold: shut down, its disk carried, booted on the other host from that disk', async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm6`);
+    const migrate = await cli('workload', 'migrate', w.id, '--mode', 'cold', '--watch');
+    expect(migrate.code, migrate.stderr).toBe(0);
+    const moved = await cluster.api.get(w.id);
+    expect([moved.host_id, moved.state]).toEqual([b.name, 'running']);
+    // A second boot, counted on the disk that came from a.
+    expect(await waitForConsole(consoleOn(b, w.id), 'VIRTFLEET-GUEST-READY', { timeoutMs: GUEST_BOOT_MS })).toContain('VIRTFLEET-BOOTS 2');
+    await expectOneCopyOn(w.id, b);
+    await cleanUp(w.id, b);
+  }, 600_000);
+
+  it('drains a host: its VM moves live and its container cold to the other host, and the host ends empty and cordoned', async () => {
+    const [a, b] = hosts;
+    const vm = await bootOn(a, b, `${tag}-vm7`);
+    const before = Math.max(...ticksIn(consoleText(consoleOn(a, vm.id))));
+    await cluster.api.cordon(b.name, true);
+    const c = await playground.runningOn(
+      (await cluster.api.submit({ request_id: `${tag}-c7`, spec: { name: `${tag}-c7`, kind: 'container', image: TEST_IMAGE, vcpus: 0.1, memory_mib: 32, command: ['/bin/sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'] } })).id,
+    );
+    await cluster.api.cordon(b.name, false);
+    expect(c.host_id).toBe(a.name);
+
+    const drained = await cli('host', 'drain', a.name, '--parallel', '2');
+    expect(drained.code, `${drained.stdout}\n${drained.stderr}`).toBe(0);
+    for (const id of [vm.id, c.id]) expect((await cluster.api.get(id)).host_id).toBe(b.name);
+    expect((await cluster.api.list({ host_id: a.name })).workloads).toEqual([]);
+    expect((await cluster.api.hosts()).hosts.find((h) => h.id === a.name)?.cordoned).toBe(true);
+    // The VM moved live: its ticks went on.
+    expect(Math.min(...ticksIn(await waitForConsole(consoleOn(b, vm.id), 'VIRTFLEET-TICK', { count: 2, timeoutMs: 60_000 })))).toBeGreaterThan(before);
+
+    const undrained = await cli('host', 'undrain', a.name);
+    expect(undrained.code, undrained.stderr).toBe(0);
+    expect((await cluster.api.hosts()).hosts.find((h) => h.id === a.name)?.cordoned).toBe(false);
+    for (const id of [vm.id, c.id]) await cluster.api.act('DeleteWorkload', { id, request_id: `${id}-delete` });
+    await waitUntil('deleted', async () => (await domainsOf(b)).filter((d) => d.endsWith(vm.id)).length === 0, { timeoutMs: 60_000 });
+  }, 600_000);
 
   it('refuses an unknown workload (exit 3) and a bad option (exit 2), naming it', async () => {
     const unknown = await cli('workload', 'migrate', 'no-such-workload');
