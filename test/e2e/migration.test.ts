@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -291,6 +292,33 @@ describe('migration between simulated hosts', () => {
     for (const id of [vm.id, c.id]) await cluster.api.act('DeleteWorkload', { id, request_id: `${id}-delete` });
     await waitUntil('deleted', async () => (await domainsOf(b)).filter((d) => d.endsWith(vm.id)).length === 0, { timeoutMs: 60_000 });
   }, 600_000);
+
+  it('consolidates two hosts into one: rebalance plan, then rebalance apply carries the move out', async () => {
+    const [a, b] = hosts;
+    const sleeper = (name: string) => ({ name, kind: 'container', image: TEST_IMAGE, vcpus: 0.1, memory_mib: 32, command: ['/bin/sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'] });
+    const ids: string[] = [];
+    for (const [host, other, name] of [[a, b, `${tag}-r1`], [b, a, `${tag}-r2`]] as const) {
+      await cluster.api.cordon(other.name, true);
+      ids.push((await playground.runningOn((await cluster.api.submit({ request_id: name, spec: sleeper(name) })).id)).id);
+      await cluster.api.cordon(other.name, false);
+      expect((await cluster.api.get(ids.at(-1)!)).host_id).toBe(host.name);
+    }
+    const planned = await cli('rebalance', 'plan', '--goal', 'consolidate', '-o', 'json');
+    expect(planned.code, planned.stderr).toBe(0);
+    const plan = JSON.parse(planned.stdout) as { hosts_used_before: number; hosts_used_after: number; moves: unknown[] };
+    expect([plan.hosts_used_before, plan.hosts_used_after, plan.moves.length]).toEqual([2, 1, 1]);
+    const file = join(mkdtempSync(join(tmpdir(), 'vf-plan-')), 'plan.json');
+    writeFileSync(file, planned.stdout);
+    const applied = await cli('rebalance', 'apply', file);
+    expect(applied.code, `${applied.stdout}\n${applied.stderr}`).toBe(0);
+    expect(applied.stdout).toContain('1 moved, 0 skipped, 0 failed or not started');
+    const where = await Promise.all(ids.map(async (id) => (await cluster.api.get(id)).host_id));
+    expect(new Set(where).size).toBe(1);
+    // Applied again, the plan finds its workload moved already and changes nothing.
+    const again = await cli('rebalance', 'apply', file);
+    expect(again.stdout).toContain('0 moved, 1 skipped');
+    for (const id of ids) await cluster.api.act('DeleteWorkload', { id, request_id: `${id}-delete` });
+  }, 300_000);
 
   it('refuses an unknown workload (exit 3) and a bad option (exit 2), naming it', async () => {
     const unknown = await cli('workload', 'migrate', 'no-such-workload');

@@ -60,6 +60,9 @@ export class CoordinatorApi {
   restoreBackup(req: pb.RestoreBackupRequest): Promise<pb.Workload__Output> {
     return this.unary('RestoreBackup', req);
   }
+  pruneBackups(req: pb.PruneBackupsRequest): Promise<pb.PruneBackupsResponse__Output> {
+    return this.unary('PruneBackups', req);
+  }
   confirmDead(hostId: string, requestId = ''): Promise<pb.ConfirmHostDeadResponse__Output> {
     return this.unary('ConfirmHostDead', { host_id: hostId, request_id: requestId });
   }

@@ -6,6 +6,7 @@ import { registerImageCommands } from './commands/images.js';
 import { registerOperatorCommands } from './commands/operator.js';
 import { registerSchedulingCommands } from './commands/scheduling.js';
 import { registerRebalanceCommand } from './commands/rebalance.js';
+import { registerRebalanceApply } from './commands/rebalance-apply.js';
 import { registerSimulateCommand } from './commands/simulate.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { errorText, watchForClosedStdout } from './output.js';
@@ -35,7 +36,7 @@ registerSchedulingCommands(program);
 registerImageCommands(program);
 registerBackupCommands(program);
 registerSimulateCommand(program);
-registerRebalanceCommand(program);
+registerRebalanceApply(registerRebalanceCommand(program));
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

@@ -1,5 +1,5 @@
-import type { Command } from 'commander';
-import type { pb } from '@virtfleet/shared';
+import { Option, type Command } from 'commander';
+import { BACKUP_POLICY_LIMITS, DNS_LABEL, InvalidArgumentError, type pb } from '@virtfleet/shared';
 import { EXIT } from '../exit-codes.js';
 import { age, print, table } from '../output.js';
 import { withApi } from './operator.js';
@@ -12,6 +12,35 @@ function backupRows(backups: pb.Backup__Output[]): string {
     ['id', 'workload', 'kind', 'files', 'size', 'stored', 'age'],
     backups.map((b) => [b.id, b.workload_name, b.kind, b.files.map((f) => f.role).join(','), sizeText(b.size_bytes), sizeText(b.stored_bytes), age(b.created_at)]),
   );
+}
+
+/** A `--keep-*` count: a whole number from 0 to 1000. */
+function keepCount(flag: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n > BACKUP_POLICY_LIMITS.maxKeep) throw new InvalidArgumentError(flag, `must be a whole number from 0 to ${BACKUP_POLICY_LIMITS.maxKeep}, not ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+export interface PruneOptions {
+  keepLast?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  dryRun?: boolean;
+  requestId?: string;
+}
+
+/**
+ * The PruneBackups request of `backup prune`.
+ * @throws InvalidArgumentError for a workload that is not a name, or when no --keep-* is above 0 (that would remove every backup)
+ */
+export function pruneRequestOf(workload: string, opts: PruneOptions): pb.PruneBackupsRequest {
+  if (!DNS_LABEL.test(workload)) throw new InvalidArgumentError('<workload>', 'must be a workload name (its backups are found by name)');
+  const req = { workload, keep_last: opts.keepLast ?? 0, keep_daily: opts.keepDaily ?? 0, keep_weekly: opts.keepWeekly ?? 0, dry_run: opts.dryRun ?? false };
+  if (req.keep_last + req.keep_daily + req.keep_weekly === 0)
+    throw new InvalidArgumentError('--keep-last', 'give at least one of --keep-last, --keep-daily, --keep-weekly above 0; with none, every backup would be removed');
+  return { ...req, request_id: req.dry_run ? '' : requestIdOf(opts) };
 }
 
 export function registerBackupCommands(program: Command): void {
@@ -64,6 +93,27 @@ export function registerBackupCommands(program: Command): void {
         if (!r.ok) process.exitCode = EXIT.failure;
       }),
     );
+  backup
+    .command('prune')
+    .description("remove a workload's backups that no --keep-* rule keeps (a backup kept by any rule stays); UTC days, ISO weeks")
+    .argument('<workload>', 'workload name')
+    .addOption(new Option('--keep-last <n>', `keep the n newest backups, 0-${BACKUP_POLICY_LIMITS.maxKeep}`).argParser(keepCount('--keep-last')))
+    .addOption(new Option('--keep-daily <n>', 'keep the newest backup of each of the last n days that have backups').argParser(keepCount('--keep-daily')))
+    .addOption(new Option('--keep-weekly <n>', 'keep the newest backup of each of the last n ISO weeks that have backups').argParser(keepCount('--keep-weekly')))
+    .option('--dry-run', 'only show what would be removed')
+    .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)')
+    .action(async (workload: string, opts: PruneOptions, cmd: Command) => {
+      const req = pruneRequestOf(workload, opts);
+      await withApi(cmd, async (client, format) => {
+        const r = await client.pruneBackups(req);
+        print(format, r, () =>
+          [
+            `${workload}: ${r.kept.length} kept, ${r.removed.length} ${req.dry_run ? 'would be removed (dry run)' : 'removed'}`,
+            ...(r.removed.length > 0 ? [backupRows(r.removed)] : []),
+          ].join('\n'),
+        );
+      });
+    });
   backup
     .command('restore')
     .description('make a new workload from a backup, and start it; every chunk is checked as it is read')

@@ -347,7 +347,8 @@ function parseTail(v: string): number {
   return n;
 }
 
-function parseWhole(v: string, option: string, min: number, max: number): number {
+/** A whole-number option within bounds. @throws InvalidArgumentError naming the option */
+export function parseWhole(v: string, option: string, min: number, max: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(option, `must be a whole number from ${min} to ${max}`);
   return n;
