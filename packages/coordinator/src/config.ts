@@ -92,9 +92,11 @@ export const coordinatorConfigSchema = z
       .object({
         /** The backup repository: chunks and manifests, one directory for the cluster (shared storage when coordinators run on several machines). @default /var/lib/virtfleet/backups */
         dir: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').default('/var/lib/virtfleet/backups'),
+        /** How often the leader looks for workloads whose scheduled backup (spec `backup`) is due, and prunes by their retention. @default 60_000 */
+        scheduleCheckMs: z.number().int().min(100).max(3_600_000).default(60_000),
       })
       .strict()
-      .default({ dir: '/var/lib/virtfleet/backups' }),
+      .default({ dir: '/var/lib/virtfleet/backups', scheduleCheckMs: 60_000 }),
     reconcile: z
       .object({
         /** How often every host's workloads are compared with their desired state. @default 10_000 */

@@ -23,6 +23,7 @@ import { createScheduler } from './scheduler/create-scheduler.js';
 import { WorkloadController } from './workloads/workload-controller.js';
 import { WorkloadMigrator } from './workloads/workload-migrator.js';
 import { backupHandlers } from './backups/backup-handlers.js';
+import { BackupScheduler } from './backups/backup-scheduler.js';
 import { BackupService } from './backups/backup-service.js';
 import { DirectoryBackupRepository } from './backups/directory-backup-repository.js';
 import { LeaderLease } from './ha/leader-lease.js';
@@ -106,6 +107,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint, config.scheduler.stoppedReservation);
   const migrator = new WorkloadMigrator(controller, hosts, agents, events, log.child({ component: 'migrator' }));
   const backups = new BackupService(new DirectoryBackupRepository(config.backups.dir, log.child({ component: 'backups' })), controller, hosts, agents, events, log.child({ component: 'backups' }));
+  const backupScheduler = new BackupScheduler(backups, () => controller.workloads(), () => controller.isLeader, { checkIntervalMs: config.backups.scheduleCheckMs }, log.child({ component: 'backup-scheduler' }));
   const leases = await untilReady(
     `the host lease bucket ${config.hosts.leaseBucket}`,
     () => HostLeaseMonitor.open(nc, config.id, { bucket: config.hosts.leaseBucket, replicas: config.state.replicas, fenceMarginMs: config.failover.fenceMarginMs }, log),
@@ -195,6 +197,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         supervisor.start();
         sweeper.start();
         uploadSweep.start();
+        backupScheduler.start();
       },
       onDeposed: () => {
         supervisor.stop();
@@ -202,6 +205,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         forgetter.stop();
         sweeper.stop();
         uploadSweep.stop();
+        backupScheduler.stop();
         followUntilDone();
       },
     },
@@ -226,6 +230,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       forgetter.stop();
       sweeper.stop();
       uploadSweep.stop();
+      backupScheduler.stop();
       leases.stop();
       await controller.stop();
       await lease.stop();

@@ -83,3 +83,6 @@ export type { RebalanceGain, RebalanceGain__Output } from './generated/virtfleet
 export type { RebalanceSpread, RebalanceSpread__Output } from './generated/virtfleet/v1/RebalanceSpread.js';
 export type { RebalanceSpreadChange, RebalanceSpreadChange__Output } from './generated/virtfleet/v1/RebalanceSpreadChange.js';
 export type { RebalancePinned, RebalancePinned__Output } from './generated/virtfleet/v1/RebalancePinned.js';
+export type { BackupPolicy, BackupPolicy__Output } from './generated/virtfleet/v1/BackupPolicy.js';
+export type { PruneBackupsRequest, PruneBackupsRequest__Output } from './generated/virtfleet/v1/PruneBackupsRequest.js';
+export type { PruneBackupsResponse, PruneBackupsResponse__Output } from './generated/virtfleet/v1/PruneBackupsResponse.js';

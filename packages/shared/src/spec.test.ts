@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from './errors.js';
-import { parseWorkloadSpec } from './spec.js';
+import { loadCoordinatorProto } from './proto.js';
+import { parseDurationMs, parseWorkloadSpec } from './spec.js';
 
 const container = { name: 'web', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.5, memory_mib: 64 };
 const vm = { name: 'db', kind: 'vm', vcpus: 2, memory_mib: 1024, disk_gib: 10 };
@@ -29,6 +30,10 @@ describe('parseWorkloadSpec', () => {
     { name: 'a shell-script user-data', input: { ...vm, cloud_init: { user_data: '#!/bin/sh\necho hi\n' } } },
     { name: 'proto\'s empty lists and messages', input: { ...vm, disks: [], boot: null, cloud_init: null, domain_type: '' } },
     { name: 'env and labels', input: { ...container, env: { PATH_X: '/bin', _A: '' }, labels: { 'team.io/owner': 'ops', tier: 'web' } } },
+    { name: 'a vm backed up hourly, keeping the last 3', input: { ...vm, backup: { every: '1h', keep_last: 3 } } },
+    { name: 'a container backed up every 5m with daily and weekly retention', input: { ...container, backup: { every: '5m', keep_daily: 7, keep_weekly: 4 } } },
+    { name: 'a backup every 1h30m', input: { ...vm, backup: { every: '1h30m', keep_last: 1000 } } },
+    { name: "proto's unset backup policy", input: { ...vm, backup: null } },
   ];
   it.each(accepted)('accepts $name', ({ input }) => {
     expect(() => parseWorkloadSpec(input)).not.toThrow();
@@ -156,6 +161,18 @@ describe('parseWorkloadSpec', () => {
     { name: 'zero tolerated utilisation', input: { ...container, performance: { max_host_cpu_utilisation: 0 } }, field: 'spec.performance.max_host_cpu_utilisation', reason: /greater than 0/ },
     { name: 'an unknown latency class', input: { ...container, performance: { latency_class: 'ultra' } }, field: 'spec.performance.latency_class', reason: /standard, low, batch/ },
     { name: 'an unknown performance field', input: { ...container, performance: { cpu: 1 } }, field: 'spec.performance.cpu', reason: /^unknown field$/ },
+    { name: 'a backup policy without every', input: { ...vm, backup: { keep_last: 3 } }, field: 'spec.backup.every', reason: /^is required$/ },
+    { name: "proto's empty every", input: { ...vm, backup: { every: '', keep_last: 3, keep_daily: 0, keep_weekly: 0 } }, field: 'spec.backup.every', reason: /duration such as/ },
+    { name: 'a backup every 4m', input: { ...vm, backup: { every: '4m', keep_last: 3 } }, field: 'spec.backup.every', reason: /at least 5m/ },
+    { name: 'a backup every 299s', input: { ...vm, backup: { every: '299s', keep_last: 3 } }, field: 'spec.backup.every', reason: /at least 5m/ },
+    { name: 'an every that is not a duration', input: { ...vm, backup: { every: 'hourly', keep_last: 3 } }, field: 'spec.backup.every', reason: /duration such as/ },
+    { name: 'an every as a number', input: { ...vm, backup: { every: 3600, keep_last: 3 } }, field: 'spec.backup.every', reason: /duration such as/ },
+    { name: 'an every above a year', input: { ...vm, backup: { every: '400d', keep_last: 3 } }, field: 'spec.backup.every', reason: /at most 366d/ },
+    { name: 'a backup policy keeping nothing', input: { ...vm, backup: { every: '1h' } }, field: 'spec.backup', reason: /one of keep_last, keep_daily, keep_weekly above 0/ },
+    { name: 'keep_last above 1000', input: { ...vm, backup: { every: '1h', keep_last: 1001 } }, field: 'spec.backup.keep_last', reason: /at most 1000/ },
+    { name: 'a negative keep_daily', input: { ...vm, backup: { every: '1h', keep_last: 1, keep_daily: -1 } }, field: 'spec.backup.keep_daily', reason: /negative/ },
+    { name: 'a fractional keep_weekly', input: { ...vm, backup: { every: '1h', keep_weekly: 1.5 } }, field: 'spec.backup.keep_weekly', reason: /whole/ },
+    { name: 'an unknown backup field', input: { ...vm, backup: { every: '1h', keep_last: 1, keep_monthly: 2 } }, field: 'spec.backup.keep_monthly', reason: /^unknown field$/ },
   ];
   it.each(rejected)('rejects $name naming $field', ({ input, field, reason }) => {
     let caught: unknown;
@@ -187,5 +204,41 @@ describe('parseWorkloadSpec', () => {
     // From a file, the file comes first, once.
     expect(() => parseWorkloadSpec(input, 'web.yaml:')).toThrow(/^web\.yaml: name: must be a DNS label[^;]*; vcpus: must be greater than 0; env\.A B: [^;]*; memroy: unknown field$/);
     expect(() => parseWorkloadSpec(input, 'web.yaml:')).not.toThrow(/more problem/);
+  });
+});
+
+describe('backup policy round trip: proto, then zod, then JSON', () => {
+  // The path a spec takes from the CLI: SubmitWorkloadRequest over gRPC, parsed, stored as JSON, parsed again.
+  const submit = loadCoordinatorProto().Coordinator.service.SubmitWorkload;
+  const cases: { name: string; backup: Record<string, unknown> | undefined; want: unknown }[] = [
+    { name: 'no policy', backup: undefined, want: undefined },
+    { name: 'keep_last only', backup: { every: '1h', keep_last: 3 }, want: { every: '1h', keep_last: 3, keep_daily: 0, keep_weekly: 0 } },
+    { name: 'every rule', backup: { every: '1d', keep_last: 2, keep_daily: 7, keep_weekly: 4 }, want: { every: '1d', keep_last: 2, keep_daily: 7, keep_weekly: 4 } },
+    { name: 'a compound duration', backup: { every: '1h30m', keep_weekly: 1 }, want: { every: '1h30m', keep_last: 0, keep_daily: 0, keep_weekly: 1 } },
+  ];
+  it.each(cases)('keeps $name', ({ backup, want }) => {
+    const wire = submit.requestSerialize({ spec: { ...vm, ...(backup ? { backup } : {}) }, request_id: 'r' });
+    const decoded = submit.requestDeserialize(wire);
+    const parsed = parseWorkloadSpec(decoded.spec);
+    expect(parsed.backup, 'after the proto').toEqual(want);
+    const stored: unknown = JSON.parse(JSON.stringify(parsed));
+    expect(parseWorkloadSpec(stored), 'after JSON').toEqual(parsed);
+  });
+});
+
+describe('parseDurationMs', () => {
+  it.each([
+    { text: '5m', want: 300_000 },
+    { text: '1h', want: 3_600_000 },
+    { text: '1d', want: 86_400_000 },
+    { text: '1h30m', want: 5_400_000 },
+    { text: '90s', want: 90_000 },
+    { text: '', want: undefined },
+    { text: '1w', want: undefined },
+    { text: '1.5h', want: undefined },
+    { text: '-1h', want: undefined },
+    { text: '60', want: undefined },
+  ])('reads $text as $want', ({ text, want }) => {
+    expect(parseDurationMs(text)).toBe(want);
   });
 });

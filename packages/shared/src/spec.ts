@@ -201,6 +201,57 @@ export type PublishedPort = z.output<typeof publishedPortSchema>;
 /** How a published port is booked on its host: one workload per host port and protocol. */
 export const hostPortKey = (p: Pick<PublishedPort, 'host_port' | 'protocol'>): string => `${p.protocol}/${p.host_port}`;
 
+/** Bounds of a spec's backup policy. */
+export const BACKUP_POLICY_LIMITS = {
+  /** The shortest `every`: 5 minutes. */
+  minEveryMs: 5 * 60_000,
+  /** The longest `every`: a year. */
+  maxEveryMs: 366 * 86_400_000,
+  /** The largest keep_* count. */
+  maxKeep: 1000,
+} as const;
+const DURATION_UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration such as 30m, 1h, 1d or 1h30m in milliseconds; undefined when it is not one. */
+export function parseDurationMs(text: string): number | undefined {
+  if (!/^(\d{1,6}[smhd])+$/.test(text)) return undefined;
+  return [...text.matchAll(/(\d+)([smhd])/g)].reduce((sum, m) => sum + Number(m[1]) * (DURATION_UNIT_MS[m[2] ?? 's'] ?? 0), 0);
+}
+
+/** A keep_* count of a retention rule: 0 (rule off) to 1000. */
+export const keepCountSchema = z
+  .number({ error: 'must be a number' })
+  .int('must be a whole number')
+  .min(0, 'must not be negative')
+  .max(BACKUP_POLICY_LIMITS.maxKeep, `must be at most ${BACKUP_POLICY_LIMITS.maxKeep}`);
+
+const backupPolicySchema = z
+  .object({
+    /** How often a backup is taken: 30m, 1h, 1d, 1h30m...; at least 5m. */
+    every: z.preprocess(
+      unsetIfEmpty,
+      z.string({ error: 'must be a duration such as 30m, 1h or 1d' }).superRefine((text, ctx) => {
+        const ms = parseDurationMs(text);
+        if (ms === undefined) ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30m, 1h, 1d or 1h30m' });
+        else if (ms < BACKUP_POLICY_LIMITS.minEveryMs) ctx.addIssue({ code: 'custom', message: 'must be at least 5m' });
+        else if (ms > BACKUP_POLICY_LIMITS.maxEveryMs) ctx.addIssue({ code: 'custom', message: 'must be at most 366d' });
+      }),
+    ),
+    /** Keep the N newest backups. @default 0 */
+    keep_last: keepCountSchema.default(0),
+    /** Keep the newest backup of each of the last N UTC days that have backups. @default 0 */
+    keep_daily: keepCountSchema.default(0),
+    /** Keep the newest backup of each of the last N ISO weeks that have backups. @default 0 */
+    keep_weekly: keepCountSchema.default(0),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.keep_last + p.keep_daily + p.keep_weekly === 0)
+      ctx.addIssue({ code: 'custom', message: 'needs one of keep_last, keep_daily, keep_weekly above 0, or every backup would be pruned' });
+  });
+
+export type BackupPolicy = z.output<typeof backupPolicySchema>;
+
 const printable = (max: number) => z.string().max(max, `must be at most ${max} characters`).regex(NO_CONTROL, 'must not contain control characters');
 
 const workloadSpecShape = z
@@ -250,6 +301,7 @@ const workloadSpecShape = z
     domain_type: z.preprocess(unsetIfEmpty, z.enum(DOMAIN_TYPES, { error: `must be one of ${DOMAIN_TYPES.join(', ')}` }).optional()),
     network: z.preprocess(unsetIfEmpty, z.string().regex(DNS_LABEL, 'must be "none" or the name of a host network (a DNS label)').optional()),
     ports: z.preprocess(unsetIfEmptyList, z.array(publishedPortSchema).max(SPEC_LIMITS.maxPorts, `at most ${SPEC_LIMITS.maxPorts} ports`).optional()),
+    backup: z.preprocess(unsetIfEmpty, backupPolicySchema.optional()),
   })
   .strict();
 

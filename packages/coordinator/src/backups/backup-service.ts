@@ -7,7 +7,7 @@ import type { WorkloadController } from '../workloads/workload-controller.js';
 import { newBackupId, type BackupManifest, type BackupRepository, type BackupSummary, type VerifyResult } from './backup-repository.js';
 
 /** States in which a workload has a copy to back up. */
-const BACKED_UP_STATES: ReadonlySet<WorkloadState> = new Set(['running', 'paused', 'stopped']);
+export const BACKED_UP_STATES: ReadonlySet<WorkloadState> = new Set(['running', 'paused', 'stopped']);
 
 /**
  * Backups and restores through the coordinator: the workload's agent streams
