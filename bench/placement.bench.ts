@@ -1,6 +1,6 @@
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { assume, coordinatorConfigSchema, createScheduler, snapshotOf, type HostSnapshot, type PlacementRecord } from '@virtfleet/coordinator';
+import { assume, coordinatorConfigSchema, createScheduler, seededRandom, snapshotOf, type HostSnapshot, type PlacementRecord } from '@virtfleet/coordinator';
 import { parseWorkloadSpec, WorkloadView, type DriverInfo, type Telemetry, type WorkloadSpec } from '@virtfleet/shared';
 import { formatTarget, type Target } from './targets.js';
 
@@ -50,17 +50,8 @@ export interface PlacementResult {
   memory: PlacementMemory;
 }
 
-/** Deterministic PRNG (mulberry32), so every run places the same stream on the same cluster. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic: every run draws the same numbers. */
+const random = (seed: number): (() => number) => seededRandom(seed).next;
 
 const pick = <T>(rand: () => number, items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
 const between = (rand: () => number, min: number, max: number) => min + Math.floor(rand() * (max - min + 1));

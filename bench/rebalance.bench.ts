@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { offlineInput, planRebalance, type PlacedWorkload, type RebalancePlan, type SimHost } from '@virtfleet/coordinator';
+import { offlineInput, planRebalance, seededRandom, type PlacedWorkload, type RebalancePlan, type SimHost } from '@virtfleet/coordinator';
 import { parseWorkloadSpec } from '@virtfleet/shared';
 import { formatTarget, type Target } from './targets.js';
 
@@ -72,17 +72,8 @@ export function readOrLibrary(path: string): Instance[] {
   return out;
 }
 
-/** Deterministic PRNG (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic: every run draws the same numbers. */
+const random = (seed: number): (() => number) => seededRandom(seed).next;
 
 /** The order items arrive in: a seeded shuffle of the file's order (Fisher-Yates). */
 export function arrivalOrder(n: number, seed: number): number[] {

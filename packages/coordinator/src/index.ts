@@ -17,3 +17,4 @@ export { REBALANCE_GOALS, type RebalanceGoal, type RebalanceInput, type Rebalanc
 export { planRebalance } from './rebalance/planner.js';
 export { offlineInput, parseWorkloads, readWorkloads, type PlacedWorkload } from './rebalance/offline-input.js';
 export { toProtoRebalancePlan } from './rebalance/rebalance-service.js';
+export { seededRandom, type Random } from './rebalance/random.js';

@@ -1,7 +1,7 @@
-import { InvalidArgumentError, WORKLOAD_ID, errorMessage, parseWorkloadSpec, readTextFile, type WorkloadSpec } from '@virtfleet/shared';
+import { InvalidArgumentError, WORKLOAD_ID, parseWorkloadSpec, readTextFile, type WorkloadSpec } from '@virtfleet/shared';
 import { assume } from '../scheduler/scheduler.js';
 import { simSnapshot, type SimHost } from '../simulator/hosts-file.js';
-import { SIMULATED_IMAGE } from '../simulator/trace.js';
+import { jsonObjectLine, SIMULATED_IMAGE } from '../simulator/trace.js';
 import { pinnedReason } from './movability.js';
 import type { PlanWorkload, RebalanceInput } from './rebalance.js';
 
@@ -56,14 +56,7 @@ export function readWorkloads(path: string, hostIds: ReadonlySet<string>, hostsS
 
 function parseLine(raw: string, line: number, source: string, hostIds: ReadonlySet<string>, hostsSource: string): PlacedWorkload {
   const where = `${source}:${line}`;
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch (err) {
-    throw new InvalidArgumentError(where, `malformed JSON: ${errorMessage(err)}`, { cause: err });
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(where, 'must be a JSON object, one workload per line');
-  const { host, id, state, ...fields } = value as Record<string, unknown>;
+  const { host, id, state, ...fields } = jsonObjectLine(raw, where, 'workload');
   if (host === undefined) throw new InvalidArgumentError(where, 'host: is required (the host the workload is on)');
   if (typeof host !== 'string') throw new InvalidArgumentError(where, 'host: must be a host id');
   if (!hostIds.has(host)) throw new InvalidArgumentError(where, `host: no host ${JSON.stringify(host)} in ${hostsSource}`);

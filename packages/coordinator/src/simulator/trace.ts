@@ -43,16 +43,24 @@ export function readTrace(path: string): Arrival[] {
   return parseTrace(readTextFile(path), path);
 }
 
-function parseLine(raw: string, line: number, source: string): Arrival {
-  const where = `${source}:${line}`;
+/**
+ * One line of a JSON Lines file as an object.
+ * @throws InvalidArgumentError naming `where` (file:line) when it is not JSON or not an object
+ */
+export function jsonObjectLine(raw: string, where: string, what: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch (err) {
     throw new InvalidArgumentError(where, `malformed JSON: ${errorMessage(err)}`, { cause: err });
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(where, 'must be a JSON object, one arrival per line');
-  const { time, runtime, ...fields } = value as Record<string, unknown>;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(where, `must be a JSON object, one ${what} per line`);
+  return value as Record<string, unknown>;
+}
+
+function parseLine(raw: string, line: number, source: string): Arrival {
+  const where = `${source}:${line}`;
+  const { time, runtime, ...fields } = jsonObjectLine(raw, where, 'arrival');
   const seconds = (v: unknown, field: string, min: 'zero' | 'positive'): number => {
     if (v === undefined) throw new InvalidArgumentError(where, `${field}: is required`);
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidArgumentError(where, `${field}: must be a number of seconds`);
