@@ -1,7 +1,7 @@
-import { InvalidArgumentError, WORKLOAD_ID, parseWorkloadSpec, readTextFile, type WorkloadSpec } from '@virtfleet/shared';
+import { InvalidArgumentError, WORKLOAD_ID, readTextFile, type WorkloadSpec } from '@virtfleet/shared';
 import { assume } from '../scheduler/scheduler.js';
 import { simSnapshot, type SimHost } from '../simulator/hosts-file.js';
-import { jsonObjectLine, SIMULATED_IMAGE } from '../simulator/trace.js';
+import { jsonObjectLine, SIMULATED_IMAGE, specAtLine } from '../simulator/trace.js';
 import { pinnedReason } from './movability.js';
 import type { PlanWorkload, RebalanceInput } from './rebalance.js';
 
@@ -66,13 +66,7 @@ function parseLine(raw: string, line: number, source: string, hostIds: ReadonlyS
   for (const field of ['vcpus', 'memory_mib']) if (fields[field] === undefined) throw new InvalidArgumentError(where, `${field}: is required`);
   const kind = fields.kind ?? 'container';
   const input = { ...fields, name: fields.name ?? `workload-${line}`, kind, ...(kind === 'container' && fields.image === undefined ? { image: SIMULATED_IMAGE } : {}) };
-  let spec: WorkloadSpec;
-  try {
-    spec = parseWorkloadSpec(input, '');
-  } catch (err) {
-    if (!(err instanceof InvalidArgumentError)) throw err;
-    throw new InvalidArgumentError(where, err.field ? `${err.field}: ${err.reason}` : err.reason, { cause: err });
-  }
+  const spec = specAtLine(input, where);
   return { id: (id as string | undefined) ?? `w-${line}`, host, state: (state as OfflineState | undefined) ?? 'running', spec, line };
 }
 

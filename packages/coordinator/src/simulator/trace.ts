@@ -58,6 +58,19 @@ export function jsonObjectLine(raw: string, where: string, what: string): Record
   return value as Record<string, unknown>;
 }
 
+/**
+ * A line's spec fields as a spec.
+ * @throws InvalidArgumentError naming `where` (file:line) and the field
+ */
+export function specAtLine(input: Record<string, unknown>, where: string): WorkloadSpec {
+  try {
+    return parseWorkloadSpec(input, '');
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    throw new InvalidArgumentError(where, err.field ? `${err.field}: ${err.reason}` : err.reason, { cause: err });
+  }
+}
+
 function parseLine(raw: string, line: number, source: string): Arrival {
   const where = `${source}:${line}`;
   const { time, runtime, ...fields } = jsonObjectLine(raw, where, 'arrival');
@@ -81,12 +94,6 @@ function parseLine(raw: string, line: number, source: string): Arrival {
     ...(kind === 'container' && fields.image === undefined ? { image: SIMULATED_IMAGE } : {}),
     expected_runtime_seconds: fields.expected_runtime_seconds ?? runs,
   };
-  let spec: WorkloadSpec;
-  try {
-    spec = parseWorkloadSpec(input, '');
-  } catch (err) {
-    if (!(err instanceof InvalidArgumentError)) throw err;
-    throw new InvalidArgumentError(where, err.field ? `${err.field}: ${err.reason}` : err.reason, { cause: err });
-  }
+  const spec = specAtLine(input, where);
   return { time: at, runtime: runs, spec, line };
 }
