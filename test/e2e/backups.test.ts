@@ -8,7 +8,7 @@ import type { TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
 import { GUEST_BOOT_MS, startPlayground, testGuestSpec, type Playground } from '../support/playground.js';
 import type { SimulatedHost } from '../support/simulated-host.js';
-import { waitForConsole } from '../support/test-guest.js';
+import { consoleText, ticksIn, waitForConsole } from '../support/test-guest.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { TEST_IMAGE } from '../support/workloads.js';
 
@@ -85,6 +85,41 @@ describe('backup and restore on simulated hosts', () => {
 
     for (const id of [w.id, restored.id]) await cluster.api.act('DeleteWorkload', { id, request_id: `${id}-delete` });
     await waitUntil('both deleted', async () => (await domainsOf(a)).length === 0 && (await domainsOf(b)).length === 0, { timeoutMs: 60_000 });
+  }, 900_000);
+
+  it('restores a --memory backup as a new VM on the other host, resuming where the backup left it instead of booting', async () => {
+    const [a, b] = hosts;
+    await cluster.api.cordon(b.name, true);
+    const name = `${tag}-vm2`;
+    const w = await runningOn((await cluster.api.submit({ request_id: name, spec: testGuestSpec(tag, name) })).id);
+    await cluster.api.cordon(b.name, false);
+    await waitForConsole(consoleOn(a, w.id), 'VIRTFLEET-TICK 3', { timeoutMs: GUEST_BOOT_MS });
+
+    const backup = await json<pb.Backup__Output>('backup', 'create', w.id, '--memory');
+    expect(backup.memory).toBe(true);
+    expect(backup.files.map((f) => f.role).sort()).toEqual(['disk:root', 'memory']);
+    const atBackup = Math.max(...ticksIn(consoleText(consoleOn(a, w.id))));
+    // The original paused for the save and goes on ticking, not booting again.
+    expect((await cluster.api.get(w.id)).state).toBe('running');
+    await waitForConsole(consoleOn(a, w.id), `VIRTFLEET-TICK ${atBackup + 2}`, { timeoutMs: 60_000 });
+    expect(consoleText(consoleOn(a, w.id)).match(/VIRTFLEET-GUEST-READY/g)).toHaveLength(1);
+
+    const restored = await json<pb.Workload__Output>('backup', 'restore', backup.id, '--as', `${name}-r`, '--host', b.name);
+    expect([restored.host_id, restored.state]).toEqual([b.name, 'running']);
+    // The restored VM never boots: its console starts with the ticks after the backup's.
+    const ticks = ticksIn(await waitForConsole(consoleOn(b, restored.id), 'VIRTFLEET-TICK', { count: 3, timeoutMs: 60_000 }));
+    expect(Math.min(...ticks)).toBeGreaterThan(atBackup - 2);
+    expect(consoleText(consoleOn(b, restored.id))).not.toContain('VIRTFLEET-GUEST-READY');
+    // It is b's own domain, named for its workload.
+    expect(await domainsOf(b)).toEqual([`virtfleet-${b.name}.${restored.id}`]);
+
+    // Memory is a VM's alone, and only while it runs.
+    const c = `${tag}-mc`;
+    await runningOn((await cluster.api.submit({ request_id: c, spec: { name: c, kind: 'container', image: TEST_IMAGE, vcpus: 0.1, memory_mib: 32, command: ['/bin/sleep', '3600'] } })).id);
+    const refused = await cli('backup', 'create', c, '--memory');
+    expect([refused.code, refused.stderr]).toEqual([5, expect.stringContaining('container')]);
+    for (const id of [w.id, restored.id, c]) await cluster.api.act('DeleteWorkload', { id, request_id: `${id}-delete` });
+    await waitUntil('all deleted', async () => (await domainsOf(a)).length === 0 && (await domainsOf(b)).length === 0, { timeoutMs: 60_000 });
   }, 900_000);
 
   it("restores a container's writable layer as a new container; a damaged chunk is found by verify and refused by restore", async () => {

@@ -7,12 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestCluster } from '../support/cluster.js';
 import { GUEST_BOOT_MS, startPlayground, testGuestSpec, type Playground } from '../support/playground.js';
 import type { SimulatedHost } from '../support/simulated-host.js';
-import { consoleText, waitForConsole } from '../support/test-guest.js';
+import { consoleText, ticksIn, waitForConsole } from '../support/test-guest.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, TEST_IMAGE } from '../support/workloads.js';
 
 const run = promisify(execFile);
-const ticksIn = (text: string) => [...text.matchAll(/VIRTFLEET-TICK (\d+)/g)].map((m) => Number(m[1]));
 
 /**
  * Migration through virtfleet between two simulated hosts (own libvirtd,
@@ -222,6 +221,33 @@ describe('migration between simulated hosts', () => {
     await cleanUp(w.id, b);
   }, 900_000);
 
+  it("the target's agent killed mid cold transfer: the move is undone, the VM resumes on the source from its saved memory", async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm9`);
+    await cluster.api.migrate({ id: w.id, target_host_id: b.name, mode: 'cold', bandwidth_mib_s: 8, request_id: `${w.id}-migrate` });
+    await waitFor(
+      'the cold migration to transfer',
+      async () => {
+        const m = (await cluster.api.get(w.id)).migration;
+        return m?.phase === 'transferring' && m.data_processed_bytes > 4 * 1024 * 1024 ? m : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 200 },
+    );
+    const saved = Math.max(...ticksIn(consoleText(consoleOn(a, w.id))));
+    await b.killAgent();
+    const ended = await migrationEnded(w.id);
+    expect(ended.host_id).toBe(a.name);
+    expect(ended.message).toContain(`migration to ${b.name} failed`);
+    await waitUntil(`${w.id} running on ${a.name}`, async () => (await cluster.api.get(w.id)).state === 'running', { timeoutMs: 60_000 });
+    // Resumed from the memory saved for the move: the ticks go on and the guest did not boot again.
+    await waitForConsole(consoleOn(a, w.id), `VIRTFLEET-TICK ${saved + 2}`, { timeoutMs: 60_000 });
+    expect(consoleText(consoleOn(a, w.id)).match(/VIRTFLEET-GUEST-READY/g)).toHaveLength(1);
+    await b.startAgent();
+    await expectOneCopyOn(w.id, a);
+    await cleanUp(w.id, a);
+    await waitUntil(`${b.name} up again`, async () => (await cluster.api.hosts()).hosts.find((h) => h.id === b.name)?.status === 'up', { timeoutMs: 120_000 });
+  }, 900_000);
+
   it("moves a container cold: stopped, its writable layer carried, started on the other host, and gone from the first", async () => {
     const [a, b] = hosts;
     await cluster.api.cordon(b.name, true);
@@ -254,16 +280,24 @@ describe('migration between simulated hosts', () => {
     expect((await b.docker.listImages()).filter((i) => (i.RepoTags ?? []).includes(`virtfleet-state:${submitted.id}`))).toEqual([]);
   }, 300_000);
 
-  it('moves a VM cold: shut down, its disk carried, booted on the other host from that disk', async () => {
+  it('moves a running VM cold: saved, its disk and memory carried, resumed on the other host where it was', async () => {
     const [a, b] = hosts;
     const w = await bootOn(a, b, `${tag}-vm6`);
     const migrate = await cli('workload', 'migrate', w.id, '--mode', 'cold', '--watch');
     expect(migrate.code, migrate.stderr).toBe(0);
+    const before = Math.max(...ticksIn(consoleText(consoleOn(a, w.id))));
     const moved = await cluster.api.get(w.id);
     expect([moved.host_id, moved.state]).toEqual([b.name, 'running']);
-    // A second boot, counted on the disk that came from a.
-    expect(await waitForConsole(consoleOn(b, w.id), 'VIRTFLEET-GUEST-READY', { timeoutMs: GUEST_BOOT_MS })).toContain('VIRTFLEET-BOOTS 2');
+    // Resumed, not booted: the ticks go on from where they were on a.
+    const after = ticksIn(await waitForConsole(consoleOn(b, w.id), 'VIRTFLEET-TICK', { count: 2, timeoutMs: 60_000 }));
+    expect(Math.min(...after)).toBeGreaterThan(before - 2);
+    expect(consoleText(consoleOn(b, w.id))).not.toContain('VIRTFLEET-GUEST-READY');
     await expectOneCopyOn(w.id, b);
+    // Its disk came along: the next boot is the second it counts.
+    await cluster.api.act('StopWorkload', { id: w.id, request_id: `${w.id}-stop`, force: true });
+    await waitUntil('stopped', async () => (await cluster.api.get(w.id)).state === 'stopped', { timeoutMs: 60_000 });
+    await cluster.api.act('StartWorkload', { id: w.id, request_id: `${w.id}-start` });
+    expect(await waitForConsole(consoleOn(b, w.id), 'VIRTFLEET-GUEST-READY', { timeoutMs: GUEST_BOOT_MS })).toContain('VIRTFLEET-BOOTS 2');
     await cleanUp(w.id, b);
   }, 600_000);
 

@@ -29,6 +29,9 @@ export function testGuest(): Promise<TestGuest> {
 }
 
 /** The guest's serial console so far, '' before it exists. */
+/** The tick counts the test guest printed, in order. */
+export const ticksIn = (text: string): number[] => [...text.matchAll(/VIRTFLEET-TICK (\d+)/g)].map((m) => Number(m[1]));
+
 export function consoleText(logFile: string): string {
   return existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
 }

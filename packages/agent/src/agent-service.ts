@@ -82,14 +82,14 @@ export function agentHandlers(manager: WorkloadManager, hostInfo: () => Promise<
     return act(action, req);
   };
   /** Streams a workload's state: as exported once stopped, or (`snapshot`, a backup) as it is now. */
-  const sendState = async (call: ServerWritableStream<{ workload_id: string }, pb.WorkloadStateChunk>, snapshot: boolean): Promise<void> => {
+  const sendState = async (call: ServerWritableStream<{ workload_id: string; memory: boolean }, pb.WorkloadStateChunk>, snapshot: boolean): Promise<void> => {
     const workloadId = requireId(workloadIdSchema, call.request.workload_id, 'workload_id');
     const signal = callSignal(call);
     const dir = await mkdtemp(join(scratchDir(), `${snapshot ? 'backup' : 'export'}-${workloadId}-`));
     // A running VM's backup is written by QEMU, which runs as its own user: it may pass through, not list.
     if (snapshot) await chmod(dir, 0o711);
     try {
-      await manager.exportState(workloadId, dir, (files) => pipeToCall(stateChunks(files, signal), call, signal), snapshot);
+      await manager.exportState(workloadId, dir, (files) => pipeToCall(stateChunks(files, signal), call, signal), snapshot, { memory: call.request.memory === true });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -147,7 +147,7 @@ export function agentHandlers(manager: WorkloadManager, hostInfo: () => Promise<
       await manager.discardIncoming(workloadId);
       return { workload_id: workloadId, state: 'deleted', message: 'incoming migration discarded' };
     }),
-    ExportWorkloadState: serverStream<pb.GetAgentWorkloadRequest__Output, pb.WorkloadStateChunk>(log, 'ExportWorkloadState', (call) => sendState(call, false)),
+    ExportWorkloadState: serverStream<pb.ExportWorkloadStateRequest__Output, pb.WorkloadStateChunk>(log, 'ExportWorkloadState', (call) => sendState(call, false)),
     BackupWorkloadState: serverStream<pb.BackupWorkloadStateRequest__Output, pb.WorkloadStateChunk>(log, 'BackupWorkloadState', (call) => sendState(call, true)),
     ImportWorkloadState: clientStream<pb.WorkloadStateChunk__Output, pb.WorkloadStatus>(log, 'ImportWorkloadState', async (call) => {
       const dir = await mkdtemp(join(scratchDir(), 'import-'));

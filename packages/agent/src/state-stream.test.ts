@@ -53,7 +53,7 @@ describe('state stream', () => {
   it.each([
     ['no header first', [file('image', 1)], /header: message 1: the first message must name the workload/],
     ['a second header', [header, header], /header: message 2: only the first message names the workload/],
-    ['a role that is no role', [header, file('../etc/passwd', 1)], /file\.role: message 2: must be disk:NAME or image/],
+    ['a role that is no role', [header, file('../etc/passwd', 1)], /file\.role: message 2: must be disk:NAME, memory or image/],
     ['a repeated role', [header, file('image', 1), data('x'), end('x'), file('image', 1)], /file\.role: message 5: image was sent already/],
     ['a negative size', [header, file('image', -1)], /file\.size_bytes: message 2: must be a whole number/],
     ['more than the limit', [header, file('disk:root', 2 ** 31)], /would exceed/],

@@ -4,12 +4,11 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { InvalidArgumentError, type pb } from '@virtfleet/shared';
+import { InvalidArgumentError, STATE_FILE_ROLE, type pb } from '@virtfleet/shared';
 
 /** Bytes per data message: well under gRPC's 4 MiB message limit. */
 export const STATE_CHUNK_BYTES = 1024 * 1024;
 /** A file's role: `disk:NAME` (a VM's disk) or `image` (a container's committed image). */
-const ROLE = /^(disk:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?|image)$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /**
@@ -70,7 +69,7 @@ export class StateReceiver {
     if (chunk.file) {
       if (this.open) throw new InvalidArgumentError('file', `${where}: ${this.open.role} has not ended`);
       const { role, size_bytes: size } = chunk.file;
-      if (!ROLE.test(role)) throw new InvalidArgumentError('file.role', `${where}: must be disk:NAME or image, not ${JSON.stringify(role.slice(0, 80))}`);
+      if (!STATE_FILE_ROLE.test(role)) throw new InvalidArgumentError('file.role', `${where}: must be disk:NAME, memory or image, not ${JSON.stringify(role.slice(0, 80))}`);
       if (this.done.has(role)) throw new InvalidArgumentError('file.role', `${where}: ${role} was sent already`);
       if (!Number.isSafeInteger(size) || size < 0) throw new InvalidArgumentError('file.size_bytes', `${where}: must be a whole number of bytes`);
       if (this.total + size > this.maxBytes) throw new InvalidArgumentError('file.size_bytes', `${where}: the state would exceed ${this.maxBytes} bytes`);

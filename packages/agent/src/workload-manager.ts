@@ -15,7 +15,7 @@ import {
   type WorkloadSpec,
 } from '@virtfleet/shared';
 import type { CommandLedger } from './command-ledger.js';
-import { WORKLOAD_RESOURCE, type Driver, type DriverWorkload, type IncomingMigration, type LiveMigration, type MigrationOptions, type MigrationProgressReport, type WorkloadStateTransfer } from './drivers/driver.js';
+import { WORKLOAD_RESOURCE, type Driver, type DriverWorkload, type IncomingMigration, type LiveMigration, type MigrationOptions, type MigrationProgressReport, type StateOptions, type WorkloadStateTransfer } from './drivers/driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { Fenceable } from './fencing/host-lease.js';
 import type { WorkloadRecord, WorkloadRecords } from './workload-records.js';
@@ -242,15 +242,16 @@ export class WorkloadManager implements Fenceable {
    * Cold migration, on the source: exports the stopped workload's state and
    * hands its files to `send`, holding the workload meanwhile so nothing
    * starts it while its files are read. With `snapshot` (a backup), the state
-   * as it is now, while it may run.
+   * as it is now, while it may run. `options.memory` carries a running VM's
+   * memory (see WorkloadStateTransfer).
    * @throws NotFoundError / FailedPreconditionError (not stopped) / UnimplementedError
    */
-  exportState(workloadId: string, dir: string, send: (files: Record<string, string>) => Promise<void>, snapshot = false): Promise<void> {
+  exportState(workloadId: string, dir: string, send: (files: Record<string, string>) => Promise<void>, snapshot: boolean, options: StateOptions): Promise<void> {
     return this.lock.run(workloadId, async () => {
       const record = this.records.get(workloadId);
       if (!record) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
       const transfer = stateTransferOf(this.driverNamed(record.driver));
-      const exported = await (snapshot ? transfer.snapshotState(workloadId, dir) : transfer.exportState(workloadId, dir));
+      const exported = await (snapshot ? transfer.snapshotState(workloadId, dir, options) : transfer.exportState(workloadId, dir, options));
       try {
         await send(exported.files);
       } finally {

@@ -67,6 +67,7 @@ export type { RemoveHostRequest, RemoveHostRequest__Output } from './generated/v
 export type { HostDrain, HostDrain__Output } from './generated/virtfleet/v1/HostDrain.js';
 export type { HostDrainWorkload, HostDrainWorkload__Output } from './generated/virtfleet/v1/HostDrainWorkload.js';
 export type { BackupWorkloadStateRequest, BackupWorkloadStateRequest__Output } from './generated/virtfleet/v1/BackupWorkloadStateRequest.js';
+export type { ExportWorkloadStateRequest, ExportWorkloadStateRequest__Output } from './generated/virtfleet/v1/ExportWorkloadStateRequest.js';
 export type { CreateBackupRequest, CreateBackupRequest__Output } from './generated/virtfleet/v1/CreateBackupRequest.js';
 export type { BackupFile, BackupFile__Output } from './generated/virtfleet/v1/BackupFile.js';
 export type { Backup, Backup__Output } from './generated/virtfleet/v1/Backup.js';

@@ -4,6 +4,9 @@ import { InvalidArgumentError } from './errors.js';
 /** RFC 1123 label: what workload names must be, so they are safe in XML, shell, paths and DNS. */
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
+/** The role of a file of a workload's carried state: `disk:NAME` (a VM's disk), `memory` (a VM's saved memory), `image` (a container's layer). */
+export const STATE_FILE_ROLE = /^(disk:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?|memory|image)$/;
+
 /** Host ids appear in NATS subjects, so no dots, wildcards or spaces. */
 export const HOST_ID = /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
 

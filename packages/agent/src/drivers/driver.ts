@@ -210,33 +210,50 @@ export interface ExportedState {
   release(): Promise<void>;
 }
 
+/** What a state export or snapshot carries besides the disks or image. */
+export interface StateOptions {
+  /**
+   * A running VM's memory too (role `memory`): the VM is saved (it stops for
+   * the time that takes) and, once made again elsewhere, resumes where it
+   * was instead of booting.
+   */
+  memory?: boolean;
+}
+
 /**
- * A stopped workload's state as files, to make it again on another host of
- * the same backend (cold migration): a VM's disks as they are, a container's
- * writable layer committed to an image archive (its volumes are not carried).
+ * A workload's state as files, to make it again on another host of the same
+ * backend (cold migration, backup and restore): a VM's own disks and, when
+ * asked for, its memory; a container's writable layer committed to an image
+ * archive (its volumes are not carried).
  */
 export interface WorkloadStateTransfer {
   /**
-   * On the source: the state of the stopped workload, in files under `dir`
-   * (an empty directory the caller removes afterwards) or its own files.
+   * On the source: the state of the workload, in files under `dir` (an
+   * empty directory the caller removes afterwards) or its own files. A
+   * running VM whose memory is asked for is saved first and stays stopped
+   * (start resumes it); anything else must be stopped.
    * @throws NotFoundError when this host does not own it
-   * @throws FailedPreconditionError when it is not stopped
+   * @throws FailedPreconditionError when it runs and its memory is not asked for or cannot be saved
    */
-  exportState(workloadId: string, dir: string): Promise<ExportedState>;
+  exportState(workloadId: string, dir: string, options?: StateOptions): Promise<ExportedState>;
   /**
    * On the target: makes the workload from exported files, stopped (start it
-   * with start). The files are the caller's; they may be moved away. An own
-   * copy that exists already is returned as it is.
+   * with start; with a `memory` file, start resumes it). The files are the
+   * caller's; they may be moved away. An own copy that exists already is
+   * returned as it is.
    * @throws InvalidArgumentError when the files do not fit the spec (a missing or unknown role)
    */
   importState(workloadId: string, spec: WorkloadSpec, files: Record<string, string>): Promise<DriverWorkload>;
   /**
    * The workload's state as it is at this instant, in the roles exportState
-   * uses, while it may go on running: a running VM's disks crash-consistent
-   * (as after a power cut), a container's writable layer committed.
+   * uses, while it goes on running: a running VM's disks crash-consistent
+   * (as after a power cut), or with its memory when asked for (the VM is
+   * saved and resumed, so it pauses meanwhile); a container's writable layer
+   * committed.
    * @throws NotFoundError when this host does not own it
+   * @throws FailedPreconditionError when memory is asked for and the workload cannot give it (a container, a stopped VM)
    */
-  snapshotState(workloadId: string, dir: string): Promise<ExportedState>;
+  snapshotState(workloadId: string, dir: string, options?: StateOptions): Promise<ExportedState>;
 }
 
 /** Builds a driver from its config section. Registered by name in catalog.ts. */

@@ -49,7 +49,7 @@ export function registerBackupCommands(program: Command): void {
     .command('create')
     .description("back a workload up as it is now, while it runs: a VM's disks crash-consistent, a container's writable layer")
     .argument('<workload>', 'workload id or name')
-    .option('--memory', 'a full-state backup, memory included (not offered yet)')
+    .option('--memory', "a running VM's memory too: it pauses while it is saved, and a restore resumes it where it was")
     .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)')
     .action(async (ref: string, opts: { memory?: boolean; requestId?: string }, cmd: Command) =>
       withApi(cmd, async (client, format) => {

@@ -41,8 +41,8 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
   const registry = { get: (id: string) => hosts.get(id), list: () => [], restoreCordons: () => undefined } as unknown as HostRegistry;
   const agents = {
     for: (hostId: string) => ({
-      backupState: async function* (workloadId: string) {
-        calls.push(`${hostId} backup ${workloadId}`);
+      backupState: async function* (workloadId: string, _signal: AbortSignal, options: { memory: boolean }) {
+        calls.push(`${hostId} backup ${workloadId}${options.memory ? ' with memory' : ''}`);
         yield { file: { role: 'image', size_bytes: 2 } };
       },
       importState: async (header: pb.WorkloadStateHeader, chunks: AsyncIterable<unknown>) => {
@@ -79,8 +79,10 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
   controllers.push(controller);
   const original = testWorkload('c1', { hostId: 'h1', state: 'running', desiredState: 'running' });
   const written: string[] = [];
+  const metas: { memory: boolean }[] = [];
   const repository = {
-    write: async (meta: { id: string }, chunks: AsyncIterable<unknown>) => {
+    write: async (meta: { id: string; memory: boolean }, chunks: AsyncIterable<unknown>) => {
+      metas.push(meta);
       for await (const _ of chunks) written.push(meta.id);
       return manifest(meta.id, original);
     },
@@ -94,7 +96,7 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
   const service = new BackupService(repository, controller, registry, agents, sink, log);
   await store.insert(original);
   await controller.lead(3_600_000);
-  return { store, calls, events, service, written, original };
+  return { store, calls, events, service, written, metas, original };
 }
 
 describe('BackupService', () => {
@@ -107,8 +109,16 @@ describe('BackupService', () => {
     expect(h.events).toEqual([EVENT_TYPES.backupCreated]);
   });
 
+  it("asks a running VM's agent for its memory too when the backup is full-state, and records that it is", async () => {
+    const h = await harness();
+    await h.store.put({ ...h.original, spec: { ...h.original.spec, kind: 'vm' } });
+    await h.service.create('c1', { memory: true });
+    expect([h.calls, h.metas.map((m) => m.memory)]).toEqual([['h1 backup c1 with memory'], [true]]);
+  });
+
   it.each([
-    ['a full-state backup', {}, {}, { memory: true }, /full-state \(memory\) backups are not offered yet/],
+    ['the memory of a container', {}, {}, { memory: true }, /c1 is a container; its backup is its writable layer, without memory/],
+    ['the memory of a stopped VM', {}, { state: 'stopped' as const, spec: { ...testWorkload('c1').spec, kind: 'vm' as const } }, { memory: true }, /c1 is stopped; it has no memory to back up/],
     ['a workload with no copy', {}, { state: 'pending' as const, hostId: '' }, { memory: false }, /is pending; only running, paused or stopped/],
     ['a workload whose host is down', { h1Status: 'down' as const }, {}, { memory: false }, /host h1 is down, not up/],
   ])('refuses %s and stores nothing', async (_name, options, patch: Partial<Workload>, request, message) => {

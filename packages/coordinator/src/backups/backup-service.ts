@@ -30,13 +30,16 @@ export class BackupService {
 
   /**
    * Backs the workload up as it is now and answers the stored backup.
-   * @throws FailedPreconditionError when it has no copy now, its host is not up, a backup of it is under way, or memory is asked for
+   * With `memory`, a running or paused VM's memory too: it is saved and
+   * resumed (it pauses meanwhile), and a restore resumes it where it was.
+   * @throws FailedPreconditionError when it has no copy now, its host is not up, a backup of it is under way, or memory is asked of a container or a stopped VM
    */
   async create(ref: string, options: { memory: boolean }): Promise<BackupManifest> {
     this.controller.requireLeader();
     const w = this.controller.get(ref);
-    if (options.memory) throw new FailedPreconditionError('full-state (memory) backups are not offered yet; a backup holds the disks as after a power cut');
     if (!w.hostId || !BACKED_UP_STATES.has(w.state)) throw new FailedPreconditionError(`workload ${w.id} is ${w.state}; only running, paused or stopped workloads are backed up`);
+    if (options.memory && w.spec.kind !== 'vm') throw new FailedPreconditionError(`workload ${w.id} is a container; its backup is its writable layer, without memory`);
+    if (options.memory && w.state === 'stopped') throw new FailedPreconditionError(`workload ${w.id} is stopped; it has no memory to back up`);
     const host = this.hosts.get(w.hostId);
     if (host?.status !== 'up') throw new FailedPreconditionError(`workload ${w.id}'s host ${w.hostId} is ${host?.status ?? 'unknown'}, not up`);
     if (this.backingUp.has(w.id)) throw new FailedPreconditionError(`a backup of workload ${w.id} is under way`);
@@ -45,8 +48,8 @@ export class BackupService {
     try {
       const id = newBackupId();
       const manifest = await this.repository.write(
-        { id, workload_id: w.id, workload_name: w.spec.name, kind: w.spec.kind, spec: w.spec, created_at: new Date().toISOString(), memory: false },
-        this.agents.for(host.id, host.telemetry.address).backupState(w.id, abort.signal),
+        { id, workload_id: w.id, workload_name: w.spec.name, kind: w.spec.kind, spec: w.spec, created_at: new Date().toISOString(), memory: options.memory },
+        this.agents.for(host.id, host.telemetry.address).backupState(w.id, abort.signal, { memory: options.memory }),
       );
       this.events.emit(EVENT_TYPES.backupCreated, w.id, { id: manifest.id, workload_id: w.id, host_id: host.id, size_bytes: manifest.size_bytes, stored_bytes: manifest.stored_bytes });
       this.log.info({ workload: w.id, backup: manifest.id, size: manifest.size_bytes, stored: manifest.stored_bytes }, 'workload backed up');

@@ -8,6 +8,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   parseOrThrow,
+  STATE_FILE_ROLE,
   zodToInvalidArgument,
   type Logger,
   type pb,
@@ -25,7 +26,6 @@ const CHUNK_STORES_IN_FLIGHT = 2;
 /** Files opened at once when syncing directories. */
 const PARALLEL_SYNCS = 16;
 const MANIFEST_VERSION = 1;
-const ROLE = /^(disk:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?|image)$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const CHUNK_PREFIX = /^[0-9a-f]{2}$/;
 const BACKUP_RESOURCE = 'backup';
@@ -48,7 +48,7 @@ const manifestSchema = metaSchema
   .extend({
     version: z.literal(MANIFEST_VERSION),
     chunk_bytes: z.number().int().positive(),
-    files: z.array(z.object({ role: z.string().regex(ROLE), size_bytes: bytesSchema, sha256: sha256Schema, chunks: z.array(sha256Schema) })),
+    files: z.array(z.object({ role: z.string().regex(STATE_FILE_ROLE), size_bytes: bytesSchema, sha256: sha256Schema, chunks: z.array(sha256Schema) })),
     size_bytes: bytesSchema,
     stored_bytes: bytesSchema,
   })
@@ -419,7 +419,7 @@ class StreamIntake {
     if (message.file) {
       if (this.open) throw new InvalidArgumentError('file', `${where}: ${this.open.role} has not ended`);
       const { role, size_bytes: size } = message.file;
-      if (!ROLE.test(role)) throw new InvalidArgumentError('file.role', `${where}: must be disk:NAME or image, not ${JSON.stringify(role.slice(0, 80))}`);
+      if (!STATE_FILE_ROLE.test(role)) throw new InvalidArgumentError('file.role', `${where}: must be disk:NAME, memory or image, not ${JSON.stringify(role.slice(0, 80))}`);
       if (this.files.some((f) => f.role === role)) throw new InvalidArgumentError('file.role', `${where}: ${role} was sent already`);
       if (!Number.isSafeInteger(size) || size < 0) throw new InvalidArgumentError('file.size_bytes', `${where}: must be a whole number of bytes, not ${size}`);
       this.open = { role, size, received: 0, hash: createHash('sha256'), chunks: [], buffer: undefined, filled: 0 };

@@ -261,13 +261,13 @@ export class AgentClient {
    * Cold migration, on the source: the stopped workload's state as the agent
    * streams it (see ExportWorkloadState); reading slower slows the agent.
    */
-  exportState(workloadId: string, signal: AbortSignal): AsyncGenerator<pb.WorkloadStateChunk__Output> {
-    return this.readState(this.client.ExportWorkloadState({ workload_id: workloadId }), signal);
+  exportState(workloadId: string, signal: AbortSignal, options: { memory: boolean } = { memory: false }): AsyncGenerator<pb.WorkloadStateChunk__Output> {
+    return this.readState(this.client.ExportWorkloadState({ workload_id: workloadId, memory: options.memory }), signal);
   }
 
-  /** Backup: the workload's state as it is now, while it may run, streamed as exportState streams it. */
-  backupState(workloadId: string, signal: AbortSignal): AsyncGenerator<pb.WorkloadStateChunk__Output> {
-    return this.readState(this.client.BackupWorkloadState({ workload_id: workloadId }), signal);
+  /** Backup: the workload's state as it is now, while it may run (with `memory`, a VM's memory too), streamed as exportState streams it. */
+  backupState(workloadId: string, signal: AbortSignal, options: { memory: boolean } = { memory: false }): AsyncGenerator<pb.WorkloadStateChunk__Output> {
+    return this.readState(this.client.BackupWorkloadState({ workload_id: workloadId, memory: options.memory }), signal);
   }
 
   private async *readState(call: ReturnType<pb.AgentClient['ExportWorkloadState']>, signal: AbortSignal): AsyncGenerator<pb.WorkloadStateChunk__Output> {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { AbortedError, EVENT_TYPES, errorMessage, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, type Logger, type pb, type WorkloadState } from '@virtfleet/shared';
 import type { AgentClientPool } from '../dispatch/agent-client.js';
 import type { EventSink } from '../events/event-log.js';
@@ -174,8 +175,9 @@ export class WorkloadMigrator {
   }
 
   /**
-   * Stops the workload, relays its state (disks, or the writable layer) from
-   * the source's agent to the target's, which makes it stopped; then moves
+   * Stops the workload (a running VM is saved, its memory carried too, so
+   * it resumes where it was), relays its state (disks, or the writable
+   * layer) from the source's agent to the target's, which makes it stopped; then moves
    * ownership durably, starts it there if it ran, and removes the source's
    * copy. Until ownership moves, a failure puts everything back: the
    * target's copy removed, the source's started again.
@@ -186,8 +188,10 @@ export class WorkloadMigrator {
     const abort = new AbortController();
     this.transfers.set(w.id, abort);
     let made: pb.WorkloadStatus__Output;
+    // A VM that runs is saved rather than shut down: it resumes on the target where it was.
+    const withMemory = w.spec.kind === 'vm' && this.controller.get(w.id).state !== 'stopped';
     try {
-      if (this.controller.get(w.id).state !== 'stopped') {
+      if (this.controller.get(w.id).state !== 'stopped' && !withMemory) {
         const stopped = await source.act('stop', `${m.id}.stop`, w.id);
         await this.controller.change(this.controller.get(w.id), { state: stopped.state as WorkloadState, message: `stopped to migrate to ${m.targetHostId}` }).stored;
       }
@@ -195,6 +199,7 @@ export class WorkloadMigrator {
       const progress: MigrationProgressView = { dataTotalBytes: 0, dataProcessedBytes: 0, dataRemainingBytes: 0, bytesPerSecond: 0, expectedDowntimeMs: 0 };
       this.progress.set(w.id, progress);
       const startedAt = Date.now();
+      const bytesPerSecondAllowed = m.bandwidthMiBs * 1024 * 1024;
       const counted = async function* (chunks: AsyncIterable<pb.WorkloadStateChunk__Output>) {
         for await (const chunk of chunks) {
           if (chunk.file) progress.dataTotalBytes += chunk.file.size_bytes;
@@ -202,9 +207,14 @@ export class WorkloadMigrator {
           progress.dataRemainingBytes = progress.dataTotalBytes - progress.dataProcessedBytes;
           progress.bytesPerSecond = progress.dataProcessedBytes / Math.max(0.001, (Date.now() - startedAt) / 1000);
           yield chunk;
+          // --bandwidth holds for the relay too: ahead of the allowed rate, wait (the agent's stream waits with it).
+          if (bytesPerSecondAllowed > 0) {
+            const ahead = (progress.dataProcessedBytes / bytesPerSecondAllowed) * 1000 - (Date.now() - startedAt);
+            if (ahead > 0) await delay(ahead, undefined, { signal: abort.signal });
+          }
         }
       };
-      made = await target.importState({ command_id: `${m.id}.import`, workload_id: w.id, spec: w.spec }, counted(source.exportState(w.id, abort.signal)), abort.signal);
+      made = await target.importState({ command_id: `${m.id}.import`, workload_id: w.id, spec: w.spec }, counted(source.exportState(w.id, abort.signal, { memory: withMemory })), abort.signal);
     } catch (err) {
       const why = abort.signal.aborted && abort.signal.reason instanceof AbortedError ? abort.signal.reason : err;
       await this.putBack(w.id, m);

@@ -35,6 +35,7 @@ import {
   type ImageLease,
   type ImageProvider,
   type ExportedState,
+  type StateOptions,
   type StopOptions,
   type WorkloadStateTransfer,
   type WorkloadUsage,
@@ -329,13 +330,17 @@ class DockerDriver implements Driver {
    * Volumes are not carried: virtfleet containers have none of their own.
    */
   readonly stateTransfer: WorkloadStateTransfer = {
-    exportState: async (workloadId, dir) => {
+    exportState: async (workloadId, dir, options) => {
+      refuseMemory(options);
       const info = await this.requireOwned(workloadId);
       if (info.State.Running) throw new FailedPreconditionError(`workload ${workloadId} is ${info.State.Paused ? 'paused' : 'running'}; its state is exported once it is stopped`);
       return this.commitState(workloadId, info.Id, dir);
     },
     // Docker pauses a running container for the moment of the commit, so the layer is consistent.
-    snapshotState: async (workloadId, dir) => this.commitState(workloadId, (await this.requireOwned(workloadId)).Id, dir),
+    snapshotState: async (workloadId, dir, options) => {
+      refuseMemory(options);
+      return this.commitState(workloadId, (await this.requireOwned(workloadId)).Id, dir);
+    },
     importState: async (workloadId, spec, files) => {
       if (spec.kind !== KIND) throw new InvalidArgumentError('spec.kind', `the ${this.name} driver runs containers only, not ${spec.kind}`);
       const unknown = Object.keys(files).filter((role) => role !== 'image');
@@ -696,4 +701,9 @@ export const createDockerDriver: DriverFactory<DockerDriverConfig> = async (conf
 
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Docker checkpoints (CRIU) are experimental and absent from Debian's docker.io: a container's state is its layer only. */
+function refuseMemory(options: StateOptions | undefined): void {
+  if (options?.memory) throw new FailedPreconditionError('a container\'s memory is not carried: it moves and is backed up as its writable layer, and starts afresh');
 }

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, parseWorkloadSpec, type WorkloadSpec } from '@virtfleet/shared';
 import { parseStringPromise } from 'xml2js';
 import { describe, expect, it } from 'vitest';
-import { VIRTFLEET_XMLNS, buildDomainXml, parseGuestDomainTypes, parseOwnership, retargetDomainXml } from './domain-xml.js';
+import { VIRTFLEET_XMLNS, buildDomainXml, parseGuestDomainTypes, parseOwnership, relabelDomainXml, retargetDomainXml, savedStateFiles } from './domain-xml.js';
 import type { VmFiles } from './vm-storage.js';
 
 const HOSTILE = `a'"<>&`;
@@ -214,5 +214,42 @@ describe('retargetDomainXml', () => {
 
   it('refuses a domain without virtfleet metadata', () => {
     expect(() => retargetDomainXml("<domain><name>x</name></domain>", { hostId: 'a', files: {} }, { hostId: 'b', files: {} })).toThrow(/no virtfleet host-id/);
+  });
+});
+
+describe('savedStateFiles and relabelDomainXml', () => {
+  const xml = [
+    "<domain type='qemu'><name>virtfleet-a.w1</name><uuid>11111111-2222-3333-4444-555555555555</uuid><metadata>",
+    "<virtfleet:workload xmlns:virtfleet='https://virtfleet.dev/xmlns/domain/v1'><virtfleet:host-id>a</virtfleet:host-id>",
+    '<virtfleet:workload-id>w1</virtfleet:workload-id><virtfleet:name>web</virtfleet:name></virtfleet:workload></metadata>',
+    "<devices><disk type='file' device='disk'><source file='/s/vms/w1/root.qcow2'/></disk></devices></domain>",
+  ].join('');
+
+  it('names every file by its role under a directory no host has, and back again on the receiving host', () => {
+    const neutral = savedStateFiles(['disk:root', 'console-log']);
+    expect(neutral).toEqual({ 'disk:root': '/virtfleet-saved-state/disk/root', 'console-log': '/virtfleet-saved-state/console-log' });
+    const travelling = retargetDomainXml(xml, { hostId: 'a', files: { 'disk:root': '/s/vms/w1/root.qcow2' } }, { hostId: 'a', files: neutral });
+    expect(travelling).toContain("<source file='/virtfleet-saved-state/disk/root'/>");
+    const landed = retargetDomainXml(travelling, { hostId: 'a', files: neutral }, { hostId: 'b', files: { 'disk:root': '/t/vms/w2/root.qcow2', 'console-log': '/t/vms/w2/console.log' } });
+    expect(landed).toContain("<source file='/t/vms/w2/root.qcow2'/>");
+  });
+
+  it('gives the domain a new name, UUID, workload id and workload name, and changes nothing else', () => {
+    const out = relabelDomainXml(xml, { name: 'virtfleet-b.w2', uuid: '66666666-7777-8888-9999-000000000000', workloadId: 'w2', workloadName: 'web<&>copy' });
+    expect(out).toBe(
+      xml
+        .replace('virtfleet-a.w1', 'virtfleet-b.w2')
+        .replace('11111111-2222-3333-4444-555555555555', '66666666-7777-8888-9999-000000000000')
+        .replace('<virtfleet:workload-id>w1<', '<virtfleet:workload-id>w2<')
+        .replace('<virtfleet:name>web<', '<virtfleet:name>web&lt;&amp;&gt;copy<'),
+    );
+  });
+
+  it.each([
+    ['no name', xml.replace(/<name>[^<]*<\/name>/, ''), /carries no name$/],
+    ['no UUID', xml.replace(/<uuid>[^<]*<\/uuid>/, ''), /carries no uuid$/],
+    ['no virtfleet metadata', '<domain><name>x</name><uuid>u</uuid></domain>', /carries no workload-id metadata$/],
+  ])('refuses a domain with %s', (_name, input, message) => {
+    expect(() => relabelDomainXml(input, { name: 'n', uuid: 'u', workloadId: 'w', workloadName: 'x' })).toThrow(message);
   });
 });

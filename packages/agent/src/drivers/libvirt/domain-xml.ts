@@ -231,6 +231,39 @@ export function retargetDomainXml(xml: string, from: { hostId: string; files: Re
   return out.replace(hostIdElement, `$1${escapeXmlText(to.hostId)}$2`);
 }
 
+/** The role of a VM's saved memory state among its exported files. */
+export const MEMORY_ROLE = 'memory';
+
+/**
+ * The paths a saved memory image's XML names a VM's files by while the image
+ * travels between hosts: one per role, a path that exists on no host, so
+ * that the receiving host replaces each by its own (retargetDomainXml).
+ */
+export function savedStateFiles(roles: Iterable<string>): Record<string, string> {
+  return Object.fromEntries([...roles].map((role) => [role, `/virtfleet-saved-state/${role.replace(':', '/')}`]));
+}
+
+/**
+ * A domain's XML under another identity: libvirt's name and UUID and
+ * virtfleet's metadata (workload id and name), for a memory image restored
+ * as another workload or on another host.
+ * @throws InvalidArgumentError when the XML lacks one of them
+ */
+export function relabelDomainXml(xml: string, to: { name: string; uuid: string; workloadId: string; workloadName: string }): string {
+  const replacements: [RegExp, string, string][] = [
+    [/(<name>)[^<]*(<\/name>)/, to.name, 'name'],
+    [/(<uuid>)[^<]*(<\/uuid>)/, to.uuid, 'uuid'],
+    [new RegExp(`(<${PREFIX}:workload-id>)[^<]*(</${PREFIX}:workload-id>)`), to.workloadId, 'workload-id metadata'],
+    [new RegExp(`(<${PREFIX}:name>)[^<]*(</${PREFIX}:name>)`), to.workloadName, 'name metadata'],
+  ];
+  let out = xml;
+  for (const [pattern, value, what] of replacements) {
+    if (!pattern.test(out)) throw new InvalidArgumentError('domain', `carries no ${what}`);
+    out = out.replace(pattern, (_m, open: string, close: string) => `${open}${escapeXmlText(value)}${close}`);
+  }
+  return out;
+}
+
 /**
  * The `<domainbackup>` (push mode) that has libvirt write the VM's own disks
  * (`ownRoles`, as VmStorage.ownDisks names them) into `dir` as qcow2 files,

@@ -1,4 +1,5 @@
-import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, copyFile, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Hypervisor, type Domain, type NodeInfo } from '@unraid/libvirt';
@@ -32,7 +33,20 @@ import {
   type WorkloadStateTransfer,
   type WorkloadUsage,
 } from '../driver.js';
-import { buildDomainXml, domainBackupXml, parseGuestDomainTypes, parseOwnership, type DomainOwnership, type DomainType } from './domain-xml.js';
+import {
+  buildDomainXml,
+  domainBackupXml,
+  MEMORY_ROLE,
+  migrationFilesOf,
+  parseGuestDomainTypes,
+  parseOwnership,
+  relabelDomainXml,
+  retargetDomainXml,
+  savedStateFiles,
+  type DomainOwnership,
+  type DomainType,
+} from './domain-xml.js';
+import { readSaveImage } from './save-image.js';
 import { runPushBackup } from './libvirt-backup.js';
 import { loadLibvirtExt, type DomainInterface, type LibvirtExtLoad } from './native-ext.js';
 import { VmStorage, type VmFiles } from './vm-storage.js';
@@ -327,18 +341,33 @@ export class LibvirtDriver implements Driver {
 
   readonly migration: LiveMigration;
 
-  /** A stopped VM's own disks, carried as they are; the target points overlays at its own copy of the catalog image. */
+  /**
+   * A VM's own disks, carried as they are (the target points overlays at its
+   * own copy of the catalog image), and its memory when asked for: a libvirt
+   * save image whose XML names files by role, not by this host's paths.
+   */
   readonly stateTransfer: WorkloadStateTransfer = {
-    exportState: async (workloadId) => {
+    exportState: async (workloadId, _dir, options) => {
       const found = await this.inspect(workloadId);
       if (!found) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
-      if (found.state !== 'stopped') throw new FailedPreconditionError(`workload ${workloadId} is ${found.state}; its disks are exported once it is stopped`);
-      return { files: await this.storage.ownDisks(workloadId), release: () => Promise.resolve() };
+      if (found.state !== 'stopped') {
+        if (!options?.memory) throw new FailedPreconditionError(`workload ${workloadId} is ${found.state}; its disks are exported once it is stopped`);
+        // It stays saved (shut off) here: start resumes it if the move does not happen.
+        await this.saveMemory(workloadId, this.storage.savedMemoryPath(workloadId));
+      }
+      const files = await this.storage.ownDisks(workloadId);
+      const saved = this.storage.savedMemoryPath(workloadId);
+      if (options?.memory && (await exists(saved))) files[MEMORY_ROLE] = saved;
+      return { files, release: () => Promise.resolve() };
     },
-    snapshotState: async (workloadId, dir) => {
+    snapshotState: async (workloadId, dir, options) => {
       const found = await this.inspect(workloadId);
       if (!found) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
       const own = await this.storage.ownDisks(workloadId);
+      if (options?.memory) {
+        if (found.state !== 'running' && found.state !== 'paused') throw new FailedPreconditionError(`workload ${workloadId} is ${found.state}; only a running or paused VM has memory to back up`);
+        return { files: await this.saveAndResume(workloadId, own, dir), release: () => Promise.resolve() };
+      }
       if (found.state === 'stopped') return { files: own, release: () => Promise.resolve() };
       if (!this.ext.ok) throw new FailedPreconditionError(`backing up a running VM needs the libvirt-ext addon: ${this.ext.reason}`);
       const files = await this.storage.files(workloadId);
@@ -349,12 +378,14 @@ export class LibvirtDriver implements Driver {
     },
     importState: async (workloadId, spec, received) => {
       buildDomainXml(workloadId, spec, this.context.hostId, 'qemu');
+      const { [MEMORY_ROLE]: memory, ...disks } = received;
       return this.call(workloadId, async (hv) => {
         const existing = await this.lookup(hv, workloadId);
         if (existing) return this.adopt(hv, existing, workloadId);
         const network = engineNetworkOf(spec, this.context.network);
-        const files = await this.storage.adoptDisks(workloadId, spec, received);
+        const files = await this.storage.adoptDisks(workloadId, spec, disks);
         try {
+          if (memory !== undefined) await this.storage.keepSavedMemory(workloadId, memory);
           return await this.snapshot(hv, await this.define(hv, workloadId, spec, spec.domain_type ?? (await this.newDomainType()), files, network));
         } catch (err) {
           if (!isConnectionLost(err)) await this.storage.remove(workloadId);
@@ -363,6 +394,80 @@ export class LibvirtDriver implements Driver {
       });
     },
   };
+
+  /** Saves the running VM's memory to `file` (the domain shuts off) with the image's XML naming files by role. */
+  private async saveMemory(workloadId: string, file: string): Promise<void> {
+    await this.call(workloadId, async (hv) => {
+      const found = await this.require(hv, workloadId);
+      const files = await this.storage.files(workloadId);
+      if (!files) throw new FailedPreconditionError(`workload ${workloadId} has no files made by virtfleet on this host`);
+      try {
+        await hv.domainSave(found.dom, file);
+      } catch (err) {
+        if (isConnectionLost(err)) throw err;
+        throw new FailedPreconditionError(`libvirt could not save the memory of ${workloadId}: ${errorMessage(err)}`, { cause: err });
+      }
+      await neutralizeSavedImage(file, this.context.hostId, files);
+    });
+  }
+
+  /**
+   * A running VM's memory and own disks at one instant: saved (it shuts
+   * off), its disks copied while nothing writes them, then restored from the
+   * image, so it runs on after a pause as long as the save and the copy.
+   */
+  private async saveAndResume(workloadId: string, own: Record<string, string>, dir: string): Promise<Record<string, string>> {
+    return this.call(workloadId, async (hv) => {
+      const found = await this.require(hv, workloadId);
+      const files = await this.storage.files(workloadId);
+      if (!files) throw new FailedPreconditionError(`workload ${workloadId} has no files made by virtfleet on this host`);
+      const saved = join(dir, 'memory.save');
+      try {
+        await hv.domainSave(found.dom, saved);
+      } catch (err) {
+        if (isConnectionLost(err)) throw err;
+        throw new FailedPreconditionError(`libvirt could not save the memory of ${workloadId}: ${errorMessage(err)}`, { cause: err });
+      }
+      const copies: Record<string, string> = { [MEMORY_ROLE]: saved };
+      try {
+        for (const [role, path] of Object.entries(own)) {
+          copies[role] = join(dir, `${role.replace(':', '-')}.qcow2`);
+          await copyFile(path, copies[role], constants.COPYFILE_FICLONE);
+        }
+      } finally {
+        // The image stays usable after a restore; the VM goes on from it at once.
+        await hv.domainRestore(saved).catch((err: unknown) => {
+          this.log.error({ workloadId, err: errorMessage(err) }, 'a VM saved for a backup did not resume; reconciliation starts it afresh');
+        });
+      }
+      await neutralizeSavedImage(saved, this.context.hostId, files);
+      return copies;
+    });
+  }
+
+  /**
+   * Starts a VM from its saved memory (as its own domain: name, UUID and
+   * paths this host's), then drops the image. An image libvirt refuses is
+   * dropped too and the VM boots afresh: it would be refused every time.
+   */
+  private async resumeSaved(hv: Hypervisor, found: Owned, saved: string): Promise<void> {
+    const workloadId = found.owner.workloadId;
+    const files = await this.storage.files(workloadId);
+    try {
+      if (!files) throw new FailedPreconditionError(`workload ${workloadId} has no files made by virtfleet on this host`);
+      const image = await readSaveImage(saved);
+      const roles = migrationFilesOf(files);
+      const ours = retargetDomainXml(image.xml, { hostId: this.context.hostId, files: savedStateFiles(Object.keys(roles)) }, { hostId: this.context.hostId, files: roles });
+      await image.rewrite(relabelDomainXml(ours, { name: backendName(this.context.hostId, workloadId), uuid: found.uuid, workloadId, workloadName: found.owner.name }));
+      await hv.domainRestore(saved);
+      this.log.info({ workloadId }, 'VM resumed from its saved memory');
+    } catch (err) {
+      if (isConnectionLost(err)) throw err;
+      this.log.warn({ workloadId, err: errorMessage(err) }, 'the VM\'s saved memory could not be restored; it boots afresh');
+      await this.change(hv, found, () => hv.domainCreate(found.dom), (s) => !isDown(s));
+    }
+    await rm(saved, { force: true });
+  }
 
   /** Takes up VMs' files and opens the connection now, so configuration mistakes show at start-up. An unreachable libvirtd is only logged. */
   async connect(): Promise<void> {
@@ -456,7 +561,9 @@ export class LibvirtDriver implements Driver {
       if (isDown(state)) {
         // A crashed domain may still be active; it must be torn down before it can start.
         if (state === S.CRASHED) await this.change(hv, found, () => hv.domainDestroy(found.dom), isDown);
-        await this.change(hv, found, () => hv.domainCreate(found.dom), (s) => !isDown(s));
+        const saved = this.storage.savedMemoryPath(workloadId);
+        if (await exists(saved)) await this.resumeSaved(hv, found, saved);
+        else await this.change(hv, found, () => hv.domainCreate(found.dom), (s) => !isDown(s));
       }
       return this.snapshot(hv, found);
     });
@@ -803,4 +910,13 @@ export const createLibvirtDriver: DriverFactory<LibvirtDriverConfig> = async (co
 /** Drops undefined values, so that they do not override defaults. */
 function definedOnly<T extends object>(config: T): Partial<T> {
   return Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
+
+/** Rewrites a save image's XML so that it names the VM's files by role (savedStateFiles), ready for any host. */
+async function neutralizeSavedImage(file: string, hostId: string, files: VmFiles): Promise<void> {
+  const image = await readSaveImage(file);
+  const roles = migrationFilesOf(files);
+  await image.rewrite(retargetDomainXml(image.xml, { hostId, files: roles }, { hostId, files: savedStateFiles(Object.keys(roles)) }));
 }

@@ -27,6 +27,8 @@ const run = promisify(execFile);
 const GIB = 2 ** 30;
 /** qemu-img and genisoimage are quick; a stuck one is a broken host. */
 const TOOL_TIMEOUT_MS = 120_000;
+/** A VM's saved memory state (a libvirt save image) in its directory. */
+const SAVED_MEMORY = 'memory.save';
 const MANIFEST = 'files.json';
 
 /** A disk of a VM, in the order it is attached. */
@@ -206,6 +208,19 @@ export class VmStorage {
       await this.remove(workloadId);
       throw asStorageError(err);
     }
+  }
+
+  /**
+   * Where the VM's memory state waits while it is saved (for a cold
+   * migration, or received with it): start resumes from it.
+   */
+  savedMemoryPath(workloadId: string): string {
+    return join(this.workloadDir(workloadId), SAVED_MEMORY);
+  }
+
+  /** Moves a received memory image to where start resumes the VM from it. */
+  async keepSavedMemory(workloadId: string, from: string): Promise<void> {
+    await moveFile(from, this.savedMemoryPath(workloadId));
   }
 
   /** The files of a prepared VM, or undefined. */
