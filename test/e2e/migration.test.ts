@@ -248,6 +248,27 @@ describe('migration between simulated hosts', () => {
     await waitUntil(`${b.name} up again`, async () => (await cluster.api.hosts()).hosts.find((h) => h.id === b.name)?.status === 'up', { timeoutMs: 120_000 });
   }, 900_000);
 
+  it("cancelled while the target's agent is down: the VM stays on the source, and the target's files go once its agent is back", async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm10`);
+    await migratingTo(w.id, b, 1);
+    await b.killAgent();
+    await waitUntil(`${b.name} down`, async () => (await cluster.api.hosts()).hosts.find((h) => h.id === b.name)?.status === 'down', { timeoutMs: 60_000 });
+    const cancel = await cli('workload', 'migrate', w.id, '--cancel');
+    expect(cancel.code, cancel.stderr).toBe(0);
+    const ended = await migrationEnded(w.id);
+    expect([ended.host_id, ended.state]).toEqual([a.name, 'running']);
+    // Its prepared files stay on the unreachable target for now ...
+    expect(filesOn(b, w.id)).toBe(true);
+    await b.startAgent();
+    // ... and go once it reports again.
+    await waitUntil(`no files of ${w.id} on ${b.name}`, () => Promise.resolve(!filesOn(b, w.id)), { timeoutMs: 60_000 });
+    await expectOneCopyOn(w.id, a);
+    await expectTicking(w.id, a);
+    await cleanUp(w.id, a);
+    await waitUntil(`${b.name} up again`, async () => (await cluster.api.hosts()).hosts.find((h) => h.id === b.name)?.status === 'up', { timeoutMs: 120_000 });
+  }, 900_000);
+
   it("moves a container cold: stopped, its writable layer carried, started on the other host, and gone from the first", async () => {
     const [a, b] = hosts;
     await cluster.api.cordon(b.name, true);

@@ -1,6 +1,6 @@
 import { Server } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -183,6 +183,8 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     const c = await capacity();
     return { host_id: config.hostId, hostname: hostname(), agent_version: AGENT_VERSION, drivers: c.drivers, capacity: c.capacity, labels: config.labels };
   };
+  // No export, import or backup outlives the process that streamed it: what an earlier one left is garbage.
+  rmSync(join(config.stateDir, 'transfers'), { recursive: true, force: true });
   server.addService(proto.Agent.service, agentHandlers(manager, hostInfo, config.hostId, log, () => {
     const dir = join(config.stateDir, 'transfers');
     // Traversable (not listable) by QEMU's user, which writes running VMs' backups below it.

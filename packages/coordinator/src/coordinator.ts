@@ -38,6 +38,7 @@ import { imageHandlers } from './images/image-service.js';
 import { imageUsers } from './images/image-pinning.js';
 import { HostDrainer } from './hosts/host-drainer.js';
 import { HostForgetter } from './hosts/host-forgetter.js';
+import { MigrationLeftovers } from './workloads/migration-leftovers.js';
 import { hostHandlers } from './hosts/host-service.js';
 
 const HOST_STATUS_EVENTS = { up: EVENT_TYPES.hostUp, down: EVENT_TYPES.hostDown, recovering: EVENT_TYPES.hostRecovering } as const;
@@ -105,7 +106,18 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     return l && l.expiresAtMs > Date.now() ? ` (the leader is ${l.coordinatorId} at ${l.address})` : ' (no leader is elected right now)';
   };
   const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint, config.scheduler.stoppedReservation);
-  const migrator = new WorkloadMigrator(controller, hosts, agents, events, log.child({ component: 'migrator' }));
+  const leftovers = new MigrationLeftovers(
+    {
+      store,
+      isLeader: () => controller.isLeader,
+      workload: (id) => controller.find(id),
+      host: (id) => hosts.get(id),
+      removeFiles: (host, workloadId) => agents.for(host.id, host.telemetry.address).discardIncoming(workloadId),
+    },
+    log.child({ component: 'migration-leftovers' }),
+  );
+  const leftoverSweep = leaderTimer(LEFTOVER_SWEEP_INTERVAL_MS, () => leftovers.sweep());
+  const migrator = new WorkloadMigrator(controller, hosts, agents, events, leftovers, log.child({ component: 'migrator' }));
   const backups = new BackupService(new DirectoryBackupRepository(config.backups.dir, log.child({ component: 'backups' })), controller, hosts, agents, events, log.child({ component: 'backups' }));
   const backupScheduler = new BackupScheduler(backups, () => controller.workloads(), () => controller.isLeader, { checkIntervalMs: config.backups.scheduleCheckMs }, log.child({ component: 'backup-scheduler' }));
   const leases = await untilReady(
@@ -197,6 +209,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         supervisor.start();
         sweeper.start();
         uploadSweep.start();
+        leftoverSweep.start();
         backupScheduler.start();
       },
       onDeposed: () => {
@@ -205,6 +218,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         forgetter.stop();
         sweeper.stop();
         uploadSweep.stop();
+        leftoverSweep.stop();
         backupScheduler.stop();
         followUntilDone();
       },
@@ -230,6 +244,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       forgetter.stop();
       sweeper.stop();
       uploadSweep.stop();
+      leftoverSweep.stop();
       backupScheduler.stop();
       leases.stop();
       await controller.stop();
@@ -245,6 +260,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
 
 /** How often the leader looks for abandoned image uploads, and how long an upload's chunks must have been quiet to count as one. */
 const UPLOAD_SWEEP_INTERVAL_MS = 10 * 60_000;
+/** How often files migrations left on hosts that were down are looked at. */
+const LEFTOVER_SWEEP_INTERVAL_MS = 5_000;
 const ABANDONED_UPLOAD_AGE_MS = 60 * 60_000;
 
 /** A task the leader runs every `intervalMs` while it leads. */

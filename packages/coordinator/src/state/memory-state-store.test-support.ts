@@ -1,7 +1,7 @@
 import { deepFreeze } from '@virtfleet/shared';
 import type { RequestRecord } from '../requests/request-ledger.js';
 import { isUnsettled, type Workload } from '../workloads/workload.js';
-import type { HostMark, OperationKind, StateStore, WorkloadChangeListener, WorkloadCursor } from '../workloads/workload-store.js';
+import { OPERATION_KINDS, type HostMark, type OperationKind, type StateStore, type WorkloadChangeListener, type WorkloadCursor } from '../workloads/workload-store.js';
 
 /**
  * StateStore in memory for unit tests of the controller's logic. Every
@@ -105,7 +105,7 @@ export class MemoryStateStore implements StateStore {
     else this.marks.get(mark)?.delete(hostId);
   }
   /** Operation records as the JSON they would store, by kind and id. */
-  readonly operationRecords = new Map<OperationKind, Map<string, string>>([['drain', new Map()]]);
+  readonly operationRecords = new Map<OperationKind, Map<string, string>>(OPERATION_KINDS.map((k) => [k, new Map<string, string>()]));
   operations<T>(kind: OperationKind): Map<string, T> {
     return new Map([...(this.operationRecords.get(kind) ?? [])].map(([id, json]) => [id, JSON.parse(json) as T]));
   }

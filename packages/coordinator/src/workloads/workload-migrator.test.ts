@@ -9,6 +9,7 @@ import type { PlacementRecord, PlacementRequest, Scheduler } from '../scheduler/
 import { MemoryStateStore } from '../state/memory-state-store.test-support.js';
 import type { Workload } from './workload.js';
 import { WorkloadController } from './workload-controller.js';
+import { MigrationLeftovers } from './migration-leftovers.js';
 import { WorkloadMigrator, type MigrateRequest } from './workload-migrator.js';
 import { testWorkload } from './workload.test-support.js';
 
@@ -107,8 +108,12 @@ function harness(script: AgentScript = {}, hostIds = ['h1', 'h2', 'h3'], placeOn
   };
   const controller = new WorkloadController(store, registry, scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), agents, sink, log);
   controllers.push(controller);
-  const migrator = new WorkloadMigrator(controller, registry, agents, sink, log);
-  return { store, calls, events, controller, migrator, placed, hosts };
+  const leftovers = new MigrationLeftovers(
+    { store, isLeader: () => controller.isLeader, workload: (id) => controller.find(id), host: (id) => hosts.get(id), removeFiles: (host, id) => agents.for(host.id, '').discardIncoming(id) },
+    log,
+  );
+  const migrator = new WorkloadMigrator(controller, registry, agents, sink, leftovers, log);
+  return { store, calls, events, controller, migrator, placed, hosts, leftovers };
 }
 
 const controllers: WorkloadController[] = [];
@@ -180,6 +185,27 @@ describe('WorkloadMigrator', () => {
     expect([w.hostId, w.state, w.migration, w.generation]).toEqual(['h1', 'running', undefined, undefined]);
     expect(w.message).toMatch(cancelled ? /migration to h2 cancelled; it runs on h1/ : /migration to h2 failed: .*; it runs on h1/);
     expect(h.events.at(-1)).toMatchObject({ type: EVENT_TYPES.workloadMigrationFailed, data: { cancelled } });
+  });
+
+  it("records the target's files as leftovers when the target is down as the move fails, and removes them once it is back", async () => {
+    let h: ReturnType<typeof harness> | undefined;
+    h = harness({
+      sourceHolds: true,
+      migrate: () => {
+        h!.hosts.get('h2')!.status = 'down';
+        return Promise.reject(new UnavailableError('connection reset'));
+      },
+    });
+    await leading(h, vm());
+    await h.migrator.start('vm1', request());
+    await h.migrator.idle();
+    expect(short(h.calls)).toEqual(['h2 prepare', 'h1 migrate', 'h1 abort', 'h1 get']);
+    expect(h.leftovers.list()).toMatchObject([{ hostId: 'h2', workloadId: 'vm1' }]);
+    await h.leftovers.sweep();
+    expect(h.leftovers.list()).toHaveLength(1);
+    h.hosts.get('h2')!.status = 'up';
+    await h.leftovers.sweep();
+    expect([short(h.calls).at(-1), h.leftovers.list()]).toEqual(['h2 discard', []]);
   });
 
   it('hands the VM to the target when the source agent was lost mid-way but libvirt finished the move', async () => {

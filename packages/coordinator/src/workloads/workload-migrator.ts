@@ -6,6 +6,7 @@ import type { EventSink } from '../events/event-log.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
 import type { WorkloadMigration, Workload } from './workload.js';
 import { createCommandId, type WorkloadController } from './workload-controller.js';
+import type { MigrationLeftovers } from './migration-leftovers.js';
 
 export interface MigrateRequest {
   requestId: string;
@@ -55,6 +56,7 @@ export class WorkloadMigrator {
     private readonly hosts: HostRegistry,
     private readonly agents: AgentClientPool,
     private readonly events: EventSink,
+    private readonly leftovers: MigrationLeftovers,
     private readonly log: Logger,
   ) {}
 
@@ -372,21 +374,18 @@ export class WorkloadMigrator {
       },
     );
     if (!stillAtSource) return this.handOver(workloadId, m);
-    await this.discard(m.targetHostId, workloadId);
+    await this.discard(m.targetHostId, workloadId, m);
     return this.fail(workloadId, m, cause);
   }
 
   /**
    * Removes a workload's files from a host that does not hold it. A host not
    * reporting yet (just after a leader change) is waited for: the error makes
-   * the caller try again. Only a host that is down is given up on, its files
-   * left (logged).
+   * the caller try again. A host that is down is not waited for: its files
+   * are recorded as leftovers, removed once it is back.
    */
-  private async discard(hostId: string, workloadId: string): Promise<void> {
-    if (this.hosts.get(hostId)?.status === 'down') {
-      this.log.warn({ workload: workloadId, host: hostId }, 'files of a migration left on a host that is down; not removed');
-      return;
-    }
+  private async discard(hostId: string, workloadId: string, m: WorkloadMigration): Promise<void> {
+    if (this.hosts.get(hostId)?.status === 'down') return this.leftovers.note(hostId, workloadId, m.id);
     await this.hostAgent(hostId).discardIncoming(workloadId);
   }
 
@@ -416,9 +415,10 @@ export class WorkloadMigrator {
     const { stored: cleared } = this.controller.change(this.controller.get(workloadId), { ...patch, migration: undefined, message });
     await cleared;
     // A source agent that went away mid-way could not remove its files; it refuses while it holds the VM.
-    await this.discard(m.sourceHostId, workloadId).catch((err: unknown) =>
-      this.log.warn({ workload: workloadId, host: m.sourceHostId, err: errorMessage(err) }, 'files left on the host a VM migrated from; not removed'),
-    );
+    await this.discard(m.sourceHostId, workloadId, m).catch(async (err: unknown) => {
+      if (err instanceof FailedPreconditionError) return this.log.warn({ workload: workloadId, host: m.sourceHostId, err: errorMessage(err) }, 'the host a VM migrated from still holds it; reconciliation removes that copy');
+      await this.leftovers.note(m.sourceHostId, workloadId, m.id).catch((e: unknown) => this.log.warn({ workload: workloadId, err: errorMessage(e) }, 'leftover files not recorded'));
+    });
     this.events.emit(EVENT_TYPES.workloadMigrationCompleted, workloadId, { id: workloadId, from_host: m.sourceHostId, to_host: m.targetHostId, mode: m.mode });
     this.log.info({ workload: workloadId, from: m.sourceHostId, to: m.targetHostId }, 'workload migrated');
   }

@@ -64,7 +64,7 @@ export const HOST_MARKS = ['cordon', 'dead'] as const;
 export type HostMark = (typeof HOST_MARKS)[number];
 
 /** Long operations whose durable record is kept by id beside the workloads (a host drain, by host id). */
-export const OPERATION_KINDS = ['drain'] as const;
+export const OPERATION_KINDS = ['drain', 'leftover'] as const;
 export type OperationKind = (typeof OPERATION_KINDS)[number];
 
 /** The workload store plus the rest of the coordinator's durable state. */
