@@ -188,14 +188,15 @@ describe('WorkloadMigrator', () => {
   });
 
   it("records the target's files as leftovers when the target is down as the move fails, and removes them once it is back", async () => {
-    let h: ReturnType<typeof harness> | undefined;
-    h = harness({
+    const hostsSeen: Map<string, Host>[] = [];
+    const h = harness({
       sourceHolds: true,
       migrate: () => {
-        h!.hosts.get('h2')!.status = 'down';
+        hostsSeen[0]!.get('h2')!.status = 'down';
         return Promise.reject(new UnavailableError('connection reset'));
       },
     });
+    hostsSeen.push(h.hosts);
     await leading(h, vm());
     await h.migrator.start('vm1', request());
     await h.migrator.idle();
