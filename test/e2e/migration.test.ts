@@ -375,6 +375,27 @@ describe('migration between simulated hosts', () => {
     for (const id of ids) await cluster.api.act('DeleteWorkload', { id, request_id: `${id}-delete` });
   }, 300_000);
 
+  // Last: host a is gone for good afterwards.
+  it('the source host lost for good mid-transfer: the move is given up, the target keeps nothing, and once the host is confirmed dead the VM runs on the target alone', async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm11`);
+    await migratingTo(w.id, b, 1);
+    await a.down();
+    const ended = await migrationEnded(w.id);
+    expect(ended.host_id).toBe(a.name);
+    const failed = (await retainedEvents(cluster.api)).find((e) => e.subject === w.id && e.type === 'io.virtfleet.workload.migration_failed');
+    expect(failed?.data).toMatchObject({ cancelled: false, to_host: b.name, reason: expect.stringContaining(`host ${a.name} went down before the move finished`) });
+    await waitUntil(`no files of ${w.id} on ${b.name}`, () => Promise.resolve(!filesOn(b, w.id)), { timeoutMs: 60_000 });
+    expect((await domainsOf(b)).filter((d) => d.endsWith(`.${w.id}`))).toEqual([]);
+    // A fence-first VM waits for proof that its host is dead; the operator gives it.
+    const confirmed = await cli('host', 'confirm-dead', a.name);
+    expect(confirmed.code, confirmed.stderr).toBe(0);
+    const moved = await playground.runningOn(w.id);
+    expect(moved.host_id).toBe(b.name);
+    expect((await domainsOf(b)).filter((d) => d.endsWith(`.${w.id}`))).toEqual([`virtfleet-${b.name}.${w.id}`]);
+    await cleanUp(w.id, b);
+  }, 900_000);
+
   it('refuses an unknown workload (exit 3) and a bad option (exit 2), naming it', async () => {
     const unknown = await cli('workload', 'migrate', 'no-such-workload');
     expect(unknown.code).toBe(3);

@@ -28,6 +28,8 @@ interface AgentScript {
   /** Cold: runs in the middle of the export (to cancel it there). */
   export?: () => Promise<void>;
   importFails?: boolean;
+  /** What the target's agent answers to `get`: a state, or absent (NOT_FOUND). */
+  onTarget?: string;
 }
 
 function harness(script: AgentScript = {}, hostIds = ['h1', 'h2', 'h3'], placeOn: string | null = 'h2') {
@@ -63,6 +65,7 @@ function harness(script: AgentScript = {}, hostIds = ['h1', 'h2', 'h3'], placeOn
       },
       get: (workloadId: string) => {
         calls.push(`${hostId} get ${workloadId}`);
+        if (hostId === 'h2' && script.onTarget) return script.onTarget === 'absent' ? Promise.reject(new NotFoundError('workload', workloadId)) : Promise.resolve({ workload_id: workloadId, state: script.onTarget });
         return script.sourceHolds ? Promise.resolve({ workload_id: workloadId, state: 'running' }) : Promise.reject(new NotFoundError('workload', workloadId));
       },
       act: (action: string, commandId: string, workloadId: string) => {
@@ -207,6 +210,29 @@ describe('WorkloadMigrator', () => {
     h.hosts.get('h2')!.status = 'up';
     await h.leftovers.sweep();
     expect([short(h.calls).at(-1), h.leftovers.list()]).toEqual(['h2 discard', []]);
+  });
+
+  it.each([
+    ['the VM is not on the target: the move is given up, its files removed there, and failover takes the VM', 'absent', ['h2 prepare', 'h1 migrate', 'h2 get', 'h2 discard'], 'h1'],
+    ['the VM runs on the target: the move finished, and the target takes it over', 'running', ['h2 prepare', 'h1 migrate', 'h2 get', 'h2 create'], 'h2'],
+  ])('settles a live migration whose source host went down without asking it: %s', async (_name, onTarget, calls, endsOn) => {
+    const hostsSeen: Map<string, Host>[] = [];
+    const h = harness({
+      onTarget,
+      migrate: () => {
+        hostsSeen[0]!.get('h1')!.status = 'down';
+        return Promise.reject(new UnavailableError('host h1: cannot reach its agent'));
+      },
+    });
+    hostsSeen.push(h.hosts);
+    await leading(h, vm());
+    await h.migrator.start('vm1', request());
+    await h.migrator.idle();
+    expect(short(h.calls)).toEqual(calls);
+    const w = h.store.get('vm1')!;
+    expect([w.hostId, w.migration]).toEqual([endsOn, undefined]);
+    // The source's files wait for it as leftovers when the VM moved.
+    expect(h.leftovers.list().map((l) => l.hostId)).toEqual(endsOn === 'h2' ? ['h1'] : []);
   });
 
   it('hands the VM to the target when the source agent was lost mid-way but libvirt finished the move', async () => {

@@ -356,6 +356,7 @@ export class WorkloadMigrator {
   }
 
   private async settleOnce(workloadId: string, m: WorkloadMigration, cause: unknown): Promise<void> {
+    if (this.hosts.get(m.sourceHostId)?.status === 'down') return this.settleWithoutSource(workloadId, m, cause);
     const source = this.hostAgent(m.sourceHostId);
     for (;;) {
       try {
@@ -376,6 +377,30 @@ export class WorkloadMigrator {
     if (!stillAtSource) return this.handOver(workloadId, m);
     await this.discard(m.targetHostId, workloadId, m);
     return this.fail(workloadId, m, cause);
+  }
+
+  /**
+   * A live migration whose source host is down (its lease lapsed): only the
+   * target can tell where the VM is. Running there, the move finished and
+   * the target takes it over; absent, the VM stayed with its source, and
+   * failover takes it from there as for any workload of a down host. A copy
+   * the target is still receiving is waited for: libvirt ends an incoming
+   * migration whose source went away.
+   */
+  private async settleWithoutSource(workloadId: string, m: WorkloadMigration, cause: unknown): Promise<void> {
+    const onTarget = await this.hostAgent(m.targetHostId)
+      .get(workloadId)
+      .then(
+        (status) => status.state,
+        (err: unknown) => {
+          if (err instanceof NotFoundError) return 'deleted';
+          throw err;
+        },
+      );
+    if (onTarget === 'running') return this.handOver(workloadId, m);
+    if (onTarget !== 'deleted') throw new UnavailableError(`host ${m.sourceHostId} is down and the copy migrating to ${m.targetHostId} is ${onTarget}; waiting for libvirt to finish or drop it`);
+    await this.discard(m.targetHostId, workloadId, m);
+    return this.fail(workloadId, m, new UnavailableError(`host ${m.sourceHostId} went down before the move finished (${errorMessage(cause)}); failover takes the workload from there`));
   }
 
   /**
