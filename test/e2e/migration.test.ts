@@ -221,18 +221,118 @@ describe('migration between simulated hosts', () => {
     await cleanUp(w.id, b);
   }, 900_000);
 
-  it("the target's agent killed mid cold transfer: the move is undone, the VM resumes on the source from its saved memory", async () => {
-    const [a, b] = hosts;
-    const w = await bootOn(a, b, `${tag}-vm9`);
-    await cluster.api.migrate({ id: w.id, target_host_id: b.name, mode: 'cold', bandwidth_mib_s: 8, request_id: `${w.id}-migrate` });
+  /** Starts a cold migration to `to`, slowed down, and waits until a few MiB went across. */
+  const coldTransferTo = async (id: string, to: SimulatedHost) => {
+    await cluster.api.migrate({ id, target_host_id: to.name, mode: 'cold', bandwidth_mib_s: 8, request_id: `${id}-migrate-${to.name}` });
     await waitFor(
       'the cold migration to transfer',
       async () => {
-        const m = (await cluster.api.get(w.id)).migration;
+        const m = (await cluster.api.get(id)).migration;
         return m?.phase === 'transferring' && m.data_processed_bytes > 4 * 1024 * 1024 ? m : undefined;
       },
       { timeoutMs: 120_000, intervalMs: 200 },
     );
+  };
+  /** Starts a live migration to `to` and waits until its record says it prepares (the target's agent frozen, it stays there). */
+  const preparingOn = async (id: string, to: SimulatedHost) => {
+    to.freezeAgent();
+    await cluster.api.migrate({ id, target_host_id: to.name, request_id: `${id}-migrate-${to.name}` });
+    await waitUntil('the migration to prepare', async () => (await cluster.api.get(id)).migration?.phase === 'preparing', { timeoutMs: 30_000, intervalMs: 100 });
+  };
+  const hostUp = (host: SimulatedHost) => waitUntil(`${host.name} up`, async () => (await cluster.api.hosts()).hosts.find((h) => h.id === host.name)?.status === 'up', { timeoutMs: 120_000 });
+
+  it('a leader killed while the target prepares: the next leader gives the move up, the VM runs on the source alone', async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm12`);
+    await preparingOn(w.id, b);
+    await cluster.restartCoordinator('SIGKILL');
+    b.thawAgent();
+    const ended = await migrationEnded(w.id);
+    expect([ended.host_id, ended.state]).toEqual([a.name, 'running']);
+    await expectOneCopyOn(w.id, a);
+    await expectTicking(w.id, a);
+    await cleanUp(w.id, a);
+    await hostUp(b);
+  }, 900_000);
+
+  it("the target's agent killed while it prepares: the move fails, the VM runs on the source alone, and the target keeps nothing once back", async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm13`);
+    await preparingOn(w.id, b);
+    await b.killAgent();
+    const ended = await migrationEnded(w.id);
+    expect([ended.host_id, ended.state]).toEqual([a.name, 'running']);
+    await b.startAgent();
+    await expectOneCopyOn(w.id, a);
+    await expectTicking(w.id, a);
+    await cleanUp(w.id, a);
+    await hostUp(b);
+  }, 900_000);
+
+  it('a leader killed while the target takes the VM over: the next leader finishes the move, and exactly one copy runs', async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm14`);
+    await migratingTo(w.id, b, 32);
+    // Frozen, the target's agent cannot take the VM over: the move waits in its last phase, ownership already moved.
+    b.freezeAgent();
+    try {
+      await waitUntil('the take-over', async () => (await cluster.api.get(w.id)).migration?.phase === 'switching', { timeoutMs: 120_000, intervalMs: 100 });
+      await cluster.restartCoordinator('SIGKILL');
+    } finally {
+      b.thawAgent();
+    }
+    await migrationEnded(w.id);
+    // The target's lease lapsed while it was frozen, so it may have fenced the VM and the coordinator placed it again:
+    // wherever it runs, it runs once.
+    const settled = await waitFor(
+      `${w.id} running`,
+      async () => {
+        const got = await cluster.api.get(w.id);
+        return got.state === 'running' && !got.migration ? got : undefined;
+      },
+      { timeoutMs: GUEST_BOOT_MS },
+    );
+    await expectOneCopyOn(w.id, settled.host_id === a.name ? a : b);
+    await cleanUp(w.id, settled.host_id === a.name ? a : b);
+    await hostUp(b);
+  }, 900_000);
+
+  it('a leader killed mid cold transfer: the next leader undoes the move, and the VM resumes on the source from its saved memory', async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm15`);
+    await coldTransferTo(w.id, b);
+    const saved = Math.max(...ticksIn(consoleText(consoleOn(a, w.id))));
+    await cluster.restartCoordinator('SIGKILL');
+    const ended = await migrationEnded(w.id);
+    expect(ended.host_id).toBe(a.name);
+    await waitUntil(`${w.id} running on ${a.name}`, async () => (await cluster.api.get(w.id)).state === 'running', { timeoutMs: 60_000 });
+    await waitForConsole(consoleOn(a, w.id), `VIRTFLEET-TICK ${saved + 2}`, { timeoutMs: 60_000 });
+    expect(consoleText(consoleOn(a, w.id)).match(/VIRTFLEET-GUEST-READY/g)).toHaveLength(1);
+    await expectOneCopyOn(w.id, a);
+    await cleanUp(w.id, a);
+  }, 900_000);
+
+  it("the source's agent killed mid cold transfer: the move is undone, and once the agent is back the VM resumes there from its saved memory", async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm16`);
+    await coldTransferTo(w.id, b);
+    const saved = Math.max(...ticksIn(consoleText(consoleOn(a, w.id))));
+    await a.killAgent();
+    const ended = await migrationEnded(w.id);
+    expect(ended.host_id).toBe(a.name);
+    await a.startAgent();
+    await waitUntil(`${w.id} running on ${a.name}`, async () => (await cluster.api.get(w.id)).state === 'running', { timeoutMs: 120_000 });
+    await waitForConsole(consoleOn(a, w.id), `VIRTFLEET-TICK ${saved + 2}`, { timeoutMs: 60_000 });
+    expect(consoleText(consoleOn(a, w.id)).match(/VIRTFLEET-GUEST-READY/g)).toHaveLength(1);
+    await expectOneCopyOn(w.id, a);
+    await cleanUp(w.id, a);
+    await hostUp(a);
+  }, 900_000);
+
+  it("the target's agent killed mid cold transfer: the move is undone, the VM resumes on the source from its saved memory", async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm9`);
+    await coldTransferTo(w.id, b);
     const saved = Math.max(...ticksIn(consoleText(consoleOn(a, w.id))));
     await b.killAgent();
     const ended = await migrationEnded(w.id);

@@ -34,6 +34,9 @@ export interface SimulatedHost {
   killAgent(signal?: NodeJS.Signals): Promise<void>;
   /** Starts its agent again after killAgent, with the same config and state. */
   startAgent(): Promise<void>;
+  /** Freezes its agent (SIGSTOP): its connections stay open and it answers nothing, until thawAgent (SIGCONT). */
+  freezeAgent(): void;
+  thawAgent(): void;
   /** `simulated-host.sh down`: stops everything and deletes its state. Safe to call twice. */
   down(): Promise<void>;
 }
@@ -55,6 +58,7 @@ export async function startSimulatedHost(name: string, natsUrl: string, agentPor
   const env = Object.fromEntries(stdout.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).replace(/^'(.*)'$/, '$1').replace(/\\(.)/g, '$1')]));
   const netns = env.SIM_NETNS!;
   let stopped = false;
+  const agentPid = () => Number(readFileSync(join(dirname(env.SIM_AGENT_STATE_DIR!), 'agent.pid'), 'utf8').trim());
   return {
     name,
     netns,
@@ -68,8 +72,7 @@ export async function startSimulatedHost(name: string, natsUrl: string, agentPor
     agentLog: env.SIM_AGENT_LOG!,
     inNetns: (command) => run('nsenter', [`--net=/run/netns/${netns}`, ...command], { timeout: 30_000 }),
     async killAgent(signal: NodeJS.Signals = 'SIGKILL') {
-      const pidFile = join(dirname(env.SIM_AGENT_STATE_DIR!), 'agent.pid');
-      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      const pid = agentPid();
       process.kill(pid, signal);
       for (let i = 0; i < 200; i++) {
         try {
@@ -80,6 +83,12 @@ export async function startSimulatedHost(name: string, natsUrl: string, agentPor
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(`the agent of ${name} (pid ${pid}) did not exit after ${signal}`);
+    },
+    freezeAgent() {
+      process.kill(agentPid(), 'SIGSTOP');
+    },
+    thawAgent() {
+      process.kill(agentPid(), 'SIGCONT');
     },
     async startAgent() {
       await simulatedHostScript(['up', name, '--nats', natsUrl, '--agent-port', String(agentPort)]);
