@@ -45,7 +45,7 @@ describe('host drain, undrain and rm, and forgetting down hosts (fake-driver hos
   it('reports every workload that cannot move as left (restart_policy never among them), exits 5 listing them, and leaves the host cordoned', async () => {
     const r = await cli('host', 'drain', drained, '--parallel', '2', '--deadline', '5m');
     expect(r.code, `${r.stdout}\n${r.stderr}\n${cluster.logs()}`).toBe(5);
-    // Containers do not migrate yet (refused); once they do, no other host matches their selector (no host fits).
+    // No other host matches their selector (no host fits), or the migrator refuses them.
     expect(r.stdout).toMatch(/drain-pinned \(container, drain-pinned-[0-9a-f]+\): left: (cannot move|no host fits): /);
     expect(r.stdout).toMatch(/drain-never \(container, drain-never-[0-9a-f]+\): left: restart_policy never/);
     expect(r.stdout).toMatch(new RegExp(`${drained}: incomplete: 2 workload\\(s\\) left on host ${drained}, which stays cordoned`));

@@ -37,17 +37,28 @@ describe('HostDrainer', () => {
     expect(d.workloads).toEqual([expect.objectContaining({ workloadId: 'w', outcome, hostId: onHost, reason: expect.stringMatching(reason) })]);
     expect(d.state).toBe(state);
     expect([h.registry.get('h1')?.cordoned, h.store.hostsMarked('cordon')]).toEqual([true, ['h1']]);
-    expect(h.migrator.calls).toEqual(tried ? [{ requestId: `${d.id}.w`, targetHostId: '', mode: 'live', maxDowntimeMs: 0, bandwidthMiBs: 0 }] : []);
+    // A move that fails is made once more (under its own request id) before the workload counts as failed.
+    const requestIds = !tried ? [] : outcome === 'failed' ? [`${d.id}.w`, `${d.id}.w.2`] : [`${d.id}.w`];
+    expect(h.migrator.calls).toEqual(requestIds.map((requestId) => ({ requestId, targetHostId: '', mode: 'live', maxDowntimeMs: 0, bandwidthMiBs: 0 })));
     expect(h.store.operations<HostDrain>('drain').get('h1'), 'the stored record is the last one').toEqual(d);
     expect(h.events.map((e) => e.type)).toEqual([
       EVENT_TYPES.hostCordoned,
       EVENT_TYPES.hostDrainStarted,
-      ...(outcome === 'moved' || outcome === 'failed' ? [EVENT_TYPES.hostDrainProgress] : []),
+      ...(outcome === 'moved' ? [EVENT_TYPES.hostDrainProgress] : outcome === 'failed' ? [EVENT_TYPES.hostDrainProgress, EVENT_TYPES.hostDrainProgress] : []),
       EVENT_TYPES.hostDrainProgress,
       EVENT_TYPES.hostDrainEnded,
     ]);
     expect(h.events.at(-2)?.data).toMatchObject({ id: 'h1', drain_id: d.id, workload_id: 'w', outcome });
     expect(h.events.at(-1)?.data).toMatchObject({ id: 'h1', state, moved: outcome === 'moved' ? 1 : 0, left: outcome === 'moved' ? [] : [{ workload_id: 'w', outcome }] });
+  });
+
+  it('makes a move again when the first one ended with the workload still on the host, and counts it moved', async () => {
+    let tries = 0;
+    const h = await harness(() => (++tries === 1 ? { fail: 'the coordinator leading it stopped before it finished' } : { to: 'h2' }), [vm('w')]);
+    await h.drainer.start('h1', request({ mode: 'live' }));
+    const d = await drained(h);
+    expect([d.state, d.workloads.map((x) => [x.outcome, x.hostId])]).toEqual(['drained', [['moved', 'h2']]]);
+    expect(h.migrator.calls.map((c) => c.requestId)).toEqual([`${d.id}.w`, `${d.id}.w.2`]);
   });
 
   it('drains a mixed host: moves what may move, lists what is left and why, and counts them', async () => {

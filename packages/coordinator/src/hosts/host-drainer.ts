@@ -104,6 +104,8 @@ export const MAX_DRAIN_WORKLOADS = 2000;
 const MAX_REASON_CHARS = 200;
 
 /** A start that failed for a reason that passes: tried this many times in all. */
+/** Migrations a drain makes of one workload before it reports the workload failed. */
+const MOVE_ATTEMPTS = 2;
 const START_ATTEMPTS = 5;
 const NO_TARGET = /no host can take/;
 const PASSING = /command (under way|in progress)/;
@@ -334,27 +336,29 @@ export class HostDrainer {
       const next = d.workloads.find((w) => w.outcome === 'moving' && !taken.has(w.workloadId)) ?? d.workloads.find((w) => w.outcome === 'waiting' && !taken.has(w.workloadId));
       if (!next || (next.outcome === 'waiting' && this.stopOf(hostId))) return;
       taken.add(next.workloadId);
-      if (next.outcome === 'moving') await this.follow(hostId, term, next.workloadId);
-      else await this.move(hostId, term, next.workloadId);
+      if (next.outcome === 'moving') await this.follow(hostId, term, next.workloadId, 1);
+      else await this.move(hostId, term, next.workloadId, 1);
     }
   }
 
-  private async move(hostId: string, term: number, workloadId: string): Promise<void> {
+  /** Moves the workload; `move` counts this drain's migrations of it (MOVE_ATTEMPTS at most). */
+  private async move(hostId: string, term: number, workloadId: string, move: number): Promise<void> {
     const w = this.controller.find(workloadId);
     if (!w || w.state === 'deleted' || w.hostId !== hostId) return this.settleElsewhere(hostId, term, workloadId, w);
     if (restartPolicyOf(w.spec) === 'never') return this.note(hostId, term, workloadId, 'never', '', 'restart_policy: never');
-    const started = await this.startMigration(hostId, term, workloadId);
+    const started = await this.startMigration(hostId, term, workloadId, move);
     if (!started) return;
     if (started.migration) this.note(hostId, term, workloadId, 'moving', started.migration.targetHostId, '');
-    await this.follow(hostId, term, workloadId);
+    await this.follow(hostId, term, workloadId, move);
   }
 
   /** Asks the migrator to move the workload; a refusal is noted with its reason (undefined then). Passing failures are tried again. */
-  private async startMigration(hostId: string, term: number, workloadId: string): Promise<Workload | undefined> {
+  private async startMigration(hostId: string, term: number, workloadId: string, move: number): Promise<Workload | undefined> {
     const d = this.drains.get(hostId)!;
+    const requestId = move === 1 ? `${d.id}.${workloadId}` : `${d.id}.${workloadId}.${move}`;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.migrator.start(workloadId, { requestId: `${d.id}.${workloadId}`, targetHostId: '', mode: d.mode, maxDowntimeMs: 0, bandwidthMiBs: 0 });
+        return await this.migrator.start(workloadId, { requestId, targetHostId: '', mode: d.mode, maxDowntimeMs: 0, bandwidthMiBs: 0 });
       } catch (err) {
         if (!this.current(hostId, term)) return undefined;
         const reason = errorMessage(err);
@@ -368,8 +372,13 @@ export class HostDrainer {
     }
   }
 
-  /** Follows the workload's migration to its end, then records where the workload is. */
-  private async follow(hostId: string, term: number, workloadId: string): Promise<void> {
+  /**
+   * Follows the workload's migration to its end, then records where the
+   * workload is. A move that ended with the workload still on the host is
+   * made again, up to MOVE_ATTEMPTS in all: a change of leader, a target's
+   * agent restarting, undo a move without anything being wrong with it.
+   */
+  private async follow(hostId: string, term: number, workloadId: string, move: number): Promise<void> {
     for (;;) {
       await this.migrator.ended(workloadId);
       if (!this.current(hostId, term)) return;
@@ -380,6 +389,10 @@ export class HostDrainer {
         continue;
       }
       if (!w || w.state === 'deleted' || w.hostId !== hostId) return this.settleElsewhere(hostId, term, workloadId, w);
+      if (move < MOVE_ATTEMPTS && !this.stopOf(hostId)) {
+        this.log.info({ host: hostId, workload: workloadId, reason: w.message }, 'a drain move ended with the workload still on the host; moving it again');
+        return this.move(hostId, term, workloadId, move + 1);
+      }
       return this.note(hostId, term, workloadId, 'failed', '', w.message || 'its migration ended with it still on the host');
     }
   }

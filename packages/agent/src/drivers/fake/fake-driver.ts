@@ -1,5 +1,19 @@
-import { FailedPreconditionError, NotFoundError, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
-import { WORKLOAD_RESOURCE, type Driver, type DriverContext, type DriverFactory, type DriverFingerprint, type DriverWorkload, type StopOptions, type WorkloadUsage } from '../driver.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
+import {
+  WORKLOAD_RESOURCE,
+  type Driver,
+  type DriverContext,
+  type DriverFactory,
+  type DriverFingerprint,
+  type DriverWorkload,
+  type ExportedState,
+  type StateOptions,
+  type StopOptions,
+  type WorkloadStateTransfer,
+  type WorkloadUsage,
+} from '../driver.js';
 
 export const FAKE_DRIVER_NAME = 'fake';
 
@@ -14,6 +28,14 @@ export interface FakeDriverConfig {
 interface FakeWorkload extends DriverWorkload {
   spec: WorkloadSpec;
   startedAt: number;
+  /** How many times its state was carried to another host: what a move must bring along. */
+  moves: number;
+}
+
+/** What a simulated workload's state file holds. */
+interface FakeState {
+  workloadId: string;
+  moves: number;
 }
 
 /**
@@ -47,7 +69,7 @@ class FakeDriver implements Driver {
   create(workloadId: string, spec: WorkloadSpec): Promise<DriverWorkload> {
     let w = this.workloads.get(workloadId);
     if (!w) {
-      w = { workloadId, name: spec.name, kind: spec.kind, state: 'running', ref: `fake-${workloadId}`, spec, startedAt: Date.now() };
+      w = { workloadId, name: spec.name, kind: spec.kind, state: 'running', ref: `fake-${workloadId}`, spec, startedAt: Date.now(), moves: 0 };
       this.workloads.set(workloadId, w);
     }
     return Promise.resolve(snapshot(w));
@@ -107,6 +129,57 @@ class FakeDriver implements Driver {
     return Promise.resolve();
   }
 
+  /**
+   * A simulated workload's state is one small file (its role that of the
+   * real backends: a VM's root disk, a container's image) that counts its
+   * moves, so a fleet simulation exercises cold migration, drain and backup
+   * end to end through the coordinator.
+   */
+  readonly stateTransfer: WorkloadStateTransfer = {
+    // exportState with memory stops a running VM as a save would; start resumes it.
+    exportState: async (workloadId, dir, options) => {
+      const w = this.require(workloadId);
+      if (w.state === 'running' || w.state === 'paused') {
+        if (!options?.memory || w.kind !== 'vm') throw new FailedPreconditionError(`workload ${workloadId} is ${w.state}; its state is exported once it is stopped`);
+        w.state = 'stopped';
+      }
+      return this.writeState(w, dir, options);
+    },
+    snapshotState: (workloadId, dir, options) => {
+      const w = this.require(workloadId);
+      if (options?.memory && (w.kind !== 'vm' || w.state === 'stopped')) return Promise.reject(new FailedPreconditionError(`workload ${workloadId} has no memory to carry`));
+      return this.writeState(w, dir, options);
+    },
+    importState: async (workloadId, spec, files) => {
+      const existing = this.workloads.get(workloadId);
+      if (existing) return snapshot(existing);
+      const role = roleOf(spec.kind);
+      const unknown = Object.keys(files).filter((r) => r !== role && r !== 'memory');
+      if (unknown.length > 0 || !files[role]) throw new InvalidArgumentError('files', `a simulated ${spec.kind}'s state is one file (role ${role}), not ${JSON.stringify(Object.keys(files))}`);
+      const state = JSON.parse(await readFile(files[role], 'utf8')) as FakeState;
+      const w: FakeWorkload = { workloadId, name: spec.name, kind: spec.kind, state: 'stopped', ref: `fake-${workloadId}`, spec, startedAt: Date.now(), moves: state.moves + 1 };
+      this.workloads.set(workloadId, w);
+      return snapshot(w);
+    },
+  };
+
+  private require(workloadId: string): FakeWorkload {
+    const w = this.workloads.get(workloadId);
+    if (!w) throw new NotFoundError(WORKLOAD_RESOURCE, workloadId);
+    return w;
+  }
+
+  private async writeState(w: FakeWorkload, dir: string, options: StateOptions | undefined): Promise<ExportedState> {
+    const files: Record<string, string> = { [roleOf(w.kind)]: join(dir, 'state.json') };
+    const state: FakeState = { workloadId: w.workloadId, moves: w.moves };
+    await writeFile(files[roleOf(w.kind)]!, JSON.stringify(state));
+    if (options?.memory && w.kind === 'vm') {
+      files.memory = join(dir, 'memory');
+      await writeFile(files.memory, String(w.startedAt));
+    }
+    return { files, release: () => Promise.resolve() };
+  }
+
   private transition(workloadId: string, change: (w: FakeWorkload) => void): Promise<DriverWorkload> {
     const w = this.workloads.get(workloadId);
     if (!w) return Promise.reject(new NotFoundError(WORKLOAD_RESOURCE, workloadId));
@@ -122,5 +195,7 @@ class FakeDriver implements Driver {
 function snapshot(w: FakeWorkload): DriverWorkload {
   return { workloadId: w.workloadId, name: w.name, kind: w.kind, state: w.state, ref: w.ref };
 }
+
+const roleOf = (kind: WorkloadKind): string => (kind === 'vm' ? 'disk:root' : 'image');
 
 export const createFakeDriver: DriverFactory<FakeDriverConfig> = (config, context) => Promise.resolve(new FakeDriver(config, context));
