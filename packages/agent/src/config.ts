@@ -146,6 +146,8 @@ export const agentConfigSchema = z
               })
               .strict()
               .optional(),
+            /** Live migrations leaving this host at once; more wait their turn (each holds a libuv pool thread and shares the NIC). @default 2 */
+            maxOutgoingMigrations: z.number().int().min(1).max(8).default(2),
             /** Engine operations that change something (create, start, stop, pause, resume, delete) run at once; more wait in order. @default 2 */
             concurrency: z.number().int().min(1).max(256).default(2),
             /** Deadline of each read (inspect, list, usage, the health probe); one missed marks the driver unhealthy. @default 10000 */

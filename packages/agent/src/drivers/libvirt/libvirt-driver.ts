@@ -73,9 +73,11 @@ export interface LibvirtDriverConfig {
   vmDir?: string;
   /** How other hosts reach this one for live migration; without it, none is received. */
   migration?: { uri: string; address: string };
+  /** Live migrations leaving this host at once; more wait their turn. @default 2 */
+  maxOutgoingMigrations?: number;
 }
 
-export const LIBVIRT_DRIVER_DEFAULTS: LibvirtDriverConfig = { uri: 'qemu:///system', domainType: 'auto', stopTimeoutSeconds: 10 };
+export const LIBVIRT_DRIVER_DEFAULTS: LibvirtDriverConfig = { uri: 'qemu:///system', domainType: 'auto', stopTimeoutSeconds: 10, maxOutgoingMigrations: 2 };
 
 /** libvirt's virDomainState values. */
 export const VIR_DOMAIN_STATE = {
@@ -323,6 +325,7 @@ export class LibvirtDriver implements Driver {
       hostId: context.hostId,
       uri: config.uri,
       migration: config.migration,
+      maxOutgoing: config.maxOutgoingMigrations ?? 2,
       ext,
       storage: this.storage,
       log: context.log.child({ component: 'live-migration' }),
