@@ -221,6 +221,12 @@ describe('migration between simulated hosts', () => {
     await cleanUp(w.id, b);
   }, 900_000);
 
+  /** The VM runs on `on` again, resumed from memory saved at tick `saved`: its ticks go on, and it never booted a second time. */
+  const expectResumedOn = async (id: string, on: SimulatedHost, saved: number) => {
+    await waitUntil(`${id} running on ${on.name}`, async () => (await cluster.api.get(id)).state === 'running', { timeoutMs: 120_000 });
+    await waitForConsole(consoleOn(on, id), `VIRTFLEET-TICK ${saved + 2}`, { timeoutMs: 60_000 });
+    expect(consoleText(consoleOn(on, id)).match(/VIRTFLEET-GUEST-READY/g)).toHaveLength(1);
+  };
   /** Starts a cold migration to `to`, slowed down, and waits until a few MiB went across. */
   const coldTransferTo = async (id: string, to: SimulatedHost) => {
     await cluster.api.migrate({ id, target_host_id: to.name, mode: 'cold', bandwidth_mib_s: 8, request_id: `${id}-migrate-${to.name}` });
@@ -305,9 +311,7 @@ describe('migration between simulated hosts', () => {
     await cluster.restartCoordinator('SIGKILL');
     const ended = await migrationEnded(w.id);
     expect(ended.host_id).toBe(a.name);
-    await waitUntil(`${w.id} running on ${a.name}`, async () => (await cluster.api.get(w.id)).state === 'running', { timeoutMs: 60_000 });
-    await waitForConsole(consoleOn(a, w.id), `VIRTFLEET-TICK ${saved + 2}`, { timeoutMs: 60_000 });
-    expect(consoleText(consoleOn(a, w.id)).match(/VIRTFLEET-GUEST-READY/g)).toHaveLength(1);
+    await expectResumedOn(w.id, a, saved);
     await expectOneCopyOn(w.id, a);
     await cleanUp(w.id, a);
   }, 900_000);
@@ -321,9 +325,7 @@ describe('migration between simulated hosts', () => {
     const ended = await migrationEnded(w.id);
     expect(ended.host_id).toBe(a.name);
     await a.startAgent();
-    await waitUntil(`${w.id} running on ${a.name}`, async () => (await cluster.api.get(w.id)).state === 'running', { timeoutMs: 120_000 });
-    await waitForConsole(consoleOn(a, w.id), `VIRTFLEET-TICK ${saved + 2}`, { timeoutMs: 60_000 });
-    expect(consoleText(consoleOn(a, w.id)).match(/VIRTFLEET-GUEST-READY/g)).toHaveLength(1);
+    await expectResumedOn(w.id, a, saved);
     await expectOneCopyOn(w.id, a);
     await cleanUp(w.id, a);
     await hostUp(a);
@@ -338,10 +340,7 @@ describe('migration between simulated hosts', () => {
     const ended = await migrationEnded(w.id);
     expect(ended.host_id).toBe(a.name);
     expect(ended.message).toContain(`migration to ${b.name} failed`);
-    await waitUntil(`${w.id} running on ${a.name}`, async () => (await cluster.api.get(w.id)).state === 'running', { timeoutMs: 60_000 });
-    // Resumed from the memory saved for the move: the ticks go on and the guest did not boot again.
-    await waitForConsole(consoleOn(a, w.id), `VIRTFLEET-TICK ${saved + 2}`, { timeoutMs: 60_000 });
-    expect(consoleText(consoleOn(a, w.id)).match(/VIRTFLEET-GUEST-READY/g)).toHaveLength(1);
+    await expectResumedOn(w.id, a, saved);
     await b.startAgent();
     await expectOneCopyOn(w.id, a);
     await cleanUp(w.id, a);
