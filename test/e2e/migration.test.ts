@@ -275,6 +275,23 @@ describe('migration between simulated hosts', () => {
     await hostUp(b);
   }, 900_000);
 
+  it("the source's agent killed while the target prepares: the move is given up once the source is down, and the VM runs there alone when its agent is back", async () => {
+    const [a, b] = hosts;
+    const w = await bootOn(a, b, `${tag}-vm17`);
+    await preparingOn(w.id, b);
+    await a.killAgent();
+    b.thawAgent();
+    const ended = await migrationEnded(w.id);
+    expect(ended.host_id).toBe(a.name);
+    await a.startAgent();
+    // Its lease lapsed while it was dead, so the agent fenced its VMs when it came back; the coordinator then starts
+    // the VM again where it is.
+    await waitUntil(`${w.id} running on ${a.name}`, async () => (await cluster.api.get(w.id)).state === 'running', { timeoutMs: 120_000 });
+    await expectOneCopyOn(w.id, a);
+    await cleanUp(w.id, a);
+    await hostUp(a);
+  }, 900_000);
+
   it('a leader killed while the target takes the VM over: the next leader finishes the move, and exactly one copy runs', async () => {
     const [a, b] = hosts;
     const w = await bootOn(a, b, `${tag}-vm14`);
