@@ -22,6 +22,9 @@ export interface CreatePathResult {
   vm: { rawMs: number; virtfleetMs: number };
 }
 
+/** A workload not running this long after its submit fails the benchmark, naming why (rather than waiting for ever). */
+const RUNNING_TIMEOUT_MS = 60_000;
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 /** ms from submit to the workload's state_changed → running event, as a plain NATS subscriber sees it. */
@@ -45,28 +48,46 @@ async function submitToRunning(cluster: TestCluster, nc: NatsConnection, spec: p
   id = w.id;
   const seen = early.find((e) => e.subject === id);
   if (seen) resolveRunning(seen.at);
-  const at = await running;
-  sub.unsubscribe();
-  return { ms: at - startedAt, id };
+  let timer: NodeJS.Timeout | undefined;
+  const givenUp = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void cluster.api.get(id).then(
+        (now) => reject(new Error(`${id} is still ${now.state} after ${RUNNING_TIMEOUT_MS} ms: ${now.message}`)),
+        (err: unknown) => reject(err as Error),
+      );
+    }, RUNNING_TIMEOUT_MS);
+  });
+  try {
+    return { ms: (await Promise.race([running, givenUp])) - startedAt, id };
+  } finally {
+    clearTimeout(timer);
+    sub.unsubscribe();
+  }
 }
 
 /**
  * `trials` rounds of the engine's own create (`raw`, timed here) then one through the API, interleaved so the
  * machine's noise hits both alike; the first round is a warm-up. Deletes what went through the API.
  */
-async function interleaved(cluster: TestCluster, trials: number, raw: (name: string) => Promise<void>, throughApi: (i: number) => Promise<{ ms: number; id: string }>): Promise<{ rawMs: number; virtfleetMs: number }> {
+async function interleaved(
+  cluster: TestCluster,
+  trials: number,
+  raw: (name: string) => Promise<void>,
+  removeRaw: () => Promise<void>,
+  throughApi: (i: number) => Promise<{ ms: number; id: string }>,
+): Promise<{ rawMs: number; virtfleetMs: number }> {
   const rawTimes: number[] = [];
   const ours: number[] = [];
-  const ids: string[] = [];
   for (let i = 0; i <= trials; i++) {
     const t0 = performance.now();
     await raw(`cp-raw-${i}`);
     if (i > 0) rawTimes.push(performance.now() - t0);
     const { ms, id } = await throughApi(i);
-    ids.push(id);
     if (i > 0) ours.push(ms);
+    // Each round leaves the host as it found it: a host's vCPUs hold only so many VMs.
+    await removeRaw();
+    await deleteAll(cluster, [id]);
   }
-  await deleteAll(cluster, ids);
   return { rawMs: median(rawTimes), virtfleetMs: median(ours) };
 }
 
@@ -92,6 +113,7 @@ async function containerTrials(trials: number): Promise<{ rawMs: number; virtfle
         await c.start();
         await c.inspect();
       },
+      () => removeContainersOf([rawHost]),
       (i) => submitToRunning(cluster, nc, sleeperContainer(`cp-c-${i}`), `cp-c-${i}`),
     );
   } finally {
@@ -119,6 +141,7 @@ async function vmTrials(trials: number): Promise<{ rawMs: number; virtfleetMs: n
         await hv.domainCreate(dom);
         rawNames.push(await hv.domainGetName(dom));
       },
+      () => removeDomains(hv, rawNames.splice(0)),
       (i) => submitToRunning(cluster, nc, spec(`cp-v-${i}`), `cp-v-${i}`),
     );
   } finally {
