@@ -400,18 +400,21 @@ export class LibvirtDriver implements Driver {
 
   /** Saves the running VM's memory to `file` (the domain shuts off) with the image's XML naming files by role. */
   private async saveMemory(workloadId: string, file: string): Promise<void> {
-    await this.call(workloadId, async (hv) => {
-      const found = await this.require(hv, workloadId);
-      const files = await this.storage.files(workloadId);
-      if (!files) throw new FailedPreconditionError(`workload ${workloadId} has no files made by virtfleet on this host`);
-      try {
-        await hv.domainSave(found.dom, file);
-      } catch (err) {
-        if (isConnectionLost(err)) throw err;
-        throw new FailedPreconditionError(`libvirt could not save the memory of ${workloadId}: ${errorMessage(err)}`, { cause: err });
-      }
-      await neutralizeSavedImage(file, this.context.hostId, files);
-    });
+    await this.call(workloadId, async (hv) => neutralizeSavedImage(file, this.context.hostId, await this.saveDomain(hv, workloadId, file)));
+  }
+
+  /** Saves the running VM to `file` (its domain shuts off); answers its files, whose paths the image names. */
+  private async saveDomain(hv: Hypervisor, workloadId: string, file: string): Promise<VmFiles> {
+    const found = await this.require(hv, workloadId);
+    const files = await this.storage.files(workloadId);
+    if (!files) throw new FailedPreconditionError(`workload ${workloadId} has no files made by virtfleet on this host`);
+    try {
+      await hv.domainSave(found.dom, file);
+    } catch (err) {
+      if (isConnectionLost(err)) throw err;
+      throw new FailedPreconditionError(`libvirt could not save the memory of ${workloadId}: ${errorMessage(err)}`, { cause: err });
+    }
+    return files;
   }
 
   /**
@@ -421,16 +424,8 @@ export class LibvirtDriver implements Driver {
    */
   private async saveAndResume(workloadId: string, own: Record<string, string>, dir: string): Promise<Record<string, string>> {
     return this.call(workloadId, async (hv) => {
-      const found = await this.require(hv, workloadId);
-      const files = await this.storage.files(workloadId);
-      if (!files) throw new FailedPreconditionError(`workload ${workloadId} has no files made by virtfleet on this host`);
       const saved = join(dir, 'memory.save');
-      try {
-        await hv.domainSave(found.dom, saved);
-      } catch (err) {
-        if (isConnectionLost(err)) throw err;
-        throw new FailedPreconditionError(`libvirt could not save the memory of ${workloadId}: ${errorMessage(err)}`, { cause: err });
-      }
+      const files = await this.saveDomain(hv, workloadId, saved);
       const copies: Record<string, string> = { [MEMORY_ROLE]: saved };
       try {
         for (const [role, path] of Object.entries(own)) {
