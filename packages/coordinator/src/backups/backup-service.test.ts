@@ -37,12 +37,15 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
   const store = new MemoryStateStore();
   const calls: string[] = [];
   const events: string[] = [];
+  const busyWhileTaken: boolean[] = [];
+  let controllerRef: WorkloadController | undefined;
   const hosts = new Map(['h1', 'h2'].map((id) => [id, { id, status: id === 'h1' ? (options.h1Status ?? 'up') : 'up', telemetry: { address: id } } as unknown as Host]));
   const registry = { get: (id: string) => hosts.get(id), list: () => [], restoreCordons: () => undefined } as unknown as HostRegistry;
   const agents = {
     for: (hostId: string) => ({
       backupState: async function* (workloadId: string, _signal: AbortSignal, options: { memory: boolean }) {
         calls.push(`${hostId} backup ${workloadId}${options.memory ? ' with memory' : ''}`);
+        busyWhileTaken.push(controllerRef?.isBusy(workloadId) ?? false);
         yield { file: { role: 'image', size_bytes: 2 } };
       },
       importState: async (header: pb.WorkloadStateHeader, chunks: AsyncIterable<unknown>) => {
@@ -77,6 +80,7 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
   };
   const controller = new WorkloadController(store, registry, scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), agents, sink, log);
   controllers.push(controller);
+  controllerRef = controller;
   const original = testWorkload('c1', { hostId: 'h1', state: 'running', desiredState: 'running' });
   const written: string[] = [];
   const metas: { memory: boolean }[] = [];
@@ -96,7 +100,7 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
   const service = new BackupService(repository, controller, registry, agents, sink, log);
   await store.insert(original);
   await controller.lead(3_600_000);
-  return { store, calls, events, service, written, metas, original };
+  return { store, calls, events, service, written, metas, original, busyWhileTaken, controller };
 }
 
 describe('BackupService', () => {
@@ -114,6 +118,19 @@ describe('BackupService', () => {
     await h.store.put({ ...h.original, spec: { ...h.original.spec, kind: 'vm' } });
     await h.service.create('c1', { memory: true });
     expect([h.calls, h.metas.map((m) => m.memory)]).toEqual([['h1 backup c1 with memory'], [true]]);
+  });
+
+  it.each([
+    ['a full-state backup, which pauses and stops the VM, holds the workload busy', true, [true]],
+    ['a disk-only backup leaves lifecycle commands free', false, [false]],
+  ])('%s', async (_name, memory, busy) => {
+    const h = await harness();
+    await h.store.put({ ...h.original, spec: { ...h.original.spec, kind: 'vm' } });
+    await h.service.create('c1', { memory });
+    expect(h.busyWhileTaken).toEqual(busy);
+    expect(h.controller.isBusy('c1')).toBe(false);
+    // A sample taken during the save (paused) is older than its end, so it does not become the state.
+    expect(h.controller.commandFinishedAt('c1') > 0).toBe(memory);
   });
 
   it.each([

@@ -47,10 +47,13 @@ export class BackupService {
     const abort = new AbortController();
     try {
       const id = newBackupId();
-      const manifest = await this.repository.write(
-        { id, workload_id: w.id, workload_name: w.spec.name, kind: w.spec.kind, spec: w.spec, created_at: new Date().toISOString(), memory: options.memory },
-        this.agents.for(host.id, host.telemetry.address).backupState(w.id, abort.signal, { memory: options.memory }),
-      );
+      const take = () =>
+        this.repository.write(
+          { id, workload_id: w.id, workload_name: w.spec.name, kind: w.spec.kind, spec: w.spec, created_at: new Date().toISOString(), memory: options.memory },
+          this.agents.for(host.id, host.telemetry.address).backupState(w.id, abort.signal, { memory: options.memory }),
+        );
+      // A memory save pauses and briefly stops the VM: reconciliation must not "repair" that, nor telemetry sampled meanwhile be taken as its state.
+      const manifest = options.memory ? await this.controller.whileBusy(w.id, take) : await take();
       this.events.emit(EVENT_TYPES.backupCreated, w.id, { id: manifest.id, workload_id: w.id, host_id: host.id, size_bytes: manifest.size_bytes, stored_bytes: manifest.stored_bytes });
       this.log.info({ workload: w.id, backup: manifest.id, size: manifest.size_bytes, stored: manifest.stored_bytes }, 'workload backed up');
       return manifest;
