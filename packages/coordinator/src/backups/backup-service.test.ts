@@ -38,14 +38,14 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
   const calls: string[] = [];
   const events: string[] = [];
   const busyWhileTaken: boolean[] = [];
-  let controllerRef: WorkloadController | undefined;
+  const late: { controller?: WorkloadController } = {};
   const hosts = new Map(['h1', 'h2'].map((id) => [id, { id, status: id === 'h1' ? (options.h1Status ?? 'up') : 'up', telemetry: { address: id } } as unknown as Host]));
   const registry = { get: (id: string) => hosts.get(id), list: () => [], restoreCordons: () => undefined } as unknown as HostRegistry;
   const agents = {
     for: (hostId: string) => ({
       backupState: async function* (workloadId: string, _signal: AbortSignal, options: { memory: boolean }) {
         calls.push(`${hostId} backup ${workloadId}${options.memory ? ' with memory' : ''}`);
-        busyWhileTaken.push(controllerRef?.isBusy(workloadId) ?? false);
+        busyWhileTaken.push(late.controller?.isBusy(workloadId) ?? false);
         yield { file: { role: 'image', size_bytes: 2 } };
       },
       importState: async (header: pb.WorkloadStateHeader, chunks: AsyncIterable<unknown>) => {
@@ -80,7 +80,7 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
   };
   const controller = new WorkloadController(store, registry, scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), agents, sink, log);
   controllers.push(controller);
-  controllerRef = controller;
+  late.controller = controller;
   const original = testWorkload('c1', { hostId: 'h1', state: 'running', desiredState: 'running' });
   const written: string[] = [];
   const metas: { memory: boolean }[] = [];
