@@ -1,22 +1,29 @@
 #!/usr/bin/env node
 // Summarizes V8 .cpuprofile files (node --cpu-prof): the functions with the
 // most self time, and the most inclusive time, as shares of the busy time.
-// Usage: node scripts/cpuprofile-summary.mjs FILE.cpuprofile [TOP=30]
+// Usage: node scripts/cpuprofile-summary.mjs FILE.cpuprofile [TOP=30] [FROM_S TO_S]
+// FROM_S and TO_S keep only the samples taken that many seconds after the profile began.
 import { readFileSync } from 'node:fs';
 
-const [file, topArg] = process.argv.slice(2);
+const [file, topArg, fromArg, toArg] = process.argv.slice(2);
 if (!file) {
-  console.error('usage: cpuprofile-summary.mjs FILE.cpuprofile [TOP]');
+  console.error('usage: cpuprofile-summary.mjs FILE.cpuprofile [TOP] [FROM_S TO_S]');
   process.exit(2);
 }
 const top = Number(topArg ?? 30);
+const fromUs = fromArg === undefined ? -Infinity : Number(fromArg) * 1e6;
+const toUs = toArg === undefined ? Infinity : Number(toArg) * 1e6;
 const profile = JSON.parse(readFileSync(file, 'utf8'));
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const parentOf = new Map();
 for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
 
 const selfHits = new Map();
-for (const id of profile.samples) selfHits.set(id, (selfHits.get(id) ?? 0) + 1);
+let atUs = 0;
+profile.samples.forEach((id, i) => {
+  atUs += profile.timeDeltas[i];
+  if (atUs >= fromUs && atUs <= toUs) selfHits.set(id, (selfHits.get(id) ?? 0) + 1);
+});
 
 const label = (n) => {
   const f = n.callFrame;
@@ -45,7 +52,7 @@ for (const [id, hits] of selfHits) {
   }
 }
 const pct = (h) => `${((100 * h) / busy).toFixed(1).padStart(5)}%`;
-const durationS = (profile.endTime - profile.startTime) / 1e6;
+const durationS = (Math.min(toUs, profile.endTime - profile.startTime) - Math.max(0, fromUs)) / 1e6;
 console.log(`${file}: ${durationS.toFixed(1)} s, busy ${((100 * busy) / total).toFixed(1)}% of samples`);
 console.log(`\nself time (share of busy):`);
 for (const [n, h] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(h)}  ${n}`);

@@ -220,7 +220,6 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
       );
   await lease.start();
   const heartbeat = new HeartbeatPublisher(nc, { host_id: config.hostId, boot_id: bootId, address }, config.heartbeat.intervalMs, log.child({ component: 'heartbeat' }));
-  heartbeat.start(phase);
   const publisher = new TelemetryPublisher(
     nc,
     {
@@ -241,7 +240,9 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     config.telemetry.intervalMs,
     log,
     config.telemetry.fullEveryMs,
+    () => heartbeat.telemetrySent(),
   );
+  heartbeat.start(phase);
   publisher.start(phase);
   onChange.push(() => publisher.nudge());
   healthChanged.push(recoverLate);

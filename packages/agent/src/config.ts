@@ -101,8 +101,9 @@ export const agentConfigSchema = z
       .default({ intervalMs: 1000, storagePaths: ['/'], usageReadsPerSecond: 20, fullEveryMs: 10_000 }),
     /**
      * Liveness: a tiny message on `virtfleet.heartbeat.<hostId>` from its own
-     * timer, never waiting on a driver. Keep `intervalMs` well below the
-     * coordinator's `hosts.ttlMs` (default 10000).
+     * timer, never waiting on a driver, sent when neither a beat went out for
+     * `intervalMs` nor telemetry for 1.25 intervals. Keep `intervalMs` well
+     * below the coordinator's `hosts.ttlMs` (default 10000).
      */
     heartbeat: z
       .object({

@@ -56,6 +56,8 @@ export class TelemetryPublisher {
     private readonly log: Logger,
     /** The longest between two messages carrying the whole workload list. 0: every message does. @default 10000 */
     fullEveryMs = 10_000,
+    /** Called after each message is handed to NATS (the heartbeat stands down). */
+    private readonly afterPublish: () => void = () => undefined,
   ) {
     this.encoder = new WorkloadDeltaEncoder(fullEveryMs);
   }
@@ -149,6 +151,7 @@ export class TelemetryPublisher {
       const h = headers();
       h.set(TELEMETRY_KIND_HEADER, built.kind);
       this.nc.publish(telemetrySubject(this.identity.host_id), JSON.stringify(built.message), { headers: h });
+      this.afterPublish();
     } catch (err) {
       this.encoder.reset();
       this.log.warn({ err }, 'telemetry sample failed');

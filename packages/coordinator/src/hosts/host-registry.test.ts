@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '@virtfleet/shared';
+import { createLogger, type Msg, type NatsConnection } from '@virtfleet/shared';
 import type { Host } from './host.js';
 import { HostRegistry } from './host-registry.js';
 import { testTelemetry as telemetry } from './telemetry.test-support.js';
@@ -78,6 +78,29 @@ describe('HostRegistry', () => {
     advance(1001);
     r.sweep();
     expect(changes).toEqual(['h1 new->up', 'h1 up->down']);
+  });
+
+  it('counts telemetry that arrived but waits to be applied as a sign of life, so a registry behind on telemetry marks no host down', async () => {
+    const { r, changes, advance } = registry(1000);
+    const subscribers = new Map<string, (err: Error | null, msg: Msg) => void>();
+    const nc = { subscribe: (subject: string, opts: { callback: (err: Error | null, msg: Msg) => void }) => (subscribers.set(subject, opts.callback), { unsubscribe: () => undefined }) };
+    r.start(nc as unknown as NatsConnection);
+    try {
+      r.ingest('virtfleet.telemetry.h1', telemetry('h1'));
+      advance(900);
+      const body = JSON.stringify(telemetry('h1', { seq: 2 }));
+      subscribers.get('virtfleet.telemetry.*')!(null, { subject: 'virtfleet.telemetry.h1', headers: undefined, json: () => JSON.parse(body) as unknown } as unknown as Msg);
+      advance(500);
+      r.sweep();
+      expect(r.get('h1')?.status, 'silent 1.4 s by what was applied, 0.5 s by what arrived').toBe('up');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(r.get('h1')?.telemetry.seq, 'applied on the next turn').toBe(2);
+      advance(1001);
+      r.sweep();
+      expect(changes).toEqual(['h1 new->up', 'h1 up->down']);
+    } finally {
+      r.stop();
+    }
   });
 
   it('notes when each telemetry message was applied, which heartbeats do not move (the ingest lag ListHosts shows)', () => {

@@ -3,6 +3,7 @@ import {
   HEARTBEAT_WILDCARD,
   NotFoundError,
   telemetrySchema,
+  telemetrySubject,
   TELEMETRY_KIND_HEADER,
   TELEMETRY_WILDCARD,
   WorkloadView,
@@ -61,6 +62,8 @@ export class HostRegistry {
   rejected = 0;
   /** Telemetry received and not yet applied, per subject: the newest full list (if any) and the deltas after it, oldest first. */
   private readonly pendingTelemetry = new Map<string, Msg[]>();
+  /** When the newest of each subject's pending messages arrived: a host whose telemetry waits here is alive, however far behind the registry is. */
+  private readonly pendingArrivedMs = new Map<string, number>();
   private drainScheduled: NodeJS.Immediate | undefined;
   /** Telemetry messages dropped unapplied for a newer full list from the same host (or a full queue). */
   superseded = 0;
@@ -93,6 +96,7 @@ export class HostRegistry {
       const until = performance.now() + TELEMETRY_SLICE_MS;
       for (const [subject, queued] of this.pendingTelemetry) {
         this.pendingTelemetry.delete(subject);
+        this.pendingArrivedMs.delete(subject);
         for (const msg of queued) {
           const parsed = json(msg);
           if (parsed.ok) this.ingest(subject, parsed.body);
@@ -104,6 +108,7 @@ export class HostRegistry {
     this.subscription = nc.subscribe(TELEMETRY_WILDCARD, {
       callback: (err, msg) => {
         if (err) return;
+        this.pendingArrivedMs.set(msg.subject, this.now());
         const queued = this.pendingTelemetry.get(msg.subject);
         if (!queued) this.pendingTelemetry.set(msg.subject, [msg]);
         else if (msg.headers?.get(TELEMETRY_KIND_HEADER) !== 'delta') {
@@ -137,6 +142,7 @@ export class HostRegistry {
     clearImmediate(this.drainScheduled);
     this.drainScheduled = undefined;
     this.pendingTelemetry.clear();
+    this.pendingArrivedMs.clear();
     clearInterval(this.sweeper);
     clearInterval(this.reporter);
     this.subscription?.unsubscribe();
@@ -210,15 +216,16 @@ export class HostRegistry {
     return true;
   }
 
-  /** Marks hosts down whose telemetry is older than the TTL. */
+  /** Marks hosts down whose last sign of life (applied, or telemetry still waiting to be) is older than the TTL. */
   sweep(): void {
     const now = this.now();
     for (const host of this.hosts.values()) {
-      if (host.status !== 'down' && now - host.lastSeenMs > this.ttlMs) {
-        const previous = host.status;
-        host.status = 'down';
-        this.events.onStatusChange(host, previous);
-      }
+      if (host.status === 'down' || now - host.lastSeenMs <= this.ttlMs) continue;
+      const waiting = this.pendingArrivedMs.get(telemetrySubject(host.id));
+      if (waiting !== undefined && now - waiting <= this.ttlMs) continue;
+      const previous = host.status;
+      host.status = 'down';
+      this.events.onStatusChange(host, previous);
     }
   }
 
