@@ -5,6 +5,7 @@ import { startCluster, waitForHostsUp, type TestCluster } from '../support/clust
 import { coordinatorConfigOf } from '../support/configs.js';
 import { readLeaderLease } from '../support/leader.js';
 import { waitFor } from '../support/wait.js';
+import { retainedEvents } from '../support/workloads.js';
 
 // Control-plane scale, simulated: three agents with the in-memory fake driver stand in for hosts. The fake
 // driver answers a repeated create with the existing entry, so a create sent twice to one host cannot show
@@ -76,5 +77,16 @@ describe('200 submissions with the leading coordinator SIGKILLed in the middle, 
     console.log(`${WORKLOADS} submitted, ${all.length} running, ${copies.size} on agents, ${twice.length} placed twice, leader killed after ${acceptedBeforeKill}`);
     expect(twice).toEqual([]);
     expect(copies.size).toBe(WORKLOADS);
+
+    // The event log holds each workload's history once, the kill notwithstanding: submitted, placed, creating, running.
+    const events = await retainedEvents(client);
+    const history = new Map<string, string[]>();
+    for (const e of events) {
+      if (!e.type.startsWith('io.virtfleet.workload.')) continue;
+      const step = e.type === 'io.virtfleet.workload.state_changed' ? `${String(e.data.to)}` : e.type.slice('io.virtfleet.workload.'.length);
+      history.set(e.subject, [...(history.get(e.subject) ?? []), step]);
+    }
+    const incomplete = all.map((w) => [w.id, history.get(w.id) ?? []] as const).filter(([, steps]) => steps.join(',') !== 'submitted,placed,creating,running');
+    expect(incomplete, 'workloads whose events are missing or repeated').toEqual([]);
   });
 });

@@ -87,6 +87,36 @@ describe('EventLog against a real nats-server', () => {
     expect(plain).toEqual(emitted.map((_, i) => i + 1));
   });
 
+  it('stores an event published again by another coordinator (same id) once, and sends only the one that was missing to plain subscribers', async () => {
+    const nc = await setup();
+    const plain: string[] = [];
+    nc.subscribe('virtfleet.events.>', {
+      callback: (_err, msg) => {
+        plain.push(msg.json<CloudEvent>().id);
+      },
+    });
+    await nc.flush();
+    const first = await EventLog.open(nc, OPTIONS, 'old-leader', log);
+    const sent = first.emit(EVENT_TYPES.workloadSubmitted, 'w1', { id: 'w1' });
+    expect(await first.flush()).toBe(true);
+    await first.close();
+    // The old leader's record also held an event it never sent.
+    const missing = { ...sent, id: 'never-sent', type: EVENT_TYPES.workloadPlaced, time: new Date().toISOString(), data: { id: 'w1', host_id: 'h1' } };
+
+    const successor = await EventLog.open(nc, OPTIONS, 'new-leader', log);
+    cleanups.push(() => successor.close());
+    successor.publish([sent, missing]);
+    expect(await successor.flush()).toBe(true);
+    const stored = await readAll(successor, { fromStart: true });
+    expect(stored.map((e) => [e.id, e.source, e.sequence])).toEqual([
+      [sent.id, 'old-leader', 1],
+      ['never-sent', 'old-leader', 2],
+    ]);
+    await waitFor('the missing event on plain NATS', () => (plain.length >= 2 ? plain : undefined));
+    await nc.flush();
+    expect(plain).toEqual([sent.id, 'never-sent']);
+  });
+
   it('ends a read at once when nothing is at or after its start, and filters by the events\' own time', async () => {
     const nc = await setup();
     const events = await EventLog.open(nc, OPTIONS, 'test', log);

@@ -69,6 +69,30 @@ describe('KvStateStore against a real nats-server', () => {
     expect(reopened.hostsMarked('dead')).toEqual(['h3']);
   });
 
+  it('tells which records were stored since a time: by the clock of JetStream after a reload, by its own for its writes', async () => {
+    const nats: NatsServer = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    const { store } = await open([nats.url]);
+    await store.setFollowing(false);
+    await store.insert(workload(1));
+    await store.put({ ...workload(2), state: 'creating' });
+    expect(await store.flush()).toBe(true);
+    // Milliseconds apart from both writes.
+    await new Promise((r) => setTimeout(r, 20));
+    const between = Date.now();
+    await new Promise((r) => setTimeout(r, 20));
+    await store.put({ ...workload(1), state: 'creating' });
+    expect(await store.flush()).toBe(true);
+    expect(store.storedSince(between).map((w) => w.id)).toEqual(['w-1']);
+
+    const { store: successor } = await open([nats.url]);
+    await successor.setFollowing(false);
+    expect(successor.storedSince(between).map((w) => w.id), 'as the bucket dated them').toEqual(['w-1']);
+    expect(successor.storedSince(0).map((w) => w.id).sort()).toEqual(['w-1', 'w-2']);
+    successor.remove('w-1');
+    expect(successor.storedSince(0).map((w) => w.id)).toEqual(['w-2']);
+  });
+
   it('keeps operation records (host drains): a reload and a follower read them, and a removed one is gone and compacted', async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());

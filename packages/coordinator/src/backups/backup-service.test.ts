@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, DataLossError, EVENT_TYPES, type pb } from '@virtfleet/shared';
 import type { AgentClientPool } from '../dispatch/agent-client.js';
-import type { EventSink } from '../events/event-log.js';
+import { recordingEventSink } from '../events/event-sink.test-support.js';
 import type { Host } from '../hosts/host.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
 import { AdmissionQueue } from '../scheduler/admission-queue.js';
@@ -36,7 +36,6 @@ const manifest = (id: string, w: Workload): BackupManifest => ({
 async function harness(options: { h1Status?: Host['status']; importFails?: boolean; placeOn?: string } = {}) {
   const store = new MemoryStateStore();
   const calls: string[] = [];
-  const events: string[] = [];
   const busyWhileTaken: boolean[] = [];
   const late: { controller?: WorkloadController } = {};
   const hosts = new Map(['h1', 'h2'].map((id) => [id, { id, status: id === 'h1' ? (options.h1Status ?? 'up') : 'up', telemetry: { address: id } } as unknown as Host]));
@@ -51,56 +50,93 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
       importState: async (header: pb.WorkloadStateHeader, chunks: AsyncIterable<unknown>) => {
         for await (const _ of chunks) calls.push(`${hostId} import-chunk`);
         calls.push(`${hostId} import ${header.workload_id}`);
-        return { workload_id: header.workload_id, state: 'stopped', driver_ref: 'ref', message: '' };
+        return {
+    workload_id: header.workload_id,
+    state: 'stopped',
+    driver_ref: 'ref',
+    message: '' };
       },
-      act: (action: string, _commandId: string, workloadId: string) => {
+    act: (action: string,
+    _commandId: string,
+    workloadId: string) => {
         calls.push(`${hostId} ${action} ${workloadId}`);
-        return Promise.resolve({ workload_id: workloadId, state: action === 'start' ? 'running' : 'deleted', driver_ref: 'ref', message: '' });
+        return Promise.resolve({ workload_id: workloadId,
+    state: action === 'start' ? 'running' : 'deleted',
+    driver_ref: 'ref',
+    message: '' });
       },
     }),
-  } as unknown as AgentClientPool;
-  const sink: EventSink = {
-    emit: (type, subject, data) => {
-      events.push(type);
-      return { specversion: '1.0', id: '1', source: 's', type, subject, time: '', datacontenttype: 'application/json', data };
-    },
-  };
+    } as unknown as AgentClientPool;
+  const { sink,
+    events: recorded } = recordingEventSink();
   const scheduler: Scheduler = {
-    place: (request, snapshots): PlacementRecord => ({
+    place: (request,
+    snapshots): PlacementRecord => ({
       workloadId: request.workloadId,
-      hostId: options.placeOn ?? 'h2',
-      summary: `placed on ${options.placeOn ?? 'h2'}`,
-      candidates: [],
-      hostsTotal: snapshots.length,
-      hostsEvaluated: 0,
-      rejections: {},
-      unresolvable: false,
-      decidedAt: '',
+    hostId: options.placeOn ?? 'h2',
+    summary: `placed on ${options.placeOn ?? 'h2'}`,
+    candidates: [],
+    hostsTotal: snapshots.length,
+    hostsEvaluated: 0,
+    rejections: {},
+    unresolvable: false,
+    decidedAt: '',
     }),
-  };
-  const controller = new WorkloadController(store, registry, scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), agents, sink, log);
+    };
+  const controller = new WorkloadController(store,
+    registry,
+    scheduler,
+    new AdmissionQueue({ policy: 'fcfs',
+    agingPerMinute: 0,
+    backfill: true }),
+    agents,
+    sink,
+    log);
   controllers.push(controller);
   late.controller = controller;
-  const original = testWorkload('c1', { hostId: 'h1', state: 'running', desiredState: 'running' });
+  const original = testWorkload('c1',
+    { hostId: 'h1',
+    state: 'running',
+    desiredState: 'running' });
   const written: string[] = [];
   const metas: { memory: boolean }[] = [];
   const repository = {
-    write: async (meta: { id: string; memory: boolean }, chunks: AsyncIterable<unknown>) => {
+    write: async (meta: { id: string; memory: boolean },
+    chunks: AsyncIterable<unknown>) => {
       metas.push(meta);
       for await (const _ of chunks) written.push(meta.id);
-      return manifest(meta.id, original);
+      return manifest(meta.id,
+    original);
     },
-    get: (id: string) => Promise.resolve(manifest(id, original)),
+    get: (id: string) => Promise.resolve(manifest(id,
+    original)),
     read: async function* () {
-      yield { file: { role: 'image', size_bytes: 2 } };
+      yield { file: { role: 'image',
+    size_bytes: 2 } };
       if (options.importFails) throw new DataLossError('chunk y of image is damaged');
       yield { data: Buffer.from('ab') };
     },
-  } as unknown as BackupRepository;
-  const service = new BackupService(repository, controller, registry, agents, sink, log);
+    } as unknown as BackupRepository;
+  const service = new BackupService(repository,
+    controller,
+    registry,
+    agents,
+    sink,
+    log);
   await store.insert(original);
   await controller.lead(3_600_000);
-  return { store, calls, events, service, written, metas, original, busyWhileTaken, controller };
+  return { store,
+    calls,
+    get events() {
+      return recorded.map((e) => e.type);
+    },
+    service,
+    written,
+    metas,
+    original,
+    busyWhileTaken,
+    controller,
+  };
 }
 
 describe('BackupService', () => {

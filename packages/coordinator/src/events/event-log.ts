@@ -5,8 +5,27 @@ import { z } from 'zod';
 
 /** Where components report state changes. */
 export interface EventSink {
+  /** The coordinator the events made here come from: their `source`. */
+  readonly source: string;
+  /** Makes an event and queues it for the log; returns it at once. */
   emit<T>(type: EventType, subject: string, data: T): CloudEvent<T>;
+  /**
+   * Queues events made before (by `emit` or `makeEvent`, here or on another
+   * coordinator) with their ids unchanged. The log stores an id once within
+   * EVENT_DUPLICATE_WINDOW_MS, so an event that reached it already is not
+   * stored, nor sent to plain subscribers, again.
+   */
+  publish(events: readonly CloudEvent[]): void;
+  /**
+   * Those of `events` not known to be stored in the log: not given to this
+   * sink yet, or given and not acknowledged. An acknowledgement is
+   * remembered for a minute or two.
+   */
+  unsent(events: readonly CloudEvent[]): CloudEvent[];
 }
+
+/** How long the event stream remembers message ids to drop repeats (JetStream's duplicate window). */
+export const EVENT_DUPLICATE_WINDOW_MS = 120_000;
 
 export interface EventLogOptions {
   /** JetStream stream holding the events. @default 'VIRTFLEET_EVENTS' */
@@ -43,6 +62,8 @@ const storedEventSchema = z.object({
 });
 
 const PUBLISH_RETRY_MS = 500;
+/** Acknowledged event ids are remembered for one to two of these. */
+const ACKED_GENERATION_MS = 60_000;
 /** Events published together, at most: one pipeline of publishes instead of a round trip each. */
 const MAX_BATCH = 512;
 
@@ -75,6 +96,10 @@ const CLOCK_SKEW_MARGIN_MS = 60_000;
  */
 export class EventLog implements EventSink {
   private readonly outbox: CloudEvent[] = [];
+  /** Ids of events the log acknowledged, in two generations that rotate every ACKED_GENERATION_MS. */
+  private acked = new Set<string>();
+  private ackedBefore = new Set<string>();
+  private ackedRotatedAt = Date.now();
   private readonly drainer = new SerialDrain(() => this.drain(), () => this.outbox.length > 0 && !this.closed);
   private closed = false;
 
@@ -84,7 +109,7 @@ export class EventLog implements EventSink {
     private readonly js: JetStreamClient,
     private readonly nc: NatsConnection,
     private readonly options: EventLogOptions,
-    private readonly source: string,
+    readonly source: string,
     private readonly log: Logger,
   ) {
     this.publisher = new StreamPublisher(nc);
@@ -102,7 +127,7 @@ export class EventLog implements EventSink {
       max_age: nanos(options.maxAgeMs),
       max_msgs: options.maxMessages,
       num_replicas: options.replicas,
-      duplicate_window: nanos(120_000),
+      duplicate_window: nanos(EVENT_DUPLICATE_WINDOW_MS),
     };
     try {
       await jsm.streams.info(options.stream);
@@ -116,13 +141,32 @@ export class EventLog implements EventSink {
 
   emit<T>(type: EventType, subject: string, data: T): CloudEvent<T> {
     const event = makeEvent(this.source, type, subject, data);
-    if (this.closed) {
-      this.log.warn({ type, subject }, 'event emitted after close; dropped');
-      return event;
-    }
-    this.outbox.push(event);
-    this.drainer.kick();
+    this.publish([event]);
     return event;
+  }
+
+  publish(events: readonly CloudEvent[]): void {
+    if (events.length === 0) return;
+    if (this.closed) {
+      this.log.warn({ type: events[0]!.type, subject: events[0]!.subject, events: events.length }, 'event emitted after close; dropped');
+      return;
+    }
+    this.outbox.push(...events);
+    this.drainer.kick();
+  }
+
+  unsent(events: readonly CloudEvent[]): CloudEvent[] {
+    return events.filter((e) => !this.acked.has(e.id) && !this.ackedBefore.has(e.id));
+  }
+
+  private noteAcked(id: string): void {
+    const now = Date.now();
+    if (now - this.ackedRotatedAt > ACKED_GENERATION_MS) {
+      this.ackedBefore = this.acked;
+      this.acked = new Set();
+      this.ackedRotatedAt = now;
+    }
+    this.acked.add(id);
   }
 
   /** Resolves once every event emitted so far is stored, or `timeoutMs` passes. */
@@ -194,7 +238,11 @@ export class EventLog implements EventSink {
       let firstError: unknown;
       results.forEach((result, i) => {
         const event = batch[i]!;
-        if (result.status === 'fulfilled') this.publishPlain(event, stored[i]!, result.value.seq);
+        // A repeat of a stored event (published again after a leader change) was dropped by the stream: its subscribers had it.
+        if (result.status === 'fulfilled') {
+          this.noteAcked(event.id);
+          if (!result.value.duplicate) this.publishPlain(event, stored[i]!, result.value.seq);
+        }
         else {
           failed.push(event);
           firstError ??= result.reason;

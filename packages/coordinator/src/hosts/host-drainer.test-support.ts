@@ -1,6 +1,6 @@
 import { createLogger, FailedPreconditionError } from '@virtfleet/shared';
 import type { AgentClientPool } from '../dispatch/agent-client.js';
-import type { EventSink } from '../events/event-log.js';
+import { recordingEventSink } from '../events/event-sink.test-support.js';
 import { AdmissionQueue } from '../scheduler/admission-queue.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { MemoryStateStore } from '../state/memory-state-store.test-support.js';
@@ -68,13 +68,7 @@ export const controllers: WorkloadController[] = [];
  */
 export async function harness(plan: (w: Workload) => Plan, workloads: Workload[] = [], store = new MemoryStateStore()) {
   let nowMs = Date.parse('2025-01-01T00:00:00Z');
-  const events: { type: string; subject: string; data: Record<string, unknown> }[] = [];
-  const sink: EventSink = {
-    emit: (type, subject, data) => {
-      events.push({ type, subject, data: data as Record<string, unknown> });
-      return { specversion: '1.0', id: '1', source: 's', type, subject, time: '', datacontenttype: 'application/json', data };
-    },
-  };
+  const { sink, events: recorded } = recordingEventSink();
   const registry = new HostRegistry(10_000, { onStatusChange: () => undefined, onTelemetry: () => undefined }, log, () => nowMs);
   for (const id of ['h1', 'h2', 'h3']) registry.ingest(`virtfleet.telemetry.${id}`, testTelemetry(id));
   const scheduler: Scheduler = { place: (r) => ({ workloadId: r.workloadId, summary: 'not used', candidates: [], hostsTotal: 0, hostsEvaluated: 0, rejections: {}, unresolvable: false, decidedAt: '' }) };
@@ -84,7 +78,18 @@ export async function harness(plan: (w: Workload) => Plan, workloads: Workload[]
   await controller.lead(3_600_000);
   const migrator = new FakeMigrator(controller, plan);
   const drainer = new HostDrainer(controller, registry, migrator, store, sink, log, { retryMs: 1, pollMs: 1, saveEveryMs: 5 }, () => nowMs);
-  return { store, events, sink, registry, controller, migrator, drainer, advance: (ms: number) => (nowMs += ms) };
+  return {
+    store,
+    get events() {
+      return recorded.map(({ type, subject, data }) => ({ type, subject, data }));
+    },
+    sink,
+    registry,
+    controller,
+    migrator,
+    drainer,
+    advance: (ms: number) => (nowMs += ms),
+  };
 }
 
 export type Harness = Awaited<ReturnType<typeof harness>>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger, EVENT_TYPES, FailedPreconditionError, NotFoundError } from '@virtfleet/shared';
-import type { EventSink } from '../events/event-log.js';
+import { recordingEventSink } from '../events/event-sink.test-support.js';
 import { MemoryStateStore } from '../state/memory-state-store.test-support.js';
 import type { Workload } from '../workloads/workload.js';
 import { testWorkload } from '../workloads/workload.test-support.js';
@@ -20,13 +20,7 @@ const FORGET_AFTER_MS = 60_000;
 function harness(forgetDownAfterMs = FORGET_AFTER_MS) {
   let nowMs = 1_000_000;
   const store = new MemoryStateStore();
-  const events: { type: string; subject: string; data: Record<string, unknown> }[] = [];
-  const sink: EventSink = {
-    emit: (type, subject, data) => {
-      events.push({ type, subject, data: data as Record<string, unknown> });
-      return { specversion: '1.0', id: '1', source: 's', type, subject, time: '', datacontenttype: 'application/json', data };
-    },
-  };
+  const { sink, events: recorded } = recordingEventSink();
   const statuses: string[] = [];
   const registry = new HostRegistry(TTL_MS, { onStatusChange: (h, previous) => statuses.push(`${h.id} ${previous ?? 'new'}->${h.status}`), onTelemetry: () => undefined }, log, () => nowMs);
   const report = (id: string) => registry.ingest(`virtfleet.telemetry.${id}`, testTelemetry(id));
@@ -56,7 +50,18 @@ function harness(forgetDownAfterMs = FORGET_AFTER_MS) {
   );
   forgetter.start();
   forgetter.stop();
-  return { store, events, registry, forgetter, forgotten, statuses, report, advance: (ms: number) => (nowMs += ms) };
+  return {
+    store,
+    get events() {
+      return recorded.map(({ type, subject, data }) => ({ type, subject, data }));
+    },
+    registry,
+    forgetter,
+    forgotten,
+    statuses,
+    report,
+    advance: (ms: number) => (nowMs += ms),
+  };
 }
 
 const ids = (h: ReturnType<typeof harness>) => h.registry.list().map((x) => x.id);

@@ -64,6 +64,8 @@ export class KvStateStore implements StateStore {
   private readonly requests = new Map<string, RequestRecord>();
   /** The revision of each workload record as this store last wrote or read it: writes are compare-and-set on it. */
   private readonly revisions = new Map<string, number>();
+  /** When each workload record was stored (epoch ms): JetStream's time for records read, this store's for its own writes. */
+  private readonly storedAtMs = new Map<string, number>();
   /** Whether this coordinator may write now (it holds the leader lease with time to spare). */
   private mayWrite: () => boolean = () => true;
   /** Called when a write finds that another coordinator has written the same record: this one is no longer the leader. */
@@ -153,7 +155,10 @@ export class KvStateStore implements StateStore {
         }
         try {
           use(e.json<T>(), e.key);
-          if (prefix === WORKLOAD) this.revisions.set(e.key, e.revision);
+          if (prefix === WORKLOAD) {
+            this.revisions.set(e.key, e.revision);
+            this.storedAtMs.set(e.key.slice(WORKLOAD.length), e.created.getTime());
+          }
         } catch (err) {
           this.log.error({ key: e.key, err: errorMessage(err) }, `unreadable ${what} record; skipped`);
         }
@@ -230,6 +235,7 @@ export class KvStateStore implements StateStore {
     const w = this.workloads.get(workloadId);
     if (!w) return false;
     this.workloads.delete(workloadId);
+    this.storedAtMs.delete(workloadId);
     for (const listener of this.listeners) listener(w, undefined);
     if (w.hostId) this.byHost.get(w.hostId)?.delete(workloadId);
     if (w.requestId && this.byRequest.get(w.requestId) === workloadId) this.byRequest.delete(w.requestId);
@@ -306,11 +312,21 @@ export class KvStateStore implements StateStore {
       throw new UnavailableError(`cannot store the workload: state store unavailable (${errorMessage(err)})`, { cause: err });
     }
     this.remember(workload);
+    this.storedAtMs.set(workload.id, Date.now());
   }
 
   put(workload: Workload): Promise<void> {
     this.remember(workload);
     return this.write(WORKLOAD + workload.id, JSON.stringify(workload));
+  }
+
+  storedSince(sinceMs: number): Workload[] {
+    const recent: Workload[] = [];
+    for (const [id, at] of this.storedAtMs) {
+      const w = at >= sinceMs ? this.workloads.get(id) : undefined;
+      if (w) recent.push(w);
+    }
+    return recent;
   }
 
   /** Stores a decision record (large; written only when it changes). */
@@ -384,6 +400,7 @@ export class KvStateStore implements StateStore {
             if (e.operation === 'PUT') {
               this.remember(e.json<Workload>());
               this.revisions.set(e.key, e.revision);
+              this.storedAtMs.set(e.key.slice(WORKLOAD.length), e.created.getTime());
             } else {
               this.forget(e.key.slice(WORKLOAD.length));
               this.revisions.delete(e.key);
@@ -412,6 +429,7 @@ export class KvStateStore implements StateStore {
     this.requests.clear();
     this.markers.clear();
     this.revisions.clear();
+    this.storedAtMs.clear();
     for (const hosts of this.marks.values()) hosts.clear();
     for (const records of this.operationRecords.values()) records.clear();
     await this.load();
@@ -488,10 +506,14 @@ export class KvStateStore implements StateStore {
       this.sending.clear();
       const failed: PendingWrite[] = [];
       let supplanted: string | undefined;
+      const storedAt = Date.now();
       results.forEach((result, i) => {
         const w = batch[i]!;
-        if (result.status === 'fulfilled') w.waiters.forEach((d) => d.resolve());
-        else {
+        if (result.status === 'fulfilled') {
+          const id = w.value !== undefined && w.key.startsWith(WORKLOAD) ? w.key.slice(WORKLOAD.length) : undefined;
+          if (id !== undefined && this.workloads.has(id)) this.storedAtMs.set(id, storedAt);
+          w.waiters.forEach((d) => d.resolve());
+        } else {
           if (isWrongRevision(result.reason) && w.key.startsWith(WORKLOAD)) supplanted ??= w.key;
           failed.push(w);
         }

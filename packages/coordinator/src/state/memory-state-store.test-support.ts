@@ -52,10 +52,16 @@ export class MemoryStateStore implements StateStore {
   insert(workload: Workload): Promise<void> {
     return this.put(workload);
   }
+  /** When each workload was last stored (epoch ms); tests may set it. */
+  readonly storedAtMs = new Map<string, number>();
+  storedSince(sinceMs: number): Workload[] {
+    return this.list().filter((w) => (this.storedAtMs.get(w.id) ?? 0) >= sinceMs);
+  }
   put(workload: Workload): Promise<void> {
     this.writes++;
     const before = this.get(workload.id);
     this.workloads.set(workload.id, JSON.stringify(workload));
+    this.storedAtMs.set(workload.id, Date.now());
     for (const listener of this.listeners) listener(before, this.get(workload.id));
     return Promise.resolve();
   }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, parseWorkloadSpec } from '@virtfleet/shared';
 import type { AgentClientPool } from '../dispatch/agent-client.js';
-import type { EventSink } from '../events/event-log.js';
+import { recordingEventSink } from '../events/event-sink.test-support.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
 import { AdmissionQueue } from '../scheduler/admission-queue.js';
 import { createScheduler } from '../scheduler/create-scheduler.js';
@@ -37,7 +37,7 @@ const onH1: Workload = {
 async function leading(store: MemoryStateStore) {
   const queue = new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true });
   const hosts = { get: () => undefined, list: () => [], restoreCordons: () => undefined } as unknown as HostRegistry;
-  const events: EventSink = { emit: (type, subject, data) => ({ specversion: '1.0', id: '1', source: 's', type, subject, time: '', datacontenttype: 'application/json', data }) };
+  const { sink: events } = recordingEventSink();
   const controller = new WorkloadController(store, hosts, createScheduler({ placement: 'binpack', weights: {}, candidateLimit: 0 }), queue, {} as AgentClientPool, events, log);
   await controller.lead(3_600_000);
   controllers.push(controller);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, FailedPreconditionError, ResourceExhaustedError, UnavailableError, WORKLOAD_STATES, type pb, type WorkloadState } from '@virtfleet/shared';
+import { createLogger, EVENT_TYPES, FailedPreconditionError, makeEvent, ResourceExhaustedError, UnavailableError, WORKLOAD_STATES, type CloudEvent, type pb, type WorkloadState, type WorkloadTelemetry } from '@virtfleet/shared';
 import type { AgentAction, AgentClientPool } from '../dispatch/agent-client.js';
-import type { EventSink } from '../events/event-log.js';
+import { recordingEventSink } from '../events/event-sink.test-support.js';
 import type { Host } from '../hosts/host.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
 import { AdmissionQueue } from '../scheduler/admission-queue.js';
@@ -44,6 +44,8 @@ interface Harness {
   controller: WorkloadController;
   store: MemoryStateStore;
   agentCalls: { action: AgentAction; workloadId: string }[];
+  /** Every event given to the log, in order. */
+  events: CloudEvent<Record<string, unknown>>[];
 }
 
 /** A leading controller over an in-memory store, one host h1 and an agent that answers `agentAnswer` (and creates with `create`). */
@@ -65,11 +67,11 @@ async function harness(
       create: (_commandId: string, workloadId: string) => create(workloadId),
     }),
   } as unknown as AgentClientPool;
-  const events: EventSink = { emit: (type, subject, data) => ({ specversion: '1.0', id: '1', source: 's', type, subject, time: '', datacontenttype: 'application/json', data }) };
-  const controller = new WorkloadController(store, hosts, undefined as unknown as Scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), agents, events, log);
+  const { sink, events } = recordingEventSink();
+  const controller = new WorkloadController(store, hosts, undefined as unknown as Scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), agents, sink, log);
   await controller.lead(3_600_000);
   controllers.push(controller);
-  return { controller, store, agentCalls };
+  return { controller, store, agentCalls, events };
 }
 
 const controllers: WorkloadController[] = [];
@@ -225,5 +227,97 @@ describe('WorkloadController: a host that turns out to have no room', () => {
     expect(creates).toEqual(['w-full']);
     expect(after).toMatchObject({ state: 'pending', hostId: '', leftHostId: 'h1' });
     expect(after.message).toMatch(/^rescheduling: host h1 had no room: the VM's disks need 50\.0 GiB/);
+  });
+});
+
+describe('WorkloadController: events kept in the record, for a successor to send again', () => {
+  it('a record keeps the events of its own change and only those; a request undone keeps none', async () => {
+    const h = await harness('up', statusAfter);
+    const submitted = await h.controller.submit('r1', testWorkload('c1').spec);
+    expect(h.store.get(submitted.id)?.events?.map((e) => [e.type, e.id])).toEqual([[EVENT_TYPES.workloadSubmitted, h.events[0]!.id]]);
+
+    const w = workload('running');
+    // Made a minute ago: stored in the log long since.
+    await h.store.put({ ...w, events: [{ ...makeEvent('old-leader', EVENT_TYPES.workloadStateChanged, w.id, { to: 'running' }), time: new Date(Date.now() - 60_000).toISOString() }] });
+    await h.controller.act('stop', w.id, '');
+    const stopped = h.events.at(-1)!;
+    expect([stopped.type, stopped.data.to]).toEqual([EVENT_TYPES.workloadStateChanged, 'stopped']);
+    expect(h.store.get(w.id)?.events, 'the stop announced one state change').toEqual([stopped]);
+
+    // A change that announces nothing leaves no events in the record.
+    const reported: WorkloadTelemetry = { workload_id: w.id, name: w.spec.name, kind: 'container', state: 'stopped', driver: 'fake', driver_ref: 'ref', cpu_percent: 0, memory_used_mib: 0, addresses: ['10.0.0.9'] };
+    h.controller.onTelemetry({ id: 'h1', telemetry: { time: new Date().toISOString() } } as unknown as Host, [reported]);
+    expect(h.store.get(w.id)).toMatchObject({ addresses: ['10.0.0.9'] });
+    expect(h.store.get(w.id)?.events).toBeUndefined();
+  });
+
+  it('a record keeps the events of earlier changes that the log has not stored yet, and drops them once it has', async () => {
+    const store = new MemoryStateStore();
+    const { sink, events, storeHeld } = recordingEventSink('leader', { hold: true });
+    const controller = new WorkloadController(store, { get: () => undefined, list: () => [], restoreCordons: () => undefined } as unknown as HostRegistry, undefined as unknown as Scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), {} as AgentClientPool, sink, log);
+    controllers.push(controller);
+    await controller.lead(3_600_000);
+    const w = await controller.submit('r1', testWorkload('c1').spec);
+    // Deleted before placement: its own change, and the submit's event still on its way.
+    await controller.act('delete', w.id, '');
+    expect(store.get(w.id)?.events?.map((e) => e.type)).toEqual([EVENT_TYPES.workloadSubmitted, EVENT_TYPES.workloadDeleted]);
+    expect(store.get(w.id)?.events).toEqual(events);
+    storeHeld();
+    controller.change(store.get(w.id)!, { message: 'later' });
+    expect(store.get(w.id)?.events).toBeUndefined();
+  });
+
+  it('sends the events of a change once its record is stored, never before, and none for a write that failed', async () => {
+    const h = await harness('up', statusAfter);
+    const w = workload('running');
+    await h.store.put(w);
+    const sentBefore = h.events.length;
+    const writes: { settle: (ok: boolean) => void }[] = [];
+    const put = h.store.put.bind(h.store);
+    h.store.put = (record) => new Promise<void>((resolve, reject) => writes.push({ settle: (ok) => (ok ? put(record).then(resolve) : reject(new Error('write dropped'))) }));
+
+    const { stored } = h.controller.change(w, { state: 'stopped', message: 'by hand' });
+    await new Promise((r) => setImmediate(r));
+    expect(h.events.length, 'nothing sent while the write is out').toBe(sentBefore);
+    writes[0]!.settle(true);
+    await stored;
+    await new Promise((r) => setImmediate(r));
+    expect(h.events.slice(sentBefore).map((e) => e.data.to)).toEqual(['stopped']);
+
+    const failed = h.controller.change(h.controller.get(w.id), { state: 'running', message: 'again' });
+    writes[1]!.settle(false);
+    await expect(failed.stored).rejects.toThrow('write dropped');
+    await new Promise((r) => setImmediate(r));
+    expect(h.events.slice(sentBefore).map((e) => e.data.to), 'the failed change announced nothing').toEqual(['stopped']);
+  });
+
+  it('undoing a refused request puts the record back without the events of its last change, so they are never sent twice', async () => {
+    const h = await harness('up', (a, w) => {
+      throw new FailedPreconditionError(`workload ${w.id} cannot ${a} now`);
+    });
+    const w = { ...workload('running'), events: [makeEvent('old-leader', EVENT_TYPES.workloadStateChanged, 'w-running', { to: 'running' })] };
+    await h.store.put(w);
+    await expect(h.controller.act('stop', w.id, '')).rejects.toBeInstanceOf(FailedPreconditionError);
+    const { events: _sent, ...asBefore } = w;
+    expect(h.store.get(w.id)).toEqual(asBefore);
+  });
+
+  it('a new leader sends again, ids kept and in order, the events of records stored in the last minute, and not older ones', async () => {
+    const store = new MemoryStateStore();
+    const at = (s: number) => new Date(Date.now() - s * 1000).toISOString();
+    const event = (type: (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES], subject: string, secondsAgo: number) => ({ ...makeEvent('old-leader', type, subject, { id: subject }), time: at(secondsAgo) });
+    const a = [event(EVENT_TYPES.workloadPlaced, 'a', 3), event(EVENT_TYPES.workloadStateChanged, 'a', 3)];
+    const b = [event(EVENT_TYPES.workloadSubmitted, 'b', 5)];
+    const old = [event(EVENT_TYPES.workloadStateChanged, 'old', 90)];
+    await store.put(testWorkload('a', { events: a }));
+    await store.put(testWorkload('b', { events: b }));
+    await store.put(testWorkload('old', { events: old }));
+    await store.put(testWorkload('quiet'));
+    store.storedAtMs.set('old', Date.now() - 90_000);
+    const { sink, events } = recordingEventSink('new-leader');
+    const controller = new WorkloadController(store, { get: () => undefined, list: () => [], restoreCordons: () => undefined } as unknown as HostRegistry, undefined as unknown as Scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), {} as AgentClientPool, sink, log);
+    controllers.push(controller);
+    await controller.lead(3_600_000);
+    expect(events).toEqual([...b, ...a]);
   });
 });

@@ -10,6 +10,8 @@ import {
   UnavailableError,
   errorMessage,
   failoverModeOf,
+  makeEvent,
+  type CloudEvent,
   type Logger,
   type StoppedReservation,
   type WorkloadSpec,
@@ -17,7 +19,7 @@ import {
   type WorkloadTelemetry,
 } from '@virtfleet/shared';
 import type { AgentAction, AgentClientPool } from '../dispatch/agent-client.js';
-import type { EventSink } from '../events/event-log.js';
+import { EVENT_DUPLICATE_WINDOW_MS, type EventSink } from '../events/event-log.js';
 import type { Host } from '../hosts/host.js';
 import type { HostRegistry } from '../hosts/host-registry.js';
 import { AdmissionQueue } from '../scheduler/admission-queue.js';
@@ -30,6 +32,14 @@ import { buildSnapshots } from '../scheduler/snapshots.js';
 import { DESIRED_BY_ACTION, lifecycleVerdict } from './lifecycle-rules.js';
 import { releasedWhileStopped, type Workload } from './workload.js';
 import type { StateStore, WorkloadCursor } from './workload-store.js';
+
+/**
+ * Events of earlier changes ride along in a workload's record while the log
+ * has not acknowledged them, for at most this long: by then they are stored,
+ * or were lost with the connection (and a successor publishes what recent
+ * records hold, within the log's duplicate window).
+ */
+const CARRY_EVENTS_MS = 30_000;
 
 /** A placement decision as kept for `explain`. */
 export interface DecisionRecord extends PlacementRecord {
@@ -123,11 +133,27 @@ export class WorkloadController {
   async lead(intervalMs: number): Promise<void> {
     await this.store.setFollowing(false);
     this.queue.clear();
-    this.log.info(this.restore(), 'leading: state restored');
+    this.log.info({ ...this.restore(), eventsRepublished: this.republishRecentEvents() }, 'leading: state restored');
     this.leading = true;
     clearInterval(this.timer);
     this.timer = setInterval(() => this.kick(), intervalMs);
     this.kick();
+  }
+
+  /**
+   * Publishes again the events of records stored in the last half of the
+   * event log's duplicate window: a predecessor that died between storing a
+   * change and sending its event leaves the event in the record. Those that
+   * reached the log are dropped there as repeats; the half left over covers
+   * clock skew between this coordinator and the NATS server. Returns how
+   * many were queued.
+   */
+  private republishRecentEvents(): number {
+    const recent = this.store.storedSince(Date.now() - EVENT_DUPLICATE_WINDOW_MS / 2).flatMap((w) => w.events ?? []);
+    // In the order they were made, as far as the records tell.
+    recent.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+    this.events.publish(recent);
+    return recent.length;
   }
 
   /** Stops leading at once: no more placements, dispatches or writes. Reads go on. */
@@ -202,12 +228,19 @@ export class WorkloadController {
   }
 
   private async admit(requestId: string, spec: WorkloadSpec): Promise<Workload> {
-    const workload = this.newWorkload(spec, requestId, { hostId: '', state: 'pending', message: 'waiting for placement' });
+    const workload = this.withEvents(this.newWorkload(spec, requestId, { hostId: '', state: 'pending', message: 'waiting for placement' }), (w) => [
+      makeEvent(this.events.source, EVENT_TYPES.workloadSubmitted, w.id, { id: w.id, name: spec.name, kind: spec.kind }),
+    ]);
     await this.store.insert(workload);
     this.queue.add(workload.id, spec, workload.arrivalMs, workload.arrivalSeq);
-    this.events.emit(EVENT_TYPES.workloadSubmitted, workload.id, { id: workload.id, name: spec.name, kind: spec.kind });
+    this.events.publish(workload.events!);
     this.kick();
     return workload;
+  }
+
+  /** The new record with the events its creation announces, made (not sent) now. */
+  private withEvents(w: Workload, announce: (w: Workload) => CloudEvent[]): Workload {
+    return { ...w, events: announce(w) };
   }
 
   /**
@@ -222,7 +255,10 @@ export class WorkloadController {
     if (this.store.getByName(spec.name) || this.admittingNames.has(spec.name)) throw new AlreadyExistsError(`a workload named ${spec.name} already exists`);
     this.admittingNames.add(spec.name);
     try {
-      const workload = this.newWorkload(spec, requestId, { hostId, state: 'creating', message });
+      const workload = this.withEvents(this.newWorkload(spec, requestId, { hostId, state: 'creating', message }), (w) => [
+        makeEvent(this.events.source, EVENT_TYPES.workloadSubmitted, w.id, { id: w.id, name: spec.name, kind: spec.kind }),
+        makeEvent(this.events.source, EVENT_TYPES.workloadPlaced, w.id, { id: w.id, host_id: hostId, reason: message }),
+      ]);
       // Busy from the start: the placement loop must not send it a create of its own.
       this.busy.add(workload.id);
       try {
@@ -231,8 +267,7 @@ export class WorkloadController {
         this.busy.delete(workload.id);
         throw err;
       }
-      this.events.emit(EVENT_TYPES.workloadSubmitted, workload.id, { id: workload.id, name: spec.name, kind: spec.kind });
-      this.events.emit(EVENT_TYPES.workloadPlaced, workload.id, { id: workload.id, host_id: hostId, reason: message });
+      this.events.publish(workload.events!);
       return workload;
     } finally {
       this.admittingNames.delete(spec.name);
@@ -344,7 +379,9 @@ export class WorkloadController {
     if (intent === before) return;
     const now = this.store.get(before.id);
     if (!now) return;
-    if (JSON.stringify(now) === JSON.stringify(intent)) void this.store.put(before).catch(() => undefined);
+    // Back as it was, without the events of its own change: they were sent long ago, and must not be sent again.
+    const { events: _sentLongAgo, ...asBefore } = before;
+    if (JSON.stringify(now) === JSON.stringify(intent)) void this.store.put(asBefore).catch(() => undefined);
     else this.update(now, { desiredState: before.desiredState });
   }
 
@@ -678,8 +715,8 @@ export class WorkloadController {
       const w = this.store.get(entry.workloadId);
       if (!w || w.state !== 'pending' || record.hostId === undefined) continue;
       // placed, then the state change it causes
-      this.events.emit(EVENT_TYPES.workloadPlaced, w.id, { id: w.id, host_id: record.hostId, reason: record.summary });
-      const { workload: placed, stored } = this.updateStored(w, { hostId: record.hostId, state: 'creating', message: record.summary });
+      const placedEvent = makeEvent(this.events.source, EVENT_TYPES.workloadPlaced, w.id, { id: w.id, host_id: record.hostId, reason: record.summary });
+      const { workload: placed, stored } = this.updateStored(w, { hostId: record.hostId, state: 'creating', message: record.summary }, [placedEvent]);
       // The placement must be durable before the agent acts on it: a leader that dies in between
       // would otherwise leave a successor that places the workload again, elsewhere.
       this.busy.add(placed.id);
@@ -737,23 +774,39 @@ export class WorkloadController {
     return this.updateStored(w, patch).workload;
   }
 
-  /** Like update, and also says when the change is durable. */
-  private updateStored(w: Workload, patch: Partial<Workload>): { workload: Workload; stored: Promise<void> } {
-    const next: Workload = { ...w, ...patch, updatedAt: new Date().toISOString() };
+  /**
+   * Like update, and also says when the change is durable. The change's
+   * events (`announced`, made by the caller, and a state change's) are sent
+   * once the record is stored, never before: an event says what the state
+   * store holds. The record keeps them, with those of earlier changes not
+   * yet in the log, so a successor can send them if this coordinator dies
+   * first (see republishRecentEvents).
+   */
+  private updateStored(w: Workload, patch: Partial<Workload>, announced: CloudEvent[] = []): { workload: Workload; stored: Promise<void> } {
+    const { events: earlier, ...rest } = w;
+    const next: Workload = { ...rest, ...patch, updatedAt: new Date().toISOString() };
+    const change = [...announced];
+    if (patch.state !== undefined && patch.state !== w.state) {
+      change.push(
+        makeEvent(this.events.source, patch.state === 'deleted' ? EVENT_TYPES.workloadDeleted : EVENT_TYPES.workloadStateChanged, w.id, {
+          id: w.id,
+          name: w.spec.name,
+          host_id: next.hostId,
+          from: w.state,
+          to: next.state,
+          message: next.message,
+        }),
+      );
+    }
+    const carried = earlier ? this.events.unsent(earlier.filter((e) => Date.now() - Date.parse(e.time) < CARRY_EVENTS_MS)) : [];
+    if (carried.length + change.length > 0) next.events = [...carried, ...change];
     const stored = this.store.put(next);
     // Nothing is sent for a deleted workload any more; its entry would only grow the map.
     if (next.state === 'deleted') this.lastCommandAt.delete(w.id);
-    stored.catch((err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'state write not stored'));
-    if (patch.state !== undefined && patch.state !== w.state) {
-      this.events.emit(patch.state === 'deleted' ? EVENT_TYPES.workloadDeleted : EVENT_TYPES.workloadStateChanged, w.id, {
-        id: w.id,
-        name: w.spec.name,
-        host_id: next.hostId,
-        from: w.state,
-        to: next.state,
-        message: next.message,
-      });
-    }
+    stored.then(
+      () => this.events.publish(change),
+      (err: unknown) => this.log.warn({ workload: w.id, err: errorMessage(err) }, 'state write not stored'),
+    );
     return { workload: next, stored };
   }
 }

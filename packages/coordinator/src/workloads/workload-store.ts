@@ -44,6 +44,11 @@ export interface WorkloadStore {
   /** Deleted workloads last changed before `cutoffMs`, at most `limit`. */
   deletedBefore(cutoffMs: number, limit: number): Workload[];
   /**
+   * Workloads whose record was stored at `sinceMs` (epoch ms) or later, by
+   * the store's own clock as far as it tells (JetStream's stored time).
+   */
+  storedSince(sinceMs: number): Workload[];
+  /**
    * Calls `listener` with every change of a workload record in memory,
    * whoever made it (this coordinator, the leader it follows, a reload),
    * as the record before and after; undefined where there is none.

@@ -1,4 +1,4 @@
-import type { StoppedReservation, WorkloadSpec, WorkloadState } from '@virtfleet/shared';
+import type { CloudEvent, StoppedReservation, WorkloadSpec, WorkloadState } from '@virtfleet/shared';
 
 export const DESIRED_STATES = ['running', 'paused', 'stopped', 'deleted'] as const;
 export type DesiredState = (typeof DESIRED_STATES)[number];
@@ -29,6 +29,14 @@ export interface Workload {
   migration?: WorkloadMigration;
   createdAt: string;
   updatedAt: string;
+  /**
+   * The events this version of the record announced (its own change's:
+   * submitted, placed, a state change). A leader that takes over publishes
+   * those of recently stored records again, so an event its predecessor died
+   * before sending still reaches the log; ids are kept, and the log drops
+   * repeats. Absent: the change announced nothing.
+   */
+  events?: CloudEvent[];
 }
 
 export const MIGRATION_PHASES = ['preparing', 'stopping', 'transferring', 'switching', 'cancelling'] as const;
