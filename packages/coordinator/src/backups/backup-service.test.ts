@@ -50,82 +50,52 @@ async function harness(options: { h1Status?: Host['status']; importFails?: boole
       importState: async (header: pb.WorkloadStateHeader, chunks: AsyncIterable<unknown>) => {
         for await (const _ of chunks) calls.push(`${hostId} import-chunk`);
         calls.push(`${hostId} import ${header.workload_id}`);
-        return {
-    workload_id: header.workload_id,
-    state: 'stopped',
-    driver_ref: 'ref',
-    message: '' };
+        return { workload_id: header.workload_id, state: 'stopped', driver_ref: 'ref', message: '' };
       },
-    act: (action: string,
-    _commandId: string,
-    workloadId: string) => {
+      act: (action: string, _commandId: string, workloadId: string) => {
         calls.push(`${hostId} ${action} ${workloadId}`);
-        return Promise.resolve({ workload_id: workloadId,
-    state: action === 'start' ? 'running' : 'deleted',
-    driver_ref: 'ref',
-    message: '' });
+        return Promise.resolve({ workload_id: workloadId, state: action === 'start' ? 'running' : 'deleted', driver_ref: 'ref', message: '' });
       },
     }),
-    } as unknown as AgentClientPool;
-  const { sink,
-    events: recorded } = recordingEventSink();
+  } as unknown as AgentClientPool;
+  const { sink, events: recorded } = recordingEventSink();
   const scheduler: Scheduler = {
-    place: (request,
-    snapshots): PlacementRecord => ({
+    place: (request, snapshots): PlacementRecord => ({
       workloadId: request.workloadId,
-    hostId: options.placeOn ?? 'h2',
-    summary: `placed on ${options.placeOn ?? 'h2'}`,
-    candidates: [],
-    hostsTotal: snapshots.length,
-    hostsEvaluated: 0,
-    rejections: {},
-    unresolvable: false,
-    decidedAt: '',
+      hostId: options.placeOn ?? 'h2',
+      summary: `placed on ${options.placeOn ?? 'h2'}`,
+      candidates: [],
+      hostsTotal: snapshots.length,
+      hostsEvaluated: 0,
+      rejections: {},
+      unresolvable: false,
+      decidedAt: '',
     }),
-    };
-  const controller = new WorkloadController(store,
-    registry,
-    scheduler,
-    new AdmissionQueue({ policy: 'fcfs',
-    agingPerMinute: 0,
-    backfill: true }),
-    agents,
-    sink,
-    log);
+  };
+  const controller = new WorkloadController(store, registry, scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), agents, sink, log);
   controllers.push(controller);
   late.controller = controller;
-  const original = testWorkload('c1',
-    { hostId: 'h1',
-    state: 'running',
-    desiredState: 'running' });
+  const original = testWorkload('c1', { hostId: 'h1', state: 'running', desiredState: 'running' });
   const written: string[] = [];
   const metas: { memory: boolean }[] = [];
   const repository = {
-    write: async (meta: { id: string; memory: boolean },
-    chunks: AsyncIterable<unknown>) => {
+    write: async (meta: { id: string; memory: boolean }, chunks: AsyncIterable<unknown>) => {
       metas.push(meta);
       for await (const _ of chunks) written.push(meta.id);
-      return manifest(meta.id,
-    original);
+      return manifest(meta.id, original);
     },
-    get: (id: string) => Promise.resolve(manifest(id,
-    original)),
+    get: (id: string) => Promise.resolve(manifest(id, original)),
     read: async function* () {
-      yield { file: { role: 'image',
-    size_bytes: 2 } };
+      yield { file: { role: 'image', size_bytes: 2 } };
       if (options.importFails) throw new DataLossError('chunk y of image is damaged');
       yield { data: Buffer.from('ab') };
     },
-    } as unknown as BackupRepository;
-  const service = new BackupService(repository,
-    controller,
-    registry,
-    agents,
-    sink,
-    log);
+  } as unknown as BackupRepository;
+  const service = new BackupService(repository, controller, registry, agents, sink, log);
   await store.insert(original);
   await controller.lead(3_600_000);
-  return { store,
+  return {
+    store,
     calls,
     get events() {
       return recorded.map((e) => e.type);

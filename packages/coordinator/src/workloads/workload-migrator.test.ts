@@ -43,65 +43,38 @@ function harness(script: AgentScript = {}, hostIds = ['h1', 'h2', 'h3'], placeOn
       prepareIncoming: async (commandId: string, workloadId: string) => {
         calls.push(`${hostId} prepare ${commandId} ${workloadId} migration=${store.get(workloadId)?.migration?.phase ?? 'none'}`);
         await script.prepare?.();
-        return {
-    host_id: hostId,
-    hypervisor_uri: `qemu+tcp://${hostId}/system`,
-    transfer_uri: `tcp://${hostId}`,
-    files: [],
-    backend_name: `virtfleet-${hostId}.${workloadId}` };
+        return { host_id: hostId, hypervisor_uri: `qemu+tcp://${hostId}/system`, transfer_uri: `tcp://${hostId}`, files: [], backend_name: `virtfleet-${hostId}.${workloadId}` };
       },
-    migrate: async function* (commandId: string,
-    workloadId: string,
-    target: pb.IncomingMigration__Output) {
+      migrate: async function* (commandId: string, workloadId: string, target: pb.IncomingMigration__Output) {
         calls.push(`${hostId} migrate ${commandId} ${workloadId} to ${target.host_id} phase=${store.get(workloadId)?.migration?.phase ?? 'none'}`);
         const reports: pb.MigrationProgress__Output[] = [];
         await script.migrate?.((p) =>
-          reports.push({ phase: 'transferring',
-    data_total_bytes: 100,
-    data_processed_bytes: 50,
-    data_remaining_bytes: 50,
-    bytes_per_second: 10,
-    downtime_ms: 30,
-    elapsed_ms: '1',
-    ...p } as pb.MigrationProgress__Output),
-    );
+          reports.push({ phase: 'transferring', data_total_bytes: 100, data_processed_bytes: 50, data_remaining_bytes: 50, bytes_per_second: 10, downtime_ms: 30, elapsed_ms: '1', ...p } as pb.MigrationProgress__Output),
+        );
         yield* reports;
       },
-    discardIncoming: (workloadId: string) => {
+      discardIncoming: (workloadId: string) => {
         calls.push(`${hostId} discard ${workloadId}`);
         return Promise.resolve();
       },
-    abortMigration: (workloadId: string) => {
+      abortMigration: (workloadId: string) => {
         calls.push(`${hostId} abort ${workloadId}`);
         if (abortsLeft-- > 0) return Promise.resolve();
-        return Promise.reject(script.sourceHolds ? new FailedPreconditionError(`${workloadId} is not migrating`) : new NotFoundError('workload',
-    workloadId));
+        return Promise.reject(script.sourceHolds ? new FailedPreconditionError(`${workloadId} is not migrating`) : new NotFoundError('workload', workloadId));
       },
-    get: (workloadId: string) => {
+      get: (workloadId: string) => {
         calls.push(`${hostId} get ${workloadId}`);
-        if (hostId === 'h2' && script.onTarget) return script.onTarget === 'absent' ? Promise.reject(new NotFoundError('workload',
-    workloadId)) : Promise.resolve({ workload_id: workloadId,
-    state: script.onTarget });
-        return script.sourceHolds ? Promise.resolve({ workload_id: workloadId,
-    state: 'running' }) : Promise.reject(new NotFoundError('workload',
-    workloadId));
+        if (hostId === 'h2' && script.onTarget) return script.onTarget === 'absent' ? Promise.reject(new NotFoundError('workload', workloadId)) : Promise.resolve({ workload_id: workloadId, state: script.onTarget });
+        return script.sourceHolds ? Promise.resolve({ workload_id: workloadId, state: 'running' }) : Promise.reject(new NotFoundError('workload', workloadId));
       },
-    act: (action: string,
-    commandId: string,
-    workloadId: string) => {
+      act: (action: string, commandId: string, workloadId: string) => {
         calls.push(`${hostId} ${action} ${commandId} ${workloadId}`);
-        if (script.act) return script.act(hostId,
-    action);
-        return Promise.resolve({ workload_id: workloadId,
-    state: action === 'stop' ? 'stopped' : action === 'delete' ? 'deleted' : 'running',
-    driver_ref: `${hostId}-ref`,
-    message: '' });
+        if (script.act) return script.act(hostId, action);
+        return Promise.resolve({ workload_id: workloadId, state: action === 'stop' ? 'stopped' : action === 'delete' ? 'deleted' : 'running', driver_ref: `${hostId}-ref`, message: '' });
       },
-    exportState: async function* (workloadId: string,
-    signal: AbortSignal) {
+      exportState: async function* (workloadId: string, signal: AbortSignal) {
         calls.push(`${hostId} export ${workloadId}`);
-        yield { file: { role: 'image',
-    size_bytes: 4 } };
+        yield { file: { role: 'image', size_bytes: 4 } };
         yield { data: Buffer.from('ab') };
         await script.export?.();
         // As the real client: an aborted call ends the stream with an error.
@@ -109,72 +82,36 @@ function harness(script: AgentScript = {}, hostIds = ['h1', 'h2', 'h3'], placeOn
         yield { data: Buffer.from('cd') };
         yield { file_end: { sha256: 'x' } };
       },
-    importState: async (header: pb.WorkloadStateHeader,
-    chunks: AsyncIterable<pb.WorkloadStateChunk>) => {
+      importState: async (header: pb.WorkloadStateHeader, chunks: AsyncIterable<pb.WorkloadStateChunk>) => {
         let bytes = 0;
         for await (const c of chunks) bytes += c.data?.length ?? 0;
         calls.push(`${hostId} import ${header.command_id} ${header.workload_id} bytes=${bytes}`);
         if (script.importFails) throw new UnavailableError('disk full');
-        return { workload_id: header.workload_id,
-    state: 'stopped',
-    driver_ref: `${hostId}-ref`,
-    message: '' };
+        return { workload_id: header.workload_id, state: 'stopped', driver_ref: `${hostId}-ref`, message: '' };
       },
-    create: (commandId: string,
-    workloadId: string) => {
+      create: (commandId: string, workloadId: string) => {
         calls.push(`${hostId} create ${commandId} ${workloadId}`);
-        return Promise.resolve({ workload_id: workloadId,
-    state: 'running',
-    driver_ref: 'uuid-1',
-    message: '' });
+        return Promise.resolve({ workload_id: workloadId, state: 'running', driver_ref: 'uuid-1', message: '' });
       },
     }),
-    } as unknown as AgentClientPool;
-  const { sink,
-    events: recorded } = recordingEventSink();
+  } as unknown as AgentClientPool;
+  const { sink, events: recorded } = recordingEventSink();
   const placed: PlacementRequest[] = [];
   const scheduler: Scheduler = {
-    place: (request,
-    snapshots): PlacementRecord => {
+    place: (request, snapshots): PlacementRecord => {
       placed.push(request);
-      return { workloadId: request.workloadId,
-    hostId: placeOn ?? undefined,
-    summary: placeOn ? `placed on ${placeOn}` : 'no host fits',
-    candidates: [],
-    hostsTotal: snapshots.length,
-    hostsEvaluated: 0,
-    rejections: {},
-    unresolvable: false,
-    decidedAt: '' };
+      return { workloadId: request.workloadId, hostId: placeOn ?? undefined, summary: placeOn ? `placed on ${placeOn}` : 'no host fits', candidates: [], hostsTotal: snapshots.length, hostsEvaluated: 0, rejections: {}, unresolvable: false, decidedAt: '' };
     },
-    };
-  const controller = new WorkloadController(store,
-    registry,
-    scheduler,
-    new AdmissionQueue({ policy: 'fcfs',
-    agingPerMinute: 0,
-    backfill: true }),
-    agents,
-    sink,
-    log);
+  };
+  const controller = new WorkloadController(store, registry, scheduler, new AdmissionQueue({ policy: 'fcfs', agingPerMinute: 0, backfill: true }), agents, sink, log);
   controllers.push(controller);
   const leftovers = new MigrationLeftovers(
-    { store,
-    isLeader: () => controller.isLeader,
-    workload: (id) => controller.find(id),
-    host: (id) => hosts.get(id),
-    removeFiles: (host,
-    id) => agents.for(host.id,
-    '').discardIncoming(id) },
+    { store, isLeader: () => controller.isLeader, workload: (id) => controller.find(id), host: (id) => hosts.get(id), removeFiles: (host, id) => agents.for(host.id, '').discardIncoming(id) },
     log,
-    );
-  const migrator = new WorkloadMigrator(controller,
-    registry,
-    agents,
-    sink,
-    leftovers,
-    log);
-  return { store,
+  );
+  const migrator = new WorkloadMigrator(controller, registry, agents, sink, leftovers, log);
+  return {
+    store,
     calls,
     get events() {
       return recorded.map(({ type, data }) => ({ type, data }));
