@@ -4,7 +4,7 @@ import { AgentClient } from '@virtfleet/coordinator';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
 import { readLeaderLease } from '../support/leader.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents } from '../support/workloads.js';
 
 // Control-plane scale, simulated: three agents with the in-memory fake driver stand in for hosts. The fake
@@ -79,14 +79,17 @@ describe('200 submissions with the leading coordinator SIGKILLed in the middle, 
     expect(copies.size).toBe(WORKLOADS);
 
     // The event log holds each workload's history once, the kill notwithstanding: submitted, placed, creating, running.
-    const events = await retainedEvents(client);
-    const history = new Map<string, string[]>();
-    for (const e of events) {
-      if (!e.type.startsWith('io.virtfleet.workload.')) continue;
-      const step = e.type === 'io.virtfleet.workload.state_changed' ? `${String(e.data.to)}` : e.type.slice('io.virtfleet.workload.'.length);
-      history.set(e.subject, [...(history.get(e.subject) ?? []), step]);
-    }
-    const incomplete = all.map((w) => [w.id, history.get(w.id) ?? []] as const).filter(([, steps]) => steps.join(',') !== 'submitted,placed,creating,running');
-    expect(incomplete, 'workloads whose events are missing or repeated').toEqual([]);
+    // (An event follows its stored change by a moment, so the last ones are waited for; a repeat never goes away.)
+    const incomplete = async () => {
+      const history = new Map<string, string[]>();
+      for (const e of await retainedEvents(client)) {
+        if (!e.type.startsWith('io.virtfleet.workload.')) continue;
+        const step = e.type === 'io.virtfleet.workload.state_changed' ? `${String(e.data.to)}` : e.type.slice('io.virtfleet.workload.'.length);
+        history.set(e.subject, [...(history.get(e.subject) ?? []), step]);
+      }
+      return all.map((w) => [w.id, history.get(w.id) ?? []] as const).filter(([, steps]) => steps.join(',') !== 'submitted,placed,creating,running');
+    };
+    await waitUntil('every workload history to be complete in the event log', async () => (await incomplete()).length === 0, { timeoutMs: 10_000 }).catch(() => undefined);
+    expect(await incomplete(), 'workloads whose events are missing or repeated').toEqual([]);
   });
 });
