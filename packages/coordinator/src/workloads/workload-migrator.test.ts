@@ -220,6 +220,7 @@ describe('WorkloadMigrator', () => {
   it.each([
     ['the VM is not on the target: the move is given up, its files removed there, and failover takes the VM', 'absent', ['h2 prepare', 'h1 migrate', 'h2 get', 'h2 discard'], 'h1'],
     ['the VM runs on the target: the move finished, and the target takes it over', 'running', ['h2 prepare', 'h1 migrate', 'h2 get', 'h2 create'], 'h2'],
+    ['the VM arrived paused on the target (it moved paused): the move finished, and the target takes it over', 'paused', ['h2 prepare', 'h1 migrate', 'h2 get', 'h2 create'], 'h2'],
   ])('settles a live migration whose source host went down without asking it: %s', async (_name, onTarget, calls, endsOn) => {
     const hostsSeen: Map<string, Host>[] = [];
     const h = harness({

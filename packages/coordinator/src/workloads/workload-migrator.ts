@@ -381,11 +381,12 @@ export class WorkloadMigrator {
 
   /**
    * A live migration whose source host is down (its lease lapsed): only the
-   * target can tell where the VM is. Running there, the move finished and
-   * the target takes it over; absent, the VM stayed with its source, and
-   * failover takes it from there as for any workload of a down host. A copy
-   * the target is still receiving is waited for: libvirt ends an incoming
-   * migration whose source went away.
+   * target can tell where the VM is. Running or paused there (a paused VM
+   * arrives paused), the move finished and the target takes it over;
+   * absent, the VM stayed with its source, and failover takes it from there
+   * as for any workload of a down host. A copy the target is still receiving
+   * (`creating`) is waited for: libvirt ends an incoming migration whose
+   * source went away.
    */
   private async settleWithoutSource(workloadId: string, m: WorkloadMigration, cause: unknown): Promise<void> {
     const onTarget = await this.hostAgent(m.targetHostId)
@@ -397,7 +398,7 @@ export class WorkloadMigrator {
           throw err;
         },
       );
-    if (onTarget === 'running') return this.handOver(workloadId, m);
+    if (onTarget === 'running' || onTarget === 'paused') return this.handOver(workloadId, m);
     if (onTarget !== 'deleted') throw new UnavailableError(`host ${m.sourceHostId} is down and the copy migrating to ${m.targetHostId} is ${onTarget}; waiting for libvirt to finish or drop it`);
     await this.discard(m.targetHostId, workloadId, m);
     return this.fail(workloadId, m, new UnavailableError(`host ${m.sourceHostId} went down before the move finished (${errorMessage(cause)}); failover takes the workload from there`));

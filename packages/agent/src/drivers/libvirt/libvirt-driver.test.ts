@@ -161,6 +161,19 @@ describe('LibvirtDriver on test:///default', () => {
     await expect(a.stop(id, { timeoutSeconds: 1, force: false })).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('reports a paused domain that libvirt holds transient (a live migration arriving) as creating, and a paused persistent one as paused', async () => {
+    const id = 'arriving-0a1b2c3d';
+    await a.create(id, vm('arriving'));
+    expect(await a.pause(id)).toMatchObject({ state: 'paused' });
+    expect(await a.inspect(id), 'paused, and persistent: a paused VM').toMatchObject({ state: 'paused' });
+    // Undefining a domain that runs leaves it transient, as libvirt keeps an incoming migration until it completes.
+    await hv.domainUndefine(await hv.domainLookupByName(backendName(HOSTILE_HOST, id)));
+    expect(await a.inspect(id)).toMatchObject({ state: 'creating', message: 'receiving a live migration' });
+    expect((await a.list()).find((w) => w.workloadId === id)).toMatchObject({ state: 'creating' });
+    await a.delete(id);
+    expect(await a.inspect(id)).toBeUndefined();
+  });
+
   it('writes its metadata so that hostile host ids and labels survive libvirt', async () => {
     const id = 'meta-0a1b2c3d';
     await a.create(id, vm('meta', { labels: { team: `</virtfleet:workload><devices>`, quote: `"'` } }));

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, copyFile, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Hypervisor, type Domain, type NodeInfo } from '@unraid/libvirt';
+import { ConnectListAllDomainsFlags, Hypervisor, type Domain, type NodeInfo } from '@unraid/libvirt';
 import {
   FailedPreconditionError,
   InternalError,
@@ -117,6 +117,9 @@ export function mapDomainState(state: number): { state: WorkloadState; message?:
 }
 
 const isDown = (state: number): boolean => state === S.SHUTOFF || state === S.CRASHED;
+
+/** A live migration still arriving, as the workload's state on its target. */
+const INCOMING: { state: WorkloadState; message: string } = { state: 'creating', message: 'receiving a live migration' };
 
 // @unraid/libvirt rejects with libvirt's message only (code and domain are always -1), so matching the text is all there is.
 const DOMAIN_NOT_FOUND = /^Domain not found\b/;
@@ -817,9 +820,21 @@ export class LibvirtDriver implements Driver {
 
   private async snapshot(hv: Hypervisor, found: Owned): Promise<DriverWorkload> {
     const info = await hv.domainGetInfo(found.dom);
-    const { state, message } = mapDomainState(info.state);
+    const { state, message } = info.state === S.PAUSED && (await this.isIncoming(hv, found)) ? INCOMING : mapDomainState(info.state);
     const addresses = state === 'running' ? await this.addressesOf(found) : [];
     return { workloadId: found.owner.workloadId, name: found.owner.name, kind: 'vm', state, ref: found.uuid, ...(message ? { message } : {}), ...(addresses.length > 0 ? { addresses } : {}) };
+  }
+
+  /**
+   * Whether the domain is a live migration still arriving: libvirt holds it
+   * paused and transient until the move completes (it is made persistent
+   * then), while every domain virtfleet makes is persistent. A VM that was
+   * paused when it moved is paused and persistent once it has arrived.
+   */
+  private async isIncoming(hv: Hypervisor, found: Owned): Promise<boolean> {
+    const arriving = await hv.connectListAllDomains(ConnectListAllDomainsFlags.TRANSIENT | ConnectListAllDomainsFlags.PAUSED);
+    for (const dom of arriving) if ((await hv.domainGetUUIDString(dom)) === found.uuid) return true;
+    return false;
   }
 
   /**
