@@ -291,11 +291,12 @@ describe('WorkloadController: events kept in the record, for a successor to send
     expect(h.events.slice(sentBefore).map((e) => e.data.to), 'the failed change announced nothing').toEqual(['stopped']);
   });
 
-  it('undoing a refused request puts the record back without the events of its last change, so they are never sent twice', async () => {
+  it('undoing a refused request puts the record back without the events of its last change that reached the log, so they are never sent twice', async () => {
     const h = await harness('up', (a, w) => {
       throw new FailedPreconditionError(`workload ${w.id} cannot ${a} now`);
     });
-    const w = { ...workload('running'), events: [makeEvent('old-leader', EVENT_TYPES.workloadStateChanged, 'w-running', { to: 'running' })] };
+    // Made a minute ago: stored in the log long since.
+    const w = { ...workload('running'), events: [{ ...makeEvent('old-leader', EVENT_TYPES.workloadStateChanged, 'w-running', { to: 'running' }), time: new Date(Date.now() - 60_000).toISOString() }] };
     await h.store.put(w);
     await expect(h.controller.act('stop', w.id, '')).rejects.toBeInstanceOf(FailedPreconditionError);
     const { events: _sent, ...asBefore } = w;

@@ -379,9 +379,10 @@ export class WorkloadController {
     if (intent === before) return;
     const now = this.store.get(before.id);
     if (!now) return;
-    // Back as it was, without the events of its own change: they were sent long ago, and must not be sent again.
-    const { events: _sentLongAgo, ...asBefore } = before;
-    if (JSON.stringify(now) === JSON.stringify(intent)) void this.store.put(asBefore).catch(() => undefined);
+    // Back as it was, keeping only the events that may not have reached the log: the others must not be sent again.
+    const { events: _earlier, ...asBefore } = before;
+    const unsent = this.unsentOf(before);
+    if (JSON.stringify(now) === JSON.stringify(intent)) void this.store.put(unsent.length > 0 ? { ...asBefore, events: unsent } : asBefore).catch(() => undefined);
     else this.update(now, { desiredState: before.desiredState });
   }
 
@@ -774,6 +775,12 @@ export class WorkloadController {
     return this.updateStored(w, patch).workload;
   }
 
+  /** Those of a record's events that may not be in the log yet: recent, and not acknowledged to this coordinator. */
+  private unsentOf(w: Pick<Workload, 'events'>): CloudEvent[] {
+    const now = Date.now();
+    return w.events ? this.events.unsent(w.events.filter((e) => now - Date.parse(e.time) < CARRY_EVENTS_MS)) : [];
+  }
+
   /**
    * Like update, and also says when the change is durable. The change's
    * events (`announced`, made by the caller, and a state change's) are sent
@@ -798,7 +805,7 @@ export class WorkloadController {
         }),
       );
     }
-    const carried = earlier ? this.events.unsent(earlier.filter((e) => Date.now() - Date.parse(e.time) < CARRY_EVENTS_MS)) : [];
+    const carried = this.unsentOf({ events: earlier });
     if (carried.length + change.length > 0) next.events = [...carried, ...change];
     const stored = this.store.put(next);
     // Nothing is sent for a deleted workload any more; its entry would only grow the map.
