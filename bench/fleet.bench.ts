@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -11,6 +10,7 @@ import { startCluster, type TestCluster } from '../test/support/cluster.js';
 import type { ManagedProcess } from '../test/support/processes.js';
 import { startSimulatedFleet, type SimulatedFleet } from '../test/support/simulated-fleet.js';
 import { GiveUp, waitUntil } from '../test/support/wait.js';
+import { cpuSeconds, rssMiB } from './proc.js';
 import { formatTarget, type Target } from './targets.js';
 
 // A coordinator loaded by one agent process simulating N hosts (fake driver, each with its own gRPC port, host lease,
@@ -33,7 +33,6 @@ const PLACE_RATE_PER_S = 25;
 const AGENT_DEFAULTS = agentConfigSchema.parse({});
 const COORDINATOR_DEFAULTS = coordinatorConfigSchema.parse({});
 const TELEMETRY_MS = AGENT_DEFAULTS.telemetry.intervalMs;
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 export interface Percentiles {
   n: number;
@@ -79,14 +78,6 @@ function percentiles(values: number[]): Percentiles {
   return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? Number.NaN };
 }
 
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  // The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
 /** The coordinator's 'telemetry ingest' log reports made between `fromMs` and `toMs` (epoch ms). */
 function ingestReports(coordinator: ManagedProcess, fromMs: number, toMs: number): IngestLagReport[] {
   const out: IngestLagReport[] = [];
@@ -96,12 +87,6 @@ function ingestReports(coordinator: ManagedProcess, fromMs: number, toMs: number
     if (r.msg === 'telemetry ingest' && r.time >= fromMs && r.time <= toMs) out.push(r);
   }
   return out;
-}
-
-function rssMiB(pid: number): number {
-  const kib = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  if (!kib) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(kib) / 1024;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

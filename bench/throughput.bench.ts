@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Kvm } from '@nats-io/kv';
@@ -8,6 +8,7 @@ import { startCluster, type TestCluster } from '../test/support/cluster.js';
 import { startSimulatedFleet } from '../test/support/simulated-fleet.js';
 import { GiveUp, waitUntil } from '../test/support/wait.js';
 import { startEchoBaseline } from './echo.js';
+import { cpuSeconds, machineBusySeconds } from './proc.js';
 import { formatTarget, type Target } from './targets.js';
 
 /**
@@ -45,10 +46,24 @@ export interface BatchRate {
   runningPerSecond: number;
   /** The baselines measured just before and just after the batch, averaged. */
   baseline: Baselines;
+  /** CPU milliseconds per workload, from the batch's first submit until its last workload ran, by process. */
+  cpuMsPerWorkload: CpuBudget;
+  /** Cores the whole machine kept busy over the batch, of `cores`. */
+  machineCoresBusy: number;
+}
+
+export interface CpuBudget {
+  coordinator: number;
+  agent: number;
+  natsServer: number;
+  /** This process: the 16 clients (and the event watcher). */
+  clients: number;
 }
 
 export interface ThroughputResult {
   clients: number;
+  /** Cores of this machine. */
+  cores: number;
   /** Raw JetStream KV puts one at a time, at the start. */
   rawSequentialPerSecond: number;
   batches: BatchRate[];
@@ -157,9 +172,17 @@ export async function benchThroughput(batches: number, batchSize: number, option
     const outcomes = watchOutcomes(nc);
     const ids: string[] = [];
     const rates: BatchRate[] = [];
+    const cpuNow = (): CpuBudget & { machine: number } => ({
+      coordinator: cpuSeconds(cluster.coordinator.child.pid!),
+      agent: cpuSeconds(fleet.process.child.pid!),
+      natsServer: cpuSeconds(cluster.nats.process.child.pid!),
+      clients: cpuSeconds(process.pid),
+      machine: machineBusySeconds(),
+    });
     for (let b = 0; b < batches; b++) {
       const before = ids.length;
       const startedAt = performance.now();
+      const cpuAtStart = cpuNow();
       const submitsPerSecond = await rate(batchSize, CLIENTS, async (i) => {
         const name = `tp-${before + i}`;
         const w = await cluster.api.submit({ request_id: name, spec: { name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.01, memory_mib: WORKLOAD_MEMORY_MIB, failover: 'reschedule' } });
@@ -167,8 +190,12 @@ export async function benchThroughput(batches: number, batchSize: number, option
       });
       await until(`batch ${b} running`, () => outcomes.running() >= before + batchSize, 600_000);
       const runningPerSecond = (batchSize * 1000) / (performance.now() - startedAt);
+      const cpuAtEnd = cpuNow();
+      const msPerWorkload = (k: keyof CpuBudget) => ((cpuAtEnd[k] - cpuAtStart[k]) * 1000) / batchSize;
+      const cpuMsPerWorkload: CpuBudget = { coordinator: msPerWorkload('coordinator'), agent: msPerWorkload('agent'), natsServer: msPerWorkload('natsServer'), clients: msPerWorkload('clients') };
+      const machineCoresBusy = ((cpuAtEnd.machine - cpuAtStart.machine) * runningPerSecond) / batchSize;
       const after = await measureBaselines(nc, baselineCount, CLIENTS);
-      rates.push({ before, submitsPerSecond, runningPerSecond, baseline: meanOf(previous, after) });
+      rates.push({ before, submitsPerSecond, runningPerSecond, baseline: meanOf(previous, after), cpuMsPerWorkload, machineCoresBusy });
       previous = after;
     }
     const deleteStartedAt = performance.now();
@@ -177,7 +204,7 @@ export async function benchThroughput(batches: number, batchSize: number, option
     const deletedPerSecond = (ids.length * 1000) / (performance.now() - deleteStartedAt);
     outcomes.stop();
     const deleteBaseline = meanOf(previous, await measureBaselines(nc, baselineCount, CLIENTS));
-    return { clients: CLIENTS, rawSequentialPerSecond: first.sequentialKvPerSecond, batches: rates, deleteRequestsPerSecond, deletedPerSecond, deleteBaseline, profileDir };
+    return { clients: CLIENTS, cores: availableParallelism(), rawSequentialPerSecond: first.sequentialKvPerSecond, batches: rates, deleteRequestsPerSecond, deletedPerSecond, deleteBaseline, profileDir };
   } finally {
     await nc.close();
     // SIGTERM lets a profiling coordinator and fleet write their profiles.
@@ -243,6 +270,12 @@ export function reportThroughput(r: ThroughputResult): string {
       (b) =>
         `  after ${f(b.before)} workloads: ${f(b.submitsPerSecond)} submits/s (${ofKv(b.submitsPerSecond, b.baseline).toFixed(1)} per 1,000 raw KV puts, ${(b.submitsPerSecond / b.baseline.grpcPerSecond).toFixed(2)}× raw gRPC echo), ${f(b.runningPerSecond)} running/s (${ofKv(b.runningPerSecond, b.baseline).toFixed(1)}); around it ${around(b.baseline)}`,
     ),
+    ...r.batches.map((b) => {
+      const c = b.cpuMsPerWorkload;
+      const total = c.coordinator + c.agent + c.natsServer + c.clients;
+      const ms = (x: number) => x.toFixed(2);
+      return `  CPU per workload after ${f(b.before)}: ${ms(total)} ms (coordinator ${ms(c.coordinator)}, agent ${ms(c.agent)}, nats-server ${ms(c.natsServer)}, clients ${ms(c.clients)}); machine ${b.machineCoresBusy.toFixed(2)} of ${r.cores} cores busy`;
+    }),
     `  deletes: ${f(r.deleteRequestsPerSecond)} requests/s, ${f(r.deletedPerSecond)} carried out/s (${ofKv(r.deletedPerSecond, r.deleteBaseline).toFixed(1)} per 1,000 raw KV puts); around it ${around(r.deleteBaseline)}`,
     ...(r.profileDir ? [`  coordinator CPU profile in ${r.profileDir}`] : []),
     ...throughputTargets(r).map((t) => `  ${formatTarget(t)}`),
