@@ -3,6 +3,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { InvalidArgumentError, errorMessage } from './errors.js';
 import { parseOrThrow } from './validation.js';
+import { MAX_YAML_DEPTH, yamlNestedDeeperThan } from './yaml-depth.js';
 
 /**
  * Reads a YAML or JSON document (JSON is YAML) from `path`.
@@ -25,6 +26,7 @@ export function readTextFile(path: string): string {
 }
 
 export function parseDocument(text: string, source: string): unknown {
+  if (yamlNestedDeeperThan(text)) throw new InvalidArgumentError(source, `malformed YAML/JSON: nested deeper than ${MAX_YAML_DEPTH} levels`);
   try {
     return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
   } catch (err) {
@@ -41,7 +43,7 @@ export function parseDocument(text: string, source: string): unknown {
 /** Loads and validates a config file; an absent path yields the schema's defaults. */
 export function loadConfig<T extends z.ZodType>(schema: T, path: string | undefined, overrides: Record<string, unknown> = {}): z.output<T> {
   const fromFile = path ? readDocument(path) : {};
-  if (fromFile !== null && typeof fromFile !== 'object') throw new InvalidArgumentError(path ?? 'config', 'must be a mapping');
+  if (fromFile !== null && (typeof fromFile !== 'object' || Array.isArray(fromFile))) throw new InvalidArgumentError(path ?? 'config', 'must be a mapping');
   return parseOrThrow(schema, deepMerge((fromFile ?? {}) as Record<string, unknown>, overrides), path ? `${path}:` : 'config:');
 }
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseCatalogRef } from './images.js';
 import { SPEC_NETWORK_NONE } from './network.js';
 import { DNS_LABEL, parseOrThrow } from './validation.js';
+import { MAX_YAML_DEPTH, yamlNestedDeeperThan } from './yaml-depth.js';
 
 export const WORKLOAD_KINDS = ['vm', 'container'] as const;
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
@@ -102,10 +103,17 @@ const USER_DATA_HEADERS = ['#cloud-config', '#!', '#include', '#cloud-boothook',
 
 /** Why `text` is not a YAML mapping (or empty); undefined when it is. */
 function yamlMappingProblem(text: string): string | undefined {
+  if (yamlNestedDeeperThan(text)) return `is nested deeper than ${MAX_YAML_DEPTH} levels`;
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const error = doc.errors[0];
   if (error) return `is not valid YAML: ${error.message.split('\n')[0]}`;
-  const value: unknown = doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (err) {
+    // toJS throws on too many aliases (a "billion laughs" document); that is bad input, not a fault.
+    return `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`;
+  }
   if (value !== null && value !== undefined && (typeof value !== 'object' || Array.isArray(value))) return 'must be a YAML mapping';
   return undefined;
 }

@@ -48,7 +48,8 @@ export class InvalidFieldsError extends InvalidArgumentError {
 export function zodToInvalidArgument(error: z.ZodError, prefix = '', input?: { value: unknown }): InvalidFieldsError {
   const source = prefix.endsWith(':') ? prefix.slice(0, -1) : '';
   const parent = source ? '' : prefix;
-  const fieldName = (path: PropertyKey[]) => [parent, ...path.map(String)].filter((p) => p !== '').join('.');
+  // An empty key (a map's "" or an unknown "" field) is shown quoted, so the message still points at it.
+  const fieldName = (path: PropertyKey[]) => [...(parent ? [parent] : []), ...path.map((p) => (p === '' ? '""' : String(p)))].join('.');
   const problems: FieldProblem[] = [];
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {
