@@ -1,4 +1,3 @@
-import { CoordinatorApi } from '@virtfleet/cli';
 import { startCluster, waitForHostsUp } from '../test/support/cluster.js';
 import { coordinatorConfigOf } from '../test/support/configs.js';
 import type { ManagedProcess } from '../test/support/processes.js';
@@ -54,7 +53,7 @@ export async function benchFailover(trials = 10): Promise<FailoverResult> {
     for (let trial = 0; trial < trials; trial++) {
       const leader = await waitFor('a leader', async () => {
         for (const m of members) {
-          const api = new CoordinatorApi({ address: m.address, timeoutMs: 1000 });
+          const api = cluster.client(m.address, 1000);
           try {
             await api.setQueuePolicy('fcfs');
             return m;
@@ -71,7 +70,7 @@ export async function benchFailover(trials = 10): Promise<FailoverResult> {
       if (ttls.size !== 1) throw new Error(`the coordinators run with different lease TTLs: ${[...ttls].join(', ')} ms`);
       leaseTtlMs ??= [...ttls][0]!;
       if (!ttls.has(leaseTtlMs)) throw new Error(`trial ${trial}: the lease TTL changed from ${leaseTtlMs} to ${[...ttls][0]} ms`);
-      const client = new CoordinatorApi({ address: members.map((m) => m.address).join(','), timeoutMs: 30_000 });
+      const client = cluster.client(members.map((m) => m.address).join(','), 30_000);
       leader.process().signal('SIGKILL');
       const killedAt = Date.now();
       const w = await client.submit({ request_id: `failover-${trial}`, spec: { name: `failover-${trial}`, kind: 'vm', vcpus: 1, memory_mib: 64 } });

@@ -147,7 +147,7 @@ export async function benchThroughput(batches: number, batchSize: number, option
   });
   const nc = await connect({ servers: cluster.nats.url });
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-bench-throughput-'));
-  const fleet = startSimulatedFleet({
+  const fleet = await startSimulatedFleet({
     idPrefix: `tp${process.pid}`,
     hosts: HOSTS,
     natsUrl: cluster.nats.url,
@@ -155,6 +155,7 @@ export async function benchThroughput(batches: number, batchSize: number, option
     logLevel: 'info',
     config: { drivers: { fake: { enabled: true, vcpus: 64, memoryMiB: HOST_MEMORY_MIB, concurrency: 256 } }, telemetry: { intervalMs: 1000 } },
     nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/agent`] : [],
+    pki: cluster.pki,
   });
   try {
     await waitUntil(

@@ -20,6 +20,8 @@ AGENT_ADDR=127.0.0.1:7101
 COORDINATOR_CONFIG="$VIRTFLEET_ROOT/deploy/config/coordinator.yaml"
 AGENT_CONFIG="$VIRTFLEET_ROOT/deploy/config/agent.yaml"
 WRAPPER=/usr/local/bin/virtfleet
+PKI_DIR=/etc/virtfleet/pki
+CLI_CONFIG="${XDG_CONFIG_HOME:-$HOME/.config}/virtfleet/cli.yaml"
 
 # start_daemon NAME CONFIG: `virtfleet NAME --config CONFIG`, detached, unless its pid file names a live one.
 start_daemon() {
@@ -43,7 +45,7 @@ fail_with_log() {
 # hosts_up: the coordinator lists at least one host whose status is up.
 hosts_up() {
   local json
-  json=$(node "$VIRTFLEET_CLI" --coordinator "$API_ADDR" --timeout 5 -o json host ls 2>/dev/null) || return 1
+  json=$(node "$VIRTFLEET_CLI" --timeout 5 -o json host ls 2>/dev/null) || return 1
   node -e 'process.exit(JSON.parse(process.argv[1]).some((h) => h.status === "up") ? 0 : 1)' "$json"
 }
 
@@ -55,6 +57,33 @@ install_wrapper() {
   step "installing $WRAPPER (runs $VIRTFLEET_CLI)"
   printf '%s\n' "$content" >"$WRAPPER"
   chmod 755 "$WRAPPER"
+}
+
+# ensure_certificate PREFIX ROLE [NAME]: PREFIX.crt from this cluster's CA with more than 30 days left, else a new one.
+ensure_certificate() {
+  local prefix=$1 role=$2 name=${3:-}
+  if [[ -f $prefix.crt && -f $prefix.key ]] && openssl verify -CAfile "$PKI_DIR/ca.crt" "$prefix.crt" >/dev/null 2>&1 &&
+    node "$VIRTFLEET_CLI" pki show "$prefix.crt" >/dev/null 2>&1; then
+    return 0
+  fi
+  step "issuing the $role certificate $prefix.crt"
+  node "$VIRTFLEET_CLI" pki issue --dir "$PKI_DIR" --role "$role" ${name:+--name "$name"} --out "$prefix" >/dev/null
+}
+
+# ensure_pki: the cluster CA, the daemons' and the operator's certificates, and the CLI's config.
+ensure_pki() {
+  if [[ ! -f $PKI_DIR/ca.crt ]]; then step "creating the cluster CA in $PKI_DIR"; fi
+  node "$VIRTFLEET_CLI" pki init --dir "$PKI_DIR" >/dev/null
+  ensure_certificate "$PKI_DIR/coordinator" coordinator
+  ensure_certificate "$PKI_DIR/agent" agent
+  ensure_certificate "$PKI_DIR/operator-admin" operator admin
+  local content
+  content=$(printf '# Written by %s: how the virtfleet CLI reaches this cluster.\ncoordinator: %s\ntls:\n  ca: %s\n  cert: %s\n  key: %s\n' \
+    "$VIRTFLEET_ROOT/scripts/cluster.sh" "$API_ADDR" "$PKI_DIR/ca.crt" "$PKI_DIR/operator-admin.crt" "$PKI_DIR/operator-admin.key")
+  [[ -f $CLI_CONFIG && $(<"$CLI_CONFIG") == "$content" ]] && return 0
+  step "writing the CLI config $CLI_CONFIG"
+  mkdir -p "$(dirname "$CLI_CONFIG")"
+  printf '%s\n' "$content" >"$CLI_CONFIG"
 }
 
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
@@ -94,6 +123,7 @@ cluster_start() {
   mkdir -p "$VIRTFLEET_RUN_DIR" "$VIRTFLEET_LOG_DIR" "$VIRTFLEET_STATE_DIR"
 
   ensure_nats_server "$NATS_PORT" "$VIRTFLEET_STATE_DIR/nats" "$VIRTFLEET_LOG_DIR/nats.log"
+  ensure_pki
   start_daemon coordinator "$COORDINATOR_CONFIG"
   start_daemon agent "$AGENT_CONFIG"
 
@@ -106,7 +136,7 @@ cluster_start() {
   fi
   install_wrapper
 
-  node "$VIRTFLEET_CLI" --coordinator "$API_ADDR" host ls
+  node "$VIRTFLEET_CLI" host ls
   cat <<EOF
 
 virtfleet is running on this machine.
@@ -115,6 +145,8 @@ virtfleet is running on this machine.
   agent gRPC                  $AGENT_ADDR   (state: $VIRTFLEET_STATE_DIR/agent)
   configs                     $COORDINATOR_CONFIG
                               $AGENT_CONFIG
+  certificates (mutual TLS)   $PKI_DIR   (CA, coordinator, agent, operator-admin)
+  CLI config                  $CLI_CONFIG   (the CLI calls as operator admin)
   logs                        $VIRTFLEET_LOG_DIR/{nats,coordinator,agent,dockerd}.log
   pid files                   $VIRTFLEET_RUN_DIR/{nats,coordinator,agent}.pid
 

@@ -11,14 +11,16 @@
 #   - its own agent, in the machine's namespace: it reaches NATS and is reached by the coordinator on
 #     127.0.0.1, and drives its dockerd and libvirtd through their unix sockets.
 #
-#   bash scripts/simulated-host.sh up NAME [--nats URL] [--agent-port PORT]
+#   bash scripts/simulated-host.sh up NAME [--nats URL] [--agent-port PORT] [--pki DIR]
 #   bash scripts/simulated-host.sh down NAME       # stops everything, deletes its state
 #   bash scripts/simulated-host.sh status [NAME]   # one line per host: NAME ADDRESS AGENT DOCKER LIBVIRT
 #   bash scripts/simulated-host.sh env NAME        # shell assignments: SIM_DOCKER_HOST, SIM_LIBVIRT_URI, ...
 #
 # NAME: a lowercase letter, then up to 9 lowercase letters or digits (it names network interfaces,
 # which hold 15 characters). Defaults: --nats nats://127.0.0.1:4222 (the cluster of scripts/cluster.sh),
-# --agent-port 7200 + the host's fabric number. `up` is idempotent: what runs already is left alone.
+# --agent-port 7200 + the host's fabric number, --pki /etc/virtfleet/pki (the cluster CA of
+# scripts/cluster.sh; the agent's certificate, naming NAME, is issued from it unless one from it is
+# there already). `up` is idempotent: what runs already is left alone.
 # State: /var/lib/virtfleet/sim/NAME; logs: /var/log/virtfleet/sim-NAME-*.log.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -151,9 +153,21 @@ EOF
   wait_until 60 virsh -c "$uri" version || die "the libvirtd of $name did not answer within 60 s; see $log"
 }
 
+# ensure_host_certificate NAME PKI: the agent's certificate naming NAME, issued by the CA in PKI.
+ensure_host_certificate() {
+  local name=$1 pki=$2 dir="$SIM_ROOT/$1"
+  [[ -f $pki/ca.crt ]] || die "no cluster CA in $pki: create one with \`virtfleet pki init --dir $pki\` (npm run cluster does)"
+  if [[ -f $dir/agent.crt ]] && openssl verify -CAfile "$pki/ca.crt" "$dir/agent.crt" >/dev/null 2>&1 &&
+    node "$VIRTFLEET_CLI" pki show "$dir/agent.crt" >/dev/null 2>&1; then
+    return 0
+  fi
+  node "$VIRTFLEET_CLI" pki issue --dir "$pki" --role agent --name "$name" --out "$dir/agent" >/dev/null
+}
+
 ensure_host_agent() {
-  local name=$1 index=$2 nats=$3 port=$4 dir="$SIM_ROOT/$1"
+  local name=$1 index=$2 nats=$3 port=$4 pki=$5 dir="$SIM_ROOT/$1"
   local config="$dir/agent.yaml" pidfile="$dir/agent.pid" log="$VIRTFLEET_LOG_DIR/sim-$name-agent.log"
+  ensure_host_certificate "$name" "$pki"
   cat >"$config" <<EOF
 # Written by scripts/simulated-host.sh for the simulated host $name.
 hostId: $name
@@ -163,6 +177,7 @@ labels:
   simulated-host: "true"
 grpc:
   listen: 127.0.0.1:$port
+  tls: { cert: $dir/agent.crt, key: $dir/agent.key, ca: $pki/ca.crt }
 nats:
   servers: [$nats]
 telemetry:
@@ -195,14 +210,14 @@ EOF
 }
 
 host_up() {
-  local name=$1 nats=$2 port=$3 index
+  local name=$1 nats=$2 port=$3 pki=$4 index
   index=$(fabric_index "$name")
   [[ -n $port ]] || port=$((7200 + index))
   ensure_fabric
   ensure_netns "$name" "$index"
   ensure_host_dockerd "$name"
   ensure_host_libvirtd "$name" "$index"
-  ensure_host_agent "$name" "$index" "$nats" "$port"
+  ensure_host_agent "$name" "$index" "$nats" "$port" "$pki"
   printf 'simulated host %s is up: fabric address %s.%s, agent 127.0.0.1:%s\n' "$name" "$FABRIC_PREFIX" "$index" "$port"
   printf 'its engines: docker -H unix://%s/docker.sock ...; virsh -c %q ...\n' "$SIM_ROOT/$name" "qemu+unix:///system?socket=$SIM_ROOT/$name/libvirt/run/libvirt-sock"
 }
@@ -280,13 +295,14 @@ main() {
   shift
   case $command in
     up)
-      local name=${1:-} nats=nats://127.0.0.1:4222 port=''
+      local name=${1:-} nats=nats://127.0.0.1:4222 port='' pki=${VIRTFLEET_PKI_DIR:-/etc/virtfleet/pki}
       [[ -n $name ]] || usage
       shift
       while (($#)); do
         case $1 in
           --nats) nats=${2:?--nats needs a URL}; shift 2 ;;
           --agent-port) port=${2:?--agent-port needs a port}; shift 2 ;;
+          --pki) pki=${2:?--pki needs a directory}; shift 2 ;;
           *) die "unknown option $1 (see: $0 without arguments)" ;;
         esac
       done
@@ -299,7 +315,8 @@ main() {
       [[ -f $VIRTFLEET_ROOT/packages/agent/dist/index.js ]] || ensure_build
       ensure_dockerd
       ensure_test_image
-      host_up "$name" "$nats" "$port"
+      [[ $pki == /* && $pki =~ ^[A-Za-z0-9._/+-]+$ ]] || die "--pki must be an absolute path of letters, digits and ._+-/, not '$pki'"
+      host_up "$name" "$nats" "$port" "$pki"
       ;;
     down)
       local name=${1:-}

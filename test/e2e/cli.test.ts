@@ -14,7 +14,7 @@ const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 describe('the virtfleet CLI against a real cluster', () => {
   let cluster: TestCluster;
   let dir: string;
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const cli = (...args: string[]) => cluster.cli(...args);
   const file = (name: string, text: string) => {
     const path = join(dir, name);
     writeFileSync(path, text);
@@ -159,9 +159,12 @@ describe('the virtfleet CLI against a real cluster', () => {
     { name: 'an unknown workload', args: () => ['workload', 'get', 'no-such-thing'], code: 3, stderr: /no-such-thing.*not found/ },
     { name: 'an unknown verb', args: () => ['workload', 'explode', 'x'], code: 2, stderr: /unknown command/ },
     { name: 'a bad output format', args: () => ['-o', 'yaml', 'host', 'ls'], code: 2, stderr: /yaml/ },
-    { name: 'an agent config with a bad address', args: () => ['agent', '--config', file('agent.yaml', 'grpc:\n  listen: nowhere\n')], code: 2, stderr: /agent\.yaml: grpc\.listen: must be host:port/ },
-    { name: 'an agent config with an unknown key', args: () => ['agent', '--config', file('agent2.yaml', 'hostid: x\n')], code: 2, stderr: /agent2\.yaml: .*hostid/ },
-    { name: 'a config check with a bad NATS URL', args: () => ['agent', '--check-config', '--host-id', 'h1', '--nats', 'ftp://x'], code: 2, stderr: /nats\.servers/ },
+    { name: 'an agent config with a bad address', args: () => ['agent', '--config', file('agent.yaml', 'grpc:\n  listen: nowhere\n  insecure: true\n')], code: 2, stderr: /agent\.yaml: grpc\.listen: must be host:port/ },
+    { name: 'an agent config with an unknown key', args: () => ['agent', '--config', file('agent2.yaml', 'hostid: x\ngrpc:\n  insecure: true\n')], code: 2, stderr: /agent2\.yaml: .*hostid/ },
+    { name: 'a config check with a bad NATS URL', args: () => ['agent', '--check-config', '--host-id', 'h1', '--insecure', '--nats', 'ftp://x'], code: 2, stderr: /nats\.servers/ },
+    { name: 'an agent without certificates or --insecure', args: () => ['agent', '--check-config', '--host-id', 'h1'], code: 2, stderr: /grpc\.tls: required: gRPC links use mutual TLS/ },
+    { name: 'a coordinator without certificates or --insecure', args: () => ['coordinator', '--check-config'], code: 2, stderr: /grpc\.tls: required: gRPC links use mutual TLS/ },
+    { name: 'a coordinator with both tls and insecure', args: () => ['coordinator', '--check-config', '--insecure', '--config', file('both.yaml', 'grpc:\n  tls: { cert: /a, key: /b, ca: /c }\n')], code: 2, stderr: /grpc\.insecure: set either tls or insecure/ },
     { name: 'a coordinator TTL that is not a number', args: () => ['coordinator', '--host-ttl-ms', 'soon'], code: 2, stderr: /--host-ttl-ms must be a whole number/ },
     { name: 'a bad stop timeout', args: () => ['workload', 'stop', 'x', '--timeout-seconds', '-5'], code: 2, stderr: /--timeout-seconds/ },
   ];
@@ -174,7 +177,7 @@ describe('the virtfleet CLI against a real cluster', () => {
 
   const timedCli = async (args: string[]) => {
     const start = performance.now();
-    const r = await runCli(args);
+    const r = await runCli(args, cluster.cliEnv);
     return { ...r, ms: performance.now() - start };
   };
 
@@ -194,7 +197,7 @@ describe('the virtfleet CLI against a real cluster', () => {
     expect(r.stderr).toBe(`error: cannot reach any coordinator: 127.0.0.1:${a}: connection refused; 127.0.0.1:${b}: connection refused\n`);
     expect(r.ms).toBeLessThan(5_000);
 
-    const past = await runCli(['--coordinator', `127.0.0.1:${a},${cluster.coordinatorAddress}`, 'host', 'ls']);
+    const past = await runCli(['--coordinator', `127.0.0.1:${a},${cluster.coordinatorAddress}`, 'host', 'ls'], cluster.cliEnv);
     expect(past.code, past.stderr).toBe(0);
     expect(past.stdout).toContain(cluster.agents[0]!.hostId);
   });
@@ -244,7 +247,7 @@ describe('the virtfleet CLI against a real cluster', () => {
   });
 
   it.each([{ args: ['host', 'ls'] }, { args: ['workload', 'ls'] }, { args: ['events'] }])('$args ends quietly with exit 0 when the reader has closed the pipe', async ({ args }) => {
-    const child = spawn(process.execPath, [CLI_ENTRY, '--coordinator', cluster.coordinatorAddress, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI_ENTRY, '--coordinator', cluster.coordinatorAddress, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...cluster.cliEnv } });
     child.stdout.destroy();
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -259,15 +262,15 @@ describe('the virtfleet CLI against a real cluster', () => {
     telemetry?: { fullEveryMs: number };
   }
   it.each([
-    { daemon: 'agent', args: ['--host-id', 'sim1', '--listen', '127.0.0.1:7300'], want: { hostId: 'sim1', grpc: { listen: '127.0.0.1:7300' }, telemetry: { fullEveryMs: 10_000 } } },
-    { daemon: 'coordinator', args: ['--listen', '127.0.0.1:7310'], want: { grpc: { listen: '127.0.0.1:7310' } } },
+    { daemon: 'agent', args: ['--host-id', 'sim1', '--listen', '127.0.0.1:7300', '--insecure'], want: { hostId: 'sim1', grpc: { listen: '127.0.0.1:7300', insecure: true }, telemetry: { fullEveryMs: 10_000 } } },
+    { daemon: 'coordinator', args: ['--listen', '127.0.0.1:7310', '--insecure'], want: { grpc: { listen: '127.0.0.1:7310', insecure: true } } },
   ])('$daemon --check-config prints the resolved config, defaults filled in, and exits 0 without starting', async ({ daemon, args, want }) => {
     const r = await runCli([daemon, '--check-config', ...args]);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout) as ResolvedConfig).toMatchObject(want);
   });
 
-  it.each([['--help'], ['host', 'ls', '--help'], ['workload', 'create', '--help'], ['workload', 'stop', '--help'], ['events', '--help'], ['agent', '--help'], ['coordinator', '--help']])(
+  it.each([['--help'], ['pki', '--help'], ['host', 'ls', '--help'], ['workload', 'create', '--help'], ['workload', 'stop', '--help'], ['events', '--help'], ['agent', '--help'], ['coordinator', '--help']])(
     '%s prints usage and exits 0',
     async (...args) => {
       const r = await runCli(args);

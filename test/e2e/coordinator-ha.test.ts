@@ -3,7 +3,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoordinatorApi } from '@virtfleet/cli';
+import type { CoordinatorApi } from '@virtfleet/cli';
 import { LEADER_KEY, type LeaseRecord } from '../../packages/coordinator/src/ha/leader-lease.js';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
@@ -37,7 +37,7 @@ describe('two coordinators: one leader by lease, a follower that takes over', ()
   beforeAll(async () => {
     cluster = await startCluster({ agents: [{ drivers: { docker: { enabled: true } } }] });
     second = await cluster.addCoordinator('e2e-standby');
-    both = new CoordinatorApi({ address: `${cluster.coordinatorAddress},${second.address}`, timeoutMs: 20_000 });
+    both = cluster.client(`${cluster.coordinatorAddress},${second.address}`, 20_000);
     await waitForHostsUp(cluster);
     nc = await connect({ servers: [cluster.nats.url] });
   });
@@ -60,7 +60,7 @@ describe('two coordinators: one leader by lease, a follower that takes over', ()
     const first = await both.submit({ request_id: 'ha-1', spec: spec('before-failover') });
     await waitForState(cluster, first.id, 'running');
 
-    const standby = new CoordinatorApi({ address: second.address, timeoutMs: 2_000 });
+    const standby = cluster.client(second.address, 2_000);
     try {
       await expect(standby.submit({ request_id: 'ha-refused', spec: spec('refused') })).rejects.toMatchObject({
         code: status.UNAVAILABLE,

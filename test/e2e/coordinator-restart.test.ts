@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, uniqueHostId, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
 import { containersOfWorkload, containersPerWorkloadSampler, type CopySampler, samplingProblems } from '../support/copies.js';
-import { runCli } from '../support/processes.js';
 import { waitUntil } from '../support/wait.js';
 import { removeContainersOf } from '../support/cleanup.js';
 
@@ -63,7 +62,7 @@ describe('coordinator state on JetStream survives SIGKILL', () => {
     expect(await waitForState(cluster, running.id, 'running')).toMatchObject({ host_id: hostA });
     expect((await cluster.api.queue()).entries.map((e) => e.workload_id)).toEqual([...queued.map((w) => w.id), lastMinute.id]);
     expect((await cluster.api.hosts()).hosts.find((h) => h.id === hostA)?.cordoned).toBe(true);
-    const explained = await runCli(['--coordinator', cluster.coordinatorAddress, 'explain', running.id]);
+    const explained = await cluster.cli('explain', running.id);
     expect(explained.stdout).toContain(`placed on ${hostA}`);
 
     // Same request id after the restart: the same workload, not a second one.

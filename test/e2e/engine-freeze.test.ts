@@ -9,7 +9,6 @@ import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 import { runningDomainCopies, virtfleetDomains } from '../support/copies.js';
 import { startPrivateDockerd } from '../support/private-dockerd.js';
 import { startPrivateLibvirtd } from '../support/private-libvirtd.js';
-import { runCli } from '../support/processes.js';
 import { watchSignsOfLife } from '../support/signs-of-life.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, sleeperContainer, TEST_IMAGE } from '../support/workloads.js';
@@ -158,7 +157,7 @@ describe.each(engines)('$driver engine frozen (SIGSTOP) for 20 s under running w
     );
     const unhealthyAfterMs = performance.now() - frozenAt;
     expect(unhealthy.detail, 'the detail says the engine missed its deadline').toContain(`did not answer within ${readTimeoutMs} ms`);
-    const table = await runCli(['--coordinator', cluster.coordinatorAddress, 'host', 'ls']);
+    const table = await cluster.cli('host', 'ls');
     expect(table.stdout.split('\n').find((l) => l.startsWith(a.hostId)), table.stdout + table.stderr).toContain(`${driver}(down)`);
 
     // The rest of the 20 s, then thaw.

@@ -4,7 +4,7 @@ import { connect, type Msg } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, type pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
-import { CLI_ENTRY, runCli } from '../support/processes.js';
+import { CLI_ENTRY } from '../support/processes.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { removeContainersOf } from '../support/cleanup.js';
 
@@ -20,7 +20,7 @@ interface EventJson {
 
 describe('durable, replayable events on JetStream', () => {
   let cluster: TestCluster;
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const cli = (...args: string[]) => cluster.cli(...args);
   const events = async (...args: string[]): Promise<EventJson[]> => {
     const r = await cli('events', '-o', 'json', ...args);
     if (r.code !== 0) throw new Error(`events ${args.join(' ')} exited ${r.code}: ${r.stderr}`);

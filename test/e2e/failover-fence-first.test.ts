@@ -12,7 +12,6 @@ import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 import { REAL_DRIVERS, startCluster, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { agentConfigOf, coordinatorConfigOf } from '../support/configs.js';
 import { CopySampler, qemuGuests, runningContainerCopies, runningDomainCopies, type SamplerReport } from '../support/copies.js';
-import { runCli } from '../support/processes.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, sleeperContainer } from '../support/workloads.js';
 
@@ -265,7 +264,7 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
     expect((await cluster.api.get(ctr.id)).host_id, 'ctr: not moved without proof').toBe(a.hostId);
     expect(looks.vm.some((l) => l.onB > 0) || looks.ctr.some((l) => l.onB > 0), 'nothing started on B without proof').toBe(false);
     // The operator, who can see A cut off and its copies stopped, confirms it dead.
-    const confirmed = await runCli(['--coordinator', cluster.coordinatorAddress, 'host', 'confirm-dead', a.hostId]);
+    const confirmed = await cluster.cli('host', 'confirm-dead', a.hostId);
     expect(confirmed.code, confirmed.stderr).toBe(0);
     const confirmedAt = performance.now();
 
@@ -404,7 +403,7 @@ describe('confirm-dead: a frozen host whose lease will not lapse soon', () => {
   let cluster: TestCluster;
   let frozen: TestAgent;
   let other: TestAgent;
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const cli = (...args: string[]) => cluster.cli(...args);
 
   beforeAll(async () => {
     cluster = await startCluster({

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simulatedHostId } from '@virtfleet/agent';
 import { AgentClient } from '@virtfleet/coordinator';
-import type { pb } from '@virtfleet/shared';
+import { CertificateFiles, type pb } from '@virtfleet/shared';
 import { startCluster, TEST_FENCE_TIMEOUT_MS, uniqueHostId, waitForState, type TestCluster } from '../support/cluster.js';
 import { CLI_ENTRY, spawnProcess, type ManagedProcess } from '../support/processes.js';
 import { waitFor, waitUntil } from '../support/wait.js';
@@ -36,7 +36,7 @@ describe(`an agent simulating ${HOSTS} hosts in one process`, () => {
       JSON.stringify({
         hostId: prefix,
         stateDir: join(dir, 'state'),
-        grpc: { listen: '127.0.0.1:0' },
+        grpc: { listen: '127.0.0.1:0', tls: await cluster.pki.fleetTls(ids) },
         nats: { servers: [cluster.nats.url] },
         fencing: { timeoutMs: TEST_FENCE_TIMEOUT_MS },
         telemetry: { intervalMs: TELEMETRY_MS },
@@ -90,7 +90,7 @@ describe(`an agent simulating ${HOSTS} hosts in one process`, () => {
     // Each simulated host's own endpoint lists exactly what was placed there.
     const byAddress = new Map(hosts.map((h) => [h.id, h.address]));
     const listedOn = async (hostId: string) => {
-      const client = new AgentClient(hostId, byAddress.get(hostId)!, { deadlineMs: 10_000, maxAttempts: 2 });
+      const client = new AgentClient(hostId, byAddress.get(hostId)!, { deadlineMs: 10_000, maxAttempts: 2, certificates: new CertificateFiles(await cluster.pki.issue('coordinator', 'e2e'), 'tls') });
       try {
         return (await client.list()).map((w) => w.workload_id);
       } finally {

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
-import { runCli } from '../support/processes.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, sleeperContainer } from '../support/workloads.js';
 
@@ -16,7 +15,7 @@ describe('host drain, undrain and rm, and forgetting down hosts (fake-driver hos
   let drained: string;
   let spare: string;
   const workloadIds: string[] = [];
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const cli = (...args: string[]) => cluster.cli(...args);
   const hostView = async (id: string) => (await cluster.api.hosts()).hosts.find((h) => h.id === id);
 
   beforeAll(async () => {

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from '../support/cluster.js';
-import { runCli } from '../support/processes.js';
 import { TEST_IMAGE } from '../support/workloads.js';
 
 const run = promisify(execFile);
@@ -26,7 +25,7 @@ describe('virtfleet image: the catalog through the CLI, on a real coordinator an
   let qcow2: string;
   let archive: string;
   let big: string;
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const cli = (...args: string[]) => cluster.cli(...args);
 
   beforeAll(async () => {
     cluster = await startCluster({ agents: [] });

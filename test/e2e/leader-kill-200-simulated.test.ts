@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoordinatorApi } from '@virtfleet/cli';
+import type { CoordinatorApi } from '@virtfleet/cli';
 import { AgentClient } from '@virtfleet/coordinator';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
@@ -21,7 +21,7 @@ describe('200 submissions with the leading coordinator SIGKILLed in the middle, 
   beforeAll(async () => {
     cluster = await startCluster({ agents: Array.from({ length: AGENTS }, () => ({ drivers: { fake: { enabled: true } } })) });
     const standby = await cluster.addCoordinator('standby');
-    client = new CoordinatorApi({ address: `${cluster.coordinatorAddress},${standby.address}`, timeoutMs: 30_000 });
+    client = cluster.client(`${cluster.coordinatorAddress},${standby.address}`, 30_000);
     await waitForHostsUp(cluster);
   });
   afterAll(async () => {

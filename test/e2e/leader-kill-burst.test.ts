@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoordinatorApi } from '@virtfleet/cli';
+import type { CoordinatorApi } from '@virtfleet/cli';
 import { removeContainersOf } from '../support/cleanup.js';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
@@ -23,7 +23,7 @@ describe('a burst of small containers on real Docker with the leading coordinato
   beforeAll(async () => {
     cluster = await startCluster({ agents: [{ drivers: { docker: { enabled: true } } }, { drivers: { docker: { enabled: true } } }] });
     const standby = await cluster.addCoordinator('standby');
-    client = new CoordinatorApi({ address: `${cluster.coordinatorAddress},${standby.address}`, timeoutMs: 30_000 });
+    client = cluster.client(`${cluster.coordinatorAddress},${standby.address}`, 30_000);
     await waitForHostsUp(cluster);
   });
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { KvWatchInclude, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoordinatorApi } from '@virtfleet/cli';
+import type { CoordinatorApi } from '@virtfleet/cli';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
 import { readLeaderLease } from '../support/leader.js';
@@ -25,7 +25,7 @@ describe('a leader paused past its lease (SIGSTOP) writes nothing once its succe
   beforeAll(async () => {
     cluster = await startCluster({ agents: [{ drivers: { fake: { enabled: true } } }] });
     standby = await cluster.addCoordinator('e2e-standby');
-    api = new CoordinatorApi({ address: `${cluster.coordinatorAddress},${standby.address}`, timeoutMs: 30_000 });
+    api = cluster.client(`${cluster.coordinatorAddress},${standby.address}`, 30_000);
     await waitForHostsUp(cluster);
     nc = await connect({ servers: [cluster.nats.url] });
   });
@@ -46,7 +46,7 @@ describe('a leader paused past its lease (SIGSTOP) writes nothing once its succe
     cluster.coordinator.signal('SIGSTOP');
     await waitUntil('the standby to take the lease', async () => (await readLeaderLease(cluster.nats.url, state.bucket))?.coordinatorId === 'e2e-standby', { timeoutMs: 30_000 });
     // A paused process still accepts connections (the kernel does) but never answers: talk to the successor alone.
-    const successor = new CoordinatorApi({ address: standby.address, timeoutMs: 30_000 });
+    const successor = cluster.client(standby.address, 30_000);
     cleanups.push(() => successor.close());
     // The successor stops half of them: the paused leader still holds them as desired running.
     const stopped = submitted.slice(0, 6).map((w) => w.id);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { removeContainersOf } from '../support/cleanup.js';
-import { CLI_ENTRY, runCli, spawnProcess, type ManagedProcess } from '../support/processes.js';
+import { CLI_ENTRY, spawnProcess, type ManagedProcess } from '../support/processes.js';
 import { waitUntil } from '../support/wait.js';
 import { TEST_IMAGE } from '../support/workloads.js';
 
@@ -10,7 +10,7 @@ describe('workload logs: container output, streamed agent → coordinator → CL
   let cluster: TestCluster;
   let id: string;
   const followers: ManagedProcess[] = [];
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const cli = (...args: string[]) => cluster.cli(...args);
 
   beforeAll(async () => {
     cluster = await startCluster();

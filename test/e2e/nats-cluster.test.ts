@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorApi } from '@virtfleet/cli';
 import { uniqueHostId } from '../support/cluster.js';
 import { startNatsCluster, type NatsCluster } from '../support/nats-cluster.js';
+import { createTestPki } from '../support/pki.js';
 import { CLI_ENTRY, freePort, spawnProcess, waitForPort, type ManagedProcess } from '../support/processes.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { removeContainersOf } from '../support/cleanup.js';
@@ -21,13 +22,14 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
   beforeAll(async () => {
     nats = await startNatsCluster(3);
     dir = mkdtempSync(join(tmpdir(), 'virtfleet-natscluster-e2e-'));
+    const pki = await createTestPki(join(dir, 'pki'));
     const apiPort = await freePort();
     const agentPort = await freePort();
     writeFileSync(
       join(dir, 'coordinator.json'),
       JSON.stringify({
         id: 'clustered',
-        grpc: { listen: `127.0.0.1:${apiPort}` },
+        grpc: { listen: `127.0.0.1:${apiPort}`, tls: await pki.issue('coordinator', 'clustered') },
         nats: { servers: nats.urls },
         hosts: { ttlMs: 5000 },
         scheduler: { retryIntervalMs: 250 },
@@ -37,14 +39,14 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
     );
     writeFileSync(
       join(dir, 'agent.json'),
-      JSON.stringify({ hostId, stateDir: join(dir, 'agent-state'), grpc: { listen: `127.0.0.1:${agentPort}` }, nats: { servers: nats.urls }, telemetry: { intervalMs: 500 }, drivers: { docker: { enabled: true } } }),
+      JSON.stringify({ hostId, stateDir: join(dir, 'agent-state'), grpc: { listen: `127.0.0.1:${agentPort}`, tls: await pki.issue('agent', hostId) }, nats: { servers: nats.urls }, telemetry: { intervalMs: 500 }, drivers: { docker: { enabled: true } } }),
     );
     coordinator = spawnProcess('coordinator', process.execPath, [CLI_ENTRY, 'coordinator', '--config', join(dir, 'coordinator.json')]);
     agent = spawnProcess('agent', process.execPath, [CLI_ENTRY, 'agent', '--config', join(dir, 'agent.json')]);
     await waitForPort(apiPort, 30_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${coordinator.tail()}`);
     });
-    api = new CoordinatorApi({ address: `127.0.0.1:${apiPort}`, timeoutMs: 30_000 });
+    api = new CoordinatorApi({ address: `127.0.0.1:${apiPort}`, timeoutMs: 30_000, tls: await pki.issue('operator', 'e2e') });
     await waitUntil('the host to be up', async () => (await api.hosts()).hosts.some((h) => h.id === hostId && h.status === 'up'), { timeoutMs: 20_000 });
   });
   afterAll(async () => {

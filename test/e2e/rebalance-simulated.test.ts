@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, type pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
-import { runCli } from '../support/processes.js';
 
 // PlanRebalance against a real coordinator and three agents on the in-memory fake driver: the plan is
 // made from the coordinator's own records (controller.snapshots() and workloads()), in its worker
@@ -63,7 +62,7 @@ describe('PlanRebalance on simulated hosts', () => {
   });
 
   it('virtfleet rebalance plan asks the coordinator without --hosts and --workloads', async () => {
-    const r = await runCli(['--coordinator', cluster.coordinatorAddress, '-o', 'json', 'rebalance', 'plan', '--goal', 'consolidate']);
+    const r = await cluster.cli('-o', 'json', 'rebalance', 'plan', '--goal', 'consolidate');
     expect(r.code, r.stderr).toBe(0);
     const plan = JSON.parse(r.stdout) as { hosts_used_before: number; hosts_used_after: number; moves: unknown[] };
     expect([plan.hosts_used_before, plan.hosts_used_after, plan.moves.length]).toEqual([3, 1, 2]);

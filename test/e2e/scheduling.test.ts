@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, uniqueHostId, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
-import { runCli } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 import { backendName } from '../../packages/agent/src/drivers/driver.js';
@@ -22,7 +21,7 @@ describe('placement by security and performance demands across two real agents',
   const hostA = uniqueHostId('sched-a');
   const hostB = uniqueHostId('sched-b');
   const domains: string[] = [];
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const cli = (...args: string[]) => cluster.cli(...args);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'virtfleet-sched-'));

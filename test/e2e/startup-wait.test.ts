@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CoordinatorApi } from '@virtfleet/cli';
+import { createTestPki } from '../support/pki.js';
 import { CLI_ENTRY, freePort, spawnProcess, waitForPort, type ManagedProcess } from '../support/processes.js';
 import { waitUntil } from '../support/wait.js';
 
@@ -21,7 +22,8 @@ describe('a coordinator started before JetStream is ready waits for it instead o
     processes.push(natsWithout);
     await waitForPort(natsPort);
     const config = join(dir, 'coordinator.json');
-    writeFileSync(config, JSON.stringify({ id: 'startup', grpc: { listen: `127.0.0.1:${apiPort}` }, nats: { servers: [`nats://127.0.0.1:${natsPort}`] } }));
+    const pki = await createTestPki(join(dir, 'pki'));
+    writeFileSync(config, JSON.stringify({ id: 'startup', grpc: { listen: `127.0.0.1:${apiPort}`, tls: await pki.issue('coordinator', 'startup') }, nats: { servers: [`nats://127.0.0.1:${natsPort}`] } }));
     const coordinator = spawnProcess('coordinator', process.execPath, [CLI_ENTRY, 'coordinator', '--config', config]);
     processes.push(coordinator);
 
@@ -32,7 +34,7 @@ describe('a coordinator started before JetStream is ready waits for it instead o
     const storeDir = join(dir, 'js');
     processes.push(spawnProcess('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', storeDir]));
     await waitForPort(apiPort, 60_000);
-    const api = new CoordinatorApi({ address: `127.0.0.1:${apiPort}`, timeoutMs: 30_000 });
+    const api = new CoordinatorApi({ address: `127.0.0.1:${apiPort}`, timeoutMs: 30_000, tls: await pki.issue('operator', 'e2e') });
     try {
       await waitUntil('the coordinator to lead and answer', async () => (await api.queue()).policy === 'fcfs', { timeoutMs: 30_000 });
       expect(coordinator.running).toBe(true);

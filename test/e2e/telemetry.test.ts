@@ -3,7 +3,6 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { telemetrySchema, telemetrySubject } from '@virtfleet/shared';
 import { startCluster, uniqueHostId, type TestCluster } from '../support/cluster.js';
-import { runCli } from '../support/processes.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 
 interface HostJson {
@@ -45,7 +44,7 @@ describe('host telemetry over NATS', () => {
   const statusOf = async (hostId: string) => (await cluster.api.hosts()).hosts.find((h) => h.id === hostId)?.status;
 
   const hostLs = async (): Promise<HostJson[]> => {
-    const r = await runCli(['--coordinator', cluster.coordinatorAddress, 'host', 'ls', '-o', 'json']);
+    const r = await cluster.cli('host', 'ls', '-o', 'json');
     if (r.code !== 0) throw new Error(r.stderr);
     return JSON.parse(r.stdout) as HostJson[];
   };

@@ -1,39 +1,39 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { status } from '@grpc/grpc-js';
+import { credentials, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueCertificate } from '@virtfleet/cli';
 import { AgentClient } from '@virtfleet/coordinator';
-import { UnavailableError } from '@virtfleet/shared';
+import { CertificateFiles, loadAgentProto, loadCoordinatorProto, UnavailableError, type MutualTlsFiles, type pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { removeContainersOf } from '../support/cleanup.js';
+import { createTestPki, type TestPki } from '../support/pki.js';
+import { waitUntil } from '../support/wait.js';
 
 const DEADLINE_MS = 3000;
 /** The client preface every HTTP/2 connection opens with (RFC 9113, section 3.4). */
 const HTTP2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 
-/** Sends a plaintext HTTP/2 preface to the port and collects every byte it answers with until it closes. */
-function plaintextReply(port: number): Promise<{ bytes: number; closedMs: number }> {
+/** Sends a plaintext HTTP/2 preface to the port and counts the bytes it answers with until it closes. */
+function plaintextReply(port: number): Promise<{ bytes: number }> {
   return new Promise((resolve, reject) => {
-    const startedAt = performance.now();
     let bytes = 0;
     const socket = net.connect(port, '127.0.0.1', () => socket.write(HTTP2_PREFACE));
     socket.setTimeout(DEADLINE_MS, () => reject(new Error(`127.0.0.1:${port} neither answered nor closed within ${DEADLINE_MS} ms`)));
     socket.on('data', (d: Buffer) => (bytes += d.length));
     socket.on('error', () => undefined); // a reset ends it as well as a close
-    socket.on('close', () => resolve({ bytes, closedMs: performance.now() - startedAt }));
+    socket.on('close', () => resolve({ bytes }));
   });
 }
 
-/** A bare TLS handshake with the port, trusting `ca`: whether the agent's certificate verified, and the protocol it chose. */
-function tlsHandshake(port: number, ca: string): Promise<{ authorized: boolean; error?: string; alpn: string | false | null }> {
+/** A bare TLS handshake trusting `ca`: whether the server's certificate verified, and its serial number. */
+function handshake(port: number, ca: string): Promise<{ authorized: boolean; serial: string }> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, ca: readFileSync(ca), ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
-      // authorizationError is OpenSSL's verification code, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE.
-      resolve({ authorized: socket.authorized, ...(socket.authorizationError ? { error: String(socket.authorizationError) } : {}), alpn: socket.alpnProtocol });
+      resolve({ authorized: socket.authorized, serial: socket.getPeerCertificate().serialNumber });
       socket.destroy();
     });
     socket.setTimeout(DEADLINE_MS, () => reject(new Error(`no TLS handshake with 127.0.0.1:${port} within ${DEADLINE_MS} ms`)));
@@ -41,8 +41,47 @@ function tlsHandshake(port: number, ca: string): Promise<{ authorized: boolean; 
   });
 }
 
+/** Raw grpc-js credentials, for callers the project's own clients would refuse to build: no certificate, or one from another CA. */
+function rawCredentials(ca: string, own?: { cert: string; key: string }): ChannelCredentials {
+  // The identity check is the one the project's clients make; these callers skip it to reach the server's own checks.
+  return credentials.createSsl(readFileSync(ca), own ? readFileSync(own.key) : null, own ? readFileSync(own.cert) : null, { checkServerIdentity: () => undefined });
+}
+
+function listWorkloads(address: string, creds: ChannelCredentials): Promise<pb.ListWorkloadsResponse__Output> {
+  const client = new (loadCoordinatorProto().Coordinator)(address, creds);
+  return new Promise((resolve, reject) => {
+    client.ListWorkloads({}, { deadline: Date.now() + DEADLINE_MS }, (err: ServiceError | null, res?: pb.ListWorkloadsResponse__Output) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res!);
+    });
+  });
+}
+
+function submit(address: string, creds: ChannelCredentials, name: string): Promise<unknown> {
+  const client = new (loadCoordinatorProto().Coordinator)(address, creds);
+  return new Promise((resolve, reject) => {
+    client.SubmitWorkload({ request_id: name, spec: { name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16 } }, { deadline: Date.now() + DEADLINE_MS }, (err: ServiceError | null, res?: unknown) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res);
+    });
+  });
+}
+
+function pingAgent(address: string, creds: ChannelCredentials): Promise<pb.PingResponse__Output> {
+  const client = new (loadAgentProto().Agent)(address, creds);
+  return new Promise((resolve, reject) => {
+    client.Ping({}, { deadline: Date.now() + DEADLINE_MS }, (err: ServiceError | null, res?: pb.PingResponse__Output) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res!);
+    });
+  });
+}
+
 /** The error a call rejected with (the test fails if it resolved). */
-async function refusal(call: Promise<unknown>): Promise<Error & { code?: number }> {
+async function refusal(call: Promise<unknown>): Promise<Error & { code?: number; details?: string }> {
   const outcome = await call.then(
     () => undefined,
     (err: unknown) => err as Error & { code?: number },
@@ -51,69 +90,98 @@ async function refusal(call: Promise<unknown>): Promise<Error & { code?: number 
   return outcome;
 }
 
-describe('coordinator to agent over TLS', () => {
+describe('mutual TLS on every gRPC link', () => {
   let cluster: TestCluster;
-  let dir: string;
-  let certs: { ca: string; cert: string; key: string };
+  let other: TestPki;
+  let otherDir: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'virtfleet-tls-'));
-    const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=virtfleet-test-ca', '-keyout', 'ca.key', '-out', 'ca.pem']);
-    run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=agent', '-keyout', 'agent.key', '-out', 'agent.csr']);
-    writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-    run(['x509', '-req', '-in', 'agent.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'san.ext', '-out', 'agent.pem']);
-    certs = { ca: join(dir, 'ca.pem'), cert: join(dir, 'agent.pem'), key: join(dir, 'agent.key') };
-    cluster = await startCluster({ dispatchTls: { ca: certs.ca }, agents: [{ drivers: { docker: { enabled: true } }, tls: { cert: certs.cert, key: certs.key } }] });
+    otherDir = mkdtempSync(join(tmpdir(), 'virtfleet-tls-other-'));
+    other = await createTestPki(otherDir);
+    cluster = await startCluster({ agents: [{ drivers: { docker: { enabled: true } } }] });
     await waitForHostsUp(cluster);
   });
   afterAll(async () => {
     const hostId = cluster?.agents[0]?.hostId;
     await cluster?.stop();
     if (hostId) await removeContainersOf([hostId]);
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(otherDir, { recursive: true, force: true });
   });
 
-  it('dispatches commands over TLS and refuses plaintext and unknown CAs', async () => {
-    const agent = cluster.agents[0]!;
+  it('dispatches commands to the agent over mutual TLS', async () => {
     const w = await cluster.api.submit({ request_id: 'tls-1', spec: { name: 'tls-web', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] } });
     await waitForState(cluster, w.id, 'running');
     expect((await cluster.api.act('PauseWorkload', { id: w.id })).state).toBe('paused');
-
-    const address = `127.0.0.1:${agent.port}`;
-    // The agent's port speaks TLS (with HTTP/2 inside) and nothing else: a plaintext HTTP/2 preface is closed without a byte of reply.
-    expect(await tlsHandshake(agent.port, certs.ca)).toEqual({ authorized: true, alpn: 'h2' });
-    expect((await plaintextReply(agent.port)).bytes, 'no HTTP/2 SETTINGS in reply to plaintext').toBe(0);
-
-    // So a plaintext gRPC client is refused when the connection is set up, not at its deadline, and not for want of a listener.
-    const plain = new AgentClient('tls-host', address, { deadlineMs: DEADLINE_MS, maxAttempts: 1 });
-    const plainRefusal = await refusal(plain.ping());
-    plain.close();
-    expect(plainRefusal).toBeInstanceOf(UnavailableError);
-    expect(plainRefusal.code).toBe(status.UNAVAILABLE);
-    expect(plainRefusal.message).toMatch(/^host tls-host: cannot reach its agent at 127\.0\.0\.1:\d+: (Failed to connect|read ECONNRESET)\b/);
-
-    const otherDir = mkdtempSync(join(tmpdir(), 'virtfleet-tls-other-'));
-    try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=other-ca', '-keyout', 'ca.key', '-out', 'ca.pem'], { cwd: otherDir, stdio: 'pipe' });
-      const otherCa = join(otherDir, 'ca.pem');
-      expect(await tlsHandshake(agent.port, otherCa), 'a bare handshake trusting another CA').toMatchObject({ authorized: false, error: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
-      const wrongCa = new AgentClient('tls-host', address, { deadlineMs: DEADLINE_MS, maxAttempts: 1, tls: { ca: otherCa } });
-      const wrongCaRefusal = await refusal(wrongCa.ping());
-      wrongCa.close();
-      expect(wrongCaRefusal).toBeInstanceOf(UnavailableError);
-      expect(wrongCaRefusal.code).toBe(status.UNAVAILABLE);
-      expect(wrongCaRefusal.message).toMatch(/^host tls-host: cannot reach its agent at 127\.0\.0\.1:\d+: unable to verify the first certificate\b/);
-    } finally {
-      rmSync(otherDir, { recursive: true, force: true });
-    }
-
-    // The agent still serves, directly and through the coordinator.
-    expect(agent.process.running, 'the agent survived the refusals').toBe(true);
-    const trusted = new AgentClient('tls-host', address, { deadlineMs: DEADLINE_MS, maxAttempts: 1, tls: { ca: certs.ca } });
-    expect((await trusted.ping()).host_id).toBe(agent.hostId);
-    trusted.close();
     expect((await cluster.api.act('ResumeWorkload', { id: w.id })).state).toBe('running');
+    expect((await cluster.api.act('DeleteWorkload', { id: w.id })).state).toBe('deleted');
+  });
+
+  it('refuses operator API callers without a certificate, with one from another CA, or with an agent certificate, and changes nothing', async () => {
+    const address = cluster.coordinatorAddress;
+    const before = (await cluster.api.list({})).workloads.map((w) => `${w.id}:${w.state}`);
+    const mallory = await other.issue('operator', 'mallory');
+    const agentCert = await cluster.pki.issue('agent', cluster.agents[0]!.hostId);
+    const callers = [
+      { who: 'no client certificate', creds: rawCredentials(cluster.pki.ca), code: status.UNAUTHENTICATED, details: /client certificate issued by the cluster CA is required/ },
+      { who: 'an operator certificate from another CA', creds: rawCredentials(cluster.pki.ca, mallory), code: status.UNAUTHENTICATED, details: /client certificate issued by the cluster CA is required/ },
+      { who: 'an agent certificate', creds: rawCredentials(cluster.pki.ca, agentCert), code: status.PERMISSION_DENIED, details: /^agent \S+ may not call \/virtfleet\.v1\.Coordinator\/SubmitWorkload: it takes a operator certificate$/ },
+    ];
+    for (const [i, c] of callers.entries()) {
+      const err = await refusal(submit(address, c.creds, `tls-refused-${i}`));
+      expect(err.code, c.who).toBe(c.code);
+      expect(err.details, c.who).toMatch(c.details);
+      expect((await refusal(listWorkloads(address, c.creds))).code, `${c.who} cannot read either`).toBe(c.code);
+    }
+    const plain = await refusal(listWorkloads(address, credentials.createInsecure()));
+    expect(plain.code, 'a plaintext client').toBe(status.UNAVAILABLE);
+    expect((await cluster.api.list({})).workloads.map((w) => `${w.id}:${w.state}`), 'no refused call changed anything').toEqual(before);
+    expect(cluster.coordinator.running).toBe(true);
+  });
+
+  it('lets only a coordinator certificate command an agent, and a coordinator talks only to the host its certificate names', async () => {
+    const agent = cluster.agents[0]!;
+    const address = `127.0.0.1:${agent.port}`;
+    const operator = cluster.operatorTls;
+    const operatorRefusal = await refusal(pingAgent(address, rawCredentials(cluster.pki.ca, operator)));
+    expect(operatorRefusal.code).toBe(status.PERMISSION_DENIED);
+    expect(operatorRefusal.details).toMatch(/^operator e2e may not call \/virtfleet\.v1\.Agent\/Ping: it takes a coordinator certificate$/);
+    expect((await refusal(pingAgent(address, rawCredentials(cluster.pki.ca)))).code).toBe(status.UNAUTHENTICATED);
+    // Plaintext reaches nothing: the port speaks TLS only.
+    expect((await plaintextReply(agent.port)).bytes).toBe(0);
+
+    const coordinatorCerts = new CertificateFiles(await cluster.pki.issue('coordinator', 'e2e'), 'tls');
+    const right = new AgentClient(agent.hostId, address, { deadlineMs: DEADLINE_MS, maxAttempts: 1, certificates: coordinatorCerts });
+    expect((await right.ping()).host_id).toBe(agent.hostId);
+    right.close();
+    // An address claimed for another host (as forged telemetry would) leads nowhere: the certificate there names this agent.
+    const impostor = new AgentClient('someone-else', address, { deadlineMs: DEADLINE_MS, maxAttempts: 1, certificates: coordinatorCerts });
+    const mismatch = await refusal(impostor.ping());
+    impostor.close();
+    expect(mismatch).toBeInstanceOf(UnavailableError);
+    expect(mismatch.message).toContain(`the server's certificate names agent ${agent.hostId}, not agent someone-else`);
+    expect(agent.process.running, 'the agent survived the refusals').toBe(true);
+  });
+
+  it('picks up a renewed certificate without a restart, and keeps the old one when the new files do not match', async () => {
+    const agent = cluster.agents[0]!;
+    const files: MutualTlsFiles = await cluster.pki.issue('agent', agent.hostId);
+    const first = await handshake(agent.port, cluster.pki.ca);
+    expect(first.authorized).toBe(true);
+
+    // A renewal written half-way: a certificate whose key is not the one on disk.
+    const stray = await issueCertificate(cluster.pki.dir, { role: 'agent', name: agent.hostId, out: join(cluster.pki.dir, 'stray') });
+    const goodCert = readFileSync(files.cert);
+    writeFileSync(files.cert, readFileSync(stray.cert));
+    await waitUntil('the agent to reject the mismatched files', () => agent.process.tail(200).includes('changed certificate files are not usable'), { timeoutMs: 15_000 });
+    expect((await handshake(agent.port, cluster.pki.ca)).serial, 'the previous certificate stays in use').toBe(first.serial);
+    writeFileSync(files.cert, goodCert);
+
+    // A proper renewal: `pki issue` again onto the same files.
+    await issueCertificate(cluster.pki.dir, { role: 'agent', name: agent.hostId, out: files.cert.replace(/\.crt$/, '') });
+    await waitUntil('the agent to serve the renewed certificate', async () => (await handshake(agent.port, cluster.pki.ca)).serial !== first.serial, { timeoutMs: 15_000 });
+    // The coordinator keeps commanding it.
+    const w = await cluster.api.submit({ request_id: 'tls-renewed', spec: { name: 'tls-renewed', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16, command: ['/bin/sleep', '1000'] } });
+    await waitForState(cluster, w.id, 'running');
     expect((await cluster.api.act('DeleteWorkload', { id: w.id })).state).toBe('deleted');
   });
 });

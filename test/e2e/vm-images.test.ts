@@ -8,7 +8,7 @@ import type { pb } from '@virtfleet/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from '../support/cluster.js';
 import { testGuestSpec } from '../support/playground.js';
-import { freePort, runCli } from '../support/processes.js';
+import { freePort } from '../support/processes.js';
 import { startSimulatedHost, type SimulatedHost } from '../support/simulated-host.js';
 import { testGuest, waitForConsole, type TestGuest } from '../support/test-guest.js';
 import { GiveUp, waitFor, waitUntil } from '../support/wait.js';
@@ -29,7 +29,7 @@ describe('VMs and containers from catalog images on simulated hosts', () => {
   let guest: TestGuest;
   let dir: string;
   const tag = `i${process.pid % 100_000}`;
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
+  const cli = (...args: string[]) => cluster.cli(...args);
   const vmsOf = (host: SimulatedHost) => join(host.agentStateDir, 'vms');
   const filesOf = (host: SimulatedHost) => (existsSync(vmsOf(host)) ? readdirSync(vmsOf(host)) : []);
   const fetchesLogged = (host: SimulatedHost, digest: string) =>
@@ -53,7 +53,7 @@ describe('VMs and containers from catalog images on simulated hosts', () => {
     guest = await testGuest();
     cluster = await startCluster({ agents: [] });
     hosts = [];
-    for (const n of ['a', 'b']) hosts.push(await startSimulatedHost(`${tag}${n}`, cluster.nats.url, await freePort()));
+    for (const n of ['a', 'b']) hosts.push(await startSimulatedHost(`${tag}${n}`, cluster.nats.url, await freePort(), cluster.pki.dir));
     dir = mkdtempSync(join(tmpdir(), 'vf-vm-images-'));
     for (const [file, name, format] of [
       [guest.kernel, 'kernel', 'kernel'],

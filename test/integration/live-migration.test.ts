@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadLibvirtExt, MIGRATE_FLAGS, parseDomainJobStats, type DomainJobStats, type LibvirtExt } from '../../packages/agent/src/drivers/libvirt/native-ext.js';
 import { removeDomains } from '../support/cleanup.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { createTestPki } from '../support/pki.js';
 import { freePort } from '../support/processes.js';
 import { startSimulatedHost, type SimulatedHost } from '../support/simulated-host.js';
 import { testGuest } from '../support/test-guest.js';
@@ -63,9 +64,11 @@ describe('live migration between two simulated hosts (libvirt-ext, real QEMU)', 
     chmodSync(bootDir, 0o755);
     copyFileSync(guest.kernel, join(bootDir, 'vmlinuz'));
     copyFileSync(guest.initrd, join(bootDir, 'initrd.img'));
+    // Their agents need certificates, though nothing here calls them.
+    const pki = await createTestPki(join(bootDir, 'pki'));
     // One after the other: the first creates the playground's fabric.
-    a = await startSimulatedHost(`${tag}a`, nats.url, await freePort());
-    b = await startSimulatedHost(`${tag}b`, nats.url, await freePort());
+    a = await startSimulatedHost(`${tag}a`, nats.url, await freePort(), pki.dir);
+    b = await startSimulatedHost(`${tag}b`, nats.url, await freePort(), pki.dir);
     hvA = new Hypervisor({ uri: a.libvirtUri });
     hvB = new Hypervisor({ uri: b.libvirtUri });
     await hvA.connectOpen();

@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorApi } from '@virtfleet/cli';
+import type { MutualTlsFiles } from '@virtfleet/shared';
 import { startNatsServer, type NatsServer } from './nats-server.js';
+import { createTestPki, type TestPki } from './pki.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
-import { CLI_ENTRY, freePort, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
+import { CLI_ENTRY, freePort, runCli, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
 import { GiveUp, waitFor, waitUntil } from './wait.js';
 
 export interface AgentOptions {
@@ -14,8 +16,6 @@ export interface AgentOptions {
   drivers?: Record<string, unknown>;
   labels?: Record<string, string>;
   telemetryIntervalMs?: number;
-  /** PEM files for the agent's gRPC server. */
-  tls?: { cert: string; key: string; ca?: string };
   /** More agent config keys, e.g. trustLevel, features, overcommit. */
   extra?: Record<string, unknown>;
   /**
@@ -46,6 +46,16 @@ export interface TestAgent {
 
 export interface TestCluster {
   nats: NatsServer;
+  /** The cluster CA; every process has a certificate from it (mutual TLS on every gRPC link, as in production). */
+  pki: TestPki;
+  /** The operator certificate `api` calls with. */
+  operatorTls: MutualTlsFiles;
+  /** VIRTFLEET_CA/_CERT/_KEY for `runCli`: the CLI calls as the same operator. */
+  cliEnv: Record<string, string>;
+  /** `virtfleet --coordinator <this cluster's> ARGS...` as the test's operator. */
+  cli(...args: string[]): ReturnType<typeof runCli>;
+  /** A client of the API as the test's operator, e.g. of several coordinators (`a,b`). */
+  client(address: string, timeoutMs: number): CoordinatorApi;
   coordinator: ManagedProcess;
   coordinatorAddress: string;
   api: CoordinatorApi;
@@ -78,7 +88,12 @@ export async function startCluster(
   options: {
     hostTtlMs?: number;
     agents?: AgentOptions[];
-    dispatchTls?: { ca?: string; cert?: string; key?: string };
+    /**
+     * Plaintext gRPC everywhere (grpc.insecure), for fleets too large to
+     * issue a certificate per host (bench/fleet.bench.ts). Everything else
+     * runs with mutual TLS, as production does by default.
+     */
+    insecure?: boolean;
     /** More coordinator config sections, e.g. failover, reconcile. */
     coordinatorExtra?: Record<string, unknown>;
     /** Node options for the coordinators, e.g. `--cpu-prof` (which NODE_OPTIONS does not allow). */
@@ -88,18 +103,21 @@ export async function startCluster(
   } = {},
 ): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-e2e-'));
+  const pki = await createTestPki(join(dir, 'pki'));
+  const operatorTls = await pki.issue('operator', 'e2e');
+  const security = async (role: 'coordinator' | 'agent', name: string) => (options.insecure ? { insecure: true } : { tls: await pki.issue(role, name) });
   const nats = await startNatsServer();
   const coordinatorPort = await freePort();
-  const coordinatorConfigFor = (id: string, port: number) => {
+  const coordinatorConfigFor = async (id: string, port: number) => {
     const file = join(dir, `coordinator-${id}.json`);
     writeFileSync(
       file,
       JSON.stringify({
         id,
-        grpc: { listen: `127.0.0.1:${port}` },
-      nats: { servers: [nats.url] },
-      hosts: { ttlMs: options.hostTtlMs ?? 3000 },
-      dispatch: { deadlineMs: 30_000, maxAttempts: 3, ...(options.dispatchTls ? { tls: options.dispatchTls } : {}) },
+        grpc: { listen: `127.0.0.1:${port}`, ...(await security('coordinator', id)) },
+        nats: { servers: [nats.url] },
+        hosts: { ttlMs: options.hostTtlMs ?? 3000 },
+        dispatch: { deadlineMs: 30_000, maxAttempts: 3 },
         scheduler: { retryIntervalMs: 250 },
         ha: { leaseTtlMs: 3000 },
         backups: { dir: join(dir, 'backups') },
@@ -109,7 +127,7 @@ export async function startCluster(
     return file;
   };
   const launchCoordinatorOn = async (id: string, port: number) => {
-    const p = spawnProcess(`coordinator ${id}`, process.execPath, [...(options.coordinatorNodeArgs ?? []), CLI_ENTRY, 'coordinator', '--config', coordinatorConfigFor(id, port)], {
+    const p = spawnProcess(`coordinator ${id}`, process.execPath, [...(options.coordinatorNodeArgs ?? []), CLI_ENTRY, 'coordinator', '--config', await coordinatorConfigFor(id, port)], {
       VIRTFLEET_LOG_LEVEL: options.coordinatorLogLevel ?? 'debug',
     });
     await waitForPort(port).catch((err: Error) => {
@@ -121,7 +139,9 @@ export async function startCluster(
   const extraCoordinators: ManagedProcess[] = [];
   const coordinator = await launchCoordinator();
   const coordinatorAddress = `127.0.0.1:${coordinatorPort}`;
-  const api = new CoordinatorApi({ address: coordinatorAddress, timeoutMs: 60_000 });
+  const client = (address: string, timeoutMs: number) => new CoordinatorApi({ address, timeoutMs, ...(options.insecure ? {} : { tls: operatorTls }) });
+  const api = client(coordinatorAddress, 60_000);
+  const cliEnv = options.insecure ? { VIRTFLEET_INSECURE: '1' } : await pki.cliEnv('e2e');
   const agents: TestAgent[] = [];
   const proxyList: TcpProxy[] = [];
 
@@ -140,7 +160,7 @@ export async function startCluster(
         hostId,
         stateDir,
         labels: agentOptions.labels ?? {},
-        grpc: { listen: `127.0.0.1:${port}`, ...(proxies ? { advertise: proxies.grpc.url() } : {}), ...(agentOptions.tls ? { tls: agentOptions.tls } : {}) },
+        grpc: { listen: `127.0.0.1:${port}`, ...(proxies ? { advertise: proxies.grpc.url() } : {}), ...(await security('agent', hostId)) },
         nats: { servers: [proxies ? proxies.nats.url('nats') : nats.url] },
         fencing: { timeoutMs: TEST_FENCE_TIMEOUT_MS },
         telemetry: { intervalMs: agentOptions.telemetryIntervalMs ?? 500, storagePaths: ['/'] },
@@ -178,6 +198,11 @@ export async function startCluster(
 
   const cluster: TestCluster = {
     nats,
+    pki,
+    operatorTls,
+    cliEnv,
+    cli: (...args: string[]) => runCli(['--coordinator', coordinatorAddress, ...args], cliEnv),
+    client,
     coordinator,
     coordinatorAddress,
     api,

@@ -1,7 +1,7 @@
 import type { pb } from '@virtfleet/shared';
 import { expect } from 'vitest';
 import { startCluster, type TestCluster } from './cluster.js';
-import { freePort, runCli } from './processes.js';
+import { freePort } from './processes.js';
 import { startSimulatedHost, type SimulatedHost } from './simulated-host.js';
 import { testGuest, type TestGuest } from './test-guest.js';
 import { GiveUp, waitFor, waitUntil } from './wait.js';
@@ -29,7 +29,7 @@ export interface Playground {
   cluster: TestCluster;
   hosts: [SimulatedHost, SimulatedHost];
   guest: TestGuest;
-  cli(...args: string[]): ReturnType<typeof runCli>;
+  cli(...args: string[]): ReturnType<TestCluster['cli']>;
   /** Waits until the workload runs; gives up at once if it fails. */
   runningOn(id: string): Promise<pb.Workload__Output>;
   stop(): Promise<void>;
@@ -38,8 +38,8 @@ export interface Playground {
 export async function startPlayground(tag: string): Promise<Playground> {
   const guest = await testGuest();
   const cluster = await startCluster({ agents: [] });
-  const cli = (...args: string[]) => runCli(['--coordinator', cluster.coordinatorAddress, ...args]);
-  const hosts: [SimulatedHost, SimulatedHost] = [await startSimulatedHost(`${tag}a`, cluster.nats.url, await freePort()), await startSimulatedHost(`${tag}b`, cluster.nats.url, await freePort())];
+  const cli = (...args: string[]) => cluster.cli(...args);
+  const hosts: [SimulatedHost, SimulatedHost] = [await startSimulatedHost(`${tag}a`, cluster.nats.url, await freePort(), cluster.pki.dir), await startSimulatedHost(`${tag}b`, cluster.nats.url, await freePort(), cluster.pki.dir)];
   for (const [file, name] of [
     [guest.kernel, 'kernel'],
     [guest.initrd, 'initrd'],

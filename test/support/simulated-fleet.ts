@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { simulatedHostId } from '@virtfleet/agent';
+import type { TestPki } from './pki.js';
 import { CLI_ENTRY, spawnProcess, type ManagedProcess } from './processes.js';
 
 export interface SimulatedFleet {
@@ -13,9 +14,11 @@ export interface SimulatedFleet {
  * One `virtfleet agent` process simulating `hosts` hosts on the fake driver
  * (`simulate.hosts`), each with its own host id `<idPrefix>-NNNN`, gRPC port
  * and state under `dir`. `config` adds agent config keys (fake driver
- * capacity, telemetry interval).
+ * capacity, telemetry interval). With `pki` every host gets a certificate
+ * of its own (`{host}` in the config's paths), as real hosts do; without,
+ * the fleet runs with `grpc.insecure`, which its coordinator must share.
  */
-export function startSimulatedFleet(options: {
+export async function startSimulatedFleet(options: {
   idPrefix: string;
   hosts: number;
   natsUrl: string;
@@ -24,14 +27,17 @@ export function startSimulatedFleet(options: {
   logLevel?: string;
   /** Node options before the entry point, e.g. --cpu-prof. */
   nodeArgs?: string[];
-}): SimulatedFleet {
+  pki?: TestPki;
+}): Promise<SimulatedFleet> {
+  const ids = Array.from({ length: options.hosts }, (_, i) => simulatedHostId(options.idPrefix, i + 1, options.hosts));
+  const security = options.pki ? { tls: await options.pki.fleetTls(ids) } : { insecure: true };
   const configFile = join(options.dir, `${options.idPrefix}.json`);
   writeFileSync(
     configFile,
     JSON.stringify({
       hostId: options.idPrefix,
       stateDir: join(options.dir, `${options.idPrefix}-state`),
-      grpc: { listen: '127.0.0.1:0' },
+      grpc: { listen: '127.0.0.1:0', ...security },
       nats: { servers: [options.natsUrl] },
       drivers: { fake: { enabled: true } },
       ...options.config,
@@ -39,7 +45,7 @@ export function startSimulatedFleet(options: {
     }),
   );
   return {
-    ids: Array.from({ length: options.hosts }, (_, i) => simulatedHostId(options.idPrefix, i + 1, options.hosts)),
+    ids,
     process: spawnProcess(`fleet ${options.idPrefix}`, process.execPath, [...(options.nodeArgs ?? []), CLI_ENTRY, 'agent', '--config', configFile], { VIRTFLEET_LOG_LEVEL: options.logLevel ?? 'warn' }),
   };
 }

@@ -51,9 +51,10 @@ export async function simulatedHostScript(args: string[], timeoutMs = 300_000): 
   }
 }
 
-/** Brings up simulated host `name` with its agent on `agentPort`, reporting to `natsUrl`. */
-export async function startSimulatedHost(name: string, natsUrl: string, agentPort: number): Promise<SimulatedHost> {
-  await simulatedHostScript(['up', name, '--nats', natsUrl, '--agent-port', String(agentPort)]);
+/** Brings up simulated host `name` with its agent on `agentPort`, reporting to `natsUrl`, its certificate issued by the CA in `pkiDir`. */
+export async function startSimulatedHost(name: string, natsUrl: string, agentPort: number, pkiDir: string): Promise<SimulatedHost> {
+  const up = ['up', name, '--nats', natsUrl, '--agent-port', String(agentPort), '--pki', pkiDir];
+  await simulatedHostScript(up);
   const { stdout } = await simulatedHostScript(['env', name]);
   const env = Object.fromEntries(stdout.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).replace(/^'(.*)'$/, '$1').replace(/\\(.)/g, '$1')]));
   const netns = env.SIM_NETNS!;
@@ -91,7 +92,7 @@ export async function startSimulatedHost(name: string, natsUrl: string, agentPor
       process.kill(agentPid(), 'SIGCONT');
     },
     async startAgent() {
-      await simulatedHostScript(['up', name, '--nats', natsUrl, '--agent-port', String(agentPort)]);
+      await simulatedHostScript(up);
     },
     async down() {
       if (stopped) return;

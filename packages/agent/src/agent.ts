@@ -9,6 +9,8 @@ import {
   connectNats,
   dialableAddress,
   loadAgentProto,
+  openDaemonCertificates,
+  peerAuthorization,
   serverCredentials,
   shutdownServer,
   type DriverInfo,
@@ -177,7 +179,17 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     };
   };
 
-  const server = new Server();
+  const certificates = openDaemonCertificates(
+    config.grpc.tls,
+    'grpc.tls',
+    { role: 'agent', name: config.hostId },
+    log,
+    'gRPC is PLAINTEXT (grpc.insecure: true): anyone who can reach the port can command this host; issue certificates with `virtfleet pki` and set grpc.tls',
+  );
+  // Only coordinators command agents.
+  const server = new Server({
+    interceptors: certificates ? [peerAuthorization(['coordinator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : [],
+  });
   const proto = loadAgentProto();
   const hostInfo = async (): Promise<pb.HostInfo> => {
     const c = await capacity();
@@ -193,7 +205,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     return dir;
   }));
   addHealthService(server, ['virtfleet.v1.Agent']);
-  const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
+  const port = await bindServer(server, config.grpc.listen, serverCredentials(certificates));
   const address = config.grpc.advertise ?? dialableAddress(config.grpc.listen, port);
   log.info({ listen: config.grpc.listen, port, address }, 'agent gRPC listening');
 

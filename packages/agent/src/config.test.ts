@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { InvalidFieldsError, parseOrThrow } from '@virtfleet/shared';
 import { agentConfigSchema } from './config.js';
 
-const parse = (input: Record<string, unknown>) => parseOrThrow(agentConfigSchema, { hostId: 'sim', ...input }, 'agent.yaml:');
+/** Plaintext unless a case says otherwise: these cases are about other keys. */
+const parse = (input: Record<string, unknown>) => parseOrThrow(agentConfigSchema, { hostId: 'sim', ...input, grpc: { insecure: true, ...(input.grpc as object | undefined) } }, 'agent.yaml:');
+const TLS_PER_HOST = { cert: '/pki/agent-{host}.crt', key: '/pki/agent-{host}.key', ca: '/pki/ca.crt' };
 
 describe('agent config: simulate', () => {
   const accepted = [
@@ -32,6 +34,10 @@ describe('agent config: simulate', () => {
     { name: 'libvirt enabled', input: { simulate: { hosts: 1 }, drivers: { libvirt: {} } }, field: 'drivers.libvirt.enabled', reason: /only the fake driver/ },
     { name: 'the fake driver disabled', input: { simulate: { hosts: 1 }, drivers: { fake: { enabled: false } } }, field: 'drivers.fake.enabled', reason: /cannot be disabled/ },
     { name: 'ports past 65535', input: { simulate: { hosts: 37 }, grpc: { listen: '127.0.0.1:65500' } }, field: 'grpc.listen', reason: /65500-65536, past 65535/ },
+    { name: 'one certificate for every simulated host', input: { simulate: { hosts: 2 }, grpc: { insecure: undefined, tls: { cert: '/pki/a.crt', key: '/pki/a.key', ca: '/pki/ca.crt' } } }, field: 'grpc.tls', reason: /its own certificate: put \{host\}/ },
+    { name: 'neither tls nor insecure', input: { grpc: { insecure: undefined } }, field: 'grpc.tls', reason: /required: gRPC links use mutual TLS/ },
+    { name: 'both tls and insecure', input: { grpc: { tls: TLS_PER_HOST } }, field: 'grpc.insecure', reason: /either tls or insecure/ },
+    { name: 'tls without its CA', input: { grpc: { insecure: undefined, tls: { cert: '/a', key: '/b' } } }, field: 'grpc.tls.ca', reason: /is required/ },
   ];
   for (const c of rejected) {
     it(`rejects ${c.name}, naming ${c.field}`, () => {

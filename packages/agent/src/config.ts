@@ -1,9 +1,12 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, hostNetworkSchema, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema, type TlsFiles } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, hostNetworkSchema, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 
 
 /** Default host id: the machine's short hostname, if it is a valid id. */
+/** In a simulated fleet's grpc.tls paths, each host's id: every host has a certificate of its own. */
+export const HOST_PLACEHOLDER = '{host}';
+
 export function defaultHostId(): string {
   return (hostname().split('.')[0] ?? 'localhost').toLowerCase();
 }
@@ -60,10 +63,14 @@ export const agentConfigSchema = z
         listen: hostPortSchema.default('0.0.0.0:7101'),
         /** The address the coordinator dials. @default listen, with the host's name for 0.0.0.0 */
         advertise: hostPortSchema.optional(),
+        /** Mutual TLS: this host's certificate (naming its host id) and the cluster CA. Required unless `insecure`. */
         tls: tlsFilesSchema.optional(),
+        /** Plaintext gRPC, with a warning at start: anyone who reaches the port can command this host. */
+        insecure: z.boolean().optional(),
       })
       .strict()
-      .default({ listen: '0.0.0.0:7101' }),
+      .superRefine(requireTlsOrInsecure)
+      .prefault({}),
     nats: natsConfigSchema,
     /** The host network VMs and containers join when their spec names it (see HostNetwork). */
     network: hostNetworkSchema.default({ enabled: false, name: 'default', bridge: 'vfbr0', subnet: '10.253.0.0/24', mode: 'nat' }),
@@ -228,6 +235,8 @@ export const agentConfigSchema = z
     const longest = simulatedHostId(prefix, c.simulate.hosts, c.simulate.hosts);
     if (!HOST_ID.test(longest)) problem(['simulate', 'idPrefix'], `too long: host ids such as ${longest} must be at most 63 characters`);
     if (c.fencing.fencer.enabled) problem(['fencing', 'fencer', 'enabled'], 'a simulated fleet holds its host leases itself; the fencer process is not supported with simulate');
+    if (c.grpc.tls && !(c.grpc.tls.cert.includes(HOST_PLACEHOLDER) && c.grpc.tls.key.includes(HOST_PLACEHOLDER)))
+      problem(['grpc', 'tls'], `each simulated host needs its own certificate: put ${HOST_PLACEHOLDER} (the host id) in cert and key`);
     if (c.grpc.advertise !== undefined) problem(['grpc', 'advertise'], 'each simulated host advertises its own port; leave advertise out with simulate');
     if (c.drivers.fake && !c.drivers.fake.enabled) problem(['drivers', 'fake', 'enabled'], 'simulated hosts run on the fake driver; it cannot be disabled with simulate');
     for (const name of ['docker', 'libvirt'] as const) {
@@ -249,7 +258,6 @@ export function simulatedHostId(prefix: string, n: number, count: number): strin
 export function listenPort(listen: string): number {
   return Number(listen.slice(listen.lastIndexOf(':') + 1));
 }
-export type { TlsFiles };
 
 export function loadAgentConfig(path: string | undefined, overrides: Record<string, unknown> = {}): AgentConfig {
   return loadConfig(agentConfigSchema, path, overrides);

@@ -1,12 +1,13 @@
 import { status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { callUnary, channelCredentials, connectionFailure, DeadlineExceededError, ERROR_METADATA, fromServiceError, InvalidArgumentError, loadCoordinatorProto, NotLeaderError, UnavailableError, type pb, type TlsFiles } from '@virtfleet/shared';
+import { CertificateFiles, TLS_CHANNEL_OPTIONS, callUnary, channelCredentials, connectionFailure, DeadlineExceededError, ERROR_METADATA, fromServiceError, InvalidArgumentError, loadCoordinatorProto, NotLeaderError, UnavailableError, type MutualTlsFiles, type pb } from '@virtfleet/shared';
 
 export interface ConnectionOptions {
   /** host:port of the coordinator's API; several, comma-separated, for a highly available set. */
   address: string;
   /** Per-call deadline in ms. */
   timeoutMs: number;
-  tls?: TlsFiles;
+  /** Mutual TLS: an operator certificate and the cluster CA. Plaintext without (a coordinator run with grpc.insecure). */
+  tls?: MutualTlsFiles | undefined;
 }
 
 /** Promise wrapper over the generated Coordinator client; errors come back as virtfleet error classes. */
@@ -20,7 +21,9 @@ export class CoordinatorApi {
     const proto = loadCoordinatorProto();
     this.addresses = options.address.split(',').map((a) => a.trim()).filter(Boolean);
     if (this.addresses.length === 0) throw new InvalidArgumentError('--coordinator', 'must be HOST:PORT, or several separated by commas');
-    this.clients = this.addresses.map((a) => new proto.Coordinator(a, channelCredentials(options.tls), CHANNEL_OPTIONS));
+    const certificates = options.tls ? new CertificateFiles(options.tls, (part) => `--${part}`) : undefined;
+    const creds = channelCredentials(certificates, { role: 'coordinator' });
+    this.clients = this.addresses.map((a) => new proto.Coordinator(a, creds, CHANNEL_OPTIONS));
   }
 
   private get client(): pb.CoordinatorClient {
@@ -307,7 +310,7 @@ export interface WatchRequest {
  * at once in between; a long-lived client should notice within a second that
  * a coordinator came back.
  */
-const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 1000 };
+const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 1000, ...TLS_CHANNEL_OPTIONS };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 

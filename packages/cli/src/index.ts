@@ -1,2 +1,3 @@
 export { EXIT, exitCodeFor } from './exit-codes.js';
 export { CoordinatorApi, CoordinatorUnreachableError, type ConnectionOptions, type WatchRequest } from './coordinator-client.js';
+export { initCa, issueCertificate, describeCertificate, CA_CERT_FILE, CA_KEY_FILE, RENEW_WITHIN_DAYS, type IssuedFiles, type IssueOptions } from './pki.js';

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, STOPPED_RESERVATIONS, hostPortSchema, loadConfig, natsConfigSchema, tlsFilesSchema } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, STOPPED_RESERVATIONS, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
 
@@ -14,10 +14,14 @@ export const coordinatorConfigSchema = z
       .object({
         /** Operator API address. @default '0.0.0.0:7100' */
         listen: hostPortSchema.default('0.0.0.0:7100'),
+        /** Mutual TLS for the API, and (unless dispatch.tls says otherwise) toward agents. Required unless `insecure`. */
         tls: tlsFilesSchema.optional(),
+        /** Plaintext gRPC, with a warning at start: anyone who reaches the port is an operator. */
+        insecure: z.boolean().optional(),
       })
       .strict()
-      .default({ listen: '0.0.0.0:7100' }),
+      .superRefine(requireTlsOrInsecure)
+      .prefault({}),
     nats: natsConfigSchema,
     hosts: z
       .object({
@@ -110,7 +114,7 @@ export const coordinatorConfigSchema = z
         deadlineMs: z.number().int().min(100).max(600_000).default(30_000),
         /** Attempts per agent call on UNAVAILABLE, the first included. @default 4 */
         maxAttempts: z.number().int().min(1).max(5).default(4),
-        /** TLS toward agents: `ca` verifies them, `cert`/`key` identify the coordinator. */
+        /** Mutual TLS toward agents: `cert`/`key` identify this coordinator, `ca` vouches for agents. @default grpc.tls */
         tls: tlsFilesSchema.optional(),
         /** Commands in flight to one host; more wait in placement order and go out as earlier ones complete. @default 16 */
         maxInFlightPerHost: z.number().int().min(1).max(1024).default(16),

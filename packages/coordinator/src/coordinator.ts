@@ -8,6 +8,8 @@ import {
   errorMessage,
   EVENT_TYPES,
   loadCoordinatorProto,
+  openDaemonCertificates,
+  peerAuthorization,
   serverCredentials,
   shutdownServer,
   type Logger,
@@ -52,6 +54,14 @@ export interface RunningCoordinator {
 }
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger): Promise<RunningCoordinator> {
+  const certificates = openDaemonCertificates(
+    config.grpc.tls,
+    'grpc.tls',
+    { role: 'coordinator' },
+    log,
+    'gRPC is PLAINTEXT (grpc.insecure: true): anyone who can reach the API port is an operator of this cluster; issue certificates with `virtfleet pki` and set grpc.tls',
+  );
+  const dispatchCertificates = config.dispatch.tls ? openDaemonCertificates(config.dispatch.tls, 'dispatch.tls', { role: 'coordinator' }, log, '') : certificates;
   const nc: NatsConnection = await connectNats(config.nats.servers, `virtfleet-coordinator-${config.id}`, log);
   // JetStream may not be ready yet (a NATS cluster still electing its leaders, a server without JetStream):
   // wait for it, saying why, rather than exit and leave the retry to a supervisor.
@@ -66,7 +76,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       ),
     log,
   );
-  const agents = new AgentClientPool(config.dispatch);
+  const agents = new AgentClientPool({ ...config.dispatch, certificates: dispatchCertificates });
   const hosts = new HostRegistry(
     config.hosts.ttlMs,
     {
@@ -161,7 +171,10 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   hosts.start(nc);
   const hostEvents = followHostEvents(nc, hosts, log);
 
-  const server = new Server();
+  // Only operators call the API.
+  const server = new Server({
+    interceptors: certificates ? [peerAuthorization(['operator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : [],
+  });
   const requests = new RequestLedger(store, log);
   const sweeper = new RetentionSweeper(
     store,
@@ -185,7 +198,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   );
   server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, migrator, log), ...backupHandlers(backups, requests, log), ...hostHandlers(drainer, forgetter, controller, hosts, requests, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), () => controller.requireLeader(), log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
-  const port = await bindServer(server, config.grpc.listen, serverCredentials(config.grpc.tls));
+  const port = await bindServer(server, config.grpc.listen, serverCredentials(certificates));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
 
   const address = config.ha.advertise ?? dialableAddress(config.grpc.listen, port);

@@ -62,11 +62,21 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** TLS material as PEM file paths; `cert` and `key` go together. */
+/** Mutual TLS material as PEM file paths: this side's certificate and key, and the cluster CA (see `virtfleet pki`). */
 export const tlsFilesSchema = z
-  .object({ cert: z.string().optional(), key: z.string().optional(), ca: z.string().optional() })
-  .strict()
-  .refine((t) => Boolean(t.cert) === Boolean(t.key), 'cert and key go together');
+  .object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1) })
+  .strict();
+
+/**
+ * A gRPC section's own check: mutual TLS is on unless `insecure: true` says
+ * otherwise, by name. Use with `.superRefine` (and `.prefault`, so that a
+ * section left out is checked too).
+ */
+export function requireTlsOrInsecure(section: { tls?: unknown; insecure?: boolean | undefined }, ctx: z.RefinementCtx): void {
+  if (section.tls && section.insecure) ctx.addIssue({ code: 'custom', path: ['insecure'], message: 'set either tls or insecure: true, not both' });
+  else if (!section.tls && !section.insecure)
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: 'required: gRPC links use mutual TLS (certificates from `virtfleet pki issue`); set insecure: true to run without it' });
+}
 
 export const hostPortSchema = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'must be host:port');
 

@@ -8,6 +8,8 @@ export * from './images.js';
 export * from './events.js';
 export * from './logger.js';
 export * from './proto.js';
+export * from './identity.js';
+export * from './mtls.js';
 export * from './grpc.js';
 export * from './logs.js';
 export * from './network.js';

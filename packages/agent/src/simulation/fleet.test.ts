@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { agentConfigSchema } from '../config.js';
 import { simulatedHostConfigs } from './fleet.js';
 
-const config = (input: Record<string, unknown>) => agentConfigSchema.parse({ hostId: 'box', stateDir: '/var/lib/sim', ...input });
+const config = (input: Record<string, unknown>) => agentConfigSchema.parse({ hostId: 'box', stateDir: '/var/lib/sim', ...input, grpc: { insecure: true, ...(input.grpc as object | undefined) } });
 
 describe('simulatedHostConfigs', () => {
   const cases = [
@@ -41,6 +41,14 @@ describe('simulatedHostConfigs', () => {
       expect(h.simulate).toBeUndefined();
       expect(() => agentConfigSchema.parse(h), `${h.hostId}'s config is valid on its own`).not.toThrow();
     }
+  });
+
+  it('gives each host its own certificate: {host} in the paths becomes its id', () => {
+    const hosts = simulatedHostConfigs(config({ simulate: { hosts: 2 }, grpc: { insecure: undefined, tls: { cert: '/pki/agent-{host}.crt', key: '/pki/agent-{host}.key', ca: '/pki/ca.crt' } } }));
+    expect(hosts.map((h) => h.grpc.tls)).toEqual([
+      { cert: '/pki/agent-box-1.crt', key: '/pki/agent-box-1.key', ca: '/pki/ca.crt' },
+      { cert: '/pki/agent-box-2.crt', key: '/pki/agent-box-2.key', ca: '/pki/ca.crt' },
+    ]);
   });
 
   it('defaults the fake driver when the config has none', () => {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { connectNats, errorMessage, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { connectNats, errorMessage, type Logger, type MutualTlsFiles, type NatsConnection } from '@virtfleet/shared';
 import { startHost, type RunningAgent } from '../agent.js';
-import { fakeDriverSchema, listenPort, simulatedHostId, type AgentConfig } from '../config.js';
+import { fakeDriverSchema, HOST_PLACEHOLDER, listenPort, simulatedHostId, type AgentConfig } from '../config.js';
 import { HostSampler, SharedHostSampler } from '../telemetry/host-sampler.js';
 
 /** Hosts starting at once; more wait, so start-up does not open thousands of KV handles in one tick. @default 64 */
@@ -33,10 +33,16 @@ export function simulatedHostConfigs(config: AgentConfig): AgentConfig[] {
       simulate: undefined,
       hostId,
       stateDir: join(config.stateDir, hostId),
-      grpc: { ...config.grpc, listen: `${address}:${port === 0 ? 0 : port + i}` },
+      grpc: { ...config.grpc, listen: `${address}:${port === 0 ? 0 : port + i}`, ...(config.grpc.tls ? { tls: forHost(config.grpc.tls, hostId) } : {}) },
       drivers: { fake },
     };
   });
+}
+
+/** Each simulated host's own certificate: `{host}` in the paths stands for its host id. */
+function forHost(tls: MutualTlsFiles, hostId: string): MutualTlsFiles {
+  const sub = (path: string) => path.replaceAll(HOST_PLACEHOLDER, hostId);
+  return { cert: sub(tls.cert), key: sub(tls.key), ca: sub(tls.ca) };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { InvalidArgumentError as InvalidOptionError, type Command } from 'commander';
-import { createLogger, type Logger } from '@virtfleet/shared';
+import { createLogger, loadTlsMaterial, type Logger } from '@virtfleet/shared';
 
 // The daemons are imported on demand so operator commands start fast.
 
@@ -30,6 +30,11 @@ const int = (name: string) => (v: string) => {
   return n;
 };
 
+/** `--insecure`, given before or after the daemon's name (the CLI as a whole has one too); undefined when absent, so the config decides. */
+function insecureFlag(cmd: Command): true | undefined {
+  return cmd.optsWithGlobals<{ insecure?: boolean }>().insecure ? true : undefined;
+}
+
 /** `--check-config`: the resolved config on stdout as JSON; invalid configs have already failed to load. */
 function printConfig(config: unknown): void {
   process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
@@ -46,19 +51,23 @@ export function registerDaemonCommands(program: Command): void {
     .option('--nats <urls>', 'comma-separated NATS server URLs')
     .option('--state-dir <dir>', 'state directory')
     .option('--telemetry-interval-ms <ms>', 'telemetry interval', int('--telemetry-interval-ms'))
+    .option('--insecure', 'plaintext gRPC (config: grpc.insecure); without it the agent needs grpc.tls')
     .option('--simulate-hosts <n>', 'load testing: run n simulated hosts on the fake driver in this process (config: simulate.hosts)', int('--simulate-hosts'))
     .option('--check-config', 'validate the config (file and flags), print it with the defaults filled in, and exit')
-    .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; stateDir?: string; telemetryIntervalMs?: number; simulateHosts?: number; checkConfig?: boolean }) => {
+    .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; stateDir?: string; telemetryIntervalMs?: number; simulateHosts?: number; checkConfig?: boolean }, cmd: Command) => {
       const { loadAgentConfig, startAgent, startSimulatedFleet } = await import('@virtfleet/agent');
       const config = loadAgentConfig(opts.config, {
         hostId: opts.hostId,
         stateDir: opts.stateDir,
-        grpc: { listen: opts.listen, advertise: opts.advertise },
+        grpc: { listen: opts.listen, advertise: opts.advertise, insecure: insecureFlag(cmd) },
         nats: opts.nats ? { servers: opts.nats.split(',') } : undefined,
         telemetry: opts.telemetryIntervalMs ? { intervalMs: opts.telemetryIntervalMs } : undefined,
         simulate: opts.simulateHosts !== undefined ? { hosts: opts.simulateHosts } : undefined,
       });
-      if (opts.checkConfig) return printConfig(config);
+      if (opts.checkConfig) {
+        if (config.grpc.tls && !config.simulate) loadTlsMaterial(config.grpc.tls, 'grpc.tls');
+        return printConfig(config);
+      }
       if (config.simulate) {
         const log = createLogger('agent');
         await runUntilSignal(log, () => startSimulatedFleet(config, log));
@@ -88,17 +97,22 @@ export function registerDaemonCommands(program: Command): void {
     .description('run the coordinator: cluster state, scheduling and the operator API')
     .option('-c, --config <file>', 'coordinator config file (YAML or JSON)')
     .option('--listen <host:port>', 'API listen address')
+    .option('--insecure', 'plaintext gRPC (config: grpc.insecure); without it the coordinator needs grpc.tls')
     .option('--nats <urls>', 'comma-separated NATS server URLs')
     .option('--host-ttl-ms <ms>', 'mark a host down after this much silence', int('--host-ttl-ms'))
     .option('--check-config', 'validate the config (file and flags), print it with the defaults filled in, and exit')
-    .action(async (opts: { config?: string; listen?: string; nats?: string; hostTtlMs?: number; checkConfig?: boolean }) => {
+    .action(async (opts: { config?: string; listen?: string; nats?: string; hostTtlMs?: number; checkConfig?: boolean }, cmd: Command) => {
       const { loadCoordinatorConfig, startCoordinator } = await import('@virtfleet/coordinator');
       const config = loadCoordinatorConfig(opts.config, {
-        grpc: { listen: opts.listen },
+        grpc: { listen: opts.listen, insecure: insecureFlag(cmd) },
         nats: opts.nats ? { servers: opts.nats.split(',') } : undefined,
         hosts: opts.hostTtlMs ? { ttlMs: opts.hostTtlMs } : undefined,
       });
-      if (opts.checkConfig) return printConfig(config);
+      if (opts.checkConfig) {
+        if (config.grpc.tls) loadTlsMaterial(config.grpc.tls, 'grpc.tls');
+        if (config.dispatch.tls) loadTlsMaterial(config.dispatch.tls, 'dispatch.tls');
+        return printConfig(config);
+      }
       const log = createLogger('coordinator');
       await runUntilSignal(log, () => startCoordinator(config, log));
     });

@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { once } from 'node:events';
 import { EVENT_TYPES, eventTypePrefix, InvalidArgumentError, MAX_TAIL_LINES, parseRfc3339Nanos, parseWorkloadSpec, readDocument, type pb } from '@virtfleet/shared';
+import { resolveConnection, readCliConfig } from '../connection.js';
 import { CoordinatorApi } from '../coordinator-client.js';
 import { EXIT } from '../exit-codes.js';
 import { age, mib, print, stdoutClosed, table, write, type OutputFormat } from '../output.js';
@@ -8,14 +9,19 @@ import { noteMorePages, readPages, requestIdOf, withPageOptions, type PageOption
 import { registerHostMaintenanceCommands } from './host-maintenance.js';
 
 interface GlobalOptions {
-  coordinator: string;
+  coordinator?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  insecure?: boolean;
   output: OutputFormat;
   timeout: number;
 }
 
 function api(cmd: Command): { api: CoordinatorApi; format: OutputFormat } {
   const g = cmd.optsWithGlobals<GlobalOptions>();
-  return { api: new CoordinatorApi({ address: g.coordinator, timeoutMs: g.timeout * 1000 }), format: g.output };
+  const connection = resolveConnection({ coordinator: g.coordinator, ca: g.ca, cert: g.cert, key: g.key, insecure: g.insecure ?? ['1', 'true'].includes(process.env.VIRTFLEET_INSECURE ?? '') }, readCliConfig());
+  return { api: new CoordinatorApi({ ...connection, timeoutMs: g.timeout * 1000 }), format: g.output };
 }
 
 export async function withApi(cmd: Command, run: (api: CoordinatorApi, format: OutputFormat) => Promise<void>): Promise<void> {

@@ -2,6 +2,7 @@ import {
   callUnary,
   connectionFailure,
   channelCredentials,
+  TLS_CHANNEL_OPTIONS,
   deadlineIn,
   fromCommandFailure,
   fromServiceError,
@@ -15,7 +16,7 @@ import {
   type LogRequest,
   type LogStream,
   type pb,
-  type TlsFiles,
+  type CertificateFiles,
   UnavailableError,
   UnimplementedError,
   type WorkloadSpec,
@@ -36,7 +37,8 @@ export interface AgentClientOptions {
   deadlineMs: number;
   /** Attempts on UNAVAILABLE, the first included. @default 4 */
   maxAttempts: number;
-  tls?: TlsFiles | undefined;
+  /** Mutual TLS: this coordinator's certificate; each agent must present one naming its host id. Plaintext without. */
+  certificates?: CertificateFiles | undefined;
   /** Commands (create, start, stop, ...) in flight to one host; more wait their turn and go out together. Reads are not limited. @default 16 */
   maxInFlightPerHost?: number;
 }
@@ -122,10 +124,11 @@ export class AgentClient {
         },
       ],
     };
-    this.client = new proto.Agent(address, channelCredentials(options.tls), {
+    this.client = new proto.Agent(address, channelCredentials(options.certificates, { role: 'agent', name: hostId }), {
       'grpc.service_config': JSON.stringify(serviceConfig),
       'grpc.enable_retries': options.maxAttempts > 1 ? 1 : 0,
       'grpc.keepalive_time_ms': 30_000,
+      ...TLS_CHANNEL_OPTIONS,
     });
   }
 
