@@ -20,3 +20,4 @@ export * from './host-lease.js';
 export * from './freeze.js';
 export * from './stream-publisher.js';
 export * from './serial-drain.js';
+export * from './nats-auth.js';
