@@ -150,7 +150,7 @@ describe('HostRegistry, fuzzed', () => {
           applied ? { rejected: 0, warnings: [], events: true } : { rejected: 1, warnings: ['dropped invalid telemetry'], events: false },
         );
         // Applied: only for a host id that is valid and is the subject's last token.
-        expect(!applied || (typeof hostId === 'string' && HOST_ID.test(hostId) && subject === `virtfleet.telemetry.${hostId}`), `applied ${JSON.stringify(hostId)} on ${subject}`).toBe(true);
+        expect(!applied || (typeof hostId === 'string' && HOST_ID.test(hostId) && subject === `virtfleet.telemetry.${hostId}`), `applied ${typeof hostId === 'string' ? JSON.stringify(hostId) : `a ${typeof hostId} host_id`} on ${subject}`).toBe(true);
         expect(!applied || f.registry.get(hostId as string)?.telemetry.seq === (body as { seq: number }).seq, 'the host shows the applied message').toBe(true);
       }),
       { numRuns: RUNS },
