@@ -77,13 +77,35 @@ ensure_pki() {
   ensure_certificate "$PKI_DIR/coordinator" coordinator
   ensure_certificate "$PKI_DIR/agent" agent
   ensure_certificate "$PKI_DIR/operator-admin" operator admin
+  write_cli_config "$(cli_config_token)"
+}
+
+cli_config_token() { sed -n 's/^token: //p' "$CLI_CONFIG" 2>/dev/null || true; }
+
+# write_cli_config TOKEN: the CLI's config (readable by root only: it holds the token), unless it already says that.
+write_cli_config() {
   local content
   content=$(printf '# Written by %s: how the virtfleet CLI reaches this cluster.\ncoordinator: %s\ntls:\n  ca: %s\n  cert: %s\n  key: %s\n' \
     "$VIRTFLEET_ROOT/scripts/cluster.sh" "$API_ADDR" "$PKI_DIR/ca.crt" "$PKI_DIR/operator-admin.crt" "$PKI_DIR/operator-admin.key")
+  [[ -n $1 ]] && content+=$(printf '\ntoken: %s' "$1")
   [[ -f $CLI_CONFIG && $(<"$CLI_CONFIG") == "$content" ]] && return 0
   step "writing the CLI config $CLI_CONFIG"
   mkdir -p "$(dirname "$CLI_CONFIG")"
-  printf '%s\n' "$content" >"$CLI_CONFIG"
+  (umask 077 && printf '%s\n' "$content" >"$CLI_CONFIG")
+  chmod 600 "$CLI_CONFIG"
+}
+
+# ensure_admin_token: an admin bearer token in the CLI config that the coordinator accepts; a new one
+# otherwise, made with the operator certificate admin (which the coordinator's auth.certificateRoles lets act as admin).
+ensure_admin_token() {
+  local current bearer
+  current=$(cli_config_token)
+  if [[ -n $current ]] && node "$VIRTFLEET_CLI" --timeout 5 token ls >/dev/null 2>&1; then return 0; fi
+  step "creating an admin token (kept in $CLI_CONFIG)"
+  bearer=$(node "$VIRTFLEET_CLI" --token '' --timeout 10 -o json token create --role admin --description 'npm run cluster: the local admin' |
+    node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => process.stdout.write(JSON.parse(s).bearer ?? ""))')
+  [[ $bearer == vft_* ]] || fail_with_log coordinator "could not create an admin token"
+  write_cli_config "$bearer"
 }
 
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
@@ -134,6 +156,7 @@ cluster_start() {
       fail_with_log agent "the agent is not running"
     fail_with_log agent "no host is up after 30 s: the coordinator hears no telemetry from the agent"
   fi
+  ensure_admin_token
   install_wrapper
 
   node "$VIRTFLEET_CLI" host ls
@@ -146,7 +169,7 @@ virtfleet is running on this machine.
   configs                     $COORDINATOR_CONFIG
                               $AGENT_CONFIG
   certificates (mutual TLS)   $PKI_DIR   (CA, coordinator, agent, operator-admin)
-  CLI config                  $CLI_CONFIG   (the CLI calls as operator admin)
+  CLI config                  $CLI_CONFIG   (the CLI calls as operator admin, with an admin token)
   logs                        $VIRTFLEET_LOG_DIR/{nats,coordinator,agent,dockerd}.log
   pid files                   $VIRTFLEET_RUN_DIR/{nats,coordinator,agent}.pid
 

@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '@virtfleet/coordinator';
+import type { AgentClient } from '@virtfleet/coordinator';
 import { parseWorkloadSpec } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { waitUntil } from '../support/wait.js';
@@ -17,7 +17,7 @@ describe('agent restarts', () => {
     cluster = await startCluster({ agents: [{ drivers: { docker: { enabled: true } } }] });
     await waitForHostsUp(cluster);
     const agent = cluster.agents[0]!;
-    agentClient = new AgentClient(agent.hostId, `127.0.0.1:${agent.port}`, { deadlineMs: 30_000, maxAttempts: 4 });
+    agentClient = await cluster.agentClient(agent, { deadlineMs: 30_000, maxAttempts: 4 });
   });
   afterAll(async () => {
     agentClient?.close();

@@ -1,4 +1,3 @@
-import { AgentClient } from '@virtfleet/coordinator';
 import type { pb } from '@virtfleet/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, type TestAgent, type TestCluster } from '../support/cluster.js';
@@ -14,8 +13,8 @@ const spec = (name: string, kind: 'vm' | 'container'): pb.WorkloadSpec =>
   kind === 'vm' ? { name, kind, image: '/var/lib/virtfleet/sim.qcow2', vcpus: 1, memory_mib: 32 } : { name, kind, image: 'sim:latest', vcpus: 0.1, memory_mib: 32 };
 
 /** What the agent itself holds (asked directly), by workload id. */
-async function copiesOn(agent: TestAgent): Promise<Map<string, string>> {
-  const client = new AgentClient(agent.hostId, `127.0.0.1:${agent.port}`, { deadlineMs: 10_000, maxAttempts: 3 });
+async function copiesOn(cluster: TestCluster, agent: TestAgent): Promise<Map<string, string>> {
+  const client = await cluster.agentClient(agent);
   try {
     return new Map((await client.list()).filter((w) => w.state !== 'deleted').map((w) => [w.workload_id, w.state]));
   } finally {
@@ -80,10 +79,10 @@ describe('a drain of 300 workloads with the leader killed a third of the way (fa
       .map((w) => `${w.id} on ${w.host_id} ${w.state}${w.migration ? ` migrating ${w.migration.phase}` : ''}: ${w.message}`);
     expect(misplaced).toEqual([]);
     // The agents agree: everything runs on the target, nothing is left on the host drained.
-    const onTarget = await copiesOn(to);
+    const onTarget = await copiesOn(cluster, to);
     expect([...onTarget.keys()].sort()).toEqual([...ids].sort());
     expect([...onTarget].filter(([, state]) => state !== 'running')).toEqual([]);
-    expect([...(await copiesOn(from)).keys()]).toEqual([]);
+    expect([...(await copiesOn(cluster, from)).keys()]).toEqual([]);
     // No workload moved twice: a move the next leader took up was finished, not made again. (An event the
     // killed leader had not published yet is lost, so a move may also have no event.)
     const completed = new Map<string, number>();

@@ -82,7 +82,7 @@ describe('durable, replayable events on JetStream', () => {
   it('follows new events as they happen, from a sequence', async () => {
     const last = await events();
     const from = Number(last[last.length - 1]!.sequence) + 1;
-    const child = spawn(process.execPath, [CLI_ENTRY, '--coordinator', cluster.coordinatorAddress, 'events', '--follow', '--since', String(from), '-o', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI_ENTRY, '--coordinator', cluster.coordinatorAddress, 'events', '--follow', '--since', String(from), '-o', 'json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...cluster.cliEnv } });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
@@ -155,7 +155,7 @@ describe('durable, replayable events on JetStream', () => {
   it('stops quietly with exit 0, cancelling its stream, when the reader of its output goes away (virtfleet events --follow | head -3)', async () => {
     const hostId = cluster.agents[0]!.hostId;
     for (const cordon of [true, false, true, false]) await cluster.api.cordon(hostId, cordon);
-    const child = spawn(process.execPath, [CLI_ENTRY, '--coordinator', cluster.coordinatorAddress, 'events', '--follow', '--since', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI_ENTRY, '--coordinator', cluster.coordinatorAddress, 'events', '--follow', '--since', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...cluster.cliEnv } });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

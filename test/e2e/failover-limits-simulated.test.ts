@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '@virtfleet/coordinator';
 import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
@@ -34,8 +33,8 @@ const coordinatorExtra = {
 const simulated = (name: string): pb.WorkloadSpec => ({ name, kind: 'container', image: 'sim:latest', vcpus: 1, memory_mib: 64 });
 
 /** Workload ids the agent itself lists (it answers directly, not through the proxy the test cuts). */
-async function copiesOn(agent: TestAgent): Promise<string[]> {
-  const client = new AgentClient(agent.hostId, `127.0.0.1:${agent.port}`, { deadlineMs: 10_000, maxAttempts: 3 });
+async function copiesOn(cluster: TestCluster, agent: TestAgent): Promise<string[]> {
+  const client = await cluster.agentClient(agent);
   try {
     return (await client.list()).filter((w) => w.state !== 'deleted').map((w) => w.workload_id);
   } finally {
@@ -113,7 +112,7 @@ describe('two of three simulated hosts (fake driver) cut off at once', () => {
     );
     for (const w of decided) expect([a.hostId, b.hostId]).toContain(w.host_id);
     // C, the one host left, was given none of them.
-    expect(await copiesOn(c)).toEqual([]);
+    expect(await copiesOn(cluster, c)).toEqual([]);
 
     // B returns: one of three is down, failover resumes, and A's workloads move (proof that the loop that held them ran).
     const restoredAt = Date.now();
@@ -134,7 +133,7 @@ describe('two of three simulated hosts (fake driver) cut off at once', () => {
     expect(rescheduled.map((e) => e.subject).sort()).toEqual([...onA].sort());
     for (const e of rescheduled) expect(e.data.from_host).toBe(a.hostId);
     // Counted on the agents: each of A's workloads once on B or C.
-    const [listedB, listedC] = await Promise.all([copiesOn(b), copiesOn(c)]);
+    const [listedB, listedC] = await Promise.all([copiesOn(cluster, b), copiesOn(cluster, c)]);
     for (const id of onA) expect([...listedB, ...listedC].filter((w) => w === id), id).toHaveLength(1);
     for (const id of onB) expect(listedB, id).toContain(id);
   });
@@ -175,7 +174,7 @@ describe('one of three simulated hosts (fake driver) cut off', () => {
     expect(placedAfter.map((e) => e.subject).sort()).toEqual([...onA].sort());
     for (const e of placedAfter) expect(e.data.host_id).not.toBe(a.hostId);
     // Counted on the agents: each once on B or C.
-    const [listedB, listedC] = await Promise.all([copiesOn(b), copiesOn(c)]);
+    const [listedB, listedC] = await Promise.all([copiesOn(cluster, b), copiesOn(cluster, c)]);
     for (const id of onA) expect([...listedB, ...listedC].filter((w) => w === id), id).toHaveLength(1);
   });
 });

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoordinatorApi } from '@virtfleet/cli';
-import { AgentClient } from '@virtfleet/coordinator';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
 import { coordinatorConfigOf } from '../support/configs.js';
 import { readLeaderLease } from '../support/leader.js';
@@ -66,7 +65,7 @@ describe('200 submissions with the leading coordinator SIGKILLed in the middle, 
     // Counted on the agents themselves: each workload exactly once across all hosts.
     const copies = new Map<string, number>();
     for (const agent of cluster.agents) {
-      const api = new AgentClient(agent.hostId, `127.0.0.1:${agent.port}`, { deadlineMs: 10_000, maxAttempts: 3 });
+      const api = await cluster.agentClient(agent);
       try {
         for (const w of await api.list()) copies.set(w.workload_id, (copies.get(w.workload_id) ?? 0) + 1);
       } finally {

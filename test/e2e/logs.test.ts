@@ -56,7 +56,7 @@ describe('workload logs: container output, streamed agent → coordinator → CL
   });
 
   it('--follow streams new lines until interrupted', async () => {
-    const follower = spawnProcess('logs-follow', process.execPath, [CLI_ENTRY, '--coordinator', cluster.coordinatorAddress, 'workload', 'logs', 'talker', '--follow', '--tail', '1']);
+    const follower = spawnProcess('logs-follow', process.execPath, [CLI_ENTRY, '--coordinator', cluster.coordinatorAddress, 'workload', 'logs', 'talker', '--follow', '--tail', '1'], cluster.cliEnv);
     followers.push(follower);
     const tickOf = (text: string) => Math.max(0, ...[...text.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
     await waitUntil('a first tick', () => tickOf(follower.tail(5)) > 0, { timeoutMs: 20_000 });

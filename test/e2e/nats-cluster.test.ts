@@ -34,6 +34,7 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
         hosts: { ttlMs: 5000 },
         scheduler: { retryIntervalMs: 250 },
         state: { replicas: 3 },
+        auth: { certificateRoles: { e2e: { role: 'admin' } } },
         events: { replicas: 3 },
       }),
     );

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorApi } from '@virtfleet/cli';
-import type { MutualTlsFiles } from '@virtfleet/shared';
+import { AgentClient } from '@virtfleet/coordinator';
+import { CertificateFiles, type MutualTlsFiles } from '@virtfleet/shared';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { createTestPki, type TestPki } from './pki.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
@@ -28,6 +29,9 @@ export interface AgentOptions {
   /** Node options before the entry point, e.g. --cpu-prof. */
   nodeArgs?: string[];
 }
+
+/** The operator certificate tests call with; the harness's coordinators let it act as admin (auth.certificateRoles). */
+export const TEST_OPERATOR = 'e2e';
 
 /** The agents' self-fencing timeout in tests: below the cluster's host TTL, as in production. */
 export const TEST_FENCE_TIMEOUT_MS = 2000;
@@ -54,6 +58,8 @@ export interface TestCluster {
   cliEnv: Record<string, string>;
   /** `virtfleet --coordinator <this cluster's> ARGS...` as the test's operator. */
   cli(...args: string[]): ReturnType<typeof runCli>;
+  /** A client of an agent's gRPC API as the cluster's coordinator calls it (with its certificate, expecting the agent's). */
+  agentClient(agent: { hostId: string; port: number }, options?: { deadlineMs?: number; maxAttempts?: number }): Promise<AgentClient>;
   /** A client of the API as the test's operator, e.g. of several coordinators (`a,b`). */
   client(address: string, timeoutMs: number): CoordinatorApi;
   coordinator: ManagedProcess;
@@ -104,7 +110,7 @@ export async function startCluster(
 ): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-e2e-'));
   const pki = await createTestPki(join(dir, 'pki'));
-  const operatorTls = await pki.issue('operator', 'e2e');
+  const operatorTls = await pki.issue('operator', TEST_OPERATOR);
   const security = async (role: 'coordinator' | 'agent', name: string) => (options.insecure ? { insecure: true } : { tls: await pki.issue(role, name) });
   const nats = await startNatsServer();
   const coordinatorPort = await freePort();
@@ -118,6 +124,8 @@ export async function startCluster(
         nats: { servers: [nats.url] },
         hosts: { ttlMs: options.hostTtlMs ?? 3000 },
         dispatch: { deadlineMs: 30_000, maxAttempts: 3 },
+        // The test's operator certificate acts as admin without a token; tests of tokens make their own.
+        auth: options.insecure ? { anonymousRole: 'admin' } : { certificateRoles: { [TEST_OPERATOR]: { role: 'admin' } } },
         scheduler: { retryIntervalMs: 250 },
         ha: { leaseTtlMs: 3000 },
         backups: { dir: join(dir, 'backups') },
@@ -141,7 +149,7 @@ export async function startCluster(
   const coordinatorAddress = `127.0.0.1:${coordinatorPort}`;
   const client = (address: string, timeoutMs: number) => new CoordinatorApi({ address, timeoutMs, ...(options.insecure ? {} : { tls: operatorTls }) });
   const api = client(coordinatorAddress, 60_000);
-  const cliEnv = options.insecure ? { VIRTFLEET_INSECURE: '1' } : await pki.cliEnv('e2e');
+  const cliEnv = options.insecure ? { VIRTFLEET_INSECURE: '1' } : await pki.cliEnv(TEST_OPERATOR);
   const agents: TestAgent[] = [];
   const proxyList: TcpProxy[] = [];
 
@@ -202,6 +210,10 @@ export async function startCluster(
     operatorTls,
     cliEnv,
     cli: (...args: string[]) => runCli(['--coordinator', coordinatorAddress, ...args], cliEnv),
+    async agentClient(agent, agentOptions = {}) {
+      const certificates = options.insecure ? undefined : new CertificateFiles(await pki.issue('coordinator', 'e2e'), 'tls');
+      return new AgentClient(agent.hostId, `127.0.0.1:${agent.port}`, { deadlineMs: agentOptions.deadlineMs ?? 10_000, maxAttempts: agentOptions.maxAttempts ?? 3, certificates });
+    },
     client,
     coordinator,
     coordinatorAddress,

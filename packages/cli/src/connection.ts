@@ -12,6 +12,8 @@ export const cliConfigSchema = z
     tls: tlsFilesSchema.optional(),
     /** Plaintext, for a coordinator run with grpc.insecure: true. */
     insecure: z.boolean().optional(),
+    /** A bearer token from `virtfleet token create`. */
+    token: z.string().min(1).optional(),
   })
   .strict();
 export type CliConfig = z.output<typeof cliConfigSchema>;
@@ -36,6 +38,7 @@ export interface ConnectionFlags {
   cert?: string | undefined;
   key?: string | undefined;
   insecure?: boolean | undefined;
+  token?: string | undefined;
 }
 
 export const DEFAULT_COORDINATOR = '127.0.0.1:7100';
@@ -46,8 +49,12 @@ export const DEFAULT_COORDINATOR = '127.0.0.1:7100';
  * name; with neither, an error that says how to get certificates.
  * @throws InvalidArgumentError naming the flag
  */
-export function resolveConnection(flags: ConnectionFlags, config: CliConfig): { address: string; tls?: MutualTlsFiles } {
+export function resolveConnection(flags: ConnectionFlags, config: CliConfig): { address: string; tls?: MutualTlsFiles; token?: string } {
   const address = flags.coordinator ?? config.coordinator ?? DEFAULT_COORDINATOR;
+  // An empty --token (or VIRTFLEET_TOKEN) means none, even when the config file has one.
+  const token = flags.token !== undefined ? flags.token || undefined : config.token;
+  if (token !== undefined && !/^\S+$/.test(token)) throw new InvalidArgumentError('--token', 'must be one word: the vft_... string `virtfleet token create` printed');
+  const withToken = <T extends object>(c: T) => (token === undefined ? c : { ...c, token });
   for (const a of address.split(',').map((s) => s.trim())) {
     if (!hostPortSchema.safeParse(a).success) throw new InvalidArgumentError('--coordinator', `${JSON.stringify(a)} is not host:port`);
   }
@@ -55,14 +62,14 @@ export function resolveConnection(flags: ConnectionFlags, config: CliConfig): { 
   const anyGiven = Object.values(given).some((v) => v !== undefined);
   if (flags.insecure) {
     if (anyGiven) throw new InvalidArgumentError('--insecure', 'cannot go with --ca, --cert or --key');
-    return { address };
+    return withToken({ address });
   }
   if (anyGiven) {
     for (const [name, value] of Object.entries(given)) if (value === undefined) throw new InvalidArgumentError(`--${name}`, 'is required with the other TLS flags (--ca, --cert and --key go together)');
-    return { address, tls: given as MutualTlsFiles };
+    return withToken({ address, tls: given as MutualTlsFiles });
   }
-  if (config.tls) return { address, tls: config.tls };
-  if (config.insecure) return { address };
+  if (config.tls) return withToken({ address, tls: config.tls });
+  if (config.insecure) return withToken({ address });
   throw new InvalidArgumentError(
     '--cert',
     `the coordinator API takes mutual TLS: give --ca, --cert and --key (or VIRTFLEET_CA, VIRTFLEET_CERT and VIRTFLEET_KEY, or tls in ${cliConfigPath()}, which \`npm run cluster\` writes; certificates come from \`virtfleet pki issue --role operator\`), or --insecure for a coordinator run with grpc.insecure: true`,

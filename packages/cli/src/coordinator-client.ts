@@ -1,4 +1,4 @@
-import { status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { InterceptingCall, status, type ClientReadableStream, type Interceptor, type ServiceError } from '@grpc/grpc-js';
 import { CertificateFiles, TLS_CHANNEL_OPTIONS, callUnary, channelCredentials, connectionFailure, DeadlineExceededError, ERROR_METADATA, fromServiceError, InvalidArgumentError, loadCoordinatorProto, NotLeaderError, UnavailableError, type MutualTlsFiles, type pb } from '@virtfleet/shared';
 
 export interface ConnectionOptions {
@@ -8,6 +8,19 @@ export interface ConnectionOptions {
   timeoutMs: number;
   /** Mutual TLS: an operator certificate and the cluster CA. Plaintext without (a coordinator run with grpc.insecure). */
   tls?: MutualTlsFiles | undefined;
+  /** A bearer token (`virtfleet token create`), sent with every call; without one the certificate alone must be enough. */
+  token?: string | undefined;
+}
+
+/** Adds `authorization: Bearer <token>` to every call of a client. */
+function bearerToken(token: string): Interceptor {
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start: (metadata, listener, next) => {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
 }
 
 /** Promise wrapper over the generated Coordinator client; errors come back as virtfleet error classes. */
@@ -23,11 +36,22 @@ export class CoordinatorApi {
     if (this.addresses.length === 0) throw new InvalidArgumentError('--coordinator', 'must be HOST:PORT, or several separated by commas');
     const certificates = options.tls ? new CertificateFiles(options.tls, (part) => `--${part}`) : undefined;
     const creds = channelCredentials(certificates, { role: 'coordinator' });
-    this.clients = this.addresses.map((a) => new proto.Coordinator(a, creds, CHANNEL_OPTIONS));
+    const interceptors = options.token ? [bearerToken(options.token)] : [];
+    this.clients = this.addresses.map((a) => new proto.Coordinator(a, creds, { ...CHANNEL_OPTIONS, interceptors }));
   }
 
   private get client(): pb.CoordinatorClient {
     return this.clients[this.current]!;
+  }
+
+  createToken(req: pb.CreateTokenRequest): Promise<pb.CreatedToken__Output> {
+    return this.unary('CreateToken', req);
+  }
+  listTokens(): Promise<pb.ListTokensResponse__Output> {
+    return this.unary('ListTokens', {});
+  }
+  revokeToken(req: pb.RevokeTokenRequest): Promise<pb.Token__Output> {
+    return this.unary('RevokeToken', req);
   }
 
   submit(req: pb.SubmitWorkloadRequest): Promise<pb.Workload__Output> {

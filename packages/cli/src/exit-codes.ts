@@ -14,6 +14,8 @@ export const EXIT = {
   unavailable: 4,
   /** The request conflicts with the current state (FAILED_PRECONDITION, ALREADY_EXISTS). */
   conflict: 5,
+  /** Who is calling is unknown, or may not do this (UNAUTHENTICATED, PERMISSION_DENIED). */
+  denied: 6,
 } as const;
 
 export function exitCodeFor(err: unknown): number {
@@ -30,6 +32,9 @@ export function exitCodeFor(err: unknown): number {
     case status.FAILED_PRECONDITION:
     case status.ALREADY_EXISTS:
       return EXIT.conflict;
+    case status.UNAUTHENTICATED:
+    case status.PERMISSION_DENIED:
+      return EXIT.denied;
     default:
       return EXIT.failure;
   }

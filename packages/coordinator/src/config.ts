@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, STOPPED_RESERVATIONS, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, DNS_LABEL, IDENTITY_NAME, STOPPED_RESERVATIONS, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
+import { ACCESS_ROLES } from './auth/access.js';
 import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
 
 /** failover.partialDisruptionFraction when left out, unless failover.maxDownFraction is lower. */
@@ -108,6 +109,23 @@ export const coordinatorConfigSchema = z
       })
       .strict()
       .default({ intervalMs: 10_000 }),
+    auth: z
+      .object({
+        /**
+         * Operator certificates (by the name they were issued for) that act with a role, and optionally a tenant,
+         * without a bearer token: the first admin, who creates the tokens. @default {}
+         */
+        certificateRoles: z
+          .record(
+            z.string().regex(IDENTITY_NAME, 'must be an operator certificate name: 1-63 letters, digits, "-" or "_"'),
+            z.object({ role: z.enum(ACCESS_ROLES), tenant: z.string().regex(DNS_LABEL, 'must be a DNS label').optional() }).strict(),
+          )
+          .default({}),
+        /** The role of a caller with neither token nor listed certificate; left out, such calls are refused (UNAUTHENTICATED). */
+        anonymousRole: z.enum(ACCESS_ROLES).optional(),
+      })
+      .strict()
+      .default({ certificateRoles: {} }),
     dispatch: z
       .object({
         /** Deadline for one agent call; stops add their own timeout. @default 30_000 */

@@ -1,5 +1,6 @@
 import {
   errorMessage,
+  EVENT_TYPE_PREFIX,
   eventTypePrefix,
   hostIdSchema,
   UnavailableError,
@@ -20,7 +21,10 @@ import {
   type Logger,
   type pb,
 } from '@virtfleet/shared';
+import type { Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
+import { principalOf } from './auth/principal.js';
+import { tenantFor, visibleTo } from './auth/tenancy.js';
 import { decodePageToken, DEFAULT_PAGE_SIZE, encodePageToken, pageSizeOf } from './api/paging.js';
 import type { AgentAction } from './dispatch/agent-client.js';
 import type { EventLog } from './events/event-log.js';
@@ -181,6 +185,8 @@ export function toProtoEvent(e: CloudEvent): pb.Event {
   return { ...e, data: JSON.stringify(e.data), sequence: e.sequence ?? 0 };
 }
 
+const WORKLOAD_EVENT_PREFIX = `${EVENT_TYPE_PREFIX}.workload.`;
+
 /** Implements virtfleet.v1.Coordinator. Every request is validated before it reaches the controller. */
 export function coordinatorHandlers(
   controller: WorkloadController,
@@ -193,9 +199,12 @@ export function coordinatorHandlers(
   log: Logger,
 ): Omit<pb.CoordinatorHandlers, keyof ImageHandlers | keyof HostHandlers> {
   const workloadHandles = (w: pb.Workload) => [w.id ?? '', w.spec?.name ?? ''];
+  /** The workload `ref` names, if the caller may see it (NOT_FOUND otherwise, as for an unknown one). */
+  const visible = (call: { metadata: Metadata }, ref: string) => visibleTo(principalOf(call), controller.get(ref), ref);
   const action = (name: AgentAction, method: string) =>
-    unary<pb.WorkloadActionRequest__Output, pb.Workload>(log, method, (req) => {
+    unary<pb.WorkloadActionRequest__Output, pb.Workload>(log, method, (req, call) => {
       const ref = requireId(workloadRefSchema, req.id, 'id');
+      visible(call, ref);
       const requestId = optionalRequestId(req.request_id);
       if (req.timeout_seconds < 0 || req.timeout_seconds > MAX_STOP_TIMEOUT_SECONDS)
         throw new InvalidArgumentError('timeout_seconds', `must be between 0 and ${MAX_STOP_TIMEOUT_SECONDS}`);
@@ -205,19 +214,33 @@ export function coordinatorHandlers(
       );
     });
 
+  /** A tenant-scoped caller's own tenant goes into a spec that names none; another tenant is PERMISSION_DENIED. */
+  const inCallersTenant = (call: { metadata: Metadata }, spec: pb.WorkloadSpec__Output | null): pb.WorkloadSpec__Output | null => {
+    const tenant = tenantFor(principalOf(call), spec?.tenant);
+    return spec && tenant ? { ...spec, tenant } : spec;
+  };
+  /** The tenant of a workload an event names, while its record is kept; undefined after that (and the event is then not shown to tenants). */
+  const tenantOfWorkload = (id: string): string | undefined => {
+    try {
+      return controller.get(id).spec.tenant;
+    } catch {
+      return undefined;
+    }
+  };
   return {
     ...rebalanceHandlers(controller, log),
-    SubmitWorkload: unary<pb.SubmitWorkloadRequest__Output, pb.Workload>(log, 'SubmitWorkload', async (req) => {
+    SubmitWorkload: unary<pb.SubmitWorkloadRequest__Output, pb.Workload>(log, 'SubmitWorkload', async (req, call) => {
       const requestId = optionalRequestId(req.request_id);
-      const spec = await pinCatalogImages(parseWorkloadSpec(req.spec, 'spec'), images);
+      const spec = await pinCatalogImages(parseWorkloadSpec(inCallersTenant(call, req.spec), 'spec'), images);
       return toProtoWorkload(await controller.submit(requestId, spec));
     }),
-    GetWorkload: unary<pb.GetWorkloadRequest__Output, pb.Workload>(log, 'GetWorkload', (req) => {
-      const w = controller.get(requireId(workloadRefSchema, req.id, 'id'));
+    GetWorkload: unary<pb.GetWorkloadRequest__Output, pb.Workload>(log, 'GetWorkload', (req, call) => {
+      const w = visible(call, requireId(workloadRefSchema, req.id, 'id'));
       return Promise.resolve(toProtoWorkload(w, migrator.progressOf(w.id)));
     }),
-    MigrateWorkload: unary<pb.MigrateWorkloadRequest__Output, pb.Workload>(log, 'MigrateWorkload', async (req) => {
+    MigrateWorkload: unary<pb.MigrateWorkloadRequest__Output, pb.Workload>(log, 'MigrateWorkload', async (req, call) => {
       const ref = requireId(workloadRefSchema, req.id, 'id');
+      visible(call, ref);
       const requestId = optionalRequestId(req.request_id);
       if (req.target_host_id) requireId(hostIdSchema, req.target_host_id, 'target_host_id');
       if (req.max_downtime_ms > MAX_MIGRATION_DOWNTIME_MS) throw new InvalidArgumentError('max_downtime_ms', `must be at most ${MAX_MIGRATION_DOWNTIME_MS}`);
@@ -227,13 +250,13 @@ export function coordinatorHandlers(
       const w = await migrator.start(ref, { requestId, targetHostId: req.target_host_id, mode: req.mode, maxDowntimeMs: req.max_downtime_ms, bandwidthMiBs: req.bandwidth_mib_s });
       return toProtoWorkload(w, migrator.progressOf(w.id));
     }),
-    ListWorkloads: unary<pb.ListWorkloadsRequest__Output, pb.ListWorkloadsResponse>(log, 'ListWorkloads', (req) => {
+    ListWorkloads: unary<pb.ListWorkloadsRequest__Output, pb.ListWorkloadsResponse>(log, 'ListWorkloads', (req, call) => {
       if (req.state && !(WORKLOAD_STATES as readonly string[]).includes(req.state))
         throw new InvalidArgumentError('state', `must be one of ${WORKLOAD_STATES.join(', ')}`);
       if (req.host_id) requireId(hostIdSchema, req.host_id, 'host_id');
       const limit = pageSizeOf(req.page_size);
       const after = decodePageToken(req.page_token, workloadCursorSchema);
-      const page = controller.listPage({ hostId: req.host_id, state: req.state }, after, limit);
+      const page = controller.listPage({ hostId: req.host_id, state: req.state, tenant: principalOf(call).tenant }, after, limit);
       return Promise.resolve({ workloads: page.workloads.map((w) => toProtoWorkload(w, migrator.progressOf(w.id))), next_page_token: page.next ? encodePageToken(page.next) : '' });
     }),
     ListHosts: unary<pb.ListHostsRequest__Output, pb.ListHostsResponse>(log, 'ListHosts', (req) => {
@@ -274,17 +297,20 @@ export function coordinatorHandlers(
     PauseWorkload: action('pause', 'PauseWorkload'),
     ResumeWorkload: action('resume', 'ResumeWorkload'),
     DeleteWorkload: action('delete', 'DeleteWorkload'),
-    ExplainWorkload: unary<pb.ExplainWorkloadRequest__Output, pb.PlacementDecision>(log, 'ExplainWorkload', async (req) => {
+    ExplainWorkload: unary<pb.ExplainWorkloadRequest__Output, pb.PlacementDecision>(log, 'ExplainWorkload', async (req, call) => {
       const ref = requireId(workloadRefSchema, req.id, 'id');
+      visible(call, ref);
       return { ...toProtoDecision(await controller.explain(ref)), stopped_reservation: stoppedReservationOf(controller.get(ref), controller.stoppedReservation) };
     }),
-    PlanWorkload: unary<pb.PlanWorkloadRequest__Output, pb.PlacementDecision>(log, 'PlanWorkload', async (req) =>
-      toProtoDecision(controller.plan(await pinCatalogImages(parseWorkloadSpec(req.spec, 'spec'), images))),
+    PlanWorkload: unary<pb.PlanWorkloadRequest__Output, pb.PlacementDecision>(log, 'PlanWorkload', async (req, call) =>
+      toProtoDecision(controller.plan(await pinCatalogImages(parseWorkloadSpec(inCallersTenant(call, req.spec), 'spec'), images))),
     ),
-    GetQueue: unary<pb.GetQueueRequest__Output, pb.QueueState>(log, 'GetQueue', (req) => {
+    GetQueue: unary<pb.GetQueueRequest__Output, pb.QueueState>(log, 'GetQueue', (req, call) => {
       const limit = pageSizeOf(req.page_size);
       const offset = decodePageToken(req.page_token, queueCursorSchema)?.offset ?? 0;
-      return Promise.resolve(toProtoQueue(controller.queueView(), offset, limit));
+      const tenant = principalOf(call).tenant;
+      const view = controller.queueView();
+      return Promise.resolve(toProtoQueue(tenant ? { ...view, entries: view.entries.filter((e) => e.workload.spec.tenant === tenant) } : view, offset, limit));
     }),
     SetQueuePolicy: unary<pb.SetQueuePolicyRequest__Output, pb.QueueState>(log, 'SetQueuePolicy', (req) => {
       if (!(QUEUE_POLICIES as readonly string[]).includes(req.policy)) throw new InvalidArgumentError('policy', `must be one of ${QUEUE_POLICIES.join(', ')}`);
@@ -295,7 +321,7 @@ export function coordinatorHandlers(
     WorkloadLogs: serverStream<pb.GetWorkloadLogsRequest__Output, pb.LogChunk>(log, 'WorkloadLogs', async (call) => {
       const ref = requireId(workloadRefSchema, call.request.id, 'id');
       const request = parseLogOptions(call.request.options, 'options');
-      const w = controller.get(ref);
+      const w = visible(call, ref);
       if (!w.hostId) throw new FailedPreconditionError(`workload ${w.spec.name} (${w.id}) is on no host yet (${w.state}), so it has no log`);
       const host = hosts.get(w.hostId);
       if (!host) throw new UnavailableError(`workload ${w.spec.name} is on host ${w.hostId}, which this coordinator does not know`);
@@ -317,8 +343,10 @@ export function coordinatorHandlers(
       call.on('close', stop);
       call.on('error', stop);
       try {
+        const caller = principalOf(call);
+        const shown = (e: CloudEvent) => !caller.tenant || (e.type.startsWith(WORKLOAD_EVENT_PREFIX) && tenantOfWorkload(e.subject) === caller.tenant);
         for await (const e of events.read({ sinceSeq, sinceTimeNs, fromStart: req.from_start, follow: req.follow }, abort.signal)) {
-          if (!prefix || e.type.startsWith(prefix)) call.write(toProtoEvent(e));
+          if ((!prefix || e.type.startsWith(prefix)) && shown(e)) call.write(toProtoEvent(e));
         }
       } catch (err) {
         if (!abort.signal.aborted) throw new UnavailableError(`event stream unavailable: ${errorMessage(err)}`, { cause: err });

@@ -30,6 +30,12 @@ import { BackupService } from './backups/backup-service.js';
 import { DirectoryBackupRepository } from './backups/directory-backup-repository.js';
 import { LeaderLease } from './ha/leader-lease.js';
 import { KvStateStore } from './state/kv-state-store.js';
+import { auditEventData, auditEventType } from './auth/audit.js';
+import { operatorAuthorization } from './auth/authorization.js';
+import { KvTokenBackend } from './auth/kv-token-backend.js';
+import { principalSubject } from './auth/principal.js';
+import { TokenRegistry } from './auth/token-registry.js';
+import { tokenHandlers } from './auth/token-service.js';
 import { RetentionSweeper } from './state/retention-sweeper.js';
 import { RequestLedger } from './requests/request-ledger.js';
 import { HostLeaseMonitor } from './hosts/host-lease-monitor.js';
@@ -171,9 +177,19 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   hosts.start(nc);
   const hostEvents = followHostEvents(nc, hosts, log);
 
-  // Only operators call the API.
+  const tokens = await TokenRegistry.open(new KvTokenBackend(store.kv, (prefix) => store.keysUnder(prefix), log), log.child({ component: 'tokens' }));
+  // Only operator certificates reach the API, and then only with a token (or a listed certificate) whose role the method takes.
   const server = new Server({
-    interceptors: certificates ? [peerAuthorization(['operator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : [],
+    interceptors: [
+      ...(certificates ? [peerAuthorization(['operator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : []),
+      operatorAuthorization({
+        tokens,
+        certificateRoles: config.auth.certificateRoles,
+        anonymousRole: config.auth.anonymousRole,
+        audit: (r) => events.emit(auditEventType(r), principalSubject(r.principal), auditEventData(r)),
+        log,
+      }),
+    ],
   });
   const requests = new RequestLedger(store, log);
   const sweeper = new RetentionSweeper(
@@ -196,7 +212,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const uploadSweep = leaderTimer(UPLOAD_SWEEP_INTERVAL_MS, () =>
     images.sweepAbandonedUploads(ABANDONED_UPLOAD_AGE_MS).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'sweeping abandoned image uploads failed')),
   );
-  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, migrator, log), ...backupHandlers(backups, requests, log), ...hostHandlers(drainer, forgetter, controller, hosts, requests, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), () => controller.requireLeader(), log) });
+  server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, migrator, log), ...backupHandlers(backups, requests, log), ...hostHandlers(drainer, forgetter, controller, hosts, requests, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), () => controller.requireLeader(), log), ...tokenHandlers(tokens, () => controller.requireLeader(), requests, log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
   const port = await bindServer(server, config.grpc.listen, serverCredentials(certificates));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');

@@ -79,6 +79,16 @@ export class DataLossError extends VirtfleetError {
   readonly code = status.DATA_LOSS;
 }
 
+/** The caller presented no credential, or one that is unknown, expired or revoked. */
+export class UnauthenticatedError extends VirtfleetError {
+  readonly code = status.UNAUTHENTICATED;
+}
+
+/** The caller is known, and its role or tenant does not allow this. */
+export class PermissionDeniedError extends VirtfleetError {
+  readonly code = status.PERMISSION_DENIED;
+}
+
 /** A driver or backend failed in a way the caller cannot fix by changing the request. */
 export class InternalError extends VirtfleetError {
   readonly code = status.INTERNAL;
@@ -138,6 +148,10 @@ export function fromServiceError(err: ServiceError, context = ''): VirtfleetErro
       return new AbortedError(details, { cause: err });
     case status.DATA_LOSS:
       return new DataLossError(details, { cause: err });
+    case status.UNAUTHENTICATED:
+      return new UnauthenticatedError(details, { cause: err });
+    case status.PERMISSION_DENIED:
+      return new PermissionDeniedError(details, { cause: err });
     default:
       return new InternalError(details, { cause: err });
   }

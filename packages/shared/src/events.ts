@@ -70,6 +70,10 @@ export const EVENT_TYPES = {
   hostUndrained: 'io.virtfleet.host.undrained',
   /** A down, empty host was forgotten: by an operator (`host rm`) or after hosts.forgetDownAfterMs; data `by` says which. */
   hostForgotten: 'io.virtfleet.host.forgotten',
+  /** A mutating API call was carried out, or tried and failed on its merits; data: caller, method, object, request_id, result (the gRPC status). Subject: the caller. */
+  auditAllowed: 'io.virtfleet.audit.allowed',
+  /** A mutating API call was refused before it ran: no or a bad credential (UNAUTHENTICATED), or a role too low (PERMISSION_DENIED). */
+  auditDenied: 'io.virtfleet.audit.denied',
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
 

@@ -87,3 +87,9 @@ export type { RebalancePinned, RebalancePinned__Output } from './generated/virtf
 export type { BackupPolicy, BackupPolicy__Output } from './generated/virtfleet/v1/BackupPolicy.js';
 export type { PruneBackupsRequest, PruneBackupsRequest__Output } from './generated/virtfleet/v1/PruneBackupsRequest.js';
 export type { PruneBackupsResponse, PruneBackupsResponse__Output } from './generated/virtfleet/v1/PruneBackupsResponse.js';
+export type { Token, Token__Output } from './generated/virtfleet/v1/Token.js';
+export type { CreateTokenRequest, CreateTokenRequest__Output } from './generated/virtfleet/v1/CreateTokenRequest.js';
+export type { CreatedToken, CreatedToken__Output } from './generated/virtfleet/v1/CreatedToken.js';
+export type { ListTokensRequest, ListTokensRequest__Output } from './generated/virtfleet/v1/ListTokensRequest.js';
+export type { ListTokensResponse, ListTokensResponse__Output } from './generated/virtfleet/v1/ListTokensResponse.js';
+export type { RevokeTokenRequest, RevokeTokenRequest__Output } from './generated/virtfleet/v1/RevokeTokenRequest.js';

@@ -15,13 +15,13 @@ const POLL_MS = 1000;
 const BAR_WIDTH = 24;
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
-/** `--deadline`: seconds, or a duration such as 90s, 30m, 2h or 1h30m; at most 7 days. */
-export function parseDuration(v: string): number {
+/** A duration flag (`--deadline` unless named): seconds, or a duration such as 90s, 30m, 2h or 1h30m; at most `maxSeconds` (whole days), 7 days unless given. */
+export function parseDuration(v: string, flag = '--deadline', maxSeconds = MAX_DEADLINE_SECONDS): number {
   let seconds = Number.NaN;
   if (/^\d+$/.test(v)) seconds = Number(v);
   else if (/^(\d+[smhd])+$/.test(v)) seconds = [...v.matchAll(/(\d+)([smhd])/g)].reduce((sum, m) => sum + Number(m[1]) * (UNIT_SECONDS[m[2] ?? 's'] ?? 1), 0);
-  if (!(seconds >= 1 && seconds <= MAX_DEADLINE_SECONDS))
-    throw new InvalidArgumentError('--deadline', `must be a duration from 1s to 7d such as 90s, 30m, 2h or 1h30m, not ${JSON.stringify(v)}`);
+  if (!(seconds >= 1 && seconds <= maxSeconds))
+    throw new InvalidArgumentError(flag, `must be a duration from 1s to ${maxSeconds / 86_400}d such as 90s, 30m, 2h or 1h30m, not ${JSON.stringify(v)}`);
   return seconds;
 }
 
@@ -156,7 +156,7 @@ export function registerHostMaintenanceCommands(host: Command, withApi: WithApi)
     .command('drain')
     .description('cordon a host and move every workload that may move off it (live where possible), reporting each; restart_policy never and unplaceable ones stay')
     .argument('<host>', 'host id')
-    .addOption(new Option('--deadline <duration>', 'start no move after this long, e.g. 90s, 30m, 2h (default: none)').argParser(parseDuration))
+    .addOption(new Option('--deadline <duration>', 'start no move after this long, e.g. 90s, 30m, 2h (default: none)').argParser((v: string) => parseDuration(v)))
     .addOption(new Option('--parallel <n>', `migrations at once, 1-${MAX_PARALLEL}`).argParser(parseParallel).default(2))
     .addOption(new Option('--mode <mode>', 'how workloads move: live, cold, or auto (VMs live, containers cold)').choices(['live', 'cold', 'auto']).default('auto'))
     .option('--no-wait', 'answer once the drain is under way (follow it with host drain-status --watch)')

@@ -14,13 +14,14 @@ interface GlobalOptions {
   cert?: string;
   key?: string;
   insecure?: boolean;
+  token?: string;
   output: OutputFormat;
   timeout: number;
 }
 
 function api(cmd: Command): { api: CoordinatorApi; format: OutputFormat } {
   const g = cmd.optsWithGlobals<GlobalOptions>();
-  const connection = resolveConnection({ coordinator: g.coordinator, ca: g.ca, cert: g.cert, key: g.key, insecure: g.insecure ?? ['1', 'true'].includes(process.env.VIRTFLEET_INSECURE ?? '') }, readCliConfig());
+  const connection = resolveConnection({ coordinator: g.coordinator, ca: g.ca, cert: g.cert, key: g.key, token: g.token, insecure: g.insecure ?? ['1', 'true'].includes(process.env.VIRTFLEET_INSECURE ?? '') }, readCliConfig());
   return { api: new CoordinatorApi({ ...connection, timeoutMs: g.timeout * 1000 }), format: g.output };
 }
 

@@ -108,10 +108,15 @@ export class KvStateStore implements StateStore {
    * that is down, so it times out while any node of the cluster is lost.
    * Deleted keys are listed too; their `get` says so.
    */
-  private async keys(): Promise<string[]> {
-    const prefix = `$KV.${this.bucket}.`;
-    const info = await this.jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${prefix}>` });
-    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+  private keys(): Promise<string[]> {
+    return this.keysUnder('');
+  }
+
+  /** The bucket's keys that start with `prefix` (empty, or ending in a dot), listed as `keys` lists them. */
+  async keysUnder(prefix: string): Promise<string[]> {
+    const bucketPrefix = `$KV.${this.bucket}.`;
+    const info = await this.jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${bucketPrefix}${prefix}>` });
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(bucketPrefix.length));
   }
 
   private async load(): Promise<void> {

@@ -291,9 +291,9 @@ export class WorkloadController {
    * One page of workloads, oldest first: those in `state`, or every live one
    * (deleted ones only when asked for), optionally only on one host.
    */
-  listPage(filter: { hostId?: string; state?: string }, after: WorkloadCursor | undefined, limit: number): { workloads: Workload[]; next?: WorkloadCursor } {
-    const { hostId, state } = filter;
-    return this.store.page((w) => (state ? w.state === state : w.state !== 'deleted') && (!hostId || w.hostId === hostId), after, limit);
+  listPage(filter: { hostId?: string; state?: string; tenant?: string | undefined }, after: WorkloadCursor | undefined, limit: number): { workloads: Workload[]; next?: WorkloadCursor } {
+    const { hostId, state, tenant } = filter;
+    return this.store.page((w) => (state ? w.state === state : w.state !== 'deleted') && (!hostId || w.hostId === hostId) && (!tenant || w.spec.tenant === tenant), after, limit);
   }
 
   /**

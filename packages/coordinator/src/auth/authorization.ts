@@ -1,0 +1,131 @@
+import { ServerInterceptingCall, status, type Metadata, type ServerInterceptor } from '@grpc/grpc-js';
+import { callerIdentity, type Logger } from '@virtfleet/shared';
+import { allows, COORDINATOR_METHOD_ACCESS, type AccessRole } from './access.js';
+import { attachPrincipal, describePrincipal, PRINCIPAL_METADATA_KEY, type Principal } from './principal.js';
+import type { TokenRegistry } from './token-registry.js';
+
+const SERVICE_PREFIX = '/virtfleet.v1.Coordinator/';
+
+/** One mutating call, allowed or refused, as the audit trail keeps it. */
+export interface AuditRecord {
+  /** Undefined when the caller could not be authenticated. */
+  principal: Principal | undefined;
+  method: string;
+  /** What the call names: a workload id or name, a host, an image, a token, a backup; '' when nothing. */
+  object: string;
+  requestId: string;
+  /** The gRPC status the call ended with, by name (OK, PERMISSION_DENIED, ...). */
+  result: string;
+  details: string;
+}
+
+export interface AuthorizationOptions {
+  tokens: TokenRegistry;
+  /** Operator certificate names that act with a role without a token (the first admin, say). */
+  certificateRoles: Readonly<Record<string, { role: AccessRole; tenant?: string | undefined }>>;
+  /** The role of a caller with neither token nor mapped certificate; undefined: such calls are refused. */
+  anonymousRole?: AccessRole | undefined;
+  audit(record: AuditRecord): void;
+  log: Logger;
+}
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
+
+/** The object a request names, read off its usual fields. */
+function objectOf(message: unknown): string {
+  if (typeof message !== 'object' || message === null) return '';
+  const m = message as Record<string, unknown>;
+  const spec = m.spec as Record<string, unknown> | undefined;
+  const header = m.header as Record<string, unknown> | undefined;
+  for (const v of [m.id, m.host_id, m.workload_id, spec?.name, m.name, header?.name, m.backup_id, m.policy]) if (typeof v === 'string' && v !== '') return v;
+  return '';
+}
+
+const requestIdOf = (message: unknown): string => {
+  const id = (message as { request_id?: unknown } | null)?.request_id;
+  return typeof id === 'string' ? id : '';
+};
+
+/**
+ * Who is calling, and may they: every call to the operator API passes here
+ * before its handler. A bearer token (`authorization: Bearer vft_...`)
+ * decides the caller's role and tenant; without one, an operator
+ * certificate listed in `certificateRoles` does, else `anonymousRole`, else
+ * the call is refused (UNAUTHENTICATED). A role below what the method takes
+ * is PERMISSION_DENIED. Refusals happen before the handler sees the request,
+ * so they change nothing. The caller goes to the handler in metadata
+ * (`principalOf`), for tenant checks; a client cannot set it. Every
+ * mutating call is audited with its outcome.
+ */
+export function operatorAuthorization(options: AuthorizationOptions): ServerInterceptor {
+  return (methodDescriptor, call) => {
+    if (!methodDescriptor.path.startsWith(SERVICE_PREFIX)) return new ServerInterceptingCall(call);
+    const method = methodDescriptor.path.slice(SERVICE_PREFIX.length);
+    const access = COORDINATOR_METHOD_ACCESS[method];
+    let principal: Principal | undefined;
+    let refusal: { code: status; details: string } | undefined;
+    let firstMessage: unknown;
+    let audited = false;
+    let refused = false;
+    const audit = (code: status, details: string) => {
+      if (audited || !access?.mutating) return;
+      audited = true;
+      options.audit({ principal, method, object: objectOf(firstMessage), requestId: requestIdOf(firstMessage), result: STATUS_NAMES[code] ?? String(code), details });
+    };
+    const refuse = () => {
+      if (!refusal || refused) return;
+      refused = true;
+      options.log.warn({ method, code: STATUS_NAMES[refusal.code], caller: principal ? describePrincipal(principal) : 'unauthenticated', reason: refusal.details }, 'API call refused');
+      audit(refusal.code, refusal.details);
+      call.sendStatus(refusal);
+    };
+
+    const authenticate = (metadata: Metadata): void => {
+      metadata.remove(PRINCIPAL_METADATA_KEY);
+      const header = metadata.get('authorization')[0];
+      if (header !== undefined) {
+        const bearer = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
+        if (!bearer) return void (refusal = { code: status.UNAUTHENTICATED, details: 'the authorization header must be "Bearer <token>"' });
+        const result = options.tokens.authenticate(bearer);
+        if ('refusal' in result) return void (refusal = { code: status.UNAUTHENTICATED, details: result.refusal });
+        principal = result.principal;
+      } else {
+        const identity = callerIdentity(call);
+        const mapped = identity?.role === 'operator' ? options.certificateRoles[identity.name] : undefined;
+        if (identity && mapped) principal = { kind: 'certificate', id: identity.name, role: mapped.role, ...(mapped.tenant ? { tenant: mapped.tenant } : {}) };
+        else if (options.anonymousRole) principal = { kind: 'anonymous', id: '', role: options.anonymousRole };
+        else return void (refusal = { code: status.UNAUTHENTICATED, details: 'a bearer token is required (`virtfleet token create` makes one; the CLI sends VIRTFLEET_TOKEN, --token or the token in its config)' });
+      }
+      if (!access) refusal = { code: status.PERMISSION_DENIED, details: `${method} is not open to any caller` };
+      else if (!allows(principal.role, access.role)) refusal = { code: status.PERMISSION_DENIED, details: `${describePrincipal(principal)} may not call ${method}: it takes the ${access.role} role` };
+      else if (principal.tenant && !access.tenantScoped) refusal = { code: status.PERMISSION_DENIED, details: `${describePrincipal(principal)} may not call ${method}: it acts across tenants` };
+      else attachPrincipal(metadata, principal);
+    };
+
+    return new ServerInterceptingCall(call, {
+      start: (next) => {
+        next({
+          onReceiveMetadata: (metadata, nextMetadata) => {
+            authenticate(metadata);
+            // A refused call goes on (without a caller attached) only so that its first message arrives, to say what it
+            // was about for the audit trail; that message is answered with the refusal and never reaches the handler.
+            nextMetadata(metadata);
+          },
+          onReceiveMessage: (message, nextMessage) => {
+            firstMessage ??= message;
+            if (refusal) return refuse();
+            nextMessage(message);
+          },
+          onReceiveHalfClose: (nextHalfClose) => {
+            if (refusal) return refuse();
+            nextHalfClose();
+          },
+        });
+      },
+      sendStatus: (outcome, nextStatus) => {
+        audit(outcome.code, outcome.details);
+        nextStatus(outcome);
+      },
+    });
+  };
+}
