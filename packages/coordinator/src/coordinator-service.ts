@@ -204,7 +204,8 @@ export function coordinatorHandlers(
   const action = (name: AgentAction, method: string) =>
     unary<pb.WorkloadActionRequest__Output, pb.Workload>(log, method, (req, call) => {
       const ref = requireId(workloadRefSchema, req.id, 'id');
-      visible(call, ref);
+      // As the action finds it: a delete also by the name of a deleted one, which repeats as done.
+      visibleTo(principalOf(call), name === 'delete' ? controller.getIncludingDeleted(ref) : controller.get(ref), ref);
       const requestId = optionalRequestId(req.request_id);
       if (req.timeout_seconds < 0 || req.timeout_seconds > MAX_STOP_TIMEOUT_SECONDS)
         throw new InvalidArgumentError('timeout_seconds', `must be between 0 and ${MAX_STOP_TIMEOUT_SECONDS}`);

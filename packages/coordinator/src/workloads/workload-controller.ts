@@ -387,7 +387,7 @@ export class WorkloadController {
   }
 
   /** By id, or by name: the live workload, else the newest deleted one with that name. */
-  private getIncludingDeleted(ref: string): Workload {
+  getIncludingDeleted(ref: string): Workload {
     const live = this.store.get(ref) ?? this.store.getByName(ref);
     if (live) return live;
     const deleted = this.store.page((w) => w.spec.name === ref, undefined, Number.MAX_SAFE_INTEGER).workloads.at(-1);
