@@ -4,19 +4,10 @@ import { CoordinatorApi } from '@virtfleet/cli';
 import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { runCli } from '../support/processes.js';
+import { refusal } from '../support/refusal.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 
 const container = (name: string, tenant?: string) => ({ name, kind: 'container', image: 'sim:latest', vcpus: 0.1, memory_mib: 16, ...(tenant ? { tenant } : {}) });
-
-/** The error a call rejected with (the test fails if it resolved). */
-async function refusal(call: Promise<unknown>): Promise<Error & { code?: number }> {
-  const outcome = await call.then(
-    () => undefined,
-    (err: unknown) => err as Error & { code?: number },
-  );
-  if (!outcome) throw new Error('the call succeeded; expected a refusal');
-  return outcome;
-}
 
 describe('operator identities: tokens, roles, tenants and the audit trail', () => {
   let cluster: TestCluster;

@@ -3,14 +3,15 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { credentials, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { credentials, status, type ChannelCredentials, type Client } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueCertificate } from '@virtfleet/cli';
 import { AgentClient } from '@virtfleet/coordinator';
-import { CertificateFiles, loadAgentProto, loadCoordinatorProto, UnavailableError, type MutualTlsFiles, type pb } from '@virtfleet/shared';
+import { callUnary, CertificateFiles, loadAgentProto, loadCoordinatorProto, UnavailableError, type MutualTlsFiles } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
 import { removeContainersOf } from '../support/cleanup.js';
 import { createTestPki, type TestPki } from '../support/pki.js';
+import { refusal } from '../support/refusal.js';
 import { waitUntil } from '../support/wait.js';
 
 const DEADLINE_MS = 3000;
@@ -47,48 +48,19 @@ function rawCredentials(ca: string, own?: { cert: string; key: string }): Channe
   return credentials.createSsl(readFileSync(ca), own ? readFileSync(own.key) : null, own ? readFileSync(own.cert) : null, { checkServerIdentity: () => undefined });
 }
 
-function listWorkloads(address: string, creds: ChannelCredentials): Promise<pb.ListWorkloadsResponse__Output> {
-  const client = new (loadCoordinatorProto().Coordinator)(address, creds);
-  return new Promise((resolve, reject) => {
-    client.ListWorkloads({}, { deadline: Date.now() + DEADLINE_MS }, (err: ServiceError | null, res?: pb.ListWorkloadsResponse__Output) => {
-      client.close();
-      if (err) reject(err);
-      else resolve(res!);
-    });
-  });
+/** One call with raw credentials; the error comes back as grpc-js gives it (code and details). */
+async function rawCall<Res>(client: Client, method: string, request: object): Promise<Res> {
+  try {
+    return await callUnary<Res>(client, method, request, new Date(Date.now() + DEADLINE_MS), (err) => err);
+  } finally {
+    client.close();
+  }
 }
 
-function submit(address: string, creds: ChannelCredentials, name: string): Promise<unknown> {
-  const client = new (loadCoordinatorProto().Coordinator)(address, creds);
-  return new Promise((resolve, reject) => {
-    client.SubmitWorkload({ request_id: name, spec: { name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16 } }, { deadline: Date.now() + DEADLINE_MS }, (err: ServiceError | null, res?: unknown) => {
-      client.close();
-      if (err) reject(err);
-      else resolve(res);
-    });
-  });
-}
-
-function pingAgent(address: string, creds: ChannelCredentials): Promise<pb.PingResponse__Output> {
-  const client = new (loadAgentProto().Agent)(address, creds);
-  return new Promise((resolve, reject) => {
-    client.Ping({}, { deadline: Date.now() + DEADLINE_MS }, (err: ServiceError | null, res?: pb.PingResponse__Output) => {
-      client.close();
-      if (err) reject(err);
-      else resolve(res!);
-    });
-  });
-}
-
-/** The error a call rejected with (the test fails if it resolved). */
-async function refusal(call: Promise<unknown>): Promise<Error & { code?: number; details?: string }> {
-  const outcome = await call.then(
-    () => undefined,
-    (err: unknown) => err as Error & { code?: number },
-  );
-  if (!outcome) throw new Error('the call succeeded; expected a refusal');
-  return outcome;
-}
+const listWorkloads = (address: string, creds: ChannelCredentials) => rawCall(new (loadCoordinatorProto().Coordinator)(address, creds), 'ListWorkloads', {});
+const submit = (address: string, creds: ChannelCredentials, name: string) =>
+  rawCall(new (loadCoordinatorProto().Coordinator)(address, creds), 'SubmitWorkload', { request_id: name, spec: { name, kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.1, memory_mib: 16 } });
+const pingAgent = (address: string, creds: ChannelCredentials) => rawCall(new (loadAgentProto().Agent)(address, creds), 'Ping', {});
 
 describe('mutual TLS on every gRPC link', () => {
   let cluster: TestCluster;

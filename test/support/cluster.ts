@@ -6,7 +6,7 @@ import { CoordinatorApi } from '@virtfleet/cli';
 import { AgentClient } from '@virtfleet/coordinator';
 import { CertificateFiles, type MutualTlsFiles } from '@virtfleet/shared';
 import { startNatsServer, type NatsServer } from './nats-server.js';
-import { createTestPki, type TestPki } from './pki.js';
+import { createTestPki, NO_CLI_CONFIG, type TestPki } from './pki.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 import { CLI_ENTRY, freePort, runCli, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
 import { GiveUp, waitFor, waitUntil } from './wait.js';
@@ -149,7 +149,7 @@ export async function startCluster(
   const coordinatorAddress = `127.0.0.1:${coordinatorPort}`;
   const client = (address: string, timeoutMs: number) => new CoordinatorApi({ address, timeoutMs, ...(options.insecure ? {} : { tls: operatorTls }) });
   const api = client(coordinatorAddress, 60_000);
-  const cliEnv = options.insecure ? { VIRTFLEET_INSECURE: '1' } : await pki.cliEnv(TEST_OPERATOR);
+  const cliEnv = options.insecure ? { ...NO_CLI_CONFIG, VIRTFLEET_INSECURE: '1' } : await pki.cliEnv(TEST_OPERATOR);
   const agents: TestAgent[] = [];
   const proxyList: TcpProxy[] = [];
 

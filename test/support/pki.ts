@@ -2,6 +2,9 @@ import { join } from 'node:path';
 import { initCa, issueCertificate } from '@virtfleet/cli';
 import type { MutualTlsFiles, Role } from '@virtfleet/shared';
 
+/** Tests' CLI processes read no CLI config: the machine's own (`npm run cluster` writes one, with a token) is for another cluster. */
+export const NO_CLI_CONFIG = { VIRTFLEET_CLI_CONFIG: '/dev/null' } as const;
+
 /** A cluster CA of a test's own, and the certificates it issued, each issued once. */
 export interface TestPki {
   dir: string;
@@ -36,7 +39,7 @@ export async function createTestPki(dir: string): Promise<TestPki> {
     },
     async cliEnv(name = 'e2e') {
       const files = await pki.issue('operator', name);
-      return { VIRTFLEET_CA: files.ca, VIRTFLEET_CERT: files.cert, VIRTFLEET_KEY: files.key };
+      return { ...NO_CLI_CONFIG, VIRTFLEET_CA: files.ca, VIRTFLEET_CERT: files.cert, VIRTFLEET_KEY: files.key };
     },
   };
   return pki;
