@@ -4,9 +4,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { parseDocument } from './config.js';
-import { InvalidArgumentError } from './errors.js';
+import { attempt, deepObject, type Outcome, pathsOf, rejection } from './fuzz.test-support.js';
 import { parseWorkloadSpec } from './spec.js';
-import { DNS_LABEL, InvalidFieldsError } from './validation.js';
+import { DNS_LABEL } from './validation.js';
 import { MAX_YAML_DEPTH } from './yaml-depth.js';
 
 /*
@@ -51,12 +51,6 @@ const dnsLabel = fc.stringMatching(DNS_LABEL);
 /** Names to try where a spec names something: valid, look-alike, hostile, too long. */
 const nameCandidate = fc.oneof(dnsLabel, lookalikeOf(dnsLabel), hostileString, fc.constantFrom('', 'a'.repeat(63), 'a'.repeat(64), '-a', 'a-', 'A', 'web_1', 'web.1', 'root', 'none', 'x'.repeat(70_000)));
 
-/** 10,000 levels of nesting, built without recursion. */
-function deepObject(levels: number): unknown {
-  let v: unknown = 1;
-  for (let i = 0; i < levels; i++) v = { a: v };
-  return v;
-}
 function deepArray(levels: number): unknown {
   let v: unknown = 1;
   for (let i = 0; i < levels; i++) v = [v];
@@ -106,13 +100,6 @@ const GOOD: Record<string, unknown>[] = [
     .map((f) => parseDocument(readFileSync(`${EXAMPLES_DIR}${f}`, 'utf8'), f) as Record<string, unknown>),
 ];
 
-/** Every path into an example (objects and arrays alike), so a mutation can land anywhere. */
-function pathsOf(value: unknown, prefix: (string | number)[] = []): (string | number)[][] {
-  if (typeof value !== 'object' || value === null) return [prefix];
-  const entries: [string | number, unknown][] = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
-  return [prefix, ...entries.flatMap(([k, v]) => pathsOf(v, [...prefix, k]))];
-}
-
 type Mutation = { op: 'set' | 'delete'; path: (string | number)[]; value?: unknown } | { op: 'add'; path: (string | number)[]; value: unknown };
 function mutate(base: Record<string, unknown>, m: Mutation): Record<string, unknown> {
   const copy = structuredClone(base);
@@ -153,23 +140,8 @@ const mutatedSpec = mutatedSpecArb(true);
 
 // ---- checks -----------------------------------------------------------------
 
-type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
-function attempt<T>(fn: () => T): Outcome<T> {
-  try {
-    return { ok: true, value: fn() };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
-
-/** What a rejection says: its class and the fields it names ('' for an acceptance). */
-function rejection(outcome: Outcome<unknown>): { kind: string; fields: string[]; message: string } {
-  if (outcome.ok) return { kind: 'accepted', fields: [], message: '' };
-  const e = outcome.error;
-  if (e instanceof InvalidFieldsError) return { kind: 'InvalidArgumentError', fields: e.problems.map((p) => p.field), message: e.message };
-  if (e instanceof InvalidArgumentError) return { kind: 'InvalidArgumentError', fields: [e.field], message: e.message };
-  return { kind: `${e instanceof Error ? e.name : typeof e}: ${e instanceof Error ? e.message : String(e)}`, fields: [], message: '' };
-}
+/** What a rejection says: its class and the fields it names, an InvalidArgumentError's own field included. */
+const rejectionOf = (outcome: Outcome<unknown>) => rejection(outcome, { plainField: true });
 
 /**
  * Whether a problem's field is the mutated one, or one the spec ties to it:
@@ -195,7 +167,7 @@ describe('parseWorkloadSpec, fuzzed', () => {
     fc.assert(
       fc.property(mutatedSpec, ({ input, mutated }) => {
         const outcome = attempt(() => parseWorkloadSpec(input));
-        const r = rejection(outcome);
+        const r = rejectionOf(outcome);
         expect(r.kind, 'only InvalidArgumentError may escape').toMatch(/^(accepted|InvalidArgumentError)$/);
         const fieldsNamed = r.fields.map((f) => f.replace(/^spec\./, ''));
         expect(r.kind === 'accepted' || fieldsNamed.some((f) => related(f, mutated)), `${r.message} should name ${mutated.join('.')}`).toBe(true);
@@ -222,7 +194,7 @@ describe('parseWorkloadSpec, fuzzed', () => {
     fc.assert(
       fc.property(fc.constantFrom(...NAMED_FIELDS), nameCandidate, ({ path, rule }, name) => {
         const outcome = attempt(() => parseWorkloadSpec(mutate(guest, { op: 'set', path, value: name })));
-        const r = rejection(outcome);
+        const r = rejectionOf(outcome);
         expect(r.kind, `${path.join('.')} = ${JSON.stringify(name)}`).toBe(rule(name) ? 'accepted' : 'InvalidArgumentError');
         expect(r.fields.every((f) => f === `spec.${path.join('.')}`), `${r.message} names spec.${path.join('.')}`).toBe(true);
       }),
@@ -255,7 +227,7 @@ describe('spec files (the CLI: parseWorkloadSpec(readDocument(file), "file:")), 
     fc.assert(
       fc.property(specText, (text) => {
         const outcome = attempt(() => parseWorkloadSpec(parseDocument(text, 'web.yaml'), 'web.yaml:'));
-        const r = rejection(outcome);
+        const r = rejectionOf(outcome);
         expect(r.kind, 'only InvalidArgumentError may escape').toMatch(/^(accepted|InvalidArgumentError)$/);
         expect(r.kind === 'accepted' || r.message.startsWith('web.yaml: '), r.message).toBe(true);
         const again = outcome.ok ? attempt(() => parseWorkloadSpec(parseDocument(stringify(outcome.value), 'again.yaml'))) : outcome;
