@@ -7,10 +7,10 @@ import { startNatsServer } from '../test/support/nats-server.js';
 import { CLI_ENTRY, freePort, spawnProcess, waitForPort } from '../test/support/processes.js';
 import { startEchoBaseline } from './echo.js';
 import { fmt, measure, summarise, type Summary } from './stats.js';
-import { formatTarget, type Target } from './targets.js';
+import { DEFAULTS_ONLY, formatTarget, type Target } from './targets.js';
 
 /** The dispatch settings a coordinator runs with when its config sets none: its config schema's defaults. */
-const DISPATCH_DEFAULT = coordinatorConfigSchema.parse({}).dispatch;
+const DISPATCH_DEFAULT = coordinatorConfigSchema.parse(DEFAULTS_ONLY).dispatch;
 
 export interface DispatchResult {
   baseline: Summary;

@@ -11,7 +11,7 @@ import type { ManagedProcess } from '../test/support/processes.js';
 import { startSimulatedFleet, type SimulatedFleet } from '../test/support/simulated-fleet.js';
 import { GiveUp, waitUntil } from '../test/support/wait.js';
 import { cpuSeconds, rssMiB } from './proc.js';
-import { formatTarget, type Target } from './targets.js';
+import { DEFAULTS_ONLY, formatTarget, type Target } from './targets.js';
 
 // A coordinator loaded by one agent process simulating N hosts (fake driver, each with its own gRPC port, host lease,
 // heartbeat and 1 Hz telemetry, as `virtfleet agent --simulate-hosts N` runs them), beside the same measurements
@@ -30,8 +30,8 @@ const RATE_SAMPLE_HOSTS = 100;
 /** Workloads submitted for placement latency, at this rate. */
 const PLACE_RATE_PER_S = 25;
 
-const AGENT_DEFAULTS = agentConfigSchema.parse({});
-const COORDINATOR_DEFAULTS = coordinatorConfigSchema.parse({});
+const AGENT_DEFAULTS = agentConfigSchema.parse(DEFAULTS_ONLY);
+const COORDINATOR_DEFAULTS = coordinatorConfigSchema.parse(DEFAULTS_ONLY);
 const TELEMETRY_MS = AGENT_DEFAULTS.telemetry.intervalMs;
 
 export interface Percentiles {

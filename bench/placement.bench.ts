@@ -2,12 +2,12 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { assume, coordinatorConfigSchema, createScheduler, seededRandom, snapshotOf, type HostSnapshot, type PlacementRecord } from '@virtfleet/coordinator';
 import { parseWorkloadSpec, WorkloadView, type DriverInfo, type Telemetry, type WorkloadSpec } from '@virtfleet/shared';
-import { formatTarget, type Target } from './targets.js';
+import { DEFAULTS_ONLY, formatTarget, type Target } from './targets.js';
 
 type Host = Parameters<typeof snapshotOf>[0];
 
 /** The scheduler settings a coordinator runs with when its config sets none: its config schema's defaults. */
-const COORDINATOR_DEFAULT = coordinatorConfigSchema.parse({}).scheduler;
+const COORDINATOR_DEFAULT = coordinatorConfigSchema.parse(DEFAULTS_ONLY).scheduler;
 /** Placements per host count through the pipeline and the baseline (BENCH_PLACEMENTS overrides). */
 const PLACEMENTS = Number(process.env.BENCH_PLACEMENTS ?? 20_000);
 const ROUNDS = 5;

@@ -27,3 +27,6 @@ export function formatTarget(t: Target): string {
   const sign = t.bound === 'at most' ? '≤' : '≥';
   return `target ${t.what} ${sign} ${number(t.limit)} ${t.unit} (${t.basis}): ${isMet(t) ? 'met' : 'MISSED'}, measured ${number(t.measured)} ${t.unit}`;
 }
+
+/** A config that only asks for the defaults: plaintext said out loud, since mutual TLS is otherwise required. */
+export const DEFAULTS_ONLY = { grpc: { insecure: true } } as const;
