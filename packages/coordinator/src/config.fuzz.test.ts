@@ -1,5 +1,5 @@
 import { describeConfigFuzz } from '../../shared/src/fuzz.test-support.js';
-import { loadCoordinatorConfig } from './config.js';
+import { COORDINATOR_ID, loadCoordinatorConfig } from './config.js';
 
 /*
  * Fuzzing the coordinator's config loader (issue 12, "Hardening the inputs"):
@@ -20,7 +20,7 @@ describeConfigFuzz({
   extraTextRows: ['hosts: &a {ttlMs: *a}'],
   // Names the coordinator puts into NATS (bucket and stream names) and its own id, each with its documented rule.
   named: [
-    { path: ['id'], rule: /^[A-Za-z0-9_.-]{1,63}$/ },
+    { path: ['id'], rule: COORDINATOR_ID },
     { path: ['hosts', 'leaseBucket'], rule: /^[A-Za-z0-9_-]{1,64}$/ },
     { path: ['state', 'bucket'], rule: /^[A-Za-z0-9_-]{1,64}$/ },
     { path: ['images', 'bucket'], rule: /^[A-Za-z0-9_-]{1,64}$/ },

@@ -7,10 +7,14 @@ import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
 /** failover.partialDisruptionFraction when left out, unless failover.maxDownFraction is lower. */
 const DEFAULT_PARTIAL_DISRUPTION_FRACTION = 0.3;
 
+/** A coordinator id: what may end a NATS KV key. */
+export const COORDINATOR_ID = /^(?=.{1,63}$)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
 export const coordinatorConfigSchema = z
   .object({
     /** Names this coordinator in event sources and logs. @default the hostname */
-    id: z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/).default(() => hostname().split('.')[0] ?? 'coordinator'),
+    // It ends NATS KV keys (the fencing probe `probe.<id>`): dots only between parts, as KV keys allow.
+    id: z.string().regex(COORDINATOR_ID, 'must be 1-63 letters, digits, "_" or "-", in parts joined by single dots').default(() => hostname().split('.')[0] ?? 'coordinator'),
     grpc: z
       .object({
         /** Operator API address. @default '0.0.0.0:7100' */
