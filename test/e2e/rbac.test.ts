@@ -42,12 +42,18 @@ describe('operator identities: tokens, roles, tenants and the audit trail', () =
       ['submit', viewer.submit({ request_id: 'rbac-viewer-submit', spec: container('rbac-viewer') })],
       ['cordon', viewer.cordon(cluster.agents[0]!.hostId, true)],
       ['create a token', viewer.createToken({ role: 'admin', tenant: '', ttl_seconds: '0', description: '', request_id: '' })],
+      // A client stream: refused at its first message, before the handler reads anything.
+      ['import an image', viewer.importImage({ name: 'rbac-img', format: 'raw', size: '4', sha256: 'a'.repeat(64) }, async function* () {
+        yield Buffer.from('abcd');
+      })],
     ] as const) {
       const err = await refusal(call);
       expect(err.code, what).toBe(status.PERMISSION_DENIED);
       expect(err.message, what).toMatch(/^token [0-9a-f]{16} \(viewer\) may not call \w+: it takes the (operator|admin) role$/);
     }
     expect((await cluster.api.list({})).workloads.map((w) => `${w.id}:${w.state}`).sort(), 'no refused call changed anything').toEqual(before);
+    expect((await cluster.api.listImages()).images.map((i) => i.name)).not.toContain('rbac-img');
+    expect(cluster.coordinator.running).toBe(true);
   });
 
   it('keeps a tenant-scoped operator to its own tenant: it cannot see or touch another tenant’s workloads', async () => {
