@@ -136,6 +136,7 @@ describe('HostRegistry', () => {
   const badBeats: { name: string; subject: string; body: unknown }[] = [
     { name: 'a body that is not a heartbeat', subject: 'virtfleet.heartbeat.h1', body: { hello: 1 } },
     { name: 'a host id that does not match the subject', subject: 'virtfleet.heartbeat.h2', body: heartbeat('h1') },
+    { name: 'a subject that only ends in the host id', subject: 'virtfleet.heartbeat.x.h1', body: heartbeat('h1') },
     { name: 'a negative seq', subject: 'virtfleet.heartbeat.h1', body: heartbeat('h1', { seq: -1 }) },
   ];
   it.each(badBeats)('drops a heartbeat with $name and does not count it as a sign of life', ({ subject, body }) => {
@@ -173,6 +174,8 @@ describe('HostRegistry', () => {
   const bad: { name: string; subject: string; body: unknown }[] = [
     { name: 'a body that is not telemetry', subject: 'virtfleet.telemetry.h1', body: { hello: 1 } },
     { name: 'a host id that does not match the subject', subject: 'virtfleet.telemetry.h2', body: telemetry('h1') },
+    { name: 'a subject that only ends in the host id', subject: 'virtfleet.telemetry.x.h1', body: telemetry('h1') },
+    { name: 'another subject family', subject: 'virtfleet.heartbeat.h1', body: telemetry('h1') },
     { name: 'a negative capacity', subject: 'virtfleet.telemetry.h1', body: telemetry('h1', { capacity: { vcpus: -1, memory_mib: 1, disk_gib: 1 } }) },
     { name: 'null', subject: 'virtfleet.telemetry.h1', body: null },
   ];

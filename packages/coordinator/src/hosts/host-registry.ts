@@ -3,6 +3,7 @@ import {
   HEARTBEAT_WILDCARD,
   NotFoundError,
   telemetrySchema,
+  heartbeatSubject,
   telemetrySubject,
   TELEMETRY_KIND_HEADER,
   TELEMETRY_WILDCARD,
@@ -162,7 +163,8 @@ export class HostRegistry {
       return false;
     }
     const beat = parsed.data;
-    if (!subject.endsWith(`.${beat.host_id}`)) {
+    // Exactly its own subject: with per-host NATS permissions, the subject is what proves who sent it.
+    if (subject !== heartbeatSubject(beat.host_id)) {
       this.reject(subject, `heartbeat host_id ${beat.host_id} does not match the subject`);
       return false;
     }
@@ -182,7 +184,7 @@ export class HostRegistry {
       return false;
     }
     const telemetry = parsed.data;
-    if (!subject.endsWith(`.${telemetry.host_id}`)) {
+    if (subject !== telemetrySubject(telemetry.host_id)) {
       this.reject(subject, `host_id ${telemetry.host_id} does not match the subject`);
       return false;
     }
