@@ -199,13 +199,14 @@ export function coordinatorHandlers(
   log: Logger,
 ): Omit<pb.CoordinatorHandlers, keyof ImageHandlers | keyof HostHandlers> {
   const workloadHandles = (w: pb.Workload) => [w.id ?? '', w.spec?.name ?? ''];
-  /** The workload `ref` names, if the caller may see it (NOT_FOUND otherwise, as for an unknown one). */
-  const visible = (call: { metadata: Metadata }, ref: string) => visibleTo(principalOf(call), controller.get(ref), ref);
+  /** The workload `ref` names, if the caller may see it (NOT_FOUND otherwise, as for an unknown one); with `includingDeleted`, found as a delete finds it. */
+  const visible = (call: { metadata: Metadata }, ref: string, includingDeleted = false) =>
+    visibleTo(principalOf(call), includingDeleted ? controller.getIncludingDeleted(ref) : controller.get(ref), ref);
   const action = (name: AgentAction, method: string) =>
     unary<pb.WorkloadActionRequest__Output, pb.Workload>(log, method, (req, call) => {
       const ref = requireId(workloadRefSchema, req.id, 'id');
-      // As the action finds it: a delete also by the name of a deleted one, which repeats as done.
-      visibleTo(principalOf(call), name === 'delete' ? controller.getIncludingDeleted(ref) : controller.get(ref), ref);
+      // A delete also finds a deleted one by name, and repeats as done.
+      visible(call, ref, name === 'delete');
       const requestId = optionalRequestId(req.request_id);
       if (req.timeout_seconds < 0 || req.timeout_seconds > MAX_STOP_TIMEOUT_SECONDS)
         throw new InvalidArgumentError('timeout_seconds', `must be between 0 and ${MAX_STOP_TIMEOUT_SECONDS}`);

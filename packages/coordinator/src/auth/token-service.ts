@@ -34,12 +34,11 @@ export function toProtoToken(t: TokenRecord): pb.Token {
  * a repeat of its request id is refused instead, naming the token it made.
  */
 export function tokenHandlers(tokens: TokenRegistry, requireLeader: () => void, requests: RequestLedger, log: Logger): TokenHandlers {
-  const made = new Map<string, string>();
   return {
     CreateToken: unary<pb.CreateTokenRequest__Output, pb.CreatedToken>(log, 'CreateToken', async (req, call) => {
       const r = parseOrThrow(createSchema, req);
       requireLeader();
-      const earlier = r.request_id ? (made.get(r.request_id) ?? tokens.list().find((t) => t.requestId === r.request_id)?.id) : undefined;
+      const earlier = r.request_id ? tokens.list().find((t) => t.requestId === r.request_id)?.id : undefined;
       if (earlier) throw new FailedPreconditionError(`request_id ${r.request_id} already created token ${earlier}; its secret was shown once (revoke it and create another if it was lost)`);
       const { record, bearer } = await tokens.create({
         role: r.role,
@@ -49,7 +48,6 @@ export function tokenHandlers(tokens: TokenRegistry, requireLeader: () => void, 
         createdBy: describePrincipal(principalOf(call)),
         ...(r.request_id ? { requestId: r.request_id } : {}),
       });
-      if (r.request_id) made.set(r.request_id, record.id);
       return { token: toProtoToken(record), bearer };
     }),
     ListTokens: unary<pb.ListTokensRequest__Output, pb.ListTokensResponse>(log, 'ListTokens', () => Promise.resolve({ tokens: tokens.list().map(toProtoToken) })),
