@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import { connect } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import { parseWorkloadSpec } from '@virtfleet/shared';
 import { buildCreateOptions } from '../packages/agent/src/drivers/docker/docker-driver.js';
@@ -86,7 +85,7 @@ export async function benchBurst(count: number): Promise<BurstResult> {
     const ttlMs = coordinatorConfigOf(cluster.coordinator).hosts.ttlMs;
     const rawMs = await rawBurst(docker, count, concurrency, { network, stopTimeoutSeconds: agentConfig.stopTimeoutSeconds });
 
-    const nc = await connect({ servers: cluster.nats.url });
+    const nc = await cluster.nats.connect();
     const life = watchSignsOfLife(nc, agent.hostId);
     const startedAt = performance.now();
     const submitted: string[] = [];

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Hypervisor } from '@unraid/libvirt';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import { parseWorkloadSpec, type pb } from '@virtfleet/shared';
 import { buildCreateOptions } from '../packages/agent/src/drivers/docker/docker-driver.js';
@@ -99,7 +99,7 @@ async function containerTrials(trials: number): Promise<{ rawMs: number; virtfle
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
   const cluster = await startCluster({ agents: [{ drivers: { docker: { enabled: true } } }], coordinatorLogLevel: 'info' });
   const agent = cluster.agents[0]!;
-  const nc = await connect({ servers: cluster.nats.url });
+  const nc = await cluster.nats.connect();
   const rawHost = `bench-raw-${process.pid}`;
   try {
     await waitForHostsUp(cluster);
@@ -127,7 +127,7 @@ async function vmTrials(trials: number): Promise<{ rawMs: number; virtfleetMs: n
   const hv = new Hypervisor({ uri: 'qemu:///system' });
   await hv.connectOpen();
   const cluster = await startCluster({ agents: [{ drivers: { libvirt: { enabled: true, uri: 'qemu:///system', domainType: 'qemu' } } }], coordinatorLogLevel: 'info' });
-  const nc = await connect({ servers: cluster.nats.url });
+  const nc = await cluster.nats.connect();
   const rawNames: string[] = [];
   const rawHost = `bench-raw-${process.pid}`;
   const spec = (name: string): pb.WorkloadSpec => ({ name, kind: 'vm', vcpus: 1, memory_mib: 64, failover: 'reschedule' });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { agentConfigSchema } from '@virtfleet/agent';
 import { coordinatorConfigSchema, INGEST_REPORT_MS, type IngestLagReport } from '@virtfleet/coordinator';
 import { telemetrySubject, type pb } from '@virtfleet/shared';
@@ -156,7 +156,7 @@ async function runPhase(hosts: number, workloads: number): Promise<FleetPhase> {
   });
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-bench-fleet-'));
   const prefix = `sim${hosts}`;
-  const nc = await connect({ servers: cluster.nats.url });
+  const nc = await cluster.nats.connect();
   const fleets: SimulatedFleet[] = [];
   try {
     const coordinatorPid = cluster.coordinator.child.pid!;
@@ -168,7 +168,7 @@ async function runPhase(hosts: number, workloads: number): Promise<FleetPhase> {
     const fleetStartedAt = performance.now();
     for (let k = 0; k < processes; k++) {
       const count = Math.floor(hosts / processes) + (k < hosts % processes ? 1 : 0);
-      fleets.push(await startSimulatedFleet({ idPrefix: `${prefix}p${k}`, hosts: count, natsUrl: cluster.nats.url, dir }));
+      fleets.push(await startSimulatedFleet({ idPrefix: `${prefix}p${k}`, hosts: count, nats: cluster.nats, dir }));
     }
     const exited = () => fleets.find((f) => !f.process.running);
     await waitUntil(

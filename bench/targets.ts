@@ -29,4 +29,4 @@ export function formatTarget(t: Target): string {
 }
 
 /** A config that only asks for the defaults: plaintext said out loud, since mutual TLS is otherwise required. */
-export const DEFAULTS_ONLY = { grpc: { insecure: true } } as const;
+export const DEFAULTS_ONLY = { grpc: { insecure: true }, nats: { anonymous: true } } as const;

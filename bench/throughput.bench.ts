@@ -3,7 +3,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { startCluster, type TestCluster } from '../test/support/cluster.js';
 import { startSimulatedFleet } from '../test/support/simulated-fleet.js';
 import { GiveUp, waitUntil } from '../test/support/wait.js';
@@ -145,12 +145,12 @@ export async function benchThroughput(batches: number, batchSize: number, option
     coordinatorLogLevel: 'info',
     coordinatorNodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
   });
-  const nc = await connect({ servers: cluster.nats.url });
+  const nc = await cluster.nats.connect();
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-bench-throughput-'));
   const fleet = await startSimulatedFleet({
     idPrefix: `tp${process.pid}`,
     hosts: HOSTS,
-    natsUrl: cluster.nats.url,
+    nats: cluster.nats,
     dir,
     logLevel: 'info',
     config: { drivers: { fake: { enabled: true, vcpus: 64, memoryMiB: HOST_MEMORY_MIB, concurrency: 256 } }, telemetry: { intervalMs: 1000 } },

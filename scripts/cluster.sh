@@ -8,7 +8,8 @@
 #
 # Starts, each only if it is not running yet: dockerd and libvirtd (left running by `stop`),
 # nats-server on 127.0.0.1:4222, the coordinator (API 127.0.0.1:7100) and the agent
-# (gRPC 127.0.0.1:7101), configured by deploy/config/*.yaml. Pid files are in /run/virtfleet,
+# (gRPC 127.0.0.1:7101), configured by deploy/config/*.yaml. nats-server admits only the users
+# in /etc/virtfleet/nats (virtfleet nats issue), each held to its own subjects. Pid files are in /run/virtfleet,
 # logs in /var/log/virtfleet. Installs /usr/local/bin/virtfleet, a wrapper for this checkout's CLI.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -21,6 +22,8 @@ COORDINATOR_CONFIG="$VIRTFLEET_ROOT/deploy/config/coordinator.yaml"
 AGENT_CONFIG="$VIRTFLEET_ROOT/deploy/config/agent.yaml"
 WRAPPER=/usr/local/bin/virtfleet
 PKI_DIR=/etc/virtfleet/pki
+NATS_DIR=/etc/virtfleet/nats
+NATS_CONFIG=$NATS_DIR/nats-server.conf
 CLI_CONFIG="${XDG_CONFIG_HOME:-$HOME/.config}/virtfleet/cli.yaml"
 
 # start_daemon NAME CONFIG: `virtfleet NAME --config CONFIG`, detached, unless its pid file names a live one.
@@ -78,6 +81,21 @@ ensure_pki() {
   ensure_certificate "$PKI_DIR/agent" agent
   ensure_certificate "$PKI_DIR/operator-admin" operator admin
   write_cli_config "$(cli_config_token)"
+}
+
+# ensure_nats_users: NATS users for the coordinator and the agent (seeds at the paths the deploy
+# configs name), and the nats-server config that admits them and nobody else.
+ensure_nats_users() {
+  local agent_id content
+  agent_id=$(hostname | cut -d. -f1 | tr '[:upper:]' '[:lower:]')
+  [[ -f $NATS_DIR/users.json ]] || step "creating NATS users in $NATS_DIR (coordinator, agent $agent_id)"
+  node "$VIRTFLEET_CLI" nats issue --dir "$NATS_DIR" --role coordinator --out "$NATS_DIR/coordinator.nk" >/dev/null
+  node "$VIRTFLEET_CLI" nats issue --dir "$NATS_DIR" --role agent --name "$agent_id" --out "$NATS_DIR/agent.nk" >/dev/null
+  content=$(printf '# Written by %s: nats-server for this cluster. Users: %s (virtfleet nats issue).\nlisten: "127.0.0.1:%s"\njetstream { store_dir: "%s" }\ninclude "authorization.conf"\n' \
+    "$VIRTFLEET_ROOT/scripts/cluster.sh" "$NATS_DIR/authorization.conf" "$NATS_PORT" "$VIRTFLEET_STATE_DIR/nats")
+  [[ -f $NATS_CONFIG && $(<"$NATS_CONFIG") == "$content" ]] && return 0
+  step "writing $NATS_CONFIG"
+  printf '%s\n' "$content" >"$NATS_CONFIG"
 }
 
 cli_config_token() { sed -n 's/^token: //p' "$CLI_CONFIG" 2>/dev/null || true; }
@@ -144,7 +162,13 @@ cluster_start() {
   ensure_environment
   mkdir -p "$VIRTFLEET_RUN_DIR" "$VIRTFLEET_LOG_DIR" "$VIRTFLEET_STATE_DIR"
 
-  ensure_nats_server "$NATS_PORT" "$VIRTFLEET_STATE_DIR/nats" "$VIRTFLEET_LOG_DIR/nats.log"
+  mkdir -p "$VIRTFLEET_STATE_DIR/nats"
+  ensure_nats_users
+  # A nats-server of an earlier version of this script ran without users: it makes way.
+  if pid_running "$VIRTFLEET_RUN_DIR/nats.pid" nats-server && ! pid_running "$VIRTFLEET_RUN_DIR/nats.pid" "nats-server -c $NATS_CONFIG"; then
+    stop_daemon "$VIRTFLEET_RUN_DIR/nats.pid" nats-server nats-server
+  fi
+  ensure_nats_server "$NATS_PORT" "$NATS_CONFIG" "$VIRTFLEET_LOG_DIR/nats.log"
   ensure_pki
   start_daemon coordinator "$COORDINATOR_CONFIG"
   start_daemon agent "$AGENT_CONFIG"
@@ -169,6 +193,7 @@ virtfleet is running on this machine.
   configs                     $COORDINATOR_CONFIG
                               $AGENT_CONFIG
   certificates (mutual TLS)   $PKI_DIR   (CA, coordinator, agent, operator-admin)
+  NATS users (nkeys)          $NATS_DIR   (coordinator, agent; \`virtfleet nats issue --role monitor --name N\` for a reader of events)
   CLI config                  $CLI_CONFIG   (the CLI calls as operator admin, with an admin token)
   logs                        $VIRTFLEET_LOG_DIR/{nats,coordinator,agent,dockerd}.log
   pid files                   $VIRTFLEET_RUN_DIR/{nats,coordinator,agent}.pid

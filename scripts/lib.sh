@@ -175,13 +175,17 @@ ensure_test_image() {
   ((ok)) || die "could not build $VIRTFLEET_TEST_IMAGE"
 }
 
-# ensure_nats_server PORT STORE_DIR LOGFILE: a JetStream nats-server on 127.0.0.1:PORT.
+# ensure_nats_server PORT CONFIG LOGFILE: `nats-server -c CONFIG`, listening on 127.0.0.1:PORT. One
+# already running from CONFIG is told to read it again (its users may have changed).
 ensure_nats_server() {
-  local port=$1 store=$2 logfile=$3
-  tcp_open 127.0.0.1 "$port" && return 0
-  step "starting nats-server on 127.0.0.1:$port (JetStream store $store, log $logfile)"
-  mkdir -p "$store"
-  start_detached "$VIRTFLEET_RUN_DIR/nats.pid" "$logfile" nats-server -a 127.0.0.1 -p "$port" -js -sd "$store"
+  local port=$1 config=$2 logfile=$3 pidfile="$VIRTFLEET_RUN_DIR/nats.pid"
+  if pid_running "$pidfile" "nats-server -c $config"; then
+    kill -HUP "$(<"$pidfile")"
+    return 0
+  fi
+  tcp_open 127.0.0.1 "$port" && die "another process listens on 127.0.0.1:$port, not a nats-server started from $config; stop it first"
+  step "starting nats-server on 127.0.0.1:$port (config $config, log $logfile)"
+  start_detached "$pidfile" "$logfile" nats-server -c "$config"
   wait_for_tcp 127.0.0.1 "$port" 30 || die "nats-server did not listen on 127.0.0.1:$port within 30 s; see $logfile"
 }
 

@@ -11,7 +11,7 @@
 #   - its own agent, in the machine's namespace: it reaches NATS and is reached by the coordinator on
 #     127.0.0.1, and drives its dockerd and libvirtd through their unix sockets.
 #
-#   bash scripts/simulated-host.sh up NAME [--nats URL] [--agent-port PORT] [--pki DIR]
+#   bash scripts/simulated-host.sh up NAME [--nats URL] [--agent-port PORT] [--pki DIR] [--nats-seed FILE]
 #   bash scripts/simulated-host.sh down NAME       # stops everything, deletes its state
 #   bash scripts/simulated-host.sh status [NAME]   # one line per host: NAME ADDRESS AGENT DOCKER LIBVIRT
 #   bash scripts/simulated-host.sh env NAME        # shell assignments: SIM_DOCKER_HOST, SIM_LIBVIRT_URI, ...
@@ -20,7 +20,9 @@
 # which hold 15 characters). Defaults: --nats nats://127.0.0.1:4222 (the cluster of scripts/cluster.sh),
 # --agent-port 7200 + the host's fabric number, --pki /etc/virtfleet/pki (the cluster CA of
 # scripts/cluster.sh; the agent's certificate, naming NAME, is issued from it unless one from it is
-# there already). `up` is idempotent: what runs already is left alone.
+# there already), the agent's NATS user NAME issued into /etc/virtfleet/nats (scripts/cluster.sh's
+# nats-server is told to reload) unless --nats-seed names the seed of one made already.
+# `up` is idempotent: what runs already is left alone.
 # State: /var/lib/virtfleet/sim/NAME; logs: /var/log/virtfleet/sim-NAME-*.log.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -164,10 +166,20 @@ ensure_host_certificate() {
   node "$VIRTFLEET_CLI" pki issue --dir "$pki" --role agent --name "$name" --out "$dir/agent" >/dev/null
 }
 
+# ensure_host_nats_user NAME: the agent's NATS user NAME in the cluster's NATS directory; the
+# cluster's nats-server (scripts/cluster.sh) reloads its users. Prints the seed file.
+ensure_host_nats_user() {
+  local name=$1 nats_dir=${VIRTFLEET_NATS_DIR:-/etc/virtfleet/nats}
+  node "$VIRTFLEET_CLI" nats issue --dir "$nats_dir" --role agent --name "$name" --out "$SIM_ROOT/$name/nats.nk" >/dev/null
+  pid_running "$VIRTFLEET_RUN_DIR/nats.pid" nats-server && kill -HUP "$(<"$VIRTFLEET_RUN_DIR/nats.pid")"
+  printf '%s\n' "$SIM_ROOT/$name/nats.nk"
+}
+
 ensure_host_agent() {
-  local name=$1 index=$2 nats=$3 port=$4 pki=$5 dir="$SIM_ROOT/$1"
+  local name=$1 index=$2 nats=$3 port=$4 pki=$5 seed=$6 dir="$SIM_ROOT/$1"
   local config="$dir/agent.yaml" pidfile="$dir/agent.pid" log="$VIRTFLEET_LOG_DIR/sim-$name-agent.log"
   ensure_host_certificate "$name" "$pki"
+  [[ -n $seed ]] || seed=$(ensure_host_nats_user "$name")
   cat >"$config" <<EOF
 # Written by scripts/simulated-host.sh for the simulated host $name.
 hostId: $name
@@ -180,6 +192,7 @@ grpc:
   tls: { cert: $dir/agent.crt, key: $dir/agent.key, ca: $pki/ca.crt }
 nats:
   servers: [$nats]
+  nkeySeedFile: $seed
 telemetry:
   storagePaths: [$SIM_ROOT]
 # Its bridge, NAT and DHCP live inside its own network namespace, like everything else of it.
@@ -210,14 +223,14 @@ EOF
 }
 
 host_up() {
-  local name=$1 nats=$2 port=$3 pki=$4 index
+  local name=$1 nats=$2 port=$3 pki=$4 seed=$5 index
   index=$(fabric_index "$name")
   [[ -n $port ]] || port=$((7200 + index))
   ensure_fabric
   ensure_netns "$name" "$index"
   ensure_host_dockerd "$name"
   ensure_host_libvirtd "$name" "$index"
-  ensure_host_agent "$name" "$index" "$nats" "$port" "$pki"
+  ensure_host_agent "$name" "$index" "$nats" "$port" "$pki" "$seed"
   printf 'simulated host %s is up: fabric address %s.%s, agent 127.0.0.1:%s\n' "$name" "$FABRIC_PREFIX" "$index" "$port"
   printf 'its engines: docker -H unix://%s/docker.sock ...; virsh -c %q ...\n' "$SIM_ROOT/$name" "qemu+unix:///system?socket=$SIM_ROOT/$name/libvirt/run/libvirt-sock"
 }
@@ -295,7 +308,7 @@ main() {
   shift
   case $command in
     up)
-      local name=${1:-} nats=nats://127.0.0.1:4222 port='' pki=${VIRTFLEET_PKI_DIR:-/etc/virtfleet/pki}
+      local name=${1:-} nats=nats://127.0.0.1:4222 port='' pki=${VIRTFLEET_PKI_DIR:-/etc/virtfleet/pki} seed=''
       [[ -n $name ]] || usage
       shift
       while (($#)); do
@@ -303,6 +316,7 @@ main() {
           --nats) nats=${2:?--nats needs a URL}; shift 2 ;;
           --agent-port) port=${2:?--agent-port needs a port}; shift 2 ;;
           --pki) pki=${2:?--pki needs a directory}; shift 2 ;;
+          --nats-seed) seed=${2:?--nats-seed needs a file}; shift 2 ;;
           *) die "unknown option $1 (see: $0 without arguments)" ;;
         esac
       done
@@ -316,7 +330,8 @@ main() {
       ensure_dockerd
       ensure_test_image
       [[ $pki == /* && $pki =~ ^[A-Za-z0-9._/+-]+$ ]] || die "--pki must be an absolute path of letters, digits and ._+-/, not '$pki'"
-      host_up "$name" "$nats" "$port" "$pki"
+      [[ -z $seed || ($seed == /* && $seed =~ ^[A-Za-z0-9._/+-]+$ && -f $seed) ]] || die "--nats-seed must be an existing file's absolute path of letters, digits and ._+-/, not '$seed'"
+      host_up "$name" "$nats" "$port" "$pki" "$seed"
       ;;
     down)
       local name=${1:-}

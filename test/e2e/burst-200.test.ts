@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { telemetrySchema, telemetrySubject } from '@virtfleet/shared';
 import { removeContainersOf } from '../support/cleanup.js';
@@ -97,7 +97,7 @@ function burstCluster(): { cluster: () => TestCluster; nc: () => NatsConnection;
   beforeAll(async () => {
     cluster = await startCluster({ agents: [{ drivers: { docker: { enabled: true } } }] });
     await waitForHostsUp(cluster);
-    nc = await connect({ servers: cluster.nats.url });
+    nc = await cluster.nats.connect();
   }, 60_000);
   afterAll(async () => {
     await Promise.all(samplers.map((s) => s.stop().catch(() => undefined)));

@@ -159,12 +159,15 @@ describe('the virtfleet CLI against a real cluster', () => {
     { name: 'an unknown workload', args: () => ['workload', 'get', 'no-such-thing'], code: 3, stderr: /no-such-thing.*not found/ },
     { name: 'an unknown verb', args: () => ['workload', 'explode', 'x'], code: 2, stderr: /unknown command/ },
     { name: 'a bad output format', args: () => ['-o', 'yaml', 'host', 'ls'], code: 2, stderr: /yaml/ },
-    { name: 'an agent config with a bad address', args: () => ['agent', '--config', file('agent.yaml', 'grpc:\n  listen: nowhere\n  insecure: true\n')], code: 2, stderr: /agent\.yaml: grpc\.listen: must be host:port/ },
-    { name: 'an agent config with an unknown key', args: () => ['agent', '--config', file('agent2.yaml', 'hostid: x\ngrpc:\n  insecure: true\n')], code: 2, stderr: /agent2\.yaml: .*hostid/ },
-    { name: 'a config check with a bad NATS URL', args: () => ['agent', '--check-config', '--host-id', 'h1', '--insecure', '--nats', 'ftp://x'], code: 2, stderr: /nats\.servers/ },
-    { name: 'an agent without certificates or --insecure', args: () => ['agent', '--check-config', '--host-id', 'h1'], code: 2, stderr: /grpc\.tls: required: gRPC links use mutual TLS/ },
-    { name: 'a coordinator without certificates or --insecure', args: () => ['coordinator', '--check-config'], code: 2, stderr: /grpc\.tls: required: gRPC links use mutual TLS/ },
-    { name: 'a coordinator with both tls and insecure', args: () => ['coordinator', '--check-config', '--insecure', '--config', file('both.yaml', 'grpc:\n  tls: { cert: /a, key: /b, ca: /c }\n')], code: 2, stderr: /grpc\.insecure: set either tls or insecure/ },
+    { name: 'an agent config with a bad address', args: () => ['agent', '--config', file('agent.yaml', 'grpc:\n  listen: nowhere\n  insecure: true\nnats:\n  anonymous: true\n')], code: 2, stderr: /agent\.yaml: grpc\.listen: must be host:port/ },
+    { name: 'an agent config with an unknown key', args: () => ['agent', '--config', file('agent2.yaml', 'hostid: x\ngrpc:\n  insecure: true\nnats:\n  anonymous: true\n')], code: 2, stderr: /agent2\.yaml: .*hostid/ },
+    { name: 'a config check with a bad NATS URL', args: () => ['agent', '--check-config', '--host-id', 'h1', '--insecure', '--nats-anonymous', '--nats', 'ftp://x'], code: 2, stderr: /nats\.servers/ },
+    { name: 'an agent without certificates or --insecure', args: () => ['agent', '--check-config', '--host-id', 'h1', '--nats-anonymous'], code: 2, stderr: /grpc\.tls: required: gRPC links use mutual TLS/ },
+    { name: 'a coordinator without certificates or --insecure', args: () => ['coordinator', '--check-config', '--nats-anonymous'], code: 2, stderr: /grpc\.tls: required: gRPC links use mutual TLS/ },
+    { name: 'an agent without NATS credentials or --nats-anonymous', args: () => ['agent', '--check-config', '--host-id', 'h1', '--insecure'], code: 2, stderr: /nats\.nkeySeedFile: required: each daemon connects to NATS as its own user/ },
+    { name: 'a coordinator whose NATS seed is not a seed', args: () => ['coordinator', '--check-config', '--insecure', '--nats-seed', file('not-a-seed.nk', 'SUxyz\n')], code: 2, stderr: /nats\.nkeySeedFile: .*not-a-seed\.nk is not a NATS user nkey seed/ },
+    { name: 'a coordinator with a NATS seed and --nats-anonymous', args: () => ['coordinator', '--check-config', '--insecure', '--nats-anonymous', '--nats-seed', '/x.nk'], code: 2, stderr: /nats\.anonymous: set either nkeySeedFile or anonymous/ },
+    { name: 'a coordinator with both tls and insecure', args: () => ['coordinator', '--check-config', '--insecure', '--nats-anonymous', '--config', file('both.yaml', 'grpc:\n  tls: { cert: /a, key: /b, ca: /c }\n')], code: 2, stderr: /grpc\.insecure: set either tls or insecure/ },
     { name: 'a coordinator TTL that is not a number', args: () => ['coordinator', '--host-ttl-ms', 'soon'], code: 2, stderr: /--host-ttl-ms must be a whole number/ },
     { name: 'a bad stop timeout', args: () => ['workload', 'stop', 'x', '--timeout-seconds', '-5'], code: 2, stderr: /--timeout-seconds/ },
   ];
@@ -262,8 +265,8 @@ describe('the virtfleet CLI against a real cluster', () => {
     telemetry?: { fullEveryMs: number };
   }
   it.each([
-    { daemon: 'agent', args: ['--host-id', 'sim1', '--listen', '127.0.0.1:7300', '--insecure'], want: { hostId: 'sim1', grpc: { listen: '127.0.0.1:7300', insecure: true }, telemetry: { fullEveryMs: 10_000 } } },
-    { daemon: 'coordinator', args: ['--listen', '127.0.0.1:7310', '--insecure'], want: { grpc: { listen: '127.0.0.1:7310', insecure: true } } },
+    { daemon: 'agent', args: ['--host-id', 'sim1', '--listen', '127.0.0.1:7300', '--insecure', '--nats-anonymous'], want: { hostId: 'sim1', grpc: { listen: '127.0.0.1:7300', insecure: true }, nats: { anonymous: true }, telemetry: { fullEveryMs: 10_000 } } },
+    { daemon: 'coordinator', args: ['--listen', '127.0.0.1:7310', '--insecure', '--nats-anonymous'], want: { grpc: { listen: '127.0.0.1:7310', insecure: true }, nats: { anonymous: true } } },
   ])('$daemon --check-config prints the resolved config, defaults filled in, and exits 0 without starting', async ({ daemon, args, want }) => {
     const r = await runCli([daemon, '--check-config', ...args]);
     expect(r.code, r.stderr).toBe(0);

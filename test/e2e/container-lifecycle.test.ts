@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
@@ -14,7 +14,7 @@ describe('container lifecycle through the coordinator API, checked against Docke
 
   beforeAll(async () => {
     cluster = await startCluster();
-    nc = await connect({ servers: cluster.nats.url });
+    nc = await cluster.nats.connect();
     nc.subscribe('virtfleet.events.>', {
       callback: (_err, msg) => {
         natsEvents.push(msg.json());

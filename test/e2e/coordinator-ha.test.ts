@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoordinatorApi } from '@virtfleet/cli';
@@ -39,7 +39,7 @@ describe('two coordinators: one leader by lease, a follower that takes over', ()
     second = await cluster.addCoordinator('e2e-standby');
     both = cluster.client(`${cluster.coordinatorAddress},${second.address}`, 20_000);
     await waitForHostsUp(cluster);
-    nc = await connect({ servers: [cluster.nats.url] });
+    nc = await cluster.nats.connect();
   });
   afterAll(async () => {
     both?.close();

@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Hypervisor } from '@unraid/libvirt';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,7 +105,7 @@ describe.each(engines)('$driver engine frozen (SIGSTOP) for 20 s under running w
     [a, b] = cluster.agents as [TestAgent, TestAgent];
     await waitForHostsUp(cluster);
     await waitUntil(`the ${driver} driver of A to be healthy`, async () => (await cluster.api.hosts()).hosts.find((h) => h.id === a.hostId)?.drivers.find((d) => d.name === driver)?.healthy === true);
-    nc = await connect({ servers: cluster.nats.url });
+    nc = await cluster.nats.connect();
   }, 120_000);
 
   afterAll(async () => {

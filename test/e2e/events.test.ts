@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type Msg } from '@nats-io/transport-node';
+import type { Msg } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, type pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, waitForState, type TestCluster } from '../support/cluster.js';
@@ -176,7 +176,7 @@ describe('durable, replayable events on JetStream', () => {
   });
 
   it('gives plain NATS subscribers each stored event once, with the sequence WatchEvents gives it', async () => {
-    const nc = await connect({ servers: cluster.nats.url });
+    const nc = await cluster.nats.connect();
     const plain: Msg[] = [];
     try {
       nc.subscribe('virtfleet.events.>', {
@@ -209,7 +209,7 @@ describe('durable, replayable events on JetStream', () => {
   it('--since TIME starts at the first event whose own time is at or after it, whenever the stream stored it', async () => {
     // Two events written straight into the stream, as a coordinator would: one stored a minute after its time
     // (its outbox waited out a NATS outage), one stored 20 s before its time (a coordinator clock running ahead).
-    const nc = await connect({ servers: cluster.nats.url });
+    const nc = await cluster.nats.connect();
     const now = Date.now();
     const late = { id: 'late-1', time: new Date(now - 60_000).toISOString() };
     const early = { id: 'early-1', time: new Date(now + 20_000).toISOString() };

@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import { Kvm } from '@nats-io/kv';
-import { connect } from '@nats-io/transport-node';
 import { ConnectListAllDomainsFlags, Hypervisor } from '@unraid/libvirt';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import { parseOwnership } from '../../packages/agent/src/drivers/libvirt/domain-
 import { removeContainersOf, removeDomains } from '../support/cleanup.js';
 import { REAL_DRIVERS, startCluster, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { agentConfigOf, coordinatorConfigOf } from '../support/configs.js';
+import type { NatsUsers } from '../support/nats-server.js';
 import { CopySampler, qemuGuests, runningContainerCopies, runningDomainCopies, type SamplerReport } from '../support/copies.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 import { retainedEvents, sleeperContainer } from '../support/workloads.js';
@@ -117,8 +117,8 @@ function logLines(output: readonly string[]): { time: number; msg: string; line:
  * connection (not through the host's proxy), with when the agent sent it
  * (its `renewed_at`; one machine, one wall clock).
  */
-async function leaseRenewals(natsUrl: string, bucket: string, hostId: string): Promise<{ sentAt: number[]; stop(): Promise<void> }> {
-  const nc = await connect({ servers: [natsUrl] });
+async function leaseRenewals(nats: NatsUsers, bucket: string, hostId: string): Promise<{ sentAt: number[]; stop(): Promise<void> }> {
+  const nc = await nats.connect();
   const watch = await (await new Kvm(nc).open(bucket)).watch({ key: hostLeaseKey(hostId) });
   const sentAt: number[] = [];
   void (async () => {
@@ -193,7 +193,7 @@ describe('fence-first failover: a host cut off from NATS and the coordinator', (
     const coordinatorConfig = coordinatorConfigOf(cluster.coordinator);
     const fenceTimeoutMs = agentConfigOf(a.process).fencing.timeoutMs;
     const { fenceMarginMs } = coordinatorConfig.failover;
-    const renewals = await leaseRenewals(cluster.nats.url, coordinatorConfig.hosts.leaseBucket, a.hostId);
+    const renewals = await leaseRenewals(cluster.nats, coordinatorConfig.hosts.leaseBucket, a.hostId);
     // Place both on A: B is cordoned until they run.
     await cluster.api.cordon(b.hostId, true);
     const vm = await cluster.api.submit({ request_id: 'ff-vm', spec: { name: 'ff-vm', kind: 'vm', vcpus: 1, memory_mib: 64 } });

@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import { Kvm } from '@nats-io/kv';
-import { connect } from '@nats-io/transport-node';
 import { Hypervisor } from '@unraid/libvirt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fenceRecordKey } from '@virtfleet/shared';
@@ -97,7 +96,7 @@ describe('fence-first: the agent of the VM host SIGKILLed and left down for a mi
     const downReports = { libvirt: await libvirt.stop(), procs: await procs.stop() };
     const aHost = (await cluster.api.hosts()).hosts.find((h) => h.id === a.hostId);
     const record = await (async () => {
-      const nc = await connect({ servers: [cluster.nats.url] });
+      const nc = await cluster.nats.connect();
       try {
         return await (await new Kvm(nc).open(config.hosts.leaseBucket)).get(fenceRecordKey(a.hostId));
       } finally {

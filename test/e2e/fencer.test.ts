@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Kvm } from '@nats-io/kv';
-import { connect } from '@nats-io/transport-node';
 import { Hypervisor } from '@unraid/libvirt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fenceRecordKey, fenceRecordSchema, type FenceRecord } from '@virtfleet/shared';
@@ -72,7 +71,7 @@ describe('the fencer process: a dead agent, a dead fencer', () => {
   }, 120_000);
 
   const readFenceRecord = async (hostId: string): Promise<{ record: FenceRecord; revision: number } | undefined> => {
-    const nc = await connect({ servers: [cluster.nats.url] });
+    const nc = await cluster.nats.connect();
     try {
       const entry = await (await new Kvm(nc).open(coordinatorConfigOf(cluster.coordinator).hosts.leaseBucket)).get(fenceRecordKey(hostId));
       return entry ? { record: fenceRecordSchema.parse(entry.json()), revision: entry.revision } : undefined;

@@ -37,7 +37,7 @@ describe(`an agent simulating ${HOSTS} hosts in one process`, () => {
         hostId: prefix,
         stateDir: join(dir, 'state'),
         grpc: { listen: '127.0.0.1:0', tls: await cluster.pki.fleetTls(ids) },
-        nats: { servers: [cluster.nats.url] },
+        nats: await cluster.nats.daemonConfig('agent', prefix, ids),
         fencing: { timeoutMs: TEST_FENCE_TIMEOUT_MS },
         telemetry: { intervalMs: TELEMETRY_MS },
         drivers: { fake: { enabled: true, vcpus: 4, memoryMiB: 8192 } },

@@ -34,7 +34,7 @@ describe('200 submissions with the leading coordinator SIGKILLed in the middle, 
       const w = await client.submit({ request_id: `bulk-${i}`, spec: { name: `bulk-${i}`, kind: i % 2 ? 'vm' : 'container', image: i % 2 ? '' : 'sim:latest', vcpus: 1, memory_mib: 64 } });
       submitted.set(`bulk-${i}`, w.id);
     };
-    const lease = () => readLeaderLease(cluster.nats.url, coordinatorConfigOf(cluster.coordinator).state.bucket);
+    const lease = () => readLeaderLease(cluster.nats, coordinatorConfigOf(cluster.coordinator).state.bucket);
     const before = await lease();
     expect(before?.coordinatorId, 'the leader before the kill').toBe(coordinatorConfigOf(cluster.coordinator).id);
     let acceptedBeforeKill = 0;

@@ -43,7 +43,7 @@ describe('a burst of small containers on real Docker with the leading coordinato
       samplers.push(sampler);
       sampler.start();
 
-      const lease = () => readLeaderLease(cluster.nats.url, coordinatorConfigOf(cluster.coordinator).state.bucket);
+      const lease = () => readLeaderLease(cluster.nats, coordinatorConfigOf(cluster.coordinator).state.bucket);
       const before = await lease();
       expect(before?.coordinatorId, 'the leader before the kill').toBe(coordinatorConfigOf(cluster.coordinator).id);
       let acceptedBeforeKill = 0;

@@ -1,5 +1,5 @@
 import { KvWatchInclude, Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoordinatorApi } from '@virtfleet/cli';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
@@ -27,7 +27,7 @@ describe('a leader paused past its lease (SIGSTOP) writes nothing once its succe
     standby = await cluster.addCoordinator('e2e-standby');
     api = cluster.client(`${cluster.coordinatorAddress},${standby.address}`, 30_000);
     await waitForHostsUp(cluster);
-    nc = await connect({ servers: [cluster.nats.url] });
+    nc = await cluster.nats.connect();
   });
   afterAll(async () => {
     cluster?.coordinator.signal('SIGCONT');
@@ -44,7 +44,7 @@ describe('a leader paused past its lease (SIGSTOP) writes nothing once its succe
     await waitUntil('every workload to run', async () => (await api.list({ state: 'running' })).workloads.length === submitted.length, { timeoutMs: 30_000 });
 
     cluster.coordinator.signal('SIGSTOP');
-    await waitUntil('the standby to take the lease', async () => (await readLeaderLease(cluster.nats.url, state.bucket))?.coordinatorId === 'e2e-standby', { timeoutMs: 30_000 });
+    await waitUntil('the standby to take the lease', async () => (await readLeaderLease(cluster.nats, state.bucket))?.coordinatorId === 'e2e-standby', { timeoutMs: 30_000 });
     // A paused process still accepts connections (the kernel does) but never answers: talk to the successor alone.
     const successor = cluster.client(standby.address, 30_000);
     cleanups.push(() => successor.close());

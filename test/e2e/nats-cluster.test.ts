@@ -30,7 +30,7 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
       JSON.stringify({
         id: 'clustered',
         grpc: { listen: `127.0.0.1:${apiPort}`, tls: await pki.issue('coordinator', 'clustered') },
-        nats: { servers: nats.urls },
+        nats: await nats.daemonConfig('coordinator', 'clustered'),
         hosts: { ttlMs: 5000 },
         scheduler: { retryIntervalMs: 250 },
         state: { replicas: 3 },
@@ -40,7 +40,7 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
     );
     writeFileSync(
       join(dir, 'agent.json'),
-      JSON.stringify({ hostId, stateDir: join(dir, 'agent-state'), grpc: { listen: `127.0.0.1:${agentPort}`, tls: await pki.issue('agent', hostId) }, nats: { servers: nats.urls }, telemetry: { intervalMs: 500 }, drivers: { docker: { enabled: true } } }),
+      JSON.stringify({ hostId, stateDir: join(dir, 'agent-state'), grpc: { listen: `127.0.0.1:${agentPort}`, tls: await pki.issue('agent', hostId) }, nats: await nats.daemonConfig('agent', hostId), telemetry: { intervalMs: 500 }, drivers: { docker: { enabled: true } } }),
     );
     coordinator = spawnProcess('coordinator', process.execPath, [CLI_ENTRY, 'coordinator', '--config', join(dir, 'coordinator.json')]);
     agent = spawnProcess('agent', process.execPath, [CLI_ENTRY, 'agent', '--config', join(dir, 'agent.json')]);

@@ -24,7 +24,7 @@ describe('the multi-host playground (scripts/simulated-host.sh) with real daemon
   beforeAll(async () => {
     before = await machineNetwork();
     cluster = await startCluster({ agents: [] });
-    host = await startSimulatedHost(name, cluster.nats.url, await freePort(), cluster.pki.dir);
+    host = await startSimulatedHost(name, cluster.nats, await freePort(), cluster.pki.dir);
   }, 420_000);
   afterAll(async () => {
     await host?.down();

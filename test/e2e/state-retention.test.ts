@@ -1,5 +1,5 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { pb } from '@virtfleet/shared';
 import { startCluster, waitForHostsUp, type TestCluster } from '../support/cluster.js';
@@ -48,7 +48,7 @@ describe(`${COUNT.toLocaleString('en-US')} submissions, then ${COUNT.toLocaleStr
       coordinatorLogLevel: 'info',
     });
     await waitForHostsUp(cluster);
-    nc = await connect({ servers: cluster.nats.url });
+    nc = await cluster.nats.connect();
     jsm = await jetstreamManager(nc);
   }, 60_000);
 

@@ -1,5 +1,5 @@
 import { readFileSync, statfsSync } from 'node:fs';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { telemetrySchema, telemetrySubject } from '@virtfleet/shared';
 import { startCluster, uniqueHostId, type TestCluster } from '../support/cluster.js';
@@ -24,7 +24,7 @@ describe('host telemetry over NATS', () => {
 
   beforeAll(async () => {
     cluster = await startCluster({ hostTtlMs: TTL_MS });
-    nc = await connect({ servers: [cluster.nats.url] });
+    nc = await cluster.nats.connect();
   });
   afterAll(async () => {
     await nc?.close();

@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Hypervisor } from '@unraid/libvirt';
 import Docker from 'dockerode';
@@ -33,7 +33,7 @@ describe('operator verbs do exactly what they say (real Docker and libvirt, stat
     await hypervisor.connectOpen();
     cluster = await startCluster({ agents: [{}] });
     await waitForHostsUp(cluster);
-    nc = await connect({ servers: cluster.nats.url });
+    nc = await cluster.nats.connect();
     kv = await new Kvm(nc).open('virtfleet_state');
   });
 
@@ -183,7 +183,7 @@ describe('retention: deleted workloads and request ids are forgotten after their
   beforeAll(async () => {
     cluster = await startCluster({ agents: [{ drivers: { fake: { enabled: true } } }], coordinatorExtra: { retention: { deletedWorkloadsHours: RETENTION_HOURS, requestHours: RETENTION_HOURS } } });
     await waitForHostsUp(cluster);
-    nc = await connect({ servers: cluster.nats.url });
+    nc = await cluster.nats.connect();
     kv = await new Kvm(nc).open('virtfleet_state');
   });
 

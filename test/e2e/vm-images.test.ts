@@ -53,7 +53,7 @@ describe('VMs and containers from catalog images on simulated hosts', () => {
     guest = await testGuest();
     cluster = await startCluster({ agents: [] });
     hosts = [];
-    for (const n of ['a', 'b']) hosts.push(await startSimulatedHost(`${tag}${n}`, cluster.nats.url, await freePort(), cluster.pki.dir));
+    for (const n of ['a', 'b']) hosts.push(await startSimulatedHost(`${tag}${n}`, cluster.nats, await freePort(), cluster.pki.dir));
     dir = mkdtempSync(join(tmpdir(), 'vf-vm-images-'));
     for (const [file, name, format] of [
       [guest.kernel, 'kernel', 'kernel'],

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
-import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { createLogger, EVENT_TYPES, parseRfc3339Nanos, type CloudEvent } from '@virtfleet/shared';
 import { EventLog, type ReadFrom } from '../../packages/coordinator/src/events/event-log.js';
 import { startNatsServer } from '../support/nats-server.js';
@@ -18,7 +18,7 @@ describe('EventLog against a real nats-server', () => {
   const setup = async (): Promise<NatsConnection> => {
     const nats = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     cleanups.push(() => nc.close());
     return nc;
   };

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { createLogger, fenceRecordKey, fenceRecordSchema, hostLeaseKey } from '@virtfleet/shared';
 import { HostLease, type Fenceable, type LeaseBucket } from '../../packages/agent/src/fencing/host-lease.js';
@@ -74,13 +74,13 @@ describe('host leases and self-fencing against a real nats-server', () => {
   const setup = async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const coordinatorNc = await connect({ servers: [nats.url] });
+    const coordinatorNc = await nats.connect();
     cleanups.push(() => coordinatorNc.close());
     const monitor = await HostLeaseMonitor.open(coordinatorNc, 'c1', { bucket: BUCKET, replicas: 1, fenceMarginMs: MARGIN_MS, probeIntervalMs: PROBE_MS }, log);
     cleanups.push(() => monitor.stop());
     const proxy: TcpProxy = await startTcpProxy({ host: '127.0.0.1', port: nats.port });
     cleanups.push(() => proxy.close());
-    const agentNc: NatsConnection = await connect({ servers: [proxy.url('nats')], maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    const agentNc: NatsConnection = await nats.connect({ servers: [proxy.url('nats')], maxReconnectAttempts: -1, reconnectTimeWait: 100 });
     cleanups.push(() => agentNc.close());
     const bucket = new ObservedBucket(agentNc);
     const startLease = async (host: RecordingHost, bootId: string) => {

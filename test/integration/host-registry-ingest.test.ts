@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, headers } from '@nats-io/transport-node';
+import { headers } from '@nats-io/transport-node';
 import { createLogger, telemetrySubject, TELEMETRY_KIND_HEADER, WorkloadDeltaEncoder, type WorkloadTelemetry } from '@virtfleet/shared';
 import { HostRegistry } from '../../packages/coordinator/src/hosts/host-registry.js';
 import { testTelemetry } from '../../packages/coordinator/src/hosts/telemetry.test-support.js';
@@ -17,7 +17,7 @@ describe('HostRegistry telemetry ingest against a real nats-server', () => {
   it('applies the newest message of each host when a burst outruns it, and lets timers run in between', async () => {
     const nats = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     cleanups.push(() => nc.close());
     const applied: { host: string; seq: number }[] = [];
     // A timer armed at the first message applied must fire while the burst is being applied, not after all of it.
@@ -31,7 +31,7 @@ describe('HostRegistry telemetry ingest against a real nats-server', () => {
     cleanups.push(() => registry.stop());
     await nc.flush();
 
-    const publisher = await connect({ servers: nats.url });
+    const publisher = await nats.connect();
     cleanups.push(() => publisher.close());
     const hosts = 200;
     const rounds = 20;
@@ -54,7 +54,7 @@ describe('HostRegistry telemetry ingest against a real nats-server', () => {
   it('applies every delta after the newest full list of each host, in order, so the view of each host ends whole', async () => {
     const nats = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     cleanups.push(() => nc.close());
     const applied: { host: string; seq: number; reported: number }[] = [];
     const registry = new HostRegistry(
@@ -66,7 +66,7 @@ describe('HostRegistry telemetry ingest against a real nats-server', () => {
     cleanups.push(() => registry.stop());
     await nc.flush();
 
-    const publisher = await connect({ servers: nats.url });
+    const publisher = await nats.connect();
     cleanups.push(() => publisher.close());
     const hosts = 100;
     const rounds = 40;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, NotFoundError, UnavailableError } from '@virtfleet/shared';
 import { CatalogImageSource } from '../../packages/agent/src/images/catalog-source.js';
@@ -62,7 +62,7 @@ describe('ImageCache fetching from the catalog in a real nats-server', () => {
 
   beforeAll(async () => {
     nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
+    nc = await nats.connect();
     const catalog = await ImageCatalog.open(nc, { bucket: BUCKET, replicas: 1, maxImageBytes: 2 ** 20 }, log);
     for (const [name, bytes] of Object.entries(images)) await catalog.import({ name, format: 'qcow2', size: bytes.length, sha256: sha256(bytes) }, once(bytes));
   });

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { createLogger, parseWorkloadSpec } from '@virtfleet/shared';
 import { KvStateStore } from '../../packages/coordinator/src/state/kv-state-store.js';
 import type { Workload } from '../../packages/coordinator/src/workloads/workload.js';
-import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { startNatsServer, type NatsServer, type NatsUsers } from '../support/nats-server.js';
 import { startNatsCluster, type NatsCluster } from '../support/nats-cluster.js';
 import { waitFor, waitUntil } from '../support/wait.js';
 
@@ -34,8 +34,8 @@ describe('KvStateStore against a real nats-server', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  const open = async (servers: string[], replicas = 1): Promise<{ nc: NatsConnection; store: KvStateStore }> => {
-    const nc = await connect({ servers, maxReconnectAttempts: -1 });
+  const open = async (nats: NatsUsers, replicas = 1): Promise<{ nc: NatsConnection; store: KvStateStore }> => {
+    const nc = await nats.connect({ maxReconnectAttempts: -1 });
     cleanups.push(() => nc.close());
     // A fresh cluster answers JetStream requests only once it has elected a meta leader.
     const store = await waitFor('the state bucket to open', () => KvStateStore.open(nc, { bucket: 'state_test', replicas }, log), { timeoutMs: 30_000, intervalMs: 500 });
@@ -46,7 +46,7 @@ describe('KvStateStore against a real nats-server', () => {
   it('reloads workloads, request ids and cordons as written, and forgets what was deleted', async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const { store } = await open([nats.url]);
+    const { store } = await open(nats);
     await store.setFollowing(false);
     for (let n = 0; n < 250; n++) await store.insert(workload(n));
     await store.put({ ...workload(8), state: 'running', hostId: 'h1' });
@@ -60,7 +60,7 @@ describe('KvStateStore against a real nats-server', () => {
     // The last writes of a burst must be stored without a later write to push them.
     expect(await store.flush()).toBe(true);
 
-    const { store: reopened } = await open([nats.url]);
+    const { store: reopened } = await open(nats);
     expect(reopened.list()).toHaveLength(250);
     expect(reopened.get('w-7')).toMatchObject({ state: 'running', hostId: 'h1' });
     expect(reopened.listOnHost('h1').map((w) => w.id)).toEqual(['w-7']);
@@ -72,7 +72,7 @@ describe('KvStateStore against a real nats-server', () => {
   it('tells which records were stored since a time: by the clock of JetStream after a reload, by its own for its writes', async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const { store } = await open([nats.url]);
+    const { store } = await open(nats);
     await store.setFollowing(false);
     await store.insert(workload(1));
     await store.put({ ...workload(2), state: 'creating' });
@@ -85,7 +85,7 @@ describe('KvStateStore against a real nats-server', () => {
     expect(await store.flush()).toBe(true);
     expect(store.storedSince(between).map((w) => w.id)).toEqual(['w-1']);
 
-    const { store: successor } = await open([nats.url]);
+    const { store: successor } = await open(nats);
     await successor.setFollowing(false);
     expect(successor.storedSince(between).map((w) => w.id), 'as the bucket dated them').toEqual(['w-1']);
     expect(successor.storedSince(0).map((w) => w.id).sort()).toEqual(['w-1', 'w-2']);
@@ -96,9 +96,9 @@ describe('KvStateStore against a real nats-server', () => {
   it('keeps operation records (host drains): a reload and a follower read them, and a removed one is gone and compacted', async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const { nc, store } = await open([nats.url]);
+    const { nc, store } = await open(nats);
     await store.setFollowing(false);
-    const { store: follower } = await open([nats.url]);
+    const { store: follower } = await open(nats);
     await follower.setFollowing(true);
     await store.putOperation('drain', 'h1', { id: 'drain-1', state: 'draining' });
     await store.putOperation('drain', 'h1', { id: 'drain-1', state: 'drained' });
@@ -107,7 +107,7 @@ describe('KvStateStore against a real nats-server', () => {
     await store.putOperation('drain', 'h2', undefined);
     expect([...store.operations('drain').keys()]).toEqual(['h1']);
 
-    const { store: reopened } = await open([nats.url]);
+    const { store: reopened } = await open(nats);
     expect([...reopened.operations('drain')]).toEqual([['h1', { id: 'drain-1', state: 'drained' }]]);
     expect(await reopened.readOperation('drain', 'h2')).toBeUndefined();
     const jsm = await jetstreamManager(nc);
@@ -119,7 +119,7 @@ describe('KvStateStore against a real nats-server', () => {
   it('pipelines a burst of writes: each key ends with its last write, every caller hears once it is stored, and no write is sent twice', async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const { nc, store } = await open([nats.url]);
+    const { nc, store } = await open(nats);
     await store.setFollowing(false);
     const COUNT = 2000;
     for (let n = 0; n < COUNT; n++) await store.insert(workload(n));
@@ -134,7 +134,7 @@ describe('KvStateStore against a real nats-server', () => {
     const stored = (await jsm.streams.info('KV_state_test')).state.last_seq - seqBefore;
     expect(stored).toBeGreaterThanOrEqual(COUNT);
     expect(stored).toBeLessThanOrEqual(3 * COUNT);
-    const { store: reopened } = await open([nats.url]);
+    const { store: reopened } = await open(nats);
     expect(reopened.list().filter((w) => w.state !== 'stopped').map((w) => w.id)).toEqual([]);
     expect(reopened.list()).toHaveLength(COUNT);
   });
@@ -142,9 +142,9 @@ describe('KvStateStore against a real nats-server', () => {
   it('keeps request records, pages in arrival order, and removes a workload from leader, follower, reload and stream alike', async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const { nc, store } = await open([nats.url]);
+    const { nc, store } = await open(nats);
     await store.setFollowing(false);
-    const { store: follower } = await open([nats.url]);
+    const { store: follower } = await open(nats);
     await follower.setFollowing(true);
     for (let n = 0; n < 5; n++) await store.insert(workload(n));
     await store.putRequest({ requestId: 'op:stop/1', method: 'StopWorkload', subjects: ['w-1'], params: '{}', response: { id: 'w-1' }, completedAtMs: 1 });
@@ -161,7 +161,7 @@ describe('KvStateStore against a real nats-server', () => {
     expect(store.getByRequestId('req-3')).toBeUndefined();
     await waitUntil('the follower to forget the removed workload', () => follower.get('w-3') === undefined);
 
-    const { store: reopened } = await open([nats.url]);
+    const { store: reopened } = await open(nats);
     expect(reopened.list().map((w) => w.id).sort()).toEqual(['w-0', 'w-1', 'w-2', 'w-4']);
     expect(reopened.getRequest('op:stop/1')).toMatchObject({ method: 'StopWorkload', response: { id: 'w-1' } });
 
@@ -177,7 +177,7 @@ describe('KvStateStore against a real nats-server', () => {
   it('fences writes by leadership: none go out without the lease, and a deposed leader cannot overwrite its successor', async () => {
     const nats: NatsServer = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const { store: old } = await open([nats.url]);
+    const { store: old } = await open(nats);
     let oldHoldsLease = true;
     const supplanted: string[] = [];
     old.fenceWrites(() => oldHoldsLease, (reason) => supplanted.push(reason));
@@ -185,7 +185,7 @@ describe('KvStateStore against a real nats-server', () => {
     for (let n = 0; n < 3; n++) await old.insert(workload(n));
 
     // A successor takes over and writes w-1.
-    const { store: successor } = await open([nats.url]);
+    const { store: successor } = await open(nats);
     await successor.setFollowing(false);
     await successor.put({ ...workload(1), message: 'successor' });
     expect(await successor.flush()).toBe(true);
@@ -202,7 +202,7 @@ describe('KvStateStore against a real nats-server', () => {
     await expect(old.put({ ...workload(0), message: 'no lease' })).rejects.toThrow(/no longer holds the leader lease/);
     await expect(old.insert(workload(9))).rejects.toThrow(/no longer holds the leader lease/);
 
-    const { store: reader } = await open([nats.url]);
+    const { store: reader } = await open(nats);
     expect(reader.get('w-1')?.message).toBe('successor');
     expect(reader.get('w-2')?.message).toBe('');
     expect(reader.get('w-0')?.message).toBe('');
@@ -212,7 +212,7 @@ describe('KvStateStore against a real nats-server', () => {
   it('reloads every time while one node of a three-node cluster is down', async () => {
     const cluster: NatsCluster = await startNatsCluster(3);
     cleanups.push(() => cluster.stop());
-    const { store } = await open(cluster.urls, 3);
+    const { store } = await open(cluster, 3);
     await store.setFollowing(false);
     for (let n = 0; n < 20; n++) await store.insert(workload(n));
     const lost = cluster.nodes[2]!;

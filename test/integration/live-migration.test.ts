@@ -67,8 +67,8 @@ describe('live migration between two simulated hosts (libvirt-ext, real QEMU)', 
     // Their agents need certificates, though nothing here calls them.
     const pki = await createTestPki(join(bootDir, 'pki'));
     // One after the other: the first creates the playground's fabric.
-    a = await startSimulatedHost(`${tag}a`, nats.url, await freePort(), pki.dir);
-    b = await startSimulatedHost(`${tag}b`, nats.url, await freePort(), pki.dir);
+    a = await startSimulatedHost(`${tag}a`, nats, await freePort(), pki.dir);
+    b = await startSimulatedHost(`${tag}b`, nats, await freePort(), pki.dir);
     hvA = new Hypervisor({ uri: a.libvirtUri });
     hvB = new Hypervisor({ uri: b.libvirtUri });
     await hvA.connectOpen();

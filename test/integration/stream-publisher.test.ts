@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { StreamPublishError, StreamPublisher } from '@virtfleet/shared';
 import { startNatsServer } from '../support/nats-server.js';
 
@@ -14,7 +14,7 @@ describe('StreamPublisher against a real nats-server', () => {
   const setUp = async (): Promise<{ nc: NatsConnection; publisher: StreamPublisher }> => {
     const nats = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const nc = await connect({ servers: nats.url });
+    const nc = await nats.connect();
     cleanups.push(() => nc.close());
     await (await jetstreamManager(nc)).streams.add({ name: 'S', subjects: ['s.>'], duplicate_window: 60_000_000_000 });
     const publisher = new StreamPublisher(nc, 2_000);

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, parseWorkloadSpec } from '@virtfleet/shared';
 import { createLibvirtDriver } from '../../packages/agent/src/drivers/libvirt/libvirt-driver.js';
@@ -35,7 +35,7 @@ describe(`${BURST} VMs from one catalog image at once`, () => {
 
   beforeAll(async () => {
     nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
+    nc = await nats.connect();
     dir = mkdtempSync(join(tmpdir(), 'vf-burst-'));
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'base.qcow2'), '256M']);
     const base = readFileSync(join(dir, 'base.qcow2'));

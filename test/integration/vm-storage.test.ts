@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, InvalidArgumentError, NotFoundError, parseWorkloadSpec, ResourceExhaustedError, type WorkloadSpec } from '@virtfleet/shared';
 import { VmStorage } from '../../packages/agent/src/drivers/libvirt/vm-storage.js';
@@ -37,7 +37,7 @@ describe('VmStorage: the files of VMs, made from catalog images', () => {
 
   beforeAll(async () => {
     nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
+    nc = await nats.connect();
     root = mkdtempSync(join(tmpdir(), 'vf-vm-storage-'));
     const file = join(root, 'base.qcow2');
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', file, '64M']);

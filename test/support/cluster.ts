@@ -121,7 +121,7 @@ export async function startCluster(
       JSON.stringify({
         id,
         grpc: { listen: `127.0.0.1:${port}`, ...(await security('coordinator', id)) },
-        nats: { servers: [nats.url] },
+        nats: await nats.daemonConfig('coordinator', id),
         hosts: { ttlMs: options.hostTtlMs ?? 3000 },
         dispatch: { deadlineMs: 30_000, maxAttempts: 3 },
         // The test's operator certificate acts as admin without a token; tests of tokens make their own.
@@ -169,7 +169,7 @@ export async function startCluster(
         stateDir,
         labels: agentOptions.labels ?? {},
         grpc: { listen: `127.0.0.1:${port}`, ...(proxies ? { advertise: proxies.grpc.url() } : {}), ...(await security('agent', hostId)) },
-        nats: { servers: [proxies ? proxies.nats.url('nats') : nats.url] },
+        nats: { ...(await nats.daemonConfig('agent', hostId)), servers: [proxies ? proxies.nats.url('nats') : nats.url] },
         fencing: { timeoutMs: TEST_FENCE_TIMEOUT_MS },
         telemetry: { intervalMs: agentOptions.telemetryIntervalMs ?? 500, storagePaths: ['/'] },
         drivers: agentOptions.drivers ?? REAL_DRIVERS,

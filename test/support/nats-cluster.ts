@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { INCLUDE_AUTHORIZATION, natsUsers, type NatsUsers } from './nats-server.js';
 import { freePort, spawnProcess, waitForPort, type ManagedProcess } from './processes.js';
 import { waitUntil } from './wait.js';
 
@@ -12,20 +13,36 @@ export interface NatsClusterNode {
   clientNames(): Promise<string[]>;
 }
 
-export interface NatsCluster {
+export interface NatsCluster extends NatsUsers {
   nodes: NatsClusterNode[];
   urls: string[];
   stop(): Promise<void>;
 }
 
-/** Three (or `size`) nats-server processes on loopback, routed to each other, with clustered JetStream. */
+/** Three (or `size`) nats-server processes on loopback, routed to each other, with clustered JetStream and `virtfleet nats` users. */
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'virtfleet-natscluster-'));
   const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), route: await freePort(), monitor: await freePort() })));
   const routes = ports.map((p) => `nats://127.0.0.1:${p.route}`).join(',');
+  const usersDir = join(dir, 'users');
+  const users = natsUsers(usersDir, ports.map((p) => `nats://127.0.0.1:${p.client}`), () => nodes.forEach((n) => n.process.child.kill('SIGHUP')));
   const nodes = ports.map((p, i) => {
     const name = `n${i + 1}`;
-    const args = ['-a', '127.0.0.1', '-p', String(p.client), '-m', String(p.monitor), '-js', '-sd', join(dir, name), '--server_name', name, '--cluster_name', 'virtfleet-test', '--cluster', `nats://127.0.0.1:${p.route}`, '--routes', routes];
+    // All in the file: nats-server reloads only a config whose options all come from it.
+    const configFile = join(usersDir, `${name}.conf`);
+    writeFileSync(
+      configFile,
+      [
+        `server_name: ${name}`,
+        `listen: "127.0.0.1:${p.client}"`,
+        `http: "127.0.0.1:${p.monitor}"`,
+        `jetstream { store_dir: "${join(dir, name)}" }`,
+        `cluster { name: virtfleet-test, listen: "127.0.0.1:${p.route}", routes: [${routes.split(',').map((r) => `"${r}"`).join(', ')}] }`,
+        INCLUDE_AUTHORIZATION,
+        '',
+      ].join('\n'),
+    );
+    const args = ['-c', configFile];
     return {
       name,
       url: `nats://127.0.0.1:${p.client}`,
@@ -53,6 +70,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     { timeoutMs: 30_000, intervalMs: 200 },
   );
   return {
+    ...users,
     nodes,
     urls: nodes.map((n) => n.url),
     async stop() {

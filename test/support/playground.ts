@@ -39,7 +39,7 @@ export async function startPlayground(tag: string): Promise<Playground> {
   const guest = await testGuest();
   const cluster = await startCluster({ agents: [] });
   const cli = (...args: string[]) => cluster.cli(...args);
-  const hosts: [SimulatedHost, SimulatedHost] = [await startSimulatedHost(`${tag}a`, cluster.nats.url, await freePort(), cluster.pki.dir), await startSimulatedHost(`${tag}b`, cluster.nats.url, await freePort(), cluster.pki.dir)];
+  const hosts: [SimulatedHost, SimulatedHost] = [await startSimulatedHost(`${tag}a`, cluster.nats, await freePort(), cluster.pki.dir), await startSimulatedHost(`${tag}b`, cluster.nats, await freePort(), cluster.pki.dir)];
   for (const [file, name] of [
     [guest.kernel, 'kernel'],
     [guest.initrd, 'initrd'],

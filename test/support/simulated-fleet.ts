@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { simulatedHostId } from '@virtfleet/agent';
+import type { NatsUsers } from './nats-server.js';
 import type { TestPki } from './pki.js';
 import { CLI_ENTRY, spawnProcess, type ManagedProcess } from './processes.js';
 
@@ -21,7 +22,8 @@ export interface SimulatedFleet {
 export async function startSimulatedFleet(options: {
   idPrefix: string;
   hosts: number;
-  natsUrl: string;
+  /** The cluster's NATS users: the fleet connects as one agent user speaking for all its hosts. */
+  nats: NatsUsers;
   dir: string;
   config?: Record<string, unknown>;
   logLevel?: string;
@@ -38,7 +40,7 @@ export async function startSimulatedFleet(options: {
       hostId: options.idPrefix,
       stateDir: join(options.dir, `${options.idPrefix}-state`),
       grpc: { listen: '127.0.0.1:0', ...security },
-      nats: { servers: [options.natsUrl] },
+      nats: await options.nats.daemonConfig('agent', options.idPrefix, ids),
       drivers: { fake: { enabled: true } },
       ...options.config,
       simulate: { hosts: options.hosts },

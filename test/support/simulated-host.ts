@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
+import type { NatsServer } from './nats-server.js';
 import { REPO_ROOT } from './processes.js';
 
 const run = promisify(execFile);
@@ -51,9 +52,10 @@ export async function simulatedHostScript(args: string[], timeoutMs = 300_000): 
   }
 }
 
-/** Brings up simulated host `name` with its agent on `agentPort`, reporting to `natsUrl`, its certificate issued by the CA in `pkiDir`. */
-export async function startSimulatedHost(name: string, natsUrl: string, agentPort: number, pkiDir: string): Promise<SimulatedHost> {
-  const up = ['up', name, '--nats', natsUrl, '--agent-port', String(agentPort), '--pki', pkiDir];
+/** Brings up simulated host `name` with its agent on `agentPort`, reporting to `nats` as its own NATS user, its certificate issued by the CA in `pkiDir`. */
+export async function startSimulatedHost(name: string, nats: NatsServer, agentPort: number, pkiDir: string): Promise<SimulatedHost> {
+  const { nkeySeedFile } = await nats.daemonConfig('agent', name);
+  const up = ['up', name, '--nats', nats.url, '--agent-port', String(agentPort), '--pki', pkiDir, '--nats-seed', nkeySeedFile!];
   await simulatedHostScript(up);
   const { stdout } = await simulatedHostScript(['env', name]);
   const env = Object.fromEntries(stdout.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).replace(/^'(.*)'$/, '$1').replace(/\\(.)/g, '$1')]));

@@ -9,6 +9,7 @@ import {
   connectNats,
   dialableAddress,
   loadAgentProto,
+  natsInboxPrefix,
   openDaemonCertificates,
   peerAuthorization,
   serverCredentials,
@@ -78,7 +79,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   let nc: NatsConnection | undefined;
   const host = await startHost(config, {
     log,
-    nats: async () => (nc = await connectNats(config.nats.servers, `virtfleet-agent-${config.hostId}`, log)),
+    nats: async () => (nc = await connectNats(config.nats, `virtfleet-agent-${config.hostId}`, log, { inboxPrefix: natsInboxPrefix('agent', config.hostId) })),
     hostSampler: new HostSampler(config.telemetry.storagePaths),
   });
   return {
@@ -188,6 +189,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
   );
   // Only coordinators command agents.
   const server = new Server({
+    'grpc.max_receive_message_length': config.grpc.maxMessageBytes,
     interceptors: certificates ? [peerAuthorization(['coordinator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : [],
   });
   const proto = loadAgentProto();

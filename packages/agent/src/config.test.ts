@@ -3,7 +3,7 @@ import { InvalidFieldsError, parseOrThrow } from '@virtfleet/shared';
 import { agentConfigSchema } from './config.js';
 
 /** Plaintext unless a case says otherwise: these cases are about other keys. */
-const parse = (input: Record<string, unknown>) => parseOrThrow(agentConfigSchema, { hostId: 'sim', ...input, grpc: { insecure: true, ...(input.grpc as object | undefined) } }, 'agent.yaml:');
+const parse = (input: Record<string, unknown>) => parseOrThrow(agentConfigSchema, { hostId: 'sim', ...input, grpc: { insecure: true, ...(input.grpc as object | undefined) }, nats: { anonymous: true, ...(input.nats as object | undefined) } }, 'agent.yaml:');
 const TLS_PER_HOST = { cert: '/pki/agent-{host}.crt', key: '/pki/agent-{host}.key', ca: '/pki/ca.crt' };
 
 describe('agent config: simulate', () => {
@@ -54,4 +54,24 @@ describe('agent config: simulate', () => {
       expect((error as Error).message).toContain('agent.yaml');
     });
   }
+});
+
+describe('agent config: grpc.maxMessageBytes', () => {
+  it.each([
+    { name: 'absent: grpc-js’s 4 MiB', grpc: {}, want: 4_194_304 },
+    { name: 'the least, 2 MiB', grpc: { maxMessageBytes: 2_097_152 }, want: 2_097_152 },
+    { name: 'the most, 64 MiB', grpc: { maxMessageBytes: 67_108_864 }, want: 67_108_864 },
+  ])('accepts $name', ({ grpc, want }) => {
+    expect(parse({ grpc }).grpc.maxMessageBytes).toBe(want);
+  });
+  it.each([
+    { name: 'below 2 MiB (1 MiB state pieces would not fit)', value: 65_536, reason: /must be at least 2097152/ },
+    { name: 'above 64 MiB', value: 67_108_865, reason: /must be at most 67108864/ },
+    { name: 'a fraction', value: 4_194_304.5, reason: /whole number of bytes/ },
+    { name: 'a string', value: '4MiB', reason: /expected number/ },
+  ])('refuses $name, naming grpc.maxMessageBytes', ({ value, reason }) => {
+    expect(() => parse({ grpc: { maxMessageBytes: value } })).toThrow(
+      expect.objectContaining({ problems: expect.arrayContaining([expect.objectContaining({ field: 'grpc.maxMessageBytes', reason: expect.stringMatching(reason) })]) }),
+    );
+  });
 });

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, hostNetworkSchema, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, grpcMaxMessageBytesSchema, hostNetworkSchema, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 
 
@@ -67,6 +67,8 @@ export const agentConfigSchema = z
         tls: tlsFilesSchema.optional(),
         /** Plaintext gRPC, with a warning at start: anyone who reaches the port can command this host. */
         insecure: z.boolean().optional(),
+        /** The largest request message the agent takes, 2-64 MiB; a bigger one is RESOURCE_EXHAUSTED. @default 4194304 (4 MiB) */
+        maxMessageBytes: grpcMaxMessageBytesSchema,
       })
       .strict()
       .superRefine(requireTlsOrInsecure)

@@ -1,5 +1,5 @@
 import { InterceptingCall, status, type ClientReadableStream, type Interceptor, type ServiceError } from '@grpc/grpc-js';
-import { CertificateFiles, TLS_CHANNEL_OPTIONS, callUnary, channelCredentials, connectionFailure, DeadlineExceededError, ERROR_METADATA, fromServiceError, InvalidArgumentError, loadCoordinatorProto, NotLeaderError, UnavailableError, type MutualTlsFiles, type pb } from '@virtfleet/shared';
+import { CertificateFiles, CLIENT_MAX_RECEIVE_MESSAGE_BYTES, TLS_CHANNEL_OPTIONS, callUnary, channelCredentials, connectionFailure, DeadlineExceededError, ERROR_METADATA, fromServiceError, InvalidArgumentError, loadCoordinatorProto, NotLeaderError, UnavailableError, type MutualTlsFiles, type pb } from '@virtfleet/shared';
 
 export interface ConnectionOptions {
   /** host:port of the coordinator's API; several, comma-separated, for a highly available set. */
@@ -332,9 +332,10 @@ export interface WatchRequest {
 /**
  * grpc-js backs off up to 120 s between connection attempts, and fails calls
  * at once in between; a long-lived client should notice within a second that
- * a coordinator came back.
+ * a coordinator came back. Replies may pass grpc-js's 4 MiB (a page of
+ * thousands of workloads): see CLIENT_MAX_RECEIVE_MESSAGE_BYTES.
  */
-const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 1000, ...TLS_CHANNEL_OPTIONS };
+const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 1000, 'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_MESSAGE_BYTES, ...TLS_CHANNEL_OPTIONS };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 

@@ -4,6 +4,7 @@ import { registerBackupCommands } from './commands/backups.js';
 import { registerDaemonCommands } from './commands/daemons.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerOperatorCommands } from './commands/operator.js';
+import { registerNatsUserCommands } from './commands/nats-users.js';
 import { registerPkiCommands } from './commands/pki.js';
 import { registerTokenCommands } from './commands/tokens.js';
 import { registerSchedulingCommands } from './commands/scheduling.js';
@@ -45,6 +46,7 @@ registerImageCommands(program);
 registerBackupCommands(program);
 registerSimulateCommand(program);
 registerPkiCommands(program);
+registerNatsUserCommands(program);
 registerTokenCommands(program);
 registerRebalanceApply(registerRebalanceCommand(program));
 for (const cmd of program.commands) {

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, DNS_LABEL, IDENTITY_NAME, STOPPED_RESERVATIONS, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, DNS_LABEL, IDENTITY_NAME, STOPPED_RESERVATIONS, grpcMaxMessageBytesSchema, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 import { ACCESS_ROLES } from './auth/access.js';
 import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
@@ -23,6 +23,8 @@ export const coordinatorConfigSchema = z
         tls: tlsFilesSchema.optional(),
         /** Plaintext gRPC, with a warning at start: anyone who reaches the port is an operator. */
         insecure: z.boolean().optional(),
+        /** The largest request message the API takes, 2-64 MiB; a bigger one is RESOURCE_EXHAUSTED. @default 4194304 (4 MiB) */
+        maxMessageBytes: grpcMaxMessageBytesSchema,
       })
       .strict()
       .superRefine(requireTlsOrInsecure)

@@ -68,7 +68,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     'gRPC is PLAINTEXT (grpc.insecure: true): anyone who can reach the API port is an operator of this cluster; issue certificates with `virtfleet pki` and set grpc.tls',
   );
   const dispatchCertificates = config.dispatch.tls ? openDaemonCertificates(config.dispatch.tls, 'dispatch.tls', { role: 'coordinator' }, log, '') : certificates;
-  const nc: NatsConnection = await connectNats(config.nats.servers, `virtfleet-coordinator-${config.id}`, log);
+  const nc: NatsConnection = await connectNats(config.nats, `virtfleet-coordinator-${config.id}`, log);
   // JetStream may not be ready yet (a NATS cluster still electing its leaders, a server without JetStream):
   // wait for it, saying why, rather than exit and leave the retry to a supervisor.
   const events = await untilReady(
@@ -180,6 +180,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const tokens = await TokenRegistry.open(new KvTokenBackend(store.kv, (prefix) => store.keysUnder(prefix), log), log.child({ component: 'tokens' }));
   // Only operator certificates reach the API, and then only with a token (or a listed certificate) whose role the method takes.
   const server = new Server({
+    'grpc.max_receive_message_length': config.grpc.maxMessageBytes,
     interceptors: [
       ...(certificates ? [peerAuthorization(['operator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : []),
       operatorAuthorization({

@@ -47,6 +47,22 @@ describe('natsConfigSchema', () => {
     { servers: [''], ok: false },
     { servers: [], ok: false },
   ])('$servers: valid $ok', ({ servers, ok }) => {
-    expect(natsConfigSchema.safeParse({ servers }).success).toBe(ok);
+    expect(natsConfigSchema.safeParse({ servers, anonymous: true }).success).toBe(ok);
+  });
+
+  it.each([
+    { name: 'a seed file', section: { nkeySeedFile: '/etc/virtfleet/nats/agent.nk' }, issue: undefined },
+    { name: 'anonymous, said out loud', section: { anonymous: true }, issue: undefined },
+    { name: 'TLS with a CA only', section: { anonymous: true, tls: { ca: '/ca.crt' } }, issue: undefined },
+    { name: 'TLS with a client certificate', section: { anonymous: true, tls: { ca: '/ca.crt', cert: '/c.crt', key: '/c.key' } }, issue: undefined },
+    { name: 'neither', section: {}, issue: 'nkeySeedFile: required: each daemon connects to NATS as its own user' },
+    { name: 'the section left out', section: undefined, issue: 'nkeySeedFile: required' },
+    { name: 'both', section: { nkeySeedFile: '/a.nk', anonymous: true }, issue: 'anonymous: set either nkeySeedFile or anonymous: true' },
+    { name: 'a certificate without its key', section: { anonymous: true, tls: { ca: '/ca.crt', cert: '/c.crt' } }, issue: 'tls.cert: cert and key go together' },
+    { name: 'TLS without a CA', section: { anonymous: true, tls: { cert: '/c.crt', key: '/c.key' } }, issue: 'tls.ca:' },
+  ])('credentials: $name', ({ section, issue }) => {
+    const result = natsConfigSchema.safeParse(section);
+    const first = result.error?.issues[0];
+    expect(first ? `${first.path.join('.')}: ${first.message}` : undefined).toEqual(issue === undefined ? undefined : expect.stringContaining(issue));
   });
 });

@@ -81,13 +81,34 @@ export function requireTlsOrInsecure(section: { tls?: unknown; insecure?: boolea
 export const hostPortSchema = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'must be host:port');
 
 const DEFAULT_NATS_SERVERS = ['nats://127.0.0.1:4222'];
-/** The `nats` section both daemons share. */
+/**
+ * The `nats` section both daemons share. A daemon connects as its own NATS
+ * user (`nkeySeedFile`, from `virtfleet nats issue`) unless `anonymous: true`
+ * says by name that the server takes connections without credentials.
+ */
 export const natsConfigSchema = z
   .object({
     servers: z
       .array(z.string().regex(/^((nats|tls|ws|wss):\/\/)?[^\s/?#]+(:\d{1,5})?$/, 'must be a NATS server URL such as nats://127.0.0.1:4222 or host:port'))
       .min(1)
       .default(DEFAULT_NATS_SERVERS),
+    /** This process's NATS user: the nkey seed file `virtfleet nats issue` wrote (readable by the daemon only). */
+    nkeySeedFile: z.string().min(1).optional(),
+    /** Connect without credentials, to a nats-server without authorization. */
+    anonymous: z.boolean().optional(),
+    /** TLS to nats-server: the CA of its certificate, and this side's certificate and key when the server asks for one. */
+    tls: z
+      .object({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() })
+      .strict()
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'cert and key go together', path: ['cert'] })
+      .optional(),
   })
   .strict()
-  .default({ servers: DEFAULT_NATS_SERVERS });
+  .superRefine((section, ctx) => {
+    if (section.nkeySeedFile && section.anonymous) ctx.addIssue({ code: 'custom', path: ['anonymous'], message: 'set either nkeySeedFile or anonymous: true, not both' });
+    else if (!section.nkeySeedFile && !section.anonymous)
+      ctx.addIssue({ code: 'custom', path: ['nkeySeedFile'], message: 'required: each daemon connects to NATS as its own user (a seed from `virtfleet nats issue`); set anonymous: true for a server without authorization' });
+  })
+  .prefault({});
+
+export type NatsConfig = z.output<typeof natsConfigSchema>;

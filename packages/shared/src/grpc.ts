@@ -1,8 +1,38 @@
 import { status, type Client, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type Server, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
+import { z } from 'zod';
 import { ERROR_METADATA, InternalError, isServiceError, toServiceError } from './errors.js';
 import type { Logger } from './logger.js';
+
+/**
+ * The largest message a virtfleet gRPC server takes (`grpc.maxMessageBytes`
+ * of the coordinator and agent configs); a bigger one is refused with
+ * RESOURCE_EXHAUSTED before any handler sees it. The smallest allowed value
+ * leaves room for the biggest pieces virtfleet itself streams: 1 MiB of a
+ * workload's state (migration, restore) and 256 KiB of an image import.
+ */
+export const GRPC_MESSAGE_LIMITS = {
+  /** grpc-js's own default. @default 4194304 (4 MiB) */
+  defaultBytes: 4 * 1024 * 1024,
+  minBytes: 2 * 1024 * 1024,
+  maxBytes: 64 * 1024 * 1024,
+} as const;
+
+/** `grpc.maxMessageBytes` of a daemon's config. */
+export const grpcMaxMessageBytesSchema = z
+  .number()
+  .int('must be a whole number of bytes')
+  .min(GRPC_MESSAGE_LIMITS.minBytes, `must be at least ${GRPC_MESSAGE_LIMITS.minBytes} (2 MiB: migrations and restores stream 1 MiB pieces)`)
+  .max(GRPC_MESSAGE_LIMITS.maxBytes, `must be at most ${GRPC_MESSAGE_LIMITS.maxBytes} (64 MiB)`)
+  .default(GRPC_MESSAGE_LIMITS.defaultBytes);
+
+/**
+ * The largest reply a virtfleet client takes: above any server's request
+ * limit, because a reply may hold many records (a page of 5000 workloads, an
+ * agent's every workload) where a request holds one. grpc-js would stop at 4 MiB.
+ */
+export const CLIENT_MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Adapts an async handler to grpc-js's callback style. Thrown errors become

@@ -82,7 +82,8 @@ import { HOST_ID } from './validation.js';
  */
 
 /** A connection's role; it decides the permission set and the inbox prefix. */
-export type NatsRole = 'coordinator' | 'agent' | 'monitor';
+export const NATS_ROLES = ['coordinator', 'agent', 'monitor', 'admin'] as const;
+export type NatsRole = (typeof NATS_ROLES)[number];
 
 /** One NATS user: a name (a host id for an agent) and its nkey's public key. */
 export interface NatsIdentity {
@@ -112,6 +113,8 @@ export interface NatsAuthInput extends NatsAuthAssets {
   coordinators: NatsIdentity[];
   agents: NatsAgentIdentity[];
   monitors: NatsIdentity[];
+  /** People with the `nats` CLI who inspect or repair streams: everything is allowed. */
+  admins?: NatsIdentity[];
 }
 
 export interface NatsSubjectPermission {
@@ -218,6 +221,12 @@ export function monitorPermissions(name: string, assets: NatsAuthAssets = {}): N
   };
 }
 
+/** The permissions of an admin user: every subject, as nats-server's own operators have. */
+export function adminPermissions(name: string): NatsPermissions {
+  checkName(name, 'admins.name');
+  return { publish: { allow: ['>'], deny: [] }, subscribe: { allow: ['>'], deny: [] } };
+}
+
 /**
  * Renders the nats-server (2.9) `authorization { users = [...] }` block: one
  * nkey user per identity with its permissions. Every name must be a valid
@@ -231,6 +240,7 @@ export function renderNatsAuthorization(input: NatsAuthInput): string {
     ['coordinator', input.coordinators, ({ name }) => coordinatorPermissions(name, assets)],
     ['agent', input.agents, (a) => agentPermissions(a.name, a.hostIds ?? [a.name], assets)],
     ['monitor', input.monitors, ({ name }) => monitorPermissions(name, assets)],
+    ['admin', input.admins ?? [], ({ name }) => adminPermissions(name)],
   ];
   const nkeys = new Map<string, string>();
   for (const [role, list] of roles) {

@@ -90,7 +90,7 @@ export class FencerSupervisor {
   /** Best effort: without NATS the coordinator cannot see it anyway, and the next fencer's lease renewal supersedes it. */
   private async storeRecord(record: FenceRecord): Promise<void> {
     try {
-      const kv = await new Kvm(this.nc).open(this.config.fencing.bucket, { timeout: 5000 });
+      const kv = await new Kvm(this.nc).open(this.config.fencing.bucket, { allow_direct: true, timeout: 5000 });
       await kv.put(fenceRecordKey(this.config.hostId), JSON.stringify(record));
       this.log.info({ workloads: record.workloads.length }, 'fence record stored');
     } catch (err) {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectNats, defaultFailoverMode, errorMessage, type Logger } from '@virtfleet/shared';
+import { connectNats, defaultFailoverMode, natsInboxPrefix, errorMessage, type Logger } from '@virtfleet/shared';
 import type { AgentConfig } from '../config.js';
 import { createDriver, DRIVER_NAMES, type DriverName } from '../drivers/catalog.js';
 import type { Driver } from '../drivers/driver.js';
@@ -97,7 +97,7 @@ export async function runFencer(config: AgentConfig, bootId: string, log: Logger
   const send = (m: FencerMessage) => {
     if (process.connected) process.send?.(m);
   };
-  const nc = await connectNats(config.nats.servers, `virtfleet-fencer-${config.hostId}`, log);
+  const nc = await connectNats(config.nats, `virtfleet-fencer-${config.hostId}`, log, { inboxPrefix: natsInboxPrefix('agent', config.hostId) });
   const lease = new HostLease(
     nc,
     config.hostId,

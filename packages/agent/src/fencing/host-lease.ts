@@ -69,9 +69,12 @@ export class HostLease {
     private readonly target: Fenceable,
     private readonly log: Logger,
     private readonly now: () => number = () => performance.now(),
-    /** Opens the lease bucket; the coordinator creates it, so until then this fails and renewals with it. */
+    /**
+     * Opens the lease bucket; the coordinator creates it, so until then this fails and renewals with it.
+     * Direct gets: only they name the key in the subject, which an agent's NATS user is limited to.
+     */
     private readonly openBucket: () => Promise<LeaseBucket> = () =>
-      new Kvm(nc).open(options.bucket, { timeout: Math.min(5_000, Math.max(500, options.renewIntervalMs)) }),
+      new Kvm(nc).open(options.bucket, { allow_direct: true, timeout: Math.min(5_000, Math.max(500, options.renewIntervalMs)) }),
   ) {}
 
   /**

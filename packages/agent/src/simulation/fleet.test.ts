@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { agentConfigSchema } from '../config.js';
 import { simulatedHostConfigs } from './fleet.js';
 
-const config = (input: Record<string, unknown>) => agentConfigSchema.parse({ hostId: 'box', stateDir: '/var/lib/sim', ...input, grpc: { insecure: true, ...(input.grpc as object | undefined) } });
+const config = (input: Record<string, unknown>) => agentConfigSchema.parse({ hostId: 'box', stateDir: '/var/lib/sim', ...input, grpc: { insecure: true, ...(input.grpc as object | undefined) }, nats: { anonymous: true } });
 
 describe('simulatedHostConfigs', () => {
   const cases = [

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { connectNats, errorMessage, type Logger, type MutualTlsFiles, type NatsConnection } from '@virtfleet/shared';
+import { connectNats, errorMessage, natsInboxPrefix, type Logger, type MutualTlsFiles, type NatsConnection } from '@virtfleet/shared';
 import { startHost, type RunningAgent } from '../agent.js';
 import { fakeDriverSchema, HOST_PLACEHOLDER, listenPort, simulatedHostId, type AgentConfig } from '../config.js';
 import { HostSampler, SharedHostSampler } from '../telemetry/host-sampler.js';
@@ -56,7 +56,7 @@ export async function startSimulatedFleet(config: AgentConfig, log: Logger): Pro
   const configs = simulatedHostConfigs(config);
   const startedAt = performance.now();
   let connecting: Promise<NatsConnection> | undefined;
-  const nats = () => (connecting ??= connectNats(config.nats.servers, `virtfleet-agent-simulated-${configs.length}-${config.simulate?.idPrefix ?? config.hostId}`, log));
+  const nats = () => (connecting ??= connectNats(config.nats, `virtfleet-agent-simulated-${configs.length}-${config.simulate?.idPrefix ?? config.hostId}`, log, { inboxPrefix: natsInboxPrefix('agent', config.hostId) }));
   // Shared by all: they sample the same machine; half an interval keeps each message's figures fresh.
   const hostSampler = new SharedHostSampler(new HostSampler(config.telemetry.storagePaths), config.telemetry.intervalMs / 2);
 

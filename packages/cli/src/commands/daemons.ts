@@ -1,5 +1,5 @@
 import { InvalidArgumentError as InvalidOptionError, type Command } from 'commander';
-import { createLogger, loadTlsMaterial, type Logger } from '@virtfleet/shared';
+import { createLogger, loadTlsMaterial, readNkeySeed, type Logger } from '@virtfleet/shared';
 
 // The daemons are imported on demand so operator commands start fast.
 
@@ -35,6 +35,15 @@ function insecureFlag(cmd: Command): true | undefined {
   return cmd.optsWithGlobals<{ insecure?: boolean }>().insecure ? true : undefined;
 }
 
+/** The `nats` section's flags, over the config file's. */
+function natsFlags(opts: { nats?: string; natsSeed?: string; natsAnonymous?: boolean }): Record<string, unknown> | undefined {
+  const section = { servers: opts.nats?.split(','), nkeySeedFile: opts.natsSeed, anonymous: opts.natsAnonymous };
+  return Object.values(section).some((v) => v !== undefined) ? section : undefined;
+}
+
+const NATS_SEED_HELP = 'this daemon\'s NATS user: its nkey seed file from `virtfleet nats issue` (config: nats.nkeySeedFile)';
+const NATS_ANONYMOUS_HELP = 'connect to NATS without credentials, to a server without authorization (config: nats.anonymous)';
+
 /** `--check-config`: the resolved config on stdout as JSON; invalid configs have already failed to load. */
 function printConfig(config: unknown): void {
   process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
@@ -49,23 +58,26 @@ export function registerDaemonCommands(program: Command): void {
     .option('--listen <host:port>', 'gRPC listen address')
     .option('--advertise <host:port>', 'gRPC address the coordinator dials')
     .option('--nats <urls>', 'comma-separated NATS server URLs')
+    .option('--nats-seed <file>', NATS_SEED_HELP)
+    .option('--nats-anonymous', NATS_ANONYMOUS_HELP)
     .option('--state-dir <dir>', 'state directory')
     .option('--telemetry-interval-ms <ms>', 'telemetry interval', int('--telemetry-interval-ms'))
     .option('--insecure', 'plaintext gRPC (config: grpc.insecure); without it the agent needs grpc.tls')
     .option('--simulate-hosts <n>', 'load testing: run n simulated hosts on the fake driver in this process (config: simulate.hosts)', int('--simulate-hosts'))
     .option('--check-config', 'validate the config (file and flags), print it with the defaults filled in, and exit')
-    .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; stateDir?: string; telemetryIntervalMs?: number; simulateHosts?: number; checkConfig?: boolean }, cmd: Command) => {
+    .action(async (opts: { config?: string; hostId?: string; listen?: string; advertise?: string; nats?: string; natsSeed?: string; natsAnonymous?: boolean; stateDir?: string; telemetryIntervalMs?: number; simulateHosts?: number; checkConfig?: boolean }, cmd: Command) => {
       const { loadAgentConfig, startAgent, startSimulatedFleet } = await import('@virtfleet/agent');
       const config = loadAgentConfig(opts.config, {
         hostId: opts.hostId,
         stateDir: opts.stateDir,
         grpc: { listen: opts.listen, advertise: opts.advertise, insecure: insecureFlag(cmd) },
-        nats: opts.nats ? { servers: opts.nats.split(',') } : undefined,
+        nats: natsFlags(opts),
         telemetry: opts.telemetryIntervalMs ? { intervalMs: opts.telemetryIntervalMs } : undefined,
         simulate: opts.simulateHosts !== undefined ? { hosts: opts.simulateHosts } : undefined,
       });
       if (opts.checkConfig) {
         if (config.grpc.tls && !config.simulate) loadTlsMaterial(config.grpc.tls, 'grpc.tls');
+        if (config.nats.nkeySeedFile) readNkeySeed(config.nats.nkeySeedFile);
         return printConfig(config);
       }
       if (config.simulate) {
@@ -99,18 +111,21 @@ export function registerDaemonCommands(program: Command): void {
     .option('--listen <host:port>', 'API listen address')
     .option('--insecure', 'plaintext gRPC (config: grpc.insecure); without it the coordinator needs grpc.tls')
     .option('--nats <urls>', 'comma-separated NATS server URLs')
+    .option('--nats-seed <file>', NATS_SEED_HELP)
+    .option('--nats-anonymous', NATS_ANONYMOUS_HELP)
     .option('--host-ttl-ms <ms>', 'mark a host down after this much silence', int('--host-ttl-ms'))
     .option('--check-config', 'validate the config (file and flags), print it with the defaults filled in, and exit')
-    .action(async (opts: { config?: string; listen?: string; nats?: string; hostTtlMs?: number; checkConfig?: boolean }, cmd: Command) => {
+    .action(async (opts: { config?: string; listen?: string; nats?: string; natsSeed?: string; natsAnonymous?: boolean; hostTtlMs?: number; checkConfig?: boolean }, cmd: Command) => {
       const { loadCoordinatorConfig, startCoordinator } = await import('@virtfleet/coordinator');
       const config = loadCoordinatorConfig(opts.config, {
         grpc: { listen: opts.listen, insecure: insecureFlag(cmd) },
-        nats: opts.nats ? { servers: opts.nats.split(',') } : undefined,
+        nats: natsFlags(opts),
         hosts: opts.hostTtlMs ? { ttlMs: opts.hostTtlMs } : undefined,
       });
       if (opts.checkConfig) {
         if (config.grpc.tls) loadTlsMaterial(config.grpc.tls, 'grpc.tls');
         if (config.dispatch.tls) loadTlsMaterial(config.dispatch.tls, 'dispatch.tls');
+        if (config.nats.nkeySeedFile) readNkeySeed(config.nats.nkeySeedFile);
         return printConfig(config);
       }
       const log = createLogger('coordinator');

@@ -1,5 +1,6 @@
 import {
   callUnary,
+  CLIENT_MAX_RECEIVE_MESSAGE_BYTES,
   connectionFailure,
   channelCredentials,
   TLS_CHANNEL_OPTIONS,
@@ -128,6 +129,7 @@ export class AgentClient {
       'grpc.service_config': JSON.stringify(serviceConfig),
       'grpc.enable_retries': options.maxAttempts > 1 ? 1 : 0,
       'grpc.keepalive_time_ms': 30_000,
+      'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_MESSAGE_BYTES,
       ...TLS_CHANNEL_OPTIONS,
     });
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { errorMessage, FENCE_RECORD_PREFIX, fenceRecordSchema, HOST_LEASE_PREFIX, hostLeaseSchema, type FenceRecord, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
+import { errorMessage, FENCE_RECORD_PREFIX, fenceRecordSchema, HOST_LEASE_PREFIX, hostLeaseSchema, LEASE_BUCKET_STREAM_HARDENING, type FenceRecord, type HostLeaseRecord, type Logger, type NatsConnection } from '@virtfleet/shared';
 
 export interface FenceVerdict {
   fenced: boolean;
@@ -76,6 +77,7 @@ export class HostLeaseMonitor {
   /** Creates the bucket if needed (agents only open it) and starts watching. */
   static async open(nc: NatsConnection, coordinatorId: string, options: HostLeaseMonitorOptions, log: Logger): Promise<HostLeaseMonitor> {
     const kv = await new Kvm(nc).create(options.bucket, { replicas: options.replicas, history: 1 });
+    await hardenLeaseBucket(nc, options.bucket);
     const monitor = new HostLeaseMonitor(kv, coordinatorId, options, log);
     monitor.startWatching();
     monitor.probeTimer = setInterval(() => void monitor.probe(), options.probeIntervalMs ?? 500);
@@ -162,4 +164,16 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Refuses roll-up headers on the lease bucket's stream (an agent could purge
+ * every host's lease with one on its own key); buckets made before this
+ * setting existed are updated in place.
+ */
+async function hardenLeaseBucket(nc: NatsConnection, bucket: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const stream = `KV_${bucket}`;
+  const { config } = await jsm.streams.info(stream);
+  if (config.allow_rollup_hdrs !== LEASE_BUCKET_STREAM_HARDENING.allow_rollup_hdrs) await jsm.streams.update(stream, { ...config, ...LEASE_BUCKET_STREAM_HARDENING });
 }

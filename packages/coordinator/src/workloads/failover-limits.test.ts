@@ -138,7 +138,7 @@ describe('disruptionOf', () => {
 });
 
 describe('failover limits in the coordinator config', () => {
-  const failover = (f: Record<string, unknown>) => loadCoordinatorConfig(undefined, { grpc: { insecure: true }, failover: f }).failover;
+  const failover = (f: Record<string, unknown>) => loadCoordinatorConfig(undefined, { grpc: { insecure: true }, nats: { anonymous: true }, failover: f }).failover;
   const cases: { name: string; given: Record<string, unknown>; want: Partial<FailoverLimits> }[] = [
     { name: 'the defaults', given: {}, want: { reschedulesPerSecond: 10, secondaryReschedulesPerSecond: 1, partialDisruptionFraction: 0.3, smallClusterHosts: 3, maxDownFraction: 0.5 } },
     { name: 'partialDisruptionFraction left out follows a lower maxDownFraction', given: { maxDownFraction: 0.2 }, want: { partialDisruptionFraction: 0.2, maxDownFraction: 0.2 } },
