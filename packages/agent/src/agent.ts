@@ -5,6 +5,9 @@ import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   addHealthService,
+  addReflectionService,
+  AGENT_PROTO_FILE,
+  protoDefinition,
   bindServer,
   connectNats,
   dialableAddress,
@@ -207,6 +210,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     return dir;
   }));
   addHealthService(server, ['virtfleet.v1.Agent']);
+  addReflectionService(server, protoDefinition(AGENT_PROTO_FILE));
   const port = await bindServer(server, config.grpc.listen, serverCredentials(certificates));
   const address = config.grpc.advertise ?? dialableAddress(config.grpc.listen, port);
   log.info({ listen: config.grpc.listen, port, address }, 'agent gRPC listening');

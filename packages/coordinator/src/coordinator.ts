@@ -2,6 +2,9 @@ import { Server } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import {
   addHealthService,
+  addReflectionService,
+  COORDINATOR_PROTO_FILE,
+  protoDefinition,
   bindServer,
   connectNats,
   dialableAddress,
@@ -215,6 +218,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   );
   server.addService(loadCoordinatorProto().Coordinator.service, { ...coordinatorHandlers(controller, hosts, events, requests, images, agents, migrator, log), ...backupHandlers(backups, requests, log), ...hostHandlers(drainer, forgetter, controller, hosts, requests, log), ...imageHandlers(images, (name) => imageUsers(controller.workloads(), name), () => controller.requireLeader(), log), ...tokenHandlers(tokens, () => controller.requireLeader(), requests, log) });
   addHealthService(server, ['virtfleet.v1.Coordinator']);
+  addReflectionService(server, protoDefinition(COORDINATOR_PROTO_FILE));
   const port = await bindServer(server, config.grpc.listen, serverCredentials(certificates));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
 

@@ -1,5 +1,7 @@
 import { status, type Client, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type Server, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
+import type { PackageDefinition } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
 import { z } from 'zod';
 import { ERROR_METADATA, InternalError, isServiceError, toServiceError } from './errors.js';
@@ -79,6 +81,15 @@ export function addHealthService(server: Server, services: string[]): HealthImpl
   const health = new HealthImplementation(statusMap);
   health.addToServer(server);
   return health;
+}
+
+/**
+ * Registers gRPC server reflection (v1 and v1alpha) for `definition`, so that
+ * grpcurl-style tools can list and call the services; it answers whoever
+ * the server's interceptors let through, as any other method.
+ */
+export function addReflectionService(server: Server, definition: PackageDefinition): void {
+  new ReflectionService(definition).addToServer(server);
 }
 
 /** Binds a server and resolves to the port actually bound (useful with port 0). */
