@@ -13,7 +13,7 @@ const ARRIVALS = readFileSync(join(REPO_ROOT, TRACE), 'utf8')
   .filter((line) => line.trim() !== '' && !line.trim().startsWith('#')).length;
 
 interface ResultJson {
-  queuePolicy: string;
+  queue_policy: string;
   jobs: number;
   placed: number;
   rejected: number;
@@ -60,7 +60,7 @@ describe('virtfleet simulate', () => {
     const r = await runCli(['simulate', '--trace', TRACE, '--hosts', HOSTS, '--queue', 'fcfs,sjf,priority', '--placement', 'spread', '--buckets', '4', '-o', 'json']);
     expect(r.code, r.stderr).toBe(0);
     const results = JSON.parse(r.stdout) as ResultJson[];
-    expect(results.map((x) => x.queuePolicy)).toEqual(['fcfs', 'sjf', 'priority']);
+    expect(results.map((x) => x.queue_policy)).toEqual(['fcfs', 'sjf', 'priority']);
     expect(ARRIVALS, 'the sample trace has arrivals').toBeGreaterThan(0);
     for (const x of results) {
       expect(x.jobs).toBe(ARRIVALS);

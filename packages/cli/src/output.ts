@@ -1,6 +1,18 @@
 import { errorMessage, InvalidFieldsError } from '@virtfleet/shared';
+import { stringify as yamlOf } from 'yaml';
 
-export type OutputFormat = 'table' | 'json';
+/**
+ * `-o`: table (the default) and wide (the table with more columns, where a
+ * command has them) are for people; json and yaml for programs, with the same
+ * snake_case keys as the API.
+ */
+export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** table or wide: text for a person rather than data for a program. */
+export function forPeople(format: OutputFormat): boolean {
+  return format === 'table' || format === 'wide';
+}
 
 /** Renders rows as aligned columns under upper-case headers. */
 export function table(headers: string[], rows: string[][]): string {
@@ -13,8 +25,35 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers.map((h) => h.toUpperCase())), ...rows.map(line)].join('\n');
 }
 
-export function print(format: OutputFormat, json: unknown, render: () => string): void {
-  write(`${format === 'json' ? JSON.stringify(json, null, 2) : render()}\n`);
+/**
+ * `data` as the format says, without a final newline: JSON indented by two,
+ * YAML of the same JSON value (so both carry the same keys and values), or
+ * `render(wide)` for table and wide.
+ */
+export function formatted(format: OutputFormat, data: unknown, render: (wide: boolean) => string): string {
+  switch (format) {
+    case 'json':
+      return JSON.stringify(data ?? null, null, 2);
+    case 'yaml':
+      return yamlOf(JSON.parse(JSON.stringify(data ?? null)) as unknown, { lineWidth: 0 }).trimEnd();
+    default:
+      return render(format === 'wide');
+  }
+}
+
+/** Prints `data` (json, yaml) or what `render(wide)` makes of it (table, wide), and a newline. */
+export function print(format: OutputFormat, data: unknown, render: (wide: boolean) => string): void {
+  write(`${formatted(format, data, render)}\n`);
+}
+
+/**
+ * One record of a stream (events): JSON on one line, a YAML document
+ * starting `---`, or the line `render` makes for a person.
+ */
+export function streamed(format: OutputFormat, data: unknown, render: () => string): string {
+  if (format === 'json') return JSON.stringify(data);
+  if (format === 'yaml') return `---\n${formatted('yaml', data, render)}`;
+  return render();
 }
 
 /**
@@ -47,6 +86,15 @@ export function age(iso: string, now = Date.now()): string {
   if (s < 7200) return `${Math.round(s / 60)}m`;
   if (s < 172800) return `${Math.round(s / 3600)}h`;
   return `${Math.round(s / 86400)}d`;
+}
+
+/**
+ * vCPUs for a person: at most two decimals, no trailing zeros (3.62, 0.5, 8).
+ * JSON keeps the exact value.
+ */
+export function cpus(n: number): string {
+  const r = Math.round(n * 100) / 100;
+  return String(r === 0 ? 0 : r);
 }
 
 export function mib(n: number): string {

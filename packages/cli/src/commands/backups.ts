@@ -1,16 +1,27 @@
 import { Option, type Command } from 'commander';
 import { BACKUP_POLICY_LIMITS, DNS_LABEL, InvalidArgumentError, type pb } from '@virtfleet/shared';
 import { EXIT } from '../exit-codes.js';
-import { age, print, table } from '../output.js';
+import { age, forPeople, print, table } from '../output.js';
+import { elapsed, progressFor, spinner, whileRunning } from '../progress.js';
 import { withApi } from './operator.js';
 import { requestIdOf } from './paging.js';
 
 const sizeText = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)}Gi` : `${(bytes / 2 ** 20).toFixed(1)}Mi`);
 
-function backupRows(backups: pb.Backup__Output[]): string {
+/** Backups for a person; wide adds the workload's id, whether memory was saved, and the time. */
+function backupRows(backups: pb.Backup__Output[], wide = false): string {
   return table(
-    ['id', 'workload', 'kind', 'files', 'size', 'stored', 'age'],
-    backups.map((b) => [b.id, b.workload_name, b.kind, b.files.map((f) => f.role).join(','), sizeText(b.size_bytes), sizeText(b.stored_bytes), age(b.created_at)]),
+    ['id', 'workload', 'kind', 'files', 'size', 'stored', 'age', ...(wide ? ['workload id', 'memory', 'created'] : [])],
+    backups.map((b) => [
+      b.id,
+      b.workload_name,
+      b.kind,
+      b.files.map((f) => f.role).join(','),
+      sizeText(b.size_bytes),
+      sizeText(b.stored_bytes),
+      age(b.created_at),
+      ...(wide ? [b.workload_id, b.memory ? 'yes' : 'no', b.created_at] : []),
+    ]),
   );
 }
 
@@ -53,7 +64,12 @@ export function registerBackupCommands(program: Command): void {
     .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)')
     .action(async (ref: string, opts: { memory?: boolean; requestId?: string }, cmd: Command) =>
       withApi(cmd, async (client, format) => {
-        const b = await client.createBackup({ id: ref, memory: opts.memory ?? false, request_id: requestIdOf(opts) });
+        const start = Date.now();
+        const b = await whileRunning(
+          progressFor(process.stdout, forPeople(format)),
+          (frame) => `${spinner(frame)} backing up ${ref}${opts.memory ? ' with its memory' : ''}, ${elapsed(start)}`,
+          client.createBackup({ id: ref, memory: opts.memory ?? false, request_id: requestIdOf(opts) }),
+        );
         print(format, b, () => `${b.id}: ${b.workload_name}, ${sizeText(b.size_bytes)} (${sizeText(b.stored_bytes)} new in the repository)`);
       }),
     );
@@ -64,7 +80,7 @@ export function registerBackupCommands(program: Command): void {
     .action(async (name: string | undefined, _o, cmd: Command) =>
       withApi(cmd, async (client, format) => {
         const { backups } = await client.listBackups({ workload: name ?? '' });
-        print(format, backups, () => backupRows(backups));
+        print(format, backups, (wide) => backupRows(backups, wide));
       }),
     );
   backup
@@ -123,7 +139,12 @@ export function registerBackupCommands(program: Command): void {
     .option('--request-id <id>', 'idempotency key: repeating it returns the first result (default: random)')
     .action(async (id: string, opts: { as?: string; host?: string; requestId?: string }, cmd: Command) =>
       withApi(cmd, async (client, format) => {
-        const w = await client.restoreBackup({ id, as_name: opts.as ?? '', host_id: opts.host ?? '', request_id: requestIdOf(opts) });
+        const start = Date.now();
+        const w = await whileRunning(
+          progressFor(process.stdout, forPeople(format)),
+          (frame) => `${spinner(frame)} restoring ${id}${opts.as ? ` as ${opts.as}` : ''}, every chunk checked, ${elapsed(start)}`,
+          client.restoreBackup({ id, as_name: opts.as ?? '', host_id: opts.host ?? '', request_id: requestIdOf(opts) }),
+        );
         print(format, w, () => `${w.id} ${w.state} on ${w.host_id}: ${w.message}`);
       }),
     );

@@ -2,7 +2,8 @@ import { Option, type Command } from 'commander';
 import { InvalidArgumentError, type pb } from '@virtfleet/shared';
 import type { CoordinatorApi } from '../coordinator-client.js';
 import { EXIT } from '../exit-codes.js';
-import { print, write, type OutputFormat } from '../output.js';
+import { forPeople, print, write, type OutputFormat } from '../output.js';
+import { ProgressLine } from '../progress.js';
 import { requestIdOf } from './paging.js';
 
 /** How operator.ts runs a command against the coordinator (passed in, so this module does not import it back). */
@@ -89,12 +90,14 @@ export function drainOutcome(d: pb.HostDrain__Output): { code: number; message: 
  */
 export class DrainProgress {
   private readonly shown = new Map<string, string>();
-  private barShown = false;
+  private readonly bar: ProgressLine | undefined;
 
   constructor(
     private readonly out: (text: string) => void,
-    private readonly tty: boolean,
-  ) {}
+    tty: boolean,
+  ) {
+    this.bar = tty ? new ProgressLine(out) : undefined;
+  }
 
   update(d: pb.HostDrain__Output): void {
     const lines: string[] = [];
@@ -103,18 +106,16 @@ export class DrainProgress {
       this.shown.set(w.workload_id, w.outcome);
       lines.push(drainLine(w));
     }
-    if (!this.tty) {
+    if (!this.bar) {
       for (const line of lines) this.out(`${line}\n`);
       return;
     }
-    this.out(`${this.barShown ? '\r\x1b[K' : ''}${lines.map((l) => `${l}\n`).join('')}${progressBar(d)}`);
-    this.barShown = true;
+    this.bar.draw(progressBar(d), lines);
   }
 
   /** Ends the bar's line. */
   finish(): void {
-    if (this.barShown) this.out('\n');
-    this.barShown = false;
+    this.bar?.finish();
   }
 }
 
@@ -138,7 +139,7 @@ function summary(d: pb.HostDrain__Output): string {
 
 /** Follows a drain to its end (table: line by line, a bar on a terminal; json: the final record) and sets the exit code. */
 async function watch(client: CoordinatorApi, d: pb.HostDrain__Output, format: OutputFormat): Promise<void> {
-  const table = format === 'table';
+  const table = forPeople(format);
   if (table) write(`${d.host_id}: drain ${d.id} ${d.state}: ${d.message}\n`);
   const last = await follow(client, d, table ? new DrainProgress(write, process.stdout.isTTY === true) : undefined);
   if (table) write(`${last.host_id}: ${last.state}: ${last.message}\n`);

@@ -3,7 +3,8 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FORMAT_PROBE_BYTES, formatOfHead, IMAGE_FORMATS, InvalidArgumentError, KIND_OF_FORMAT, WORKLOAD_KINDS, type ImageFormat, type pb } from '@virtfleet/shared';
-import { age, print, table } from '../output.js';
+import { age, forPeople, print, table } from '../output.js';
+import { bar, progressFor, type ProgressLine } from '../progress.js';
 import { withApi } from './operator.js';
 
 /** The format a file's first bytes show. */
@@ -18,18 +19,44 @@ async function detectFormat(file: string): Promise<ImageFormat> {
   }
 }
 
-async function sha256Of(file: string): Promise<string> {
+async function sha256Of(file: string, onBytes?: (n: number) => void): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  const chunks = createReadStream(file) as AsyncIterable<Buffer>;
+  for await (const chunk of onBytes ? counted(chunks, onBytes) : chunks) hash.update(chunk);
   return hash.digest('hex');
+}
+
+/** Yields `source`'s chunks, telling `onBytes` how many bytes have gone by so far. */
+export async function* counted(source: AsyncIterable<Buffer>, onBytes: (total: number) => void): AsyncIterable<Buffer> {
+  let total = 0;
+  for await (const chunk of source) {
+    total += chunk.length;
+    onBytes(total);
+    yield chunk;
+  }
+}
+
+/**
+ * What `image import` shows on a terminal while it reads the file (`what`:
+ * checking, then sending): redrawn only when the whole percentage changes.
+ */
+export function byteProgress(progress: ProgressLine, what: string, size: number): (done: number) => void {
+  let shown = -1;
+  return (done) => {
+    const percent = size > 0 ? Math.floor((100 * done) / size) : 100;
+    if (percent === shown) return;
+    shown = percent;
+    progress.draw(`${bar(size > 0 ? done / size : 1)} ${what}: ${sizeText(done)} of ${sizeText(size)}`);
+  };
 }
 
 const sizeText = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)}Gi` : `${(bytes / 2 ** 20).toFixed(1)}Mi`);
 
-function imageRows(images: pb.Image__Output[]): string {
+/** `image ls`; wide shows the whole digest and the exact size and time. */
+function imageRows(images: pb.Image__Output[], wide = false): string {
   return table(
-    ['name', 'kind', 'format', 'size', 'digest', 'age'],
-    images.map((i) => [i.name, i.kind, i.format, sizeText(Number(i.size)), i.digest.slice(0, 'sha256:'.length + 12), age(i.created_at)]),
+    ['name', 'kind', 'format', 'size', 'digest', 'age', ...(wide ? ['bytes', 'created'] : [])],
+    images.map((i) => [i.name, i.kind, i.format, sizeText(Number(i.size)), wide ? i.digest : i.digest.slice(0, 'sha256:'.length + 12), age(i.created_at), ...(wide ? [String(i.size), i.created_at] : [])]),
   );
 }
 
@@ -52,9 +79,14 @@ export function registerImageCommands(program: Command): void {
       const format = (opts.format as ImageFormat | undefined) ?? (await detectFormat(file));
       if (opts.kind !== undefined && KIND_OF_FORMAT[format] !== opts.kind)
         throw new InvalidArgumentError('--kind', `${file} is a ${format} image, which is for a ${KIND_OF_FORMAT[format]}, not a ${opts.kind}`);
-      const sha256 = await sha256Of(file);
       await withApi(cmd, async (client, output) => {
-        const stored = await client.importImage({ name: opts.name, format, size: String(info.size), sha256 }, () => createReadStream(file, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>);
+        // A terminal gets a bar while the file is read twice: for its digest, then to send it.
+        const progress = progressFor(process.stdout, forPeople(output));
+        const sha256 = await sha256Of(file, progress && byteProgress(progress, `checking ${file}`, info.size));
+        const data = () => createReadStream(file, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>;
+        const stored = await client
+          .importImage({ name: opts.name, format, size: String(info.size), sha256 }, progress ? () => counted(data(), byteProgress(progress, `importing ${opts.name}`, info.size)) : data)
+          .finally(() => progress?.clear());
         print(output, stored, () => `imported ${stored.name}: ${stored.kind} ${stored.format}, ${sizeText(Number(stored.size))}, ${stored.digest}`);
       });
     });
@@ -64,7 +96,7 @@ export function registerImageCommands(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) =>
       withApi(cmd, async (client, output) => {
         const { images } = await client.listImages();
-        print(output, images, () => imageRows(images));
+        print(output, images, (wide) => imageRows(images, wide));
       }),
     );
   image

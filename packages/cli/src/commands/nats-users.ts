@@ -27,7 +27,8 @@ export function registerNatsUserCommands(program: Command): void {
       if (!name) throw new InvalidArgumentError('--name', `is required for a ${opts.role} user`);
       const hostIds = opts.hosts?.split(',').map((h) => h.trim());
       const issued = issueNatsUser(dirOf(opts), { role: opts.role, name, ...(hostIds ? { hostIds } : {}), ...(opts.out ? { seedFile: opts.out } : {}), rotate: opts.rotate ?? false });
-      print(output(cmd), issued, () => `${issued.created ? 'issued' : 'kept'} NATS ${issued.role} user ${issued.name} (${issued.nkey}): seed ${issued.seedFile}; nats.nkeySeedFile in its config points there. ${issued.authorization} rendered; ${RELOAD_HINT}`);
+      const json = { role: issued.role, name: issued.name, nkey: issued.nkey, seed_file: issued.seedFile, authorization: issued.authorization, created: issued.created };
+      print(output(cmd), json, () => `${issued.created ? 'issued' : 'kept'} NATS ${issued.role} user ${issued.name} (${issued.nkey}): seed ${issued.seedFile}; nats.nkeySeedFile in its config points there. ${issued.authorization} rendered; ${RELOAD_HINT}`);
     });
 
   dirOption(nats.command('revoke').description('remove a user and its seed; renders authorization.conf'))

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, type pb } from '@virtfleet/shared';
 import { EXIT } from '../exit-codes.js';
-import { driverCell, parseSince, parseTypePrefix, waitOutcome } from './operator.js';
+import { parseSince, parseTypePrefix, waitOutcome } from './operator.js';
+import { driverCell } from './views.js';
 
 describe('parseSince', () => {
   it.each([

@@ -4,9 +4,13 @@ import { EVENT_TYPES, eventTypePrefix, InvalidArgumentError, MAX_TAIL_LINES, par
 import { resolveConnection, readCliConfig } from '../connection.js';
 import { CoordinatorApi } from '../coordinator-client.js';
 import { EXIT } from '../exit-codes.js';
-import { age, mib, print, stdoutClosed, table, write, type OutputFormat } from '../output.js';
+import { forPeople, print, streamed, write, type OutputFormat } from '../output.js';
 import { noteMorePages, readPages, requestIdOf, withPageOptions, type PageOptions } from './paging.js';
 import { registerHostMaintenanceCommands } from './host-maintenance.js';
+import { hostRows, migrationLine, workloadDetail, workloadRows } from './views.js';
+import { untilInterrupted, watchCommand, withWatchOptions, type WatchOptions } from './watch.js';
+import { followMigration, TERMINAL_FOR_WAIT, waitForWorkload } from './workload-progress.js';
+import { progressFor } from '../progress.js';
 
 interface GlobalOptions {
   coordinator?: string;
@@ -34,54 +38,6 @@ export async function withApi(cmd: Command, run: (api: CoordinatorApi, format: O
   }
 }
 
-/** A driver as `host ls` shows it: its name, `(down)` when unhealthy, and its queue when work waits. */
-export function driverCell(d: pb.DriverInfo__Output): string {
-  const queued = d.queue_depth > 0 ? `[${d.in_flight}/${d.concurrency} busy, ${d.queue_depth} queued]` : '';
-  return `${d.name}${d.healthy ? '' : '(down)'}${queued}`;
-}
-
-function workloadRows(ws: pb.Workload__Output[]): string {
-  return table(
-    ['id', 'name', 'kind', 'host', 'state', 'desired', 'cpu', 'memory', 'age', 'message'],
-    ws.map((w) => [w.id, w.spec?.name ?? '', w.spec?.kind ?? '', w.host_id || '-', w.state, w.desired_state, String(w.spec?.vcpus ?? ''), mib(w.spec?.memory_mib ?? 0), age(w.created_at), w.message]),
-  );
-}
-
-function workloadDetail(w: pb.Workload__Output): string {
-  const s = w.spec;
-  const lines: [string, string][] = [
-    ['id', w.id],
-    ['name', s?.name ?? ''],
-    ['kind', s?.kind ?? ''],
-    ['state', w.state],
-    ['desired', w.desired_state],
-    ['host', w.host_id || '-'],
-    ['driver ref', w.driver_ref || '-'],
-    ['addresses', w.addresses.join(', ') || '-'],
-    ['network', s?.network || '-'],
-    ['image', s?.image || '-'],
-    ['vcpus', String(s?.vcpus ?? '')],
-    ['memory', mib(s?.memory_mib ?? 0)],
-    ['disk', `${s?.disk_gib ?? 0}Gi`],
-    ['labels', Object.entries(s?.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '-'],
-    ['created', w.created_at],
-    ['updated', w.updated_at],
-    ['message', w.message || '-'],
-    ...(w.migration ? ([['migration', migrationLine(w.migration)]] as [string, string][]) : []),
-  ];
-  return lines.map(([k, v]) => `${`${k}:`.padEnd(12)}${v}`).join('\n');
-}
-
-/** One line about a migration under way: where to, its phase, how far, how fast. */
-export function migrationLine(m: pb.WorkloadMigration__Output): string {
-  const done = m.data_total_bytes > 0 ? ` ${Math.floor((100 * m.data_processed_bytes) / m.data_total_bytes)}% of ${mib(m.data_total_bytes / 2 ** 20)}` : '';
-  const rate = m.bytes_per_second > 0 ? `, ${mib(m.bytes_per_second / 2 ** 20)}/s` : '';
-  const downtime = m.expected_downtime_ms > 0 ? `, expected downtime ${m.expected_downtime_ms} ms` : '';
-  return `${m.mode} ${m.source_host_id} -> ${m.target_host_id}, ${m.phase}${done}${rate}${downtime}`;
-}
-
-/** States `create --wait` stops at; any other is still on its way to running. */
-const TERMINAL_FOR_WAIT = new Set(['running', 'failed', 'stopped', 'deleted']);
 
 /**
  * How `create --wait` ends when the workload is not running: exit 5 while it
@@ -99,36 +55,24 @@ export function waitOutcome(w: pb.Workload__Output, timeoutSeconds: number): { c
 
 export function registerOperatorCommands(program: Command): void {
   const host = program.command('host').description('hosts in the cluster');
-  withPageOptions(host.command('ls').description('list hosts with capacity, allocation and live usage, by id'))
-    .action(async (opts: PageOptions, cmd: Command) =>
-      withApi(cmd, async (client, format) => {
-        const { items: hosts, next } = await readPages(opts, async (page) => {
+  withWatchOptions(withPageOptions(host.command('ls').description('list hosts with capacity, allocation and live usage, by id'))).action(async (opts: PageOptions & WatchOptions, cmd: Command) =>
+    withApi(cmd, async (client, format) => {
+      const fetch = async () => {
+        const { items, next } = await readPages(opts, async (page) => {
           const r = await client.hosts(page);
           return { items: r.hosts, next: r.next_page_token };
         });
-        print(format, hosts, () =>
-          table(
-            ['id', 'status', 'address', 'drivers', 'trust', 'cpu util', 'alloc/allocatable cpu', 'mem used/total', 'alloc/allocatable mem', 'held by stopped', 'storage used/total', 'workloads', 'last seen'],
-            hosts.map((h) => [
-              h.id,
-              h.cordoned ? `${h.status},cordoned` : h.status,
-              h.address,
-              h.drivers.map(driverCell).join(','),
-              String(h.trust_level),
-              `${Math.round(h.cpu_utilisation_smoothed * 100)}%`,
-              `${h.allocated?.vcpus ?? 0}/${h.allocatable?.vcpus ?? 0}`,
-              `${mib(h.usage?.memory_used_mib ?? 0)}/${mib(h.usage?.memory_total_mib ?? 0)}`,
-              `${mib(h.allocated?.memory_mib ?? 0)}/${mib(h.allocatable?.memory_mib ?? 0)}`,
-              h.held_by_stopped && (h.held_by_stopped.vcpus > 0 || h.held_by_stopped.memory_mib > 0) ? `${h.held_by_stopped.vcpus} cpu, ${mib(h.held_by_stopped.memory_mib)}` : '-',
-              h.usage?.storage[0] ? `${h.usage.storage[0].used_gib.toFixed(1)}/${h.usage.storage[0].total_gib.toFixed(1)}Gi` : '-',
-              String(h.workload_count),
-              age(h.last_seen),
-            ]),
-          ),
-        );
-        noteMorePages(next);
-      }),
-    );
+        return { hosts: items, next };
+      };
+      if (opts.watch) {
+        const title = `virtfleet host ls (every ${opts.interval}s and on host events)`;
+        return watchCommand({ client, format, interval: opts.interval, title, fetch: onceNoting(fetch, (r) => r.next, (r) => r.hosts), render: hostRows, typePrefix: 'io.virtfleet.host' });
+      }
+      const { hosts, next } = await fetch();
+      print(format, hosts, (wide) => hostRows(hosts, wide));
+      noteMorePages(next);
+    }),
+  );
 
   for (const [verb, cordon, description] of [
     ['cordon', true, 'stop placing new workloads on a host; running ones stay'],
@@ -173,12 +117,8 @@ export function registerOperatorCommands(program: Command): void {
       await withApi(cmd, async (client, format) => {
         let w = await client.submit({ request_id: requestIdOf(opts), spec });
         if (opts.wait) {
-          const timeoutMs = cmd.optsWithGlobals<GlobalOptions>().timeout * 1000;
-          const until = Date.now() + timeoutMs;
-          while (!TERMINAL_FOR_WAIT.has(w.state) && Date.now() < until) {
-            await new Promise((r) => setTimeout(r, 250));
-            w = await client.get(w.id);
-          }
+          const progress = progressFor(process.stdout, forPeople(format));
+          w = await waitForWorkload(client, w, { untilMs: Date.now() + cmd.optsWithGlobals<GlobalOptions>().timeout * 1000, ...(progress ? { progress } : {}) });
         }
         print(format, w, () => workloadDetail(w));
         if (opts.wait && w.state !== 'running') {
@@ -188,32 +128,56 @@ export function registerOperatorCommands(program: Command): void {
         }
       });
     });
-  withPageOptions(
-    workload
-      .command('ls')
-      .description('list workloads, oldest first (deleted ones only with --state deleted)')
-      .option('--host <id>', 'only workloads on this host')
-      .option('--state <state>', 'only workloads in this state'),
-  ).action(async (opts: PageOptions & { host?: string; state?: string }, cmd: Command) =>
+  withWatchOptions(
+    withPageOptions(
+      workload
+        .command('ls')
+        .description('list workloads, oldest first (deleted ones only with --state deleted)')
+        .option('--host <id>', 'only workloads on this host')
+        .option('--state <state>', 'only workloads in this state'),
+    ),
+  ).action(async (opts: PageOptions & WatchOptions & { host?: string; state?: string }, cmd: Command) =>
     withApi(cmd, async (client, format) => {
-      const { items: workloads, next } = await readPages(opts, async (page) => {
-        const r = await client.list({ host_id: opts.host ?? '', state: opts.state ?? '', ...page });
-        return { items: r.workloads, next: r.next_page_token };
-      });
-      print(format, workloads, () => workloadRows(workloads));
+      const fetch = () =>
+        readPages(opts, async (page) => {
+          const r = await client.list({ host_id: opts.host ?? '', state: opts.state ?? '', ...page });
+          return { items: r.workloads, next: r.next_page_token };
+        });
+      if (opts.watch) {
+        const title = `virtfleet workload ls (every ${opts.interval}s and on workload events)`;
+        return watchCommand({ client, format, interval: opts.interval, title, fetch: onceNoting(fetch, (r) => r.next, (r) => r.items), render: workloadRows, typePrefix: 'io.virtfleet.workload' });
+      }
+      const { items: workloads, next } = await fetch();
+      print(format, workloads, (wide) => workloadRows(workloads, wide));
       noteMorePages(next);
     }),
   );
-  workload
-    .command('get')
-    .description('show one workload, by id or name')
-    .argument('<workload>', 'workload id or name')
-    .action(async (ref: string, _o, cmd: Command) =>
-      withApi(cmd, async (client, format) => {
-        const w = await client.get(ref);
-        print(format, w, () => workloadDetail(w));
-      }),
-    );
+  withWatchOptions(
+    workload
+      .command('get')
+      .description('show one workload, by id or name')
+      .argument('<workload>', 'workload id or name'),
+  ).action(async (ref: string, opts: WatchOptions, cmd: Command) =>
+    withApi(cmd, async (client, format) => {
+      if (opts.watch) {
+        let id = ref;
+        const title = `virtfleet workload get ${ref} (every ${opts.interval}s and on its events)`;
+        return watchCommand({
+          client,
+          format,
+          interval: opts.interval,
+          title,
+          fetch: () => client.get(ref),
+          render: workloadDetail,
+          typePrefix: 'io.virtfleet.workload',
+          relevant: (e) => e.subject === id,
+          onFetch: (w) => (id = w.id),
+        });
+      }
+      const w = await client.get(ref);
+      print(format, w, () => workloadDetail(w));
+    }),
+  );
 
   workload
     .command('logs')
@@ -255,17 +219,14 @@ export function registerOperatorCommands(program: Command): void {
         });
         const what = opts.cancel ? 'cancelling the migration of' : 'migrating';
         if (!opts.watch) return print(format, w, () => `${what} ${w.id}: ${w.migration ? migrationLine(w.migration) : w.message}`);
-        if (format === 'table') write(`${what} ${w.id}: ${w.migration ? migrationLine(w.migration) : w.message}\n`);
-        const until = Date.now() + cmd.optsWithGlobals<GlobalOptions>().timeout * 1000;
-        let last = '';
-        while (w.migration && Date.now() < until) {
-          await new Promise((r) => setTimeout(r, 1000));
-          w = await client.get(w.id);
-          const line = w.migration ? migrationLine(w.migration) : `${w.state} on ${w.host_id}: ${w.message}`;
-          if (format === 'table' && line !== last) write(`${line}\n`);
-          last = line;
-        }
-        if (format !== 'table') print(format, w, () => '');
+        const progress = progressFor(process.stdout, forPeople(format));
+        w = await followMigration(client, w, {
+          what,
+          untilMs: Date.now() + cmd.optsWithGlobals<GlobalOptions>().timeout * 1000,
+          out: (text) => forPeople(format) && write(text),
+          ...(progress ? { progress } : {}),
+        });
+        if (!forPeople(format)) print(format, w, () => '');
         if (w.migration) {
           process.stderr.write(`error: still migrating after ${cmd.optsWithGlobals<GlobalOptions>().timeout} s; it goes on (watch again, or --cancel)\n`);
           process.exitCode = EXIT.unavailable;
@@ -316,8 +277,7 @@ export function registerOperatorCommands(program: Command): void {
           client.streamEvents(
             { type_prefix: typePrefix, follow, from_start: since.fromStart ?? (since.seq === undefined && since.time === undefined && !follow), since_seq: since.seq ?? '0', since_time: since.time ?? '' },
             (e) => {
-              if (format === 'json') write(`${JSON.stringify({ ...e, data: safeJson(e.data) })}\n`);
-              else write(`${e.sequence.padStart(6)}  ${e.time}  ${e.type.replace('io.virtfleet.', '').padEnd(24)} ${e.subject}  ${e.data}\n`);
+              write(`${streamed(format, { ...e, data: safeJson(e.data) }, () => `${e.sequence.padStart(6)}  ${e.time}  ${e.type.replace('io.virtfleet.', '').padEnd(24)} ${e.subject}  ${e.data}`)}\n`);
             },
             signal,
           ),
@@ -326,20 +286,15 @@ export function registerOperatorCommands(program: Command): void {
     });
 }
 
-/** Runs a stream until it ends, or until Ctrl-C, SIGTERM or a closed stdout stops it quietly. */
-async function untilInterrupted(run: (signal: AbortSignal) => Promise<void>): Promise<void> {
-  const stop = new AbortController();
-  const abort = () => stop.abort();
-  process.once('SIGINT', abort);
-  process.once('SIGTERM', abort);
-  stdoutClosed.signal.addEventListener('abort', abort, { once: true });
-  try {
-    await run(stop.signal);
-  } finally {
-    process.off('SIGINT', abort);
-    process.off('SIGTERM', abort);
-    stdoutClosed.signal.removeEventListener('abort', abort);
-  }
+/** A fetch for --watch that tells about more pages once, at the first. */
+function onceNoting<R, T>(fetch: () => Promise<R>, next: (r: R) => string, items: (r: R) => T): () => Promise<T> {
+  let noted = false;
+  return async () => {
+    const r = await fetch();
+    if (!noted) noteMorePages(next(r));
+    noted = true;
+    return items(r);
+  };
 }
 
 /** Writes raw bytes to stdout or stderr; a promise when the stream is full, so the reader waits for it to drain. */

@@ -2,12 +2,26 @@ import type { Command } from 'commander';
 import { defaultHostId } from '@virtfleet/agent';
 import { InvalidArgumentError, ROLES, describeIdentity, type Role } from '@virtfleet/shared';
 import { print, table, type OutputFormat } from '../output.js';
-import { DEFAULT_CA_DAYS, DEFAULT_CERT_DAYS, describeCertificate, initCa, issueCertificate, RENEW_WITHIN_DAYS } from '../pki.js';
+import { DEFAULT_CA_DAYS, DEFAULT_CERT_DAYS, describeCertificate, initCa, issueCertificate, RENEW_WITHIN_DAYS, type CertificateSummary, type IssuedFiles } from '../pki.js';
 
 /** Where `virtfleet pki` keeps the CA unless --dir or VIRTFLEET_PKI_DIR says otherwise. */
 export const DEFAULT_PKI_DIR = '/etc/virtfleet/pki';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+
+// -o json|yaml: snake_case keys, as every other output of the CLI and the API.
+const issuedJson = (i: IssuedFiles) => ({ cert: i.cert, key: i.key, ca: i.ca, identity: i.identity, not_after: i.notAfter.toISOString() });
+const summaryJson = (s: CertificateSummary) => ({
+  file: s.file,
+  identity: s.identity,
+  subject: s.subject,
+  issuer: s.issuer,
+  not_before: s.notBefore.toISOString(),
+  not_after: s.notAfter.toISOString(),
+  days_left: s.daysLeft,
+  renew_now: s.renewNow,
+  alt_names: s.altNames,
+});
 
 function days(value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -40,7 +54,7 @@ export function registerPkiCommands(program: Command): void {
       if (!role) throw new InvalidArgumentError('--role', `must be one of ${ROLES.join(', ')}`);
       const name = opts.name ?? defaultName(role);
       const issued = await issueCertificate(dirOf(opts), { role, name, dns: opts.dns, ips: opts.ip, days: days(opts.days, DEFAULT_CERT_DAYS), ...(opts.out ? { out: opts.out } : {}) });
-      print(cmd.optsWithGlobals<{ output: OutputFormat }>().output, issued, () => `issued ${describeIdentity(issued.identity)}: ${issued.cert} and ${issued.key}, valid until ${issued.notAfter.toISOString()}; CA ${issued.ca}`);
+      print(cmd.optsWithGlobals<{ output: OutputFormat }>().output, issuedJson(issued), () => `issued ${describeIdentity(issued.identity)}: ${issued.cert} and ${issued.key}, valid until ${issued.notAfter.toISOString()}; CA ${issued.ca}`);
     });
 
   pki
@@ -49,7 +63,7 @@ export function registerPkiCommands(program: Command): void {
     .argument('<file...>', 'PEM certificate files')
     .action((files: string[], _opts: unknown, cmd: Command) => {
       const summaries = files.map((f) => describeCertificate(f));
-      print(cmd.optsWithGlobals<{ output: OutputFormat }>().output, summaries, () =>
+      print(cmd.optsWithGlobals<{ output: OutputFormat }>().output, summaries.map(summaryJson), () =>
         table(
           ['file', 'identity', 'not after', 'days left', ''],
           summaries.map((s) => [s.file, s.identity ? `${s.identity.role}/${s.identity.name}` : '-', s.notAfter.toISOString(), String(s.daysLeft), s.renewNow ? 'RENEW NOW' : '']),

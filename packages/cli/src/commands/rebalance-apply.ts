@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import { errorMessage, InvalidArgumentError, type pb } from '@virtfleet/shared';
 import { z } from 'zod';
 import { EXIT } from '../exit-codes.js';
-import { print, write } from '../output.js';
+import { forPeople, print, write } from '../output.js';
 import { parseWhole, withApi } from './operator.js';
 
 /** One move of a plan, as `rebalance plan -o json` writes it. */
@@ -132,11 +132,11 @@ export function registerRebalanceApply(rebalance: Command): void {
           parallel: opts.parallel,
           stopOnError: opts.stopOnError ?? false,
           planKey: key,
-          onOutcome: (o) => format === 'table' && write(`${o.index}/${moves.length} ${o.name} (${o.workload_id}) ${o.from} -> ${o.to}: ${o.result}${o.message ? `: ${o.message}` : ''}\n`),
+          onOutcome: (o) => forPeople(format) && write(`${o.index}/${moves.length} ${o.name} (${o.workload_id}) ${o.from} -> ${o.to}: ${o.result}${o.message ? `: ${o.message}` : ''}\n`),
         });
-        if (format !== 'table') print(format, outcomes, () => '');
+        if (!forPeople(format)) print(format, outcomes, () => '');
         const failed = outcomes.filter((o) => o.result === 'failed' || o.result === 'not_started');
-        if (format === 'table') write(`${outcomes.filter((o) => o.result === 'moved').length} moved, ${outcomes.filter((o) => o.result === 'skipped').length} skipped, ${failed.length} failed or not started\n`);
+        if (forPeople(format)) write(`${outcomes.filter((o) => o.result === 'moved').length} moved, ${outcomes.filter((o) => o.result === 'skipped').length} skipped, ${failed.length} failed or not started\n`);
         if (failed.length > 0) process.exitCode = EXIT.failure;
       });
     });

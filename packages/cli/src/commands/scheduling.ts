@@ -4,6 +4,7 @@ import { EXIT } from '../exit-codes.js';
 import { print, table } from '../output.js';
 import { withApi } from './operator.js';
 import { noteMorePages, readPages, requestIdOf, withPageOptions, type PageOptions } from './paging.js';
+import { watchCommand, withWatchOptions, type WatchOptions } from './watch.js';
 
 const QUEUE_POLICIES = ['fcfs', 'sjf', 'priority'];
 
@@ -73,17 +74,24 @@ export function registerSchedulingCommands(program: Command): void {
     });
 
   const queue = program.command('queue').description('the admission queue');
-  withPageOptions(queue.command('ls').description('pending workloads in the order they will be tried')).action(async (opts: PageOptions, cmd: Command) =>
+  withWatchOptions(withPageOptions(queue.command('ls').description('pending workloads in the order they will be tried'))).action(async (opts: PageOptions & WatchOptions, cmd: Command) =>
     withApi(cmd, async (client, format) => {
-      let first: pb.QueueState__Output | undefined;
-      const { items: entries, next } = await readPages(opts, async (page) => {
-        const q = await client.queue(page);
-        first ??= q;
-        return { items: q.entries, next: q.next_page_token };
-      });
-      const q = { ...first!, entries, next_page_token: next };
-      print(format, q, () => renderQueue(q));
-      noteMorePages(next);
+      const fetch = async () => {
+        let first: pb.QueueState__Output | undefined;
+        const { items: entries, next } = await readPages(opts, async (page) => {
+          const q = await client.queue(page);
+          first ??= q;
+          return { items: q.entries, next: q.next_page_token };
+        });
+        return { ...first!, entries, next_page_token: next };
+      };
+      if (opts.watch) {
+        const title = `virtfleet queue ls (every ${opts.interval}s and on workload events)`;
+        return watchCommand({ client, format, interval: opts.interval, title, fetch, render: renderQueue, typePrefix: 'io.virtfleet.workload' });
+      }
+      const q = await fetch();
+      print(format, q, (wide) => renderQueue(q, wide));
+      noteMorePages(q.next_page_token);
     }),
   );
   queue
@@ -99,16 +107,17 @@ export function registerSchedulingCommands(program: Command): void {
       const backfill = opts.strict ? false : opts.backfill ? true : undefined;
       await withApi(cmd, async (client, format) => {
         const q = await client.setQueuePolicy(policy, backfill, requestIdOf(opts));
-        print(format, q, () => renderQueue(q));
+        print(format, q, (wide) => renderQueue(q, wide));
       });
     });
 }
 
-function renderQueue(q: pb.QueueState__Output): string {
+/** The queue for a person; wide adds each workload's name. */
+function renderQueue(q: pb.QueueState__Output, wide = false): string {
   const head = `policy ${q.policy}, ${q.backfill ? 'backfill' : 'strict order'}${q.policy === 'priority' ? `, aging ${q.aging_per_minute}/min` : ''}; ${q.length} waiting`;
   if (q.entries.length === 0) return head;
   return `${head}\n${table(
-    ['pos', 'workload', 'tenant', 'priority', 'effective', 'runtime', 'waited', 'reason'],
-    q.entries.map((e) => [String(e.position), e.workload_id, e.tenant, String(e.priority), e.effective_priority.toFixed(1), `${e.expected_runtime_seconds}s`, `${e.waited_seconds.toFixed(0)}s`, e.reason]),
+    ['pos', 'workload', ...(wide ? ['name'] : []), 'tenant', 'priority', 'effective', 'runtime', 'waited', 'reason'],
+    q.entries.map((e) => [String(e.position), e.workload_id, ...(wide ? [e.name || '-'] : []), e.tenant, String(e.priority), e.effective_priority.toFixed(1), `${e.expected_runtime_seconds}s`, `${e.waited_seconds.toFixed(0)}s`, e.reason]),
   )}`;
 }

@@ -1,6 +1,6 @@
 import { assume, release, type HostSnapshot } from '../scheduler/scheduler.js';
 import type { Budget } from './budget.js';
-import { DIMS, type FleetState } from './fleet-state.js';
+import { DIMS, units, type FleetState } from './fleet-state.js';
 import { CPU, MEMORY } from './metrics.js';
 import type { Step } from './sequence.js';
 
@@ -37,7 +37,9 @@ export function balance(state: FleetState, budget: Budget, minImprovement: numbe
   assignment.forEach((h, i) => members[h]!.push(i));
   const used = state.usedBefore;
   const dims = [CPU, MEMORY];
-  const capacity = (h: number, d: number) => (d === CPU ? hosts[h]!.allocatable.vcpus : hosts[h]!.allocatable.memoryMiB);
+  // In the planner's units (milli-CPUs for CPU), as the demands and bookings are.
+  const capacities = hosts.map((host) => units(host.allocatable));
+  const capacity = (h: number, d: number) => capacities[h]![d]!;
   const meanCapacity = dims.map((d) => {
     const list = hosts.flatMap((_, h) => (used[h] ? [capacity(h, d)] : []));
     return list.length > 0 ? list.reduce((a, v) => a + v, 0) / list.length : 0;
@@ -45,11 +47,7 @@ export function balance(state: FleetState, budget: Budget, minImprovement: numbe
   // Booked amounts per host and resource, and the movable part of it, for the arithmetic pre-check.
   const booked = new Float64Array(m * DIMS);
   const load = new Float64Array(m * DIMS);
-  state.base.forEach((b, h) => {
-    booked[h * DIMS] = b.allocated.vcpus;
-    booked[h * DIMS + 1] = b.allocated.memoryMiB;
-    booked[h * DIMS + 2] = b.allocated.diskGiB;
-  });
+  state.base.forEach((b, h) => booked.set(units(b.allocated), h * DIMS));
   assignment.forEach((h, i) => {
     for (let d = 0; d < DIMS; d++) {
       booked[h * DIMS + d] = booked[h * DIMS + d]! + items[i]!.demand[d]!;

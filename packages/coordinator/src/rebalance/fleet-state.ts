@@ -1,11 +1,17 @@
 import { InvalidArgumentError } from '@virtfleet/shared';
 import { FILTERS } from '../scheduler/catalog.js';
+import { toMilliCpus } from '../scheduler/milli-cpus.js';
 import type { FilterPlugin } from '../scheduler/plugins.js';
-import { assume, demandOf, release, type HostSnapshot, type PlacementRequest } from '../scheduler/scheduler.js';
+import { assume, demandOf, release, type HostSnapshot, type PlacementRequest, type ResourceVector } from '../scheduler/scheduler.js';
 import type { PlanWorkload, RebalanceInput } from './rebalance.js';
 
-/** Resources the arithmetic pre-check sums: vcpus, memory, disk. */
+/** Resources the arithmetic pre-check sums: milli-CPUs, memory MiB, disk GiB (whole numbers, so sums are exact). */
 export const DIMS = 3;
+
+/** A resource vector in the planner's units, in DIMS order: milli-CPUs, MiB, GiB. */
+export function units(v: ResourceVector): [number, number, number] {
+  return [toMilliCpus(v.vcpus), v.memoryMiB, v.diskGiB];
+}
 /** Slack for sums of decimal demands; the filters themselves decide exactly. */
 const EPSILON = 1e-6;
 
@@ -14,7 +20,7 @@ export interface Item {
   workload: PlanWorkload;
   /** Index of the host it is on before the plan. */
   origin: number;
-  /** vcpus, memory MiB, disk GiB. */
+  /** milli-CPUs, memory MiB, disk GiB (`units`). */
   demand: Float64Array;
   /** Its size in one number: each resource's demand over the fleet's mean allocatable amount, summed. */
   weight: number;
@@ -93,8 +99,8 @@ export class FleetState {
     const reference = new Float64Array(DIMS);
     hosts.forEach((host, h) => {
       const b = base[h]!;
-      const a = [host.allocatable.vcpus, host.allocatable.memoryMiB, host.allocatable.diskGiB];
-      const u = [b.allocated.vcpus, b.allocated.memoryMiB, b.allocated.diskGiB];
+      const a = units(host.allocatable);
+      const u = units(b.allocated);
       for (let d = 0; d < DIMS; d++) {
         free[h * DIMS + d] = a[d]! - u[d]!;
         reference[d] = reference[d]! + a[d]! / Math.max(1, m);
@@ -166,8 +172,7 @@ export class FleetState {
 }
 
 function vector(w: PlanWorkload): Float64Array {
-  const d = demandOf(w.spec);
-  return Float64Array.of(d.vcpus, d.memoryMiB, d.diskGiB);
+  return Float64Array.from(units(demandOf(w.spec)));
 }
 
 /** A copy `assume`/`release` can change without touching the original. */

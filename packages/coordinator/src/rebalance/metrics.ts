@@ -1,20 +1,16 @@
-import { DIMS, type FleetState } from './fleet-state.js';
+import { DIMS, units, type FleetState } from './fleet-state.js';
 import type { UtilisationSpread } from './rebalance.js';
 
 /** Booked / allocatable per host and resource (index h * DIMS + d) with the movable workloads placed as `assignment` says. */
 export function utilisation(state: FleetState, assignment: Int32Array): Float64Array {
   const m = state.hosts.length;
   const booked = new Float64Array(m * DIMS);
-  state.base.forEach((b, h) => {
-    booked[h * DIMS] = b.allocated.vcpus;
-    booked[h * DIMS + 1] = b.allocated.memoryMiB;
-    booked[h * DIMS + 2] = b.allocated.diskGiB;
-  });
+  state.base.forEach((b, h) => booked.set(units(b.allocated), h * DIMS));
   assignment.forEach((h, i) => {
     for (let d = 0; d < DIMS; d++) booked[h * DIMS + d] = booked[h * DIMS + d]! + state.items[i]!.demand[d]!;
   });
   state.hosts.forEach((host, h) => {
-    const all = [host.allocatable.vcpus, host.allocatable.memoryMiB, host.allocatable.diskGiB];
+    const all = units(host.allocatable);
     for (let d = 0; d < DIMS; d++) booked[h * DIMS + d] = all[d]! > 0 ? booked[h * DIMS + d]! / all[d]! : 0;
   });
   return booked;

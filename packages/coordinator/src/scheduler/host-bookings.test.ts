@@ -23,7 +23,7 @@ function fromScratch(id: string, workloads: Iterable<Workload>): HostSnapshot {
   return s;
 }
 
-/** Equal but for float noise: the scratch sums carry it, the bookings round it off. */
+/** Equal but for float noise: the scratch sums carry it, the bookings (summed in milli-CPUs) do not. */
 function expectClose(got: ResourceVector, want: ResourceVector): void {
   expect(got.vcpus).toBeCloseTo(want.vcpus, 9);
   expect(got.memoryMiB).toBeCloseTo(want.memoryMiB, 9);

@@ -1,10 +1,18 @@
-import { hostPortKey, type IsolationLevel, type StoppedReservation } from '@virtfleet/shared';
+import { diskDemandGiB, hostPortKey, type IsolationLevel, type StoppedReservation, type WorkloadSpec } from '@virtfleet/shared';
 import { holdsResources, type Workload } from '../workloads/workload.js';
-import { demandOf, type HostSnapshot, type ResourceVector } from './scheduler.js';
+import { fromMilliCpus, toMilliCpus } from './milli-cpus.js';
+import type { HostSnapshot, ResourceVector } from './scheduler.js';
+
+/** A running sum of demands in whole units (milli-CPUs, MiB, GiB), so that it never drifts. */
+interface Totals {
+  milliCpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+}
 
 interface Booking {
-  allocated: ResourceVector;
-  heldByStopped: ResourceVector;
+  allocated: Totals;
+  heldByStopped: Totals;
   count: number;
   stopped: number;
   tenants: Map<string, number>;
@@ -46,8 +54,8 @@ export class HostBookings {
   applyTo(s: HostSnapshot): void {
     const b = this.hosts.get(s.id);
     if (!b) return;
-    s.allocated = rounded(b.allocated);
-    if (b.stopped > 0) s.heldByStopped = rounded(b.heldByStopped);
+    s.allocated = vectorOf(b.allocated);
+    if (b.stopped > 0) s.heldByStopped = vectorOf(b.heldByStopped);
     s.workloadCount = b.count;
     s.tenants = new Map(b.tenants);
     s.antiAffinityGroups = new Set(b.antiAffinityGroups.keys());
@@ -70,7 +78,7 @@ export class HostBookings {
       b = { allocated: zero(), heldByStopped: zero(), count: 0, stopped: 0, tenants: new Map(), antiAffinityGroups: new Map(), ports: new Map(), isolated: new Map() };
       this.hosts.set(w.hostId, b);
     }
-    const d = demandOf(w.spec);
+    const d = totalsOf(w.spec);
     add(b.allocated, d, sign);
     b.count += sign;
     if (w.state === 'stopped') {
@@ -89,10 +97,15 @@ export class HostBookings {
   }
 }
 
-const zero = (): ResourceVector => ({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+const zero = (): Totals => ({ milliCpus: 0, memoryMiB: 0, diskGiB: 0 });
 
-function add(to: ResourceVector, d: ResourceVector, sign: number): void {
-  to.vcpus += sign * d.vcpus;
+// Memory and disk are whole numbers in a valid spec; CPU is counted in milli-CPUs.
+const totalsOf = (spec: WorkloadSpec): Totals => ({ milliCpus: toMilliCpus(spec.vcpus), memoryMiB: spec.memory_mib, diskGiB: diskDemandGiB(spec) });
+
+const vectorOf = (t: Totals): ResourceVector => ({ vcpus: fromMilliCpus(t.milliCpus), memoryMiB: t.memoryMiB, diskGiB: t.diskGiB });
+
+function add(to: Totals, d: Totals, sign: number): void {
+  to.milliCpus += sign * d.milliCpus;
   to.memoryMiB += sign * d.memoryMiB;
   to.diskGiB += sign * d.diskGiB;
 }
@@ -101,10 +114,4 @@ function count(map: Map<string, number>, key: string, sign: number): void {
   const n = (map.get(key) ?? 0) + sign;
   if (n > 0) map.set(key, n);
   else map.delete(key);
-}
-
-/** Sums kept by adding and taking away drift by a few ulps; specs have at most two decimals. */
-function rounded(v: ResourceVector): ResourceVector {
-  const r = (x: number) => Math.round(x * 1e6) / 1e6;
-  return { vcpus: r(v.vcpus), memoryMiB: r(v.memoryMiB), diskGiB: r(v.diskGiB) };
 }

@@ -1,6 +1,8 @@
 import { diskDemandGiB, hostPortKey, type DriverInfo, type IsolationLevel, type WorkloadKind, type WorkloadSpec } from '@virtfleet/shared';
+import { addCpus } from './milli-cpus.js';
 
 export interface ResourceVector {
+  /** Exact to the milli-CPU wherever it is a sum of bookings (see milli-cpus.ts). */
   vcpus: number;
   memoryMiB: number;
   diskGiB: number;
@@ -66,7 +68,7 @@ export function demandOf(spec: WorkloadSpec): ResourceVector {
 /** Books `spec` on the snapshot, as if placed. */
 export function assume(host: HostSnapshot, spec: WorkloadSpec): void {
   const d = demandOf(spec);
-  host.allocated = { vcpus: host.allocated.vcpus + d.vcpus, memoryMiB: host.allocated.memoryMiB + d.memoryMiB, diskGiB: host.allocated.diskGiB + d.diskGiB };
+  host.allocated = { vcpus: addCpus(host.allocated.vcpus, d.vcpus), memoryMiB: host.allocated.memoryMiB + d.memoryMiB, diskGiB: host.allocated.diskGiB + d.diskGiB };
   host.memoryAvailableMiB -= d.memoryMiB;
   host.workloadCount++;
   host.tenants.set(spec.tenant, (host.tenants.get(spec.tenant) ?? 0) + 1);
@@ -79,7 +81,7 @@ export function assume(host: HostSnapshot, spec: WorkloadSpec): void {
 /** Undoes `assume`, when a workload leaves the host (the simulator's completions). */
 export function release(host: HostSnapshot, spec: WorkloadSpec, remaining: readonly WorkloadSpec[]): void {
   const d = demandOf(spec);
-  host.allocated = { vcpus: host.allocated.vcpus - d.vcpus, memoryMiB: host.allocated.memoryMiB - d.memoryMiB, diskGiB: host.allocated.diskGiB - d.diskGiB };
+  host.allocated = { vcpus: addCpus(host.allocated.vcpus, d.vcpus, -1), memoryMiB: host.allocated.memoryMiB - d.memoryMiB, diskGiB: host.allocated.diskGiB - d.diskGiB };
   host.memoryAvailableMiB += d.memoryMiB;
   host.workloadCount--;
   const left = (host.tenants.get(spec.tenant) ?? 1) - 1;

@@ -2,6 +2,7 @@ import { MAX_HOST_WORKLOADS, type WorkloadKind } from '@virtfleet/shared';
 import type { Host } from '../hosts/host.js';
 import type { HostBookings } from './host-bookings.js';
 import type { HostSnapshot } from './scheduler.js';
+import { milliExact } from './milli-cpus.js';
 
 /**
  * Builds the scheduler's view of every host: capacity and measured load from
@@ -38,7 +39,7 @@ export function snapshotOf(host: Host): HostSnapshot {
     ...(host.status !== 'up' ? { unschedulableReason: host.status } : host.cordoned ? { unschedulableReason: 'cordoned' } : {}),
     capacity: { vcpus: t.capacity.vcpus, memoryMiB: t.capacity.memory_mib, diskGiB: t.capacity.disk_gib },
     allocatable: {
-      vcpus: Math.max(0, t.capacity.vcpus - t.reserved.vcpus) * ratio.cpu,
+      vcpus: milliExact(Math.max(0, t.capacity.vcpus - t.reserved.vcpus) * ratio.cpu),
       memoryMiB: Math.max(0, t.capacity.memory_mib - t.reserved.memory_mib) * ratio.memory,
       diskGiB: Math.max(0, t.capacity.disk_gib - t.reserved.disk_gib),
     },

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HOST_ID, InvalidArgumentError, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, WORKLOAD_KINDS, readDocument, type DriverInfo, type WorkloadKind } from '@virtfleet/shared';
+import { milliExact } from '../scheduler/milli-cpus.js';
 import type { HostSnapshot, ResourceVector } from '../scheduler/scheduler.js';
 
 /** A simulated host: static capacity and attributes, with nothing running. */
@@ -116,7 +117,7 @@ export function simSnapshot(host: SimHost): HostSnapshot {
     schedulable: true,
     capacity: { ...host.capacity },
     allocatable: {
-      vcpus: Math.max(0, host.capacity.vcpus - host.reserved.vcpus) * host.overcommit.cpu,
+      vcpus: milliExact(Math.max(0, host.capacity.vcpus - host.reserved.vcpus) * host.overcommit.cpu),
       memoryMiB: Math.max(0, host.capacity.memoryMiB - host.reserved.memoryMiB) * host.overcommit.memory,
       diskGiB: Math.max(0, host.capacity.diskGiB - host.reserved.diskGiB),
     },

@@ -58,13 +58,13 @@ export function formatReport(results: readonly SimulationResult[], table: TableR
     `${first.jobs} jobs on ${first.hosts} hosts`,
     `placement ${first.placement}`,
     first.backfill ? 'backfill' : 'strict order',
-    results.some((r) => r.queuePolicy === 'priority') ? `aging ${first.agingPerMinute}/min` : undefined,
+    results.some((r) => r.queue_policy === 'priority') ? `aging ${first.aging_per_minute}/min` : undefined,
   ].filter((s) => s !== undefined);
   const out = [settings.join(', '), '', rendered(table, comparisonTable(results)), '', `utilisation over time (${first.utilisation.series.length} buckets of the makespan)`, rendered(table, utilisationTable(results))];
 
   const notes = new Map<string, string[]>();
   for (const r of results) {
-    for (const j of r.jobResults) {
+    for (const j of r.job_results) {
       if (j.outcome === 'completed') continue;
       const key = `${j.outcome} ${j.name}${j.line === undefined ? '' : ` (line ${j.line})`}: ${j.reason ?? ''}`;
       notes.set(key, [...(notes.get(key) ?? []), columnName(r)]);
@@ -78,7 +78,7 @@ export function formatReport(results: readonly SimulationResult[], table: TableR
 }
 
 function columnName(r: SimulationResult): string {
-  return r.queuePolicy;
+  return r.queue_policy;
 }
 
 function rendered(table: TableRenderer, t: ReportTable): string {

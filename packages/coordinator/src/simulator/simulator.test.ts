@@ -30,7 +30,7 @@ function run(options: Partial<SimulationOptions> & Pick<SimulationOptions, 'arri
 
 /** Per job name: [start, wait, response]. */
 function timings(result: SimulationResult): Record<string, [number | undefined, number | undefined, number | undefined]> {
-  return Object.fromEntries(result.jobResults.map((j) => [j.name, [j.start, j.wait, j.response]]));
+  return Object.fromEntries(result.job_results.map((j) => [j.name, [j.start, j.wait, j.response]]));
 }
 
 const oneCpu = [host('h1', 1, 1024)];
@@ -158,7 +158,7 @@ describe('simulate: rejections and requests that never fit', () => {
       { reason: '2 hosts: 2 insufficient memory', count: 1 },
       { reason: '2 hosts: 2 missing feature sgx', count: 1 },
     ]);
-    const outcomes = Object.fromEntries(result.jobResults.map((j) => [j.name, [j.outcome, j.reason]]));
+    const outcomes = Object.fromEntries(result.job_results.map((j) => [j.name, [j.outcome, j.reason]]));
     expect(outcomes).toEqual({
       ok: ['completed', undefined],
       huge: ['rejected', '2 hosts: 2 insufficient memory'],
@@ -177,7 +177,7 @@ describe('simulate: rejections and requests that never fit', () => {
     const arrivals = [job('greedy', 0, 10, { memory_mib: 512, performance: { memory_headroom_mib: 4000 } }), job('after', 1, 10)];
     for (const backfill of [false, true]) {
       const result = run({ hosts: [host('h1', 4, 4096)], backfill, arrivals });
-      expect(result.jobResults.map((j) => [j.name, j.outcome, j.reason ?? '', j.start ?? null])).toEqual([
+      expect(result.job_results.map((j) => [j.name, j.outcome, j.reason ?? '', j.start ?? null])).toEqual([
         ['greedy', 'rejected', '1 host: 1 insufficient memory headroom', null],
         ['after', 'completed', '', 1],
       ]);
@@ -193,7 +193,7 @@ describe('simulate: placement policy', () => {
   ];
   it.each(cases)('$placement puts two small jobs on $want', ({ placement, want }) => {
     const result = run({ placement, hosts: [host('h1', 4, 4096), host('h2', 4, 4096)], arrivals: [job('j1', 0, 10, { memory_mib: 512 }), job('j2', 0, 10, { memory_mib: 512 })] });
-    expect(result.jobResults.map((j) => j.host)).toEqual(want);
+    expect(result.job_results.map((j) => j.host)).toEqual(want);
   });
 });
 
@@ -207,7 +207,7 @@ describe('simulate: utilisation and fragmentation', () => {
   });
 
   it('places as expected', () => {
-    expect(result.jobResults.map((j) => [j.name, j.host, j.start])).toEqual([
+    expect(result.job_results.map((j) => [j.name, j.host, j.start])).toEqual([
       ['a', 'h1', 0],
       ['b', 'h2', 0],
       ['c', 'h1', 10],
@@ -247,7 +247,7 @@ describe('simulate: determinism and input handling', () => {
   it('gives identical results for identical inputs, and sorts arrivals by time itself', () => {
     const first = run({ hosts, arrivals, queuePolicy: 'sjf' });
     expect(run({ hosts, arrivals, queuePolicy: 'sjf' })).toEqual(first);
-    expect(first.jobResults.map((j) => j.name)).toEqual(['x', 'y', 'z', 'late']);
+    expect(first.job_results.map((j) => j.name)).toEqual(['x', 'y', 'z', 'late']);
   });
 
   it('rejects unknown policies with InvalidArgumentError', () => {

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from '@virtfleet/shared';
 import { AdmissionQueue } from '../scheduler/admission-queue.js';
 import { PLACEMENT_POLICIES, type PlacementPolicy, type QueuePolicy } from '../scheduler/catalog.js';
 import { createScheduler } from '../scheduler/create-scheduler.js';
+import { toMilliCpus } from '../scheduler/milli-cpus.js';
 import { release, type HostSnapshot } from '../scheduler/scheduler.js';
 import { simSnapshot, type SimHost } from './hosts-file.js';
 import type { Arrival } from './trace.js';
@@ -66,11 +67,15 @@ export interface UtilisationBucket {
   memory: number;
 }
 
+/**
+ * One run's result; `virtfleet simulate -o json` prints it as it is, so its
+ * keys are snake_case like the API's (docs/simulator.md, "JSON output").
+ */
 export interface SimulationResult {
-  queuePolicy: QueuePolicy;
+  queue_policy: QueuePolicy;
   placement: PlacementPolicy;
   backfill: boolean;
-  agingPerMinute: number;
+  aging_per_minute: number;
   hosts: number;
   jobs: number;
   /** Started, and so completed: the simulation runs every placed job to its end. */
@@ -97,7 +102,7 @@ export interface SimulationResult {
   };
   /** Rejected jobs per reason, most frequent first. */
   rejections: { reason: string; count: number }[];
-  jobResults: JobResult[];
+  job_results: JobResult[];
 }
 
 interface Job {
@@ -243,10 +248,10 @@ export function simulate(options: SimulationOptions): SimulationResult {
   for (const j of jobResults) if (j.outcome === 'rejected') reasons.set(j.reason!, (reasons.get(j.reason!) ?? 0) + 1);
 
   return {
-    queuePolicy: queue.policy,
+    queue_policy: queue.policy,
     placement: options.placement,
     backfill,
-    agingPerMinute,
+    aging_per_minute: agingPerMinute,
     hosts: hosts.length,
     jobs: jobs.length,
     placed: completed.length,
@@ -266,7 +271,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
     },
     fragmentation: { mean: mean(fragmentationSamples), samples: fragmentationSamples.length },
     rejections: [...reasons].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
-    jobResults,
+    job_results: jobResults,
   };
 }
 
@@ -282,15 +287,15 @@ function insertByCompletion(running: Job[], job: Job): void {
   running.splice(lo, 0, job);
 }
 
-/** Allocated over allocatable, summed over all hosts. */
+/** Allocated over allocatable, summed over all hosts (CPU in whole milli-CPUs, so the sums are exact). */
 function allocation(hosts: readonly HostSnapshot[]): { cpu: number; memory: number } {
   let cpu = 0;
   let cpuTotal = 0;
   let memory = 0;
   let memoryTotal = 0;
   for (const h of hosts) {
-    cpu += h.allocated.vcpus;
-    cpuTotal += h.allocatable.vcpus;
+    cpu += toMilliCpus(h.allocated.vcpus);
+    cpuTotal += toMilliCpus(h.allocatable.vcpus);
     memory += h.allocated.memoryMiB;
     memoryTotal += h.allocatable.memoryMiB;
   }

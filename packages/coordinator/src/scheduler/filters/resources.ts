@@ -1,6 +1,7 @@
 import { diskDemandGiB } from '@virtfleet/shared';
 import type { FilterPlugin } from '../plugins.js';
 import { OK } from '../plugins.js';
+import { toMilliCpus } from '../milli-cpus.js';
 
 export const RESOURCES = 'resources';
 
@@ -18,11 +19,14 @@ export const resourcesFilter: FilterPlugin = {
     const a = host.allocatable;
     const u = host.allocated;
     const disk = diskDemandGiB(spec);
+    // CPU in whole milli-CPUs: 0.2 booked + 0.1 asked fits 0.3 allocatable (as floats it is 0.30000000000000004).
+    const cpu = toMilliCpus(spec.vcpus);
+    const cpuAllocatable = toMilliCpus(a.vcpus);
     // "Never" before "not now": a host whose CPU is merely full must still say so when the memory could never fit.
-    if (spec.vcpus > a.vcpus) return { status: 'unresolvable', reason: INSUFFICIENT.cpu };
+    if (cpu > cpuAllocatable) return { status: 'unresolvable', reason: INSUFFICIENT.cpu };
     if (spec.memory_mib > a.memoryMiB) return { status: 'unresolvable', reason: INSUFFICIENT.memory };
     if (disk > a.diskGiB) return { status: 'unresolvable', reason: INSUFFICIENT.disk };
-    if (u.vcpus + spec.vcpus > a.vcpus) return { status: 'unschedulable', reason: INSUFFICIENT.cpu };
+    if (toMilliCpus(u.vcpus) + cpu > cpuAllocatable) return { status: 'unschedulable', reason: INSUFFICIENT.cpu };
     if (u.memoryMiB + spec.memory_mib > a.memoryMiB) return { status: 'unschedulable', reason: INSUFFICIENT.memory };
     if (u.diskGiB + disk > a.diskGiB) return { status: 'unschedulable', reason: INSUFFICIENT.disk };
     if (host.workloadCount >= host.maxWorkloads) return { status: 'unschedulable', reason: INSUFFICIENT.workloads };
