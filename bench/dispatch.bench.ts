@@ -35,7 +35,7 @@ export async function benchDispatch(n: number): Promise<DispatchResult> {
   const config = join(dir, 'agent.json');
   writeFileSync(
     config,
-    JSON.stringify({ hostId: 'bench', stateDir: join(dir, 'state'), grpc: { listen: `127.0.0.1:${port}`, insecure: true }, nats: await nats.daemonConfig('agent', 'bench'), drivers: { fake: { enabled: true } } }),
+    JSON.stringify({ hostId: 'bench', stateDir: join(dir, 'state'), grpc: { listen: `127.0.0.1:${port}`, insecure: true }, http: { listen: '127.0.0.1:0' }, nats: await nats.daemonConfig('agent', 'bench'), drivers: { fake: { enabled: true } } }),
   );
   const agent = spawnProcess('agent', process.execPath, [CLI_ENTRY, 'agent', '--config', config], { VIRTFLEET_LOG_LEVEL: 'warn' });
   try {

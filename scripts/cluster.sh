@@ -8,7 +8,7 @@
 #
 # Starts, each only if it is not running yet: dockerd and libvirtd (left running by `stop`),
 # nats-server on 127.0.0.1:4222, the coordinator (API 127.0.0.1:7100) and the agent
-# (gRPC 127.0.0.1:7101), configured by deploy/config/*.yaml. nats-server admits only the users
+# (gRPC 127.0.0.1:7101; metrics on https://127.0.0.1:7180 and :7181), configured by deploy/config/*.yaml. nats-server admits only the users
 # in /etc/virtfleet/nats (virtfleet nats issue), each held to its own subjects. Pid files are in /run/virtfleet,
 # logs in /var/log/virtfleet. Installs /usr/local/bin/virtfleet, a wrapper for this checkout's CLI.
 set -euo pipefail
@@ -18,6 +18,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 NATS_PORT=4222
 API_ADDR=127.0.0.1:7100
 AGENT_ADDR=127.0.0.1:7101
+# Their HTTPS servers (/metrics), as deploy/config/*.yaml set http.listen.
+COORDINATOR_HTTP=127.0.0.1:7180
+AGENT_HTTP=127.0.0.1:7181
 COORDINATOR_CONFIG="$VIRTFLEET_ROOT/deploy/config/coordinator.yaml"
 AGENT_CONFIG="$VIRTFLEET_ROOT/deploy/config/agent.yaml"
 WRAPPER=/usr/local/bin/virtfleet
@@ -80,6 +83,8 @@ ensure_pki() {
   ensure_certificate "$PKI_DIR/coordinator" coordinator
   ensure_certificate "$PKI_DIR/agent" agent
   ensure_certificate "$PKI_DIR/operator-admin" operator admin
+  # For Prometheus: any agent takes it, and deploy/config/coordinator.yaml lets it read as a viewer.
+  ensure_certificate "$PKI_DIR/operator-prometheus" operator prometheus
   write_cli_config "$(cli_config_token)"
 }
 
@@ -192,7 +197,9 @@ virtfleet is running on this machine.
   agent gRPC                  $AGENT_ADDR   (state: $VIRTFLEET_STATE_DIR/agent)
   configs                     $COORDINATOR_CONFIG
                               $AGENT_CONFIG
-  certificates (mutual TLS)   $PKI_DIR   (CA, coordinator, agent, operator-admin)
+  certificates (mutual TLS)   $PKI_DIR   (CA, coordinator, agent, operator-admin, operator-prometheus)
+  metrics (Prometheus)        https://$COORDINATOR_HTTP/metrics   https://$AGENT_HTTP/metrics
+                              (client certificate operator-prometheus; README: Metrics)
   NATS users (nkeys)          $NATS_DIR   (coordinator, agent; \`virtfleet nats issue --role monitor --name N\` for a reader of events)
   CLI config                  $CLI_CONFIG   (the CLI calls as operator admin, with an admin token)
   logs                        $VIRTFLEET_LOG_DIR/{nats,coordinator,agent,dockerd}.log
@@ -205,6 +212,7 @@ Try:
   virtfleet workload ls
   virtfleet workload delete demo-web
   virtfleet events --follow
+  curl -s --cacert $PKI_DIR/ca.crt --cert $PKI_DIR/operator-prometheus.crt --key $PKI_DIR/operator-prometheus.key https://$COORDINATOR_HTTP/metrics | grep ^virtfleet_workloads
   virtfleet --help
 
 Stop it with: bash scripts/cluster.sh stop   (workloads keep running; dockerd and libvirtd stay up)

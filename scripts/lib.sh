@@ -12,9 +12,12 @@ VIRTFLEET_STATE_DIR="${VIRTFLEET_STATE_DIR:-/var/lib/virtfleet}"
 VIRTFLEET_TEST_IMAGE="virtfleet-test/busybox:latest"
 # shellcheck disable=SC2034 # used by the scripts that source this file
 VIRTFLEET_CLI="$VIRTFLEET_ROOT/packages/cli/bin/virtfleet.cjs"
+# prometheus: test/e2e/metrics.test.ts runs its own (loopback port, config and storage of its own);
+# the prometheus.service the package starts where systemd runs is neither used nor needed.
 VIRTFLEET_APT_PACKAGES=(
   nats-server docker.io libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   libvirt-dev qemu-system-x86 qemu-utils busybox-static iproute2 openssl e2fsprogs xz-utils genisoimage dnsmasq-base iptables
+  prometheus
 )
 
 step() { printf '==> %s\n' "$*"; }

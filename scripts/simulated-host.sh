@@ -18,7 +18,7 @@
 #
 # NAME: a lowercase letter, then up to 9 lowercase letters or digits (it names network interfaces,
 # which hold 15 characters). Defaults: --nats nats://127.0.0.1:4222 (the cluster of scripts/cluster.sh),
-# --agent-port 7200 + the host's fabric number, --pki /etc/virtfleet/pki (the cluster CA of
+# --agent-port 7200 + the host's fabric number (its metrics, HTTPS, on 7600 + that number), --pki /etc/virtfleet/pki (the cluster CA of
 # scripts/cluster.sh; the agent's certificate, naming NAME, is issued from it unless one from it is
 # there already), the agent's NATS user NAME issued into /etc/virtfleet/nats (scripts/cluster.sh's
 # nats-server is told to reload) unless --nats-seed names the seed of one made already.
@@ -190,6 +190,9 @@ labels:
 grpc:
   listen: 127.0.0.1:$port
   tls: { cert: $dir/agent.crt, key: $dir/agent.key, ca: $pki/ca.crt }
+# Metrics over HTTPS: 7600 + the fabric number, clear of the agents' gRPC ports (7200 + it).
+http:
+  listen: 127.0.0.1:$((7600 + index))
 nats:
   servers: [$nats]
   nkeySeedFile: $seed

@@ -30,6 +30,7 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
       JSON.stringify({
         id: 'clustered',
         grpc: { listen: `127.0.0.1:${apiPort}`, tls: await pki.issue('coordinator', 'clustered') },
+        http: { listen: '127.0.0.1:0' },
         nats: await nats.daemonConfig('coordinator', 'clustered'),
         hosts: { ttlMs: 5000 },
         scheduler: { retryIntervalMs: 250 },
@@ -40,7 +41,7 @@ describe('a three-node NATS cluster with JetStream replicas 3', () => {
     );
     writeFileSync(
       join(dir, 'agent.json'),
-      JSON.stringify({ hostId, stateDir: join(dir, 'agent-state'), grpc: { listen: `127.0.0.1:${agentPort}`, tls: await pki.issue('agent', hostId) }, nats: await nats.daemonConfig('agent', hostId), telemetry: { intervalMs: 500 }, drivers: { docker: { enabled: true } } }),
+      JSON.stringify({ hostId, stateDir: join(dir, 'agent-state'), grpc: { listen: `127.0.0.1:${agentPort}`, tls: await pki.issue('agent', hostId) }, http: { listen: '127.0.0.1:0' }, nats: await nats.daemonConfig('agent', hostId), telemetry: { intervalMs: 500 }, drivers: { docker: { enabled: true } } }),
     );
     coordinator = spawnProcess('coordinator', process.execPath, [CLI_ENTRY, 'coordinator', '--config', join(dir, 'coordinator.json')]);
     agent = spawnProcess('agent', process.execPath, [CLI_ENTRY, 'agent', '--config', join(dir, 'agent.json')]);

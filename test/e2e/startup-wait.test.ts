@@ -23,7 +23,7 @@ describe('a coordinator started before JetStream is ready waits for it instead o
     await waitForPort(natsPort);
     const config = join(dir, 'coordinator.json');
     const pki = await createTestPki(join(dir, 'pki'));
-    writeFileSync(config, JSON.stringify({ id: 'startup', grpc: { listen: `127.0.0.1:${apiPort}`, tls: await pki.issue('coordinator', 'startup') }, nats: { servers: [`nats://127.0.0.1:${natsPort}`], anonymous: true }, auth: { certificateRoles: { e2e: { role: 'admin' } } } }));
+    writeFileSync(config, JSON.stringify({ id: 'startup', grpc: { listen: `127.0.0.1:${apiPort}`, tls: await pki.issue('coordinator', 'startup') }, http: { listen: '127.0.0.1:0' }, nats: { servers: [`nats://127.0.0.1:${natsPort}`], anonymous: true }, auth: { certificateRoles: { e2e: { role: 'admin' } } } }));
     const coordinator = spawnProcess('coordinator', process.execPath, [CLI_ENTRY, 'coordinator', '--config', config]);
     processes.push(coordinator);
 

@@ -39,6 +39,8 @@ export const TEST_FENCE_TIMEOUT_MS = 2000;
 export interface TestAgent {
   hostId: string;
   port: number;
+  /** Its HTTPS server (metrics) on 127.0.0.1. */
+  httpPort: number;
   stateDir: string;
   configFile: string;
   process: ManagedProcess;
@@ -64,6 +66,8 @@ export interface TestCluster {
   client(address: string, timeoutMs: number): CoordinatorApi;
   coordinator: ManagedProcess;
   coordinatorAddress: string;
+  /** The first coordinator's HTTPS server (metrics) on 127.0.0.1. */
+  coordinatorHttpPort: number;
   api: CoordinatorApi;
   agents: TestAgent[];
   addAgent(options?: AgentOptions): Promise<TestAgent>;
@@ -114,6 +118,9 @@ export async function startCluster(
   const security = async (role: 'coordinator' | 'agent', name: string) => (options.insecure ? { insecure: true } : { tls: await pki.issue(role, name) });
   const nats = await startNatsServer();
   const coordinatorPort = await freePort();
+  // Each coordinator keeps its HTTP port across restarts.
+  const httpPorts = new Map<string, number>();
+  const httpPortOf = async (id: string) => httpPorts.get(id) ?? httpPorts.set(id, await freePort()).get(id)!;
   const coordinatorConfigFor = async (id: string, port: number) => {
     const file = join(dir, `coordinator-${id}.json`);
     writeFileSync(
@@ -121,6 +128,7 @@ export async function startCluster(
       JSON.stringify({
         id,
         grpc: { listen: `127.0.0.1:${port}`, ...(await security('coordinator', id)) },
+        http: { listen: `127.0.0.1:${await httpPortOf(id)}` },
         nats: await nats.daemonConfig('coordinator', id),
         hosts: { ttlMs: options.hostTtlMs ?? 3000 },
         dispatch: { deadlineMs: 30_000, maxAttempts: 3 },
@@ -156,6 +164,7 @@ export async function startCluster(
   const addAgent = async (agentOptions: AgentOptions = {}): Promise<TestAgent> => {
     const hostId = agentOptions.hostId ?? uniqueHostId();
     const port = await freePort();
+    const httpPort = await freePort();
     const stateDir = join(dir, `agent-${hostId}`);
     const configFile = join(dir, `agent-${hostId}.json`);
     const proxies = agentOptions.proxied
@@ -174,6 +183,7 @@ export async function startCluster(
         telemetry: { intervalMs: agentOptions.telemetryIntervalMs ?? 500, storagePaths: ['/'] },
         drivers: agentOptions.drivers ?? REAL_DRIVERS,
         stopTimeoutSeconds: 2,
+        http: { listen: `127.0.0.1:${httpPort}` },
         ...agentOptions.extra,
       }),
     );
@@ -183,6 +193,7 @@ export async function startCluster(
     const agent: TestAgent = {
       hostId,
       port,
+      httpPort,
       stateDir,
       configFile,
       ...(proxies ? { proxies } : {}),
@@ -217,6 +228,7 @@ export async function startCluster(
     client,
     coordinator,
     coordinatorAddress,
+    coordinatorHttpPort: httpPorts.get('e2e')!,
     api,
     agents,
     addAgent,

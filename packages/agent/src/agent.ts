@@ -11,16 +11,22 @@ import {
   bindServer,
   connectNats,
   dialableAddress,
+  grpcServerMetrics,
   loadAgentProto,
   natsInboxPrefix,
   openDaemonCertificates,
   peerAuthorization,
   serverCredentials,
+  newMetricsRegistry,
   shutdownServer,
+  startHttpServer,
+  watchNats,
+  type CertificateFiles,
   type DriverInfo,
   type Logger,
   type NatsConnection,
   type pb,
+  type RunningHttpServer,
   type Telemetry,
 } from '@virtfleet/shared';
 import { agentHandlers } from './agent-service.js';
@@ -42,6 +48,9 @@ import { HostLease } from './fencing/host-lease.js';
 import { WorkloadManager } from './workload-manager.js';
 import { WorkloadRecords } from './workload-records.js';
 import { every } from './periodic.js';
+import { agentHttpRoutes } from './http-routes.js';
+import { AgentMetrics } from './metrics/agent-metrics.js';
+import type { Registry } from 'prom-client';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -53,6 +62,8 @@ export interface RunningAgent {
   /** The gRPC address the coordinator dials. */
   address: string;
   port: number;
+  /** The HTTP(S) server's port (metrics); undefined without one (http.enabled false, a simulated host). */
+  httpPort: number | undefined;
   manager: WorkloadManager;
   /** Stops serving and publishing. Workloads keep running. */
   stop(): Promise<void>;
@@ -75,15 +86,26 @@ export interface HostDeps {
    * hosts simulated in one process spread their work. @default 0
    */
   timerPhase?: number;
+  /**
+   * Serve this host's metrics, gathered in this registry, and /healthz on
+   * `config.http`. Absent: no HTTP server (a simulated fleet's hosts).
+   */
+  metrics?: Registry;
 }
 
 /** Starts one agent: its own NATS connection and host sampler, and one host. */
 export async function startAgent(config: AgentConfig, log: Logger): Promise<RunningAgent> {
   let nc: NatsConnection | undefined;
+  const metrics = config.http.enabled ? newMetricsRegistry() : undefined;
   const host = await startHost(config, {
     log,
-    nats: async () => (nc = await connectNats(config.nats, `virtfleet-agent-${config.hostId}`, log, { inboxPrefix: natsInboxPrefix('agent', config.hostId) })),
+    nats: async () => {
+      nc = await connectNats(config.nats, `virtfleet-agent-${config.hostId}`, log, { inboxPrefix: natsInboxPrefix('agent', config.hostId) });
+      if (metrics) watchNats(nc, metrics);
+      return nc;
+    },
     hostSampler: new HostSampler(config.telemetry.storagePaths),
+    ...(metrics ? { metrics } : {}),
   });
   return {
     ...host,
@@ -193,7 +215,11 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
   // Only coordinators command agents.
   const server = new Server({
     'grpc.max_receive_message_length': config.grpc.maxMessageBytes,
-    interceptors: certificates ? [peerAuthorization(['coordinator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : [],
+    // Metrics first: refusals answer through it and are counted too.
+    interceptors: [
+      ...(deps.metrics ? [grpcServerMetrics(deps.metrics)] : []),
+      ...(certificates ? [peerAuthorization(['coordinator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : []),
+    ],
   });
   const proto = loadAgentProto();
   const hostInfo = async (): Promise<pb.HostInfo> => {
@@ -216,10 +242,13 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
   log.info({ listen: config.grpc.listen, port, address }, 'agent gRPC listening');
 
   let nc: NatsConnection;
+  let http: RunningHttpServer | undefined;
   try {
+    if (deps.metrics) http = await startAgentHttp(config, deps.metrics, certificates, log);
     nc = await deps.nats();
     natsConnected(nc);
   } catch (err) {
+    await http?.close();
     server.forceShutdown();
     await Promise.all(drivers.map((d) => d.close()));
     throw err;
@@ -238,7 +267,7 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
       );
   await lease.start();
   const heartbeat = new HeartbeatPublisher(nc, { host_id: config.hostId, boot_id: bootId, address }, config.heartbeat.intervalMs, log.child({ component: 'heartbeat' }));
-  const publisher = new TelemetryPublisher(
+  const publisher: TelemetryPublisher = new TelemetryPublisher(
     nc,
     {
       host_id: config.hostId,
@@ -258,8 +287,12 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     config.telemetry.intervalMs,
     log,
     config.telemetry.fullEveryMs,
-    () => heartbeat.telemetrySent(),
+    () => {
+      heartbeat.telemetrySent();
+      agentMetrics?.telemetryPublished(publisher.lastPublished);
+    },
   );
+  const agentMetrics = deps.metrics ? new AgentMetrics({ lastPublished: () => publisher.lastPublished, drivers: () => drivers }, deps.metrics) : undefined;
   heartbeat.start(phase);
   publisher.start(phase);
   onChange.push(() => publisher.nudge());
@@ -282,8 +315,10 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
     hostId: config.hostId,
     address,
     port,
+    httpPort: http?.port,
     manager,
     async stop() {
+      await http?.close();
       refingerprint.stop();
       network?.stop();
       heartbeat.stop();
@@ -294,6 +329,15 @@ export async function startHost(config: AgentConfig, deps: HostDeps): Promise<Ru
       await Promise.all(drivers.map((d) => d.close().catch(() => undefined)));
     },
   };
+}
+
+/** The HTTP(S) server: HTTPS with the host's gRPC certificate, unless gRPC runs plaintext or http.insecure says so. */
+async function startAgentHttp(config: AgentConfig, registry: Registry, certificates: CertificateFiles | undefined, log: Logger): Promise<RunningHttpServer> {
+  const tls = config.http.insecure ? undefined : certificates;
+  if (!tls) log.warn({ listen: config.http.listen }, 'HTTP is PLAINTEXT (grpc.insecure or http.insecure): anyone who reaches the port reads this host\'s metrics');
+  const http = await startHttpServer({ listen: config.http.listen, routes: agentHttpRoutes(registry, tls !== undefined), certificates: tls, log: log.child({ component: 'http' }) });
+  log.info({ listen: config.http.listen, port: http.port, scheme: tls ? 'https' : 'http' }, 'agent HTTP listening (/metrics, /healthz)');
+  return http;
 }
 
 async function fingerprintAll(drivers: GuardedDriver[], log: Logger): Promise<DriverFingerprint[]> {

@@ -75,3 +75,24 @@ describe('agent config: grpc.maxMessageBytes', () => {
     );
   });
 });
+
+describe('agent config: http', () => {
+  it.each([
+    { name: 'absent: on, 127.0.0.1:7181', http: undefined, want: { enabled: true, listen: '127.0.0.1:7181' } },
+    { name: 'another address', http: { listen: '0.0.0.0:9181' }, want: { enabled: true, listen: '0.0.0.0:9181' } },
+    { name: 'a free port', http: { listen: '127.0.0.1:0' }, want: { enabled: true, listen: '127.0.0.1:0' } },
+    { name: 'an IPv6 address', http: { listen: '[::1]:7181' }, want: { enabled: true, listen: '[::1]:7181' } },
+    { name: 'off', http: { enabled: false }, want: { enabled: false, listen: '127.0.0.1:7181' } },
+    { name: 'plaintext by name', http: { insecure: true }, want: { enabled: true, listen: '127.0.0.1:7181', insecure: true } },
+  ])('accepts $name', ({ http, want }) => {
+    expect(parse(http === undefined ? {} : { http }).http).toEqual(want);
+  });
+  it.each([
+    { name: 'no port', http: { listen: '127.0.0.1' }, field: 'http.listen', reason: /must be host:port/ },
+    { name: 'a URL', http: { listen: 'http://127.0.0.1:7181' }, field: 'http.listen', reason: /must be host:port/ },
+    { name: 'enabled as a string', http: { enabled: 'yes' }, field: 'http.enabled', reason: /expected boolean/ },
+    { name: 'an unknown key', http: { port: 7181 }, field: 'http.port', reason: /unknown field/ },
+  ])('refuses $name, naming $field', ({ http, field, reason }) => {
+    expect(() => parse({ http })).toThrow(expect.objectContaining({ problems: expect.arrayContaining([expect.objectContaining({ field, reason: expect.stringMatching(reason) })]) }));
+  });
+});

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, grpcMaxMessageBytesSchema, hostNetworkSchema, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, grpcMaxMessageBytesSchema, hostNetworkSchema, HOST_ID, MAX_HOST_WORKLOADS, MAX_TRUST_LEVEL, hostIdSchema, hostPortSchema, httpConfigSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 
 
@@ -73,6 +73,11 @@ export const agentConfigSchema = z
       .strict()
       .superRefine(requireTlsOrInsecure)
       .prefault({}),
+    /**
+     * The HTTP(S) server: `/metrics` (a client certificate from the cluster CA) and `/healthz`. HTTPS with grpc.tls;
+     * plaintext with grpc.insecure or http.insecure. A simulated fleet serves none. @default { enabled: true, listen: '127.0.0.1:7181' }
+     */
+    http: httpConfigSchema('127.0.0.1:7181'),
     nats: natsConfigSchema,
     /** The host network VMs and containers join when their spec names it (see HostNetwork). */
     network: hostNetworkSchema.default({ enabled: false, name: 'default', bridge: 'vfbr0', subnet: '10.253.0.0/24', mode: 'nat' }),

@@ -33,3 +33,22 @@ describe('coordinator config: grpc.maxMessageBytes', () => {
     );
   });
 });
+
+describe('coordinator config: http', () => {
+  it.each([
+    { name: 'absent: on, 127.0.0.1:7180', http: undefined, want: { enabled: true, listen: '127.0.0.1:7180' } },
+    { name: 'another address', http: { listen: '0.0.0.0:9180' }, want: { enabled: true, listen: '0.0.0.0:9180' } },
+    { name: 'off', http: { enabled: false }, want: { enabled: false, listen: '127.0.0.1:7180' } },
+    { name: 'plaintext by name', http: { insecure: true, listen: 'localhost:8080' }, want: { enabled: true, listen: 'localhost:8080', insecure: true } },
+  ])('accepts $name', ({ http, want }) => {
+    expect(load('c1', http === undefined ? {} : { http }).http).toEqual(want);
+  });
+  it.each([
+    { name: 'no port', http: { listen: 'localhost' }, field: 'http.listen', reason: /must be host:port/ },
+    { name: 'a path', http: { listen: '127.0.0.1:7180/metrics' }, field: 'http.listen', reason: /must be host:port/ },
+    { name: 'insecure as a string', http: { insecure: 'true' }, field: 'http.insecure', reason: /expected boolean/ },
+    { name: 'an unknown key', http: { tls: {} }, field: 'http.tls', reason: /unknown field/ },
+  ])('refuses $name, naming $field', ({ http, field, reason }) => {
+    expect(() => load('c1', { http })).toThrow(expect.objectContaining({ problems: expect.arrayContaining([expect.objectContaining({ field, reason: expect.stringMatching(reason) })]) }));
+  });
+});

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, DNS_LABEL, IDENTITY_NAME, STOPPED_RESERVATIONS, grpcMaxMessageBytesSchema, hostPortSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
+import { DEFAULT_HOST_LEASE_BUCKET, DEFAULT_IMAGE_BUCKET, DNS_LABEL, IDENTITY_NAME, STOPPED_RESERVATIONS, grpcMaxMessageBytesSchema, hostPortSchema, httpConfigSchema, loadConfig, natsConfigSchema, requireTlsOrInsecure, tlsFilesSchema } from '@virtfleet/shared';
 import { z } from 'zod';
 import { ACCESS_ROLES } from './auth/access.js';
 import { PLACEMENT_POLICIES, QUEUE_POLICIES } from './scheduler/catalog.js';
@@ -29,6 +29,8 @@ export const coordinatorConfigSchema = z
       .strict()
       .superRefine(requireTlsOrInsecure)
       .prefault({}),
+    /** The HTTP(S) server: `/metrics` (viewer role) and `/healthz`. HTTPS with grpc.tls; plaintext with grpc.insecure or http.insecure. @default { enabled: true, listen: '127.0.0.1:7180' } */
+    http: httpConfigSchema('127.0.0.1:7180'),
     nats: natsConfigSchema,
     hosts: z
       .object({

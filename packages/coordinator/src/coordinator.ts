@@ -10,13 +10,19 @@ import {
   dialableAddress,
   errorMessage,
   EVENT_TYPES,
+  grpcClientMetrics,
+  grpcServerMetrics,
   loadCoordinatorProto,
   openDaemonCertificates,
   peerAuthorization,
   serverCredentials,
   shutdownServer,
+  startHttpServer,
+  watchNats,
+  type CertificateFiles,
   type Logger,
   type NatsConnection,
+  type RunningHttpServer,
 } from '@virtfleet/shared';
 import type { CoordinatorConfig } from './config.js';
 import { coordinatorHandlers } from './coordinator-service.js';
@@ -34,7 +40,7 @@ import { DirectoryBackupRepository } from './backups/directory-backup-repository
 import { LeaderLease } from './ha/leader-lease.js';
 import { KvStateStore } from './state/kv-state-store.js';
 import { auditEventData, auditEventType } from './auth/audit.js';
-import { operatorAuthorization } from './auth/authorization.js';
+import { operatorAuthorization, type AuthenticationOptions } from './auth/authorization.js';
 import { KvTokenBackend } from './auth/kv-token-backend.js';
 import { principalSubject } from './auth/principal.js';
 import { TokenRegistry } from './auth/token-registry.js';
@@ -51,6 +57,8 @@ import { HostDrainer } from './hosts/host-drainer.js';
 import { HostForgetter } from './hosts/host-forgetter.js';
 import { MigrationLeftovers } from './workloads/migration-leftovers.js';
 import { hostHandlers } from './hosts/host-service.js';
+import { coordinatorHttpRoutes } from './http/http-routes.js';
+import { CoordinatorMetrics } from './metrics/coordinator-metrics.js';
 
 const HOST_STATUS_EVENTS = { up: EVENT_TYPES.hostUp, down: EVENT_TYPES.hostDown, recovering: EVENT_TYPES.hostRecovering } as const;
 
@@ -59,6 +67,8 @@ export interface RunningCoordinator {
   controller: WorkloadController;
   hosts: HostRegistry;
   events: EventLog;
+  /** The HTTP(S) server's port (metrics); undefined when http.enabled is false. */
+  httpPort: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -72,6 +82,18 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   );
   const dispatchCertificates = config.dispatch.tls ? openDaemonCertificates(config.dispatch.tls, 'dispatch.tls', { role: 'coordinator' }, log, '') : certificates;
   const nc: NatsConnection = await connectNats(config.nats, `virtfleet-coordinator-${config.id}`, log);
+  // Metrics exist when the HTTP server does; their gauges read the parts made below, at scrape time only.
+  const metrics: CoordinatorMetrics | undefined = config.http.enabled
+    ? new CoordinatorMetrics({
+        workloads: () => controller.workloads(),
+        queue: () => queue,
+        isLeader: () => controller.isLeader,
+        term: () => leadership.lease?.leader?.term,
+        hosts: () => hosts.list(),
+        snapshots: () => controller.snapshots(),
+      })
+    : undefined;
+  if (metrics) watchNats(nc, metrics.registry);
   // JetStream may not be ready yet (a NATS cluster still electing its leaders, a server without JetStream):
   // wait for it, saying why, rather than exit and leave the retry to a supervisor.
   const events = await untilReady(
@@ -85,7 +107,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       ),
     log,
   );
-  const agents = new AgentClientPool({ ...config.dispatch, certificates: dispatchCertificates });
+  if (metrics) events.onStored((event) => metrics.eventStored(event));
+  const agents = new AgentClientPool({ ...config.dispatch, certificates: dispatchCertificates, ...(metrics ? { interceptors: [grpcClientMetrics(metrics.registry)] } : {}) });
   const hosts = new HostRegistry(
     config.hosts.ttlMs,
     {
@@ -101,6 +124,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         supervisor.onHostStatus(host);
       },
       onTelemetry(host, reported) {
+        if (metrics && host.telemetry.published_at && host.telemetryAppliedMs !== undefined) metrics.telemetryApplied(host.telemetryAppliedMs - Date.parse(host.telemetry.published_at));
         controller.onTelemetry(host, reported);
         supervisor.onTelemetry(host, reported);
       },
@@ -124,7 +148,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     const l = leadership.lease?.leader;
     return l && l.expiresAtMs > Date.now() ? ` (the leader is ${l.coordinatorId} at ${l.address})` : ' (no leader is elected right now)';
   };
-  const controller = new WorkloadController(store, hosts, scheduler, queue, agents, events, log, undefined, leaderHint, config.scheduler.stoppedReservation);
+  const controller: WorkloadController = new WorkloadController(store, hosts, metrics ? metrics.timed(scheduler) : scheduler, queue, agents, events, log, undefined, leaderHint, config.scheduler.stoppedReservation);
+  if (metrics) controller.observeDecisions((decision, fromQueue) => metrics.decided(decision, fromQueue));
   const leftovers = new MigrationLeftovers(
     {
       store,
@@ -137,7 +162,15 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   );
   const leftoverSweep = leaderTimer(LEFTOVER_SWEEP_INTERVAL_MS, () => leftovers.sweep());
   const migrator = new WorkloadMigrator(controller, hosts, agents, events, leftovers, log.child({ component: 'migrator' }));
-  const backups = new BackupService(new DirectoryBackupRepository(config.backups.dir, log.child({ component: 'backups' })), controller, hosts, agents, events, log.child({ component: 'backups' }));
+  const backups = new BackupService(
+    new DirectoryBackupRepository(config.backups.dir, log.child({ component: 'backups' })),
+    controller,
+    hosts,
+    agents,
+    events,
+    log.child({ component: 'backups' }),
+    metrics ? (operation, outcome) => metrics.backupEnded(operation, outcome) : undefined,
+  );
   const backupScheduler = new BackupScheduler(backups, () => controller.workloads(), () => controller.isLeader, { checkIntervalMs: config.backups.scheduleCheckMs }, log.child({ component: 'backup-scheduler' }));
   const leases = await untilReady(
     `the host lease bucket ${config.hosts.leaseBucket}`,
@@ -184,7 +217,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   // Only operator certificates reach the API, and then only with a token (or a listed certificate) whose role the method takes.
   const server = new Server({
     'grpc.max_receive_message_length': config.grpc.maxMessageBytes,
+    // Metrics first: the interceptors after it answer through it, so their refusals are counted too.
     interceptors: [
+      ...(metrics ? [grpcServerMetrics(metrics.registry)] : []),
       ...(certificates ? [peerAuthorization(['operator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : []),
       operatorAuthorization({
         tokens,
@@ -221,6 +256,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   addReflectionService(server, protoDefinition(COORDINATOR_PROTO_FILE));
   const port = await bindServer(server, config.grpc.listen, serverCredentials(certificates));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
+  const http = metrics ? await startCoordinatorHttp(config, metrics, certificates, { tokens, certificateRoles: config.auth.certificateRoles, anonymousRole: config.auth.anonymousRole }, log) : undefined;
 
   const address = config.ha.advertise ?? dialableAddress(config.grpc.listen, port);
   // Following needs the store; while it does not answer, keep trying rather than serve stale reads for ever.
@@ -236,6 +272,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     { ttlMs: config.ha.leaseTtlMs },
     {
       onElected: async () => {
+        metrics?.leadershipChanged(true);
         await controller.lead(config.scheduler.retryIntervalMs);
         migrator.recoverInterrupted();
         drainer.resume();
@@ -247,6 +284,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         backupScheduler.start();
       },
       onDeposed: () => {
+        metrics?.leadershipChanged(false);
         supervisor.stop();
         drainer.stop();
         forgetter.stop();
@@ -256,6 +294,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
         backupScheduler.stop();
         followUntilDone();
       },
+      onRenewal: (outcome) => metrics?.leaseRenewed(outcome),
     },
     log,
   );
@@ -270,7 +309,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     controller,
     hosts,
     events,
+    httpPort: http?.port,
     async stop() {
+      await http?.close();
       hosts.stop();
       hostEvents.unsubscribe();
       supervisor.stop();
@@ -290,6 +331,24 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       await nc.drain().catch(() => undefined);
     },
   };
+}
+
+/**
+ * The HTTP(S) server: HTTPS with the API's certificate, unless gRPC runs
+ * plaintext or http.insecure says so; callers are authorized as on the API.
+ */
+async function startCoordinatorHttp(
+  config: CoordinatorConfig,
+  metrics: CoordinatorMetrics,
+  certificates: CertificateFiles | undefined,
+  auth: AuthenticationOptions,
+  log: Logger,
+): Promise<RunningHttpServer> {
+  const tls = config.http.insecure ? undefined : certificates;
+  if (!tls) log.warn({ listen: config.http.listen }, 'HTTP is PLAINTEXT (grpc.insecure or http.insecure): bearer tokens cross the network in the clear');
+  const http = await startHttpServer({ listen: config.http.listen, routes: coordinatorHttpRoutes(metrics.registry, auth), certificates: tls, log: log.child({ component: 'http' }) });
+  log.info({ listen: config.http.listen, port: http.port, scheme: tls ? 'https' : 'http' }, 'coordinator HTTP listening (/metrics, /healthz)');
+  return http;
 }
 
 /** How often the leader looks for abandoned image uploads, and how long an upload's chunks must have been quiet to count as one. */

@@ -21,3 +21,5 @@ export * from './freeze.js';
 export * from './stream-publisher.js';
 export * from './serial-drain.js';
 export * from './nats-auth.js';
+export * from './http-server.js';
+export * from './metrics.js';

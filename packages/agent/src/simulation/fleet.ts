@@ -85,5 +85,6 @@ export async function startSimulatedFleet(config: AgentConfig, log: Logger): Pro
     throw new Error(`simulated host ${failure.hostId} did not start: ${errorMessage(failure.err)}`, { cause: failure.err });
   }
   log.info({ hosts: hosts.length, first: configs[0]?.hostId, last: configs.at(-1)?.hostId, seconds: Math.round(performance.now() - startedAt) / 1000 }, 'simulated fleet started');
+  if (config.http.enabled) log.info({ listen: config.http.listen }, 'a simulated fleet serves no HTTP (metrics): http is ignored with simulate');
   return { hosts, stop: stopAll };
 }

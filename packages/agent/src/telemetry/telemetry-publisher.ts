@@ -9,6 +9,7 @@ import {
   type NatsConnection,
   type Telemetry,
   type TelemetryKind,
+  type WorkloadTelemetry,
 } from '@virtfleet/shared';
 import type { HostSource } from './host-sampler.js';
 import type { WorkloadSampler } from './workload-sampler.js';
@@ -30,6 +31,13 @@ export type TelemetryIdentity = Pick<
  * between (`WorkloadDeltaEncoder`); the `Virtfleet-Telemetry` header says
  * which.
  */
+/** The last message published, and the whole workload list it was made from (a delta carries only changes). */
+export interface PublishedTelemetry {
+  message: Telemetry;
+  kind: TelemetryKind;
+  workloads: readonly WorkloadTelemetry[];
+}
+
 /** A nudge waits this long, so the changes of one burst share a message. */
 const NUDGE_GATHER_MS = 50;
 
@@ -44,6 +52,7 @@ export class TelemetryPublisher {
   /** When the last tick began; nudges keep a quarter interval from it. */
   private lastTickAt = -Infinity;
   private readonly encoder: WorkloadDeltaEncoder;
+  private last: PublishedTelemetry | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -85,6 +94,11 @@ export class TelemetryPublisher {
     if (at < this.dueAt) this.schedule(at - now);
   }
 
+  /** The last message handed to NATS; undefined before the first. */
+  get lastPublished(): PublishedTelemetry | undefined {
+    return this.last;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -92,7 +106,7 @@ export class TelemetryPublisher {
   }
 
   /** The next message and its kind, or undefined while no workload observation has completed yet. Its workload part counts as sent: the encoder is reset when it is not. */
-  private async buildMessage(): Promise<{ message: Telemetry; kind: TelemetryKind } | undefined> {
+  private async buildMessage(): Promise<PublishedTelemetry | undefined> {
     const [host, snapshot, drivers] = await Promise.all([this.host.sample(), this.workloads.snapshot(Math.floor(this.intervalMs / 2)), this.capacity()]);
     if (!snapshot) return undefined;
     // The observation's start, not now: the coordinator ignores samples older than its last command.
@@ -110,7 +124,7 @@ export class TelemetryPublisher {
       host,
       ...part,
     };
-    return { message, kind };
+    return { message, kind, workloads: snapshot.workloads };
   }
 
   private schedule(delayMs: number): void {
@@ -151,6 +165,7 @@ export class TelemetryPublisher {
       const h = headers();
       h.set(TELEMETRY_KIND_HEADER, built.kind);
       this.nc.publish(telemetrySubject(this.identity.host_id), JSON.stringify(built.message), { headers: h });
+      this.last = built;
       this.afterPublish();
     } catch (err) {
       this.encoder.reset();

@@ -66,3 +66,13 @@ export const COORDINATOR_METHOD_ACCESS: Readonly<Record<string, MethodAccess>> =
   ListTokens: { role: 'admin', mutating: false, tenantScoped: false },
   RevokeToken: administer,
 };
+
+/**
+ * What each route of the coordinator's HTTP server takes, by `METHOD /path`,
+ * decided by the same rules as the gRPC methods (`authenticate`,
+ * `authorize`). A route missing here is refused to everyone unless it is
+ * open (health).
+ */
+export const HTTP_ROUTE_ACCESS: Readonly<Record<string, MethodAccess>> = {
+  'GET /metrics': readAll,
+};

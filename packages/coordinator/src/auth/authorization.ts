@@ -1,8 +1,8 @@
 import { ServerInterceptingCall, status, type Metadata, type ServerInterceptor } from '@grpc/grpc-js';
-import { callerIdentity, type Logger } from '@virtfleet/shared';
-import { allows, COORDINATOR_METHOD_ACCESS, type AccessRole } from './access.js';
+import { callerIdentity, type Identity, type Logger } from '@virtfleet/shared';
+import { allows, COORDINATOR_METHOD_ACCESS, type AccessRole, type MethodAccess } from './access.js';
 import { attachPrincipal, describePrincipal, PRINCIPAL_METADATA_KEY, type Principal } from './principal.js';
-import type { TokenRegistry } from './token-registry.js';
+import type { Authentication, TokenRegistry } from './token-registry.js';
 
 const SERVICE_PREFIX = '/virtfleet.v1.Coordinator/';
 
@@ -19,14 +19,50 @@ export interface AuditRecord {
   details: string;
 }
 
-export interface AuthorizationOptions {
-  tokens: TokenRegistry;
+/** How a caller is recognised, on the gRPC API and on the HTTP server alike. */
+export interface AuthenticationOptions {
+  tokens: Pick<TokenRegistry, 'authenticate'>;
   /** Operator certificate names that act with a role without a token (the first admin, say). */
   certificateRoles: Readonly<Record<string, { role: AccessRole; tenant?: string | undefined }>>;
   /** The role of a caller with neither token nor mapped certificate; undefined: such calls are refused. */
   anonymousRole?: AccessRole | undefined;
+}
+
+export interface AuthorizationOptions extends AuthenticationOptions {
   audit(record: AuditRecord): void;
   log: Logger;
+}
+
+/** What a caller presented: its `authorization` header (undefined: none) and its client certificate's identity. */
+export interface PresentedCredentials {
+  authorization: string | undefined;
+  certificate: Identity | undefined;
+}
+
+/**
+ * Who is calling: a bearer token decides, when there is an authorization
+ * header; else an operator certificate listed in `certificateRoles`; else
+ * `anonymousRole`. A refusal says why, for UNAUTHENTICATED (401).
+ */
+export function authenticate(presented: PresentedCredentials, options: AuthenticationOptions): Authentication {
+  if (presented.authorization !== undefined) {
+    const bearer = /^Bearer\s+(\S+)$/i.exec(presented.authorization)?.[1];
+    if (!bearer) return { refusal: 'the authorization header must be "Bearer <token>"' };
+    return options.tokens.authenticate(bearer);
+  }
+  const identity = presented.certificate;
+  const mapped = identity?.role === 'operator' ? options.certificateRoles[identity.name] : undefined;
+  if (identity && mapped) return { principal: { kind: 'certificate', id: identity.name, role: mapped.role, ...(mapped.tenant ? { tenant: mapped.tenant } : {}) } };
+  if (options.anonymousRole) return { principal: { kind: 'anonymous', id: '', role: options.anonymousRole } };
+  return { refusal: 'a bearer token is required (`virtfleet token create` makes one; the CLI sends VIRTFLEET_TOKEN, --token or the token in its config)' };
+}
+
+/** Why `principal` may not call `name` (a method, a route) that takes `access`, for PERMISSION_DENIED (403); undefined when it may. */
+export function authorize(principal: Principal, access: MethodAccess | undefined, name: string): string | undefined {
+  if (!access) return `${name} is not open to any caller`;
+  if (!allows(principal.role, access.role)) return `${describePrincipal(principal)} may not call ${name}: it takes the ${access.role} role`;
+  if (principal.tenant && !access.tenantScoped) return `${describePrincipal(principal)} may not call ${name}: it acts across tenants`;
+  return undefined;
 }
 
 const STATUS_NAMES = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
@@ -80,25 +116,15 @@ export function operatorAuthorization(options: AuthorizationOptions): ServerInte
       call.sendStatus(refusal);
     };
 
-    const authenticate = (metadata: Metadata): void => {
+    const check = (metadata: Metadata): void => {
       metadata.remove(PRINCIPAL_METADATA_KEY);
       const header = metadata.get('authorization')[0];
-      if (header !== undefined) {
-        const bearer = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
-        if (!bearer) return void (refusal = { code: status.UNAUTHENTICATED, details: 'the authorization header must be "Bearer <token>"' });
-        const result = options.tokens.authenticate(bearer);
-        if ('refusal' in result) return void (refusal = { code: status.UNAUTHENTICATED, details: result.refusal });
-        principal = result.principal;
-      } else {
-        const identity = callerIdentity(call);
-        const mapped = identity?.role === 'operator' ? options.certificateRoles[identity.name] : undefined;
-        if (identity && mapped) principal = { kind: 'certificate', id: identity.name, role: mapped.role, ...(mapped.tenant ? { tenant: mapped.tenant } : {}) };
-        else if (options.anonymousRole) principal = { kind: 'anonymous', id: '', role: options.anonymousRole };
-        else return void (refusal = { code: status.UNAUTHENTICATED, details: 'a bearer token is required (`virtfleet token create` makes one; the CLI sends VIRTFLEET_TOKEN, --token or the token in its config)' });
-      }
-      if (!access) refusal = { code: status.PERMISSION_DENIED, details: `${method} is not open to any caller` };
-      else if (!allows(principal.role, access.role)) refusal = { code: status.PERMISSION_DENIED, details: `${describePrincipal(principal)} may not call ${method}: it takes the ${access.role} role` };
-      else if (principal.tenant && !access.tenantScoped) refusal = { code: status.PERMISSION_DENIED, details: `${describePrincipal(principal)} may not call ${method}: it acts across tenants` };
+      // A binary header is present but no bearer token: refused as such.
+      const result = authenticate({ authorization: header === undefined ? undefined : typeof header === 'string' ? header : '', certificate: callerIdentity(call) }, options);
+      if ('refusal' in result) return void (refusal = { code: status.UNAUTHENTICATED, details: result.refusal });
+      principal = result.principal;
+      const denied = authorize(principal, access, method);
+      if (denied) refusal = { code: status.PERMISSION_DENIED, details: denied };
       else attachPrincipal(metadata, principal);
     };
 
@@ -106,7 +132,7 @@ export function operatorAuthorization(options: AuthorizationOptions): ServerInte
       start: (next) => {
         next({
           onReceiveMetadata: (metadata, nextMetadata) => {
-            authenticate(metadata);
+            check(metadata);
             // A refused call goes on (without a caller attached) only so that its first message arrives, to say what it
             // was about for the audit trail; that message is answered with the refusal and never reaches the handler.
             nextMetadata(metadata);

@@ -26,6 +26,8 @@ export class BackupService {
     private readonly agents: AgentClientPool,
     private readonly events: EventSink,
     private readonly log: Logger,
+    /** Hears how each backup and restore that got under way ended (metrics). */
+    private readonly onEnded: (operation: 'create' | 'restore', outcome: 'succeeded' | 'failed') => void = () => undefined,
   ) {}
 
   /**
@@ -45,6 +47,7 @@ export class BackupService {
     if (this.backingUp.has(w.id)) throw new FailedPreconditionError(`a backup of workload ${w.id} is under way`);
     this.backingUp.add(w.id);
     const abort = new AbortController();
+    let outcome: 'succeeded' | 'failed' = 'failed';
     try {
       const id = newBackupId();
       const take = () =>
@@ -56,8 +59,10 @@ export class BackupService {
       const manifest = options.memory ? await this.controller.whileBusy(w.id, take) : await take();
       this.events.emit(EVENT_TYPES.backupCreated, w.id, { id: manifest.id, workload_id: w.id, host_id: host.id, size_bytes: manifest.size_bytes, stored_bytes: manifest.stored_bytes });
       this.log.info({ workload: w.id, backup: manifest.id, size: manifest.size_bytes, stored: manifest.stored_bytes }, 'workload backed up');
+      outcome = 'succeeded';
       return manifest;
     } finally {
+      this.onEnded('create', outcome);
       abort.abort();
       this.backingUp.delete(w.id);
     }
@@ -107,8 +112,10 @@ export class BackupService {
       const done = this.controller.change(this.controller.get(w.id), { state: started.state as WorkloadState, driverRef: started.driver_ref || made.driver_ref, message: `restored from backup ${id}` });
       await done.stored;
       this.events.emit(EVENT_TYPES.backupRestored, w.id, { id, workload_id: w.id, from_workload_id: manifest.workload_id, host_id: host.id });
+      this.onEnded('restore', 'succeeded');
       return done.workload;
     } catch (err) {
+      this.onEnded('restore', 'failed');
       abort.abort();
       await agent.act('delete', `${id}.restore.${w.id}.discard`, w.id).catch((e: unknown) => this.log.warn({ workload: w.id, err: errorMessage(e) }, 'the copy of a failed restore was not removed yet'));
       await this.controller.change(this.controller.get(w.id), { state: 'failed', driverRef: '', message: `restoring backup ${id} failed: ${errorMessage(err)}` }).stored;

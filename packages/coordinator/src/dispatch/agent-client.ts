@@ -23,7 +23,7 @@ import {
   type WorkloadSpec,
 } from '@virtfleet/shared';
 import { once } from 'node:events';
-import type { ServiceError } from '@grpc/grpc-js';
+import type { Interceptor, ServiceError } from '@grpc/grpc-js';
 import { z } from 'zod';
 
 const LOG_STREAMS: readonly LogStream[] = ['stdout', 'stderr', 'console'];
@@ -42,6 +42,8 @@ export interface AgentClientOptions {
   certificates?: CertificateFiles | undefined;
   /** Commands (create, start, stop, ...) in flight to one host; more wait their turn and go out together. Reads are not limited. @default 16 */
   maxInFlightPerHost?: number;
+  /** Client interceptors of every agent call (metrics). @default [] */
+  interceptors?: Interceptor[];
 }
 
 /** One lifecycle command on its way to an agent. */
@@ -131,6 +133,7 @@ export class AgentClient {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_MESSAGE_BYTES,
       ...TLS_CHANNEL_OPTIONS,
+      ...(options.interceptors?.length ? { interceptors: options.interceptors } : {}),
     });
   }
 

@@ -102,6 +102,7 @@ export class EventLog implements EventSink {
   private ackedRotatedAt = Date.now();
   private readonly drainer = new SerialDrain(() => this.drain(), () => this.outbox.length > 0 && !this.closed);
   private closed = false;
+  private readonly storedListeners: ((event: CloudEvent) => void)[] = [];
 
   private readonly publisher: StreamPublisher;
 
@@ -153,6 +154,11 @@ export class EventLog implements EventSink {
     }
     this.outbox.push(...events);
     this.drainer.kick();
+  }
+
+  /** Calls `listener` with each event once the log has stored it; a repeat the log dropped is not passed on. */
+  onStored(listener: (event: CloudEvent) => void): void {
+    this.storedListeners.push(listener);
   }
 
   unsent(events: readonly CloudEvent[]): CloudEvent[] {
@@ -241,7 +247,10 @@ export class EventLog implements EventSink {
         // A repeat of a stored event (published again after a leader change) was dropped by the stream: its subscribers had it.
         if (result.status === 'fulfilled') {
           this.noteAcked(event.id);
-          if (!result.value.duplicate) this.publishPlain(event, stored[i]!, result.value.seq);
+          if (!result.value.duplicate) {
+            this.publishPlain(event, stored[i]!, result.value.seq);
+            for (const listener of this.storedListeners) listener(event);
+          }
         }
         else {
           failed.push(event);

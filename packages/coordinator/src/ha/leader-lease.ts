@@ -24,6 +24,8 @@ export interface LeaseEvents {
   onElected(term: number): void | Promise<void>;
   /** This coordinator no longer leads (lost the lease or could not renew it). */
   onDeposed(reason: string): void;
+  /** A renewal ended: ok, failed (the store did not answer; retried) or lost (another coordinator had taken the lease). */
+  onRenewal?(outcome: 'ok' | 'failed' | 'lost'): void;
 }
 
 export interface LeaseOptions {
@@ -143,9 +145,12 @@ export class LeaderLease {
       this.revision = await this.kv.update(LEADER_KEY, JSON.stringify(next), this.revision);
       this.renewedAt = sentAt;
       this.current = next;
+      this.events.onRenewal?.('ok');
     } catch (err) {
       // A failed compare-and-set means another coordinator took the lease.
-      if (String(err).includes('wrong last sequence')) this.depose('another coordinator took the lease');
+      const lost = String(err).includes('wrong last sequence');
+      this.events.onRenewal?.(lost ? 'lost' : 'failed');
+      if (lost) this.depose('another coordinator took the lease');
       else throw err;
     }
   }

@@ -84,6 +84,7 @@ export class WorkloadController {
   /** How long the last placement pass took, in ms. */
   private lastPassMs = 0;
   private timer: NodeJS.Timeout | undefined;
+  private decisionObserver: ((decision: DecisionRecord, fromQueue: boolean) => void) | undefined;
 
   constructor(
     private readonly store: StateStore,
@@ -431,7 +432,13 @@ export class WorkloadController {
     return this.scheduler.place({ workloadId: '(plan)', spec }, snapshots);
   }
 
-  private recordDecision(workloadId: string, decision: DecisionRecord): void {
+  /** Hears every placement decision kept for explain (metrics): `fromQueue` for the queue's, false for a migration target's. One observer. */
+  observeDecisions(observer: (decision: DecisionRecord, fromQueue: boolean) => void): void {
+    this.decisionObserver = observer;
+  }
+
+  private recordDecision(workloadId: string, decision: DecisionRecord, fromQueue: boolean): void {
+    this.decisionObserver?.(decision, fromQueue);
     // A waiting request is re-decided every pass; store it only when the verdict changes.
     if (this.decisions.get(workloadId)?.summary !== decision.summary) this.store.putDecision(workloadId, encodePlacementRecord(decision));
     this.decisions.delete(workloadId);
@@ -657,7 +664,7 @@ export class WorkloadController {
     const now = Date.now();
     const snapshots = buildSnapshots(this.hosts.list(), this.bookings).filter((s) => onlyHost === undefined || s.id === onlyHost);
     const record = this.scheduler.place({ workloadId: w.id, spec: w.spec, avoidHosts: [w.hostId] }, snapshots);
-    this.recordDecision(w.id, { ...record, queuePolicy: this.queue.policy, waitedMs: 0, decidedAt: new Date(now).toISOString() });
+    this.recordDecision(w.id, { ...record, queuePolicy: this.queue.policy, waitedMs: 0, decidedAt: new Date(now).toISOString() }, false);
     return record;
   }
 
@@ -697,7 +704,7 @@ export class WorkloadController {
     const now = Date.now();
     const result = this.queue.pass(this.scheduler, buildSnapshots(this.hosts.list(), this.bookings), now);
     for (const { entry, record } of result.waiting) {
-      this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
+      this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs }, true);
       const w = this.store.get(entry.workloadId);
       if (w && w.message !== record.summary) {
         this.update(this.get(w.id), { message: record.summary });
@@ -712,7 +719,7 @@ export class WorkloadController {
       }
     }
     for (const { entry, record } of result.placed) {
-      this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs });
+      this.recordDecision(entry.workloadId, { ...record, queuePolicy: this.queue.policy, waitedMs: now - entry.arrivalMs }, true);
       const w = this.store.get(entry.workloadId);
       if (!w || w.state !== 'pending' || record.hostId === undefined) continue;
       // placed, then the state change it causes
