@@ -76,6 +76,20 @@ describe('error table', () => {
     expect(back.reason).toBe('must be at least 6');
   });
 
+  // A trailer carries printable ASCII only; grpc-js threw on anything else, and the call was never answered.
+  it.each([
+    { name: 'a Cyrillic look-alike', field: 'spec.labels.\u0430pp', want: 'spec.labels.\\u{430}pp' },
+    { name: 'NUL and a newline', field: 'spec.env.A\0\n', want: 'spec.env.A\\u{0}\\u{a}' },
+    { name: 'an emoji', field: 'spec.labels.😀', want: 'spec.labels.\\u{1f600}' },
+    { name: 'a lone surrogate', field: 'x.\ud800', want: 'x.\\u{d800}' },
+    { name: 'spaces at its end', field: 'spec.env.  ', want: 'spec.env.\\u{20}\\u{20}' },
+    { name: 'printable ASCII, as it is', field: 'spec.env.A B=<&>', want: 'spec.env.A B=<&>' },
+  ])('sets the field trailer of an InvalidArgumentError naming $name in printable ASCII', ({ field, want }) => {
+    const wire = toServiceError(new InvalidArgumentError(field, 'bad'));
+    expect(wire.metadata?.get('virtfleet-field')).toEqual([want]);
+    expect(fromCommandFailure(toCommandFailure(new InvalidArgumentError(field, 'bad')))).toBeInstanceOf(InvalidArgumentError);
+  });
+
   it('turns unknown throws into INTERNAL', () => {
     expect(toServiceError(new Error('oops'))).toMatchObject({ code: status.INTERNAL, details: 'oops' });
     expect(toServiceError('text')).toMatchObject({ code: status.INTERNAL, details: 'text' });

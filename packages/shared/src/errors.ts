@@ -94,6 +94,30 @@ export class InternalError extends VirtfleetError {
   readonly code = status.INTERNAL;
 }
 
+/** Characters of a field path shown as they are: printable ASCII, all a gRPC trailer may carry. */
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/gu;
+
+/** Spaces at either end, which a trailer's value loses on the way. */
+const OUTER_SPACES = /^ +| +$/g;
+
+/**
+ * `text` in printable ASCII, each other character (and a space at either
+ * end) as a `\u{hex}` escape: a field path, which may hold a map key from the
+ * request, as a trailer carries it unchanged, with a look-alike letter
+ * (Cyrillic а for a) plain to see.
+ */
+export function printableAscii(text: string): string {
+  const escape = (ch: string) => `\\u{${ch.codePointAt(0)!.toString(16)}}`;
+  return text.replace(NOT_PRINTABLE_ASCII, escape).replace(OUTER_SPACES, (spaces) => [...spaces].map(escape).join(''));
+}
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
+
+/** A gRPC status code by name (NOT_FOUND), as logs, metrics, audit events and HTTP error bodies give it. */
+export function grpcStatusName(code: number): string {
+  return STATUS_NAMES[code] ?? String(code);
+}
+
 /** Trailer keys a virtfleet server sets on every error it returns. */
 export const ERROR_METADATA = { retryable: 'virtfleet-retryable', field: 'virtfleet-field', notLeader: 'virtfleet-not-leader' } as const;
 const retryableKey = ERROR_METADATA.retryable;
@@ -104,7 +128,8 @@ export function toServiceError(err: unknown): Partial<ServiceError> & { code: st
   const metadata = new Metadata();
   if (err instanceof VirtfleetError) {
     metadata.set(retryableKey, String(err.retryable));
-    if (err instanceof InvalidArgumentError) metadata.set(fieldKey, err.field);
+    // Metadata.set throws on anything but printable ASCII, and the call would then never be answered.
+    if (err instanceof InvalidArgumentError) metadata.set(fieldKey, printableAscii(err.field));
     if (err instanceof NotLeaderError) metadata.set(ERROR_METADATA.notLeader, 'true');
     return { code: err.code, details: err.message, metadata };
   }
@@ -173,7 +198,7 @@ export function toCommandFailure(err: unknown): CommandFailure {
 /** The error a batched command failed with, as `fromServiceError` would have made it of the same failure alone. */
 export function fromCommandFailure(failure: CommandFailure, context = ''): VirtfleetError {
   const metadata = new Metadata();
-  if (failure.field) metadata.set(fieldKey, failure.field);
+  if (failure.field) metadata.set(fieldKey, printableAscii(failure.field));
   const err = Object.assign(new Error(failure.message), { code: failure.code as status, details: failure.message, metadata }) as ServiceError;
   return fromServiceError(err, context);
 }

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { readDocument } from './config.js';
 import { InvalidArgumentError } from './errors.js';
-import { InvalidFieldsError } from './validation.js';
+import { fieldPathSegment, InvalidFieldsError } from './validation.js';
 
 /*
  * Fuzzing support shared by the config loaders' fuzz tests (issue 12,
@@ -78,7 +78,7 @@ export function mutate(base: Record<string, unknown>, op: 'set' | 'delete', path
 
 /** The changed field, a parent or child of it, or a sibling (a refinement over one section, such as failover's fractions). */
 export function related(field: string, mutated: Path): boolean {
-  const m = mutated.map((k) => (k === '' ? '""' : String(k)));
+  const m = mutated.map(fieldPathSegment);
   const path = m.join('.');
   const parent = m.slice(0, -1).join('.');
   return field === path || field.startsWith(`${path}.`) || path.startsWith(`${field}.`) || (parent !== '' && field.startsWith(`${parent}.`));

@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { status } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { hostPortSchema } from './config.js';
-import { UnauthenticatedError, VirtfleetError } from './errors.js';
+import { grpcStatusName, UnauthenticatedError, VirtfleetError } from './errors.js';
 import { identityOfPeer, type Identity } from './identity.js';
 import type { Logger } from './logger.js';
 import type { CertificateFiles, TlsMaterial } from './mtls.js';
@@ -85,7 +85,7 @@ export function clientCertificateGuard(tls: boolean): HttpGuard {
 }
 
 /** HTTP status for each gRPC code, as google.rpc.Code documents them; anything unmapped is 500. */
-const HTTP_STATUS: Partial<Record<status, number>> = {
+export const HTTP_STATUS_OF_GRPC: Readonly<Partial<Record<status, number>>> = {
   [status.OK]: 200,
   [status.CANCELLED]: 499,
   [status.INVALID_ARGUMENT]: 400,
@@ -102,11 +102,10 @@ const HTTP_STATUS: Partial<Record<status, number>> = {
   [status.DEADLINE_EXCEEDED]: 504,
 };
 
-const CODE_NAMES = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
 
 /** The HTTP status and JSON error body a thrown value becomes: a VirtfleetError by its gRPC code, anything else 500. */
 export function httpErrorOf(err: unknown): { status: number; body: { error: { code: string; message: string } } } {
-  if (err instanceof VirtfleetError) return { status: HTTP_STATUS[err.code] ?? 500, body: { error: { code: CODE_NAMES[err.code] ?? String(err.code), message: err.message } } };
+  if (err instanceof VirtfleetError) return { status: HTTP_STATUS_OF_GRPC[err.code] ?? 500, body: { error: { code: grpcStatusName(err.code), message: err.message } } };
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error' } } };
 }
 

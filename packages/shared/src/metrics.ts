@@ -1,4 +1,5 @@
 import { InterceptingCall, ServerInterceptingCall, status, type Interceptor, type ServerInterceptor } from '@grpc/grpc-js';
+import { grpcStatusName } from './errors.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { HttpGuard, HttpRoute } from './http-server.js';
@@ -24,7 +25,6 @@ export function metricsRoute(registry: Registry, guard: HttpGuard): HttpRoute {
 /** gRPC call durations: from 0.5 ms (a cached read) to 5 minutes (a stream or a long create). */
 const GRPC_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-const CODE_NAMES = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
 
 /** `/virtfleet.v1.Coordinator/SubmitWorkload` → service and method. */
 function splitPath(path: string): { service: string; method: string } {
@@ -56,7 +56,7 @@ class CallMetrics {
     const key = `${code}${path}`;
     let counter = this.counters.get(key);
     if (!counter) {
-      counter = this.handled.labels({ ...splitPath(path), code: CODE_NAMES[code] ?? String(code) });
+      counter = this.handled.labels({ ...splitPath(path), code: grpcStatusName(code) });
       this.counters.set(key, counter);
     }
     counter.inc();

@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { parseDocument } from './config.js';
 import { attempt, deepObject, type Outcome, pathsOf, rejection } from './fuzz.test-support.js';
 import { parseWorkloadSpec } from './spec.js';
-import { DNS_LABEL } from './validation.js';
+import { DNS_LABEL, fieldPathSegment } from './validation.js';
 import { MAX_YAML_DEPTH } from './yaml-depth.js';
 
 /*
@@ -150,7 +150,7 @@ const rejectionOf = (outcome: Outcome<unknown>) => rejection(outcome, { plainFie
  * command, env and the vm-only fields) and what `network` decides for ports.
  */
 function related(field: string, mutated: (string | number)[]): boolean {
-  const m = mutated.map((k) => (k === '' ? '""' : String(k)));
+  const m = mutated.map(fieldPathSegment);
   const path = m.join('.');
   const parent = m.slice(0, -1).join('.');
   if (field === path || field.startsWith(`${path}.`) || path.startsWith(`${field}.`)) return true; // the field, or a parent or child of it

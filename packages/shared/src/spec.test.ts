@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from './errors.js';
 import { loadCoordinatorProto } from './proto.js';
 import { parseDurationMs, parseWorkloadSpec } from './spec.js';
+import type { InvalidFieldsError } from './validation.js';
 
 const container = { name: 'web', kind: 'container', image: 'virtfleet-test/busybox:latest', vcpus: 0.5, memory_mib: 64 };
 const vm = { name: 'db', kind: 'vm', vcpus: 2, memory_mib: 1024, disk_gib: 10 };
@@ -148,6 +149,11 @@ describe('parseWorkloadSpec', () => {
     { name: 'an env name with =', input: { ...container, env: { 'A=B': '1' } }, field: 'spec.env.A=B', reason: /environment names/ },
     { name: 'NUL in a command argument', input: { ...container, command: ['a\0b'] }, field: 'spec.command.0', reason: /NUL/ },
     { name: 'a control character in a label', input: { ...container, labels: { a: 'x\ny' } }, field: 'spec.labels.a', reason: /control/ },
+    // A key from the request is shown in printable ASCII (it travels in a gRPC trailer), so a look-alike letter shows.
+    { name: 'a label key with a Cyrillic а', input: { ...container, labels: { '\u0430pp': 'web' } }, field: 'spec.labels.\\u{430}pp', reason: /label keys/ },
+    { name: 'an env name with a zero-width space', input: { ...container, env: { 'A\u200bB': '1' } }, field: 'spec.env.A\\u{200b}B', reason: /environment names/ },
+    { name: 'an env name of a space', input: { ...container, env: { ' ': '1' } }, field: 'spec.env.\\u{20}', reason: /environment names/ },
+    { name: 'a label key too long to show whole', input: { ...container, labels: { ['k'.repeat(100)]: 'v' } }, field: `spec.labels.${'k'.repeat(80)}...`, reason: /label keys/ },
     { name: 'an unknown field', input: { ...container, memroy: 64 }, field: 'spec.memroy', reason: /^unknown field$/ },
     { name: 'a missing field', input: { name: 'web', kind: 'vm', vcpus: 1 }, field: 'spec.memory_mib', reason: /^is required$/ },
     { name: 'priority above 100', input: { ...container, priority: 101 }, field: 'spec.priority', reason: /at most 100/ },
@@ -185,6 +191,23 @@ describe('parseWorkloadSpec', () => {
     const e = caught as InvalidArgumentError;
     expect(e.field).toBe(field);
     expect(e.reason).toMatch(reason);
+  });
+
+  // Found by the API fuzz: a message listing each of 30,000 bad keys ran to megabytes, and a gRPC status that size never reached the caller.
+  it.each([
+    { name: 'env', bad: (i: number) => [`${i} bad`, 'v'] },
+    { name: 'labels', bad: (i: number) => [`-${i}`, 'v'] },
+  ])('lists the problems of a $name map with 30,000 bad keys up to 4 KiB, then counts the rest', ({ name, bad }) => {
+    const input = { ...container, [name]: Object.fromEntries(Array.from({ length: 30_000 }, (_, i) => bad(i))) };
+    let error: InvalidFieldsError | undefined;
+    try {
+      parseWorkloadSpec(input);
+    } catch (err) {
+      error = err as InvalidFieldsError;
+    }
+    expect(error?.problems.length).toBe(30_000);
+    expect(error?.message).toMatch(new RegExp(`^spec\\.${name}\\.[^;]+; .*; and \\d+ more problems$`));
+    expect(error?.message.length).toBeLessThan(4096 + 200);
   });
 
   it('names the file when given a file prefix', () => {

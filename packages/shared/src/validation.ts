@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError, printableAscii } from './errors.js';
 
 /** RFC 1123 label: what workload names must be, so they are safe in XML, shell, paths and DNS. */
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -23,9 +23,17 @@ export interface FieldProblem {
 }
 
 /**
+ * The most characters of problems a message lists; the rest are counted. A
+ * gRPC status's message travels in a trailer, and one of megabytes (a map
+ * with a hundred thousand bad keys) never reached the caller.
+ */
+const MAX_LISTED_CHARS = 4096;
+
+/**
  * A request or file with one or more bad fields. The message lists every
  * problem, separated by "; ", after the file when there is one:
- * `web.yaml: vcpus: must be greater than 0; memory_mib: is required`.
+ * `web.yaml: vcpus: must be greater than 0; memory_mib: is required`, up to
+ * MAX_LISTED_CHARS, then how many more there are; `problems` holds them all.
  * `field` is the first problem's, so a caller that reads one field finds it.
  */
 export class InvalidFieldsError extends InvalidArgumentError {
@@ -36,7 +44,18 @@ export class InvalidFieldsError extends InvalidArgumentError {
     options?: { cause?: unknown },
   ) {
     const [first = { field: '', reason: 'invalid' }, ...rest] = problems;
-    super(source ? `${source}: ${first.field || '(document)'}` : first.field, [first.reason, ...rest.map((p) => `${p.field || '(document)'}: ${p.reason}`)].join('; '), options);
+    const listed = [first.reason];
+    let chars = first.reason.length;
+    for (const [i, p] of rest.entries()) {
+      const text = `${p.field || '(document)'}: ${p.reason}`;
+      chars += text.length + 2;
+      if (chars > MAX_LISTED_CHARS) {
+        listed.push(`and ${rest.length - i} more problem${rest.length - i === 1 ? '' : 's'}`);
+        break;
+      }
+      listed.push(text);
+    }
+    super(source ? `${source}: ${first.field || '(document)'}` : first.field, listed.join('; '), options);
   }
 }
 
@@ -48,8 +67,9 @@ export class InvalidFieldsError extends InvalidArgumentError {
 export function zodToInvalidArgument(error: z.ZodError, prefix = '', input?: { value: unknown }): InvalidFieldsError {
   const source = prefix.endsWith(':') ? prefix.slice(0, -1) : '';
   const parent = source ? '' : prefix;
-  // An empty key (a map's "" or an unknown "" field) is shown quoted, so the message still points at it.
-  const fieldName = (path: PropertyKey[]) => [...(parent ? [parent] : []), ...path.map((p) => (p === '' ? '""' : String(p)))].join('.');
+  // An empty key (a map's "" or an unknown "" field) is shown quoted, so the message still points at it;
+  // a key from the input is cut short and shown in printable ASCII, as the field travels in a gRPC trailer.
+  const fieldName = (path: PropertyKey[]) => [...(parent ? [parent] : []), ...path.map(fieldPathSegment)].join('.');
   const problems: FieldProblem[] = [];
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {
@@ -64,6 +84,16 @@ export function zodToInvalidArgument(error: z.ZodError, prefix = '', input?: { v
     }
   }
   return new InvalidFieldsError(problems, source, { cause: error });
+}
+
+/** Characters of a map key a field path shows, at most. */
+const MAX_KEY_SHOWN = 80;
+
+/** A key as a field path shows it: "" quoted, cut after MAX_KEY_SHOWN characters, in printable ASCII. */
+export function fieldPathSegment(key: PropertyKey): string {
+  if (key === '') return '""';
+  const text = String(key);
+  return printableAscii(text.length > MAX_KEY_SHOWN ? `${text.slice(0, MAX_KEY_SHOWN)}...` : text);
 }
 
 function valueAt(input: unknown, path: PropertyKey[]): unknown {

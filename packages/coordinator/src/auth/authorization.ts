@@ -1,5 +1,5 @@
 import { ServerInterceptingCall, status, type Metadata, type ServerInterceptor } from '@grpc/grpc-js';
-import { callerIdentity, type Identity, type Logger } from '@virtfleet/shared';
+import { callerIdentity, grpcStatusName, type Identity, type Logger } from '@virtfleet/shared';
 import { allows, COORDINATOR_METHOD_ACCESS, type AccessRole, type MethodAccess } from './access.js';
 import { attachPrincipal, describePrincipal, PRINCIPAL_METADATA_KEY, type Principal } from './principal.js';
 import type { Authentication, TokenRegistry } from './token-registry.js';
@@ -65,7 +65,6 @@ export function authorize(principal: Principal, access: MethodAccess | undefined
   return undefined;
 }
 
-const STATUS_NAMES = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
 
 /** The object a request names, read off its usual fields. */
 function objectOf(message: unknown): string {
@@ -106,12 +105,12 @@ export function operatorAuthorization(options: AuthorizationOptions): ServerInte
     const audit = (code: status, details: string) => {
       if (audited || !access?.mutating) return;
       audited = true;
-      options.audit({ principal, method, object: objectOf(firstMessage), requestId: requestIdOf(firstMessage), result: STATUS_NAMES[code] ?? String(code), details });
+      options.audit({ principal, method, object: objectOf(firstMessage), requestId: requestIdOf(firstMessage), result: grpcStatusName(code), details });
     };
     const refuse = () => {
       if (!refusal || refused) return;
       refused = true;
-      options.log.warn({ method, code: STATUS_NAMES[refusal.code], caller: principal ? describePrincipal(principal) : 'unauthenticated', reason: refusal.details }, 'API call refused');
+      options.log.warn({ method, code: grpcStatusName(refusal.code), caller: principal ? describePrincipal(principal) : 'unauthenticated', reason: refusal.details }, 'API call refused');
       audit(refusal.code, refusal.details);
       call.sendStatus(refusal);
     };

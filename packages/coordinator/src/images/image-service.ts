@@ -1,4 +1,4 @@
-import { clientStream, FailedPreconditionError, InvalidArgumentError, unary, type CatalogImage, type Logger, type pb } from '@virtfleet/shared';
+import { clientStream, FailedPreconditionError, IMAGE_NAME, IMAGE_NAME_RULE, InvalidArgumentError, unary, type CatalogImage, type Logger, type pb } from '@virtfleet/shared';
 import type { ImageCatalog } from './image-catalog.js';
 
 export type ImageHandlers = Pick<pb.CoordinatorHandlers, 'ImportImage' | 'ListImages' | 'DeleteImage'>;
@@ -31,6 +31,7 @@ export function imageHandlers(catalog: ImageCatalog, usersOf: ImageUsers, requir
     }),
     ListImages: unary<pb.ListImagesRequest__Output, pb.ListImagesResponse>(log, 'ListImages', async () => ({ images: (await catalog.list()).map(toProtoImage) })),
     DeleteImage: unary<pb.DeleteImageRequest__Output, pb.Image>(log, 'DeleteImage', async (req) => {
+      if (!IMAGE_NAME.test(req.name)) throw new InvalidArgumentError('name', IMAGE_NAME_RULE);
       requireLeader();
       const users = usersOf(req.name);
       if (users.length > 0 && !req.force) {
