@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MutualTlsFiles } from '@virtfleet/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeContainersOf } from '../support/cleanup.js';
+import { httpsRequest } from '../support/https.js';
 import { startCluster, waitForHostsUp, waitForState, type TestAgent, type TestCluster } from '../support/cluster.js';
 import { createTestPki } from '../support/pki.js';
 import { freePort, spawnProcess, type ManagedProcess } from '../support/processes.js';
@@ -17,28 +17,8 @@ const PROMETHEUS = '/usr/bin/prometheus';
 const simulated = (name: string) => ({ name, kind: 'container', image: 'sim:latest', vcpus: 0.1, memory_mib: 16, host_selector: { engine: 'fake' } });
 
 /** GET over HTTPS, trusting `ca`, presenting a client certificate when given, with headers. */
-function httpsGet(port: number, path: string, options: { ca: string; client?: MutualTlsFiles; headers?: Record<string, string> }): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        ca: readFileSync(options.ca),
-        ...(options.client ? { cert: readFileSync(options.client.cert), key: readFileSync(options.client.key) } : {}),
-        headers: options.headers ?? {},
-        agent: false,
-      },
-      (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
+const httpsGet = (port: number, path: string, options: { ca: string; client?: MutualTlsFiles; headers?: Record<string, string> }) =>
+  httpsRequest(port, path, options).then(({ status, body }) => ({ status, body }));
 
 interface Sample {
   metric: Record<string, string>;

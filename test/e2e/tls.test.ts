@@ -96,7 +96,7 @@ describe('mutual TLS on every gRPC link', () => {
     const callers = [
       { who: 'no client certificate', creds: rawCredentials(cluster.pki.ca), code: status.UNAUTHENTICATED, details: /client certificate issued by the cluster CA is required/ },
       { who: 'an operator certificate from another CA', creds: rawCredentials(cluster.pki.ca, mallory), code: status.UNAUTHENTICATED, details: /client certificate issued by the cluster CA is required/ },
-      { who: 'an agent certificate', creds: rawCredentials(cluster.pki.ca, agentCert), code: status.PERMISSION_DENIED, details: /^agent \S+ may not call \/virtfleet\.v1\.Coordinator\/SubmitWorkload: it takes a operator certificate$/ },
+      { who: 'an agent certificate', creds: rawCredentials(cluster.pki.ca, agentCert), code: status.PERMISSION_DENIED, details: /^agent \S+ may not call \/virtfleet\.v1\.Coordinator\/SubmitWorkload: it takes a operator or coordinator certificate$/ },
     ];
     for (const [i, c] of callers.entries()) {
       const err = await refusal(submit(address, c.creds, `tls-refused-${i}`));

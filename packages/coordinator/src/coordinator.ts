@@ -10,6 +10,8 @@ import {
   dialableAddress,
   errorMessage,
   EVENT_TYPES,
+  channelCredentials,
+  CLIENT_MAX_RECEIVE_MESSAGE_BYTES,
   grpcClientMetrics,
   grpcServerMetrics,
   loadCoordinatorProto,
@@ -18,6 +20,7 @@ import {
   serverCredentials,
   shutdownServer,
   startHttpServer,
+  TLS_CHANNEL_OPTIONS,
   watchNats,
   type CertificateFiles,
   type Logger,
@@ -58,6 +61,7 @@ import { HostForgetter } from './hosts/host-forgetter.js';
 import { MigrationLeftovers } from './workloads/migration-leftovers.js';
 import { hostHandlers } from './hosts/host-service.js';
 import { coordinatorHttpRoutes } from './http/http-routes.js';
+import { createRestGateway, type RestGateway } from './http/rest-gateway.js';
 import { CoordinatorMetrics } from './metrics/coordinator-metrics.js';
 
 const HOST_STATUS_EVENTS = { up: EVENT_TYPES.hostUp, down: EVENT_TYPES.hostDown, recovering: EVENT_TYPES.hostRecovering } as const;
@@ -214,13 +218,14 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const hostEvents = followHostEvents(nc, hosts, log);
 
   const tokens = await TokenRegistry.open(new KvTokenBackend(store.kv, (prefix) => store.keysUnder(prefix), log), log.child({ component: 'tokens' }));
-  // Only operator certificates reach the API, and then only with a token (or a listed certificate) whose role the method takes.
+  // Only operator and coordinator certificates reach the API (each coordinator's REST gateway calls its own API with
+  // its own certificate), and then only with a token (or a listed operator certificate) whose role the method takes.
   const server = new Server({
     'grpc.max_receive_message_length': config.grpc.maxMessageBytes,
     // Metrics first: the interceptors after it answer through it, so their refusals are counted too.
     interceptors: [
       ...(metrics ? [grpcServerMetrics(metrics.registry)] : []),
-      ...(certificates ? [peerAuthorization(['operator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : []),
+      ...(certificates ? [peerAuthorization(['operator', 'coordinator'], (method, code, reason) => log.warn({ method, code, reason }, 'gRPC call refused'))] : []),
       operatorAuthorization({
         tokens,
         certificateRoles: config.auth.certificateRoles,
@@ -256,7 +261,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   addReflectionService(server, protoDefinition(COORDINATOR_PROTO_FILE));
   const port = await bindServer(server, config.grpc.listen, serverCredentials(certificates));
   log.info({ listen: config.grpc.listen, port }, 'coordinator gRPC listening');
-  const http = metrics ? await startCoordinatorHttp(config, metrics, certificates, { tokens, certificateRoles: config.auth.certificateRoles, anonymousRole: config.auth.anonymousRole }, log) : undefined;
+  const gateway = metrics ? restGatewayTo(config, port, certificates, log) : undefined;
+  const http = metrics && gateway ? await startCoordinatorHttp(config, metrics, certificates, { tokens, certificateRoles: config.auth.certificateRoles, anonymousRole: config.auth.anonymousRole }, gateway.gateway, log) : undefined;
 
   const address = config.ha.advertise ?? dialableAddress(config.grpc.listen, port);
   // Following needs the store; while it does not answer, keep trying rather than serve stale reads for ever.
@@ -312,6 +318,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     httpPort: http?.port,
     async stop() {
       await http?.close();
+      gateway?.close();
       hosts.stop();
       hostEvents.unsubscribe();
       supervisor.stop();
@@ -342,13 +349,26 @@ async function startCoordinatorHttp(
   metrics: CoordinatorMetrics,
   certificates: CertificateFiles | undefined,
   auth: AuthenticationOptions,
+  gateway: RestGateway,
   log: Logger,
 ): Promise<RunningHttpServer> {
   const tls = config.http.insecure ? undefined : certificates;
   if (!tls) log.warn({ listen: config.http.listen }, 'HTTP is PLAINTEXT (grpc.insecure or http.insecure): bearer tokens cross the network in the clear');
-  const http = await startHttpServer({ listen: config.http.listen, routes: coordinatorHttpRoutes(metrics.registry, auth), certificates: tls, log: log.child({ component: 'http' }) });
-  log.info({ listen: config.http.listen, port: http.port, scheme: tls ? 'https' : 'http' }, 'coordinator HTTP listening (/metrics, /healthz)');
+  const http = await startHttpServer({ listen: config.http.listen, routes: coordinatorHttpRoutes(metrics.registry, auth), certificates: tls, fallback: (req, res) => gateway.handle(req, res), log: log.child({ component: 'http' }) });
+  log.info({ listen: config.http.listen, port: http.port, scheme: tls ? 'https' : 'http' }, 'coordinator HTTP listening (/metrics, /healthz, /openapi.json, /v1/)');
   return http;
+}
+
+/** The REST gateway, calling this coordinator's own API on its bound port, on loopback when it listens on every address. */
+function restGatewayTo(config: CoordinatorConfig, port: number, certificates: CertificateFiles | undefined, log: Logger): { gateway: RestGateway; close(): void } {
+  const host = config.grpc.listen.slice(0, config.grpc.listen.lastIndexOf(':'));
+  const address = `${host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${port}`;
+  const client = new (loadCoordinatorProto().Coordinator)(address, channelCredentials(certificates, { role: 'coordinator', name: config.id }), {
+    ...TLS_CHANNEL_OPTIONS,
+    'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_MESSAGE_BYTES,
+    'grpc.max_send_message_length': config.grpc.maxMessageBytes,
+  });
+  return { gateway: createRestGateway({ client, maxBodyBytes: config.grpc.maxMessageBytes, log: log.child({ component: 'rest' }) }), close: () => client.close() };
 }
 
 /** How often the leader looks for abandoned image uploads, and how long an upload's chunks must have been quiet to count as one. */

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Metadata, status, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { COORDINATOR_PROTO_FILE, ERROR_METADATA, PROTO_ROOT, type Logger } from '@virtfleet/shared';
+import { COORDINATOR_PROTO_FILE, ERROR_METADATA, grpcStatusName, HTTP_STATUS_OF_GRPC, PROTO_ROOT, type Logger } from '@virtfleet/shared';
 
 /**
  * The operator API over HTTP/JSON, one to one onto the gRPC service: every
@@ -35,28 +35,6 @@ const SERVICE = 'virtfleet.v1.Coordinator';
 export const REST_PREFIX = '/v1/';
 const KEEPALIVE_MS = 15_000;
 
-/** gRPC status → HTTP status, as Google's API design guide maps them. */
-export const HTTP_STATUS_OF: Readonly<Record<number, number>> = {
-  [status.OK]: 200,
-  [status.CANCELLED]: 499,
-  [status.UNKNOWN]: 500,
-  [status.INVALID_ARGUMENT]: 400,
-  [status.DEADLINE_EXCEEDED]: 504,
-  [status.NOT_FOUND]: 404,
-  [status.ALREADY_EXISTS]: 409,
-  [status.PERMISSION_DENIED]: 403,
-  [status.RESOURCE_EXHAUSTED]: 429,
-  [status.FAILED_PRECONDITION]: 400,
-  [status.ABORTED]: 409,
-  [status.OUT_OF_RANGE]: 400,
-  [status.UNIMPLEMENTED]: 501,
-  [status.INTERNAL]: 500,
-  [status.UNAVAILABLE]: 503,
-  [status.DATA_LOSS]: 500,
-  [status.UNAUTHENTICATED]: 401,
-};
-const CODE_NAMES = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
-
 /** What a failed call answers: `{ error: { code, message, field? } }`. */
 export class HttpError extends Error {
   constructor(
@@ -68,10 +46,10 @@ export class HttpError extends Error {
     super(message);
   }
   get httpStatus(): number {
-    return HTTP_STATUS_OF[this.grpcCode] ?? 500;
+    return HTTP_STATUS_OF_GRPC[this.grpcCode] ?? 500;
   }
   body(): object {
-    return { error: { code: CODE_NAMES[this.grpcCode] ?? String(this.grpcCode), message: this.message, ...(this.field ? { field: this.field } : {}) } };
+    return { error: { code: grpcStatusName(this.grpcCode), message: this.message, ...(this.field ? { field: this.field } : {}) } };
   }
 }
 
@@ -242,7 +220,10 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
     const lastEventId = req.headers['last-event-id'];
     if (typeof lastEventId === 'string' && route.request.fields.since_seq) {
       if (!/^\d{1,19}$/.test(lastEventId)) throw new HttpError(status.INVALID_ARGUMENT, 'must be the sequence of an event', 'Last-Event-ID');
+      // Resuming: what follows that event, whatever the first request asked to start from.
       message.since_seq = String(BigInt(lastEventId) + 1n);
+      delete message.from_start;
+      delete message.since_time;
     }
     const call = client[route.method]!(message, metadataOf(req)) as ClientReadableStream<Record<string, unknown>>;
     let started = false;
@@ -252,7 +233,11 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       res.write(': virtfleet\n\n');
     };
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
+    // A quiet stream still sends its headers in time: grpc-js sends none before the first message.
+    const keepAlive = setInterval(() => {
+      start();
+      res.write(': keep-alive\n\n');
+    }, KEEPALIVE_MS);
     call.on('metadata', start);
     call.on('data', (item: Record<string, unknown>) => {
       start();
