@@ -1,7 +1,7 @@
 import { InterceptingCall, ServerInterceptingCall, status, type Interceptor, type ServerInterceptor } from '@grpc/grpc-js';
-import { grpcStatusName } from './errors.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { grpcStatusName } from './errors.js';
 import type { HttpGuard, HttpRoute } from './http-server.js';
 
 /**
@@ -15,6 +15,23 @@ export function newMetricsRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   return registry;
+}
+
+/**
+ * A gauge with one series per measure (capacity, reserved, allocated, used,
+ * ...), read at scrape time from `read`; no series while it has nothing.
+ */
+export function measureGauge(registry: Registry, name: string, help: string, read: () => Record<string, number> | undefined): Gauge<'measure'> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: ['measure'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [measure, value] of Object.entries(read() ?? {})) this.set({ measure }, value);
+    },
+  });
 }
 
 /** `GET /metrics`: the registry in Prometheus text format, for whoever `guard` lets through. */

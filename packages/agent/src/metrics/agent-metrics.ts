@@ -1,4 +1,4 @@
-import { WORKLOAD_KINDS, WORKLOAD_STATES, newMetricsRegistry, type Telemetry, type TelemetryKind, type WorkloadTelemetry } from '@virtfleet/shared';
+import { WORKLOAD_KINDS, WORKLOAD_STATES, measureGauge, newMetricsRegistry, type Telemetry, type TelemetryKind, type WorkloadTelemetry } from '@virtfleet/shared';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { DriverStatus } from '../drivers/guarded-driver.js';
 
@@ -58,16 +58,9 @@ export class AgentMetrics {
       },
     });
     const hostGauge = (name: string, help: string, read: (t: Pick<Telemetry, 'capacity' | 'reserved' | 'host'>) => Record<string, number>) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: ['measure'],
-        registers,
-        collect() {
-          this.reset();
-          const last = state.lastPublished();
-          if (last) for (const [measure, value] of Object.entries(read(last.message))) this.set({ measure }, value);
-        },
+      measureGauge(registry, name, help, () => {
+        const last = state.lastPublished();
+        return last && read(last.message);
       });
     hostGauge('virtfleet_agent_host_vcpus', 'This host’s vCPUs: capacity, reserved (held back for the host) and used (CPUs busy).', (t) => ({
       capacity: t.capacity.vcpus,

@@ -1,4 +1,4 @@
-import { EVENT_TYPES, WORKLOAD_KINDS, WORKLOAD_STATES, newMetricsRegistry, type CloudEvent } from '@virtfleet/shared';
+import { EVENT_TYPES, WORKLOAD_KINDS, WORKLOAD_STATES, measureGauge, newMetricsRegistry, type CloudEvent } from '@virtfleet/shared';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Host, HostStatus } from '../hosts/host.js';
 import type { HostSnapshot, PlacementRecord, PlacementRequest, Scheduler } from '../scheduler/scheduler.js';
@@ -145,16 +145,7 @@ export class CoordinatorMetrics {
       }
       return sum;
     };
-    const capacityGauge = (name: string, help: string, pick: (t: ReturnType<typeof totals>) => Record<string, number>) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: ['measure'],
-        registers,
-        collect() {
-          for (const [measure, value] of Object.entries(pick(totals()))) this.set({ measure }, value);
-        },
-      });
+    const capacityGauge = (name: string, help: string, pick: (t: ReturnType<typeof totals>) => Record<string, number>) => measureGauge(registry, name, help, () => pick(totals()));
     capacityGauge('virtfleet_cluster_vcpus', capacityHelp('vCPUs (used: CPUs busy)'), (t) => t.vcpus);
     capacityGauge('virtfleet_cluster_memory_bytes', capacityHelp('Memory'), (t) => t.memory);
     capacityGauge('virtfleet_cluster_disk_bytes', capacityHelp('Disk (never overcommitted; no measured use)'), (t) => t.disk);
