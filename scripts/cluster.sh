@@ -192,6 +192,7 @@ cluster_start() {
   cat <<EOF
 
 virtfleet is running on this machine.
+  web dashboard               https://$COORDINATOR_HTTP/   (sign in with the token in $CLI_CONFIG; the browser will not know the cluster CA: $PKI_DIR/ca.crt)
   operator API (coordinator)  $API_ADDR
   NATS with JetStream         nats://127.0.0.1:$NATS_PORT   (store: $VIRTFLEET_STATE_DIR/nats)
   agent gRPC                  $AGENT_ADDR   (state: $VIRTFLEET_STATE_DIR/agent)

@@ -17,7 +17,7 @@ VIRTFLEET_CLI="$VIRTFLEET_ROOT/packages/cli/bin/virtfleet.cjs"
 VIRTFLEET_APT_PACKAGES=(
   nats-server docker.io libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   libvirt-dev qemu-system-x86 qemu-utils busybox-static iproute2 openssl e2fsprogs xz-utils genisoimage dnsmasq-base iptables
-  prometheus
+  prometheus chromium
 )
 
 step() { printf '==> %s\n' "$*"; }

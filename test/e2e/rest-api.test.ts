@@ -95,6 +95,13 @@ describe('REST/JSON API', () => {
     expect(Object.keys(doc.paths['/v1/WatchEvents']!)).toEqual(['get']);
   });
 
+  it('answers a stream that fails before its first message with its JSON error, and stays up', async () => {
+    // The fake driver keeps no logs. The gateway used to write the SSE headers again at the stream's end, which killed the coordinator.
+    const r = await httpsRequest(cluster.coordinatorHttpPort, '/v1/WorkloadLogs?id=rest-web', { ca: cluster.pki.ca, headers: { authorization: `Bearer ${viewer}` } });
+    expect([r.status, (JSON.parse(r.body) as { error?: { code: string } }).error?.code], r.body).toEqual([501, 'UNIMPLEMENTED']);
+    expect((await call('ListWorkloads', {}, viewer)).status, 'the coordinator still answers').toBe(200);
+  });
+
   it('streams events as Server-Sent Events, resumable from Last-Event-ID', async () => {
     const path = '/v1/WatchEvents?from_start=true&follow=true&type_prefix=io.virtfleet.workload';
     const first = await httpsStream(cluster.coordinatorHttpPort, path, { ca: cluster.pki.ca, headers: { authorization: `Bearer ${viewer}` } });

@@ -60,6 +60,7 @@ import { HostDrainer } from './hosts/host-drainer.js';
 import { HostForgetter } from './hosts/host-forgetter.js';
 import { MigrationLeftovers } from './workloads/migration-leftovers.js';
 import { hostHandlers } from './hosts/host-service.js';
+import { dashboardDistDir, serveDashboard } from './http/dashboard-static.js';
 import { coordinatorHttpRoutes } from './http/http-routes.js';
 import { createRestGateway, type RestGateway } from './http/rest-gateway.js';
 import { CoordinatorMetrics } from './metrics/coordinator-metrics.js';
@@ -354,8 +355,16 @@ async function startCoordinatorHttp(
 ): Promise<RunningHttpServer> {
   const tls = config.http.insecure ? undefined : certificates;
   if (!tls) log.warn({ listen: config.http.listen }, 'HTTP is PLAINTEXT (grpc.insecure or http.insecure): bearer tokens cross the network in the clear');
-  const http = await startHttpServer({ listen: config.http.listen, routes: coordinatorHttpRoutes(metrics.registry, auth), certificates: tls, fallback: (req, res) => gateway.handle(req, res), log: log.child({ component: 'http' }) });
-  log.info({ listen: config.http.listen, port: http.port, scheme: tls ? 'https' : 'http' }, 'coordinator HTTP listening (/metrics, /healthz, /openapi.json, /v1/)');
+  // The dashboard's files are open (they hold no data); what it shows comes from the API under /v1/.
+  const dashboard = dashboardDistDir();
+  const http = await startHttpServer({
+    listen: config.http.listen,
+    routes: coordinatorHttpRoutes(metrics.registry, auth),
+    certificates: tls,
+    fallback: async (req, res) => (await gateway.handle(req, res)) || serveDashboard(dashboard, req, res),
+    log: log.child({ component: 'http' }),
+  });
+  log.info({ listen: config.http.listen, port: http.port, scheme: tls ? 'https' : 'http', dashboard: dashboard ?? 'not installed' }, 'coordinator HTTP listening (/ the dashboard, /metrics, /healthz, /openapi.json, /v1/)');
   return http;
 }
 

@@ -75,4 +75,5 @@ export const COORDINATOR_METHOD_ACCESS: Readonly<Record<string, MethodAccess>> =
  */
 export const HTTP_ROUTE_ACCESS: Readonly<Record<string, MethodAccess>> = {
   'GET /metrics': readAll,
+  'GET /v1/whoami': read,
 };

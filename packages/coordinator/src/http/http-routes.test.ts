@@ -42,6 +42,23 @@ describe('the coordinator’s HTTP routes', () => {
   });
 });
 
+describe('GET /v1/whoami', () => {
+  const registry = new Registry();
+  it.each([
+    { name: 'a viewer token', authorization: 'Bearer vft_viewer', status: 200, body: { kind: 'token', id: 't-viewer', role: 'viewer', tenant: '' } },
+    { name: 'an admin token', authorization: 'Bearer vft_admin', status: 200, body: { kind: 'token', id: 't-admin', role: 'admin', tenant: '' } },
+    { name: 'a tenant’s operator token', authorization: 'Bearer vft_operator_blue', status: 200, body: { kind: 'token', id: 't-operator', role: 'operator', tenant: 'blue' } },
+    { name: 'an operator certificate listed in certificateRoles', peer: operator('prometheus'), status: 200, body: { kind: 'certificate', id: 'prometheus', role: 'viewer', tenant: '' } },
+    { name: 'nothing, with auth.anonymousRole viewer', anonymousRole: 'viewer' as const, status: 200, body: { kind: 'anonymous', id: '', role: 'viewer', tenant: '' } },
+    { name: 'nothing presented', status: 401, body: { error: { code: 'UNAUTHENTICATED', message: expect.stringMatching(/a bearer token is required/) as unknown } } },
+    { name: 'a token the cluster did not issue', authorization: 'Bearer vft_nobody', status: 401, body: { error: { code: 'UNAUTHENTICATED', message: expect.stringMatching(/not one this cluster issued/) as unknown } } },
+  ])('$name → $status', async ({ authorization, peer, anonymousRole, status, body }) => {
+    const router = new HttpRouter(coordinatorHttpRoutes(registry, { tokens, certificateRoles: { prometheus: { role: 'viewer' } }, ...(anonymousRole ? { anonymousRole } : {}) }));
+    const response = await router.handle({ method: 'GET', path: '/v1/whoami', query: new URLSearchParams(), headers: authorization ? { authorization } : {}, peer });
+    expect([response.status, response.body]).toEqual([status, body]);
+  });
+});
+
 describe('authorize', () => {
   const viewer: Principal = { kind: 'token', id: 't1', role: 'viewer' };
   it.each([

@@ -19,7 +19,26 @@ export function operatorGuard(route: string, auth: AuthenticationOptions): HttpG
   };
 }
 
-/** The coordinator's HTTP routes: `/metrics` (viewer, cluster-wide) and `/healthz` (open). */
+/**
+ * `GET /v1/whoami`: who the caller is to this coordinator, `{kind, id, role,
+ * tenant}` (tenant '' when it acts across tenants), established as every
+ * call's caller is; for the dashboard to offer only what the role may do.
+ */
+function whoamiRoute(auth: AuthenticationOptions): HttpRoute {
+  return {
+    method: 'GET',
+    path: '/v1/whoami',
+    guard: operatorGuard('GET /v1/whoami', auth),
+    handler: (request) => {
+      const result = authenticate({ authorization: request.headers.authorization, certificate: request.peer }, auth);
+      if ('refusal' in result) throw new UnauthenticatedError(result.refusal);
+      const { kind, id, role, tenant } = result.principal;
+      return { body: { kind, id, role, tenant: tenant ?? '' } };
+    },
+  };
+}
+
+/** The coordinator's HTTP routes: `/metrics` (viewer, cluster-wide), `/healthz` (open) and `/v1/whoami` (any caller). */
 export function coordinatorHttpRoutes(registry: Registry, auth: AuthenticationOptions): HttpRoute[] {
-  return [metricsRoute(registry, operatorGuard('GET /metrics', auth)), { method: 'GET', path: '/healthz', guard: openRoute, handler: () => ({ body: 'ok\n' }) }];
+  return [metricsRoute(registry, operatorGuard('GET /metrics', auth)), { method: 'GET', path: '/healthz', guard: openRoute, handler: () => ({ body: 'ok\n' }) }, whoamiRoute(auth)];
 }

@@ -249,11 +249,15 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
       clearInterval(keepAlive);
       if (err.code === status.CANCELLED) return;
       const failure = fromServiceError(err);
-      if (!started) return sendJson(res, failure.httpStatus, failure.body(), failure.headers);
+      if (!started) {
+        started = true;
+        return sendJson(res, failure.httpStatus, failure.body(), failure.headers);
+      }
       res.end(`event: error\ndata: ${JSON.stringify(failure.body())}\n\n`);
     });
     call.on('end', () => {
       clearInterval(keepAlive);
+      if (res.writableEnded) return;
       start();
       res.end();
     });
