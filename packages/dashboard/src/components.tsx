@@ -119,6 +119,17 @@ export function Badge({ value, title }: { value: string; title?: string }) {
   );
 }
 
+/** The one row of a table with nothing to show, across all its columns. */
+export function EmptyRow({ columns, children }: { columns?: number; children: ComponentChildren }) {
+  return (
+    <tr>
+      <td colSpan={columns} class="empty">
+        {children}
+      </td>
+    </tr>
+  );
+}
+
 export function ErrorBox({ error }: { error: unknown }) {
   if (!error) return null;
   return <div class="error">{describeError(error)}</div>;

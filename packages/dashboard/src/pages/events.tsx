@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { Badge, Section } from '../components.js';
+import { Badge, EmptyRow, Section } from '../components.js';
 import { eventSummary, shortType } from '../format.js';
 import { useFeed } from '../hooks.js';
 
@@ -52,11 +52,7 @@ export function Events() {
               </tr>
             ))}
             {shown.length === 0 ? (
-              <tr>
-                <td colSpan={5} class="empty">
-                  no events{filter ? ' match' : ' in the last hour yet'}
-                </td>
-              </tr>
+              <EmptyRow columns={5}>no events{filter ? ' match' : ' in the last hour yet'}</EmptyRow>
             ) : null}
           </tbody>
         </table>

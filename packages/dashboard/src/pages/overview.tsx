@@ -1,5 +1,5 @@
 import { call } from '../api.js';
-import { Badge, Bar, ErrorBox, Section, UsageChart } from '../components.js';
+import { Badge, Bar, EmptyRow, ErrorBox, Section, UsageChart } from '../components.js';
 import { mib, round } from '../format.js';
 import { usePoll } from '../hooks.js';
 import { usageOf, usageVersion, useHosts } from '../hosts-data.js';
@@ -104,11 +104,7 @@ export function Overview() {
               </tr>
             ))}
             {list.length === 0 && !hosts.error ? (
-              <tr>
-                <td colSpan={7} class="empty">
-                  {hosts.data ? 'no hosts have reported' : 'loading…'}
-                </td>
-              </tr>
+              <EmptyRow columns={7}>{hosts.data ? 'no hosts have reported' : 'loading…'}</EmptyRow>
             ) : null}
           </tbody>
         </table>

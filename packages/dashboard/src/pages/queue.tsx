@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { call, requestId } from '../api.js';
-import { ActionButton, ErrorBox, Section, useAllowed } from '../components.js';
+import { ActionButton, EmptyRow, ErrorBox, Section, useAllowed } from '../components.js';
 import { round } from '../format.js';
 import { usePoll } from '../hooks.js';
 import type { QueueState } from '../types.js';
@@ -79,12 +79,8 @@ export function Queue() {
                   </tr>
                 ))}
                 {q.entries.length === 0 ? (
-                  <tr>
-                    <td colSpan={8} class="empty">
-                      nothing is waiting
-                    </td>
-                  </tr>
-                ) : null}
+              <EmptyRow columns={8}>nothing is waiting</EmptyRow>
+            ) : null}
               </tbody>
             </table>
           </>

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, call, stream } from '../api.js';
-import { Badge, ErrorBox, Section } from '../components.js';
+import { Badge, EmptyRow, ErrorBox, Section } from '../components.js';
 import { ago, eventSummary, round, shortType } from '../format.js';
 import { useFeed, usePoll } from '../hooks.js';
 import type { PlacementDecision, Workload } from '../types.js';
@@ -192,9 +192,7 @@ export function WorkloadDetail({ id }: { id: string }) {
                     </tr>
                   ))}
                   {mine.length === 0 ? (
-                    <tr>
-                      <td class="empty">no events for this workload in the last hour</td>
-                    </tr>
+                    <EmptyRow>no events for this workload in the last hour</EmptyRow>
                   ) : null}
                 </tbody>
               </table>

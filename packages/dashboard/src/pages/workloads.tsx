@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { parse as parseYaml } from 'yaml';
 import { call, requestId } from '../api.js';
-import { ActionButton, Badge, describeError, ErrorBox, Section, toast, useAllowed } from '../components.js';
+import { ActionButton, Badge, describeError, EmptyRow, ErrorBox, Section, toast, useAllowed } from '../components.js';
 import { ago, mib, round } from '../format.js';
 import { usePoll } from '../hooks.js';
 import type { Workload } from '../types.js';
@@ -134,11 +134,7 @@ export function Workloads() {
               </tr>
             ))}
             {shown.length === 0 ? (
-              <tr>
-                <td colSpan={8} class="empty">
-                  {workloads.data ? 'no workloads match' : 'loading…'}
-                </td>
-              </tr>
+              <EmptyRow columns={8}>{workloads.data ? 'no workloads match' : 'loading…'}</EmptyRow>
             ) : null}
           </tbody>
         </table>
